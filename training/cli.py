@@ -1,0 +1,185 @@
+"""The ``bonemet`` command line: thin commands over library functions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="bonemet",
+    help="Bone metastasis risk: validate cohorts, simulate, train, register, predict, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_MODEL_URI = "models:/bone-metastasis-risk@champion"
+PatientsOpt = Annotated[Path, typer.Option("--patients", help="patients table (CSV or Parquet)")]
+MeasurementsOpt = Annotated[
+    Path | None, typer.Option("--measurements", help="oc_measurements table (CSV or Parquet)")
+]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _load(patients: Path, measurements: Path | None):
+    from features.contract import ContractError, load_cohort
+
+    try:
+        return load_cohort(patients, measurements)
+    except ContractError as err:
+        _fail(str(err))
+
+
+def _settings():
+    from training.config import Settings
+
+    return Settings.from_env()
+
+
+@app.command()
+def validate(patients: PatientsOpt, measurements: MeasurementsOpt = None) -> None:
+    """Check a cohort against data contract v1; list every violation, exit 2 if any."""
+    cohort = _load(patients, measurements)
+    n_meas = 0 if cohort.measurements is None else len(cohort.measurements)
+    kind = "training/evaluation" if cohort.has_outcome else "scoring"
+    typer.echo(
+        f"valid: {len(cohort.patients)} patients, {n_meas} measurements ({kind} cohort, "
+        "contract v1)"
+    )
+
+
+@app.command()
+def simulate(
+    n_patients: Annotated[int, typer.Option("--n-patients", min=10, help="number of patients")],
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 42,
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("data/demo"),
+) -> None:
+    """Write a synthetic cohort (patients.csv, oc_measurements.csv) and its truth file."""
+    from features.simulate import simulate_cohort, write_cohort
+
+    paths = write_cohort(simulate_cohort(n_patients, seed), out)
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+
+
+@app.command()
+def train(
+    patients: PatientsOpt,
+    measurements: MeasurementsOpt = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML training config")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="overrides the config seed")] = None,
+    families: Annotated[
+        str | None, typer.Option("--families", help="comma-separated model families")
+    ] = None,
+) -> None:
+    """Train every family, log to MLflow, register versions, set the challenger alias."""
+    from training.config import ConfigError, load_config
+    from training.train import TrainingDataError, summary_json
+    from training.train import train as run_train
+
+    cohort = _load(patients, measurements)
+    try:
+        cfg = load_config(config, experiment=experiment, seed=seed, families=families)
+        result = run_train(cohort, cfg, _settings(), source=str(Path(patients).resolve()))
+    except (ConfigError, TrainingDataError) as err:
+        _fail(f"cannot train: {err}")
+    typer.echo(summary_json(result))
+
+
+@app.command()
+def promote(
+    version: Annotated[str | None, typer.Option("--version", help="version to promote")] = None,
+) -> None:
+    """Move the champion alias (default: to the current challenger)."""
+    from training import registry, tracking
+
+    tracking.configure(_settings())
+    try:
+        done = registry.promote(version)
+    except registry.RegistryError as err:
+        _fail(f"cannot promote: {err}")
+    typer.echo(
+        f"champion: version {done.version} (was {done.previous or 'none'}) of "
+        "bone-metastasis-risk"
+    )
+
+
+@app.command()
+def predict(
+    patients: PatientsOpt,
+    out: Annotated[Path, typer.Option("--out", help="output CSV")],
+    measurements: MeasurementsOpt = None,
+    model_uri: Annotated[str, typer.Option("--model-uri", help="MLflow model URI")] = (
+        DEFAULT_MODEL_URI
+    ),
+) -> None:
+    """Score a cohort with a registered model and write one row per patient."""
+    from training import tracking
+    from training.predict import ScoringError, score_cohort
+
+    cohort = _load(patients, measurements)
+    tracking.configure(_settings())
+    try:
+        frame = score_cohort(cohort, model_uri)
+    except ScoringError as err:
+        _fail(f"cannot predict: {err}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    typer.echo(f"wrote {len(frame)} predictions to {out}")
+
+
+@app.command()
+def serve(
+    model_uri: Annotated[str, typer.Option("--model-uri", help="MLflow model URI")] = (
+        DEFAULT_MODEL_URI
+    ),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 3000,
+    host: Annotated[str, typer.Option("--host", help="address to bind")] = "127.0.0.1",
+) -> None:
+    """Serve a registered model with BentoML (POST /predict, /healthz, /readyz)."""
+    from training import tracking
+    from training.bento import BentoImportError, import_for_serving
+
+    settings = _settings()
+    tracking.configure(settings)
+    try:
+        info = import_for_serving(model_uri, settings)
+    except BentoImportError as err:
+        _fail(f"cannot serve: {err}")
+    env = dict(os.environ)
+    env.update(info.environment())
+    typer.echo(
+        f"serving {info.resolved.name} version {info.resolved.version} "
+        f"({model_uri}) at http://{host}:{port}/predict",
+        err=True,
+    )
+    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:BoneMetastasisService",
+           "--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+@app.command("ui-command")
+def ui_command() -> None:
+    """Print the command that opens the MLflow UI on this project's store."""
+    from training.tracking import mlflow_ui_command
+
+    typer.echo(mlflow_ui_command(_settings()))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

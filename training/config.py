@@ -1,0 +1,155 @@
+"""One typed configuration for training, read from YAML with environment overrides.
+
+Nothing here runs at import time: callers build a :class:`TrainConfig` (``load_config``) and a
+:class:`Settings` (``Settings.from_env``) and pass them explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODEL_NAME = "bone-metastasis-risk"
+DEFAULT_HORIZONS_MONTHS: tuple[int, ...] = (12, 24, 36, 60)
+FAMILIES = ("cox_ridge", "cox_elasticnet", "logistic_ipcw")
+#: Higher is better for the selection metric (test-split Uno's C-index for bone metastasis).
+SELECTION_METRIC = "test_uno_c"
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used, named with the reason."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run; logged with it.
+
+    Parameters
+    ----------
+    experiment : str
+        MLflow experiment name.
+    seed : int
+        Seed of the split and of every stochastic estimator.
+    test_size : float
+        Share of patients held out for the test split (stratified by outcome).
+    families : tuple of str
+        Candidate model families, each registered as a version.
+    horizons_months : tuple of int
+        Horizons at which probabilities are reported and stored with the model.
+    cox_alpha : float
+        Ridge penalty of the cause-specific Cox models.
+    coxnet_alpha, coxnet_l1_ratio : float
+        Penalty and mixing of the elastic-net Cox models.
+    logistic_c : float
+        Inverse L2 penalty of the IPCW logistic regressions.
+    include_marker : bool
+        False trains the clinical-only feature set.
+    selection_metric : str
+        Metric (higher is better) that picks the ``challenger`` among this run's candidates.
+    """
+
+    experiment: str = "bone-metastasis"
+    seed: int = 42
+    test_size: float = 0.25
+    families: tuple[str, ...] = ("cox_ridge", "logistic_ipcw")
+    horizons_months: tuple[int, ...] = DEFAULT_HORIZONS_MONTHS
+    cox_alpha: float = 1.0
+    coxnet_alpha: float = 0.01
+    coxnet_l1_ratio: float = 0.5
+    logistic_c: float = 1.0
+    include_marker: bool = True
+    selection_metric: str = SELECTION_METRIC
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if unknown or not self.families:
+            raise ConfigError(
+                f"families must be a non-empty subset of {', '.join(FAMILIES)}; got "
+                f"{', '.join(self.families) or 'none'}"
+            )
+        if not 0.05 <= self.test_size <= 0.5:
+            raise ConfigError(f"test_size must be between 0.05 and 0.5, got {self.test_size}")
+        if not self.horizons_months or any(not 1 <= h <= 120 for h in self.horizons_months):
+            raise ConfigError("horizons_months must be 1-120 months each")
+        if 24 not in self.horizons_months:
+            raise ConfigError("horizons_months must include 24 (the classifiers' risk score)")
+        for name in ("cox_alpha", "coxnet_alpha", "logistic_c"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.coxnet_l1_ratio <= 1:
+            raise ConfigError(f"coxnet_l1_ratio must be in (0, 1], got {self.coxnet_l1_ratio}")
+
+    def to_params(self) -> dict[str, Any]:
+        """Flat parameters for MLflow."""
+        out = asdict(self)
+        out["families"] = ",".join(self.families)
+        out["horizons_months"] = ",".join(str(h) for h in self.horizons_months)
+        return out
+
+
+def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
+    """Read a :class:`TrainConfig` from YAML, then apply ``BONEMET_<FIELD>`` and keyword overrides.
+
+    Keyword overrides (the command line) win over the environment, which wins over the file.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping of field: value")
+        values.update(loaded)
+    known = {f.name: f for f in fields(TrainConfig)}
+    for name in known:
+        env = os.environ.get(f"BONEMET_{name.upper()}")
+        if env is not None:
+            values[name] = yaml.safe_load(env)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+    for name in ("families", "horizons_months"):
+        if name in values and isinstance(values[name], str):
+            values[name] = [v.strip() for v in values[name].split(",") if v.strip()]
+        if name in values:
+            values[name] = tuple(values[name])
+    if "horizons_months" in values:
+        values["horizons_months"] = tuple(int(h) for h in values["horizons_months"])
+    try:
+        return replace(TrainConfig(), **values)
+    except TypeError as err:
+        raise ConfigError(str(err)) from err
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the MLflow store lives.
+
+    The default is an SQLite file ``<data_dir>/mlflow.db`` with artifacts in
+    ``<data_dir>/mlartifacts``; ``data_dir`` is ``$BONEMET_DATA_DIR`` or ``./data``.
+    ``$MLFLOW_TRACKING_URI`` overrides the tracking (and registry) store.
+    """
+
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    tracking_uri_override: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(os.environ.get("BONEMET_DATA_DIR", "data")).resolve()
+        return cls(data_dir=data_dir, tracking_uri_override=os.environ.get("MLFLOW_TRACKING_URI"))
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.tracking_uri_override:
+            return self.tracking_uri_override
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.data_dir / "mlartifacts").resolve()

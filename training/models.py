@@ -1,0 +1,314 @@
+"""Model families that predict the cumulative incidence of bone metastasis, death competing.
+
+Targets are structured arrays with fields ``cause`` (0 censored, 1 bone metastasis, 2 death
+without bone metastasis) and ``time`` (days); see :func:`make_target`. Both families expose
+
+- ``predict(X)``: a risk score, higher meaning bone metastasis sooner;
+- ``predict_cumulative_incidence(X, times_days)``: an ``(n, len(times))`` array of the
+  cumulative incidence of bone metastasis by each time, non-decreasing in time, in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
+
+CENSORED, BONE_METASTASIS, DEATH = 0, 1, 2
+CAUSE_CODES = {"censored": CENSORED, "bone_metastasis": BONE_METASTASIS, "death": DEATH}
+DAYS_PER_MONTH = 365.25 / 12
+
+__all__ = [
+    "make_target",
+    "CauseSpecificCox",
+    "IPCWHorizonClassifier",
+    "censoring_survival",
+    "DAYS_PER_MONTH",
+]
+
+
+def make_target(event: Sequence[str], time_days: Sequence[float]) -> np.ndarray:
+    """Competing-risks target as a structured array.
+
+    Parameters
+    ----------
+    event : sequence of str
+        Contract ``event`` values: ``bone_metastasis``, ``death`` or ``censored``.
+    time_days : sequence of float
+        Contract ``time_days`` values (> 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        Structured array with fields ``cause`` (int8) and ``time`` (float64).
+    """
+    event = np.asarray(event, dtype=object)
+    time_days = np.asarray(time_days, dtype=float)
+    if event.shape != time_days.shape:
+        raise ValueError("event and time_days must have the same length")
+    unknown = sorted({str(e) for e in event} - set(CAUSE_CODES))
+    if unknown:
+        raise ValueError(f"unknown event value(s): {', '.join(unknown)}")
+    if not np.all(np.isfinite(time_days) & (time_days > 0)):
+        raise ValueError("time_days must be finite and > 0")
+    y = np.empty(event.shape[0], dtype=[("cause", "i1"), ("time", "f8")])
+    y["cause"] = [CAUSE_CODES[str(e)] for e in event]
+    y["time"] = time_days
+    return y
+
+
+def _check_target(y: np.ndarray) -> np.ndarray:
+    if not (isinstance(y, np.ndarray) and y.dtype.names == ("cause", "time")):
+        raise TypeError("y must be a structured array from training.models.make_target")
+    return y
+
+
+def censoring_survival(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan-Meier estimate of the censoring distribution G(t) = P(C > t).
+
+    Any event (bone metastasis or death) censors the censoring time.
+
+    Returns
+    -------
+    times, surv : numpy.ndarray
+        Step function: ``G(t) = surv[k]`` for ``times[k] <= t < times[k+1]``, 1 before.
+    """
+    y = _check_target(y)
+    t = y["time"]
+    cens = y["cause"] == CENSORED
+    times = np.unique(t[cens])
+    order = np.sort(t)
+    at_risk = order.size - np.searchsorted(order, times, side="left")
+    cens_sorted = np.sort(t[cens])
+    n_cens = np.searchsorted(cens_sorted, times, side="right") - np.searchsorted(
+        cens_sorted, times, side="left"
+    )
+    surv = np.cumprod(1.0 - n_cens / np.maximum(at_risk, 1))
+    return times, surv
+
+
+def _step(times: np.ndarray, values: np.ndarray, at: np.ndarray, before: float) -> np.ndarray:
+    """Right-continuous step function evaluated at ``at``."""
+    idx = np.searchsorted(times, at, side="right") - 1
+    out = np.where(idx >= 0, values[np.clip(idx, 0, None)] if values.size else before, before)
+    return np.asarray(out, dtype=float)
+
+
+class CauseSpecificCox(BaseEstimator):
+    """Two penalised Cox models, one per cause, combined into a cumulative incidence.
+
+    The cause-specific hazard of bone metastasis is fitted treating death as censoring, and the
+    cause-specific hazard of death treating bone metastasis as censoring (both ridge-penalised
+    ``sksurv.linear_model.CoxPHSurvivalAnalysis`` with Breslow baselines). The cumulative
+    incidence of bone metastasis for covariates x is
+
+        F1(t | x) = sum_{t_j <= t} S(t_{j-1} | x) * dH1(t_j) * exp(x b1),
+        S(t | x)  = exp(-H1(t) exp(x b1) - H2(t) exp(x b2)),
+
+    which accounts for patients who die first (a 1 - S1(t) that censors death overstates it).
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Ridge penalty of both Cox models (sksurv's ``alpha``).
+    l1_ratio : float or None, default=None
+        When set, both models are elastic-net Cox (``CoxnetSurvivalAnalysis``) with this
+        ``l1_ratio`` and penalty ``alpha`` scaled to coxnet's parameterisation.
+    """
+
+    def __init__(self, alpha: float = 1.0, l1_ratio: float | None = None) -> None:
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+
+    def _make(self):
+        if self.l1_ratio is None:
+            from sksurv.linear_model import CoxPHSurvivalAnalysis
+
+            return CoxPHSurvivalAnalysis(alpha=self.alpha, ties="breslow", n_iter=200)
+        from sksurv.linear_model import CoxnetSurvivalAnalysis
+
+        return CoxnetSurvivalAnalysis(
+            l1_ratio=self.l1_ratio, alphas=[self.alpha], fit_baseline_model=True
+        )
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> CauseSpecificCox:
+        from sksurv.util import Surv
+
+        y = _check_target(y)
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[0] != y.shape[0]:
+            raise ValueError("X must be 2-D with one row per target")
+        for code in (BONE_METASTASIS, DEATH):
+            if not np.any(y["cause"] == code):
+                name = "bone_metastasis" if code == BONE_METASTASIS else "death"
+                raise ValueError(f"no {name} events in the training data: cannot fit its hazard")
+        self.models_ = {}
+        for code in (BONE_METASTASIS, DEATH):
+            model = self._make()
+            model.fit(X, Surv.from_arrays(y["cause"] == code, y["time"]))
+            self.models_[code] = model
+        # Baseline cumulative hazards on the union grid of event times.
+        grid = np.unique(y["time"][y["cause"] != CENSORED])
+        self.grid_days_ = grid
+        self.baseline_cumhaz_ = {}
+        for code, model in self.models_.items():
+            est = model.cum_baseline_hazard_ if hasattr(model, "cum_baseline_hazard_") else (
+                model._baseline_models[0].cum_baseline_hazard_
+            )
+            self.baseline_cumhaz_[code] = _step(est.x, est.y, grid, 0.0)
+        self.coef_ = {code: self._coef(m) for code, m in self.models_.items()}
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    @staticmethod
+    def _coef(model) -> np.ndarray:
+        coef = np.asarray(model.coef_, dtype=float)
+        return coef[:, 0] if coef.ndim == 2 else coef
+
+    def linear_predictors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log relative hazards of bone metastasis and of death."""
+        check_is_fitted(self, "coef_")
+        X = np.asarray(X, dtype=float)
+        if self.l1_ratio is None:
+            return X @ self.coef_[BONE_METASTASIS], X @ self.coef_[DEATH]
+        # Coxnet's baseline is relative to its own offset (training mean of X @ coef).
+        return tuple(self.models_[c].predict(X) for c in (BONE_METASTASIS, DEATH))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Log relative hazard of bone metastasis (the risk score)."""
+        return self.linear_predictors(X)[0]
+
+    def predict_cumulative_incidence(self, X: np.ndarray, times_days: Sequence[float]) -> np.ndarray:
+        """Cumulative incidence of bone metastasis by each time (death competing)."""
+        lp_bm, lp_d = self.linear_predictors(X)
+        times_days = np.asarray(times_days, dtype=float)
+        h1 = self.baseline_cumhaz_[BONE_METASTASIS]
+        h2 = self.baseline_cumhaz_[DEATH]
+        last = int(np.searchsorted(self.grid_days_, times_days.max(initial=0.0), side="right"))
+        h1, h2 = h1[:last], h2[:last]
+        r1 = np.exp(lp_bm)[:, None]
+        r2 = np.exp(lp_d)[:, None]
+        d1 = np.diff(h1, prepend=0.0)[None, :] * r1
+        cum = h1[None, :] * r1 + h2[None, :] * r2
+        surv_before = np.exp(-np.concatenate([np.zeros((cum.shape[0], 1)), cum[:, :-1]], axis=1))
+        cif = np.cumsum(surv_before * d1, axis=1)
+        idx = np.searchsorted(self.grid_days_[:last], times_days, side="right") - 1
+        out = np.where(idx[None, :] >= 0, cif[:, np.clip(idx, 0, None)] if last else 0.0, 0.0)
+        return np.clip(out, 0.0, 1.0)
+
+
+class IPCWHorizonClassifier(BaseEstimator):
+    """Logistic regression for bone metastasis by each horizon, censoring handled by IPCW.
+
+    For horizon h a patient's status is known when bone metastasis or death happened by h
+    (death first counts as *no* bone metastasis by h: the competing event) or when follow-up
+    passed h event-free. A patient censored before h has unknown status: instead of being
+    dropped silently (which biases the estimate down), the known patients are weighted by the
+    inverse probability of remaining uncensored, ``1 / G(min(T, h))``, with G the Kaplan-Meier
+    estimate of the censoring distribution. The weighted proportion then estimates the
+    cumulative incidence with death competing.
+
+    Predictions are made non-decreasing across horizons by a running maximum; between fitted
+    horizons they are interpolated linearly (0 at time 0); past the last fitted horizon they
+    are held at the last value (the model cannot know more).
+
+    Parameters
+    ----------
+    horizons_months : sequence of float, default=(12, 24, 36, 60)
+        Horizons at which a classifier is fitted.
+    C : float, default=1.0
+        Inverse L2 penalty of the logistic regressions.
+    score_horizon_months : float, default=24
+        Horizon whose log-odds is the risk score.
+    """
+
+    def __init__(
+        self,
+        horizons_months: Sequence[float] = (12, 24, 36, 60),
+        C: float = 1.0,
+        score_horizon_months: float = 24,
+    ) -> None:
+        self.horizons_months = horizons_months
+        self.C = C
+        self.score_horizon_months = score_horizon_months
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> IPCWHorizonClassifier:
+        y = _check_target(y)
+        X = np.asarray(X, dtype=float)
+        horizons = np.sort(np.asarray(self.horizons_months, dtype=float))
+        if self.score_horizon_months not in set(horizons.tolist()):
+            raise ValueError("score_horizon_months must be one of horizons_months")
+        g_times, g_surv = censoring_survival(y)
+        self.classifiers_ = []
+        self.n_known_ = []
+        for h in horizons * DAYS_PER_MONTH:
+            label, weight = ipcw_labels(y, h, g_times, g_surv)
+            known = weight > 0
+            self.n_known_.append(int(known.sum()))
+            if np.unique(label[known]).size < 2:
+                raise ValueError(
+                    f"horizon {h / DAYS_PER_MONTH:g} months: need patients with and without "
+                    "bone metastasis among those with known status"
+                )
+            clf = LogisticRegression(C=self.C, max_iter=1000)
+            clf.fit(X[known], label[known], sample_weight=weight[known])
+            self.classifiers_.append(clf)
+        self.fitted_horizons_months_ = horizons
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _at_fitted(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "classifiers_")
+        X = np.asarray(X, dtype=float)
+        p = np.column_stack([c.predict_proba(X)[:, 1] for c in self.classifiers_])
+        return np.maximum.accumulate(p, axis=1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Log-odds of bone metastasis by ``score_horizon_months`` (the risk score)."""
+        k = int(np.flatnonzero(self.fitted_horizons_months_ == self.score_horizon_months)[0])
+        return self.classifiers_[k].decision_function(np.asarray(X, dtype=float))
+
+    def predict_cumulative_incidence(self, X: np.ndarray, times_days: Sequence[float]) -> np.ndarray:
+        """Probability of bone metastasis by each time, interpolated between fitted horizons."""
+        p = self._at_fitted(X)
+        knots = np.concatenate([[0.0], self.fitted_horizons_months_ * DAYS_PER_MONTH])
+        values = np.concatenate([np.zeros((p.shape[0], 1)), p], axis=1)
+        t = np.asarray(times_days, dtype=float)
+        out = np.empty((p.shape[0], t.size))
+        for j, tj in enumerate(t):
+            k = np.searchsorted(knots, tj, side="right") - 1
+            if k >= knots.size - 1:
+                out[:, j] = values[:, -1]
+            else:
+                w = (tj - knots[k]) / (knots[k + 1] - knots[k])
+                out[:, j] = (1 - w) * values[:, k] + w * values[:, k + 1]
+        return np.clip(out, 0.0, 1.0)
+
+
+def ipcw_labels(
+    y: np.ndarray, horizon_days: float, g_times: np.ndarray, g_surv: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Binary status at a horizon and its inverse-probability-of-censoring weight.
+
+    Returns
+    -------
+    label : numpy.ndarray of int
+        1 for bone metastasis by the horizon, else 0.
+    weight : numpy.ndarray of float
+        ``1 / G(T-)`` for an event by the horizon, ``1 / G(h)`` for follow-up past it event-free,
+        0 for censoring before it (status unknown).
+    """
+    t, cause = y["time"], y["cause"]
+    event_by_h = (t <= horizon_days) & (cause != CENSORED)
+    past_h = t > horizon_days
+    label = (event_by_h & (cause == BONE_METASTASIS)).astype(int)
+    # G evaluated just before the event time for events, at the horizon for survivors.
+    g_event = _step(g_times, g_surv, np.nextafter(t, -np.inf), 1.0)
+    g_h = float(_step(g_times, g_surv, np.array([horizon_days]), 1.0)[0])
+    weight = np.zeros(t.shape[0])
+    weight[event_by_h] = 1.0 / np.maximum(g_event[event_by_h], 1e-3)
+    weight[past_h] = 1.0 / max(g_h, 1e-3)
+    return label, weight

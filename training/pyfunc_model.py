@@ -1,0 +1,32 @@
+"""MLflow models-from-code definition of the served model.
+
+MLflow executes this file when the model is loaded; the fitted :class:`RiskModel` comes from the
+``risk_model`` artifact. ``predict`` takes contract rows (a DataFrame of patients rows without
+outcome) and returns, per patient, ``patient_id``, ``risk_score``, ``risk_group``, one
+``p_bone_met_<h>m`` column per horizon and ``warnings`` (a JSON list of strings). The horizons
+come from the ``horizons_months`` parameter (default: the model's 12, 24, 36, 60).
+"""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow.pyfunc import PythonModel
+
+
+class BoneMetastasisRiskModel(PythonModel):
+    """Pyfunc wrapper: validate contract rows, then score them with the fitted RiskModel."""
+
+    def load_context(self, context) -> None:
+        # scikit-survival patches sklearn's Pipeline on import: import it before unpickling.
+        import joblib
+        import sksurv.linear_model  # noqa: F401
+
+        self.risk_model = joblib.load(context.artifacts["risk_model"])
+
+    def predict(self, context, model_input, params=None):
+        from training.serving_adapter import predict_records_frame
+
+        return predict_records_frame(self.risk_model, model_input, params)
+
+
+mlflow.models.set_model(BoneMetastasisRiskModel())
