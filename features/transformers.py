@@ -8,7 +8,8 @@ training and serving run the same object.
 Pipeline (see :func:`make_feature_pipeline`)::
 
     FeatureUnion(MarkerFeatures, ClinicalFeatures)   # raw engineered columns, NaN where missing
-      -> SimpleImputer(median, add_indicator=True)    # learned on training data
+      (each builder adds a missing-value indicator per input that was missing in training)
+      -> SimpleImputer(median)                         # learned on training data
       -> StandardScaler                                # so penalties treat features alike
 """
 
@@ -70,6 +71,15 @@ def marker_percent(
     return np.where(have_counts, from_counts, percent)
 
 
+def _raw_missing(X: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Missingness of each clinical input; visceral status is known (absent) in early disease."""
+    out = {c: X[c].isna().to_numpy() for c in ClinicalFeatures.columns_in}
+    out["visceral_metastasis"] = out["visceral_metastasis"] & (
+        X["disease_setting"].to_numpy(dtype=object) == "metastatic"
+    )
+    return out
+
+
 class MarkerFeatures(TransformerMixin, BaseEstimator):
     """Osteocalcin-positive fraction on a log2 scale.
 
@@ -93,18 +103,25 @@ class MarkerFeatures(TransformerMixin, BaseEstimator):
         if not self.floor_percent > 0:
             raise ValueError(f"floor_percent must be > 0, got {self.floor_percent!r}")
         self.n_features_in_ = len(self.columns_in)
-        self.feature_names_out_ = np.array(["oc_log2_percent"], dtype=object)
+        self.indicator_ = bool(np.isnan(self._log_percent(X)).any())
+        names = ["oc_log2_percent"] + (["missing_oc_positive_percent"] if self.indicator_ else [])
+        self.feature_names_out_ = np.array(names, dtype=object)
         return self
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
-        check_is_fitted(self, "feature_names_out_")
-        _require_columns(X, self.columns_in, type(self).__name__)
+    def _log_percent(self, X: pd.DataFrame) -> np.ndarray:
         p = marker_percent(
             _num(X, "oc_positive_percent"), _num(X, "oc_positive_events"), _num(X, "pbmc_events")
         )
         with np.errstate(invalid="ignore"):
-            out = np.log2(np.maximum(p, self.floor_percent))
-        return out.reshape(-1, 1)
+            return np.log2(np.maximum(p, self.floor_percent))
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
+        _require_columns(X, self.columns_in, type(self).__name__)
+        out = self._log_percent(X).reshape(-1, 1)
+        if self.indicator_:
+            out = np.column_stack([out, np.isnan(out[:, 0]).astype(float)])
+        return out
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
@@ -155,7 +172,13 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
         if not self.many_nodes >= 2:
             raise ValueError(f"many_nodes must be >= 2, got {self.many_nodes!r}")
         self.n_features_in_ = len(self.columns_in)
-        self.feature_names_out_ = np.array(self._names, dtype=object)
+        missing = _raw_missing(X)
+        # One indicator per raw input that was missing in training (not per derived feature:
+        # the three subtype features share the receptors' missingness).
+        self.indicator_inputs_ = tuple(c for c in self.columns_in if missing[c].any())
+        self.feature_names_out_ = np.array(
+            self._names + tuple(f"missing_{c}" for c in self.indicator_inputs_), dtype=object
+        )
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
@@ -198,6 +221,8 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
                 btt * post,
                 btt * (1.0 - post),
             ]
+        missing = _raw_missing(X)
+        cols += [missing[c].astype(float) for c in self.indicator_inputs_]
         return np.column_stack([np.asarray(c, dtype=float) for c in cols])
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
@@ -224,8 +249,7 @@ def make_feature_pipeline(include_marker: bool = True) -> Pipeline:
     return Pipeline(
         [
             ("union", FeatureUnion(parts, verbose_feature_names_out=False)),
-            ("impute", SimpleImputer(strategy="median", add_indicator=True,
-                                     keep_empty_features=True)),
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
             ("scale", StandardScaler()),
         ]
     )

@@ -105,8 +105,11 @@ class CauseSpecificCox(BaseEstimator):
     ``sksurv.linear_model.CoxPHSurvivalAnalysis`` with Breslow baselines). The cumulative
     incidence of bone metastasis for covariates x is
 
-        F1(t | x) = sum_{t_j <= t} S(t_{j-1} | x) * dH1(t_j) * exp(x b1),
+        F1(t | x) = sum_{t_j <= t} S(t_{j-1} | x) * (dA1_j / dA_j) * (1 - exp(-dA_j)),
+        dA1_j = dH1(t_j) exp(x b1),  dA_j = dA1_j + dH2(t_j) exp(x b2),
         S(t | x)  = exp(-H1(t) exp(x b1) - H2(t) exp(x b2)),
+
+    (hazards constant within each step, so F1 + F2 = 1 - S exactly),
 
     which accounts for patients who die first (a 1 - S1(t) that censors death overstates it).
 
@@ -192,9 +195,14 @@ class CauseSpecificCox(BaseEstimator):
         r1 = np.exp(lp_bm)[:, None]
         r2 = np.exp(lp_d)[:, None]
         d1 = np.diff(h1, prepend=0.0)[None, :] * r1
-        cum = h1[None, :] * r1 + h2[None, :] * r2
-        surv_before = np.exp(-np.concatenate([np.zeros((cum.shape[0], 1)), cum[:, :-1]], axis=1))
-        cif = np.cumsum(surv_before * d1, axis=1)
+        d_all = d1 + np.diff(h2, prepend=0.0)[None, :] * r2
+        cum = np.cumsum(d_all, axis=1)
+        surv_before = np.exp(-(cum - d_all))
+        # Each step's probability of any event, 1 - exp(-dH), shared in proportion to the
+        # cause-specific increments: the two incidences then add up to 1 - S exactly.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(d_all > 0, d1 / d_all, 0.0)
+        cif = np.cumsum(surv_before * share * -np.expm1(-d_all), axis=1)
         idx = np.searchsorted(self.grid_days_[:last], times_days, side="right") - 1
         out = np.where(idx[None, :] >= 0, cif[:, np.clip(idx, 0, None)] if last else 0.0, 0.0)
         return np.clip(out, 0.0, 1.0)

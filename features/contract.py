@@ -1,0 +1,836 @@
+"""Validator of data contract v1 (``shared/data-contract.md``).
+
+Loading a cohort validates all of it before anything else runs: every violation of both tables is
+collected and raised at once in a :class:`ContractError`, each naming the table, the row (1-based,
+header excluded), the ``patient_id``, the column, the offending value and the rule, so that a data
+manager can fix the file in one pass.
+
+The column rules (names, kinds, bounds, allowed values, tolerances, the id pattern) live in
+:mod:`features.schema`; this module only applies them. Values are accepted in every representation
+the contract's tables arrive in: CSV text (``"54"``, ``"TRUE"``, ``""`` for missing), Parquet typed
+columns (float64 with NaN for missing, bool, int64, string) and JSON records (int, float, bool, str,
+None), so the prediction service checks its request records with the same code
+(``check_patients(frame, table="request", allow_outcome=False)``).
+
+Each column is checked vectorised; :class:`Violation` objects are built only for the offending rows.
+A value that breaks a rule of its own column (type, range, allowed values) is reported once and is
+left out of the rules across columns, so one mistake never cascades into several messages.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.schema import (
+    CONTRACT_VERSION,
+    MEASUREMENT_COLUMNS,
+    OUTCOME_COLUMNS,
+    PATIENT_COLUMNS,
+    PATIENT_ID_PATTERN,
+    PERCENT_ABS_TOL,
+    PERCENT_REL_TOL,
+    ColumnSpec,
+)
+
+__all__ = [
+    "Cohort",
+    "ContractError",
+    "Violation",
+    "check_measurements",
+    "check_patients",
+    "load_cohort",
+    "read_table",
+    "validate_cohort",
+]
+
+PATIENTS_TABLE = "patients"
+MEASUREMENTS_TABLE = "oc_measurements"
+
+# Rule texts. Tests and clients match on them: change them only with care.
+RULE_UNKNOWN_COLUMN = f"unknown column: not in data contract v{CONTRACT_VERSION}"
+RULE_OUTCOME_NOT_ACCEPTED = "unknown column: an outcome (time_days, event) is not accepted here"
+RULE_DUPLICATE_COLUMN = "duplicate column: a column name may appear only once"
+RULE_EMPTY_HEADER = "column without a name: the header cell is empty"
+RULE_MISSING_COLUMN = "required column missing"
+RULE_REQUIRED = "required value missing"
+RULE_NUMBER = "must be a number"
+RULE_FINITE = "must be a finite number"
+RULE_INTEGER = "must be an integer"
+RULE_STRING = "must be a string"
+RULE_PATIENT_ID = "must be 1-64 characters of A-Z a-z 0-9 _ -"
+RULE_UNIQUE_ID = "must be unique, already in row {first}"
+RULE_UNKNOWN_PATIENT = "must exist in patients"
+RULE_UNIQUE_DRAW = "(patient_id, day) must be unique, already in row {first}"
+RULE_EVENTS_LE_PBMC = "must be <= pbmc_events ({pbmc})"
+RULE_PERCENT_AGREES = (
+    "must agree with 100 * oc_positive_events / pbmc_events = {expected}"
+    f" (within {PERCENT_REL_TOL:.0%} relative or {PERCENT_ABS_TOL:g} absolute)"
+)
+RULE_MEASUREMENT_VALUE = (
+    "value missing: a measurement carries oc_positive_percent, or both oc_positive_events and"
+    " pbmc_events, or all three"
+)
+RULE_VISCERAL_EARLY = "must not be true when disease_setting is early"
+RULE_BONE_MET_EARLY = "must be false when disease_setting is early"
+RULE_OUTCOME_BONE_MET = "must be empty when bone_metastasis_at_enrollment is true"
+RULE_OUTCOME_PAIR = "required when {other} is given: time_days and event come together"
+RULE_OUTCOME_MIXED = (
+    "outcome missing while other rows carry one: a cohort is either for training (all outcomes)"
+    " or for scoring (none)"
+)
+RULE_READ = "cannot read file: {problem}"
+
+_EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_BOOLEAN_TEXT = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}
+_NON_FINITE_TEXT = frozenset(
+    sign + word for sign in ("", "+", "-") for word in ("nan", "inf", "infinity")
+)
+
+# How a raw value was given.
+_MISSING, _TEXT, _BOOL, _NUM, _OTHER = 0, 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One break of the data contract.
+
+    Parameters
+    ----------
+    table : str
+        ``"patients"``, ``"oc_measurements"`` or a caller-given name such as ``"request"``.
+    row : int or None
+        1-based row number, header excluded; None for a problem of the whole table (missing or
+        unknown column, unreadable file).
+    patient_id : str or None
+        The row's ``patient_id`` when it is a well-formed id, else None.
+    column : str or None
+        The column at fault, None when the problem concerns no single column.
+    value : object
+        The offending value as read (a string for CSV), None when there is none.
+    rule : str
+        The rule broken, as a sentence a person can act on, e.g. ``"must be 18-100"``.
+    """
+
+    table: str
+    row: int | None
+    patient_id: str | None
+    column: str | None
+    value: object
+    rule: str
+
+    def __str__(self) -> str:
+        where = self.table
+        if self.row is not None:
+            where += f" row {self.row}"
+        if self.patient_id is not None:
+            where += f" (patient_id {self.patient_id})"
+        parts = [where]
+        if self.column is not None:
+            parts.append(f"column {self.column}")
+        if self.value is not None:
+            parts.append(f"value {self.value!r}")
+        return ", ".join(parts) + f": {self.rule}"
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the fields as a plain dictionary (for JSON answers and logs).
+
+        Returns
+        -------
+        dict
+            Keys ``table``, ``row``, ``patient_id``, ``column``, ``value``, ``rule``.
+        """
+        return {
+            "table": self.table,
+            "row": self.row,
+            "patient_id": self.patient_id,
+            "column": self.column,
+            "value": self.value,
+            "rule": self.rule,
+        }
+
+
+class ContractError(ValueError):
+    """Raised with every violation at once.
+
+    Parameters
+    ----------
+    violations : iterable of Violation
+        All violations found, in report order.
+    subject : str, default "cohort"
+        What was validated, for the first line of the message.
+
+    Attributes
+    ----------
+    violations : list of Violation
+        All violations found.
+    """
+
+    def __init__(self, violations: Iterable[Violation], subject: str = "cohort") -> None:
+        self.violations: list[Violation] = list(violations)
+        self.subject = subject
+        lines = [
+            f"{subject} breaks data contract v{CONTRACT_VERSION}: "
+            f"{len(self.violations)} violation(s)"
+        ]
+        lines += [str(v) for v in self.violations]
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self) -> tuple[type[ContractError], tuple[list[Violation], str]]:
+        return (type(self), (self.violations, self.subject))
+
+
+@dataclass(frozen=True, eq=False)
+class Cohort:
+    """A validated cohort with typed tables.
+
+    Parameters
+    ----------
+    patients : pandas.DataFrame
+        One row per patient in the original row order, every column of
+        ``schema.PATIENT_COLUMNS`` in contract order. Numbers, integers and booleans are float64
+        (booleans 1.0/0.0) with NaN for missing; categories and strings are object columns of
+        ``str`` with None for missing.
+    measurements : pandas.DataFrame or None
+        The ``oc_measurements`` table typed the same way, or None when not given.
+    """
+
+    patients: pd.DataFrame
+    measurements: pd.DataFrame | None = None
+
+    @property
+    def has_outcome(self) -> bool:
+        """Whether the rows free of bone metastasis at enrollment carry ``time_days`` and ``event``.
+
+        True for a training or evaluation cohort, False for a cohort to score (and for a cohort
+        where every patient already has bone metastasis at enrollment).
+        """
+        frame = self.patients
+        if not all(c in frame.columns for c in OUTCOME_COLUMNS):
+            return False
+        free = frame["bone_metastasis_at_enrollment"].to_numpy(dtype=float) != 1.0
+        if not free.any():
+            return False
+        return bool(
+            frame["time_days"].notna().to_numpy()[free].all()
+            and frame["event"].notna().to_numpy()[free].all()
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_table(path: str | os.PathLike[str], *, table: str | None = None) -> pd.DataFrame:
+    """Read one contract table from CSV or Parquet, without interpreting its values.
+
+    CSV (``.csv``) is read as UTF-8 text: every cell stays a string and an empty cell is ``""``
+    (no type coercion, no ``"NA"`` guessing). Parquet (``.parquet``, ``.pq``) keeps its column
+    types. The validator accepts both.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File to read; the extension selects the format.
+    table : str, optional
+        Table name used in a violation; defaults to the file name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The raw table with a RangeIndex.
+
+    Raises
+    ------
+    ContractError
+        With one table-level violation naming the path and the problem when the file does not
+        exist, has an unknown extension, or cannot be read.
+    """
+    p = Path(path)
+    name = table if table is not None else p.name
+
+    def fail(problem: str) -> ContractError:
+        violation = Violation(name, None, None, None, str(path), RULE_READ.format(problem=problem))
+        return ContractError([violation])
+
+    fmt = _EXTENSIONS.get(p.suffix.lower())
+    if fmt is None:
+        expected = ", ".join(sorted(_EXTENSIONS))
+        raise fail(f"unknown extension {p.suffix!r} (expected {expected})")
+    if not p.exists():
+        raise fail("no such file")
+    if p.is_dir():
+        raise fail("is a directory")
+    try:
+        if fmt == "csv":
+            frame = _read_csv(p)
+        else:
+            frame = pd.read_parquet(p)
+    except UnicodeDecodeError as exc:
+        raise fail("not UTF-8 text") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise fail("empty file (a header row is required)") from exc
+    except pd.errors.ParserError as exc:
+        raise fail(f"malformed CSV ({_first_line(exc)})") from exc
+    except OSError as exc:
+        raise fail(exc.strerror or _first_line(exc)) from exc
+    except ValueError as exc:  # pyarrow.ArrowInvalid and kin derive from ValueError
+        raise fail(f"not a readable Parquet file ({_first_line(exc)})") from exc
+    return frame.reset_index(drop=True)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    # The header is read as a data row so that a data row longer than the header is an error:
+    # with header=0 pandas silently turns the extra leading cells into an index.
+    cells = pd.read_csv(
+        path, header=None, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8"
+    )
+    header = [str(c) for c in cells.iloc[0]] if len(cells) else []
+    body = cells.iloc[1:].reset_index(drop=True)
+    body.columns = header
+    return body
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Column parsing
+
+
+@dataclass
+class _Parsed:
+    """One column after its own rules: typed values and which rows are present and valid."""
+
+    values: np.ndarray  # float64, or object (str/None) for category and string columns
+    raw: np.ndarray | None  # values as read (object), None when the column is absent
+    present: np.ndarray  # not missing as read
+    valid: np.ndarray  # present and every rule of the column itself holds
+
+
+class _Report:
+    """Collects violations of one table."""
+
+    def __init__(self, table: str, n_rows: int) -> None:
+        self.table = table
+        self.items: list[Violation] = []
+        self.ids: np.ndarray = np.full(n_rows, None, dtype=object)
+
+    def table_level(self, column: str | None, rule: str) -> None:
+        self.items.append(Violation(self.table, None, None, column, None, rule))
+
+    def rows(
+        self,
+        mask: np.ndarray,
+        column: str | None,
+        raw: np.ndarray | None,
+        rule: str | Callable[[int], str],
+    ) -> None:
+        for i in np.flatnonzero(mask):
+            text = rule(int(i)) if callable(rule) else rule
+            value = None if raw is None else _python_value(raw[i])
+            self.items.append(Violation(self.table, int(i) + 1, self.ids[i], column, value, text))
+
+    def sorted(self, columns: Sequence[str]) -> list[Violation]:
+        order = {name: k for k, name in enumerate(columns)}
+
+        def key(v: Violation) -> tuple[int, int]:
+            if v.row is None:
+                return (0, 0)  # table-level first, in the order found
+            return (v.row, order.get(v.column, len(order)) if v.column is not None else len(order))
+
+        return sorted(self.items, key=key)
+
+
+def _python_value(value: object) -> object:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _classify(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Return how each value was given (``_MISSING`` ... ``_OTHER``) and the values as objects."""
+    dtype = column.dtype
+    missing = column.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(dtype):
+        return np.where(missing, _MISSING, _BOOL), column.to_numpy(dtype=object)
+    if pd.api.types.is_numeric_dtype(dtype):
+        return np.where(missing, _MISSING, _NUM), column.to_numpy(dtype=object)
+    raw = column.to_numpy(dtype=object)
+    inferred = pd.api.types.infer_dtype(raw, skipna=True)
+    if inferred == "empty":
+        return np.full(len(raw), _MISSING), raw
+    if inferred == "string":
+        empty = np.zeros(len(raw), dtype=bool)
+        empty[~missing] = raw[~missing] == ""
+        return np.where(missing | empty, _MISSING, _TEXT), raw
+    if inferred == "boolean":
+        return np.where(missing, _MISSING, _BOOL), raw
+    if inferred in ("integer", "floating", "mixed-integer-float"):
+        return np.where(missing, _MISSING, _NUM), raw
+    codes = np.fromiter((_code(v) for v in raw), dtype=np.int64, count=len(raw))
+    codes[missing] = _MISSING
+    return codes, raw
+
+
+def _code(value: object) -> int:
+    if isinstance(value, str):
+        return _MISSING if value == "" else _TEXT
+    if isinstance(value, bool | np.bool_):
+        return _BOOL
+    if isinstance(value, int | float | np.integer | np.floating):
+        return _NUM
+    return _OTHER
+
+
+def _to_float(values: np.ndarray) -> np.ndarray:
+    try:
+        return values.astype(float)
+    except OverflowError:  # a Python int beyond float range
+        return np.array([_int_to_float(v) for v in values], dtype=float)
+
+
+def _int_to_float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+
+
+def _parse_column(
+    spec: ColumnSpec, column: pd.Series | None, n_rows: int, report: _Report
+) -> _Parsed:
+    if column is None:
+        absent = np.zeros(n_rows, dtype=bool)
+        if spec.kind in ("category", "string"):
+            empty = np.full(n_rows, None, dtype=object)
+        else:
+            empty = np.full(n_rows, np.nan)
+        return _Parsed(empty, None, absent, absent.copy())
+    codes, raw = _classify(column)
+    present = codes != _MISSING
+    if spec.required:
+        report.rows(~present, spec.name, None, RULE_REQUIRED)
+    if spec.kind in ("category", "string"):
+        values, valid = _parse_text(spec, codes, raw, report)
+    elif spec.kind == "boolean":
+        values, valid = _parse_boolean(spec, codes, raw, report)
+    else:
+        values, valid = _parse_numeric(spec, codes, raw, report)
+    return _Parsed(values, raw, present, valid)
+
+
+def _parse_text(
+    spec: ColumnSpec, codes: np.ndarray, raw: np.ndarray, report: _Report
+) -> tuple[np.ndarray, np.ndarray]:
+    is_text = codes == _TEXT
+    texts = pd.Series(raw[is_text], dtype=object)
+    ok = np.zeros(len(raw), dtype=bool)
+    if spec.kind == "category":
+        ok[is_text] = texts.isin(spec.allowed).to_numpy()
+        report.rows((codes != _MISSING) & ~ok, spec.name, raw, f"must be {spec.range_text()}")
+    else:
+        if spec.name == "patient_id":
+            ok[is_text] = texts.str.fullmatch(PATIENT_ID_PATTERN).to_numpy(dtype=bool)
+            report.rows(is_text & ~ok, spec.name, raw, RULE_PATIENT_ID)
+        else:
+            ok[is_text] = True
+        report.rows((codes != _MISSING) & ~is_text, spec.name, raw, RULE_STRING)
+    values = np.full(len(raw), None, dtype=object)
+    values[ok] = raw[ok]
+    return values, ok
+
+
+def _parse_boolean(
+    spec: ColumnSpec, codes: np.ndarray, raw: np.ndarray, report: _Report
+) -> tuple[np.ndarray, np.ndarray]:
+    values = np.full(len(raw), np.nan)
+    is_text = codes == _TEXT
+    texts = pd.Series(raw[is_text], dtype=object)
+    values[is_text] = texts.str.lower().map(_BOOLEAN_TEXT).to_numpy(dtype=float)
+    is_bool = codes == _BOOL
+    values[is_bool] = raw[is_bool].astype(bool).astype(float)
+    # A number 1/0 is the numeric form of the CSV's "1"/"0" (and of this module's typed output).
+    is_num = codes == _NUM
+    numbers = _to_float(raw[is_num])
+    values[is_num] = np.where((numbers == 0.0) | (numbers == 1.0), numbers, np.nan)
+    valid = ~np.isnan(values)
+    report.rows((codes != _MISSING) & ~valid, spec.name, raw, f"must be {spec.range_text()}")
+    return values, valid
+
+
+def _parse_numeric(
+    spec: ColumnSpec, codes: np.ndarray, raw: np.ndarray, report: _Report
+) -> tuple[np.ndarray, np.ndarray]:
+    values = np.full(len(raw), np.nan)
+    is_text = codes == _TEXT
+    if is_text.any():
+        texts = pd.Series(raw[is_text], dtype=object)
+        values[is_text] = pd.to_numeric(texts, errors="coerce").to_numpy(dtype=float)
+    is_num = codes == _NUM
+    values[is_num] = _to_float(raw[is_num])
+    present = codes != _MISSING
+    finite = np.isfinite(values)
+    if spec.kind == "integer":
+        typed = finite & (values == np.floor(np.where(finite, values, 0.0)))
+        report.rows(present & ~typed, spec.name, raw, RULE_INTEGER)
+    else:
+        typed = finite
+        # NaN or infinity given as a value (text such as "nan" or "inf", or an infinite float);
+        # a NaN float is a missing value, as in Parquet and pandas.
+        non_finite = (present & np.isinf(values)) | _non_finite_text(raw, is_text & ~finite)
+        report.rows(non_finite, spec.name, raw, RULE_FINITE)
+        report.rows(present & ~finite & ~non_finite, spec.name, raw, RULE_NUMBER)
+    in_range = typed.copy()
+    checked = values[typed]
+    if spec.minimum is not None:
+        too_low = checked <= spec.minimum if spec.exclusive_minimum else checked < spec.minimum
+        in_range[typed] &= ~too_low
+    if spec.maximum is not None:
+        in_range[typed] &= ~(checked > spec.maximum)
+    report.rows(typed & ~in_range, spec.name, raw, f"must be {spec.range_text()}")
+    values[~in_range] = np.nan
+    return values, in_range
+
+
+def _non_finite_text(raw: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Mark the candidate texts that spell NaN or infinity ("nan", "-inf", "Infinity" ...)."""
+    out = np.zeros(len(raw), dtype=bool)
+    if candidates.any():
+        texts = pd.Series(raw[candidates], dtype=object).str.strip().str.lower()
+        out[candidates] = texts.isin(_NON_FINITE_TEXT).to_numpy()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+
+
+def _check_header(
+    raw: pd.DataFrame,
+    specs: Sequence[ColumnSpec],
+    report: _Report,
+    not_accepted: Collection[str] = (),
+) -> dict[str, pd.Series]:
+    """Report unknown, duplicate and missing required columns; return the known columns."""
+    known = [s.name for s in specs]
+    columns: dict[str, pd.Series] = {}
+    seen: set[str] = set()
+    for position, label in enumerate(raw.columns):
+        name = label if isinstance(label, str) else str(label)
+        if name in seen:
+            report.table_level(name, RULE_DUPLICATE_COLUMN)
+            continue
+        seen.add(name)
+        if name in known:
+            columns[name] = raw.iloc[:, position]
+        elif name.strip() == "":
+            report.table_level(None, f"{RULE_EMPTY_HEADER} (column {position + 1})")
+        elif name in not_accepted:
+            report.table_level(name, RULE_OUTCOME_NOT_ACCEPTED)
+        else:
+            guess = difflib.get_close_matches(name.strip().lower(), known, n=1)
+            hint = f" (did you mean {guess[0]}?)" if guess else ""
+            report.table_level(name, RULE_UNKNOWN_COLUMN + hint)
+    for spec in specs:
+        if spec.required and spec.name not in columns:
+            report.table_level(spec.name, RULE_MISSING_COLUMN)
+    return columns
+
+
+def _parse_table(
+    raw: pd.DataFrame, specs: Sequence[ColumnSpec], report: _Report, not_accepted: Collection[str]
+) -> dict[str, _Parsed]:
+    columns = _check_header(raw, specs, report, not_accepted)
+    n_rows = len(raw)
+    parsed: dict[str, _Parsed] = {}
+    for spec in specs:
+        parsed[spec.name] = _parse_column(spec, columns.get(spec.name), n_rows, report)
+        if spec.name == "patient_id":
+            # Later messages name the row's id when it is a well-formed one.
+            report.ids = parsed[spec.name].values
+    return parsed
+
+
+def _check_counts(parsed: dict[str, _Parsed], report: _Report) -> None:
+    """Events <= PBMC events; percent agrees with the counts; derive a missing percent."""
+    events, pbmc, percent = (
+        parsed["oc_positive_events"],
+        parsed["pbmc_events"],
+        parsed["oc_positive_percent"],
+    )
+    both = events.valid & pbmc.valid
+    over = both & (events.values > pbmc.values)
+    report.rows(
+        over,
+        "oc_positive_events",
+        events.raw,
+        lambda i: RULE_EVENTS_LE_PBMC.format(pbmc=_fmt_number(pbmc.values[i])),
+    )
+    usable = both & ~over
+    expected = np.full(len(usable), np.nan)
+    expected[usable] = 100.0 * events.values[usable] / pbmc.values[usable]
+    compare = usable & percent.valid
+    tolerance = np.maximum(PERCENT_REL_TOL * np.abs(expected), PERCENT_ABS_TOL)
+    disagree = np.zeros(len(usable), dtype=bool)
+    disagree[compare] = np.abs(percent.values[compare] - expected[compare]) > tolerance[compare]
+    report.rows(
+        disagree,
+        "oc_positive_percent",
+        percent.raw,
+        lambda i: RULE_PERCENT_AGREES.format(expected=f"{expected[i]:.6g}"),
+    )
+    derive = usable & ~percent.present
+    percent.values[derive] = expected[derive]
+
+
+def _fmt_number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def _first_rows(keys: pd.DataFrame | pd.Series, rows: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Mark rows whose key was already seen; map each key to the 1-based row of its first use."""
+    duplicated = keys.duplicated(keep="first").to_numpy()
+    first: dict = {}
+    if duplicated.any():
+        firsts = keys[~duplicated]
+        items = (
+            firsts.itertuples(index=False, name=None) if isinstance(keys, pd.DataFrame) else firsts
+        )
+        first = {key: int(row) + 1 for key, row in zip(items, rows[~duplicated], strict=True)}
+    return duplicated, first
+
+
+def _table_frame(parsed: dict[str, _Parsed], specs: Sequence[ColumnSpec]) -> pd.DataFrame:
+    data: dict[str, pd.Series | np.ndarray] = {}
+    for spec in specs:
+        values = parsed[spec.name].values
+        if spec.kind in ("category", "string"):
+            data[spec.name] = pd.Series(values, dtype=object)
+        else:
+            data[spec.name] = pd.Series(values, dtype="float64")
+    return pd.DataFrame(data, columns=[s.name for s in specs])
+
+
+def check_patients(
+    raw: pd.DataFrame, *, table: str = PATIENTS_TABLE, allow_outcome: bool = True
+) -> tuple[pd.DataFrame, list[Violation]]:
+    """Check a ``patients`` table against the contract and type its columns.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        The table as read: CSV strings, Parquet-typed columns or JSON-typed records.
+    table : str, default "patients"
+        Name used in violations (the service uses ``"request"``).
+    allow_outcome : bool, default True
+        When False (prediction requests), ``time_days`` and ``event`` are not accepted and the
+        returned frame holds only ``schema.PREDICTOR_COLUMNS``.
+
+    Returns
+    -------
+    typed : pandas.DataFrame
+        Every contract column in contract order (absent optional ones all missing), RangeIndex,
+        typed as described in :class:`Cohort`; ``oc_positive_percent`` derived from the counts
+        where missing. A value that breaks a rule of its own column is missing here.
+    violations : list of Violation
+        Every violation found, table-level ones first, then by row; empty when valid.
+    """
+    specs = [s for s in PATIENT_COLUMNS if allow_outcome or s.name not in OUTCOME_COLUMNS]
+    report = _Report(table, len(raw))
+    parsed = _parse_table(raw, specs, report, () if allow_outcome else OUTCOME_COLUMNS)
+    pid = parsed["patient_id"]
+    rows = np.flatnonzero(pid.valid)
+    duplicated, first = _first_rows(pd.Series(pid.values[rows], dtype=object), rows)
+    is_duplicate = np.zeros(len(raw), dtype=bool)
+    is_duplicate[rows[duplicated]] = True
+    report.rows(
+        is_duplicate,
+        "patient_id",
+        pid.raw,
+        lambda i: RULE_UNIQUE_ID.format(first=first[pid.values[i]]),
+    )
+    _check_counts(parsed, report)
+
+    setting = parsed["disease_setting"]
+    early = setting.valid & (setting.values == "early")
+    visceral = parsed["visceral_metastasis"]
+    report.rows(
+        early & visceral.valid & (visceral.values == 1.0),
+        "visceral_metastasis",
+        visceral.raw,
+        RULE_VISCERAL_EARLY,
+    )
+    bone = parsed["bone_metastasis_at_enrollment"]
+    bone_early = early & bone.valid & (bone.values == 1.0)
+    report.rows(bone_early, "bone_metastasis_at_enrollment", bone.raw, RULE_BONE_MET_EARLY)
+    if allow_outcome:
+        # A row whose bone status is unknown or contradicted is left out of the outcome rules.
+        known = bone.valid & ~bone_early
+        _check_outcome(parsed, known & (bone.values == 1.0), known & (bone.values == 0.0), report)
+    return _table_frame(parsed, specs), report.sorted([s.name for s in specs])
+
+
+def _check_outcome(
+    parsed: dict[str, _Parsed], bone_true: np.ndarray, bone_false: np.ndarray, report: _Report
+) -> None:
+    time, event = parsed["time_days"], parsed["event"]
+    for name, col in (("time_days", time), ("event", event)):
+        report.rows(bone_true & col.present, name, col.raw, RULE_OUTCOME_BONE_MET)
+    report.rows(
+        bone_false & event.present & ~time.present,
+        "time_days",
+        None,
+        RULE_OUTCOME_PAIR.format(other="event"),
+    )
+    report.rows(
+        bone_false & time.present & ~event.present,
+        "event",
+        None,
+        RULE_OUTCOME_PAIR.format(other="time_days"),
+    )
+    if (bone_false & time.present & event.present).any():
+        report.rows(bone_false & ~time.present & ~event.present, None, None, RULE_OUTCOME_MIXED)
+
+
+def check_measurements(
+    raw: pd.DataFrame,
+    patient_ids: Collection[str] | None,
+    *,
+    table: str = MEASUREMENTS_TABLE,
+) -> tuple[pd.DataFrame, list[Violation]]:
+    """Check an ``oc_measurements`` table against the contract and type its columns.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        The table as read: CSV strings, Parquet-typed columns or JSON-typed records.
+    patient_ids : collection of str or None
+        The ids of the ``patients`` table; None skips the check that each id exists there.
+    table : str, default "oc_measurements"
+        Name used in violations.
+
+    Returns
+    -------
+    typed : pandas.DataFrame
+        Every column of ``schema.MEASUREMENT_COLUMNS`` in contract order, typed as in
+        :func:`check_patients`, original row order, ``oc_positive_percent`` derived from the
+        counts where missing.
+    violations : list of Violation
+        Every violation found, table-level ones first, then by row; empty when valid.
+    """
+    report = _Report(table, len(raw))
+    parsed = _parse_table(raw, MEASUREMENT_COLUMNS, report, ())
+    pid, day = parsed["patient_id"], parsed["day"]
+    if patient_ids is not None:
+        known = pd.Series(pid.values, dtype=object).isin(set(patient_ids)).to_numpy()
+        report.rows(pid.valid & ~known, "patient_id", pid.raw, RULE_UNKNOWN_PATIENT)
+
+    rows = np.flatnonzero(pid.valid & day.valid)
+    keys = pd.DataFrame(
+        {"patient_id": pd.Series(pid.values[rows], dtype=object), "day": day.values[rows]}
+    )
+    duplicated, first = _first_rows(keys, rows)
+    is_duplicate = np.zeros(len(raw), dtype=bool)
+    is_duplicate[rows[duplicated]] = True
+    report.rows(
+        is_duplicate,
+        "day",
+        day.raw,
+        lambda i: RULE_UNIQUE_DRAW.format(first=first[(pid.values[i], day.values[i])]),
+    )
+
+    percent = parsed["oc_positive_percent"].present
+    events = parsed["oc_positive_events"].present
+    pbmc = parsed["pbmc_events"].present
+    nothing = ~percent & ~events & ~pbmc
+    report.rows(nothing, "oc_positive_percent", None, RULE_MEASUREMENT_VALUE)
+    report.rows(events & ~pbmc, "pbmc_events", None, RULE_MEASUREMENT_VALUE)
+    report.rows(pbmc & ~events, "oc_positive_events", None, RULE_MEASUREMENT_VALUE)
+    _check_counts(parsed, report)
+    names = [s.name for s in MEASUREMENT_COLUMNS]
+    return _table_frame(parsed, MEASUREMENT_COLUMNS), report.sorted(names)
+
+
+def validate_cohort(patients: pd.DataFrame, measurements: pd.DataFrame | None = None) -> Cohort:
+    """Validate a whole cohort and return it typed.
+
+    Parameters
+    ----------
+    patients : pandas.DataFrame
+        The raw ``patients`` table.
+    measurements : pandas.DataFrame, optional
+        The raw ``oc_measurements`` table.
+
+    Returns
+    -------
+    Cohort
+        The typed tables.
+
+    Raises
+    ------
+    ContractError
+        Listing every violation of both tables together (patients first, then by row).
+    """
+    typed_patients, violations = check_patients(patients)
+    typed_measurements = None
+    if measurements is not None:
+        has_ids = "patient_id" in [str(c) for c in patients.columns]
+        ids = set(typed_patients["patient_id"].dropna()) if has_ids else None
+        typed_measurements, found = check_measurements(measurements, ids)
+        violations = violations + found
+    if violations:
+        raise ContractError(violations)
+    return Cohort(typed_patients, typed_measurements)
+
+
+def load_cohort(
+    patients_path: str | os.PathLike[str],
+    measurements_path: str | os.PathLike[str] | None = None,
+) -> Cohort:
+    """Read and validate a cohort from its files.
+
+    Parameters
+    ----------
+    patients_path : str or os.PathLike
+        The ``patients`` table (``.csv``, ``.parquet`` or ``.pq``).
+    measurements_path : str or os.PathLike, optional
+        The ``oc_measurements`` table.
+
+    Returns
+    -------
+    Cohort
+        The typed tables.
+
+    Raises
+    ------
+    ContractError
+        When a file cannot be read (both files are tried) or the cohort breaks the contract.
+    """
+    unreadable: list[Violation] = []
+    patients = measurements = None
+    try:
+        patients = read_table(patients_path, table=PATIENTS_TABLE)
+    except ContractError as exc:
+        unreadable += exc.violations
+    if measurements_path is not None:
+        try:
+            measurements = read_table(measurements_path, table=MEASUREMENTS_TABLE)
+        except ContractError as exc:
+            unreadable += exc.violations
+    if unreadable or patients is None:
+        raise ContractError(unreadable)
+    return validate_cohort(patients, measurements)

@@ -1,0 +1,193 @@
+"""BentoML service answering ``POST /predict`` with the registry's model (data contract v1).
+
+Start it with ``bonemet serve`` (which imports the registered version into the BentoML store
+and sets ``BONEMET_BENTO_MODEL``), or directly with
+``bentoml serve serving.service:BoneMetastasisService`` once a model is in the store.
+
+Every request is checked in two layers: pydantic (types, bounds, allowed values, unknown fields,
+1-1,000 patients) and the data contract's cross-field rules (:mod:`features.contract`). Both
+answer HTTP 400 with every violation as ``{"error": ..., "detail": [{"loc": [...], "msg": ...}]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import bentoml
+from pydantic import ConfigDict, Field
+
+from serving.schemas import (
+    DEFAULT_HORIZONS,
+    MAX_PATIENTS,
+    ModelInfo,
+    PatientRecord,
+    Prediction,
+    PredictionResponse,
+    ProbabilityAt,
+)
+
+with bentoml.importing():
+    import pandas as pd
+    from _bentoml_sdk.io_models import IODescriptor
+    from starlette.responses import JSONResponse
+
+    from features.contract import check_measurements, check_patients
+    from features.draws import MARKER_FIELDS
+
+MODEL_TAG = os.environ.get("BONEMET_BENTO_MODEL", "bone-metastasis-risk:latest")
+MEASUREMENT_VALUE_FIELDS = MARKER_FIELDS + ("alkaline_phosphatase_u_per_l",)
+
+
+class PredictRequest(IODescriptor):
+    """Body of ``POST /predict``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    patients: list[PatientRecord] = Field(  # type: ignore[valid-type]
+        ..., min_length=1, max_length=MAX_PATIENTS,
+        description=f"1-{MAX_PATIENTS} patient records",
+    )
+    horizons_months: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_HORIZONS), min_length=1, max_length=20,
+        description="horizons in months from prediction_day, each 1-120",
+    )
+
+
+def _bad_request(detail: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse(
+        {"error": f"{len(detail)} violation(s) of data contract v1", "detail": detail},
+        status_code=400,
+    )
+
+
+def _apply_draws(records: list[dict[str, Any]], patients: list[Any]) -> list[list[str]]:
+    """Use the latest draw on or before ``prediction_day`` for each patient's marker.
+
+    The served models predict from enrollment; a later draw is used as the current marker
+    value, with a warning saying so.
+    """
+    notes: list[list[str]] = [[] for _ in patients]
+    for i, p in enumerate(patients):
+        draws = p.oc_measurements or []
+        day = p.prediction_day
+        if day is None:
+            day = max((d.day for d in draws), default=0.0)
+        usable = sorted((d for d in draws if d.day <= day), key=lambda d: d.day)
+        ignored = len(draws) - len(usable)
+        if ignored:
+            notes[i].append(
+                f"{ignored} draw(s) after prediction_day {day:g} ignored"
+            )
+        with_marker = [
+            d for d in usable
+            if d.oc_positive_percent is not None
+            or (d.oc_positive_events is not None and d.pbmc_events is not None)
+        ]
+        if with_marker:
+            latest = with_marker[-1]
+            for field in MARKER_FIELDS:
+                records[i][field] = getattr(latest, field)
+            if latest.alkaline_phosphatase_u_per_l is not None:
+                records[i]["alkaline_phosphatase_u_per_l"] = latest.alkaline_phosphatase_u_per_l
+            if latest.day > 0:
+                notes[i].append(
+                    f"marker from the draw of day {latest.day:g} used as the current value"
+                )
+        if day > 0:
+            notes[i].append(
+                f"prediction_day {day:g}: this model was trained at enrollment; horizons are "
+                "counted from enrollment-style risk with the latest marker value"
+            )
+    return notes
+
+
+def _measurement_violations(patients: list[Any]) -> list[dict[str, Any]]:
+    rows, where = [], []
+    for i, p in enumerate(patients):
+        for j, d in enumerate(p.oc_measurements or []):
+            rows.append({"patient_id": p.patient_id, **d.model_dump()})
+            where.append((i, j))
+    if not rows:
+        return []
+    _, violations = check_measurements(
+        pd.DataFrame(rows), {p.patient_id for p in patients}, table="request"
+    )
+    out = []
+    for v in violations:
+        i, j = where[v.row - 1] if v.row else (None, None)
+        loc = ["patients", i, "oc_measurements", j] + ([v.column] if v.column else [])
+        out.append({"loc": loc, "msg": v.rule})
+    return out
+
+
+@bentoml.service(name="bonemet", traffic={"timeout": 60})
+class BoneMetastasisService:
+    """Bone metastasis risk from contract patient records."""
+
+    model_ref = bentoml.models.BentoModel(MODEL_TAG)
+
+    def __init__(self) -> None:
+        self.model = bentoml.mlflow.load_model(self.model_ref)
+        meta = self.model_ref.info.metadata
+        self.info = ModelInfo(
+            name=str(meta.get("name", "bone-metastasis-risk")),
+            version=str(meta.get("version", "")),
+            alias=str(meta.get("alias")) or None,
+            run_id=str(meta.get("run_id", "")),
+        )
+
+    @bentoml.api(route="/predict", input_spec=PredictRequest)
+    def predict(self, patients: list, horizons_months: list) -> PredictionResponse:
+        """Cumulative incidence of bone metastasis by each horizon, per patient."""
+        bad = [
+            {"loc": ["horizons_months", k], "msg": "must be 1-120 months"}
+            for k, h in enumerate(horizons_months)
+            if not 1 <= h <= 120
+        ]
+        ids = [p.patient_id for p in patients]
+        seen: set[str] = set()
+        for i, pid in enumerate(ids):
+            if pid in seen:
+                bad.append({"loc": ["patients", i, "patient_id"], "msg": "duplicate patient_id"})
+            seen.add(pid)
+        bad += _measurement_violations(patients)
+        records = [p.model_dump(exclude={"oc_measurements", "prediction_day"}) for p in patients]
+        notes = _apply_draws(records, patients)
+        typed, violations = check_patients(
+            pd.DataFrame.from_records(records), table="request", allow_outcome=False
+        )
+        for v in violations:
+            if v.rule.startswith("duplicate"):
+                continue  # reported above with its path
+            loc = ["patients", (v.row - 1) if v.row else None] + ([v.column] if v.column else [])
+            bad.append({"loc": loc, "msg": v.rule})
+        if bad:
+            return _bad_request(bad)
+        frame = self.model.predict(
+            pd.DataFrame.from_records(records), params={"horizons_months": horizons_months}
+        )
+        columns = [c for c in frame.columns if c.startswith("p_bone_met_")]
+        predictions = []
+        for k, row in enumerate(frame.itertuples(index=False)):
+            r = row._asdict()
+            has_probs = r["risk_score"] == r["risk_score"]  # NaN for bone mets at enrollment
+            predictions.append(
+                Prediction(
+                    patient_id=r["patient_id"],
+                    risk_score=float(r["risk_score"]) if has_probs else None,
+                    risk_group=r["risk_group"] if has_probs else None,
+                    bone_metastasis_probability=[
+                        ProbabilityAt(months=h, probability=float(r[c]))
+                        for h, c in zip(horizons_months, columns, strict=True)
+                    ] if has_probs else [],
+                    warnings=notes[k] + json.loads(r["warnings"]),
+                )
+            )
+        return PredictionResponse(model=self.info, predictions=predictions)
+
+    @bentoml.api(route="/model")
+    def model_info(self) -> ModelInfo:
+        """The registered version this service answers with."""
+        return self.info
