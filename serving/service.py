@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
 from pydantic import ConfigDict, Field
@@ -49,7 +49,7 @@ class PredictRequest(IODescriptor):
         ..., min_length=1, max_length=MAX_PATIENTS,
         description=f"1-{MAX_PATIENTS} patient records",
     )
-    horizons_months: list[float] = Field(
+    horizons_months: list[Annotated[float, Field(ge=1, le=120, allow_inf_nan=False)]] = Field(
         default_factory=lambda: list(DEFAULT_HORIZONS), min_length=1, max_length=20,
         description="horizons in months from prediction_day, each 1-120",
     )
@@ -141,11 +141,7 @@ class BoneMetastasisService:
     @bentoml.api(route="/predict", input_spec=PredictRequest)
     def predict(self, patients: list, horizons_months: list) -> PredictionResponse:
         """Cumulative incidence of bone metastasis by each horizon, per patient."""
-        bad = [
-            {"loc": ["horizons_months", k], "msg": "must be 1-120 months"}
-            for k, h in enumerate(horizons_months)
-            if not 1 <= h <= 120
-        ]
+        bad: list[dict[str, Any]] = []
         ids = [p.patient_id for p in patients]
         seen: set[str] = set()
         for i, pid in enumerate(ids):
@@ -154,17 +150,17 @@ class BoneMetastasisService:
             seen.add(pid)
         bad += _measurement_violations(patients)
         records = [p.model_dump(exclude={"oc_measurements", "prediction_day"}) for p in patients]
-        notes = _apply_draws(records, patients)
-        typed, violations = check_patients(
+        _, violations = check_patients(
             pd.DataFrame.from_records(records), table="request", allow_outcome=False
         )
         for v in violations:
-            if v.rule.startswith("duplicate"):
+            if v.rule.startswith("must be unique"):
                 continue  # reported above with its path
             loc = ["patients", (v.row - 1) if v.row else None] + ([v.column] if v.column else [])
             bad.append({"loc": loc, "msg": v.rule})
         if bad:
             return _bad_request(bad)
+        notes = _apply_draws(records, patients)
         frame = self.model.predict(
             pd.DataFrame.from_records(records), params={"horizons_months": horizons_months}
         )

@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from features.contract import Cohort
+from features.contract import Cohort, check_patients
 from features.draws import enrollment_view
 from features.records import contract_rows
 from features.schema import CONTRACT_VERSION, PREDICTOR_COLUMNS
@@ -153,6 +153,50 @@ def _input_example(rows: pd.DataFrame) -> pd.DataFrame:
     return contract_rows(rows.head(3)[list(PREDICTOR_COLUMNS)])
 
 
+def log_risk_model(
+    model: RiskModel, example: pd.DataFrame, registered_model_name: str | None = MODEL_NAME
+):
+    """Log a fitted RiskModel as an MLflow pyfunc (models-from-code) in the active run.
+
+    Parameters
+    ----------
+    model : RiskModel
+        The fitted model; pickled into the ``risk_model`` artifact.
+    example : pandas.DataFrame
+        Contract rows used as input example and to infer the signature.
+    registered_model_name : str or None
+        Register the logged model as a new version of this name.
+
+    Returns
+    -------
+    mlflow.models.model.ModelInfo
+    """
+    import joblib
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from training import registry
+
+    model_code = str(Path(__file__).with_name("pyfunc_model.py"))
+    typed, _ = check_patients(example, table="example", allow_outcome=False)
+    output = model.predict_frame(typed, model.horizons_months)
+    signature = infer_signature(
+        example, output, params={"horizons_months": [float(h) for h in model.horizons_months]}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "risk_model.joblib"
+        joblib.dump(model, path)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model_code,
+            artifacts={"risk_model": str(path)},
+            signature=registry.relax_input_schema(signature),
+            input_example=example,
+            pip_requirements=registry.pip_requirements(),
+            registered_model_name=registered_model_name,
+        )
+
+
 def train(
     cohort: Cohort,
     config: TrainConfig,
@@ -177,9 +221,7 @@ def train(
     -------
     TrainResult
     """
-    import joblib
     import mlflow
-    from mlflow.models import infer_signature
 
     from training import registry, tracking
 
@@ -191,7 +233,6 @@ def train(
     tracking.configure(settings)
     experiment_id = tracking.ensure_experiment(config.experiment, settings)
     dataset = mlflow.data.from_pandas(cohort.patients, source=source, name="patients")
-    model_code = str(Path(__file__).with_name("pyfunc_model.py"))
     example = _input_example(X_train)
     candidates = []
     with mlflow.start_run(experiment_id=experiment_id, run_name="train") as parent:
@@ -228,24 +269,7 @@ def train(
                 mlflow.set_tags({"family": family, "git_commit": tracking.git_commit(),
                                  "dataset_digest": dataset.digest})
                 mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / "risk_model.joblib"
-                    joblib.dump(model, path)
-                    output = model.predict_frame(X_train.head(3), config.horizons_months)
-                    signature = infer_signature(
-                        example, output,
-                        params={"horizons_months": [float(h) for h in config.horizons_months]},
-                    )
-                    signature = registry.relax_input_schema(signature)
-                    info = mlflow.pyfunc.log_model(
-                        name="model",
-                        python_model=model_code,
-                        artifacts={"risk_model": str(path)},
-                        signature=signature,
-                        input_example=example,
-                        pip_requirements=registry.pip_requirements(),
-                        registered_model_name=MODEL_NAME,
-                    )
+                info = log_risk_model(model, example, registered_model_name=MODEL_NAME)
                 mlflow.log_dict(
                     {"risk_cutoffs": list(model.risk_cutoffs),
                      "feature_names": model.pipeline[0].get_feature_names_out().tolist(),

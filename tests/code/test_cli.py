@@ -1,0 +1,130 @@
+"""The ``bonemet`` commands end to end on a small cohort, as a user runs them."""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import cli_env, run_cli
+
+pytestmark = pytest.mark.slow
+GOOD = Path(__file__).resolve().parents[1] / "data" / "good"
+BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).with_name("bonemet")
+    assert exe.exists(), "pip install -e . must install the bonemet command"
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for command in ("validate", "simulate", "train", "promote", "predict", "serve"):
+        assert command in out.stdout
+
+
+def test_simulate_same_seed_same_files(tmp_path):
+    env = cli_env(tmp_path / "data")
+    for name in ("a", "b"):
+        run_cli(["simulate", "--n-patients", "150", "--seed", "3", "--out", str(tmp_path / name)],
+                env, tmp_path)
+    for f in ("patients.csv", "oc_measurements.csv", "truth.csv"):
+        assert filecmp.cmp(tmp_path / "a" / f, tmp_path / "b" / f, shallow=False)
+
+
+def test_validate_good_and_bad(tmp_path):
+    env = cli_env(tmp_path / "data")
+    ok = run_cli(["validate", "--patients", str(GOOD / "patients.csv"),
+                  "--measurements", str(GOOD / "oc_measurements.csv")], env, tmp_path)
+    assert ok.stdout.startswith("valid: ")
+    bad = run_cli(["validate", "--patients", str(BAD / "patients_out_of_range.csv")],
+                  env, tmp_path, check=False)
+    assert bad.returncode == 2
+    assert "cohort breaks data contract v1" in bad.stderr
+    assert "must be 18-100" in bad.stderr
+
+
+def test_train_on_invalid_cohort_writes_nothing(tmp_path):
+    env = cli_env(tmp_path / "data")
+    out = run_cli(["train", "--patients", str(BAD / "patients_out_of_range.csv")],
+                  env, tmp_path, check=False)
+    assert out.returncode == 2
+    assert "must be 18-100" in out.stderr
+    assert not (tmp_path / "data").exists()
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_train_on_scoring_cohort_is_refused(tmp_path, small_cohort):
+    env = cli_env(tmp_path / "data")
+    frame = pd.read_csv(small_cohort / "patients.csv").drop(columns=["time_days", "event"])
+    frame.to_csv(tmp_path / "to_score.csv", index=False)
+    out = run_cli(["train", "--patients", str(tmp_path / "to_score.csv")], env, tmp_path,
+                  check=False)
+    assert out.returncode == 2
+    assert "cannot train: the cohort has no outcomes" in out.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_train_reports_candidates_and_challenger(trained_store):
+    text = trained_store["train"].stdout
+    assert '"challenger_version"' in text
+    assert '"family": "cox_ridge"' in text and '"family": "logistic_ipcw"' in text
+    assert "champion: version" in trained_store["promote"].stdout
+    # Artifacts sit beside the SQLite store, not in ./mlruns of the working directory.
+    assert (trained_store["dir"] / "data" / "mlflow.db").exists()
+    assert (trained_store["dir"] / "data" / "mlartifacts").is_dir()
+    assert not (trained_store["dir"] / "mlruns").exists()
+
+
+def test_predict_writes_the_batch_layout(trained_store, tmp_path):
+    cohort = trained_store["cohort"]
+    out = tmp_path / "pred.csv"
+    run_cli(["predict", "--patients", str(cohort / "patients.csv"),
+             "--measurements", str(cohort / "oc_measurements.csv"), "--out", str(out)],
+            trained_store["env"], trained_store["dir"])
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["patient_id", "risk_score", "risk_group", "p_bone_met_12m",
+                                   "p_bone_met_24m", "p_bone_met_36m", "p_bone_met_60m"]
+    patients = pd.read_csv(cohort / "patients.csv")
+    assert frame["patient_id"].tolist() == patients["patient_id"].tolist()
+    free = ~patients["bone_metastasis_at_enrollment"].astype(str).str.lower().eq("true")
+    probs = frame.loc[free, frame.columns[3:]].to_numpy()
+    assert ((probs >= 0) & (probs <= 1)).all() and (probs[:, 1:] >= probs[:, :-1]).all()
+    assert frame.loc[~free, "p_bone_met_24m"].isna().all()
+
+
+def test_predict_with_unknown_model_fails_clearly(trained_store, tmp_path):
+    out = run_cli(["predict", "--patients", str(trained_store["cohort"] / "patients.csv"),
+                   "--model-uri", "models:/bone-metastasis-risk/99", "--out",
+                   str(tmp_path / "x.csv")], trained_store["env"], trained_store["dir"],
+                  check=False)
+    assert out.returncode == 2
+    assert "cannot predict: cannot load model models:/bone-metastasis-risk/99" in out.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_promote_moves_champion_and_refuses_unknown_versions(trained_store):
+    env, cwd = trained_store["env"], trained_store["dir"]
+    missing = run_cli(["promote", "--version", "99"], env, cwd, check=False)
+    assert missing.returncode == 2
+    assert "cannot promote: bone-metastasis-risk has no version 99" in missing.stderr
+    moved = run_cli(["promote", "--version", "1"], env, cwd)
+    assert "champion: version 1" in moved.stdout
+    back = run_cli(["promote"], env, cwd)  # default: back to the challenger
+    assert "(was 1)" in back.stdout
+
+
+def test_promote_without_any_model_explains(tmp_path):
+    out = run_cli(["promote"], cli_env(tmp_path / "data"), tmp_path, check=False)
+    assert out.returncode == 2
+    assert "alias 'challenger'" in out.stderr
+
+
+def test_ui_command_points_at_the_same_store(tmp_path):
+    out = run_cli(["ui-command"], cli_env(tmp_path / "data"), tmp_path)
+    assert f"sqlite:///{tmp_path / 'data' / 'mlflow.db'}" in out.stdout
+    assert shutil.which("mlflow", path=str(Path(sys.executable).parent))
