@@ -35,7 +35,9 @@ __all__ = [
 
 def _require_columns(X: pd.DataFrame, columns: Sequence[str], who: str) -> None:
     if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"{who} expects a pandas DataFrame of contract rows, got {type(X).__name__}")
+        raise TypeError(
+            f"{who} expects a pandas DataFrame of contract rows, got {type(X).__name__}"
+        )
     missing = [c for c in columns if c not in X.columns]
     if missing:
         raise KeyError(f"{who}: input lacks contract column(s): {', '.join(missing)}")
@@ -54,9 +56,7 @@ def _is(X: pd.DataFrame, column: str, value: str) -> np.ndarray:
     return out
 
 
-def marker_percent(
-    percent: np.ndarray, events: np.ndarray, pbmc: np.ndarray
-) -> np.ndarray:
+def marker_percent(percent: np.ndarray, events: np.ndarray, pbmc: np.ndarray) -> np.ndarray:
     """Best estimate of the osteocalcin-positive percent from a draw.
 
     From the counts when both are present, with a continuity correction of half an event so
@@ -150,16 +150,43 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
     """
 
     columns_in = (
-        "age_years", "menopausal_status", "er_status", "pr_status", "her2_status",
-        "ki67_percent", "histologic_grade", "tumor_size_mm", "positive_lymph_nodes",
-        "disease_setting", "visceral_metastasis", "bone_targeted_therapy",
-        "endocrine_therapy", "chemotherapy", "alkaline_phosphatase_u_per_l",
+        "age_years",
+        "menopausal_status",
+        "er_status",
+        "pr_status",
+        "her2_status",
+        "ki67_percent",
+        "histologic_grade",
+        "tumor_size_mm",
+        "positive_lymph_nodes",
+        "disease_setting",
+        "visceral_metastasis",
+        "bone_targeted_therapy",
+        "endocrine_therapy",
+        "chemotherapy",
+        "alkaline_phosphatase_u_per_l",
     )
     _names = (
-        "age_years", "ki67_percent", "histologic_grade", "log_tumor_size_mm", "tumor_gt_20mm",
-        "er_positive", "pr_positive", "her2_positive", "er_pos_pr_neg", "subtype_luminal",
-        "subtype_triple_negative", "nodes_1_3", "nodes_4_plus", "metastatic", "visceral",
-        "log_alp", "endocrine_therapy", "chemotherapy", "postmenopausal", "btt_postmenopausal",
+        "age_years",
+        "ki67_percent",
+        "histologic_grade",
+        "log_tumor_size_mm",
+        "tumor_gt_20mm",
+        "er_positive",
+        "pr_positive",
+        "her2_positive",
+        "er_pos_pr_neg",
+        "subtype_luminal",
+        "subtype_triple_negative",
+        "nodes_1_3",
+        "nodes_4_plus",
+        "metastatic",
+        "visceral",
+        "log_alp",
+        "endocrine_therapy",
+        "chemotherapy",
+        "postmenopausal",
+        "btt_postmenopausal",
         "btt_premenopausal",
     )
 

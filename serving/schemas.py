@@ -70,9 +70,14 @@ PatientRecord = create_model(
     ),
     prediction_day=(
         float | None,
-        Field(None, ge=0, le=36500, allow_inf_nan=False,
-              description="days since enrollment at which the prediction is made (default: "
-                          "the day of the latest draw given, or 0)"),
+        Field(
+            None,
+            ge=0,
+            le=36500,
+            allow_inf_nan=False,
+            description="days since enrollment at which the prediction is made (default: "
+            "the day of the latest draw given, or 0)",
+        ),
     ),
 )
 

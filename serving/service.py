@@ -46,11 +46,15 @@ class PredictRequest(IODescriptor):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     patients: list[PatientRecord] = Field(  # type: ignore[valid-type]
-        ..., min_length=1, max_length=MAX_PATIENTS,
+        ...,
+        min_length=1,
+        max_length=MAX_PATIENTS,
         description=f"1-{MAX_PATIENTS} patient records",
     )
     horizons_months: list[Annotated[float, Field(ge=1, le=120, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: list(DEFAULT_HORIZONS), min_length=1, max_length=20,
+        default_factory=lambda: list(DEFAULT_HORIZONS),
+        min_length=1,
+        max_length=20,
         description="horizons in months from prediction_day, each 1-120",
     )
 
@@ -77,11 +81,10 @@ def _apply_draws(records: list[dict[str, Any]], patients: list[Any]) -> list[lis
         usable = sorted((d for d in draws if d.day <= day), key=lambda d: d.day)
         ignored = len(draws) - len(usable)
         if ignored:
-            notes[i].append(
-                f"{ignored} draw(s) after prediction_day {day:g} ignored"
-            )
+            notes[i].append(f"{ignored} draw(s) after prediction_day {day:g} ignored")
         with_marker = [
-            d for d in usable
+            d
+            for d in usable
             if d.oc_positive_percent is not None
             or (d.oc_positive_events is not None and d.pbmc_events is not None)
         ]
@@ -177,7 +180,9 @@ class BoneMetastasisService:
                     bone_metastasis_probability=[
                         ProbabilityAt(months=h, probability=float(r[c]))
                         for h, c in zip(horizons_months, columns, strict=True)
-                    ] if has_probs else [],
+                    ]
+                    if has_probs
+                    else [],
                     warnings=notes[k] + json.loads(r["warnings"]),
                 )
             )

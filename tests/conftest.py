@@ -57,11 +57,17 @@ def trained_store(tmp_path_factory, small_cohort):
     work = tmp_path_factory.mktemp("project")
     env = cli_env(work / "data")
     train = run_cli(
-        ["train", "--patients", str(small_cohort / "patients.csv"),
-         "--measurements", str(small_cohort / "oc_measurements.csv"),
-         "--experiment", "tests"],
-        env, work,
+        [
+            "train",
+            "--patients",
+            str(small_cohort / "patients.csv"),
+            "--measurements",
+            str(small_cohort / "oc_measurements.csv"),
+            "--experiment",
+            "tests",
+        ],
+        env,
+        work,
     )
     promote = run_cli(["promote"], env, work)
-    return {"dir": work, "env": env, "train": train, "promote": promote,
-            "cohort": small_cohort}
+    return {"dir": work, "env": env, "train": train, "promote": promote, "cohort": small_cohort}

@@ -75,7 +75,9 @@ def simulate(
 def train(
     patients: PatientsOpt,
     measurements: MeasurementsOpt = None,
-    experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment")] = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", help="MLflow experiment")
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML training config")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="overrides the config seed")] = None,
     families: Annotated[
@@ -109,8 +111,7 @@ def promote(
     except registry.RegistryError as err:
         _fail(f"cannot promote: {err}")
     typer.echo(
-        f"champion: version {done.version} (was {done.previous or 'none'}) of "
-        "bone-metastasis-risk"
+        f"champion: version {done.version} (was {done.previous or 'none'}) of bone-metastasis-risk"
     )
 
 
@@ -163,8 +164,17 @@ def serve(
         f"({model_uri}) at http://{host}:{port}/predict",
         err=True,
     )
-    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:BoneMetastasisService",
-           "--host", host, "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:BoneMetastasisService",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 
@@ -182,4 +192,3 @@ def main() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-

@@ -158,8 +158,10 @@ class CauseSpecificCox(BaseEstimator):
         self.grid_days_ = grid
         self.baseline_cumhaz_ = {}
         for code, model in self.models_.items():
-            est = model.cum_baseline_hazard_ if hasattr(model, "cum_baseline_hazard_") else (
-                model._baseline_models[0].cum_baseline_hazard_
+            est = (
+                model.cum_baseline_hazard_
+                if hasattr(model, "cum_baseline_hazard_")
+                else (model._baseline_models[0].cum_baseline_hazard_)
             )
             self.baseline_cumhaz_[code] = _step(est.x, est.y, grid, 0.0)
         self.coef_ = {code: self._coef(m) for code, m in self.models_.items()}
@@ -184,7 +186,9 @@ class CauseSpecificCox(BaseEstimator):
         """Log relative hazard of bone metastasis (the risk score)."""
         return self.linear_predictors(X)[0]
 
-    def predict_cumulative_incidence(self, X: np.ndarray, times_days: Sequence[float]) -> np.ndarray:
+    def predict_cumulative_incidence(
+        self, X: np.ndarray, times_days: Sequence[float]
+    ) -> np.ndarray:
         """Cumulative incidence of bone metastasis by each time (death competing)."""
         lp_bm, lp_d = self.linear_predictors(X)
         times_days = np.asarray(times_days, dtype=float)
@@ -279,7 +283,9 @@ class IPCWHorizonClassifier(BaseEstimator):
         k = int(np.flatnonzero(self.fitted_horizons_months_ == self.score_horizon_months)[0])
         return self.classifiers_[k].decision_function(np.asarray(X, dtype=float))
 
-    def predict_cumulative_incidence(self, X: np.ndarray, times_days: Sequence[float]) -> np.ndarray:
+    def predict_cumulative_incidence(
+        self, X: np.ndarray, times_days: Sequence[float]
+    ) -> np.ndarray:
         """Probability of bone metastasis by each time, interpolated between fitted horizons."""
         p = self._at_fitted(X)
         knots = np.concatenate([[0.0], self.fitted_horizons_months_ * DAYS_PER_MONTH])

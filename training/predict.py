@@ -10,8 +10,13 @@ from features.records import contract_rows
 from features.schema import PREDICTOR_COLUMNS
 
 OUTPUT_COLUMNS = (
-    "patient_id", "risk_score", "risk_group",
-    "p_bone_met_12m", "p_bone_met_24m", "p_bone_met_36m", "p_bone_met_60m",
+    "patient_id",
+    "risk_score",
+    "risk_group",
+    "p_bone_met_12m",
+    "p_bone_met_24m",
+    "p_bone_met_36m",
+    "p_bone_met_60m",
 )
 
 
@@ -39,9 +44,9 @@ def score_cohort(cohort: Cohort, model_uri: str) -> pd.DataFrame:
     from mlflow.exceptions import MlflowException
 
     model = load_model(model_uri)
-    rows = contract_rows(enrollment_view(cohort.patients, cohort.measurements)[
-        list(PREDICTOR_COLUMNS)
-    ])
+    rows = contract_rows(
+        enrollment_view(cohort.patients, cohort.measurements)[list(PREDICTOR_COLUMNS)]
+    )
     try:
         frame = model.predict(rows, params={"horizons_months": [12.0, 24.0, 36.0, 60.0]})
     except MlflowException as err:

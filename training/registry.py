@@ -16,10 +16,23 @@ from training.config import MODEL_NAME
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-HEADLINE_METRICS = ("test_harrell_c", "test_uno_c", "test_td_auc_24m", "test_ipcw_auc_24m",
-                    "test_brier_24m")
-REQUIREMENT_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "mlflow",
-                        "joblib", "pyarrow")
+HEADLINE_METRICS = (
+    "test_harrell_c",
+    "test_uno_c",
+    "test_td_auc_24m",
+    "test_ipcw_auc_24m",
+    "test_brier_24m",
+)
+REQUIREMENT_PACKAGES = (
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "scikit-survival",
+    "mlflow",
+    "joblib",
+    "pyarrow",
+)
 
 
 class RegistryError(RuntimeError):
@@ -72,8 +85,12 @@ def tag_version(
 ) -> None:
     """Tag a version with its family, headline metrics and training-data digest."""
     client = _client()
-    tags = {"family": family, "dataset_digest": dataset_digest, "run_id": run_id,
-            "selection_metric": selection_metric}
+    tags = {
+        "family": family,
+        "dataset_digest": dataset_digest,
+        "run_id": run_id,
+        "selection_metric": selection_metric,
+    }
     for name in dict.fromkeys((*HEADLINE_METRICS, selection_metric)):
         if name in metrics and math.isfinite(metrics[name]):
             tags[name] = f"{metrics[name]:.4f}"
@@ -152,7 +169,7 @@ def resolve(model_uri: str) -> ResolvedModel:
     client = _client()
     if not model_uri.startswith("models:/"):
         raise RegistryError(f"expected a models:/ URI, got {model_uri!r}")
-    rest = model_uri[len("models:/"):]
+    rest = model_uri[len("models:/") :]
     try:
         if "@" in rest:
             name, alias = rest.split("@", 1)

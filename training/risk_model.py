@@ -21,9 +21,20 @@ RISK_GROUPS = ("low", "intermediate", "high")
 
 #: Inputs the feature builders read, for "missing: imputed" warnings.
 MODEL_INPUTS: tuple[str, ...] = (
-    "age_years", "menopausal_status", "er_status", "pr_status", "her2_status", "ki67_percent",
-    "histologic_grade", "tumor_size_mm", "positive_lymph_nodes", "disease_setting",
-    "visceral_metastasis", "bone_targeted_therapy", "endocrine_therapy", "chemotherapy",
+    "age_years",
+    "menopausal_status",
+    "er_status",
+    "pr_status",
+    "her2_status",
+    "ki67_percent",
+    "histologic_grade",
+    "tumor_size_mm",
+    "positive_lymph_nodes",
+    "disease_setting",
+    "visceral_metastasis",
+    "bone_targeted_therapy",
+    "endocrine_therapy",
+    "chemotherapy",
     "alkaline_phosphatase_u_per_l",
 )
 MARKER_INPUTS: tuple[str, ...] = ("oc_positive_percent", "oc_positive_events", "pbmc_events")
@@ -90,7 +101,9 @@ class RiskModel:
         cif = self.estimator.predict_cumulative_incidence(X, times)
         return score, np.maximum.accumulate(cif, axis=1)
 
-    def warnings_for(self, typed: pd.DataFrame, horizons_months: Sequence[float]) -> list[list[str]]:
+    def warnings_for(
+        self, typed: pd.DataFrame, horizons_months: Sequence[float]
+    ) -> list[list[str]]:
         """Per-patient warnings: imputed inputs, values outside training, long horizons."""
         out: list[list[str]] = [[] for _ in range(len(typed))]
         for column in MODEL_INPUTS:
@@ -111,9 +124,7 @@ class RiskModel:
             with np.errstate(invalid="ignore"):
                 outside = (values < lo) | (values > hi)
             for i in np.flatnonzero(outside):
-                out[i].append(
-                    f"{column} {values[i]:g} outside the training range {lo:g}-{hi:g}"
-                )
+                out[i].append(f"{column} {values[i]:g} outside the training range {lo:g}-{hi:g}")
         long = [h for h in horizons_months if h > self.max_follow_up_months]
         if long:
             text = (

@@ -25,10 +25,13 @@ from training.models import (
     IPCWHorizonClassifier,
     make_target,
 )
-from training.risk_model import MARKER_INPUTS, RiskModel
+from training.risk_model import RiskModel
 
 NUMERIC_RANGE_INPUTS = (
-    "age_years", "ki67_percent", "tumor_size_mm", "positive_lymph_nodes",
+    "age_years",
+    "ki67_percent",
+    "tumor_size_mm",
+    "positive_lymph_nodes",
     "alkaline_phosphatase_u_per_l",
 )
 
@@ -84,9 +87,7 @@ def time_to_event_rows(cohort: Cohort) -> tuple[pd.DataFrame, int]:
     return p.loc[eligible].reset_index(drop=True), int((~eligible).sum())
 
 
-def fit_risk_model(
-    family: str, config: TrainConfig, X: pd.DataFrame, y: np.ndarray
-) -> RiskModel:
+def fit_risk_model(family: str, config: TrainConfig, X: pd.DataFrame, y: np.ndarray) -> RiskModel:
     """Fit features and estimator of one family on typed rows ``X`` and target ``y``."""
     pipeline = Pipeline(
         [
@@ -258,7 +259,9 @@ def train(
             model = fit_risk_model(family, config, X_train, y_train)
             score_test, cif_test = model.predict_arrays(X_test, config.horizons_months)
             metrics = evaluate(
-                y_train, y_test, score_test,
+                y_train,
+                y_test,
+                score_test,
                 {h: cif_test[:, j] for j, h in enumerate(config.horizons_months)},
             )
             with mlflow.start_run(
@@ -266,25 +269,32 @@ def train(
             ) as child:
                 mlflow.log_params({**config.to_params(), "family": family})
                 mlflow.log_input(dataset, context="training")
-                mlflow.set_tags({"family": family, "git_commit": tracking.git_commit(),
-                                 "dataset_digest": dataset.digest})
+                mlflow.set_tags(
+                    {
+                        "family": family,
+                        "git_commit": tracking.git_commit(),
+                        "dataset_digest": dataset.digest,
+                    }
+                )
                 mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
                 info = log_risk_model(model, example, registered_model_name=MODEL_NAME)
                 mlflow.log_dict(
-                    {"risk_cutoffs": list(model.risk_cutoffs),
-                     "feature_names": model.pipeline[0].get_feature_names_out().tolist(),
-                     "max_follow_up_months": model.max_follow_up_months},
+                    {
+                        "risk_cutoffs": list(model.risk_cutoffs),
+                        "feature_names": model.pipeline[0].get_feature_names_out().tolist(),
+                        "max_follow_up_months": model.max_follow_up_months,
+                    },
                     "model_summary.json",
                 )
             version = str(info.registered_model_version)
-            registry.tag_version(version, family, metrics, dataset.digest, child.info.run_id,
-                                 config.selection_metric)
+            registry.tag_version(
+                version, family, metrics, dataset.digest, child.info.run_id, config.selection_metric
+            )
             candidates.append(CandidateResult(family, child.info.run_id, version, metrics))
         best = registry.choose_challenger(candidates, config.selection_metric)
         mlflow.set_tag("challenger_version", best.version)
         mlflow.log_dict(
-            {c.family: {"version": c.version, "run_id": c.run_id, **c.metrics}
-             for c in candidates},
+            {c.family: {"version": c.version, "run_id": c.run_id, **c.metrics} for c in candidates},
             "candidates.json",
         )
     return TrainResult(
@@ -310,8 +320,11 @@ def summary_json(result: TrainResult) -> str:
             "n_train": result.n_train,
             "n_test": result.n_test,
             "candidates": [
-                {"family": c.family, "version": c.version,
-                 result.selection_metric: c.metrics.get(result.selection_metric)}
+                {
+                    "family": c.family,
+                    "version": c.version,
+                    result.selection_metric: c.metrics.get(result.selection_metric),
+                }
                 for c in result.candidates
             ],
         },

@@ -30,19 +30,35 @@ def test_console_script_is_installed():
 def test_simulate_same_seed_same_files(tmp_path):
     env = cli_env(tmp_path / "data")
     for name in ("a", "b"):
-        run_cli(["simulate", "--n-patients", "150", "--seed", "3", "--out", str(tmp_path / name)],
-                env, tmp_path)
+        run_cli(
+            ["simulate", "--n-patients", "150", "--seed", "3", "--out", str(tmp_path / name)],
+            env,
+            tmp_path,
+        )
     for f in ("patients.csv", "oc_measurements.csv", "truth.csv"):
         assert filecmp.cmp(tmp_path / "a" / f, tmp_path / "b" / f, shallow=False)
 
 
 def test_validate_good_and_bad(tmp_path):
     env = cli_env(tmp_path / "data")
-    ok = run_cli(["validate", "--patients", str(GOOD / "patients.csv"),
-                  "--measurements", str(GOOD / "oc_measurements.csv")], env, tmp_path)
+    ok = run_cli(
+        [
+            "validate",
+            "--patients",
+            str(GOOD / "patients.csv"),
+            "--measurements",
+            str(GOOD / "oc_measurements.csv"),
+        ],
+        env,
+        tmp_path,
+    )
     assert ok.stdout.startswith("valid: ")
-    bad = run_cli(["validate", "--patients", str(BAD / "patients_out_of_range.csv")],
-                  env, tmp_path, check=False)
+    bad = run_cli(
+        ["validate", "--patients", str(BAD / "patients_out_of_range.csv")],
+        env,
+        tmp_path,
+        check=False,
+    )
     assert bad.returncode == 2
     assert "cohort breaks data contract v1" in bad.stderr
     assert "must be 18-100" in bad.stderr
@@ -50,8 +66,9 @@ def test_validate_good_and_bad(tmp_path):
 
 def test_train_on_invalid_cohort_writes_nothing(tmp_path):
     env = cli_env(tmp_path / "data")
-    out = run_cli(["train", "--patients", str(BAD / "patients_out_of_range.csv")],
-                  env, tmp_path, check=False)
+    out = run_cli(
+        ["train", "--patients", str(BAD / "patients_out_of_range.csv")], env, tmp_path, check=False
+    )
     assert out.returncode == 2
     assert "must be 18-100" in out.stderr
     assert not (tmp_path / "data").exists()
@@ -62,8 +79,9 @@ def test_train_on_scoring_cohort_is_refused(tmp_path, small_cohort):
     env = cli_env(tmp_path / "data")
     frame = pd.read_csv(small_cohort / "patients.csv").drop(columns=["time_days", "event"])
     frame.to_csv(tmp_path / "to_score.csv", index=False)
-    out = run_cli(["train", "--patients", str(tmp_path / "to_score.csv")], env, tmp_path,
-                  check=False)
+    out = run_cli(
+        ["train", "--patients", str(tmp_path / "to_score.csv")], env, tmp_path, check=False
+    )
     assert out.returncode == 2
     assert "cannot train: the cohort has no outcomes" in out.stderr
     assert not (tmp_path / "data").exists()
@@ -83,12 +101,29 @@ def test_train_reports_candidates_and_challenger(trained_store):
 def test_predict_writes_the_batch_layout(trained_store, tmp_path):
     cohort = trained_store["cohort"]
     out = tmp_path / "pred.csv"
-    run_cli(["predict", "--patients", str(cohort / "patients.csv"),
-             "--measurements", str(cohort / "oc_measurements.csv"), "--out", str(out)],
-            trained_store["env"], trained_store["dir"])
+    run_cli(
+        [
+            "predict",
+            "--patients",
+            str(cohort / "patients.csv"),
+            "--measurements",
+            str(cohort / "oc_measurements.csv"),
+            "--out",
+            str(out),
+        ],
+        trained_store["env"],
+        trained_store["dir"],
+    )
     frame = pd.read_csv(out)
-    assert list(frame.columns) == ["patient_id", "risk_score", "risk_group", "p_bone_met_12m",
-                                   "p_bone_met_24m", "p_bone_met_36m", "p_bone_met_60m"]
+    assert list(frame.columns) == [
+        "patient_id",
+        "risk_score",
+        "risk_group",
+        "p_bone_met_12m",
+        "p_bone_met_24m",
+        "p_bone_met_36m",
+        "p_bone_met_60m",
+    ]
     patients = pd.read_csv(cohort / "patients.csv")
     assert frame["patient_id"].tolist() == patients["patient_id"].tolist()
     free = ~patients["bone_metastasis_at_enrollment"].astype(str).str.lower().eq("true")
@@ -98,10 +133,20 @@ def test_predict_writes_the_batch_layout(trained_store, tmp_path):
 
 
 def test_predict_with_unknown_model_fails_clearly(trained_store, tmp_path):
-    out = run_cli(["predict", "--patients", str(trained_store["cohort"] / "patients.csv"),
-                   "--model-uri", "models:/bone-metastasis-risk/99", "--out",
-                   str(tmp_path / "x.csv")], trained_store["env"], trained_store["dir"],
-                  check=False)
+    out = run_cli(
+        [
+            "predict",
+            "--patients",
+            str(trained_store["cohort"] / "patients.csv"),
+            "--model-uri",
+            "models:/bone-metastasis-risk/99",
+            "--out",
+            str(tmp_path / "x.csv"),
+        ],
+        trained_store["env"],
+        trained_store["dir"],
+        check=False,
+    )
     assert out.returncode == 2
     assert "cannot predict: cannot load model models:/bone-metastasis-risk/99" in out.stderr
     assert not (tmp_path / "x.csv").exists()

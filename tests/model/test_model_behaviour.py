@@ -22,8 +22,9 @@ PROB_COLUMNS = ["p_bone_met_12m", "p_bone_met_24m", "p_bone_met_36m", "p_bone_me
 
 @pytest.fixture(scope="module")
 def store(trained_store, monkeypatch_module):
-    monkeypatch_module.setenv("MLFLOW_TRACKING_URI",
-                              f"sqlite:///{trained_store['dir'] / 'data' / 'mlflow.db'}")
+    monkeypatch_module.setenv(
+        "MLFLOW_TRACKING_URI", f"sqlite:///{trained_store['dir'] / 'data' / 'mlflow.db'}"
+    )
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{trained_store['dir'] / 'data' / 'mlflow.db'}")
@@ -113,7 +114,8 @@ def test_predictions_identical_after_mlflow_and_bentoml_round_trip(store, tmp_pa
     mlflow.set_experiment("round-trip")
     with mlflow.start_run():
         info = log_risk_model(
-            model, contract_rows(X_train.head(3)[list(PREDICTOR_COLUMNS)]),
+            model,
+            contract_rows(X_train.head(3)[list(PREDICTOR_COLUMNS)]),
             registered_model_name=None,
         )
     test_rows = contract_rows(X_test[list(PREDICTOR_COLUMNS)])

@@ -15,11 +15,16 @@ import requests
 pytestmark = pytest.mark.slow
 
 P1 = {
-    "patient_id": "P0001", "age_years": 54, "disease_setting": "metastatic",
-    "bone_metastasis_at_enrollment": False, "er_status": "positive",
+    "patient_id": "P0001",
+    "age_years": 54,
+    "disease_setting": "metastatic",
+    "bone_metastasis_at_enrollment": False,
+    "er_status": "positive",
     "oc_positive_percent": 0.061,
-    "oc_measurements": [{"day": 0, "oc_positive_percent": 0.061},
-                        {"day": 90, "oc_positive_percent": 0.074}],
+    "oc_measurements": [
+        {"day": 0, "oc_positive_percent": 0.061},
+        {"day": 90, "oc_positive_percent": 0.074},
+    ],
 }
 
 
@@ -36,8 +41,12 @@ def server(trained_store, tmp_path_factory):
     log = (tmp_path_factory.mktemp("server") / "server.log").open("w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "training.cli", "serve", "--port", str(port)],
-        env=trained_store["env"], cwd=trained_store["dir"],
-        stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env=trained_store["env"],
+        cwd=trained_store["dir"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -67,8 +76,9 @@ def server(trained_store, tmp_path_factory):
 def post(base: str, body, **kw) -> requests.Response:
     if isinstance(body, (dict, list)):
         return requests.post(f"{base}/predict", json=body, timeout=30, **kw)
-    return requests.post(f"{base}/predict", data=body, timeout=30,
-                         headers={"Content-Type": "application/json"})
+    return requests.post(
+        f"{base}/predict", data=body, timeout=30, headers={"Content-Type": "application/json"}
+    )
 
 
 def test_health_endpoints(server):
@@ -84,8 +94,13 @@ def test_contract_example_request_and_response_shape(server):
     assert body["model"]["alias"] == "champion"
     assert body["model"]["version"] in {"1", "2"} and body["model"]["run_id"]
     (pred,) = body["predictions"]
-    assert set(pred) == {"patient_id", "risk_score", "risk_group",
-                         "bone_metastasis_probability", "warnings"}
+    assert set(pred) == {
+        "patient_id",
+        "risk_score",
+        "risk_group",
+        "bone_metastasis_probability",
+        "warnings",
+    }
     assert pred["patient_id"] == "P0001"
     assert pred["risk_group"] in {"low", "intermediate", "high"}
     probs = [p["probability"] for p in pred["bone_metastasis_probability"]]
@@ -103,16 +118,30 @@ def test_default_horizons_and_only_draws_up_to_prediction_day(server):
     assert [p["months"] for p in pred["bone_metastasis_probability"]] == [12, 24, 36, 60]
     assert "1 draw(s) after prediction_day 30 ignored" in pred["warnings"]
     # The day-90 draw must not change the answer at day 30.
-    only_day0 = dict(P1, patient_id="A", prediction_day=30,
-                     oc_measurements=[{"day": 0, "oc_positive_percent": 0.061}])
+    only_day0 = dict(
+        P1,
+        patient_id="A",
+        prediction_day=30,
+        oc_measurements=[{"day": 0, "oc_positive_percent": 0.061}],
+    )
     r2 = post(server, {"patients": [only_day0]})
     assert r2.json()["predictions"][0]["risk_score"] == pred["risk_score"]
 
 
 def test_bone_metastasis_at_enrollment_gets_a_warning_not_probabilities(server):
-    r = post(server, {"patients": [{"patient_id": "B1", "age_years": 61,
-                                    "disease_setting": "metastatic",
-                                    "bone_metastasis_at_enrollment": True}]})
+    r = post(
+        server,
+        {
+            "patients": [
+                {
+                    "patient_id": "B1",
+                    "age_years": 61,
+                    "disease_setting": "metastatic",
+                    "bone_metastasis_at_enrollment": True,
+                }
+            ]
+        },
+    )
     assert r.status_code == 200, r.text
     (pred,) = r.json()["predictions"]
     assert pred["bone_metastasis_probability"] == [] and pred["risk_score"] is None
@@ -122,8 +151,10 @@ def test_bone_metastasis_at_enrollment_gets_a_warning_not_probabilities(server):
 
 
 def test_risk_rises_with_marker_through_the_api(server):
-    pats = [dict(P1, patient_id=f"M{k}", oc_positive_percent=v, oc_measurements=None)
-            for k, v in enumerate([0.01, 0.03, 0.09])]
+    pats = [
+        dict(P1, patient_id=f"M{k}", oc_positive_percent=v, oc_measurements=None)
+        for k, v in enumerate([0.01, 0.03, 0.09])
+    ]
     r = post(server, {"patients": pats})
     scores = [p["risk_score"] for p in r.json()["predictions"]]
     assert scores == sorted(scores) and scores[0] < scores[2]
@@ -134,22 +165,43 @@ def test_risk_rises_with_marker_through_the_api(server):
     [
         ({"patients": []}, ["patients"], "at least 1 item"),
         ({}, ["patients"], "Field required"),
-        ({"patients": [dict(P1, favourite_colour="blue")]},
-         ["patients", 0, "favourite_colour"], "Extra inputs are not permitted"),
+        (
+            {"patients": [dict(P1, favourite_colour="blue")]},
+            ["patients", 0, "favourite_colour"],
+            "Extra inputs are not permitted",
+        ),
         ({"patients": [P1], "extra": 1}, ["extra"], "Extra inputs are not permitted"),
-        ({"patients": [dict(P1, age_years="old")]}, ["patients", 0, "age_years"],
-         "Input should be a valid number"),
-        ({"patients": [dict(P1, age_years=17)]}, ["patients", 0, "age_years"],
-         "greater than or equal to 18"),
-        ({"patients": [dict(P1, er_status="pos")]}, ["patients", 0, "er_status"],
-         "Input should be 'positive' or 'negative'"),
-        ({"patients": [dict(P1, patient_id="Jane Doe")]}, ["patients", 0, "patient_id"],
-         "String should match pattern"),
-        ({"patients": [P1], "horizons_months": [0, 24]}, ["horizons_months", 0],
-         "greater than or equal to 1"),
+        (
+            {"patients": [dict(P1, age_years="old")]},
+            ["patients", 0, "age_years"],
+            "Input should be a valid number",
+        ),
+        (
+            {"patients": [dict(P1, age_years=17)]},
+            ["patients", 0, "age_years"],
+            "greater than or equal to 18",
+        ),
+        (
+            {"patients": [dict(P1, er_status="pos")]},
+            ["patients", 0, "er_status"],
+            "Input should be 'positive' or 'negative'",
+        ),
+        (
+            {"patients": [dict(P1, patient_id="Jane Doe")]},
+            ["patients", 0, "patient_id"],
+            "String should match pattern",
+        ),
+        (
+            {"patients": [P1], "horizons_months": [0, 24]},
+            ["horizons_months", 0],
+            "greater than or equal to 1",
+        ),
         ({"patients": [P1] * 1001}, ["patients"], "at most 1000 items"),
-        ({"patients": [dict(P1, time_days=100, event="death")]},
-         ["patients", 0, "time_days"], "Extra inputs are not permitted"),
+        (
+            {"patients": [dict(P1, time_days=100, event="death")]},
+            ["patients", 0, "time_days"],
+            "Extra inputs are not permitted",
+        ),
     ],
 )
 def test_field_violations_are_400_with_path_and_reason(server, body, loc, msg):
@@ -162,30 +214,47 @@ def test_field_violations_are_400_with_path_and_reason(server, body, loc, msg):
 def test_contract_cross_field_rules_are_400_with_every_violation(server):
     bad = [
         dict(P1, patient_id="E1", disease_setting="early", visceral_metastasis=True),
-        dict(P1, patient_id="E2", oc_positive_percent=None, oc_positive_events=50,
-             pbmc_events=40, oc_measurements=[{"day": 0, "oc_positive_events": 9,
-                                               "pbmc_events": 5}]),
+        dict(
+            P1,
+            patient_id="E2",
+            oc_positive_percent=None,
+            oc_positive_events=50,
+            pbmc_events=40,
+            oc_measurements=[{"day": 0, "oc_positive_events": 9, "pbmc_events": 5}],
+        ),
         dict(P1, patient_id="E1"),
     ]
     r = post(server, {"patients": bad})
     assert r.status_code == 400, r.text
     detail = r.json()["detail"]
-    assert {"loc": ["patients", 0, "visceral_metastasis"],
-            "msg": "must not be true when disease_setting is early"} in detail
-    assert {"loc": ["patients", 1, "oc_positive_events"],
-            "msg": "must be <= pbmc_events (40)"} in detail
-    assert {"loc": ["patients", 1, "oc_measurements", 0, "oc_positive_events"],
-            "msg": "must be <= pbmc_events (5)"} in detail
+    assert {
+        "loc": ["patients", 0, "visceral_metastasis"],
+        "msg": "must not be true when disease_setting is early",
+    } in detail
+    assert {
+        "loc": ["patients", 1, "oc_positive_events"],
+        "msg": "must be <= pbmc_events (40)",
+    } in detail
+    assert {
+        "loc": ["patients", 1, "oc_measurements", 0, "oc_positive_events"],
+        "msg": "must be <= pbmc_events (5)",
+    } in detail
     assert {"loc": ["patients", 2, "patient_id"], "msg": "duplicate patient_id"} in detail
 
 
 @pytest.mark.parametrize(
     "raw",
-    ['not json', '{"patients": [', '[]', '"x"', 'null',
-     '{"patients": [{"patient_id": "N", "age_years": NaN, "disease_setting": "early", '
-     '"bone_metastasis_at_enrollment": false}]}',
-     '{"patients": [{"patient_id": "N", "age_years": 1e400, "disease_setting": "early", '
-     '"bone_metastasis_at_enrollment": false}]}'],
+    [
+        "not json",
+        '{"patients": [',
+        "[]",
+        '"x"',
+        "null",
+        '{"patients": [{"patient_id": "N", "age_years": NaN, "disease_setting": "early", '
+        '"bone_metastasis_at_enrollment": false}]}',
+        '{"patients": [{"patient_id": "N", "age_years": 1e400, "disease_setting": "early", '
+        '"bone_metastasis_at_enrollment": false}]}',
+    ],
 )
 def test_malformed_bodies_are_400_never_5xx(server, raw):
     r = post(server, raw)
