@@ -231,9 +231,7 @@ def test_bone_targeted_therapy_is_an_effect_modifier():
         "alp": np.full(n, cfg.alp_median),
     }
     hr = np.exp(_bm_log_rate(cov, cfg)[0::2] - _bm_log_rate(cov, cfg)[1::2])
-    assert hr == pytest.approx(
-        [cfg.hr_bm_btt_early_post, 1.0, 1.0, cfg.hr_bm_btt_metastatic]
-    )
+    assert hr == pytest.approx([cfg.hr_bm_btt_early_post, 1.0, 1.0, cfg.hr_bm_btt_metastatic])
     assert 0.6 <= cfg.hr_bm_btt_early_post <= 0.75  # domain.md: HR about 0.62-0.75
 
 
@@ -253,8 +251,12 @@ def test_measurements_start_at_enrollment_and_repeat_the_enrollment_draw(cohort)
     assert (_num(first, "day") == 0).all()
     assert first["patient_id"].nunique() == m["patient_id"].nunique()
     enrol = p.loc[first["patient_id"].to_numpy()]
-    for column in ("oc_positive_percent", "oc_positive_events", "pbmc_events",
-                   "alkaline_phosphatase_u_per_l"):
+    for column in (
+        "oc_positive_percent",
+        "oc_positive_events",
+        "pbmc_events",
+        "alkaline_phosphatase_u_per_l",
+    ):
         np.testing.assert_array_equal(_num(first, column), _num(enrol, column), err_msg=column)
     share = m["patient_id"].nunique() / len(p)
     assert 0.45 < share < 0.65  # 60 % of the ~90 % with an enrollment draw
@@ -291,13 +293,15 @@ def test_missingness_shares_match_the_config(large):
     cfg = SimulationConfig()
     n = len(p)
     assert p["ki67_percent"].isna().mean() == pytest.approx(cfg.p_missing_ki67, abs=0.02)
-    assert p["alkaline_phosphatase_u_per_l"].isna().mean() == pytest.approx(cfg.p_missing_alp,
-                                                                            abs=0.02)
+    assert p["alkaline_phosphatase_u_per_l"].isna().mean() == pytest.approx(
+        cfg.p_missing_alp, abs=0.02
+    )
     not_measured = p["oc_positive_percent"].isna()
     assert not_measured.mean() == pytest.approx(cfg.p_marker_not_measured, abs=0.015)
     counts_missing = p["pbmc_events"].isna() & ~not_measured
-    assert counts_missing.sum() / (~not_measured).sum() == pytest.approx(cfg.p_counts_missing,
-                                                                         abs=0.015)
+    assert counts_missing.sum() / (~not_measured).sum() == pytest.approx(
+        cfg.p_counts_missing, abs=0.015
+    )
     assert p["age_years"].notna().sum() == n
 
 
@@ -333,8 +337,10 @@ def test_marker_rises_before_bone_metastasis(large):
     m = large.measurements
     draws = m.join(p[["time_days", "event"]], on="patient_id")
     log_pct = np.log(_num(draws, "oc_positive_percent") + 1e-4)
-    enrol = pd.Series(log_pct[_num(draws, "day") == 0],
-                      index=draws["patient_id"][_num(draws, "day") == 0].to_numpy())
+    enrol = pd.Series(
+        log_pct[_num(draws, "day") == 0],
+        index=draws["patient_id"][_num(draws, "day") == 0].to_numpy(),
+    )
     base = enrol.reindex(draws["patient_id"].to_numpy()).to_numpy()
     to_event = _num(draws, "time_days") - _num(draws, "day")
     event = _obj(draws, "event")
@@ -348,8 +354,9 @@ def test_marker_rises_before_bone_metastasis(large):
 
 def test_marker_hazard_ratio_above_cut_off_in_metastatic_disease(large):
     p = large.patients
-    met_free = ((p["disease_setting"] == "metastatic").to_numpy()
-                & ~_obj(p, "bone_metastasis_at_enrollment").astype(bool))
+    met_free = (p["disease_setting"] == "metastatic").to_numpy() & ~_obj(
+        p, "bone_metastasis_at_enrollment"
+    ).astype(bool)
     pct = _num(p, "oc_positive_percent")
     use = met_free & ~np.isnan(pct)
     time, code = _outcome(p)
@@ -391,8 +398,7 @@ def test_truth_agrees_with_aalen_johansen_in_early_disease(large):
     observed = aalen_johansen(time[early], code[early], horizon)
     # The helper estimator agrees with scikit-survival's.
     times, cif = cumulative_incidence_competing_risks(code[early], time[early])
-    assert observed == pytest.approx(cif[1][np.searchsorted(times, horizon, "right") - 1],
-                                     abs=1e-9)
+    assert observed == pytest.approx(cif[1][np.searchsorted(times, horizon, "right") - 1], abs=1e-9)
     truth = large.truth["cif_bm_60m"].to_numpy()[early]
     oracle = large.truth["oracle_cif_bm_60m"].to_numpy()[early]
     assert truth.mean() == pytest.approx(observed, abs=0.025)
@@ -403,8 +409,9 @@ def test_truth_agrees_with_aalen_johansen_in_early_disease(large):
 def test_truth_agrees_with_aalen_johansen_in_metastatic_disease(large):
     p = large.patients
     time, code = _outcome(p)
-    free = ((p["disease_setting"] == "metastatic").to_numpy()
-            & ~_obj(p, "bone_metastasis_at_enrollment").astype(bool))
+    free = (p["disease_setting"] == "metastatic").to_numpy() & ~_obj(
+        p, "bone_metastasis_at_enrollment"
+    ).astype(bool)
     observed = aalen_johansen(time[free], code[free], 24 * DAYS_PER_MONTH)
     truth = large.truth["cif_bm_24m"].to_numpy()[free]
     assert truth.mean() == pytest.approx(observed, abs=0.04)
@@ -417,10 +424,10 @@ def test_cif_table_matches_direct_integration():
     log_r = rng.uniform(-10, 3, 500)
     log_q = rng.uniform(-8, 2, 500)
     horizons = tuple(h / 12 for h in HORIZONS_MONTHS)
-    lr, lq, table = _cif_table(cfg.bm_shape_early, cfg.death_shape_early,
-                               cfg.truth_steps_per_year)
-    direct = _cif_direct(log_r, log_q, cfg.bm_shape_early, cfg.death_shape_early, horizons,
-                         steps_per_year=1200)
+    lr, lq, table = _cif_table(cfg.bm_shape_early, cfg.death_shape_early, cfg.truth_steps_per_year)
+    direct = _cif_direct(
+        log_r, log_q, cfg.bm_shape_early, cfg.death_shape_early, horizons, steps_per_year=1200
+    )
     assert np.abs(_interp_cif(lr, lq, table, log_r, log_q) - direct).max() < 1e-3
 
 
