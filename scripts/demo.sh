@@ -14,8 +14,14 @@ echo "== validate it against data contract v1"
 bonemet validate --patients data/demo/patients.csv --measurements data/demo/oc_measurements.csv
 echo "== train, log to MLflow and register candidate versions"
 bonemet train --patients data/demo/patients.csv --measurements data/demo/oc_measurements.csv
-echo "== promote the challenger to champion"
-bonemet promote
+echo "== promote the challenger to champion (gates: docs/modeling.md)"
+if ! bonemet promote; then
+  echo "The challenger failed a promotion gate (above). On this simulated demo cohort it is"
+  echo "promoted anyway, and the reason is recorded on the version:"
+  bonemet promote --force --reason "demo on simulated data: first champion despite a failed gate"
+fi
+echo "== registered versions"
+bonemet compare
 echo
 echo "MLflow UI on the same store:"
 echo "  $PWD/.venv/bin/$(bonemet ui-command)"

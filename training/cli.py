@@ -39,6 +39,36 @@ def _load(patients: Path, measurements: Path | None):
         _fail(str(err))
 
 
+class _Bars:
+    """Progress bar on stderr for ``train`` (one step per fitted model)."""
+
+    def __enter__(self) -> _Bars:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._progress.__enter__()
+        self._task = None
+        return self
+
+    def start(self, total: int, description: str) -> None:
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, description: str) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, advance=1, description=description[:60])
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+
 def _settings():
     from training.config import Settings
 
@@ -92,7 +122,10 @@ def train(
     cohort = _load(patients, measurements)
     try:
         cfg = load_config(config, experiment=experiment, seed=seed, families=families)
-        result = run_train(cohort, cfg, _settings(), source=str(Path(patients).resolve()))
+        with _Bars() as bars:
+            result = run_train(
+                cohort, cfg, _settings(), source=str(Path(patients).resolve()), progress=bars
+            )
     except (ConfigError, TrainingDataError) as err:
         _fail(f"cannot train: {err}")
     typer.echo(summary_json(result))
@@ -101,18 +134,48 @@ def train(
 @app.command()
 def promote(
     version: Annotated[str | None, typer.Option("--version", help="version to promote")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="promote even if a gate fails (needs --reason)")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="why a failing gate is overridden (recorded)")
+    ] = None,
 ) -> None:
-    """Move the champion alias (default: to the current challenger)."""
+    """Move the champion alias (default: to the challenger) if the promotion gates pass."""
     from training import registry, tracking
 
     tracking.configure(_settings())
     try:
-        done = registry.promote(version)
+        done = registry.promote(version, force=force, reason=reason)
     except registry.RegistryError as err:
         _fail(f"cannot promote: {err}")
+    for gate in done.gates:
+        typer.echo(f"gate {gate.name}: {'pass' if gate.passed else 'FAIL'} ({gate.detail})")
+    if done.forced_reason:
+        typer.echo(f"forced: {done.forced_reason}")
     typer.echo(
         f"champion: version {done.version} (was {done.previous or 'none'}) of bone-metastasis-risk"
     )
+
+
+@app.command()
+def compare(
+    versions: Annotated[
+        str | None, typer.Option("--versions", help="comma-separated versions (default: all)")
+    ] = None,
+) -> None:
+    """Print registered versions side by side: metrics with intervals, data digest, alias."""
+    from training import registry, tracking
+
+    tracking.configure(_settings())
+    wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
+    try:
+        table = registry.compare(wanted)
+    except registry.RegistryError as err:
+        _fail(f"cannot compare: {err}")
+    if table.empty:
+        _fail("no versions registered yet: run bonemet train first")
+    typer.echo(table.to_string(index=False))
 
 
 @app.command()

@@ -1,11 +1,16 @@
 """Model families that predict the cumulative incidence of bone metastasis, death competing.
 
 Targets are structured arrays with fields ``cause`` (0 censored, 1 bone metastasis, 2 death
-without bone metastasis) and ``time`` (days); see :func:`make_target`. Both families expose
+without bone metastasis) and ``time`` (days); see :func:`make_target`. Every family (here and
+in :mod:`training.families`, which builds on the shared pieces below) exposes
 
 - ``predict(X)``: a risk score, higher meaning bone metastasis sooner;
 - ``predict_cumulative_incidence(X, times_days)``: an ``(n, len(times))`` array of the
   cumulative incidence of bone metastasis by each time, non-decreasing in time, in [0, 1].
+
+Shared pieces: :func:`competing_cumulative_incidence` (the one implementation of the
+cause-specific-hazards combination) and :class:`IPCWHorizonBase` (horizon labels, censoring
+weights, running maximum and interpolation for any base classifier).
 """
 
 from __future__ import annotations
@@ -23,9 +28,14 @@ DAYS_PER_MONTH = 365.25 / 12
 
 __all__ = [
     "make_target",
+    "check_target",
+    "competing_cumulative_incidence",
+    "grid_steps_needed",
     "CauseSpecificCox",
+    "IPCWHorizonBase",
     "IPCWHorizonClassifier",
     "censoring_survival",
+    "ipcw_labels",
     "DAYS_PER_MONTH",
 ]
 
@@ -60,7 +70,14 @@ def make_target(event: Sequence[str], time_days: Sequence[float]) -> np.ndarray:
     return y
 
 
-def _check_target(y: np.ndarray) -> np.ndarray:
+def check_target(y: np.ndarray) -> np.ndarray:
+    """Return ``y`` if it is a competing-risks target from :func:`make_target`.
+
+    Raises
+    ------
+    TypeError
+        When ``y`` is not a structured array with fields ``cause`` and ``time``.
+    """
     if not (isinstance(y, np.ndarray) and y.dtype.names == ("cause", "time")):
         raise TypeError("y must be a structured array from training.models.make_target")
     return y
@@ -76,7 +93,7 @@ def censoring_survival(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     times, surv : numpy.ndarray
         Step function: ``G(t) = surv[k]`` for ``times[k] <= t < times[k+1]``, 1 before.
     """
-    y = _check_target(y)
+    y = check_target(y)
     t = y["time"]
     cens = y["cause"] == CENSORED
     times = np.unique(t[cens])
@@ -95,6 +112,86 @@ def _step(times: np.ndarray, values: np.ndarray, at: np.ndarray, before: float) 
     idx = np.searchsorted(times, at, side="right") - 1
     out = np.where(idx >= 0, values[np.clip(idx, 0, None)] if values.size else before, before)
     return np.asarray(out, dtype=float)
+
+
+def grid_steps_needed(grid_days: np.ndarray, times_days: Sequence[float] | np.ndarray) -> int:
+    """Number of leading grid times that can affect a step function read at ``times_days``.
+
+    Parameters
+    ----------
+    grid_days : numpy.ndarray
+        Increasing grid of times (days).
+    times_days : array-like
+        Times at which the step function will be read.
+
+    Returns
+    -------
+    int
+        Count of grid times ``<= max(times_days)`` (0 for no or only negative times).
+    """
+    latest = np.asarray(times_days, dtype=float).max(initial=0.0)
+    return int(np.searchsorted(np.asarray(grid_days, dtype=float), latest, side="right"))
+
+
+def competing_cumulative_incidence(
+    grid_days: np.ndarray,
+    cumhaz_bm: np.ndarray,
+    cumhaz_death: np.ndarray,
+    times_days: Sequence[float] | np.ndarray,
+) -> np.ndarray:
+    """Cumulative incidence of bone metastasis from two cause-specific cumulative hazards.
+
+    The single implementation of the cause-specific combination used by every survival family.
+    With ``A1``, ``A2`` a patient's cumulative hazards of bone metastasis and of death on the grid
+    ``t_j``, increments ``dA1_j`` and ``dA_j = dA1_j + dA2_j``, and hazards taken constant within
+    each step,
+
+        S(t)  = exp(-sum_{t_j <= t} dA_j)                                (free of both events)
+        F1(t) = sum_{t_j <= t} S(t_{j-1}) * (dA1_j / dA_j) * (1 - exp(-dA_j)),
+
+    so ``F1 + F2 = 1 - S`` exactly and ``F1`` is non-decreasing and in [0, 1]. Without
+    covariates (Nelson-Aalen or Breslow hazards) this is the Aalen-Johansen estimate up to
+    ``exp(-dA)`` against ``1 - dA`` within a step.
+
+    Parameters
+    ----------
+    grid_days : numpy.ndarray
+        Increasing grid times ``t_j`` (days), shape ``(m,)``.
+    cumhaz_bm, cumhaz_death : numpy.ndarray
+        Cumulative hazards at the grid times, shape ``(n, m)`` (or ``(m,)`` for one curve).
+        Negative increments (numerical noise) are treated as 0.
+    times_days : array-like
+        Times (days) at which to read the right-continuous incidence; 0 before the first grid
+        time, held after the last.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n, len(times_days))``.
+    """
+    grid = np.asarray(grid_days, dtype=float)
+    times = np.atleast_1d(np.asarray(times_days, dtype=float))
+    a1 = np.atleast_2d(np.asarray(cumhaz_bm, dtype=float))
+    a2 = np.atleast_2d(np.asarray(cumhaz_death, dtype=float))
+    if a1.shape != a2.shape or a1.shape[1] != grid.shape[0]:
+        raise ValueError(
+            f"cumulative hazards must both have one column per grid time: shapes {a1.shape}, "
+            f"{a2.shape}, grid {grid.shape}"
+        )
+    d1 = np.maximum(np.diff(a1, axis=1, prepend=0.0), 0.0)
+    d_all = d1 + np.maximum(np.diff(a2, axis=1, prepend=0.0), 0.0)
+    cum_before = np.zeros_like(d_all)  # exclusive cumulative sum: A(t_{j-1})
+    np.cumsum(d_all[:, :-1], axis=1, out=cum_before[:, 1:])
+    # Each step's probability of any event, 1 - exp(-dA), shared in proportion to the
+    # cause-specific increments: the two incidences then add up to 1 - S exactly.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(d_all > 0, d1 / d_all, 0.0)
+    cif = np.cumsum(np.exp(-cum_before) * share * -np.expm1(-d_all), axis=1)
+    idx = np.searchsorted(grid, times, side="right") - 1
+    if grid.size == 0:
+        return np.zeros((a1.shape[0], times.size))
+    out = np.where(idx[None, :] >= 0, cif[:, np.clip(idx, 0, None)], 0.0)
+    return np.clip(out, 0.0, 1.0)
 
 
 class CauseSpecificCox(BaseEstimator):
@@ -140,7 +237,7 @@ class CauseSpecificCox(BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray) -> CauseSpecificCox:
         from sksurv.util import Surv
 
-        y = _check_target(y)
+        y = check_target(y)
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[0] != y.shape[0]:
             raise ValueError("X must be 2-D with one row per target")
@@ -191,41 +288,127 @@ class CauseSpecificCox(BaseEstimator):
     ) -> np.ndarray:
         """Cumulative incidence of bone metastasis by each time (death competing)."""
         lp_bm, lp_d = self.linear_predictors(X)
-        times_days = np.asarray(times_days, dtype=float)
-        h1 = self.baseline_cumhaz_[BONE_METASTASIS]
-        h2 = self.baseline_cumhaz_[DEATH]
-        last = int(np.searchsorted(self.grid_days_, times_days.max(initial=0.0), side="right"))
-        h1, h2 = h1[:last], h2[:last]
-        r1 = np.exp(lp_bm)[:, None]
-        r2 = np.exp(lp_d)[:, None]
-        d1 = np.diff(h1, prepend=0.0)[None, :] * r1
-        d_all = d1 + np.diff(h2, prepend=0.0)[None, :] * r2
-        cum = np.cumsum(d_all, axis=1)
-        surv_before = np.exp(-(cum - d_all))
-        # Each step's probability of any event, 1 - exp(-dH), shared in proportion to the
-        # cause-specific increments: the two incidences then add up to 1 - S exactly.
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(d_all > 0, d1 / d_all, 0.0)
-        cif = np.cumsum(surv_before * share * -np.expm1(-d_all), axis=1)
-        idx = np.searchsorted(self.grid_days_[:last], times_days, side="right") - 1
-        out = np.where(idx[None, :] >= 0, cif[:, np.clip(idx, 0, None)] if last else 0.0, 0.0)
-        return np.clip(out, 0.0, 1.0)
+        last = grid_steps_needed(self.grid_days_, times_days)
+        h1 = self.baseline_cumhaz_[BONE_METASTASIS][:last]
+        h2 = self.baseline_cumhaz_[DEATH][:last]
+        return competing_cumulative_incidence(
+            self.grid_days_[:last],
+            np.exp(lp_bm)[:, None] * h1[None, :],
+            np.exp(lp_d)[:, None] * h2[None, :],
+            times_days,
+        )
 
 
-class IPCWHorizonClassifier(BaseEstimator):
-    """Logistic regression for bone metastasis by each horizon, censoring handled by IPCW.
+class IPCWHorizonBase(BaseEstimator):
+    """Binary classifiers for bone metastasis by each horizon, censoring handled by IPCW.
+
+    The horizon, weighting and interpolation logic shared by the classifier families; a
+    subclass supplies the per-horizon classifier through :meth:`_make_classifier` (any
+    scikit-learn classifier whose ``fit`` accepts ``sample_weight`` and that has
+    ``predict_proba``) and stores ``horizons_months`` and ``score_horizon_months`` as
+    parameters.
 
     For horizon h a patient's status is known when bone metastasis or death happened by h
     (death first counts as *no* bone metastasis by h: the competing event) or when follow-up
     passed h event-free. A patient censored before h has unknown status: instead of being
     dropped silently (which biases the estimate down), the known patients are weighted by the
     inverse probability of remaining uncensored, ``1 / G(min(T, h))``, with G the Kaplan-Meier
-    estimate of the censoring distribution. The weighted proportion then estimates the
-    cumulative incidence with death competing.
+    estimate of the censoring distribution (:func:`ipcw_labels`). The weighted proportion then
+    estimates the cumulative incidence with death competing.
 
     Predictions are made non-decreasing across horizons by a running maximum; between fitted
     horizons they are interpolated linearly (0 at time 0); past the last fitted horizon they
     are held at the last value (the model cannot know more).
+    """
+
+    horizons_months: Sequence[float]
+    score_horizon_months: float
+
+    def _make_classifier(self):  # pragma: no cover - abstract
+        raise NotImplementedError("subclasses return an unfitted binary classifier")
+
+    def _log_odds(self, classifier, X: np.ndarray) -> np.ndarray:
+        """Log-odds of one fitted horizon classifier (``decision_function`` when it has one)."""
+        if hasattr(classifier, "decision_function"):
+            return classifier.decision_function(X)
+        p = np.clip(classifier.predict_proba(X)[:, 1], 1e-12, 1.0 - 1e-12)
+        return np.log(p) - np.log1p(-p)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> IPCWHorizonBase:
+        """Fit one weighted classifier per horizon.
+
+        Parameters
+        ----------
+        X : numpy.ndarray
+            Feature matrix, one row per target.
+        y : numpy.ndarray
+            Structured target from :func:`make_target`.
+
+        Returns
+        -------
+        self
+        """
+        y = check_target(y)
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[0] != y.shape[0]:
+            raise ValueError("X must be 2-D with one row per target")
+        horizons = np.sort(np.asarray(self.horizons_months, dtype=float))
+        if self.score_horizon_months not in set(horizons.tolist()):
+            raise ValueError("score_horizon_months must be one of horizons_months")
+        g_times, g_surv = censoring_survival(y)
+        self.classifiers_ = []
+        self.n_known_ = []
+        for h in horizons * DAYS_PER_MONTH:
+            label, weight = ipcw_labels(y, h, g_times, g_surv)
+            known = weight > 0
+            self.n_known_.append(int(known.sum()))
+            if np.unique(label[known]).size < 2:
+                raise ValueError(
+                    f"horizon {h / DAYS_PER_MONTH:g} months: need patients with and without "
+                    "bone metastasis among those with known status"
+                )
+            clf = self._make_classifier()
+            clf.fit(X[known], label[known], sample_weight=weight[known])
+            self.classifiers_.append(clf)
+        self.fitted_horizons_months_ = horizons
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _at_fitted(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "classifiers_")
+        X = np.asarray(X, dtype=float)
+        p = np.column_stack([c.predict_proba(X)[:, 1] for c in self.classifiers_])
+        return np.maximum.accumulate(p, axis=1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Log-odds of bone metastasis by ``score_horizon_months`` (the risk score)."""
+        check_is_fitted(self, "classifiers_")
+        k = int(np.flatnonzero(self.fitted_horizons_months_ == self.score_horizon_months)[0])
+        return self._log_odds(self.classifiers_[k], np.asarray(X, dtype=float))
+
+    def predict_cumulative_incidence(
+        self, X: np.ndarray, times_days: Sequence[float]
+    ) -> np.ndarray:
+        """Probability of bone metastasis by each time, interpolated between fitted horizons."""
+        p = self._at_fitted(X)
+        knots = np.concatenate([[0.0], self.fitted_horizons_months_ * DAYS_PER_MONTH])
+        values = np.concatenate([np.zeros((p.shape[0], 1)), p], axis=1)
+        t = np.atleast_1d(np.asarray(times_days, dtype=float))
+        out = np.empty((p.shape[0], t.size))
+        for j, tj in enumerate(t):
+            k = np.searchsorted(knots, tj, side="right") - 1
+            if k >= knots.size - 1:
+                out[:, j] = values[:, -1]
+            else:
+                w = (tj - knots[k]) / (knots[k + 1] - knots[k])
+                out[:, j] = (1 - w) * values[:, k] + w * values[:, k + 1]
+        return np.clip(out, 0.0, 1.0)
+
+
+class IPCWHorizonClassifier(IPCWHorizonBase):
+    """L2-penalised logistic regression for bone metastasis by each horizon, with IPCW.
+
+    See :class:`IPCWHorizonBase` for the labels, weights, running maximum and interpolation.
 
     Parameters
     ----------
@@ -247,59 +430,8 @@ class IPCWHorizonClassifier(BaseEstimator):
         self.C = C
         self.score_horizon_months = score_horizon_months
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> IPCWHorizonClassifier:
-        y = _check_target(y)
-        X = np.asarray(X, dtype=float)
-        horizons = np.sort(np.asarray(self.horizons_months, dtype=float))
-        if self.score_horizon_months not in set(horizons.tolist()):
-            raise ValueError("score_horizon_months must be one of horizons_months")
-        g_times, g_surv = censoring_survival(y)
-        self.classifiers_ = []
-        self.n_known_ = []
-        for h in horizons * DAYS_PER_MONTH:
-            label, weight = ipcw_labels(y, h, g_times, g_surv)
-            known = weight > 0
-            self.n_known_.append(int(known.sum()))
-            if np.unique(label[known]).size < 2:
-                raise ValueError(
-                    f"horizon {h / DAYS_PER_MONTH:g} months: need patients with and without "
-                    "bone metastasis among those with known status"
-                )
-            clf = LogisticRegression(C=self.C, max_iter=1000)
-            clf.fit(X[known], label[known], sample_weight=weight[known])
-            self.classifiers_.append(clf)
-        self.fitted_horizons_months_ = horizons
-        self.n_features_in_ = X.shape[1]
-        return self
-
-    def _at_fitted(self, X: np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "classifiers_")
-        X = np.asarray(X, dtype=float)
-        p = np.column_stack([c.predict_proba(X)[:, 1] for c in self.classifiers_])
-        return np.maximum.accumulate(p, axis=1)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Log-odds of bone metastasis by ``score_horizon_months`` (the risk score)."""
-        k = int(np.flatnonzero(self.fitted_horizons_months_ == self.score_horizon_months)[0])
-        return self.classifiers_[k].decision_function(np.asarray(X, dtype=float))
-
-    def predict_cumulative_incidence(
-        self, X: np.ndarray, times_days: Sequence[float]
-    ) -> np.ndarray:
-        """Probability of bone metastasis by each time, interpolated between fitted horizons."""
-        p = self._at_fitted(X)
-        knots = np.concatenate([[0.0], self.fitted_horizons_months_ * DAYS_PER_MONTH])
-        values = np.concatenate([np.zeros((p.shape[0], 1)), p], axis=1)
-        t = np.asarray(times_days, dtype=float)
-        out = np.empty((p.shape[0], t.size))
-        for j, tj in enumerate(t):
-            k = np.searchsorted(knots, tj, side="right") - 1
-            if k >= knots.size - 1:
-                out[:, j] = values[:, -1]
-            else:
-                w = (tj - knots[k]) / (knots[k + 1] - knots[k])
-                out[:, j] = (1 - w) * values[:, k] + w * values[:, k + 1]
-        return np.clip(out, 0.0, 1.0)
+    def _make_classifier(self) -> LogisticRegression:
+        return LogisticRegression(C=self.C, max_iter=1000)
 
 
 def ipcw_labels(

@@ -17,11 +17,18 @@ from training.config import MODEL_NAME
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 HEADLINE_METRICS = (
+    "cv_uno_c_mean",
     "test_harrell_c",
     "test_uno_c",
     "test_td_auc_24m",
     "test_ipcw_auc_24m",
     "test_brier_24m",
+    "test_calibration_slope_24m",
+    "test_calibration_in_the_large_24m",
+    "test_ici_24m",
+    "delta_harrell_c_marker",
+    "delta_uno_c_marker",
+    "delta_td_auc_24m_marker",
 )
 REQUIREMENT_PACKAGES = (
     "numpy",
@@ -82,8 +89,12 @@ def tag_version(
     dataset_digest: str,
     run_id: str,
     selection_metric: str,
+    description: str | None = None,
 ) -> None:
-    """Tag a version with its family, headline metrics and training-data digest."""
+    """Tag a version with its family, headline metrics (with intervals) and data digest.
+
+    ``description`` (the model card, Markdown) becomes the version's description in the UI.
+    """
     client = _client()
     tags = {
         "family": family,
@@ -91,31 +102,180 @@ def tag_version(
         "run_id": run_id,
         "selection_metric": selection_metric,
     }
-    for name in dict.fromkeys((*HEADLINE_METRICS, selection_metric)):
-        if name in metrics and math.isfinite(metrics[name]):
-            tags[name] = f"{metrics[name]:.4f}"
+    for base in dict.fromkeys((*HEADLINE_METRICS, selection_metric)):
+        for name in (base, base + "_lo", base + "_hi"):
+            if name in metrics and math.isfinite(metrics[name]):
+                tags[name] = f"{metrics[name]:.4f}"
     for key, value in tags.items():
         client.set_model_version_tag(MODEL_NAME, version, key, value)
-    headline = ", ".join(f"{k}={tags[k]}" for k in HEADLINE_METRICS if k in tags)
-    client.update_model_version(MODEL_NAME, version, description=f"{family}: {headline}")
+    if description is None:
+        headline = ", ".join(f"{k}={tags[k]}" for k in HEADLINE_METRICS if k in tags)
+        description = f"{family}: {headline}"
+    client.update_model_version(MODEL_NAME, version, description=description)
 
 
-def choose_challenger(candidates: Sequence, selection_metric: str):
-    """Set ``challenger`` on the best candidate (higher metric is better; ties: first listed)."""
+def choose_challenger(
+    candidates: Sequence, selection_metric: str, policy: PromotionPolicy | None = None
+):
+    """Set ``challenger`` on the best candidate by ``selection_metric`` (higher is better).
+
+    Candidates that pass the calibration gates of ``policy`` come first: a better-ranking but
+    miscalibrated model is not offered for promotion while a calibrated one exists. Ties go to
+    the first listed.
+    """
+    policy = policy or PromotionPolicy()
     scored = [c for c in candidates if math.isfinite(c.metrics.get(selection_metric, math.nan))]
     if not scored:
         raise RegistryError(f"no candidate has a finite {selection_metric}")
-    best = max(scored, key=lambda c: c.metrics[selection_metric])
+
+    def calibrated(c) -> bool:
+        tags = {k: str(v) for k, v in c.metrics.items()}
+        gates = check_gates(tags, None, policy)
+        return all(g.passed for g in gates if g.name != "discrimination")
+
+    pool = [c for c in scored if calibrated(c)] or scored
+    best = max(pool, key=lambda c: c.metrics[selection_metric])
     _client().set_registered_model_alias(MODEL_NAME, CHALLENGER, best.version)
     return best
 
 
 @dataclass(frozen=True)
+class PromotionPolicy:
+    """Written gates a version must pass to become ``champion`` (docs/modeling.md).
+
+    Parameters
+    ----------
+    discrimination_metric : str
+        Version tag compared with the champion's (higher is better).
+    discrimination_margin : float
+        The candidate may be worse than the champion by at most this much.
+    slope_metric : str
+        Version tag holding the calibration slope at 24 months on the test split.
+    slope_band : tuple of float
+        Inclusive band the calibration slope must lie in.
+    citl_metric : str
+        Version tag holding calibration-in-the-large at 24 months (predicted minus observed).
+    citl_max : float
+        Largest allowed absolute calibration-in-the-large.
+    """
+
+    discrimination_metric: str = "test_uno_c"
+    discrimination_margin: float = 0.01
+    slope_metric: str = "test_calibration_slope_24m"
+    slope_band: tuple[float, float] = (0.8, 1.2)
+    citl_metric: str = "test_calibration_in_the_large_24m"
+    citl_max: float = 0.05
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate's verdict."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class PromotionRefused(RegistryError):
+    """A promotion that failed its gates; ``gates`` holds every verdict."""
+
+    def __init__(self, version: str, gates: list[Gate]) -> None:
+        self.gates = gates
+        failed = "; ".join(g.detail for g in gates if not g.passed)
+        super().__init__(
+            f"version {version} fails the promotion gates: {failed}. "
+            "Use --force --reason '...' to promote anyway (the reason is recorded)."
+        )
+
+
+def _tag_float(tags: dict[str, str], name: str) -> float | None:
+    try:
+        value = float(tags[name])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def check_gates(
+    candidate: dict[str, str], champion: dict[str, str] | None, policy: PromotionPolicy
+) -> list[Gate]:
+    """Evaluate the promotion gates on version tags (the champion's may be None)."""
+    gates = []
+    metric = policy.discrimination_metric
+    cand = _tag_float(candidate, metric)
+    champ = _tag_float(champion, metric) if champion is not None else None
+    if cand is None:
+        gates.append(Gate("discrimination", False, f"{metric} is not recorded on the version"))
+    elif champion is None:
+        gates.append(Gate("discrimination", True, f"{metric} {cand:.4f}; no champion yet"))
+    elif champ is None:
+        gates.append(
+            Gate(
+                "discrimination",
+                True,
+                f"{metric} {cand:.4f}; the champion has no {metric} to compare",
+            )
+        )
+    else:
+        ok = cand >= champ - policy.discrimination_margin
+        gates.append(
+            Gate(
+                "discrimination",
+                ok,
+                f"{metric} {cand:.4f} vs champion {champ:.4f} (allowed margin "
+                f"{policy.discrimination_margin:g})" + ("" if ok else ": worse beyond the margin"),
+            )
+        )
+    slope = _tag_float(candidate, policy.slope_metric)
+    lo, hi = policy.slope_band
+    if slope is None:
+        gates.append(
+            Gate(
+                "calibration_slope", False, f"{policy.slope_metric} is not recorded on the version"
+            )
+        )
+    else:
+        ok = lo <= slope <= hi
+        gates.append(
+            Gate(
+                "calibration_slope",
+                ok,
+                f"{policy.slope_metric} {slope:.3f} "
+                + ("within" if ok else "outside")
+                + f" [{lo:g}, {hi:g}]",
+            )
+        )
+    citl = _tag_float(candidate, policy.citl_metric)
+    if citl is None:
+        gates.append(
+            Gate(
+                "calibration_in_the_large",
+                False,
+                f"{policy.citl_metric} is not recorded on the version",
+            )
+        )
+    else:
+        ok = abs(citl) <= policy.citl_max
+        gates.append(
+            Gate(
+                "calibration_in_the_large",
+                ok,
+                f"{policy.citl_metric} {citl:+.3f} "
+                + ("within" if ok else "beyond")
+                + f" +/-{policy.citl_max:g}",
+            )
+        )
+    return gates
+
+
+@dataclass(frozen=True)
 class Promotion:
-    """Result of a promotion: the version that is now champion and the one it replaced."""
+    """Result of a promotion: the version that is now champion, the one it replaced, gates."""
 
     version: str
     previous: str | None
+    gates: tuple[Gate, ...] = ()
+    forced_reason: str | None = None
 
 
 def alias_version(alias: str) -> str | None:
@@ -128,11 +288,28 @@ def alias_version(alias: str) -> str | None:
         return None
 
 
-def promote(version: str | None = None) -> Promotion:
-    """Move ``champion`` to ``version`` (default: the current ``challenger``)."""
+def promote(
+    version: str | None = None,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    policy: PromotionPolicy | None = None,
+) -> Promotion:
+    """Move ``champion`` to ``version`` (default: the current ``challenger``) if its gates pass.
+
+    Raises
+    ------
+    PromotionRefused
+        When a gate fails and ``force`` is not set.
+    RegistryError
+        Unknown version, no challenger, or ``force`` without a reason.
+    """
     from mlflow.exceptions import MlflowException
 
+    policy = policy or PromotionPolicy()
     client = _client()
+    if force and not (reason and reason.strip()):
+        raise RegistryError("--force requires --reason: the reason is recorded on the version")
     if version is None:
         version = alias_version(CHALLENGER)
         if version is None:
@@ -141,13 +318,95 @@ def promote(version: str | None = None) -> Promotion:
                 "name one with --version"
             )
     try:
-        client.get_model_version(MODEL_NAME, str(version))
+        candidate = client.get_model_version(MODEL_NAME, str(version))
     except MlflowException as err:
         raise RegistryError(f"{MODEL_NAME} has no version {version}") from err
     previous = alias_version(CHAMPION)
+    champion_tags = None
+    if previous is not None and previous != str(version):
+        champion_tags = dict(client.get_model_version(MODEL_NAME, previous).tags or {})
+    gates = check_gates(dict(candidate.tags or {}), champion_tags, policy)
+    if not all(g.passed for g in gates) and not force:
+        raise PromotionRefused(str(version), gates)
     client.set_registered_model_alias(MODEL_NAME, CHAMPION, str(version))
     client.set_model_version_tag(MODEL_NAME, str(version), "promoted_from", previous or "none")
-    return Promotion(version=str(version), previous=previous)
+    client.set_model_version_tag(
+        MODEL_NAME,
+        str(version),
+        "promotion_gates",
+        "; ".join(f"{g.name}: {'pass' if g.passed else 'FAIL'} ({g.detail})" for g in gates),
+    )
+    if force:
+        client.set_model_version_tag(
+            MODEL_NAME, str(version), "forced_promotion_reason", reason.strip()
+        )
+    return Promotion(
+        version=str(version),
+        previous=previous,
+        gates=tuple(gates),
+        forced_reason=reason.strip() if force else None,
+    )
+
+
+COMPARE_METRICS = (
+    "test_harrell_c",
+    "test_uno_c",
+    "test_td_auc_24m",
+    "test_brier_24m",
+    "test_calibration_slope_24m",
+    "test_calibration_in_the_large_24m",
+    "delta_uno_c_marker",
+)
+
+
+def compare(versions: Sequence[str] | None = None):
+    """Registered versions side by side: family, aliases, data digest, metrics with intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per version (newest first).
+    """
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    found = client.search_model_versions(f"name='{MODEL_NAME}'")
+    if versions:
+        wanted = {str(v) for v in versions}
+        missing = wanted - {str(v.version) for v in found}
+        if missing:
+            raise RegistryError(f"{MODEL_NAME} has no version(s) {', '.join(sorted(missing))}")
+        found = [v for v in found if str(v.version) in wanted]
+    aliases: dict[str, list[str]] = {}
+    try:
+        for alias, ver in (client.get_registered_model(MODEL_NAME).aliases or {}).items():
+            aliases.setdefault(str(ver), []).append(alias)
+    except MlflowException as err:
+        raise RegistryError(f"no registered model {MODEL_NAME}: train first") from err
+    rows = []
+    for v in sorted(found, key=lambda v: int(v.version), reverse=True):
+        tags = dict(v.tags or {})
+        row = {
+            "version": str(v.version),
+            "family": tags.get("family", ""),
+            "alias": ",".join(sorted(aliases.get(str(v.version), []))),
+            "data_digest": tags.get("dataset_digest", ""),
+        }
+        for name in COMPARE_METRICS:
+            est, lo, hi = (
+                _tag_float(tags, name),
+                _tag_float(tags, name + "_lo"),
+                _tag_float(tags, name + "_hi"),
+            )
+            if est is None:
+                row[name] = ""
+            elif lo is None or hi is None:
+                row[name] = f"{est:.3f}"
+            else:
+                row[name] = f"{est:.3f} [{lo:.3f}, {hi:.3f}]"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 @dataclass(frozen=True)

@@ -4,28 +4,45 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline
 
 from features.contract import Cohort, check_patients
 from features.draws import enrollment_view
 from features.records import contract_rows
 from features.schema import CONTRACT_VERSION, PREDICTOR_COLUMNS
-from features.transformers import make_feature_pipeline
 from training.config import MODEL_NAME, Settings, TrainConfig
-from training.evaluate import evaluate
-from training.models import (
-    DAYS_PER_MONTH,
-    CauseSpecificCox,
-    IPCWHorizonClassifier,
-    make_target,
-)
+from training.families import FAMILIES
+from training.metrics import Interval
+from training.models import DAYS_PER_MONTH, make_target
 from training.risk_model import RiskModel
+from training.search import Trial, fit_pipeline, folds, n_fits, search
+from training.suite import (
+    HEADLINE,
+    SplitEvaluation,
+    auc_curve,
+    cv_summary,
+    evaluate_split,
+    point_metrics,
+)
+from training.tracking import git_commit
+
+COMPARISON_METRICS = (
+    "cv_uno_c_mean",
+    "test_harrell_c",
+    "test_uno_c",
+    "test_td_auc_24m",
+    "test_brier_24m",
+    "test_calibration_slope_24m",
+    "delta_uno_c_marker",
+)
 
 NUMERIC_RANGE_INPUTS = (
     "age_years",
@@ -65,17 +82,6 @@ class TrainResult:
     dataset_digest: str
 
 
-def make_estimator(family: str, config: TrainConfig):
-    """Unfitted estimator of a family."""
-    if family == "cox_ridge":
-        return CauseSpecificCox(alpha=config.cox_alpha)
-    if family == "cox_elasticnet":
-        return CauseSpecificCox(alpha=config.coxnet_alpha, l1_ratio=config.coxnet_l1_ratio)
-    if family == "logistic_ipcw":
-        return IPCWHorizonClassifier(horizons_months=config.horizons_months, C=config.logistic_c)
-    raise ValueError(f"unknown model family: {family}")
-
-
 def time_to_event_rows(cohort: Cohort) -> tuple[pd.DataFrame, int]:
     """Rows eligible for time-to-event models: free of bone metastasis at enrollment."""
     if not cohort.has_outcome:
@@ -87,19 +93,32 @@ def time_to_event_rows(cohort: Cohort) -> tuple[pd.DataFrame, int]:
     return p.loc[eligible].reset_index(drop=True), int((~eligible).sum())
 
 
-def fit_risk_model(family: str, config: TrainConfig, X: pd.DataFrame, y: np.ndarray) -> RiskModel:
-    """Fit features and estimator of one family on typed rows ``X`` and target ``y``."""
-    pipeline = Pipeline(
-        [
-            ("features", make_feature_pipeline(include_marker=config.include_marker)),
-            ("model", make_estimator(family, config)),
-        ]
-    )
-    pipeline.fit(X, y)
+def fit_risk_model(
+    family: str,
+    params: Mapping[str, Any],
+    config: TrainConfig,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    include_marker: bool | None = None,
+) -> RiskModel:
+    """Fit features and estimator of one family on typed rows ``X`` and target ``y``.
+
+    Parameters
+    ----------
+    family : str
+        Name in :data:`training.families.FAMILIES`.
+    params : mapping
+        Hyperparameters of the family (one configuration of its grid).
+    include_marker : bool, optional
+        Override of ``config.include_marker`` (False: the clinical-only model).
+    """
+    marker = config.include_marker if include_marker is None else include_marker
+    pipeline = fit_pipeline(FAMILIES[family].make, params, X, y, marker)
     score = pipeline.predict(X)
     cutoffs = tuple(float(c) for c in np.quantile(score, [1 / 3, 2 / 3]))
     ranges = {}
-    inputs = NUMERIC_RANGE_INPUTS + (("oc_positive_percent",) if config.include_marker else ())
+    inputs = NUMERIC_RANGE_INPUTS + (("oc_positive_percent",) if marker else ())
     for column in inputs:
         values = X[column].to_numpy(dtype=float)
         values = values[~np.isnan(values)]
@@ -112,7 +131,7 @@ def fit_risk_model(family: str, config: TrainConfig, X: pd.DataFrame, y: np.ndar
         risk_cutoffs=cutoffs,  # type: ignore[arg-type]
         horizons_months=tuple(config.horizons_months),
         max_follow_up_months=follow_up,
-        include_marker=config.include_marker,
+        include_marker=marker,
         training_ranges=ranges,
     )
 
@@ -155,7 +174,10 @@ def _input_example(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def log_risk_model(
-    model: RiskModel, example: pd.DataFrame, registered_model_name: str | None = MODEL_NAME
+    model: RiskModel,
+    example: pd.DataFrame,
+    registered_model_name: str | None = MODEL_NAME,
+    model_card: str | None = None,
 ):
     """Log a fitted RiskModel as an MLflow pyfunc (models-from-code) in the active run.
 
@@ -167,6 +189,8 @@ def log_risk_model(
         Contract rows used as input example and to infer the signature.
     registered_model_name : str or None
         Register the logged model as a new version of this name.
+    model_card : str, optional
+        Markdown model card stored inside the model (``model_card`` artifact).
 
     Returns
     -------
@@ -187,15 +211,418 @@ def log_risk_model(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "risk_model.joblib"
         joblib.dump(model, path)
+        artifacts = {"risk_model": str(path)}
+        if model_card is not None:
+            card = Path(tmp) / "model_card.md"
+            card.write_text(model_card)
+            artifacts["model_card"] = str(card)
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=model_code,
-            artifacts={"risk_model": str(path)},
+            artifacts=artifacts,
             signature=registry.relax_input_schema(signature),
             input_example=example,
             pip_requirements=registry.pip_requirements(),
             registered_model_name=registered_model_name,
         )
+
+
+class Progress(Protocol):
+    """Receives progress of a training run (the CLI draws bars; the library stays silent)."""
+
+    def start(self, total: int, description: str) -> None: ...
+
+    def advance(self, description: str) -> None: ...
+
+
+class _Silent:
+    def start(self, total: int, description: str) -> None:
+        return None
+
+    def advance(self, description: str) -> None:
+        return None
+
+
+def marker_lr_test(X: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
+    """Likelihood-ratio test of the osteocalcin features in a cause-specific Cox model.
+
+    Lightly ridge-penalised Cox models (``alpha`` 0.5, to keep the fit finite when a missing
+    indicator or a rare category separates events) for bone metastasis (death censored), with
+    and without the marker features, on the same training rows; the statistic is twice the
+    difference of the (unpenalised) partial log-likelihoods at the fitted coefficients (Breslow
+    ties), chi-squared with as many degrees of freedom as marker features. Returns NaNs when a
+    fit fails.
+    """
+    from sksurv.linear_model import CoxPHSurvivalAnalysis
+    from sksurv.util import Surv
+
+    from features.transformers import make_feature_pipeline
+    from training.metrics import cox_partial_loglik, likelihood_ratio_test
+
+    event = y["cause"] == 1
+    lls, widths = [], []
+    for marker in (True, False):
+        Xt = make_feature_pipeline(include_marker=marker).fit_transform(X)
+        cox = CoxPHSurvivalAnalysis(alpha=0.5, ties="breslow", n_iter=200)
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                cox.fit(Xt, Surv.from_arrays(event, y["time"]))
+        except ValueError:
+            nan = float("nan")
+            return {"marker_lr_statistic": nan, "marker_lr_df": nan, "marker_lr_p_value": nan}
+        lls.append(cox_partial_loglik(Xt, y["time"], event, cox.coef_))
+        widths.append(Xt.shape[1])
+    df = widths[0] - widths[1]
+    test = likelihood_ratio_test(lls[0], lls[1], df)
+    return {
+        "marker_lr_statistic": float(test.statistic),
+        "marker_lr_df": float(df),
+        "marker_lr_p_value": float(test.p_value),
+    }
+
+
+@dataclass
+class FamilyOutcome:
+    """Everything ``train`` learned about one family."""
+
+    family: str
+    model: RiskModel
+    params: dict[str, Any]
+    cv: dict[str, float]
+    fold_metrics: list[dict[str, float]]
+    trials: tuple[Trial, ...]
+    test: SplitEvaluation
+    clinical_test: dict[str, float]
+    increments: dict[str, Interval]
+    clinical_auc: tuple[list, list]
+    importance: pd.Series
+
+
+def _risk_and_cif(pipe, X: pd.DataFrame, horizons: Sequence[int]):
+    Xt = pipe[:-1].transform(X)
+    risk = pipe[-1].predict(Xt)
+    cif = pipe[-1].predict_cumulative_incidence(Xt, np.asarray(horizons) * DAYS_PER_MONTH)
+    cif = np.maximum.accumulate(cif, axis=1)
+    return risk, {h: cif[:, j] for j, h in enumerate(horizons)}
+
+
+def run_family(
+    name: str,
+    config: TrainConfig,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+    progress: Progress,
+) -> FamilyOutcome:
+    """Nested CV, final search, fit, test evaluation and marker increment of one family."""
+    from training import metrics as mx
+    from training.evaluate import cumulative_dynamic_auc, uno_c
+    from training.families import feature_importance
+
+    family = FAMILIES[name]
+    horizons = tuple(config.horizons_months)
+    grid = family.grid[: config.max_grid]
+
+    def tick(what: str) -> None:
+        progress.advance(f"{name}: {what}")
+
+    fold_metrics = []
+    for k, (tr, te) in enumerate(folds(X_train, config.outer_folds, config.seed)):
+        inner = search(
+            family.make,
+            grid,
+            X_train.iloc[tr],
+            y_train[tr],
+            include_marker=config.include_marker,
+            n_folds=config.inner_folds,
+            seed=config.seed + k + 1,
+            tick=tick,
+        )
+        pipe = fit_pipeline(
+            family.make, inner.best_params, X_train.iloc[tr], y_train[tr], config.include_marker
+        )
+        tick(f"outer fold {k + 1}")
+        risk, cif = _risk_and_cif(pipe, X_train.iloc[te], horizons)
+        fold_metrics.append(point_metrics(y_train[tr], y_train[te], risk, cif))
+    final = search(
+        family.make,
+        grid,
+        X_train,
+        y_train,
+        include_marker=config.include_marker,
+        n_folds=config.inner_folds,
+        seed=config.seed,
+        tick=tick,
+    )
+    model = fit_risk_model(name, final.best_params, config, X_train, y_train)
+    tick("final fit")
+    risk, cif = _risk_and_cif(model.pipeline, X_test, horizons)
+    test = evaluate_split(
+        y_train, y_test, risk, cif, X_test, n_boot=config.n_bootstrap, seed=config.seed
+    )
+    clinical = fit_risk_model(
+        name, final.best_params, config, X_train, y_train, include_marker=False
+    )
+    tick("clinical-only fit")
+    risk_c, cif_c = _risk_and_cif(clinical.pipeline, X_test, horizons)
+    clinical_test = point_metrics(y_train, y_test, risk_c, cif_c)
+    tau = 60 * DAYS_PER_MONTH
+    increments = {
+        "harrell_c": mx.paired_bootstrap_difference(
+            lambda yy, r: mx.fast_harrell_c(yy, r),
+            y_test,
+            risk,
+            risk_c,
+            n_boot=config.n_bootstrap,
+            seed=config.seed,
+        ),
+        "uno_c": mx.paired_bootstrap_difference(
+            lambda yy, r: uno_c(y_train, yy, r, tau),
+            y_test,
+            risk,
+            risk_c,
+            n_boot=config.n_bootstrap,
+            seed=config.seed,
+        ),
+    }
+    max_months = float(y_test["time"].max()) / DAYS_PER_MONTH
+    for h in horizons:
+        if h < max_months:
+            increments[f"td_auc_{h}m"] = mx.paired_bootstrap_difference(
+                lambda yy, r, h=h: cumulative_dynamic_auc(y_train, yy, r, h),
+                y_test,
+                risk,
+                risk_c,
+                n_boot=config.n_bootstrap,
+                seed=config.seed,
+            )
+    Xt_test = model.pipeline[:-1].transform(X_test)
+    importance = feature_importance(
+        model.estimator,
+        Xt_test,
+        y_test,
+        model.pipeline[0].get_feature_names_out(),
+        seed=config.seed,
+    )
+    return FamilyOutcome(
+        family=name,
+        model=model,
+        params=dict(final.best_params),
+        cv=cv_summary(fold_metrics),
+        fold_metrics=fold_metrics,
+        trials=final.trials,
+        test=test,
+        clinical_test=clinical_test,
+        increments=increments,
+        clinical_auc=auc_curve(y_train, y_test, risk_c),
+        importance=importance,
+    )
+
+
+def _log_family(
+    out: FamilyOutcome,
+    config: TrainConfig,
+    y_test: np.ndarray,
+    X_test: pd.DataFrame,
+) -> dict[str, float]:
+    """Metrics, trial runs, tables and figures of one family into the active run."""
+    import mlflow
+
+    from training import figures
+
+    metrics = {**out.test.flat("test_"), **out.cv}
+    metrics.update(
+        {f"clinical_test_{k}": v for k, v in out.clinical_test.items() if np.isfinite(v)}
+    )
+    for k, iv in out.increments.items():
+        for suffix, value in (("", iv.estimate), ("_lo", iv.lo), ("_hi", iv.hi)):
+            if np.isfinite(value):
+                metrics[f"delta_{k}_marker{suffix}"] = float(value)
+    mlflow.log_metrics(metrics)
+    mlflow.log_params({f"selected_{k}": v for k, v in out.params.items()})
+    for i, trial in enumerate(out.trials):
+        with mlflow.start_run(run_name=f"{out.family}-trial-{i + 1}", nested=True):
+            mlflow.log_params({"family": out.family, **trial.params})
+            mlflow.set_tag("selected", str(trial.params == out.params).lower())
+            mlflow.log_metrics(
+                {
+                    k: v
+                    for k, v in (
+                        ("inner_cv_uno_c_mean", trial.mean),
+                        ("inner_cv_uno_c_sd", trial.sd),
+                    )
+                    if np.isfinite(v)
+                }
+            )
+    trials = pd.DataFrame(
+        [{**t.params, "inner_cv_uno_c_mean": t.mean, "inner_cv_uno_c_sd": t.sd} for t in out.trials]
+    )
+    mlflow.log_table(trials, "tables/trials.json")
+    mlflow.log_table(pd.DataFrame(out.fold_metrics), "tables/cv_outer_folds.json")
+    for h, table in out.test.calibration.items():
+        mlflow.log_table(table, f"tables/calibration_{h}m.json")
+    if out.test.decision_curve is not None:
+        mlflow.log_table(out.test.decision_curve, "tables/decision_curve_24m.json")
+    if out.test.subgroups is not None:
+        mlflow.log_table(out.test.subgroups, "tables/subgroups.json")
+    mlflow.log_table(
+        out.importance.rename("importance").reset_index(), "tables/feature_importance.json"
+    )
+    annotations = {}
+    for h in out.test.calibration:
+        slope = out.test.metrics.get(f"calibration_slope_{h}m", float("nan"))
+        ici = out.test.metrics.get(f"ici_{h}m", float("nan"))
+        annotations[h] = f"slope {slope:.2f}\nICI {ici:.3f}"
+    mlflow.log_figure(
+        figures.calibration_figure(out.test.calibration, annotations), "figures/calibration.png"
+    )
+    groups = out.model.risk_group(out.model.predict_arrays(X_test, (24,))[0])
+    mlflow.log_figure(
+        figures.incidence_by_group_figure(y_test, groups), "figures/incidence_by_risk_group.png"
+    )
+    mlflow.log_figure(
+        figures.auc_over_time_figure(
+            np.asarray(out.test.auc_months),
+            np.asarray(out.test.auc_values),
+            "with osteocalcin marker",
+            other={
+                "clinical only": (np.asarray(out.clinical_auc[0]), np.asarray(out.clinical_auc[1]))
+            },
+        ),
+        "figures/auc_over_time.png",
+    )
+    if out.test.decision_curve is not None:
+        mlflow.log_figure(
+            figures.decision_curve_figure(out.test.decision_curve, 24),
+            "figures/decision_curve_24m.png",
+        )
+    mlflow.log_figure(figures.importance_figure(out.importance), "figures/feature_importance.png")
+    return metrics
+
+
+def _card_facts(
+    out: FamilyOutcome,
+    *,
+    run_id: str,
+    dataset_digest: str,
+    source: str,
+    cohort: Cohort,
+    n_excluded: int,
+    X_train: pd.DataFrame,
+    y_by_split: Mapping[str, np.ndarray],
+    config: TrainConfig,
+    lr_test: Mapping[str, float] | None,
+    version: str | None = None,
+):
+    from training import model_card as mc
+    from training.risk_model import MARKER_INPUTS, MODEL_INPUTS
+
+    rows = []
+    for name in HEADLINE:
+        est = out.test.metrics.get(name, float("nan"))
+        iv = out.test.intervals.get(name)
+        rows.append(
+            {
+                "metric": name,
+                "cv_mean": out.cv.get(f"cv_{name}_mean", float("nan")),
+                "cv_sd": out.cv.get(f"cv_{name}_sd", float("nan")),
+                "estimate": est,
+                "lo": iv.lo if iv else float("nan"),
+                "hi": iv.hi if iv else float("nan"),
+            }
+        )
+    for h in config.horizons_months:
+        for name in (
+            f"calibration_slope_{h}m",
+            f"ici_{h}m",
+            f"calibration_in_the_large_{h}m",
+            f"brier_{h}m",
+        ):
+            if name not in HEADLINE and name in out.test.metrics:
+                rows.append(
+                    {
+                        "metric": name,
+                        "cv_mean": out.cv.get(f"cv_{name}_mean", float("nan")),
+                        "cv_sd": out.cv.get(f"cv_{name}_sd", float("nan")),
+                        "estimate": out.test.metrics[name],
+                        "lo": float("nan"),
+                        "hi": float("nan"),
+                    }
+                )
+    inputs = MODEL_INPUTS + (MARKER_INPUTS if out.model.include_marker else ())
+    missing = {c: float(X_train[c].isna().mean()) for c in inputs}
+    counts = {
+        split: {
+            "n": int(len(yy)),
+            "bone_metastasis": int(np.sum(yy["cause"] == 1)),
+            "death": int(np.sum(yy["cause"] == 2)),
+            "censored": int(np.sum(yy["cause"] == 0)),
+        }
+        for split, yy in y_by_split.items()
+    }
+    settings_seen = ", ".join(sorted(set(cohort.patients["disease_setting"].dropna())))
+    grid = FAMILIES[out.family].grid[: config.max_grid]
+    space: dict[str, list] = {}
+    for g in grid:
+        for k, v in g.items():
+            space.setdefault(k, [])
+            if v not in space[k]:
+                space[k].append(v)
+    return mc.ModelCardFacts(
+        model_name=MODEL_NAME,
+        family=out.family,
+        model_version=version,
+        run_id=run_id,
+        git_commit=git_commit(),
+        training_date=datetime.now(UTC).strftime("%Y-%m-%d"),
+        data_digest=dataset_digest,
+        contract_version=CONTRACT_VERSION,
+        data_source=source,
+        simulated=("demo" in source or "simulat" in source) or None,
+        setting=settings_seen,
+        n_patients=int(sum(len(yy) for yy in y_by_split.values())),
+        n_excluded_bone_met_at_enrollment=n_excluded,
+        horizons_months=tuple(config.horizons_months),
+        median_follow_up_months=float(np.median(y_by_split["train"]["time"]) / DAYS_PER_MONTH),
+        input_columns=tuple(inputs),
+        engineered_features=tuple(str(n) for n in out.model.pipeline[0].get_feature_names_out()),
+        missing_share=missing,
+        split_counts=counts,
+        hyperparameter_search=(
+            f"grid of {len(grid)} configurations, ranked by inner "
+            f"{config.inner_folds}-fold CV Uno's C (60 months)"
+        ),
+        search_space=space,
+        selected_params=out.params,
+        cv_scheme=(
+            f"nested CV on the training split: {config.outer_folds} outer folds x "
+            f"{config.inner_folds} inner folds, stratified by outcome and setting"
+        ),
+        evaluation=(
+            f"held-out test split ({config.test_size:.0%}, stratified), percentile "
+            f"bootstrap 95 % intervals ({config.n_bootstrap} resamples)"
+        ),
+        risk_cutoffs=tuple(out.model.risk_cutoffs),
+        performance=pd.DataFrame(rows),
+        subgroups=out.test.subgroups,
+        marker_increment={
+            f"delta {k}": (iv.estimate, iv.lo, iv.hi) for k, iv in out.increments.items()
+        },
+        marker_lr_test=(
+            {
+                "statistic": lr_test["marker_lr_statistic"],
+                "df": lr_test["marker_lr_df"],
+                "p_value": lr_test["marker_lr_p_value"],
+            }
+            if lr_test
+            else None
+        ),
+        marker_method=(
+            "same family and hyperparameters refitted without the osteocalcin "
+            "features; paired bootstrap of the test split"
+        ),
+    )
 
 
 def train(
@@ -204,19 +631,29 @@ def train(
     settings: Settings,
     *,
     source: str = "cohort",
+    progress: Progress | None = None,
 ) -> TrainResult:
-    """Train every configured family, log each as a child run, register each as a version.
+    """Train every configured family and register each as a version of the model.
+
+    For each family: bounded hyperparameter search nested in cross-validation on the training
+    split (each final-search trial a child run), a final fit, the evaluation suite on the
+    held-out test split with bootstrap intervals, calibration, decision curve and subgroups,
+    the same family without the osteocalcin features (incremental value), figures, a model
+    card, and a registered version tagged with its headline metrics. The best version by
+    ``config.selection_metric`` gets the ``challenger`` alias.
 
     Parameters
     ----------
     cohort : features.contract.Cohort
         A validated cohort with outcomes.
     config : TrainConfig
-        Families, hyperparameters, seed, split.
+        Families, search sizes, seed, split.
     settings : Settings
         The MLflow store.
     source : str
         Where the cohort came from (a path), recorded with the dataset.
+    progress : Progress, optional
+        Receives one ``advance`` per fitted model.
 
     Returns
     -------
@@ -224,8 +661,10 @@ def train(
     """
     import mlflow
 
+    from training import model_card as mc
     from training import registry, tracking
 
+    progress = progress or _Silent()
     rows, n_excluded = time_to_event_rows(cohort)
     X_train, X_test, y_train, y_test = split(rows, config)
     check_events(y_train, "training split")
@@ -235,68 +674,100 @@ def train(
     experiment_id = tracking.ensure_experiment(config.experiment, settings)
     dataset = mlflow.data.from_pandas(cohort.patients, source=source, name="patients")
     example = _input_example(X_train)
+    total = sum(
+        n_fits(min(len(FAMILIES[f].grid), config.max_grid), config.outer_folds, config.inner_folds)
+        + 1
+        for f in config.families
+    )
+    progress.start(total, "training")
     candidates = []
     with mlflow.start_run(experiment_id=experiment_id, run_name="train") as parent:
         mlflow.log_params(config.to_params())
+        mlflow.log_dict(asdict(config), "config.yaml")
         mlflow.log_input(dataset, context="training")
         mlflow.set_tags(
             {
-                "git_commit": tracking.git_commit(),
+                "git_commit": git_commit(),
                 "contract_version": str(CONTRACT_VERSION),
                 "dataset_digest": dataset.digest,
+                "seed": str(config.seed),
             }
         )
-        mlflow.log_metrics(
-            {
-                "n_train": len(X_train),
-                "n_test": len(X_test),
-                "n_excluded_bone_met_at_enrollment": n_excluded,
-                "n_bone_met_events_train": int(np.sum(y_train["cause"] == 1)),
-                "n_death_events_train": int(np.sum(y_train["cause"] == 2)),
-            }
-        )
-        for family in config.families:
-            model = fit_risk_model(family, config, X_train, y_train)
-            score_test, cif_test = model.predict_arrays(X_test, config.horizons_months)
-            metrics = evaluate(
-                y_train,
-                y_test,
-                score_test,
-                {h: cif_test[:, j] for j, h in enumerate(config.horizons_months)},
-            )
-            with mlflow.start_run(
-                experiment_id=experiment_id, run_name=family, nested=True
-            ) as child:
-                mlflow.log_params({**config.to_params(), "family": family})
+        counts = {
+            "n_train": len(X_train),
+            "n_test": len(X_test),
+            "n_excluded_bone_met_at_enrollment": n_excluded,
+            "n_bone_met_events_train": int(np.sum(y_train["cause"] == 1)),
+            "n_death_events_train": int(np.sum(y_train["cause"] == 2)),
+            "n_bone_met_events_test": int(np.sum(y_test["cause"] == 1)),
+        }
+        mlflow.log_metrics(counts)
+        lr_test = marker_lr_test(X_train, y_train) if config.include_marker else None
+        if lr_test:
+            lr_test = {k: v for k, v in lr_test.items() if np.isfinite(v)} or None
+        if lr_test:
+            mlflow.log_metrics(lr_test)
+        for name in config.families:
+            out = run_family(name, config, X_train, y_train, X_test, y_test, progress)
+            with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True) as child:
+                mlflow.log_params({**config.to_params(), "family": name})
                 mlflow.log_input(dataset, context="training")
                 mlflow.set_tags(
-                    {
-                        "family": family,
-                        "git_commit": tracking.git_commit(),
-                        "dataset_digest": dataset.digest,
-                    }
+                    {"family": name, "git_commit": git_commit(), "dataset_digest": dataset.digest}
                 )
-                mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-                info = log_risk_model(model, example, registered_model_name=MODEL_NAME)
+                metrics = _log_family(out, config, y_test, X_test)
+                is_cox = name in ("cox_ridge", "cox_elasticnet")
+                if lr_test and is_cox:
+                    mlflow.log_metrics(lr_test)
+                    metrics.update(lr_test)
+                card_args = dict(
+                    run_id=child.info.run_id,
+                    dataset_digest=dataset.digest,
+                    source=source,
+                    cohort=cohort,
+                    n_excluded=n_excluded,
+                    X_train=X_train,
+                    y_by_split={"train": y_train, "test": y_test},
+                    config=config,
+                    lr_test=lr_test if is_cox else None,
+                )
+                card = mc.render_model_card(_card_facts(out, **card_args))
+                info = log_risk_model(out.model, example, MODEL_NAME, model_card=card)
+                version = str(info.registered_model_version)
+                card = mc.render_model_card(_card_facts(out, version=version, **card_args))
+                mlflow.log_text(card, "model_card.md")
                 mlflow.log_dict(
                     {
-                        "risk_cutoffs": list(model.risk_cutoffs),
-                        "feature_names": model.pipeline[0].get_feature_names_out().tolist(),
-                        "max_follow_up_months": model.max_follow_up_months,
+                        "risk_cutoffs": list(out.model.risk_cutoffs),
+                        "selected_params": out.params,
+                        "feature_names": out.model.pipeline[0].get_feature_names_out().tolist(),
+                        "max_follow_up_months": out.model.max_follow_up_months,
                     },
                     "model_summary.json",
                 )
-            version = str(info.registered_model_version)
             registry.tag_version(
-                version, family, metrics, dataset.digest, child.info.run_id, config.selection_metric
+                version,
+                name,
+                metrics,
+                dataset.digest,
+                child.info.run_id,
+                config.selection_metric,
+                description=card,
             )
-            candidates.append(CandidateResult(family, child.info.run_id, version, metrics))
+            candidates.append(CandidateResult(name, child.info.run_id, version, metrics))
         best = registry.choose_challenger(candidates, config.selection_metric)
         mlflow.set_tag("challenger_version", best.version)
-        mlflow.log_dict(
-            {c.family: {"version": c.version, "run_id": c.run_id, **c.metrics} for c in candidates},
-            "candidates.json",
+        table = pd.DataFrame(
+            [
+                {
+                    "family": c.family,
+                    "version": c.version,
+                    **{k: c.metrics.get(k) for k in COMPARISON_METRICS},
+                }
+                for c in candidates
+            ]
         )
+        mlflow.log_table(table, "tables/candidates.json")
     return TrainResult(
         parent_run_id=parent.info.run_id,
         experiment_id=experiment_id,

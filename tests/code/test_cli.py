@@ -152,15 +152,85 @@ def test_predict_with_unknown_model_fails_clearly(trained_store, tmp_path):
     assert not (tmp_path / "x.csv").exists()
 
 
-def test_promote_moves_champion_and_refuses_unknown_versions(trained_store):
+def _client(store):
+    import mlflow
+
+    uri = f"sqlite:///{store['dir'] / 'data' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient()
+
+
+def test_promote_gates_both_ways_and_force_with_reason(trained_store):
     env, cwd = trained_store["env"], trained_store["dir"]
-    missing = run_cli(["promote", "--version", "99"], env, cwd, check=False)
-    assert missing.returncode == 2
-    assert "cannot promote: bone-metastasis-risk has no version 99" in missing.stderr
-    moved = run_cli(["promote", "--version", "1"], env, cwd)
-    assert "champion: version 1" in moved.stdout
-    back = run_cli(["promote"], env, cwd)  # default: back to the challenger
-    assert "(was 1)" in back.stdout
+    client = _client(trained_store)
+    name = "bone-metastasis-risk"
+    champion = client.get_model_version_by_alias(name, "champion").version
+    other = "1" if str(champion) == "2" else "2"
+    saved = dict(client.get_model_version(name, other).tags)
+    good = {
+        "test_uno_c": str(
+            float(client.get_model_version(name, champion).tags.get("test_uno_c", "0.7")) - 0.005
+        ),
+        "test_calibration_slope_24m": "1.05",
+        "test_calibration_in_the_large_24m": "0.01",
+    }
+    try:
+        missing = run_cli(["promote", "--version", "99"], env, cwd, check=False)
+        assert missing.returncode == 2
+        assert "cannot promote: bone-metastasis-risk has no version 99" in missing.stderr
+
+        for k, v in {**good, "test_calibration_slope_24m": "0.55"}.items():
+            client.set_model_version_tag(name, other, k, v)
+        refused = run_cli(["promote", "--version", other], env, cwd, check=False)
+        assert refused.returncode == 2
+        assert "test_calibration_slope_24m 0.550 outside [0.8, 1.2]" in refused.stderr
+        assert client.get_model_version_by_alias(name, "champion").version == champion
+
+        no_reason = run_cli(["promote", "--version", other, "--force"], env, cwd, check=False)
+        assert no_reason.returncode == 2
+        assert "--force requires --reason" in no_reason.stderr
+
+        forced = run_cli(
+            ["promote", "--version", other, "--force", "--reason", "clinical review 2026-11"],
+            env,
+            cwd,
+        )
+        assert f"champion: version {other}" in forced.stdout
+        assert client.get_model_version(name, other).tags["forced_promotion_reason"] == (
+            "clinical review 2026-11"
+        )
+
+        # Back to the old champion with passing gates: a C-index within the margin passes.
+        for k, v in good.items():
+            client.set_model_version_tag(name, champion, k, v)
+        client.set_model_version_tag(
+            name, other, "test_uno_c", str(float(good["test_uno_c"]) + 0.005)
+        )
+        back = run_cli(["promote", "--version", str(champion)], env, cwd)
+        assert "gate discrimination: pass" in back.stdout
+        assert "gate calibration_slope: pass" in back.stdout
+        assert f"champion: version {champion} (was {other})" in back.stdout
+    finally:
+        for k in list(client.get_model_version(name, other).tags):
+            client.delete_model_version_tag(name, other, k)
+        for k, v in saved.items():
+            client.set_model_version_tag(name, other, k, v)
+        client.set_registered_model_alias(name, "champion", str(champion))
+
+
+def test_compare_prints_versions_side_by_side(trained_store):
+    out = run_cli(["compare"], trained_store["env"], trained_store["dir"])
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].split()[:4] == ["version", "family", "alias", "data_digest"]
+    assert "test_uno_c" in lines[0]
+    assert len(lines) == 3  # two versions
+    assert "champion" in out.stdout
+    assert "[" in out.stdout  # intervals
+    bad = run_cli(
+        ["compare", "--versions", "7"], trained_store["env"], trained_store["dir"], check=False
+    )
+    assert bad.returncode == 2 and "has no version(s) 7" in bad.stderr
 
 
 def test_promote_without_any_model_explains(tmp_path):

@@ -108,7 +108,7 @@ def test_predictions_identical_after_mlflow_and_bentoml_round_trip(store, tmp_pa
     config = TrainConfig()
     rows_tte, _ = time_to_event_rows(cohort)
     X_train, X_test, y_train, _ = split(rows_tte, config)
-    model = fit_risk_model("cox_ridge", config, X_train, y_train)
+    model = fit_risk_model("cox_ridge", {"alpha": 3.0}, config, X_train, y_train)
     before = model.predict_frame(X_test)
 
     mlflow.set_experiment("round-trip")

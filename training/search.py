@@ -1,0 +1,136 @@
+"""Bounded hyperparameter search nested inside cross-validation.
+
+Folds are stratified by outcome (bone metastasis, death, censored) and disease setting. The
+feature pipeline is fitted inside every fold, so imputation medians and scaling never see the
+fold's test patients. Configurations are ranked by Uno's C for bone metastasis (truncated at 60
+months) averaged over the inner folds; ties go to the first configuration of the grid (the
+simplest, by the grids' convention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from features.transformers import make_feature_pipeline
+from training.evaluate import uno_c
+from training.models import DAYS_PER_MONTH
+
+#: Called once per fitted model with a short description (for progress bars).
+Tick = Callable[[str], None]
+
+SEARCH_METRIC = "uno_c"
+
+
+def _noop(_: str) -> None:
+    return None
+
+
+def strata(rows: pd.DataFrame) -> np.ndarray:
+    """Outcome-by-setting strata; rare strata pooled so every stratum can be split."""
+    s = rows["event"].astype(str) + "|" + rows["disease_setting"].astype(str)
+    counts = s.value_counts()
+    return s.where(s.map(counts) >= 6, "other").to_numpy()
+
+
+def folds(rows: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified K-fold indices (train, test) over ``rows``."""
+    if k < 2:
+        raise ValueError(f"need at least 2 folds, got {k}")
+    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(skf.split(np.zeros(len(rows)), strata(rows)))
+
+
+def fit_pipeline(
+    make_estimator: Callable[[Mapping[str, Any]], Any],
+    params: Mapping[str, Any],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    include_marker: bool,
+) -> Pipeline:
+    """Feature pipeline plus estimator, fitted on typed rows ``X``."""
+    pipe = Pipeline(
+        [
+            ("features", make_feature_pipeline(include_marker=include_marker)),
+            ("model", make_estimator(dict(params))),
+        ]
+    )
+    return pipe.fit(X, y)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One configuration scored by inner cross-validation."""
+
+    params: dict[str, Any]
+    scores: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        finite = [s for s in self.scores if np.isfinite(s)]
+        return float(np.mean(finite)) if finite else float("nan")
+
+    @property
+    def sd(self) -> float:
+        finite = [s for s in self.scores if np.isfinite(s)]
+        return float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Trials of a search and the selected configuration."""
+
+    trials: tuple[Trial, ...]
+    best_params: dict[str, Any] = field(default_factory=dict)
+
+
+def search(
+    make_estimator: Callable[[Mapping[str, Any]], Any],
+    grid: Sequence[Mapping[str, Any]],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    include_marker: bool,
+    n_folds: int,
+    seed: int,
+    tau_months: float = 60,
+    tick: Tick = _noop,
+) -> SearchResult:
+    """Score every configuration of ``grid`` by inner-CV Uno's C; pick the best.
+
+    A configuration whose fit fails on a fold (``ValueError``, e.g. too few events) scores NaN
+    there; a configuration with no finite score is never selected.
+    """
+    if not grid:
+        raise ValueError("the hyperparameter grid is empty")
+    splits = folds(X, n_folds, seed)
+    trials = []
+    for params in grid:
+        scores = []
+        for train_idx, test_idx in splits:
+            try:
+                pipe = fit_pipeline(
+                    make_estimator, params, X.iloc[train_idx], y[train_idx], include_marker
+                )
+                risk = pipe.predict(X.iloc[test_idx])
+                scores.append(uno_c(y[train_idx], y[test_idx], risk, tau_months * DAYS_PER_MONTH))
+            except ValueError:
+                scores.append(float("nan"))
+            tick(f"trial {dict(params)}")
+        trials.append(Trial(dict(params), tuple(scores)))
+    ranked = [t for t in trials if np.isfinite(t.mean)]
+    if not ranked:
+        raise ValueError("no configuration of the grid could be fitted on the inner folds")
+    best = max(ranked, key=lambda t: t.mean)  # max keeps the first of equal means
+    return SearchResult(tuple(trials), dict(best.params))
+
+
+def n_fits(grid_size: int, outer: int, inner: int) -> int:
+    """Number of model fits of a nested search (for progress bars)."""
+    return outer * (inner * grid_size + 1) + inner * grid_size + 1

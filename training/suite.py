@@ -1,0 +1,195 @@
+"""The evaluation suite of one fitted model on one split: metrics, intervals, tables, figures.
+
+Metric names are the same for every family and every run (``test_uno_c``, ``cv_uno_c_mean``,
+``test_calibration_slope_24m``, ...), so the MLflow UI compares versions directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from training import metrics as m
+from training.evaluate import (
+    cumulative_dynamic_auc,
+    evaluate,
+    ipcw_auc,
+    observed_incidence,
+    uno_c,
+)
+from training.models import DAYS_PER_MONTH
+
+#: Headline metrics that get bootstrap confidence intervals.
+HEADLINE = (
+    "harrell_c",
+    "uno_c",
+    "td_auc_24m",
+    "ipcw_auc_24m",
+    "brier_24m",
+    "calibration_slope_24m",
+    "calibration_in_the_large_24m",
+)
+SUBGROUP_VARIABLES = ("disease_setting", "menopausal_status", "er_status")
+AUC_CURVE_MONTHS = (6, 12, 18, 24, 30, 36, 42, 48, 54, 60)
+
+
+def point_metrics(
+    y_train: np.ndarray,
+    y_eval: np.ndarray,
+    risk: np.ndarray,
+    cif: Mapping[int, np.ndarray],
+    tau_months: float = 60,
+) -> dict[str, float]:
+    """Discrimination, calibration and overall accuracy at every horizon (no prefix)."""
+    out = {
+        k: v
+        for k, v in evaluate(
+            y_train, y_eval, risk, dict(cif), prefix="", tau_months=tau_months
+        ).items()
+    }
+    out["harrell_c"] = m.fast_harrell_c(y_eval, risk)
+    horizons = sorted(cif)
+    for h in horizons:
+        p = np.asarray(cif[h], dtype=float)
+        try:
+            fit = m.calibration_slope_intercept(y_eval, p, h)
+            out[f"calibration_slope_{h}m"] = fit.slope
+            out[f"calibration_intercept_{h}m"] = fit.intercept
+            out[f"ici_{h}m"] = m.ici(y_eval, p, h)
+        except ValueError:
+            out[f"calibration_slope_{h}m"] = float("nan")
+        try:
+            out[f"scaled_brier_{h}m"] = m.scaled_brier(y_eval, p, h)
+        except ValueError:
+            out[f"scaled_brier_{h}m"] = float("nan")
+    if len(horizons) > 1:
+        matrix = np.column_stack([cif[h] for h in horizons])
+        out["integrated_brier"] = m.integrated_brier_score(y_eval, matrix, horizons)
+    return out
+
+
+def _headline_fn(name: str, y_train: np.ndarray, tau_days: float):
+    """A function (y, risk, p24) -> metric for the bootstrap."""
+    if name == "harrell_c":
+        return lambda y, r, p: m.fast_harrell_c(y, r)
+    if name == "uno_c":
+        return lambda y, r, p: uno_c(y_train, y, r, tau_days)
+    if name == "td_auc_24m":
+        return lambda y, r, p: cumulative_dynamic_auc(y_train, y, r, 24)
+    if name == "ipcw_auc_24m":
+        return lambda y, r, p: ipcw_auc(y, p, 24)
+    if name == "brier_24m":
+        return lambda y, r, p: m.brier_score(y, p, 24)
+    if name == "calibration_slope_24m":
+        return lambda y, r, p: m.calibration_slope_intercept(y, p, 24).slope
+    if name == "calibration_in_the_large_24m":
+        return lambda y, r, p: float(np.mean(p)) - observed_incidence(y, 24)
+    raise ValueError(f"no bootstrap function for {name}")
+
+
+def bootstrap_intervals(
+    y_train: np.ndarray,
+    y_eval: np.ndarray,
+    risk: np.ndarray,
+    p24: np.ndarray,
+    n_boot: int,
+    seed: int,
+    names: Sequence[str] = HEADLINE,
+    tau_months: float = 60,
+) -> dict[str, m.Interval]:
+    """Percentile bootstrap 95 % intervals of the headline metrics (patients resampled)."""
+    out = {}
+    for name in names:
+        fn = _headline_fn(name, y_train, tau_months * DAYS_PER_MONTH)
+        out[name] = m.bootstrap_ci(fn, y_eval, risk, p24, n_boot=n_boot, seed=seed)
+    return out
+
+
+def auc_curve(y_train: np.ndarray, y_eval: np.ndarray, risk: np.ndarray) -> tuple[list, list]:
+    """Time-dependent AUC at 6-60 months (where the split has follow-up)."""
+    months, values = [], []
+    max_months = float(y_eval["time"].max()) / DAYS_PER_MONTH
+    for mo in AUC_CURVE_MONTHS:
+        if mo >= max_months:
+            break
+        try:
+            values.append(cumulative_dynamic_auc(y_train, y_eval, risk, mo))
+            months.append(mo)
+        except ValueError:
+            continue
+    return months, values
+
+
+@dataclass
+class SplitEvaluation:
+    """Everything measured on one split for one model."""
+
+    metrics: dict[str, float]
+    intervals: dict[str, m.Interval] = field(default_factory=dict)
+    calibration: dict[int, pd.DataFrame] = field(default_factory=dict)
+    decision_curve: pd.DataFrame | None = None
+    subgroups: pd.DataFrame | None = None
+    auc_months: list = field(default_factory=list)
+    auc_values: list = field(default_factory=list)
+
+    def flat(self, prefix: str) -> dict[str, float]:
+        """Metrics and interval bounds as finite MLflow metrics with ``prefix``."""
+        out = {f"{prefix}{k}": v for k, v in self.metrics.items()}
+        for k, iv in self.intervals.items():
+            out[f"{prefix}{k}_lo"] = iv.lo
+            out[f"{prefix}{k}_hi"] = iv.hi
+        return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+
+
+def evaluate_split(
+    y_train: np.ndarray,
+    y_eval: np.ndarray,
+    risk: np.ndarray,
+    cif: Mapping[int, np.ndarray],
+    rows: pd.DataFrame,
+    *,
+    n_boot: int,
+    seed: int,
+) -> SplitEvaluation:
+    """The full suite on a held-out split: metrics, intervals, calibration, DCA, subgroups."""
+    point = point_metrics(y_train, y_eval, risk, cif)
+    p24 = np.asarray(cif[24], dtype=float)
+    intervals = bootstrap_intervals(y_train, y_eval, risk, p24, n_boot, seed) if n_boot else {}
+    tables = {}
+    for h, p in sorted(cif.items()):
+        try:
+            tables[h] = m.calibration_table(y_eval, np.asarray(p, dtype=float), h)
+        except ValueError:
+            continue
+    groups = {}
+    for var in SUBGROUP_VARIABLES:
+        labels = rows[var].astype(object).where(rows[var].notna(), "missing").to_numpy()
+        groups[var] = labels
+    subgroups = m.subgroup_metrics(y_eval, risk, dict(cif), groups)
+    months, values = auc_curve(y_train, y_eval, risk)
+    return SplitEvaluation(
+        metrics=point,
+        intervals=intervals,
+        calibration=tables,
+        decision_curve=m.decision_curve(y_eval, p24, 24),
+        subgroups=subgroups,
+        auc_months=months,
+        auc_values=values,
+    )
+
+
+def cv_summary(fold_metrics: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Mean and SD over outer folds: ``cv_<metric>_mean``, ``cv_<metric>_sd``."""
+    keys = sorted({k for fm in fold_metrics for k in fm})
+    out = {}
+    for k in keys:
+        vals = np.array([fm.get(k, np.nan) for fm in fold_metrics], dtype=float)
+        vals = vals[np.isfinite(vals)]
+        if vals.size:
+            out[f"cv_{k}_mean"] = float(vals.mean())
+            if vals.size > 1:
+                out[f"cv_{k}_sd"] = float(vals.std(ddof=1))
+    return out
