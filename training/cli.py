@@ -132,6 +132,62 @@ def train(
 
 
 @app.command()
+def evaluate(
+    patients: PatientsOpt,
+    measurements: MeasurementsOpt = None,
+    model_uri: Annotated[str, typer.Option("--model-uri", help="MLflow model URI")] = (
+        DEFAULT_MODEL_URI
+    ),
+    experiment: Annotated[
+        str, typer.Option("--experiment", help="MLflow experiment of the evaluation run")
+    ] = "bone-metastasis-evaluation",
+    n_bootstrap: Annotated[int, typer.Option("--n-bootstrap", min=0, max=5000)] = 200,
+) -> None:
+    """Evaluate a registered model on a cohort with outcomes (external validation)."""
+    import json
+
+    from training.predict import ScoringError
+    from training.train import TrainingDataError, evaluate_model
+
+    cohort = _load(patients, measurements)
+    try:
+        result = evaluate_model(
+            cohort,
+            model_uri,
+            _settings(),
+            experiment=experiment,
+            source=str(Path(patients).resolve()),
+            n_bootstrap=n_bootstrap,
+        )
+    except (ScoringError, TrainingDataError) as err:
+        _fail(f"cannot evaluate: {err}")
+    headline = {
+        k: round(v, 4)
+        for k, v in result.metrics.items()
+        if k
+        in (
+            "eval_harrell_c",
+            "eval_uno_c",
+            "eval_td_auc_24m",
+            "eval_brier_24m",
+            "eval_calibration_slope_24m",
+            "eval_calibration_in_the_large_24m",
+        )
+    }
+    typer.echo(
+        json.dumps(
+            {
+                "run_id": result.run_id,
+                "model_uri": result.model_uri,
+                "version": result.version,
+                **headline,
+            },
+            indent=2,
+        )
+    )
+
+
+@app.command()
 def promote(
     version: Annotated[str | None, typer.Option("--version", help="version to promote")] = None,
     force: Annotated[

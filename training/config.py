@@ -56,6 +56,8 @@ class TrainConfig:
         At most this many configurations of each family's grid are searched (1 = defaults).
     n_bootstrap : int
         Bootstrap resamples for the test-split confidence intervals (0 = none).
+    n_jobs : int
+        Families trained in parallel worker processes (1 = in process, with per-fit progress).
     include_marker : bool
         False trains the clinical-only feature set.
     selection_metric : str
@@ -71,6 +73,7 @@ class TrainConfig:
     inner_folds: int = 3
     max_grid: int = 4
     n_bootstrap: int = 200
+    n_jobs: int = 2
     include_marker: bool = True
     selection_metric: str = SELECTION_METRIC
 
@@ -92,6 +95,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be 2-10, got {getattr(self, name)}")
         if not 1 <= self.max_grid <= 20:
             raise ConfigError(f"max_grid must be 1-20, got {self.max_grid}")
+        if not 1 <= self.n_jobs <= 16:
+            raise ConfigError(f"n_jobs must be 1-16, got {self.n_jobs}")
         if not (self.n_bootstrap == 0 or 20 <= self.n_bootstrap <= 5000):
             raise ConfigError(f"n_bootstrap must be 0 or 20-5000, got {self.n_bootstrap}")
 

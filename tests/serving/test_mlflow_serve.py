@@ -26,10 +26,27 @@ def mlflow_server(trained_store, tmp_path_factory):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     log = (tmp_path_factory.mktemp("mlflow-serve") / "server.log").open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-         "models:/bone-metastasis-risk@champion", "--env-manager", "local",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=env, cwd=trained_store["dir"], stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/bone-metastasis-risk@champion",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        cwd=trained_store["dir"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -58,12 +75,19 @@ def mlflow_server(trained_store, tmp_path_factory):
 
 
 def test_invocations_answer_contract_rows(mlflow_server):
-    record = {"patient_id": "P0001", "age_years": 54, "disease_setting": "metastatic",
-              "bone_metastasis_at_enrollment": False, "er_status": "positive",
-              "oc_positive_percent": 0.061}
-    r = requests.post(f"{mlflow_server}/invocations",
-                      json={"dataframe_records": [record],
-                            "params": {"horizons_months": [12.0, 24.0]}}, timeout=30)
+    record = {
+        "patient_id": "P0001",
+        "age_years": 54,
+        "disease_setting": "metastatic",
+        "bone_metastasis_at_enrollment": False,
+        "er_status": "positive",
+        "oc_positive_percent": 0.061,
+    }
+    r = requests.post(
+        f"{mlflow_server}/invocations",
+        json={"dataframe_records": [record], "params": {"horizons_months": [12.0, 24.0]}},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     (row,) = r.json()["predictions"]
     assert row["patient_id"] == "P0001"
@@ -72,9 +96,14 @@ def test_invocations_answer_contract_rows(mlflow_server):
 
 
 def test_invocations_reject_contract_violations_with_400(mlflow_server):
-    record = {"patient_id": "P0001", "age_years": 12, "disease_setting": "early",
-              "bone_metastasis_at_enrollment": False}
-    r = requests.post(f"{mlflow_server}/invocations",
-                      json={"dataframe_records": [record]}, timeout=30)
+    record = {
+        "patient_id": "P0001",
+        "age_years": 12,
+        "disease_setting": "early",
+        "bone_metastasis_at_enrollment": False,
+    }
+    r = requests.post(
+        f"{mlflow_server}/invocations", json={"dataframe_records": [record]}, timeout=30
+    )
     assert r.status_code == 400
     assert "column age_years, value 12: must be 18-100" in r.json()["message"]

@@ -1,0 +1,189 @@
+"""What a data scientist finds in MLflow after `bonemet train`, `evaluate` and `mlflow run`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+FIGURES = {
+    "calibration.png",
+    "incidence_by_risk_group.png",
+    "auc_over_time.png",
+    "decision_curve_24m.png",
+    "feature_importance.png",
+}
+
+
+@pytest.fixture(scope="module")
+def client(trained_store):
+    import mlflow
+
+    uri = f"sqlite:///{trained_store['dir'] / 'data' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient()
+
+
+def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
+    exp = client.get_experiment_by_name("tests")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.info.run_name == "train"]
+    assert len(parents) == 1
+    parent = parents[0]
+    for tag in ("git_commit", "dataset_digest", "seed", "contract_version"):
+        assert parent.data.tags.get(tag)
+    assert parent.inputs.dataset_inputs[0].dataset.digest == parent.data.tags["dataset_digest"]
+    assert "marker_lr_p_value" in parent.data.metrics
+    children = {
+        r.info.run_name: r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
+    assert set(children) == {"cox_ridge", "logistic_ipcw"}
+    for name, child in children.items():
+        trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == child.info.run_id]
+        assert len(trials) == 2  # max_grid 2 in the test environment
+        assert sum(r.data.tags["selected"] == "true" for r in trials) == 1
+        assert all("inner_cv_uno_c_mean" in r.data.metrics for r in trials)
+        m = child.data.metrics
+        for key in (
+            "test_harrell_c",
+            "test_harrell_c_lo",
+            "test_harrell_c_hi",
+            "test_uno_c",
+            "test_td_auc_24m",
+            "test_brier_24m",
+            "test_integrated_brier",
+            "test_calibration_slope_24m",
+            "test_ici_24m",
+            "cv_uno_c_mean",
+            "cv_uno_c_sd",
+            "delta_uno_c_marker",
+            "delta_uno_c_marker_lo",
+            "clinical_test_uno_c",
+        ):
+            assert key in m, (name, key)
+        assert m["test_harrell_c_lo"] <= m["test_harrell_c"] <= m["test_harrell_c_hi"]
+        files = {f.path for f in client.list_artifacts(child.info.run_id, "figures")}
+        assert {Path(f).name for f in files} == FIGURES
+        names = {f.path for f in client.list_artifacts(child.info.run_id)}
+        assert "model_card.md" in names
+        tables = {Path(f.path).name for f in client.list_artifacts(child.info.run_id, "tables")}
+        assert {
+            "calibration_24m.json",
+            "subgroups.json",
+            "trials.json",
+            "decision_curve_24m.json",
+        } <= tables
+
+
+def test_versions_carry_metrics_with_intervals_and_a_model_card(client):
+    for mv in client.search_model_versions("name='bone-metastasis-risk'"):
+        tags = mv.tags
+        assert tags["family"] in {"cox_ridge", "logistic_ipcw"}
+        assert (
+            float(tags["test_uno_c_lo"])
+            <= float(tags["test_uno_c"])
+            <= float(tags["test_uno_c_hi"])
+        )
+        for section in (
+            "## Model details",
+            "## Outcome and horizons",
+            "## Missing data",
+            "## Sample size and events",
+            "## Subgroups",
+            "## Incremental value of the osteocalcin marker",
+        ):
+            assert section in mv.description
+        assert f"version {mv.version}" in mv.description
+
+
+def test_evaluate_command_logs_an_external_validation_run(trained_store, tmp_path, client):
+    from features.simulate import simulate_cohort, write_cohort
+
+    write_cohort(simulate_cohort(400, seed=123), tmp_path)
+    out = run_cli(
+        ["evaluate", "--patients", str(tmp_path / "patients.csv"), "--n-bootstrap", "20"],
+        trained_store["env"],
+        trained_store["dir"],
+    )
+    assert '"eval_uno_c"' in out.stdout
+    exp = client.get_experiment_by_name("bone-metastasis-evaluation")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.data.tags["model_uri"] == "models:/bone-metastasis-risk@champion"
+    assert "eval_calibration_slope_24m" in run.data.metrics
+    bad = run_cli(
+        [
+            "evaluate",
+            "--patients",
+            str(tmp_path / "patients.csv"),
+            "--model-uri",
+            "models:/bone-metastasis-risk/42",
+        ],
+        trained_store["env"],
+        trained_store["dir"],
+        check=False,
+    )
+    assert bad.returncode == 2 and "cannot evaluate" in bad.stderr
+
+
+def test_mlflow_run_entry_points(trained_store, tmp_path):
+    env = dict(trained_store["env"])
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env["BONEMET_DATA_DIR"] = str(tmp_path / "data")
+    env["BONEMET_MAX_GRID"] = "1"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    project = Path(__file__).resolve().parents[2] / "mlproject"
+    cohort = trained_store["cohort"]
+
+    def mlflow_run(entry: str, *params: str) -> subprocess.CompletedProcess:
+        args = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(project),
+            "-e",
+            entry,
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "mlproject",
+        ]
+        for p in params:
+            args += ["-P", p]
+        return subprocess.run(
+            args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
+
+    ok = mlflow_run("validate", f"patients={cohort / 'patients.csv'}")
+    assert ok.returncode == 0, ok.stderr
+    bad_file = Path(__file__).resolve().parents[1] / "data" / "bad" / "patients_out_of_range.csv"
+    bad = mlflow_run("validate", f"patients={bad_file}")
+    assert bad.returncode != 0 and "must be 18-100" in bad.stdout + bad.stderr
+    trained = mlflow_run(
+        "train",
+        f"patients={cohort / 'patients.csv'}",
+        f"measurements={cohort / 'oc_measurements.csv'}",
+        "families=cox_ridge",
+        "seed=3",
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert '"challenger_version": "1"' in trained.stdout
+    promoted = mlflow_run("promote", "version=1")
+    assert promoted.returncode == 0 or "fails the promotion gates" in promoted.stderr
+
+    import mlflow
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    exp = mlflow.get_experiment_by_name("mlproject")
+    runs = mlflow.search_runs([exp.experiment_id])
+    names = set(runs["tags.mlflow.runName"])
+    assert {"train", "cox_ridge"} <= names  # the family child sits under the project run
