@@ -15,29 +15,14 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from features.schema import CONTRACT_VERSION
+from features.transformers import ClinicalFeatures, MarkerFeatures
 from training.models import DAYS_PER_MONTH
 
 RISK_GROUPS = ("low", "intermediate", "high")
 
-#: Inputs the feature builders read, for "missing: imputed" warnings.
-MODEL_INPUTS: tuple[str, ...] = (
-    "age_years",
-    "menopausal_status",
-    "er_status",
-    "pr_status",
-    "her2_status",
-    "ki67_percent",
-    "histologic_grade",
-    "tumor_size_mm",
-    "positive_lymph_nodes",
-    "disease_setting",
-    "visceral_metastasis",
-    "bone_targeted_therapy",
-    "endocrine_therapy",
-    "chemotherapy",
-    "alkaline_phosphatase_u_per_l",
-)
-MARKER_INPUTS: tuple[str, ...] = ("oc_positive_percent", "oc_positive_events", "pbmc_events")
+#: Inputs the feature builders read, for "missing: imputed" warnings and the model card.
+MODEL_INPUTS: tuple[str, ...] = ClinicalFeatures.columns_in
+MARKER_INPUTS: tuple[str, ...] = MarkerFeatures.columns_in
 
 
 def probability_column(months: float) -> str:

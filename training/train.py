@@ -647,29 +647,56 @@ def family_outcomes(
     Workers run with one BLAS/OpenMP thread each: on this project's 2-core machines OpenMP
     code with more threads than cores was erratically 10-100x slower.
     """
+    total = sum(
+        n_fits(min(len(FAMILIES[f].grid), config.max_grid), config.outer_folds, config.inner_folds)
+        + 1
+        for f in config.families
+    )
+    progress.start(total, "training")
     if config.n_jobs == 1 or len(config.families) == 1:
-        total = sum(
-            n_fits(
-                min(len(FAMILIES[f].grid), config.max_grid), config.outer_folds, config.inner_folds
-            )
-            + 1
-            for f in config.families
-        )
-        progress.start(total, "training")
         for name in config.families:
             yield run_family(name, config, X_train, y_train, X_test, y_test, progress)
         return
+    import multiprocessing
+    import threading
+
     from joblib import Parallel, delayed, parallel_config
 
-    progress.start(len(config.families), f"training {len(config.families)} families")
-    with parallel_config(backend="loky", inner_max_num_threads=1):
-        results = Parallel(n_jobs=config.n_jobs, return_as="generator")(
-            delayed(run_family)(name, config, X_train, y_train, X_test, y_test, _Silent())
-            for name in config.families
-        )
-        for name, out in zip(config.families, results, strict=True):
-            progress.advance(f"{name}: done")
-            yield out
+    # Workers report each fit through a managed queue; a thread here moves the bar.
+    with multiprocessing.Manager() as manager:
+        queue = manager.Queue()
+        relay = threading.Thread(target=_relay, args=(queue, progress), daemon=True)
+        relay.start()
+        try:
+            with parallel_config(backend="loky", inner_max_num_threads=1):
+                results = Parallel(n_jobs=config.n_jobs, return_as="generator")(
+                    delayed(run_family)(
+                        name, config, X_train, y_train, X_test, y_test, _QueueProgress(queue)
+                    )
+                    for name in config.families
+                )
+                yield from results
+        finally:
+            queue.put(None)
+            relay.join(timeout=10)
+
+
+class _QueueProgress:
+    """Progress that forwards each step to a queue (used inside worker processes)."""
+
+    def __init__(self, queue) -> None:
+        self.queue = queue
+
+    def start(self, total: int, description: str) -> None:
+        return None
+
+    def advance(self, description: str) -> None:
+        self.queue.put(description)
+
+
+def _relay(queue, progress: Progress) -> None:
+    while (item := queue.get()) is not None:
+        progress.advance(item)
 
 
 def train(

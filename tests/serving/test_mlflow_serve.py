@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.serving.test_service import free_port
+from tests.serving.test_service import free_port, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -24,54 +21,27 @@ def mlflow_server(trained_store, tmp_path_factory):
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{trained_store['dir'] / 'data' / 'mlflow.db'}"
     # --env-manager local needs the virtual environment's bin on PATH.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    log = (tmp_path_factory.mktemp("mlflow-serve") / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            "models:/bone-metastasis-risk@champion",
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env=env,
-        cwd=trained_store["dir"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        "models:/bone-metastasis-risk@champion",
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise AssertionError(f"mlflow models serve exited:\n{log.read()}")
-            try:
-                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("mlflow models serve not ready after 120 s")
-            time.sleep(0.5)
+    log = tmp_path_factory.mktemp("mlflow-serve") / "server.log"
+    with running_server(cmd, env, trained_store["dir"], f"{base}/ping", log):
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_invocations_answer_contract_rows(mlflow_server):

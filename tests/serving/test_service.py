@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -34,36 +35,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(trained_store, tmp_path_factory):
-    port = free_port()
+@contextmanager
+def running_server(cmd: list[str], env: dict, cwd, ready_url: str, log_path):
+    """Start a server process, wait until ``ready_url`` answers 200, stop it afterwards."""
     # A file, not a pipe: an unread pipe fills up with request logs and blocks the server.
-    log = (tmp_path_factory.mktemp("server") / "server.log").open("w+")
+    log = open(log_path, "w+")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
-        [sys.executable, "-m", "training.cli", "serve", "--port", str(port)],
-        env=trained_store["env"],
-        cwd=trained_store["dir"],
+        cmd,
+        env=env,
+        cwd=cwd,
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     try:
         while True:
             if proc.poll() is not None:
                 log.seek(0)
-                raise AssertionError(f"server exited early:\n{log.read()}")
+                raise AssertionError(f"{cmd[2:5]} exited early:\n{log.read()}")
             try:
-                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                if requests.get(ready_url, timeout=2).status_code == 200:
                     break
             except (requests.ConnectionError, requests.Timeout):
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError("server not ready after 120 s")
+                raise AssertionError(f"{cmd[2:5]} not ready after 120 s")
             time.sleep(0.5)
-        yield base
+        yield
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -71,6 +71,16 @@ def server(trained_store, tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(trained_store, tmp_path_factory):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(port)]
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with running_server(cmd, trained_store["env"], trained_store["dir"], f"{base}/readyz", log):
+        yield base
 
 
 def post(base: str, body, **kw) -> requests.Response:
