@@ -25,6 +25,20 @@ MODEL_INPUTS: tuple[str, ...] = ClinicalFeatures.columns_in
 MARKER_INPUTS: tuple[str, ...] = MarkerFeatures.columns_in
 
 
+def predict_pipeline(
+    pipeline: Pipeline, typed: pd.DataFrame, horizons_months: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Risk scores and ``(n, horizons)`` cumulative incidences of a fitted features+model pipeline.
+
+    Incidences are made non-decreasing across the horizons (given in any increasing order).
+    """
+    X = pipeline[:-1].transform(typed)
+    score = pipeline[-1].predict(X)
+    times = np.asarray(horizons_months, dtype=float) * DAYS_PER_MONTH
+    cif = pipeline[-1].predict_cumulative_incidence(X, times)
+    return score, np.maximum.accumulate(cif, axis=1)
+
+
 def probability_column(months: float) -> str:
     """Name of the output column for a horizon, e.g. ``p_bone_met_24m``."""
     return f"p_bone_met_{float(months):g}m"
@@ -80,11 +94,7 @@ class RiskModel:
         self, typed: pd.DataFrame, horizons_months: Sequence[float]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Risk scores and an ``(n, horizons)`` array of cumulative incidences."""
-        X = self.pipeline[:-1].transform(typed)
-        score = self.estimator.predict(X)
-        times = np.asarray(horizons_months, dtype=float) * DAYS_PER_MONTH
-        cif = self.estimator.predict_cumulative_incidence(X, times)
-        return score, np.maximum.accumulate(cif, axis=1)
+        return predict_pipeline(self.pipeline, typed, horizons_months)
 
     def warnings_for(
         self, typed: pd.DataFrame, horizons_months: Sequence[float]

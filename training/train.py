@@ -23,7 +23,7 @@ from training.config import MODEL_NAME, Settings, TrainConfig
 from training.families import FAMILIES
 from training.metrics import Interval
 from training.models import DAYS_PER_MONTH, make_target
-from training.risk_model import RiskModel
+from training.risk_model import RiskModel, predict_pipeline
 from training.search import Trial, fit_pipeline, folds, n_fits, search
 from training.suite import (
     HEADLINE,
@@ -304,10 +304,7 @@ class FamilyOutcome:
 
 
 def _risk_and_cif(pipe, X: pd.DataFrame, horizons: Sequence[int]):
-    Xt = pipe[:-1].transform(X)
-    risk = pipe[-1].predict(Xt)
-    cif = pipe[-1].predict_cumulative_incidence(Xt, np.asarray(horizons) * DAYS_PER_MONTH)
-    cif = np.maximum.accumulate(cif, axis=1)
+    risk, cif = predict_pipeline(pipe, X, horizons)
     return risk, {h: cif[:, j] for j, h in enumerate(horizons)}
 
 
