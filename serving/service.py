@@ -12,12 +12,17 @@ answer HTTP 400 with every violation as ``{"error": ..., "detail": [{"loc": [...
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
+import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import bentoml
 from pydantic import ConfigDict, Field
 
+from serving.gateway import GatewayMiddleware
 from serving.schemas import (
     DEFAULT_HORIZONS,
     MAX_PATIENTS,
@@ -36,6 +41,7 @@ with bentoml.importing():
     from features.contract import check_measurements, check_patients
     from features.draws import MARKER_FIELDS
 
+logger = logging.getLogger("bonemet.service")
 MODEL_TAG = os.environ.get("BONEMET_BENTO_MODEL", "bone-metastasis-risk:latest")
 MEASUREMENT_VALUE_FIELDS = MARKER_FIELDS + ("alkaline_phosphatase_u_per_l",)
 
@@ -125,6 +131,62 @@ def _measurement_violations(patients: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass(frozen=True)
+class ModelState:
+    """The model answering now, with what ``GET /model`` and every prediction report.
+
+    Swapped as one reference when the registry alias moves: a request that already holds a
+    state finishes with it, the next one gets the new state.
+    """
+
+    model: Any
+    info: ModelInfo
+    details: dict[str, Any]
+
+
+def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any]:
+    from features.schema import CONTRACT_VERSION
+
+    risk_model = model.unwrap_python_model().risk_model
+    metrics = {
+        k: float(v)
+        for k, v in tags.items()
+        if k.startswith(("test_", "cv_", "delta_")) and _is_float(v)
+    }
+    return {
+        **info.model_dump(),
+        "family": risk_model.family,
+        "training_data_digest": tags.get("dataset_digest"),
+        "headline_metrics": metrics,
+        "features": [str(f) for f in risk_model.pipeline[0].get_feature_names_out()],
+        "inputs": list(risk_model.inputs),
+        "horizons_months": list(risk_model.horizons_months),
+        "risk_cutoffs": list(risk_model.risk_cutoffs),
+        "max_follow_up_months": risk_model.max_follow_up_months,
+        "contract_version": CONTRACT_VERSION,
+    }
+
+
+def _is_float(value: str) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _model_app():
+    """Routes mounted beside the BentoML APIs: ``GET /model``."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    async def model_endpoint(request):
+        service = bentoml.get_current_service()
+        return JSONResponse(service.state.details)
+
+    return Starlette(routes=[Route("/model", model_endpoint, methods=["GET"])])
+
+
 @bentoml.service(name="bonemet", traffic={"timeout": 60})
 class BoneMetastasisService:
     """Bone metastasis risk from contract patient records."""
@@ -132,18 +194,63 @@ class BoneMetastasisService:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
-        self.model = bentoml.mlflow.load_model(self.model_ref)
         meta = self.model_ref.info.metadata
-        self.info = ModelInfo(
+        info = ModelInfo(
             name=str(meta.get("name", "bone-metastasis-risk")),
             version=str(meta.get("version", "")),
             alias=str(meta.get("alias")) or None,
             run_id=str(meta.get("run_id", "")),
         )
+        model = bentoml.mlflow.load_model(self.model_ref)
+        tags = json.loads(meta.get("tags") or "{}")
+        self.state = ModelState(model, info, _details(model, info, tags))
+        self._follow = None
+        alias = os.environ.get("BONEMET_FOLLOW_ALIAS") or info.alias
+        if alias and os.environ.get("MLFLOW_TRACKING_URI"):
+            self._follow = threading.Thread(
+                target=self._follow_alias,
+                args=(info.name, alias),
+                daemon=True,
+                name="bonemet-alias-follower",
+            )
+            self._follow.start()
+
+    def _follow_alias(self, name: str, alias: str) -> None:
+        """Poll the registry; load and swap in the version the alias points to when it moves."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        interval = float(os.environ.get("BONEMET_RELOAD_SECONDS", "10"))
+        client = mlflow.MlflowClient()
+        while True:
+            time.sleep(interval)
+            try:
+                mv = client.get_model_version_by_alias(name, alias)
+                if str(mv.version) == self.state.info.version:
+                    continue
+                model = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+                info = ModelInfo(
+                    name=name, version=str(mv.version), alias=alias, run_id=mv.run_id or ""
+                )
+                state = ModelState(model, info, _details(model, info, dict(mv.tags or {})))
+            except (MlflowException, OSError) as err:
+                logger.warning(
+                    "alias follower: keeping version %s (%s)",
+                    self.state.info.version,
+                    type(err).__name__,
+                )
+                continue
+            self.state = state
+            logger.info("now serving %s version %s (%s)", name, info.version, alias)
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
-    def predict(self, patients: list, horizons_months: list) -> PredictionResponse:
+    def predict(
+        self, patients: list, horizons_months: list, ctx: bentoml.Context
+    ) -> PredictionResponse:
         """Cumulative incidence of bone metastasis by each horizon, per patient."""
+        state = self.state  # one model for the whole request, even if the alias moves now
+        ctx.response.headers["X-Model-Version"] = state.info.version
+        ctx.response.headers["X-Patients"] = str(len(patients))
         bad: list[dict[str, Any]] = []
         ids = [p.patient_id for p in patients]
         seen: set[str] = set()
@@ -162,9 +269,13 @@ class BoneMetastasisService:
             loc = ["patients", (v.row - 1) if v.row else None] + ([v.column] if v.column else [])
             bad.append({"loc": loc, "msg": v.rule})
         if bad:
-            return _bad_request(bad)
+            ctx.response.status_code = 400  # BentoML applies the context's status to responses
+            response = _bad_request(bad)
+            response.headers["X-Model-Version"] = state.info.version
+            response.headers["X-Patients"] = str(len(patients))
+            return response
         notes = _apply_draws(records, patients)
-        frame = self.model.predict(
+        frame = state.model.predict(
             pd.DataFrame.from_records(records), params={"horizons_months": horizons_months}
         )
         columns = [c for c in frame.columns if c.startswith("p_bone_met_")]
@@ -186,9 +297,8 @@ class BoneMetastasisService:
                     warnings=notes[k] + json.loads(r["warnings"]),
                 )
             )
-        return PredictionResponse(model=self.info, predictions=predictions)
+        return PredictionResponse(model=state.info, predictions=predictions)
 
-    @bentoml.api(route="/model")
-    def model_info(self) -> ModelInfo:
-        """The registered version this service answers with."""
-        return self.info
+
+BoneMetastasisService.mount_asgi_app(_model_app(), path="/")
+BoneMetastasisService.add_asgi_middleware(GatewayMiddleware)

@@ -29,10 +29,22 @@ class ServingModel:
     resolved: ResolvedModel
     bento_tag: str
     bentoml_home: Path
+    tracking_uri: str
 
     def environment(self) -> dict[str, str]:
-        """Environment for ``bentoml serve serving.service:BoneMetastasisService``."""
-        return {ENV_MODEL_TAG: self.bento_tag, "BENTOML_HOME": str(self.bentoml_home)}
+        """Environment for ``bentoml serve serving.service:BoneMetastasisService``.
+
+        When the URI names an alias (``models:/name@champion``) the service follows it: it polls
+        the registry (``MLFLOW_TRACKING_URI``) and swaps in the new version without downtime.
+        """
+        env = {
+            ENV_MODEL_TAG: self.bento_tag,
+            "BENTOML_HOME": str(self.bentoml_home),
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+        }
+        if self.resolved.alias:
+            env["BONEMET_FOLLOW_ALIAS"] = self.resolved.alias
+        return env
 
 
 def bentoml_home(settings: Settings) -> Path:
@@ -70,4 +82,6 @@ def import_for_serving(model_uri: str, settings: Settings) -> ServingModel:
         bentoml.mlflow.import_model(
             tag, resolved.uri, labels={"registry_version": resolved.version}, metadata=metadata
         )
-    return ServingModel(resolved=resolved, bento_tag=tag, bentoml_home=home)
+    return ServingModel(
+        resolved=resolved, bento_tag=tag, bentoml_home=home, tracking_uri=settings.tracking_uri
+    )

@@ -272,6 +272,6 @@ def test_malformed_bodies_are_400_never_5xx(server, raw):
 
 
 def test_model_endpoint_names_the_version(server):
-    r = requests.post(f"{server}/model", timeout=5)
+    r = requests.get(f"{server}/model", timeout=5)
     assert r.status_code == 200
     assert r.json()["name"] == "bone-metastasis-risk"
