@@ -26,7 +26,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-PROTECTED_PREFIXES = ("/predict", "/model")
+PROTECTED_PREFIXES = ("/predict", "/explain", "/model")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 audit_logger = logging.getLogger("bonemet.audit")
 

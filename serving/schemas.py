@@ -89,6 +89,16 @@ class ProbabilityAt(BaseModel):
     probability: float = Field(..., ge=0, le=1)
 
 
+class Contribution(BaseModel):
+    """One input's contribution to the risk score (occlusion against the training reference)."""
+
+    input: str
+    value: str = Field(..., description="the patient's value with its unit")
+    contribution: float = Field(..., description="change of the risk score due to this input")
+    scale: Literal["log hazard", "log odds"]
+    text: str
+
+
 class Prediction(BaseModel):
     """One patient's answer."""
 
@@ -99,6 +109,12 @@ class Prediction(BaseModel):
     risk_group: Literal["low", "intermediate", "high"] | None = None
     bone_metastasis_probability: list[ProbabilityAt] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+
+
+class ExplainedPrediction(Prediction):
+    """One patient's answer with the largest contributions to the risk score."""
+
+    explanation: list[Contribution] = Field(default_factory=list)
 
 
 class ModelInfo(BaseModel):
@@ -115,5 +131,14 @@ class PredictionResponse(BaseModel):
 
     model: ModelInfo
     predictions: list[Prediction]
+
+    model_config = ConfigDict(protected_namespaces=())
+
+
+class ExplanationResponse(BaseModel):
+    """Body of a successful ``POST /explain``."""
+
+    model: ModelInfo
+    predictions: list[ExplainedPrediction]
 
     model_config = ConfigDict(protected_namespaces=())

@@ -26,6 +26,8 @@ from serving.gateway import GatewayMiddleware
 from serving.schemas import (
     DEFAULT_HORIZONS,
     MAX_PATIENTS,
+    ExplainedPrediction,
+    ExplanationResponse,
     ModelInfo,
     PatientRecord,
     Prediction,
@@ -248,6 +250,16 @@ class BoneMetastasisService:
         self, patients: list, horizons_months: list, ctx: bentoml.Context
     ) -> PredictionResponse:
         """Cumulative incidence of bone metastasis by each horizon, per patient."""
+        return self._answer(patients, horizons_months, ctx, explain=False)
+
+    @bentoml.api(route="/explain", input_spec=PredictRequest)
+    def explain(
+        self, patients: list, horizons_months: list, ctx: bentoml.Context
+    ) -> ExplanationResponse:
+        """As ``/predict``, plus each patient's largest contributions to the risk score."""
+        return self._answer(patients, horizons_months, ctx, explain=True)
+
+    def _answer(self, patients: list, horizons_months: list, ctx: bentoml.Context, explain: bool):
         state = self.state  # one model for the whole request, even if the alias moves now
         ctx.response.headers["X-Model-Version"] = state.info.version
         ctx.response.headers["X-Patients"] = str(len(patients))
@@ -276,27 +288,34 @@ class BoneMetastasisService:
             return response
         notes = _apply_draws(records, patients)
         frame = state.model.predict(
-            pd.DataFrame.from_records(records), params={"horizons_months": horizons_months}
+            pd.DataFrame.from_records(records),
+            params={"horizons_months": horizons_months, "explain": explain},
         )
         columns = [c for c in frame.columns if c.startswith("p_bone_met_")]
         predictions = []
         for k, row in enumerate(frame.itertuples(index=False)):
             r = row._asdict()
             has_probs = r["risk_score"] == r["risk_score"]  # NaN for bone mets at enrollment
-            predictions.append(
-                Prediction(
-                    patient_id=r["patient_id"],
-                    risk_score=float(r["risk_score"]) if has_probs else None,
-                    risk_group=r["risk_group"] if has_probs else None,
-                    bone_metastasis_probability=[
-                        ProbabilityAt(months=h, probability=float(r[c]))
-                        for h, c in zip(horizons_months, columns, strict=True)
-                    ]
-                    if has_probs
-                    else [],
-                    warnings=notes[k] + json.loads(r["warnings"]),
-                )
+            answer = dict(
+                patient_id=r["patient_id"],
+                risk_score=float(r["risk_score"]) if has_probs else None,
+                risk_group=r["risk_group"] if has_probs else None,
+                bone_metastasis_probability=[
+                    ProbabilityAt(months=h, probability=float(r[c]))
+                    for h, c in zip(horizons_months, columns, strict=True)
+                ]
+                if has_probs
+                else [],
+                warnings=notes[k] + json.loads(r["warnings"]),
             )
+            if explain:
+                predictions.append(
+                    ExplainedPrediction(**answer, explanation=json.loads(r["explanation"]))
+                )
+            else:
+                predictions.append(Prediction(**answer))
+        if explain:
+            return ExplanationResponse(model=state.info, predictions=predictions)
         return PredictionResponse(model=state.info, predictions=predictions)
 
 

@@ -76,6 +76,7 @@ class RiskModel:
     include_marker: bool = True
     training_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     contract_version: int = CONTRACT_VERSION
+    training_percentiles: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
     @property
     def estimator(self):
@@ -132,12 +133,16 @@ class RiskModel:
         return out
 
     def predict_frame(
-        self, typed: pd.DataFrame, horizons_months: Sequence[float] | None = None
+        self,
+        typed: pd.DataFrame,
+        horizons_months: Sequence[float] | None = None,
+        explain: bool = False,
     ) -> pd.DataFrame:
         """Predictions for typed contract rows (``features.contract.check_patients`` output).
 
         Patients with bone metastasis at enrollment get no score and no probabilities (NaN),
-        and a warning saying why.
+        and a warning saying why. With ``explain`` an ``explanation`` column holds, per patient,
+        a JSON list of the largest contributions to the risk score (``training.explain``).
         """
         horizons = tuple(horizons_months or self.horizons_months)
         n = len(typed)
@@ -162,4 +167,8 @@ class RiskModel:
         for j, h in enumerate(horizons):
             out[probability_column(h)] = cif[:, j]
         out["warnings"] = [json.dumps(w) for w in warnings]
+        if explain:
+            from training.explain import explain as explain_rows
+
+            out["explanation"] = [json.dumps(e) for e in explain_rows(self, typed)]
         return out

@@ -64,4 +64,5 @@ def predict_records_frame(
             raise PredictionInputError(violations)
     except (PredictionInputError, ContractError) as err:
         raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from err
-    return risk_model.predict_frame(typed, horizons)
+    explain = bool(params.get("explain", False)) if params else False
+    return risk_model.predict_frame(typed, horizons, explain=explain)

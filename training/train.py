@@ -20,6 +20,7 @@ from features.draws import enrollment_view
 from features.records import contract_rows
 from features.schema import CONTRACT_VERSION, PREDICTOR_COLUMNS
 from training.config import MODEL_NAME, Settings, TrainConfig
+from training.explain import training_percentiles
 from training.families import FAMILIES
 from training.metrics import Interval
 from training.models import DAYS_PER_MONTH, make_target
@@ -134,6 +135,7 @@ def fit_risk_model(
         max_follow_up_months=follow_up,
         include_marker=marker,
         training_ranges=ranges,
+        training_percentiles=training_percentiles(X),
     )
 
 
@@ -211,7 +213,9 @@ def log_risk_model(
         # relaxed to Any below (registry.relax_input_schema), so the hint does not apply.
         warnings.filterwarnings("ignore", message=".*Inferred schema contains integer")
         signature = infer_signature(
-            example, output, params={"horizons_months": [float(h) for h in model.horizons_months]}
+            example,
+            output,
+            params={"horizons_months": [float(h) for h in model.horizons_months], "explain": False},
         )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "risk_model.joblib"

@@ -275,3 +275,24 @@ def test_model_endpoint_names_the_version(server):
     r = requests.get(f"{server}/model", timeout=5)
     assert r.status_code == 200
     assert r.json()["name"] == "bone-metastasis-risk"
+
+
+def test_explain_gives_the_largest_contributions_in_clinical_terms(server):
+    high = dict(P1, patient_id="X1", oc_positive_percent=0.15, oc_measurements=None)
+    r = requests.post(f"{server}/explain", json={"patients": [high]}, timeout=30)
+    assert r.status_code == 200, r.text
+    (pred,) = r.json()["predictions"]
+    contributions = pred["explanation"]
+    assert 1 <= len(contributions) <= 5
+    sizes = [abs(c["contribution"]) for c in contributions]
+    assert sizes == sorted(sizes, reverse=True)
+    marker = [c for c in contributions if "osteocalcin" in c["text"]]
+    assert marker and marker[0]["contribution"] > 0
+    assert "% of PBMC events" in marker[0]["text"]
+    assert {c["scale"] for c in contributions} <= {"log hazard", "log odds"}
+    # /predict keeps the contract's shape: no explanation there.
+    plain = post(server, {"patients": [high]}).json()["predictions"][0]
+    assert "explanation" not in plain
+    assert plain["risk_score"] == pred["risk_score"]
+    bad = requests.post(f"{server}/explain", json={"patients": []}, timeout=30)
+    assert bad.status_code == 400
