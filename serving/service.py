@@ -74,11 +74,12 @@ def _bad_request(detail: list[dict[str, Any]]) -> JSONResponse:
     )
 
 
-def _apply_draws(records: list[dict[str, Any]], patients: list[Any]) -> list[list[str]]:
+def _apply_draws(typed: pd.DataFrame, patients: list[Any]) -> list[list[str]]:
     """Use the latest draw on or before ``prediction_day`` for each patient's marker.
 
-    The served models predict from enrollment; a later draw is used as the current marker
-    value, with a warning saying so.
+    ``typed`` is the validated patients frame (numbers as float); it is updated in place. The
+    served models predict from enrollment; a later draw is used as the current marker value,
+    with a warning saying so.
     """
     notes: list[list[str]] = [[] for _ in patients]
     for i, p in enumerate(patients):
@@ -98,10 +99,18 @@ def _apply_draws(records: list[dict[str, Any]], patients: list[Any]) -> list[lis
         ]
         if with_marker:
             latest = with_marker[-1]
-            for field in MARKER_FIELDS:
-                records[i][field] = getattr(latest, field)
+            values = {f: getattr(latest, f) for f in MARKER_FIELDS}
+            if values["oc_positive_percent"] is None:
+                # Derived from the counts, as the contract derives it for a file row.
+                values["oc_positive_percent"] = (
+                    100.0 * values["oc_positive_events"] / values["pbmc_events"]
+                )
+            for field, value in values.items():
+                typed.at[i, field] = float("nan") if value is None else float(value)
             if latest.alkaline_phosphatase_u_per_l is not None:
-                records[i]["alkaline_phosphatase_u_per_l"] = latest.alkaline_phosphatase_u_per_l
+                typed.at[i, "alkaline_phosphatase_u_per_l"] = float(
+                    latest.alkaline_phosphatase_u_per_l
+                )
             if latest.day > 0:
                 notes[i].append(
                     f"marker from the draw of day {latest.day:g} used as the current value"
@@ -144,6 +153,11 @@ class ModelState:
     model: Any
     info: ModelInfo
     details: dict[str, Any]
+
+    @property
+    def risk_model(self) -> Any:
+        """The fitted RiskModel inside the MLflow pyfunc."""
+        return self.model.unwrap_python_model().risk_model
 
 
 def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any]:
@@ -272,7 +286,7 @@ class BoneMetastasisService:
             seen.add(pid)
         bad += _measurement_violations(patients)
         records = [p.model_dump(exclude={"oc_measurements", "prediction_day"}) for p in patients]
-        _, violations = check_patients(
+        typed, violations = check_patients(
             pd.DataFrame.from_records(records), table="request", allow_outcome=False
         )
         for v in violations:
@@ -286,11 +300,11 @@ class BoneMetastasisService:
             response.headers["X-Model-Version"] = state.info.version
             response.headers["X-Patients"] = str(len(patients))
             return response
-        notes = _apply_draws(records, patients)
-        frame = state.model.predict(
-            pd.DataFrame.from_records(records),
-            params={"horizons_months": horizons_months, "explain": explain},
-        )
+        notes = _apply_draws(typed, patients)
+        # The rows are validated: call the logged model's RiskModel directly (the same object
+        # the pyfunc wraps) instead of paying MLflow's schema enforcement and a second
+        # contract check per request.
+        frame = state.risk_model.predict_frame(typed, horizons_months, explain=explain)
         columns = [c for c in frame.columns if c.startswith("p_bone_met_")]
         predictions = []
         for k, row in enumerate(frame.itertuples(index=False)):
