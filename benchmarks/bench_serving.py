@@ -382,7 +382,6 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
     import inspect
     import types
 
-    import mlflow.pyfunc
     import pandas as pd
 
     from training import bento, tracking
@@ -396,7 +395,6 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
         if key not in ("MLFLOW_TRACKING_URI", "BONEMET_FOLLOW_ALIAS"):
             os.environ[key] = value
     import serving.service as svc
-    import training.serving_adapter as adapter
     from training.risk_model import RiskModel
 
     service_cls = svc.BoneMetastasisService
@@ -435,10 +433,9 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
         (svc, "check_patients", "service: contract check"),
         (svc, "_measurement_violations", "service: draws check"),
         (svc, "_apply_draws", "service: draws applied"),
-        (mlflow.pyfunc.PyFuncModel, "predict", "pyfunc predict"),
-        (adapter, "check_patients", "pyfunc: contract check again"),
-        (RiskModel, "predict_arrays", "pyfunc: model (features, Cox, CIF)"),
-        (RiskModel, "warnings_for", "pyfunc: warnings"),
+        (RiskModel, "predict_frame", "model predict_frame"),
+        (RiskModel, "predict_arrays", "model: features, Cox, CIF"),
+        (RiskModel, "warnings_for", "model: warnings"),
     ]
     saved = [(obj, name, obj.__dict__[name]) for obj, name, _ in patches if name in obj.__dict__]
     timings: dict[str, list[float]] = {}
@@ -461,12 +458,12 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
                 continue
             steps = {"parse (pydantic)": t1 - t0}
             steps.update((n, v) for n, v in current.items() if n.startswith("service: "))
-            pyf = current.get("pyfunc predict", 0.0)
-            inner = {n: v for n, v in current.items() if n.startswith("pyfunc: ")}
+            frame = current.get("model predict_frame", 0.0)
+            inner = {n: v for n, v in current.items() if n.startswith("model: ")}
             steps.update(inner)
-            steps["pyfunc: MLflow schema enforcement and wrapper"] = pyf - sum(inner.values())
+            steps["model: output frame"] = frame - sum(inner.values())
             steps["service: rest (records, DataFrames, response objects)"] = (
-                (t2 - t1) - pyf - sum(v for n, v in current.items() if n.startswith("service: "))
+                (t2 - t1) - frame - sum(v for n, v in current.items() if n.startswith("service: "))
             )
             steps["response JSON dump"] = t3 - t2
             steps["total"] = t3 - t0
@@ -698,16 +695,15 @@ def profile_lines(prof: dict, http_median: float, server_median: float | None) -
         return [f"In-process profile of one request failed: {prof['error']}.", ""]
     ms = dict(prof["ms"])
     total = ms.pop("total")
-    model = ms.get("pyfunc: model (features, Cox, CIF)", 0.0)
+    model = ms.get("model: features, Cox, CIF", 0.0)
     checks = sum(v for n, v in ms.items() if "check" in n)
-    mlflow_wrapper = ms.get("pyfunc: MLflow schema enforcement and wrapper", 0.0)
     steps = "; ".join(
-        f"{n.replace('service: ', 'service ').replace('pyfunc: ', 'pyfunc ')} {v:.2f}"
+        f"{n.replace('service: ', 'service ').replace('model: ', 'model ')} {v:.2f}"
         for n, v in ms.items()
     )
     dominant = (
         "per-request pandas and validation, not the model, dominate"
-        if checks + mlflow_wrapper > model
+        if checks > model
         else "the model itself dominates"
     )
     return [
@@ -722,10 +718,9 @@ def profile_lines(prof: dict, http_median: float, server_median: float | None) -
         + f"{http_median:.1f} ms at the client; the differences are BentoML's dispatch, uvicorn, "
         f"loopback and client): {steps}.",
         f"The model's arithmetic is {model:.1f} ms ({model / total:.0%}); the contract "
-        f"validator runs twice on the same row (service, then again inside the pyfunc: "
-        f"{checks:.1f} ms, {checks / total:.0%}), each time through one-row pandas DataFrames "
-        f"(building one costs {prof['frame_ms']:.2f} ms), and MLflow's schema enforcement adds "
-        f"{mlflow_wrapper:.1f} ms: {dominant}.",
+        f"checks take {checks:.1f} ms ({checks / total:.0%}) through one-row pandas DataFrames "
+        f"(building one costs {prof['frame_ms']:.2f} ms); the validated rows go to the logged "
+        f"RiskModel directly (no second check, no MLflow schema enforcement): {dominant}.",
         "",
     ]
 

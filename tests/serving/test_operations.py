@@ -155,3 +155,21 @@ def test_alias_move_switches_version_without_failing_a_request(secured):
     assert before in versions and after in versions
     first_new = versions.index(after)
     assert before not in versions[first_new + 8 :]  # once switched, it stays switched
+
+
+def test_bentoml_build_works_offline(secured, tmp_path):
+    """bentofile.yaml builds a Bento with the served model, without locking packages online."""
+    import subprocess
+    from pathlib import Path
+
+    store = secured["store"]
+    env = dict(store["env"])
+    env["BONEMET_BENTO_MODEL"] = "bone-metastasis-risk:v" + requests.get(
+        f"{secured['base']}/model", headers=AUTH, timeout=5).json()["version"]
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-m", "bentoml", "build", str(repo)], env=env,
+                         cwd=repo, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    listed = subprocess.run([sys.executable, "-m", "bentoml", "list", "-o", "json"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert '"bonemet:' in listed.stdout.replace(" ", "") or "bonemet" in listed.stdout
