@@ -168,9 +168,20 @@ def test_bentoml_build_works_offline(secured, tmp_path):
     # the registry, not imported), so: the latest in the store.
     env["BONEMET_BENTO_MODEL"] = "bone-metastasis-risk:latest"
     repo = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-m", "bentoml", "build", str(repo)], env=env,
-                         cwd=repo, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", str(repo)],
+        env=env,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    listed = subprocess.run([sys.executable, "-m", "bentoml", "list", "-o", "json"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "bentoml", "list", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert '"bonemet:' in listed.stdout.replace(" ", "") or "bonemet" in listed.stdout
