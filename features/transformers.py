@@ -29,6 +29,7 @@ __all__ = [
     "MarkerFeatures",
     "ClinicalFeatures",
     "make_feature_pipeline",
+    "raw_missing",
     "marker_percent",
 ]
 
@@ -71,7 +72,7 @@ def marker_percent(percent: np.ndarray, events: np.ndarray, pbmc: np.ndarray) ->
     return np.where(have_counts, from_counts, percent)
 
 
-def _raw_missing(X: pd.DataFrame) -> dict[str, np.ndarray]:
+def raw_missing(X: pd.DataFrame) -> dict[str, np.ndarray]:
     """Missingness of each clinical input; visceral status is known (absent) in early disease."""
     out = {c: X[c].isna().to_numpy() for c in ClinicalFeatures.columns_in}
     out["visceral_metastasis"] = out["visceral_metastasis"] & (
@@ -199,7 +200,7 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
         if not self.many_nodes >= 2:
             raise ValueError(f"many_nodes must be >= 2, got {self.many_nodes!r}")
         self.n_features_in_ = len(self.columns_in)
-        missing = _raw_missing(X)
+        missing = raw_missing(X)
         # One indicator per raw input that was missing in training (not per derived feature:
         # the three subtype features share the receptors' missingness).
         self.indicator_inputs_ = tuple(c for c in self.columns_in if missing[c].any())
@@ -248,7 +249,7 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
                 btt * post,
                 btt * (1.0 - post),
             ]
-        missing = _raw_missing(X)
+        missing = raw_missing(X)
         cols += [missing[c].astype(float) for c in self.indicator_inputs_]
         return np.column_stack([np.asarray(c, dtype=float) for c in cols])
 

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from features.schema import CONTRACT_VERSION
-from features.transformers import ClinicalFeatures, MarkerFeatures
+from features.transformers import ClinicalFeatures, MarkerFeatures, raw_missing
 from training.models import DAYS_PER_MONTH
 
 RISK_GROUPS = ("low", "intermediate", "high")
@@ -102,12 +102,9 @@ class RiskModel:
     ) -> list[list[str]]:
         """Per-patient warnings: imputed inputs, values outside training, long horizons."""
         out: list[list[str]] = [[] for _ in range(len(typed))]
+        missing_inputs = raw_missing(typed)
         for column in MODEL_INPUTS:
-            if column == "visceral_metastasis":
-                missing = typed[column].isna() & (typed["disease_setting"] == "metastatic")
-            else:
-                missing = typed[column].isna()
-            for i in np.flatnonzero(missing.to_numpy()):
+            for i in np.flatnonzero(missing_inputs[column]):
                 out[i].append(f"{column} missing: imputed")
         if self.include_marker:
             no_marker = typed["oc_positive_percent"].isna() & (

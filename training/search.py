@@ -32,11 +32,11 @@ def _noop(_: str) -> None:
     return None
 
 
-def strata(rows: pd.DataFrame) -> np.ndarray:
-    """Outcome-by-setting strata; rare strata pooled so every stratum can be split."""
+def strata(rows: pd.DataFrame, min_count: int = 6) -> np.ndarray:
+    """Outcome-by-setting strata; strata under ``min_count`` rows pooled so each can be split."""
     s = rows["event"].astype(str) + "|" + rows["disease_setting"].astype(str)
     counts = s.value_counts()
-    return s.where(s.map(counts) >= 6, "other").to_numpy()
+    return s.where(s.map(counts) >= min_count, "other").to_numpy()
 
 
 def folds(rows: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

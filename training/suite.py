@@ -50,7 +50,6 @@ def point_metrics(
             y_train, y_eval, risk, dict(cif), prefix="", tau_months=tau_months
         ).items()
     }
-    out["harrell_c"] = m.fast_harrell_c(y_eval, risk)
     horizons = sorted(cif)
     for h in horizons:
         p = np.asarray(cif[h], dtype=float)

@@ -26,6 +26,7 @@ from training.metrics import Interval
 from training.models import DAYS_PER_MONTH, make_target
 from training.risk_model import RiskModel, predict_pipeline
 from training.search import Trial, fit_pipeline, folds, n_fits, search
+from training.search import strata as search_strata
 from training.suite import (
     HEADLINE,
     SplitEvaluation,
@@ -144,9 +145,7 @@ def split(
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
     """Held-out test split, stratified by outcome and disease setting."""
     y = make_target(rows["event"].to_numpy(dtype=object), rows["time_days"].to_numpy(dtype=float))
-    strata = rows["event"].astype(str) + "|" + rows["disease_setting"].astype(str)
-    counts = strata.value_counts()
-    strata = strata.where(strata.map(counts) >= 2, "other")
+    strata = search_strata(rows, min_count=2)
     idx = np.arange(len(rows))
     i_train, i_test = train_test_split(
         idx, test_size=config.test_size, random_state=config.seed, stratify=strata
@@ -305,6 +304,7 @@ class FamilyOutcome:
     increments: dict[str, Interval]
     clinical_auc: tuple[list, list]
     importance: pd.Series
+    test_risk: np.ndarray
 
 
 def _risk_and_cif(pipe, X: pd.DataFrame, horizons: Sequence[int]):
@@ -414,6 +414,7 @@ def run_family(
         increments=increments,
         clinical_auc=auc_curve(y_train, y_test, risk_c),
         importance=importance,
+        test_risk=risk,
     )
 
 
@@ -477,7 +478,7 @@ def _log_family(
     mlflow.log_figure(
         figures.calibration_figure(out.test.calibration, annotations), "figures/calibration.png"
     )
-    groups = out.model.risk_group(out.model.predict_arrays(X_test, (24,))[0])
+    groups = out.model.risk_group(out.test_risk)
     mlflow.log_figure(
         figures.incidence_by_group_figure(y_test, groups), "figures/incidence_by_risk_group.png"
     )
