@@ -9,8 +9,10 @@ The column rules (names, kinds, bounds, allowed values, tolerances, the id patte
 :mod:`features.schema`; this module only applies them. Values are accepted in every representation
 the contract's tables arrive in: CSV text (``"54"``, ``"TRUE"``, ``""`` for missing), Parquet typed
 columns (float64 with NaN for missing, bool, int64, string) and JSON records (int, float, bool, str,
-None), so the prediction service checks its request records with the same code
-(``check_patients(frame, table="request", allow_outcome=False)``).
+None). Tables come as pandas DataFrames (files) or as lists of records (JSON requests:
+:func:`check_patient_records`, :func:`check_measurement_records`, which skip pandas, the cost
+that dominates for one patient); both run the same column and cross-column rules, so the
+prediction service checks its request records with the code that checks the files.
 
 Each column is checked vectorised; :class:`Violation` objects are built only for the offending rows.
 A value that breaks a rule of its own column (type, range, allowed values) is reported once and is
@@ -22,7 +24,8 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from collections.abc import Callable, Collection, Iterable, Sequence
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +47,9 @@ __all__ = [
     "Cohort",
     "ContractError",
     "Violation",
+    "check_measurement_records",
     "check_measurements",
+    "check_patient_records",
     "check_patients",
     "load_cohort",
     "read_table",
@@ -90,6 +95,7 @@ RULE_READ = "cannot read file: {problem}"
 
 _EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _BOOLEAN_TEXT = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}
+_PATIENT_ID = re.compile(PATIENT_ID_PATTERN)
 _NON_FINITE_TEXT = frozenset(
     sign + word for sign in ("", "+", "-") for word in ("nan", "inf", "infinity")
 )
@@ -335,6 +341,8 @@ class _Report:
         raw: np.ndarray | None,
         rule: str | Callable[[int], str],
     ) -> None:
+        if not mask.any():
+            return
         for i in np.flatnonzero(mask):
             text = rule(int(i)) if callable(rule) else rule
             value = None if raw is None else _python_value(raw[i])
@@ -387,13 +395,22 @@ def _classify(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _code(value: object) -> int:
+    if value is None:
+        return _MISSING
     if isinstance(value, str):
         return _MISSING if value == "" else _TEXT
     if isinstance(value, bool | np.bool_):
         return _BOOL
-    if isinstance(value, int | float | np.integer | np.floating):
+    if isinstance(value, float | np.floating):
+        return _MISSING if value != value else _NUM  # a NaN float is missing, as in pandas
+    if isinstance(value, int | np.integer):
         return _NUM
     return _OTHER
+
+
+def _classify_values(raw: np.ndarray) -> np.ndarray:
+    """How each value of an object array (JSON record values) was given."""
+    return np.fromiter((_code(v) for v in raw), dtype=np.int64, count=len(raw))
 
 
 def _to_float(values: np.ndarray) -> np.ndarray:
@@ -411,7 +428,7 @@ def _int_to_float(value: object) -> float:
 
 
 def _parse_column(
-    spec: ColumnSpec, column: pd.Series | None, n_rows: int, report: _Report
+    spec: ColumnSpec, column: pd.Series | np.ndarray | None, n_rows: int, report: _Report
 ) -> _Parsed:
     if column is None:
         absent = np.zeros(n_rows, dtype=bool)
@@ -420,7 +437,11 @@ def _parse_column(
         else:
             empty = np.full(n_rows, np.nan)
         return _Parsed(empty, None, absent, absent.copy())
-    codes, raw = _classify(column)
+    if isinstance(column, pd.Series):
+        codes, raw = _classify(column)
+    else:
+        raw = column
+        codes = _classify_values(raw)
     present = codes != _MISSING
     if spec.required:
         report.rows(~present, spec.name, None, RULE_REQUIRED)
@@ -437,14 +458,15 @@ def _parse_text(
     spec: ColumnSpec, codes: np.ndarray, raw: np.ndarray, report: _Report
 ) -> tuple[np.ndarray, np.ndarray]:
     is_text = codes == _TEXT
-    texts = pd.Series(raw[is_text], dtype=object)
+    texts = raw[is_text]
     ok = np.zeros(len(raw), dtype=bool)
     if spec.kind == "category":
-        ok[is_text] = texts.isin(spec.allowed).to_numpy()
+        allowed = frozenset(spec.allowed)
+        ok[is_text] = [t in allowed for t in texts]
         report.rows((codes != _MISSING) & ~ok, spec.name, raw, f"must be {spec.range_text()}")
     else:
         if spec.name == "patient_id":
-            ok[is_text] = texts.str.fullmatch(PATIENT_ID_PATTERN).to_numpy(dtype=bool)
+            ok[is_text] = [_PATIENT_ID.fullmatch(t) is not None for t in texts]
             report.rows(is_text & ~ok, spec.name, raw, RULE_PATIENT_ID)
         else:
             ok[is_text] = True
@@ -459,8 +481,7 @@ def _parse_boolean(
 ) -> tuple[np.ndarray, np.ndarray]:
     values = np.full(len(raw), np.nan)
     is_text = codes == _TEXT
-    texts = pd.Series(raw[is_text], dtype=object)
-    values[is_text] = texts.str.lower().map(_BOOLEAN_TEXT).to_numpy(dtype=float)
+    values[is_text] = [_BOOLEAN_TEXT.get(t.lower(), np.nan) for t in raw[is_text]]
     is_bool = codes == _BOOL
     values[is_bool] = raw[is_bool].astype(bool).astype(float)
     # A number 1/0 is the numeric form of the CSV's "1"/"0" (and of this module's typed output).
@@ -519,15 +540,41 @@ def _non_finite_text(raw: np.ndarray, candidates: np.ndarray) -> np.ndarray:
 # Tables
 
 
+class _Records:
+    """JSON-style records (one mapping per row) seen as columns of object arrays."""
+
+    def __init__(self, records: Sequence[Mapping[str, object]]) -> None:
+        names: dict[str, None] = {}
+        for record in records:
+            names.update(dict.fromkeys(record))
+        self.columns = list(names)
+        self._records = records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def column(self, position: int) -> np.ndarray:
+        name = self.columns[position]
+        return np.fromiter(
+            (r.get(name) for r in self._records), dtype=object, count=len(self._records)
+        )
+
+
+def _column_at(raw: pd.DataFrame | _Records, position: int) -> pd.Series | np.ndarray:
+    if isinstance(raw, _Records):
+        return raw.column(position)
+    return raw.iloc[:, position]
+
+
 def _check_header(
-    raw: pd.DataFrame,
+    raw: pd.DataFrame | _Records,
     specs: Sequence[ColumnSpec],
     report: _Report,
     not_accepted: Collection[str] = (),
-) -> dict[str, pd.Series]:
+) -> dict[str, pd.Series | np.ndarray]:
     """Report unknown, duplicate and missing required columns; return the known columns."""
     known = [s.name for s in specs]
-    columns: dict[str, pd.Series] = {}
+    columns: dict[str, pd.Series | np.ndarray] = {}
     seen: set[str] = set()
     for position, label in enumerate(raw.columns):
         name = label if isinstance(label, str) else str(label)
@@ -536,7 +583,7 @@ def _check_header(
             continue
         seen.add(name)
         if name in known:
-            columns[name] = raw.iloc[:, position]
+            columns[name] = _column_at(raw, position)
         elif name.strip() == "":
             report.table_level(None, f"{RULE_EMPTY_HEADER} (column {position + 1})")
         elif name in not_accepted:
@@ -552,7 +599,10 @@ def _check_header(
 
 
 def _parse_table(
-    raw: pd.DataFrame, specs: Sequence[ColumnSpec], report: _Report, not_accepted: Collection[str]
+    raw: pd.DataFrame | _Records,
+    specs: Sequence[ColumnSpec],
+    report: _Report,
+    not_accepted: Collection[str],
 ) -> dict[str, _Parsed]:
     columns = _check_header(raw, specs, report, not_accepted)
     n_rows = len(raw)
@@ -601,16 +651,15 @@ def _fmt_number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def _first_rows(keys: pd.DataFrame | pd.Series, rows: np.ndarray) -> tuple[np.ndarray, dict]:
+def _first_rows(keys: Sequence[object], rows: np.ndarray) -> tuple[np.ndarray, dict]:
     """Mark rows whose key was already seen; map each key to the 1-based row of its first use."""
-    duplicated = keys.duplicated(keep="first").to_numpy()
+    duplicated = np.zeros(len(keys), dtype=bool)
     first: dict = {}
-    if duplicated.any():
-        firsts = keys[~duplicated]
-        items = (
-            firsts.itertuples(index=False, name=None) if isinstance(keys, pd.DataFrame) else firsts
-        )
-        first = {key: int(row) + 1 for key, row in zip(items, rows[~duplicated], strict=True)}
+    for k, (key, row) in enumerate(zip(keys, rows, strict=True)):
+        if key in first:
+            duplicated[k] = True
+        else:
+            first[key] = int(row) + 1
     return duplicated, first
 
 
@@ -649,12 +698,46 @@ def check_patients(
     violations : list of Violation
         Every violation found, table-level ones first, then by row; empty when valid.
     """
+    parsed, specs, violations = _check_patient_table(raw, table, allow_outcome)
+    return _table_frame(parsed, specs), violations
+
+
+def check_patient_records(
+    records: Sequence[Mapping[str, object]],
+    *,
+    table: str = "request",
+    allow_outcome: bool = False,
+) -> tuple[dict[str, np.ndarray], list[Violation]]:
+    """:func:`check_patients` for JSON-style records, without pandas (the serving hot path).
+
+    Parameters
+    ----------
+    records : sequence of mapping
+        One mapping per row, column name to value (int, float, bool, str or None); a key
+        absent from a record is a missing value, a key that is no contract column a violation.
+    table, allow_outcome
+        As in :func:`check_patients` (defaults for prediction requests).
+
+    Returns
+    -------
+    typed : dict of str to numpy.ndarray
+        Every contract column in contract order, one array per column typed as in
+        :func:`check_patients` (float with NaN; object with str or None).
+    violations : list of Violation
+    """
+    parsed, specs, violations = _check_patient_table(_Records(records), table, allow_outcome)
+    return {spec.name: parsed[spec.name].values for spec in specs}, violations
+
+
+def _check_patient_table(
+    raw: pd.DataFrame | _Records, table: str, allow_outcome: bool
+) -> tuple[dict[str, _Parsed], list[ColumnSpec], list[Violation]]:
     specs = [s for s in PATIENT_COLUMNS if allow_outcome or s.name not in OUTCOME_COLUMNS]
     report = _Report(table, len(raw))
     parsed = _parse_table(raw, specs, report, () if allow_outcome else OUTCOME_COLUMNS)
     pid = parsed["patient_id"]
     rows = np.flatnonzero(pid.valid)
-    duplicated, first = _first_rows(pd.Series(pid.values[rows], dtype=object), rows)
+    duplicated, first = _first_rows(pid.values[rows], rows)
     is_duplicate = np.zeros(len(raw), dtype=bool)
     is_duplicate[rows[duplicated]] = True
     report.rows(
@@ -681,7 +764,7 @@ def check_patients(
         # A row whose bone status is unknown or contradicted is left out of the outcome rules.
         known = bone.valid & ~bone_early
         _check_outcome(parsed, known & (bone.values == 1.0), known & (bone.values == 0.0), report)
-    return _table_frame(parsed, specs), report.sorted([s.name for s in specs])
+    return parsed, specs, report.sorted([s.name for s in specs])
 
 
 def _check_outcome(
@@ -732,17 +815,38 @@ def check_measurements(
     violations : list of Violation
         Every violation found, table-level ones first, then by row; empty when valid.
     """
+    parsed, violations = _check_measurement_table(raw, patient_ids, table)
+    return _table_frame(parsed, MEASUREMENT_COLUMNS), violations
+
+
+def check_measurement_records(
+    records: Sequence[Mapping[str, object]],
+    patient_ids: Collection[str] | None,
+    *,
+    table: str = "request",
+) -> tuple[dict[str, np.ndarray], list[Violation]]:
+    """:func:`check_measurements` for JSON-style records, without pandas.
+
+    Returns the typed columns as a dict of arrays (as :func:`check_patient_records`) and the
+    violations.
+    """
+    parsed, violations = _check_measurement_table(_Records(records), patient_ids, table)
+    return {spec.name: parsed[spec.name].values for spec in MEASUREMENT_COLUMNS}, violations
+
+
+def _check_measurement_table(
+    raw: pd.DataFrame | _Records, patient_ids: Collection[str] | None, table: str
+) -> tuple[dict[str, _Parsed], list[Violation]]:
     report = _Report(table, len(raw))
     parsed = _parse_table(raw, MEASUREMENT_COLUMNS, report, ())
     pid, day = parsed["patient_id"], parsed["day"]
     if patient_ids is not None:
-        known = pd.Series(pid.values, dtype=object).isin(set(patient_ids)).to_numpy()
+        ids = frozenset(patient_ids)
+        known = np.fromiter((v in ids for v in pid.values), dtype=bool, count=len(pid.values))
         report.rows(pid.valid & ~known, "patient_id", pid.raw, RULE_UNKNOWN_PATIENT)
 
     rows = np.flatnonzero(pid.valid & day.valid)
-    keys = pd.DataFrame(
-        {"patient_id": pd.Series(pid.values[rows], dtype=object), "day": day.values[rows]}
-    )
+    keys = list(zip(pid.values[rows], day.values[rows].tolist(), strict=True))
     duplicated, first = _first_rows(keys, rows)
     is_duplicate = np.zeros(len(raw), dtype=bool)
     is_duplicate[rows[duplicated]] = True
@@ -761,8 +865,7 @@ def check_measurements(
     report.rows(events & ~pbmc, "pbmc_events", None, RULE_MEASUREMENT_VALUE)
     report.rows(pbmc & ~events, "oc_positive_events", None, RULE_MEASUREMENT_VALUE)
     _check_counts(parsed, report)
-    names = [s.name for s in MEASUREMENT_COLUMNS]
-    return _table_frame(parsed, MEASUREMENT_COLUMNS), report.sorted(names)
+    return parsed, report.sorted([s.name for s in MEASUREMENT_COLUMNS])
 
 
 def validate_cohort(patients: pd.DataFrame, measurements: pd.DataFrame | None = None) -> Cohort:

@@ -15,7 +15,7 @@ Pipeline (see :func:`make_feature_pipeline`)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,25 +34,44 @@ __all__ = [
 ]
 
 
-def _require_columns(X: pd.DataFrame, columns: Sequence[str], who: str) -> None:
-    if not isinstance(X, pd.DataFrame):
+#: Typed contract rows: a DataFrame, or a mapping of column name to a 1-D array (numbers and
+#: booleans float with NaN, categories object with None), the cheaper form for a few rows.
+Rows = pd.DataFrame | Mapping[str, np.ndarray]
+
+
+def _require_columns(X: Rows, columns: Sequence[str], who: str) -> None:
+    if not isinstance(X, pd.DataFrame | Mapping):
         raise TypeError(
-            f"{who} expects a pandas DataFrame of contract rows, got {type(X).__name__}"
+            f"{who} expects a pandas DataFrame or a mapping of column arrays of contract rows, "
+            f"got {type(X).__name__}"
         )
-    missing = [c for c in columns if c not in X.columns]
+    missing = [c for c in columns if c not in X]
     if missing:
         raise KeyError(f"{who}: input lacks contract column(s): {', '.join(missing)}")
 
 
-def _num(X: pd.DataFrame, column: str) -> np.ndarray:
-    return pd.to_numeric(X[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+def _num(X: Rows, column: str) -> np.ndarray:
+    values = X[column]
+    if isinstance(values, pd.Series):
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.asarray(values, dtype=float)
 
 
-def _is(X: pd.DataFrame, column: str, value: str) -> np.ndarray:
+def is_missing(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Boolean mask of missing values (NaN, None, NA) of one column."""
+    if isinstance(values, pd.Series):
+        return values.isna().to_numpy()
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    return pd.isna(values)
+
+
+def _is(X: Rows, column: str, value: str) -> np.ndarray:
     """1.0 where ``column == value``, 0.0 where another value, NaN where missing."""
     col = X[column]
-    missing = col.isna().to_numpy()
-    out = (col.to_numpy(dtype=object) == value).astype(float)
+    missing = is_missing(col)
+    out = (np.asarray(col, dtype=object) == value).astype(float)
     out[missing] = np.nan
     return out
 
@@ -72,11 +91,11 @@ def marker_percent(percent: np.ndarray, events: np.ndarray, pbmc: np.ndarray) ->
     return np.where(have_counts, from_counts, percent)
 
 
-def raw_missing(X: pd.DataFrame) -> dict[str, np.ndarray]:
+def raw_missing(X: Rows) -> dict[str, np.ndarray]:
     """Missingness of each clinical input; visceral status is known (absent) in early disease."""
-    out = {c: X[c].isna().to_numpy() for c in ClinicalFeatures.columns_in}
+    out = {c: is_missing(X[c]) for c in ClinicalFeatures.columns_in}
     out["visceral_metastasis"] = out["visceral_metastasis"] & (
-        X["disease_setting"].to_numpy(dtype=object) == "metastatic"
+        np.asarray(X["disease_setting"], dtype=object) == "metastatic"
     )
     return out
 
@@ -99,7 +118,7 @@ class MarkerFeatures(TransformerMixin, BaseEstimator):
     def __init__(self, floor_percent: float = 0.0005) -> None:
         self.floor_percent = floor_percent
 
-    def fit(self, X: pd.DataFrame, y: object = None) -> MarkerFeatures:
+    def fit(self, X: Rows, y: object = None) -> MarkerFeatures:
         _require_columns(X, self.columns_in, type(self).__name__)
         if not self.floor_percent > 0:
             raise ValueError(f"floor_percent must be > 0, got {self.floor_percent!r}")
@@ -109,14 +128,14 @@ class MarkerFeatures(TransformerMixin, BaseEstimator):
         self.feature_names_out_ = np.array(names, dtype=object)
         return self
 
-    def _log_percent(self, X: pd.DataFrame) -> np.ndarray:
+    def _log_percent(self, X: Rows) -> np.ndarray:
         p = marker_percent(
             _num(X, "oc_positive_percent"), _num(X, "oc_positive_events"), _num(X, "pbmc_events")
         )
         with np.errstate(invalid="ignore"):
             return np.log2(np.maximum(p, self.floor_percent))
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
+    def transform(self, X: Rows) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
         _require_columns(X, self.columns_in, type(self).__name__)
         out = self._log_percent(X).reshape(-1, 1)
@@ -195,7 +214,7 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
         self.large_tumor_mm = large_tumor_mm
         self.many_nodes = many_nodes
 
-    def fit(self, X: pd.DataFrame, y: object = None) -> ClinicalFeatures:
+    def fit(self, X: Rows, y: object = None) -> ClinicalFeatures:
         _require_columns(X, self.columns_in, type(self).__name__)
         if not self.many_nodes >= 2:
             raise ValueError(f"many_nodes must be >= 2, got {self.many_nodes!r}")
@@ -209,7 +228,7 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
         )
         return self
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
+    def transform(self, X: Rows) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
         _require_columns(X, self.columns_in, type(self).__name__)
         size = _num(X, "tumor_size_mm")
@@ -281,3 +300,49 @@ def make_feature_pipeline(include_marker: bool = True) -> Pipeline:
             ("scale", StandardScaler()),
         ]
     )
+
+
+def transform_rows(pipeline: Pipeline, X: Rows) -> np.ndarray:
+    """The fitted feature pipeline of :func:`make_feature_pipeline` applied to typed rows.
+
+    The same arithmetic as ``pipeline.transform(X)`` (builders, then the fitted imputer's
+    medians, then the fitted scaler) without scikit-learn's per-call input validation and
+    dispatch, which cost milliseconds for a single patient: the serving hot path. Any other
+    pipeline shape is transformed by scikit-learn.
+
+    Parameters
+    ----------
+    pipeline : sklearn.pipeline.Pipeline
+        Fitted ``union -> impute -> scale`` (as built by :func:`make_feature_pipeline`).
+    X : pandas.DataFrame or mapping of column arrays
+        Typed contract rows.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_rows, n_features)`` standardised features.
+    """
+    if len(pipeline.steps) == 1 and isinstance(pipeline.steps[0][1], Pipeline):
+        return transform_rows(pipeline.steps[0][1], X)  # e.g. ``risk_pipeline[:-1]``
+    steps = dict(pipeline.steps)
+    union, impute, scale = steps.get("union"), steps.get("impute"), steps.get("scale")
+    if (
+        list(steps) != ["union", "impute", "scale"]
+        or not isinstance(union, FeatureUnion)
+        or union.transformer_weights is not None
+        or any(isinstance(t, str) for _, t in union.transformer_list)
+        or not isinstance(impute, SimpleImputer)
+        or impute.add_indicator
+        or not isinstance(scale, StandardScaler)
+    ):
+        return pipeline.transform(X if isinstance(X, pd.DataFrame) else pd.DataFrame(X))
+    parts = [t.transform(X) for _, t in union.transformer_list]
+    out = np.hstack(parts) if len(parts) > 1 else np.asarray(parts[0], dtype=float)
+    missing = np.isnan(out)
+    if missing.any():
+        out = np.where(missing, impute.statistics_[None, :], out)
+    if scale.with_mean:
+        out = out - scale.mean_
+    if scale.with_std:
+        out = out / scale.scale_
+    return out

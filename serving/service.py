@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -36,11 +37,11 @@ from serving.schemas import (
 )
 
 with bentoml.importing():
-    import pandas as pd
+    import numpy as np
     from _bentoml_sdk.io_models import IODescriptor
     from starlette.responses import JSONResponse
 
-    from features.contract import check_measurements, check_patients
+    from features.contract import check_measurement_records, check_patient_records
     from features.draws import MARKER_FIELDS
 
 logger = logging.getLogger("bonemet.service")
@@ -74,46 +75,75 @@ def _bad_request(detail: list[dict[str, Any]]) -> JSONResponse:
     )
 
 
-def _apply_draws(typed: pd.DataFrame, patients: list[Any]) -> list[list[str]]:
+_FIRST_ROW = re.compile(r"already in row (\d+)$")
+
+
+def _api_rule(rule: str) -> str:
+    """A contract rule worded for a request: rows are the 0-based positions of ``loc``."""
+    return _FIRST_ROW.sub(lambda m: f"already at position {int(m.group(1)) - 1}", rule)
+
+
+def _patient_draws(patients: list[Any]) -> tuple[list[dict[str, Any]], list[int]]:
+    """Every patient's draws as ``oc_measurements`` records, and the patient index of each."""
+    rows: list[dict[str, Any]] = []
+    owner: list[int] = []
+    for i, p in enumerate(patients):
+        for d in p.oc_measurements or ():
+            rows.append({"patient_id": p.patient_id, **d.model_dump()})
+            owner.append(i)
+    return rows, owner
+
+
+def _measurement_violations(violations: list[Any], owner: list[int], patients: list[Any]):
+    out = []
+    for v in violations:
+        k = v.row - 1 if v.row else None
+        i = owner[k] if k is not None else None
+        j = None
+        if k is not None:
+            j = k - owner.index(i)  # the draw's position in its patient's list
+        loc = ["patients", i, "oc_measurements", j] + ([v.column] if v.column else [])
+        out.append({"loc": loc, "msg": _api_rule(v.rule)})
+    return out
+
+
+def _apply_draws(
+    typed: dict[str, Any], draws: dict[str, Any], owner: list[int], patients: list[Any]
+) -> list[list[str]]:
     """Use the latest draw on or before ``prediction_day`` for each patient's marker.
 
-    ``typed`` is the validated patients frame (numbers as float); it is updated in place. The
-    served models predict from enrollment; a later draw is used as the current marker value,
-    with a warning saying so.
+    ``typed`` holds the validated patients columns and ``draws`` the validated draws (both
+    :func:`features.contract.check_patient_records`-style column arrays, percent derived from
+    the counts where missing); ``typed`` is updated in place. The served models predict from
+    enrollment; a later draw is used as the current marker value, with a warning saying so.
     """
     notes: list[list[str]] = [[] for _ in patients]
+    by_patient: dict[int, list[int]] = {}
+    for k, i in enumerate(owner):
+        by_patient.setdefault(i, []).append(k)
     for i, p in enumerate(patients):
-        draws = p.oc_measurements or []
+        rows = by_patient.get(i, [])
+        days = draws["day"][rows] if rows else np.empty(0)
         day = p.prediction_day
         if day is None:
-            day = max((d.day for d in draws), default=0.0)
-        usable = sorted((d for d in draws if d.day <= day), key=lambda d: d.day)
-        ignored = len(draws) - len(usable)
+            day = float(days.max()) if rows else 0.0
+        usable = [k for k, d in zip(rows, days, strict=True) if d <= day]
+        ignored = len(rows) - len(usable)
         if ignored:
             notes[i].append(f"{ignored} draw(s) after prediction_day {day:g} ignored")
         with_marker = [
-            d
-            for d in usable
-            if d.oc_positive_percent is not None
-            or (d.oc_positive_events is not None and d.pbmc_events is not None)
+            k for k in usable if draws["oc_positive_percent"][k] == draws["oc_positive_percent"][k]
         ]
         if with_marker:
-            latest = with_marker[-1]
-            values = {f: getattr(latest, f) for f in MARKER_FIELDS}
-            if values["oc_positive_percent"] is None:
-                # Derived from the counts, as the contract derives it for a file row.
-                values["oc_positive_percent"] = (
-                    100.0 * values["oc_positive_events"] / values["pbmc_events"]
-                )
-            for field, value in values.items():
-                typed.at[i, field] = float("nan") if value is None else float(value)
-            if latest.alkaline_phosphatase_u_per_l is not None:
-                typed.at[i, "alkaline_phosphatase_u_per_l"] = float(
-                    latest.alkaline_phosphatase_u_per_l
-                )
-            if latest.day > 0:
+            latest = max(with_marker, key=lambda k: draws["day"][k])
+            for field in MEASUREMENT_VALUE_FIELDS:
+                value = draws[field][latest]
+                if field != "alkaline_phosphatase_u_per_l" or value == value:
+                    typed[field][i] = value
+            if draws["day"][latest] > 0:
                 notes[i].append(
-                    f"marker from the draw of day {latest.day:g} used as the current value"
+                    f"marker from the draw of day {draws['day'][latest]:g} used as the current "
+                    "value"
                 )
         if day > 0:
             notes[i].append(
@@ -121,25 +151,6 @@ def _apply_draws(typed: pd.DataFrame, patients: list[Any]) -> list[list[str]]:
                 "counted from enrollment-style risk with the latest marker value"
             )
     return notes
-
-
-def _measurement_violations(patients: list[Any]) -> list[dict[str, Any]]:
-    rows, where = [], []
-    for i, p in enumerate(patients):
-        for j, d in enumerate(p.oc_measurements or []):
-            rows.append({"patient_id": p.patient_id, **d.model_dump()})
-            where.append((i, j))
-    if not rows:
-        return []
-    _, violations = check_measurements(
-        pd.DataFrame(rows), {p.patient_id for p in patients}, table="request"
-    )
-    out = []
-    for v in violations:
-        i, j = where[v.row - 1] if v.row else (None, None)
-        loc = ["patients", i, "oc_measurements", j] + ([v.column] if v.column else [])
-        out.append({"loc": loc, "msg": v.rule})
-    return out
 
 
 @dataclass(frozen=True)
@@ -277,55 +288,53 @@ class BoneMetastasisService:
         state = self.state  # one model for the whole request, even if the alias moves now
         ctx.response.headers["X-Model-Version"] = state.info.version
         ctx.response.headers["X-Patients"] = str(len(patients))
-        bad: list[dict[str, Any]] = []
-        ids = [p.patient_id for p in patients]
-        seen: set[str] = set()
-        for i, pid in enumerate(ids):
-            if pid in seen:
-                bad.append({"loc": ["patients", i, "patient_id"], "msg": "duplicate patient_id"})
-            seen.add(pid)
-        bad += _measurement_violations(patients)
+        # The contract's own rules, on the records (no pandas: this is the hot path).
         records = [p.model_dump(exclude={"oc_measurements", "prediction_day"}) for p in patients]
-        typed, violations = check_patients(
-            pd.DataFrame.from_records(records), table="request", allow_outcome=False
-        )
-        for v in violations:
-            if v.rule.startswith("must be unique"):
-                continue  # reported above with its path
-            loc = ["patients", (v.row - 1) if v.row else None] + ([v.column] if v.column else [])
-            bad.append({"loc": loc, "msg": v.rule})
+        typed, violations = check_patient_records(records, table="request")
+        bad = [
+            {
+                "loc": ["patients", (v.row - 1) if v.row else None]
+                + ([v.column] if v.column else []),
+                "msg": _api_rule(v.rule),
+            }
+            for v in violations
+        ]
+        draw_rows, owner = _patient_draws(patients)
+        draws: dict[str, Any] = {}
+        if draw_rows:
+            draws, found = check_measurement_records(
+                draw_rows, {p.patient_id for p in patients}, table="request"
+            )
+            bad += _measurement_violations(found, owner, patients)
         if bad:
             ctx.response.status_code = 400  # BentoML applies the context's status to responses
             response = _bad_request(bad)
             response.headers["X-Model-Version"] = state.info.version
             response.headers["X-Patients"] = str(len(patients))
             return response
-        notes = _apply_draws(typed, patients)
+        notes = _apply_draws(typed, draws, owner, patients)
         # The rows are validated: call the logged model's RiskModel directly (the same object
         # the pyfunc wraps) instead of paying MLflow's schema enforcement and a second
         # contract check per request.
-        frame = state.risk_model.predict_frame(typed, horizons_months, explain=explain)
-        columns = [c for c in frame.columns if c.startswith("p_bone_met_")]
+        batch = state.risk_model.predict_batch(typed, horizons_months, explain=explain)
         predictions = []
-        for k, row in enumerate(frame.itertuples(index=False)):
-            r = row._asdict()
-            has_probs = r["risk_score"] == r["risk_score"]  # NaN for bone mets at enrollment
+        for k in range(len(patients)):
+            score = float(batch.risk_score[k])
+            has_probs = score == score  # NaN for bone metastasis at enrollment
             answer = dict(
-                patient_id=r["patient_id"],
-                risk_score=float(r["risk_score"]) if has_probs else None,
-                risk_group=r["risk_group"] if has_probs else None,
+                patient_id=batch.patient_id[k],
+                risk_score=score if has_probs else None,
+                risk_group=batch.risk_group[k] if has_probs else None,
                 bone_metastasis_probability=[
-                    ProbabilityAt(months=h, probability=float(r[c]))
-                    for h, c in zip(horizons_months, columns, strict=True)
+                    ProbabilityAt(months=h, probability=float(p))
+                    for h, p in zip(horizons_months, batch.probability[k], strict=True)
                 ]
                 if has_probs
                 else [],
-                warnings=notes[k] + json.loads(r["warnings"]),
+                warnings=notes[k] + batch.warnings[k],
             )
             if explain:
-                predictions.append(
-                    ExplainedPrediction(**answer, explanation=json.loads(r["explanation"]))
-                )
+                predictions.append(ExplainedPrediction(**answer, explanation=batch.explanation[k]))
             else:
                 predictions.append(Prediction(**answer))
         if explain:

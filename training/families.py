@@ -427,6 +427,11 @@ class CauseSpecificHazards(BaseEstimator):
                 code: np.asarray(m.coef_, dtype=float).reshape(X.shape[1], -1)[:, -1]
                 for code, m in self.models_.items()
             }
+            # coxnet's predict subtracts a centring offset; read it off the model's own output.
+            self.lp_offset_ = {
+                code: float(X[0] @ self.coef_[code] - self._linear_predictor(m, X[:1])[0])
+                for code, m in self.models_.items()
+            }
         self.grid_days_ = grid
         self.time_step_days_ = step
         self.n_features_in_ = X.shape[1]
@@ -467,6 +472,17 @@ class CauseSpecificHazards(BaseEstimator):
             raise AttributeError(f"base {self.base!r} has no linear predictor")
         return tuple(self._linear_predictor(self.models_[c], X) for c in (BONE_METASTASIS, DEATH))
 
+    def _fast_linear_predictor(self, code: int, X: np.ndarray) -> np.ndarray:
+        """The linear predictor of one cause; ``X @ coef - offset`` for the Cox bases.
+
+        The arithmetic of sksurv's ``predict`` without its per-call input validation (the
+        serving hot path); the offset (coxnet's centring, 0 for coxph) is recorded at fit.
+        """
+        offsets = getattr(self, "lp_offset_", None)
+        if offsets is None or self.base not in ("coxph", "coxnet"):
+            return self._linear_predictor(self.models_[code], X)
+        return X @ self.coef_[code] - offsets[code]
+
     def cumulative_hazards(self, X: np.ndarray, n_steps: int | None = None):
         """Cause-specific cumulative hazards on ``grid_days_[:n_steps]``.
 
@@ -488,7 +504,7 @@ class CauseSpecificHazards(BaseEstimator):
         for code in (BONE_METASTASIS, DEATH):
             model = self.models_[code]
             if self.base in PH_BASES:
-                risk = np.exp(self._linear_predictor(model, X))
+                risk = np.exp(self._fast_linear_predictor(code, X))
                 out.append(risk[:, None] * self.baseline_cumhaz_[code][None, : grid.size])
             else:
                 chf = model.predict_cumulative_hazard_function(X, return_array=True)
@@ -539,9 +555,24 @@ class CauseSpecificHazards(BaseEstimator):
         """
         X = self._check_X(X)
         if self.base in PH_BASES:
-            return self._linear_predictor(self.models_[BONE_METASTASIS], X)
+            return self._fast_linear_predictor(BONE_METASTASIS, X)
         horizon = float(self.score_horizon_months) * DAYS_PER_MONTH
         return _logit(self.predict_cumulative_incidence(X, [horizon])[:, 0])
+
+    def predict_with_incidence(
+        self, X: np.ndarray, times_days: Sequence[float] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` and :meth:`predict_cumulative_incidence` of the same rows, together.
+
+        ``rsf`` reads its score horizon from the same forest pass as the requested times.
+        """
+        X = self._check_X(X)
+        times = np.atleast_1d(np.asarray(times_days, dtype=float))
+        if self.base in PH_BASES:
+            return self.predict(X), self.predict_cumulative_incidence(X, times)
+        horizon = float(self.score_horizon_months) * DAYS_PER_MONTH
+        cif = self.predict_cumulative_incidence(X, np.append(times, horizon))
+        return _logit(cif[:, -1]), cif[:, :-1]
 
 
 def _check_rsf_bounds(params: Mapping[str, Any]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
@@ -299,6 +300,18 @@ class CauseSpecificCox(BaseEstimator):
         )
 
 
+def _probability(classifier, X: np.ndarray) -> np.ndarray:
+    """Positive-class probability of a fitted binary classifier.
+
+    A binary ``LogisticRegression`` is evaluated directly (``expit`` of its linear predictor,
+    the arithmetic of its ``predict_proba``) to skip per-call input validation on the serving
+    path; any other classifier through ``predict_proba``.
+    """
+    if isinstance(classifier, LogisticRegression) and classifier.coef_.shape[0] == 1:
+        return expit(X @ classifier.coef_[0] + classifier.intercept_[0])
+    return classifier.predict_proba(X)[:, 1]
+
+
 class IPCWHorizonBase(BaseEstimator):
     """Binary classifiers for bone metastasis by each horizon, censoring handled by IPCW.
 
@@ -329,6 +342,8 @@ class IPCWHorizonBase(BaseEstimator):
 
     def _log_odds(self, classifier, X: np.ndarray) -> np.ndarray:
         """Log-odds of one fitted horizon classifier (``decision_function`` when it has one)."""
+        if isinstance(classifier, LogisticRegression) and classifier.coef_.shape[0] == 1:
+            return X @ classifier.coef_[0] + classifier.intercept_[0]  # its decision_function
         if hasattr(classifier, "decision_function"):
             return classifier.decision_function(X)
         p = np.clip(classifier.predict_proba(X)[:, 1], 1e-12, 1.0 - 1e-12)
@@ -377,7 +392,7 @@ class IPCWHorizonBase(BaseEstimator):
     def _at_fitted(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "classifiers_")
         X = np.asarray(X, dtype=float)
-        p = np.column_stack([c.predict_proba(X)[:, 1] for c in self.classifiers_])
+        p = np.column_stack([_probability(c, X) for c in self.classifiers_])
         return np.maximum.accumulate(p, axis=1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -390,7 +405,19 @@ class IPCWHorizonBase(BaseEstimator):
         self, X: np.ndarray, times_days: Sequence[float]
     ) -> np.ndarray:
         """Probability of bone metastasis by each time, interpolated between fitted horizons."""
-        p = self._at_fitted(X)
+        return self._interpolate(self._at_fitted(X), times_days)
+
+    def predict_with_incidence(
+        self, X: np.ndarray, times_days: Sequence[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` and :meth:`predict_cumulative_incidence` of the same rows, together.
+
+        One pass over the horizon classifiers (the serving path calls this once per request).
+        """
+        X = np.asarray(X, dtype=float)
+        return self.predict(X), self.predict_cumulative_incidence(X, times_days)
+
+    def _interpolate(self, p: np.ndarray, times_days: Sequence[float]) -> np.ndarray:
         knots = np.concatenate([[0.0], self.fitted_horizons_months_ * DAYS_PER_MONTH])
         values = np.concatenate([np.zeros((p.shape[0], 1)), p], axis=1)
         t = np.atleast_1d(np.asarray(times_days, dtype=float))

@@ -15,7 +15,14 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from features.schema import CONTRACT_VERSION
-from features.transformers import ClinicalFeatures, MarkerFeatures, raw_missing
+from features.transformers import (
+    ClinicalFeatures,
+    MarkerFeatures,
+    Rows,
+    is_missing,
+    raw_missing,
+    transform_rows,
+)
 from training.models import DAYS_PER_MONTH
 
 RISK_GROUPS = ("low", "intermediate", "high")
@@ -26,17 +33,78 @@ MARKER_INPUTS: tuple[str, ...] = MarkerFeatures.columns_in
 
 
 def predict_pipeline(
-    pipeline: Pipeline, typed: pd.DataFrame, horizons_months: Sequence[float]
+    pipeline: Pipeline, typed: Rows, horizons_months: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Risk scores and ``(n, horizons)`` cumulative incidences of a fitted features+model pipeline.
 
     Incidences are made non-decreasing across the horizons (given in any increasing order).
+    ``typed`` is a frame or a mapping of column arrays of typed contract rows; the features are
+    built by :func:`features.transformers.transform_rows` and the estimator answers score and
+    incidence in one call when it can (``predict_with_incidence``).
     """
-    X = pipeline[:-1].transform(typed)
-    score = pipeline[-1].predict(X)
+    X = transform_rows(pipeline[:-1], typed)
+    estimator = pipeline[-1]
     times = np.asarray(horizons_months, dtype=float) * DAYS_PER_MONTH
-    cif = pipeline[-1].predict_cumulative_incidence(X, times)
+    if hasattr(estimator, "predict_with_incidence"):
+        score, cif = estimator.predict_with_incidence(X, times)
+    else:
+        score, cif = estimator.predict(X), estimator.predict_cumulative_incidence(X, times)
     return score, np.maximum.accumulate(cif, axis=1)
+
+
+def _take(typed: Rows, rows: np.ndarray) -> Rows:
+    """The selected rows (boolean mask) of a frame or of a mapping of column arrays."""
+    if isinstance(typed, pd.DataFrame):
+        return typed.loc[rows].reset_index(drop=True)
+    return {name: np.asarray(values)[rows] for name, values in typed.items()}
+
+
+def _column(typed: Rows, name: str, dtype: type = float) -> np.ndarray:
+    values = typed[name]
+    if isinstance(values, pd.Series):
+        return values.to_numpy(dtype=dtype)
+    return np.asarray(values, dtype=dtype)
+
+
+@dataclass
+class PredictionBatch:
+    """Predictions for a batch of patients, as arrays (the service's and the frame's source).
+
+    Attributes
+    ----------
+    patient_id : numpy.ndarray of object
+    risk_score : numpy.ndarray
+        NaN for a patient with bone metastasis at enrollment (no risk to predict).
+    risk_group : numpy.ndarray of object
+        ``low``/``intermediate``/``high``, None where there is no score.
+    probability : numpy.ndarray
+        ``(n, horizons)`` cumulative incidence of bone metastasis, NaN where there is no score.
+    horizons_months : tuple of float
+    warnings : list of list of str
+    explanation : list of list of dict or None
+        With ``explain``: per patient the largest contributions (``training.explain``).
+    """
+
+    patient_id: np.ndarray
+    risk_score: np.ndarray
+    risk_group: np.ndarray
+    probability: np.ndarray
+    horizons_months: tuple[float, ...]
+    warnings: list[list[str]]
+    explanation: list[list[dict]] | None = None
+
+    def frame(self) -> pd.DataFrame:
+        """One row per patient: id, score, group, ``p_bone_met_<h>m`` columns, JSON warnings
+        (and JSON explanation)."""
+        out = pd.DataFrame({"patient_id": self.patient_id})
+        out["risk_score"] = self.risk_score
+        out["risk_group"] = self.risk_group
+        for j, h in enumerate(self.horizons_months):
+            out[probability_column(h)] = self.probability[:, j]
+        out["warnings"] = [json.dumps(w) for w in self.warnings]
+        if self.explanation is not None:
+            out["explanation"] = [json.dumps(e) for e in self.explanation]
+        return out
 
 
 def probability_column(months: float) -> str:
@@ -92,28 +160,35 @@ class RiskModel:
         return np.asarray(RISK_GROUPS, dtype=object)[idx]
 
     def predict_arrays(
-        self, typed: pd.DataFrame, horizons_months: Sequence[float]
+        self, typed: Rows, horizons_months: Sequence[float]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Risk scores and an ``(n, horizons)`` array of cumulative incidences."""
         return predict_pipeline(self.pipeline, typed, horizons_months)
 
-    def warnings_for(
-        self, typed: pd.DataFrame, horizons_months: Sequence[float]
-    ) -> list[list[str]]:
-        """Per-patient warnings: imputed inputs, values outside training, long horizons."""
-        out: list[list[str]] = [[] for _ in range(len(typed))]
+    def warnings_for(self, typed: Rows, horizons_months: Sequence[float]) -> list[list[str]]:
+        """Per-patient warnings: imputed inputs, values outside training, inputs this model
+        ignores, long horizons."""
+        n = len(typed["patient_id"])
+        out: list[list[str]] = [[] for _ in range(n)]
         missing_inputs = raw_missing(typed)
         for column in MODEL_INPUTS:
             for i in np.flatnonzero(missing_inputs[column]):
                 out[i].append(f"{column} missing: imputed")
+        given = {c: ~is_missing(typed[c]) for c in MARKER_INPUTS}
         if self.include_marker:
-            no_marker = typed["oc_positive_percent"].isna() & (
-                typed["oc_positive_events"].isna() | typed["pbmc_events"].isna()
+            has_marker = given["oc_positive_percent"] | (
+                given["oc_positive_events"] & given["pbmc_events"]
             )
-            for i in np.flatnonzero(no_marker.to_numpy()):
+            for i in np.flatnonzero(~has_marker):
                 out[i].append("oc_positive_percent missing: imputed")
+        else:
+            for column in MARKER_INPUTS:
+                for i in np.flatnonzero(given[column]):
+                    out[i].append(
+                        f"{column} ignored: this model does not use the marker (clinical-only)"
+                    )
         for column, (lo, hi) in self.training_ranges.items():
-            values = pd.to_numeric(typed[column], errors="coerce").to_numpy(dtype=float)
+            values = _column(typed, column)
             with np.errstate(invalid="ignore"):
                 outside = (values < lo) | (values > hi)
             for i in np.flatnonzero(outside):
@@ -129,28 +204,40 @@ class RiskModel:
                 w.append(text)
         return out
 
-    def predict_frame(
+    def predict_batch(
         self,
-        typed: pd.DataFrame,
+        typed: Rows,
         horizons_months: Sequence[float] | None = None,
         explain: bool = False,
-    ) -> pd.DataFrame:
-        """Predictions for typed contract rows (``features.contract.check_patients`` output).
+    ) -> PredictionBatch:
+        """Predictions for typed contract rows, as arrays.
+
+        Parameters
+        ----------
+        typed : pandas.DataFrame or mapping of column arrays
+            Typed contract rows (``features.contract.check_patients`` or ``check_records``
+            output): every predictor column.
+        horizons_months : sequence of float, optional
+            Defaults to the model's horizons.
+        explain : bool, default False
+            Add each patient's largest contributions to the risk score.
 
         Patients with bone metastasis at enrollment get no score and no probabilities (NaN),
-        and a warning saying why. With ``explain`` an ``explanation`` column holds, per patient,
-        a JSON list of the largest contributions to the risk score (``training.explain``).
+        and a warning saying why.
         """
-        horizons = tuple(horizons_months or self.horizons_months)
-        n = len(typed)
+        horizons = tuple(float(h) for h in (horizons_months or self.horizons_months))
+        ids = _column(typed, "patient_id", object)
+        n = ids.shape[0]
         score = np.full(n, np.nan)
         cif = np.full((n, len(horizons)), np.nan)
         group = np.full(n, None, dtype=object)
-        already = typed["bone_metastasis_at_enrollment"].to_numpy(dtype=float) == 1.0
+        already = _column(typed, "bone_metastasis_at_enrollment") == 1.0
         free = ~already
-        if free.any():
-            sub = typed.loc[free].reset_index(drop=True)
-            score[free], cif[free] = self.predict_arrays(sub, horizons)
+        if free.all():
+            score, cif = self.predict_arrays(typed, horizons)
+            group = self.risk_group(score)
+        elif free.any():
+            score[free], cif[free] = self.predict_arrays(_take(typed, free), horizons)
             group[free] = self.risk_group(score[free])
         warnings = self.warnings_for(typed, horizons)
         for i in np.flatnonzero(already):
@@ -158,14 +245,21 @@ class RiskModel:
                 "bone metastasis present at enrollment: no risk of a first bone metastasis "
                 "to predict"
             ]
-        out = pd.DataFrame({"patient_id": typed["patient_id"].to_numpy(dtype=object)})
-        out["risk_score"] = score
-        out["risk_group"] = group
-        for j, h in enumerate(horizons):
-            out[probability_column(h)] = cif[:, j]
-        out["warnings"] = [json.dumps(w) for w in warnings]
+        explanation = None
         if explain:
             from training.explain import explain as explain_rows
 
-            out["explanation"] = [json.dumps(e) for e in explain_rows(self, typed)]
-        return out
+            frame = typed if isinstance(typed, pd.DataFrame) else pd.DataFrame(typed)
+            explanation = explain_rows(self, frame)
+        return PredictionBatch(ids, score, group, cif, horizons, warnings, explanation)
+
+    def predict_frame(
+        self,
+        typed: Rows,
+        horizons_months: Sequence[float] | None = None,
+        explain: bool = False,
+    ) -> pd.DataFrame:
+        """:meth:`predict_batch` as a frame (:meth:`PredictionBatch.frame`): patient_id,
+        risk_score, risk_group, ``p_bone_met_<h>m`` per horizon, warnings (a JSON list) and,
+        with ``explain``, explanation (a JSON list)."""
+        return self.predict_batch(typed, horizons_months, explain).frame()

@@ -249,7 +249,10 @@ def test_contract_cross_field_rules_are_400_with_every_violation(server):
         "loc": ["patients", 1, "oc_measurements", 0, "oc_positive_events"],
         "msg": "must be <= pbmc_events (5)",
     } in detail
-    assert {"loc": ["patients", 2, "patient_id"], "msg": "duplicate patient_id"} in detail
+    assert {
+        "loc": ["patients", 2, "patient_id"],
+        "msg": "must be unique, already at position 0",
+    } in detail
 
 
 @pytest.mark.parametrize(
