@@ -430,11 +430,11 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
         return wrapper
 
     patches = [
-        (svc, "check_patients", "service: contract check"),
-        (svc, "_measurement_violations", "service: draws check"),
+        (svc, "check_patient_records", "service: contract check"),
+        (svc, "check_measurement_records", "service: draws check"),
         (svc, "_apply_draws", "service: draws applied"),
-        (RiskModel, "predict_frame", "model predict_frame"),
-        (RiskModel, "predict_arrays", "model: features, Cox, CIF"),
+        (RiskModel, "predict_batch", "model predict_batch"),
+        (RiskModel, "predict_arrays", "model: features, estimator, CIF"),
         (RiskModel, "warnings_for", "model: warnings"),
     ]
     saved = [(obj, name, obj.__dict__[name]) for obj, name, _ in patches if name in obj.__dict__]
@@ -458,11 +458,11 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
                 continue
             steps = {"parse (pydantic)": t1 - t0}
             steps.update((n, v) for n, v in current.items() if n.startswith("service: "))
-            frame = current.get("model predict_frame", 0.0)
+            frame = current.get("model predict_batch", 0.0)
             inner = {n: v for n, v in current.items() if n.startswith("model: ")}
             steps.update(inner)
-            steps["model: output frame"] = frame - sum(inner.values())
-            steps["service: rest (records, DataFrames, response objects)"] = (
+            steps["model: rest (batch arrays)"] = frame - sum(inner.values())
+            steps["service: rest (records, response objects)"] = (
                 (t2 - t1) - frame - sum(v for n, v in current.items() if n.startswith("service: "))
             )
             steps["response JSON dump"] = t3 - t2
@@ -695,16 +695,16 @@ def profile_lines(prof: dict, http_median: float, server_median: float | None) -
         return [f"In-process profile of one request failed: {prof['error']}.", ""]
     ms = dict(prof["ms"])
     total = ms.pop("total")
-    model = ms.get("model: features, Cox, CIF", 0.0)
+    model = ms.get("model: features, estimator, CIF", 0.0)
     checks = sum(v for n, v in ms.items() if "check" in n)
     steps = "; ".join(
         f"{n.replace('service: ', 'service ').replace('model: ', 'model ')} {v:.2f}"
         for n, v in ms.items()
     )
     dominant = (
-        "per-request pandas and validation, not the model, dominate"
+        "validation, not the model, dominates"
         if checks > model
-        else "the model itself dominates"
+        else "the model itself is the largest step"
     )
     return [
         f"Where a single-patient request goes (in process: the service's own `predict` on the "
@@ -718,9 +718,10 @@ def profile_lines(prof: dict, http_median: float, server_median: float | None) -
         + f"{http_median:.1f} ms at the client; the differences are BentoML's dispatch, uvicorn, "
         f"loopback and client): {steps}.",
         f"The model's arithmetic is {model:.1f} ms ({model / total:.0%}); the contract "
-        f"checks take {checks:.1f} ms ({checks / total:.0%}) through one-row pandas DataFrames "
-        f"(building one costs {prof['frame_ms']:.2f} ms); the validated rows go to the logged "
-        f"RiskModel directly (no second check, no MLflow schema enforcement): {dominant}.",
+        f"checks take {checks:.1f} ms ({checks / total:.0%}) on the JSON records without pandas "
+        f"(a one-row pandas DataFrame alone would cost {prof['frame_ms']:.2f} ms); the validated "
+        "columns go to the logged RiskModel directly (no second check, no MLflow schema "
+        f"enforcement): {dominant}.",
         "",
     ]
 

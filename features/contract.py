@@ -445,6 +445,13 @@ def _parse_column(
     present = codes != _MISSING
     if spec.required:
         report.rows(~present, spec.name, None, RULE_REQUIRED)
+    if not present.any():  # nothing given: nothing to check
+        values = (
+            np.full(n_rows, None, dtype=object)
+            if spec.kind in ("category", "string")
+            else (np.full(n_rows, np.nan))
+        )
+        return _Parsed(values, raw, present, present.copy())
     if spec.kind in ("category", "string"):
         values, valid = _parse_text(spec, codes, raw, report)
     elif spec.kind == "boolean":
