@@ -113,6 +113,14 @@ def train(
     families: Annotated[
         str | None, typer.Option("--families", help="comma-separated model families")
     ] = None,
+    landmarks: Annotated[
+        str | None,
+        typer.Option(
+            "--landmarks",
+            help="comma-separated landmark days starting with 0 (e.g. 0,91,183,365): train "
+            "landmark models that predict from any prediction_day with the draws known by then",
+        ),
+    ] = None,
 ) -> None:
     """Train every family, log to MLflow, register versions, set the challenger alias."""
     from training.config import ConfigError, load_config
@@ -121,7 +129,9 @@ def train(
 
     cohort = _load(patients, measurements)
     try:
-        cfg = load_config(config, experiment=experiment, seed=seed, families=families)
+        cfg = load_config(
+            config, experiment=experiment, seed=seed, families=families, landmark_days=landmarks
+        )
         with _Bars() as bars:
             result = run_train(
                 cohort, cfg, _settings(), source=str(Path(patients).resolve()), progress=bars

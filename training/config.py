@@ -62,6 +62,13 @@ class TrainConfig:
         False trains the clinical-only feature set.
     selection_metric : str
         Metric (higher is better) that picks the ``challenger`` among this run's candidates.
+    landmark_days : tuple of float
+        Empty (default): models predict from enrollment. Otherwise a landmark *supermodel*:
+        each patient still at risk at each landmark (days since enrollment, the first 0)
+        contributes a row with the draws known by then (latest marker, change and slope since
+        enrollment) and the residual time; the served model then predicts from any
+        ``prediction_day`` (see ``docs/modeling.md``). Needs the ``oc_measurements`` table to
+        add anything beyond the enrollment draw.
     """
 
     experiment: str = "bone-metastasis"
@@ -76,6 +83,7 @@ class TrainConfig:
     n_jobs: int = 2
     include_marker: bool = True
     selection_metric: str = SELECTION_METRIC
+    landmark_days: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.families if f not in FAMILIES]
@@ -99,12 +107,23 @@ class TrainConfig:
             raise ConfigError(f"n_jobs must be 1-16, got {self.n_jobs}")
         if not (self.n_bootstrap == 0 or 20 <= self.n_bootstrap <= 5000):
             raise ConfigError(f"n_bootstrap must be 0 or 20-5000, got {self.n_bootstrap}")
+        days = self.landmark_days
+        if days and (
+            days[0] != 0
+            or any(not 0 <= d <= 3650 for d in days)
+            or any(b <= a for a, b in zip(days, days[1:], strict=False))
+        ):
+            raise ConfigError(
+                "landmark_days must be increasing days in 0-3650 starting with 0, got "
+                + ", ".join(f"{d:g}" for d in days)
+            )
 
     def to_params(self) -> dict[str, Any]:
         """Flat parameters for MLflow."""
         out = asdict(self)
         out["families"] = ",".join(self.families)
         out["horizons_months"] = ",".join(str(h) for h in self.horizons_months)
+        out["landmark_days"] = ",".join(f"{d:g}" for d in self.landmark_days) or "none"
         return out
 
 
@@ -131,13 +150,18 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> Trai
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
-    for name in ("families", "horizons_months"):
+    for name in ("families", "horizons_months", "landmark_days"):
         if name in values and isinstance(values[name], str):
             values[name] = [v.strip() for v in values[name].split(",") if v.strip()]
         if name in values:
-            values[name] = tuple(values[name])
-    if "horizons_months" in values:
-        values["horizons_months"] = tuple(int(h) for h in values["horizons_months"])
+            values[name] = tuple(values[name]) if values[name] is not None else ()
+    try:
+        if "horizons_months" in values:
+            values["horizons_months"] = tuple(int(h) for h in values["horizons_months"])
+        if "landmark_days" in values:
+            values["landmark_days"] = tuple(float(d) for d in values["landmark_days"])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"horizons_months and landmark_days must be numbers: {err}") from err
     try:
         return replace(TrainConfig(), **values)
     except TypeError as err:
