@@ -3,6 +3,13 @@
 The patient record's fields are generated from :mod:`features.schema`, so the API and the file
 contract cannot drift apart: same names, kinds, bounds and allowed values, with units in the
 field descriptions of the OpenAPI schema.
+
+BentoML publishes the models' JSON schemas in an OpenAPI **3.0** document (``/docs.json``), whose
+schema dialect is JSON Schema draft 4 with OpenAPI's extensions, while pydantic writes draft
+2020-12. :func:`openapi30_schema` rewrites the two constructs that differ (an exclusive bound as
+a number, ``{"type": "null"}`` in an ``anyOf``) into their OpenAPI 3.0 spelling; validation is
+unchanged. Without it, ``"exclusiveMinimum": 0`` is an invalid draft-4 schema, which tools that
+read the document as OpenAPI 3.0 reject (schemathesis: ``UnsupportedSchema``).
 """
 
 from __future__ import annotations
@@ -23,7 +30,62 @@ MAX_PATIENTS = 1000
 MAX_MEASUREMENTS = 500
 DEFAULT_HORIZONS = [12.0, 24.0, 36.0, 60.0]
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+
+def openapi30_schema(schema: dict[str, Any]) -> None:
+    """Rewrite a model's JSON schema (pydantic, draft 2020-12) into OpenAPI 3.0 in place.
+
+    Used as ``json_schema_extra`` of every model here. Two rewrites, each with the same meaning:
+
+    - ``"exclusiveMinimum": x`` (``exclusiveMaximum`` alike) becomes ``"minimum": x,
+      "exclusiveMinimum": true``, the draft-4 form OpenAPI 3.0 uses;
+    - ``"anyOf": [S, {"type": "null"}]`` (an optional field) becomes ``S`` with
+      ``"nullable": true`` (``"type": "null"`` does not exist in OpenAPI 3.0); an ``enum`` also
+      lists ``null``, as OpenAPI 3.0.3 requires for a nullable enum; a ``$ref`` is wrapped in
+      ``allOf``, since keywords beside a ``$ref`` are ignored.
+
+    Parameters
+    ----------
+    schema : dict
+        The JSON schema of one model; its nested subschemas are rewritten too.
+    """
+    if isinstance(schema, list):
+        for item in schema:
+            openapi30_schema(item)
+        return
+    if not isinstance(schema, dict):
+        return  # ``additionalProperties: false``
+    options = schema.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        (other,) = [o for o in options if o != {"type": "null"}]
+        del schema["anyOf"]
+        if "$ref" in other:
+            schema["allOf"] = [other]
+        else:
+            schema.update(other)
+            if isinstance(schema.get("enum"), list) and None not in schema["enum"]:
+                schema["enum"] = [*schema["enum"], None]
+        schema["nullable"] = True
+    for side in ("Minimum", "Maximum"):
+        bound = schema.get(f"exclusive{side}")
+        if isinstance(bound, int | float) and not isinstance(bound, bool):
+            schema[side.lower()] = bound
+            schema[f"exclusive{side}"] = True
+    for key, value in schema.items():
+        if key in ("properties", "patternProperties", "$defs", "definitions"):
+            for subschema in value.values():
+                openapi30_schema(subschema)
+        elif key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):
+            openapi30_schema(value)
+
+
+_STRICT = ConfigDict(extra="forbid", strict=True, json_schema_extra=openapi30_schema)
+_OPENAPI30 = ConfigDict(json_schema_extra=openapi30_schema)
+
+
+class _ResponseModel(BaseModel):
+    """Base of the response models: their schemas in OpenAPI 3.0 form."""
+
+    model_config = _OPENAPI30
 
 
 def _field(spec: ColumnSpec) -> tuple[Any, Any]:
@@ -82,14 +144,14 @@ PatientRecord = create_model(
 )
 
 
-class ProbabilityAt(BaseModel):
+class ProbabilityAt(_ResponseModel):
     """Cumulative incidence of bone metastasis by a horizon, death competing."""
 
     months: float = Field(..., description="horizon in months from prediction_day")
     probability: float = Field(..., ge=0, le=1)
 
 
-class Contribution(BaseModel):
+class Contribution(_ResponseModel):
     """One input's contribution to the risk score (occlusion against the training reference)."""
 
     input: str
@@ -99,7 +161,7 @@ class Contribution(BaseModel):
     text: str
 
 
-class Prediction(BaseModel):
+class Prediction(_ResponseModel):
     """One patient's answer."""
 
     patient_id: str
@@ -117,7 +179,7 @@ class ExplainedPrediction(Prediction):
     explanation: list[Contribution] = Field(default_factory=list)
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(_ResponseModel):
     """The registered version that produced the answer."""
 
     name: str
@@ -126,7 +188,7 @@ class ModelInfo(BaseModel):
     run_id: str
 
 
-class PredictionResponse(BaseModel):
+class PredictionResponse(_ResponseModel):
     """Body of a successful ``POST /predict``."""
 
     model: ModelInfo
@@ -135,7 +197,7 @@ class PredictionResponse(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
 
-class ExplanationResponse(BaseModel):
+class ExplanationResponse(_ResponseModel):
     """Body of a successful ``POST /explain``."""
 
     model: ModelInfo
