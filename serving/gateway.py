@@ -8,6 +8,11 @@
 - **Audit**: one JSON line per request on the ``bonemet.audit`` logger with request id, method,
   path, status, latency, model version and number of patients; never a patient field. The
   request id is returned as ``X-Request-ID``.
+- **No request values in any log**: :mod:`serving.logs` redacts the exceptions BentoML and
+  uvicorn log (a rejected body's pydantic error quotes its values): on the loggers that log
+  request failures when this module is imported (the server process imports it with the
+  service), and on every handler too when the middleware is built, after BentoML has
+  configured logging.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from serving import logs
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -29,6 +36,7 @@ Send = Callable[[Message], Awaitable[None]]
 PROTECTED_PREFIXES = ("/predict", "/explain", "/model")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 audit_logger = logging.getLogger("bonemet.audit")
+logs.install(handlers=False)  # the source loggers now; every handler once the server runs
 
 
 def _configure_audit_logger() -> None:
@@ -50,6 +58,7 @@ class GatewayMiddleware:
         self.token = os.environ.get("BONEMET_API_TOKEN") or None
         self.max_body = int(os.environ.get("BONEMET_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
         _configure_audit_logger()
+        logs.install()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
