@@ -23,9 +23,11 @@ Positive mode needs ``/docs.json`` to be valid OpenAPI 3.0 (``serving.schemas.op
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import requests
 import schemathesis
@@ -39,7 +41,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-pytestmark = pytest.mark.slow
+from serving.schemas import PatientRecord
+
 CASES = {"positive": 200, "negative": 100}
 DEFAULT_HORIZONS = [12, 24, 36, 60]
 PERCENT_REL_TOL, PERCENT_ABS_TOL = 0.01, 0.0001
@@ -183,6 +186,7 @@ def fuzz(api_schema, server: str, path: str, mode: str, cases: int) -> Counter:
     return statuses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["/predict", "/explain"])
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 def test_generated_requests_get_no_server_error(api_schema, server, path, mode):
@@ -195,6 +199,7 @@ def test_generated_requests_get_no_server_error(api_schema, server, path, mode):
         assert set(statuses) <= {400, 413}, statuses
 
 
+@pytest.mark.slow
 def test_probability_at_a_horizon_does_not_depend_on_the_other_horizons(server):
     """Horizons in any order, repeated or fractional (all schema-valid) answer as one by one.
 
@@ -222,3 +227,49 @@ def test_probability_at_a_horizon_does_not_depend_on_the_other_horizons(server):
     assert [c["months"] for c in together] == asked
     alone = [curve([h])[0]["probability"] for h in asked]
     assert [c["probability"] for c in together] == pytest.approx(alone, rel=1e-9, abs=1e-12)
+
+
+def _as_draft4(schema: Any) -> Any:
+    """An OpenAPI 3.0 schema as plain JSON Schema draft 4 (``nullable`` spelled out)."""
+    if isinstance(schema, list):
+        return [_as_draft4(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _as_draft4(v) for k, v in schema.items() if k != "nullable"}
+    return {"anyOf": [out, {"type": "null"}]} if schema.get("nullable") else out
+
+
+@pytest.mark.parametrize(
+    ("field", "values"),
+    [
+        ("tumor_size_mm", [0, 0.0, 1e-9, 300, 300.5, None, "1"]),
+        ("pbmc_events", [0, 1, -1, None, 1.5]),
+        ("er_status", ["positive", "pos", None]),
+        ("visceral_metastasis", [True, None, 1]),
+        ("oc_measurements", [[{"day": 0, "pbmc_events": 0}], [{"day": 0}], None]),
+    ],
+)
+def test_published_schema_is_openapi30_and_admits_what_the_model_admits(field, values):
+    schema = PatientRecord.model_json_schema(ref_template="#/definitions/{model}")
+    schema["definitions"] = schema.pop("$defs")
+    text = json.dumps(schema)
+    assert '"type": "null"' not in text
+    draft4 = _as_draft4(schema)
+    assert jsonschema_rs.meta.is_valid(
+        {**draft4, "$schema": "http://json-schema.org/draft-04/schema#"}
+    )
+    validator = jsonschema_rs.Draft4Validator(draft4)
+    base = {
+        "patient_id": "P1",
+        "age_years": 50.0,
+        "disease_setting": "metastatic",
+        "bone_metastasis_at_enrollment": False,
+    }
+    for value in values:
+        body = {**base, field: value}
+        try:
+            PatientRecord.model_validate_json(json.dumps(body))
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert validator.is_valid(body) == accepted, (field, value)
