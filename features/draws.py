@@ -41,3 +41,40 @@ def enrollment_view(patients: pd.DataFrame, measurements: pd.DataFrame | None) -
         for field in MARKER_FIELDS:
             out.loc[fill, field] = day0.loc[ids, field].to_numpy(dtype=float)
     return out
+
+
+def trajectory_at(
+    enrollment: tuple[float, float, float],
+    draws: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    prediction_day: float,
+) -> np.ndarray:
+    """One patient's trajectory features at ``prediction_day``, from a request's values.
+
+    The draws a training landmark row sees (:func:`features.landmark.landmark_dataset`): every
+    draw on or before ``prediction_day`` with a usable marker, the patients row's enrollment
+    marker counting as the day-0 draw when no draw is dated day 0.
+
+    Parameters
+    ----------
+    enrollment : tuple of float
+        ``oc_positive_percent``, ``oc_positive_events``, ``pbmc_events`` of the patients row
+        (NaN where missing).
+    draws : tuple of numpy.ndarray
+        ``day``, ``oc_positive_percent``, ``oc_positive_events``, ``pbmc_events`` of the
+        patient's draws (typed: float with NaN).
+    prediction_day : float
+
+    Returns
+    -------
+    numpy.ndarray
+        :data:`features.landmark.TRAJECTORY_FEATURES`, in that order.
+    """
+    from features.landmark import summarize_draws
+    from features.transformers import marker_percent
+
+    days, percent, events, pbmc = (np.asarray(a, dtype=float) for a in draws)
+    best = marker_percent(percent, events, pbmc)
+    if not np.any(days == 0.0):
+        first = marker_percent(*(np.array([v], dtype=float) for v in enrollment))
+        days, best = np.append(days, 0.0), np.append(best, first)
+    return summarize_draws(days, best, prediction_day)

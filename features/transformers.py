@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 __all__ = [
     "MarkerFeatures",
     "ClinicalFeatures",
+    "TrajectoryFeatures",
     "make_feature_pipeline",
     "raw_missing",
     "marker_percent",
@@ -277,13 +278,75 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
         return self.feature_names_out_.copy()
 
 
-def make_feature_pipeline(include_marker: bool = True) -> Pipeline:
+class TrajectoryFeatures(TransformerMixin, BaseEstimator):
+    """How the marker moved up to the prediction time (landmark models).
+
+    Reads the landmark day and the trajectory columns of :mod:`features.landmark` (built only
+    from draws on or before the landmark) and returns:
+
+    - ``landmark_years``: the prediction time in years since enrollment;
+    - ``oc_change_log2``: latest minus first draw on the log2 scale (doublings);
+    - ``oc_slope_log2_per_year``: least-squares slope of the log2 marker, clipped to
+      +-``max_slope`` (two draws days apart can give an extreme slope);
+
+    NaN where undefined (no draw; one draw for the slope), with a missing-value indicator per
+    column that was missing in training, imputed downstream.
+
+    Parameters
+    ----------
+    max_slope : float, default=8
+        Largest absolute slope taken at face value, doublings per year.
+    """
+
+    columns_in = ("landmark_day", "oc_change_log2", "oc_slope_log2_per_year")
+    _names = ("landmark_years", "oc_change_log2", "oc_slope_log2_per_year")
+
+    def __init__(self, max_slope: float = 8.0) -> None:
+        self.max_slope = max_slope
+
+    def _values(self, X: Rows) -> np.ndarray:
+        days = _num(X, "landmark_day")
+        slope = np.clip(_num(X, "oc_slope_log2_per_year"), -self.max_slope, self.max_slope)
+        return np.column_stack([days / 365.25, _num(X, "oc_change_log2"), slope])
+
+    def fit(self, X: Rows, y: object = None) -> TrajectoryFeatures:
+        _require_columns(X, self.columns_in, type(self).__name__)
+        if not self.max_slope > 0:
+            raise ValueError(f"max_slope must be > 0, got {self.max_slope!r}")
+        self.n_features_in_ = len(self.columns_in)
+        missing = np.isnan(self._values(X)).any(axis=0)
+        self.indicators_ = tuple(int(j) for j in np.flatnonzero(missing))
+        self.feature_names_out_ = np.array(
+            self._names + tuple(f"missing_{self._names[j]}" for j in self.indicators_),
+            dtype=object,
+        )
+        return self
+
+    def transform(self, X: Rows) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
+        _require_columns(X, self.columns_in, type(self).__name__)
+        out = self._values(X)
+        if self.indicators_:
+            flags = np.isnan(out[:, list(self.indicators_)]).astype(float)
+            out = np.column_stack([out, flags])
+        return out
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
+        return self.feature_names_out_.copy()
+
+
+def make_feature_pipeline(
+    include_marker: bool = True, include_trajectory: bool = False
+) -> Pipeline:
     """The unfitted feature pipeline used by every model family.
 
     Parameters
     ----------
     include_marker : bool, default=True
         False builds the clinical-only feature set (to measure what the marker adds).
+    include_trajectory : bool, default=False
+        Add :class:`TrajectoryFeatures` (landmark models; only with the marker).
 
     Returns
     -------
@@ -293,6 +356,8 @@ def make_feature_pipeline(include_marker: bool = True) -> Pipeline:
     parts = [("clinical", ClinicalFeatures())]
     if include_marker:
         parts.insert(0, ("marker", MarkerFeatures()))
+        if include_trajectory:
+            parts.insert(1, ("trajectory", TrajectoryFeatures()))
     return Pipeline(
         [
             ("union", FeatureUnion(parts, verbose_feature_names_out=False)),

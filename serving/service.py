@@ -42,11 +42,12 @@ with bentoml.importing():
     from starlette.responses import JSONResponse
 
     from features.contract import check_measurement_records, check_patient_records
-    from features.draws import MARKER_FIELDS
+    from features.draws import MARKER_FIELDS, trajectory_at
+    from features.landmark import TRAJECTORY_FEATURES
 
 logger = logging.getLogger("bonemet.service")
 MODEL_TAG = os.environ.get("BONEMET_BENTO_MODEL", "bone-metastasis-risk:latest")
-MEASUREMENT_VALUE_FIELDS = MARKER_FIELDS + ("alkaline_phosphatase_u_per_l",)
+_DRAW = ("day",) + MARKER_FIELDS  # the draw columns trajectory_at reads
 
 
 class PredictRequest(IODescriptor):
@@ -108,16 +109,36 @@ def _measurement_violations(violations: list[Any], owner: list[int], patients: l
 
 
 def _apply_draws(
-    typed: dict[str, Any], draws: dict[str, Any], owner: list[int], patients: list[Any]
+    typed: dict[str, Any],
+    draws: dict[str, Any],
+    owner: list[int],
+    patients: list[Any],
+    risk_model: Any,
 ) -> list[list[str]]:
-    """Use the latest draw on or before ``prediction_day`` for each patient's marker.
+    """Bring each patient's rows to ``prediction_day`` with the draws known by then.
 
-    ``typed`` holds the validated patients columns and ``draws`` the validated draws (both
-    :func:`features.contract.check_patient_records`-style column arrays, percent derived from
-    the counts where missing); ``typed`` is updated in place. The served models predict from
-    enrollment; a later draw is used as the current marker value, with a warning saying so.
+    ``typed`` holds the validated patients columns and ``draws`` the validated draws (column
+    arrays from :func:`features.contract.check_patient_records` /
+    :func:`~features.contract.check_measurement_records`, percent derived from the counts
+    where missing); ``typed`` is updated in place. Only draws on or before ``prediction_day``
+    (default: the latest draw, or 0) are used:
+
+    - the marker columns take the latest usable draw (the current value);
+    - a landmark model (``risk_model.landmark_days``) also gets ``landmark_day`` and the
+      trajectory columns (:func:`features.draws.trajectory_at`, the rule of the training rows);
+    - a model trained at enrollment answers with the latest marker and says so;
+    - a clinical-only model ignores the draws, and says so.
+
+    Returns the per-patient notes (warnings).
     """
     notes: list[list[str]] = [[] for _ in patients]
+    landmark = bool(risk_model.landmark_days)
+    uses_marker = bool(risk_model.include_marker)
+    if landmark:
+        n = len(patients)
+        typed["landmark_day"] = np.zeros(n)
+        for name in TRAJECTORY_FEATURES:
+            typed[name] = np.full(n, np.nan)
     by_patient: dict[int, list[int]] = {}
     for k, i in enumerate(owner):
         by_patient.setdefault(i, []).append(k)
@@ -131,21 +152,33 @@ def _apply_draws(
         ignored = len(rows) - len(usable)
         if ignored:
             notes[i].append(f"{ignored} draw(s) after prediction_day {day:g} ignored")
-        with_marker = [
-            k for k in usable if draws["oc_positive_percent"][k] == draws["oc_positive_percent"][k]
-        ]
+        if rows and not uses_marker:
+            notes[i].append("oc_measurements ignored: this model does not use the marker")
+            usable = []
+        if landmark:
+            typed["landmark_day"][i] = day
+            enrollment = tuple(float(typed[f][i]) for f in MARKER_FIELDS)
+            values = trajectory_at(
+                enrollment, tuple(draws[f][usable] if usable else np.empty(0) for f in _DRAW), day
+            )
+            for name, value in zip(TRAJECTORY_FEATURES, values, strict=True):
+                typed[name][i] = value
+        with_marker = [k for k in usable if not np.isnan(draws["oc_positive_percent"][k])]
         if with_marker:
             latest = max(with_marker, key=lambda k: draws["day"][k])
-            for field in MEASUREMENT_VALUE_FIELDS:
-                value = draws[field][latest]
-                if field != "alkaline_phosphatase_u_per_l" or value == value:
-                    typed[field][i] = value
+            for field in MARKER_FIELDS:
+                typed[field][i] = draws[field][latest]
             if draws["day"][latest] > 0:
                 notes[i].append(
                     f"marker from the draw of day {draws['day'][latest]:g} used as the current "
                     "value"
                 )
-        if day > 0:
+        if any(not np.isnan(draws["alkaline_phosphatase_u_per_l"][k]) for k in usable):
+            notes[i].append(
+                "alkaline_phosphatase_u_per_l of the draws ignored: the model uses the "
+                "enrollment value"
+            )
+        if day > 0 and not landmark:
             notes[i].append(
                 f"prediction_day {day:g}: this model was trained at enrollment; horizons are "
                 "counted from enrollment-style risk with the latest marker value"
@@ -190,6 +223,9 @@ def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any
         "horizons_months": list(risk_model.horizons_months),
         "risk_cutoffs": list(risk_model.risk_cutoffs),
         "max_follow_up_months": risk_model.max_follow_up_months,
+        # Empty: predicts from enrollment; else a landmark model using the draws known by
+        # prediction_day (days after the last landmark are predicted as at the last).
+        "landmark_days": list(risk_model.landmark_days),
         "contract_version": CONTRACT_VERSION,
     }
 
@@ -312,7 +348,7 @@ class BoneMetastasisService:
             response.headers["X-Model-Version"] = state.info.version
             response.headers["X-Patients"] = str(len(patients))
             return response
-        notes = _apply_draws(typed, draws, owner, patients)
+        notes = _apply_draws(typed, draws, owner, patients, state.risk_model)
         # The rows are validated: call the logged model's RiskModel directly (the same object
         # the pyfunc wraps) instead of paying MLflow's schema enforcement and a second
         # contract check per request.

@@ -134,6 +134,12 @@ class RiskModel:
         Whether the osteocalcin features are used.
     training_ranges : dict
         Per numeric input, the 1st and 99th percentile seen in training.
+    landmark_days : tuple of float
+        Empty for a model that predicts from enrollment. Otherwise the landmarks (days since
+        enrollment) of a landmark supermodel: rows carry ``landmark_day`` (the prediction day)
+        and the trajectory columns of :mod:`features.landmark` built from the draws known by
+        then, and probabilities count from the prediction day. A prediction day after the last
+        landmark is predicted as at the last landmark, with a warning.
     """
 
     family: str
@@ -145,6 +151,7 @@ class RiskModel:
     training_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     contract_version: int = CONTRACT_VERSION
     training_percentiles: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    landmark_days: tuple[float, ...] = ()
 
     @property
     def estimator(self):
@@ -153,6 +160,48 @@ class RiskModel:
     @property
     def inputs(self) -> tuple[str, ...]:
         return MODEL_INPUTS + (MARKER_INPUTS if self.include_marker else ())
+
+    @property
+    def uses_trajectory(self) -> bool:
+        """Whether the model reads the marker's trajectory (a landmark model with the marker)."""
+        return bool(self.landmark_days) and self.include_marker
+
+    def _landmark_rows(self, typed: Rows, warnings: list[list[str]]) -> Rows:
+        """Rows with the landmark columns a landmark model reads.
+
+        Rows without them (plain contract rows) are predictions at enrollment from the
+        enrollment draw; a prediction day after the last landmark is clipped to it.
+        """
+        from features.landmark import TRAJECTORY_FEATURES, summarize_draws
+        from features.transformers import marker_percent
+
+        columns = dict(typed.items()) if not isinstance(typed, pd.DataFrame) else None
+        if columns is None:
+            columns = {c: typed[c].to_numpy() for c in typed.columns}
+        n = len(columns["patient_id"])
+        if "landmark_day" not in columns:
+            percent = marker_percent(
+                _column(columns, "oc_positive_percent"),
+                _column(columns, "oc_positive_events"),
+                _column(columns, "pbmc_events"),
+            )
+            values = np.array(
+                [summarize_draws(np.zeros(1), percent[i : i + 1], 0.0) for i in range(n)]
+            ).reshape(n, len(TRAJECTORY_FEATURES))
+            columns["landmark_day"] = np.zeros(n)
+            for j, name in enumerate(TRAJECTORY_FEATURES):
+                columns[name] = values[:, j]
+        day = _column(columns, "landmark_day")
+        last = float(self.landmark_days[-1])
+        late = day > last
+        for i in np.flatnonzero(late):
+            warnings[i].append(
+                f"prediction_day {day[i]:g} is after the last training landmark (day {last:g}): "
+                f"predicted as at day {last:g} with the draws known by day {day[i]:g}"
+            )
+        if late.any():
+            columns["landmark_day"] = np.minimum(day, last)
+        return columns
 
     def risk_group(self, score: np.ndarray) -> np.ndarray:
         """``low``/``intermediate``/``high`` by the stored cut-offs."""
@@ -228,6 +277,9 @@ class RiskModel:
         horizons = tuple(float(h) for h in (horizons_months or self.horizons_months))
         ids = _column(typed, "patient_id", object)
         n = ids.shape[0]
+        landmark_notes: list[list[str]] = [[] for _ in range(n)]
+        if self.landmark_days:
+            typed = self._landmark_rows(typed, landmark_notes)
         score = np.full(n, np.nan)
         cif = np.full((n, len(horizons)), np.nan)
         group = np.full(n, None, dtype=object)
@@ -240,6 +292,8 @@ class RiskModel:
             score[free], cif[free] = self.predict_arrays(_take(typed, free), horizons)
             group[free] = self.risk_group(score[free])
         warnings = self.warnings_for(typed, horizons)
+        for i, notes in enumerate(landmark_notes):
+            warnings[i] = notes + warnings[i]
         for i in np.flatnonzero(already):
             warnings[i] = [
                 "bone metastasis present at enrollment: no risk of a first bone metastasis "

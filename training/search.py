@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from features.transformers import make_feature_pipeline
@@ -40,9 +40,17 @@ def strata(rows: pd.DataFrame, min_count: int = 6) -> np.ndarray:
 
 
 def folds(rows: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified K-fold indices (train, test) over ``rows``."""
+    """Stratified K-fold indices (train, test) over ``rows``.
+
+    Rows of one patient (a landmark dataset has one per landmark) always fall in the same
+    fold (stratified group K-fold by ``patient_id``), so no patient is on both sides.
+    """
     if k < 2:
         raise ValueError(f"need at least 2 folds, got {k}")
+    ids = rows["patient_id"] if "patient_id" in rows.columns else None
+    if ids is not None and ids.duplicated().any():
+        sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        return list(sgkf.split(np.zeros(len(rows)), strata(rows), groups=ids.to_numpy()))
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return list(skf.split(np.zeros(len(rows)), strata(rows)))
 
@@ -54,10 +62,15 @@ def fit_pipeline(
     y: np.ndarray,
     include_marker: bool,
 ) -> Pipeline:
-    """Feature pipeline plus estimator, fitted on typed rows ``X``."""
+    """Feature pipeline plus estimator, fitted on typed rows ``X``.
+
+    Rows of a landmark dataset (a ``landmark_day`` column) add the marker's trajectory
+    features when the marker is included.
+    """
+    trajectory = include_marker and "landmark_day" in X.columns
     pipe = Pipeline(
         [
-            ("features", make_feature_pipeline(include_marker=include_marker)),
+            ("features", make_feature_pipeline(include_marker, trajectory)),
             ("model", make_estimator(dict(params))),
         ]
     )

@@ -128,6 +128,7 @@ def fit_risk_model(
         if values.size:
             ranges[column] = (float(values.min()), float(values.max()))
     follow_up = float(np.quantile(y["time"], 0.9)) / DAYS_PER_MONTH
+    landmarks = tuple(config.landmark_days) if "landmark_day" in X.columns else ()
     return RiskModel(
         family=family,
         pipeline=pipeline,
@@ -137,7 +138,28 @@ def fit_risk_model(
         include_marker=marker,
         training_ranges=ranges,
         training_percentiles=training_percentiles(X),
+        landmark_days=landmarks,
     )
+
+
+def landmark_rows(
+    rows: pd.DataFrame, measurements: pd.DataFrame | None, landmark_days: Sequence[float]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Stack the landmark datasets of ``rows`` (one split's patients) and their targets.
+
+    Each patient still free of bone metastasis and under follow-up at a landmark contributes
+    one row per such landmark: the draws known by then (:func:`features.landmark.
+    landmark_dataset`: no draw after the landmark, none on or after the outcome) and the
+    residual time since the landmark.
+    """
+    from features.landmark import landmark_dataset
+
+    parts = [landmark_dataset(rows, measurements, day) for day in landmark_days]
+    stacked = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    y = make_target(
+        stacked["event"].to_numpy(dtype=object), stacked["time_days"].to_numpy(dtype=float)
+    )
+    return stacked, y
 
 
 def split(
@@ -743,6 +765,10 @@ def train(
     progress = progress or _Silent()
     rows, n_excluded = time_to_event_rows(cohort)
     X_train, X_test, y_train, y_test = split(rows, config)
+    if config.landmark_days:
+        # Split by patient first, then stack: a patient's landmark rows stay on one side.
+        X_train, y_train = landmark_rows(X_train, cohort.measurements, config.landmark_days)
+        X_test, y_test = landmark_rows(X_test, cohort.measurements, config.landmark_days)
     check_events(y_train, "training split")
     check_events(y_test, "test split", minimum=2)
 

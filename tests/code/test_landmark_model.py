@@ -1,0 +1,127 @@
+"""Landmark models (issue 5): stacked training rows, grouped folds, serving rows = training rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import validate_cohort
+from features.draws import enrollment_view, trajectory_at
+from features.landmark import TRAJECTORY_FEATURES, landmark_dataset
+from features.simulate import simulate_cohort
+from features.transformers import TrajectoryFeatures, make_feature_pipeline
+from training.config import ConfigError, TrainConfig, load_config
+from training.search import folds
+from training.train import landmark_rows, split, time_to_event_rows
+
+LANDMARKS = (0.0, 91.0, 183.0, 365.0)
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    sim = simulate_cohort(400, seed=11)
+    return validate_cohort(sim.patients, sim.measurements)
+
+
+def test_serving_rows_equal_training_rows(cohort):
+    """trajectory_at on a request's values gives the landmark_dataset row's features."""
+    m = cohort.measurements
+    for day in LANDMARKS[1:]:
+        rows = landmark_dataset(cohort.patients, m, day)
+        assert len(rows) > 50
+        patients = cohort.patients.set_index("patient_id")
+        checked = 0
+        for _, row in rows.iterrows():
+            pid = row["patient_id"]
+            p = patients.loc[pid]
+            # The service never sees draws after the outcome: a request is made before it.
+            d = m.loc[(m["patient_id"] == pid) & (m["day"] < p["time_days"])]
+            values = trajectory_at(
+                tuple(
+                    float(p[c])
+                    for c in ("oc_positive_percent", "oc_positive_events", "pbmc_events")
+                ),
+                tuple(
+                    d[c].to_numpy(dtype=float)
+                    for c in ("day", "oc_positive_percent", "oc_positive_events", "pbmc_events")
+                ),
+                day,
+            )
+            expected = row[list(TRAJECTORY_FEATURES)].to_numpy(dtype=float)
+            np.testing.assert_allclose(values, expected, rtol=0, atol=1e-12, err_msg=pid)
+            checked += 1
+        assert checked == len(rows)
+
+
+def test_landmark_rows_split_by_patient_and_use_residual_time(cohort):
+    rows, _ = time_to_event_rows(cohort)
+    cfg = TrainConfig(landmark_days=LANDMARKS)
+    X_train, X_test, y_train, y_test = split(rows, cfg)
+    S_train, t_train = landmark_rows(X_train, cohort.measurements, LANDMARKS)
+    S_test, _ = landmark_rows(X_test, cohort.measurements, LANDMARKS)
+    assert set(S_train["patient_id"]).isdisjoint(S_test["patient_id"])
+    assert sorted(S_train["landmark_day"].unique()) == list(LANDMARKS)
+    assert len(S_train) > len(X_train)  # patients at risk at several landmarks
+    original = X_train.set_index("patient_id")["time_days"]
+    residual = original.reindex(S_train["patient_id"]).to_numpy() - S_train["landmark_day"]
+    np.testing.assert_allclose(S_train["time_days"], residual)
+    assert np.all(t_train["time"] > 0)
+    at0 = S_train["landmark_day"] == 0
+    assert at0.sum() == len(X_train)
+
+
+def test_folds_keep_each_patients_landmark_rows_together(cohort):
+    rows, _ = time_to_event_rows(cohort)
+    stacked, _ = landmark_rows(rows, cohort.measurements, LANDMARKS)
+    ids = stacked["patient_id"].to_numpy()
+    for train_idx, test_idx in folds(stacked, 3, seed=1):
+        assert set(ids[train_idx]).isdisjoint(ids[test_idx])
+    # Without repeated ids the folds are the plain stratified ones (every row once).
+    test_rows = np.concatenate([te for _, te in folds(rows, 3, seed=1)])
+    assert sorted(test_rows) == list(range(len(rows)))
+
+
+def test_trajectory_features_and_pipeline(cohort):
+    rows, _ = time_to_event_rows(cohort)
+    stacked, _ = landmark_rows(rows, cohort.measurements, LANDMARKS)
+    t = TrajectoryFeatures(max_slope=2.0).fit(stacked)
+    out = t.transform(stacked)
+    names = list(t.get_feature_names_out())
+    assert names[:3] == ["landmark_years", "oc_change_log2", "oc_slope_log2_per_year"]
+    assert "missing_oc_slope_log2_per_year" in names  # one draw at landmark 0: no slope
+    np.testing.assert_allclose(out[:, 0], stacked["landmark_day"] / 365.25)
+    slope = out[:, 2]
+    assert np.nanmax(np.abs(slope)) <= 2.0
+    pipe = make_feature_pipeline(include_marker=True, include_trajectory=True).fit(stacked)
+    assert "oc_change_log2" in pipe.get_feature_names_out()
+    with pytest.raises(ValueError, match="max_slope"):
+        TrajectoryFeatures(max_slope=0).fit(stacked)
+    with pytest.raises(KeyError, match="landmark_day"):
+        TrajectoryFeatures().fit(rows)
+
+
+@pytest.mark.parametrize(
+    "value", ["91,183", "0,183,91", "0,-5", "0,5000", "0,abc"], ids=lambda v: v
+)
+def test_landmark_days_config_is_checked(value):
+    with pytest.raises(ConfigError, match="landmark_days"):
+        load_config(landmark_days=value)
+
+
+def test_landmark_days_config_parses():
+    assert load_config(landmark_days="0, 91,183").landmark_days == (0.0, 91.0, 183.0)
+    assert load_config().landmark_days == ()
+    assert TrainConfig(landmark_days=LANDMARKS).to_params()["landmark_days"] == "0,91,183,365"
+
+
+def test_enrollment_view_is_landmark_zero(cohort):
+    """A landmark model's rows at day 0 carry the enrollment marker, as the enrollment view."""
+    view = enrollment_view(cohort.patients, cohort.measurements)
+    rows = landmark_dataset(view, cohort.measurements, 0.0)
+    ids = rows["patient_id"]
+    enrolled = view.set_index("patient_id").loc[ids, "oc_positive_percent"].to_numpy()
+    given = rows["oc_positive_percent"].to_numpy()
+    both = ~np.isnan(enrolled) & ~np.isnan(given)
+    np.testing.assert_allclose(given[both], enrolled[both])
+    assert isinstance(rows, pd.DataFrame)
