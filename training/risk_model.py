@@ -37,7 +37,8 @@ def predict_pipeline(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Risk scores and ``(n, horizons)`` cumulative incidences of a fitted features+model pipeline.
 
-    Incidences are made non-decreasing across the horizons (given in any increasing order).
+    Incidences are made non-decreasing in time across the horizons, which may come in any
+    order (the output keeps the order given).
     ``typed`` is a frame or a mapping of column arrays of typed contract rows; the features are
     built by :func:`features.transformers.transform_rows` and the estimator answers score and
     incidence in one call when it can (``predict_with_incidence``).
@@ -49,7 +50,10 @@ def predict_pipeline(
         score, cif = estimator.predict_with_incidence(X, times)
     else:
         score, cif = estimator.predict(X), estimator.predict_cumulative_incidence(X, times)
-    return score, np.maximum.accumulate(cif, axis=1)
+    order = np.argsort(times, kind="stable")
+    monotone = np.empty_like(cif)
+    monotone[:, order] = np.maximum.accumulate(cif[:, order], axis=1)
+    return score, monotone
 
 
 def _take(typed: Rows, rows: np.ndarray) -> Rows:
