@@ -14,6 +14,7 @@ from sklearn.dummy import DummyClassifier
 from training.families import (
     BASES,
     FAMILIES,
+    MAX_EXACT_GRID_TIMES,
     RSF_LIMITS,
     CauseSpecificHazards,
     XGBIPCWClassifier,
@@ -376,3 +377,22 @@ def test_gbsa_fits_on_a_bounded_subset_with_a_full_breslow_baseline(data):
     assert not np.allclose(p_b, p_f)  # the subset changed the fit
     # The baseline still spans every event time of the full data.
     assert np.array_equal(bounded.grid_days_, full.grid_days_)
+
+
+def test_many_distinct_event_times_are_put_on_a_bounded_grid():
+    """Above MAX_EXACT_GRID_TIMES event times the PH bases round times up (day, week, month)."""
+    X, y = competing_data(n=6000, seed=3)
+    n_event_times = np.unique(y["time"][y["cause"] != 0]).size
+    assert n_event_times > MAX_EXACT_GRID_TIMES
+    model = CauseSpecificHazards("coxph").fit(X, y)
+    assert model.time_step_days_ in (1.0, 7.0, DAYS_PER_MONTH)
+    assert model.grid_days_.size <= MAX_EXACT_GRID_TIMES
+    exact = CauseSpecificHazards("coxph", time_grid_days=1e-9).fit(X, y)  # effectively exact
+    times = np.array([365.25, 730.5])
+    np.testing.assert_allclose(
+        model.predict_cumulative_incidence(X[:200], times),
+        exact.predict_cumulative_incidence(X[:200], times),
+        atol=0.01,
+    )
+    small_X, small_y = competing_data(n=400, seed=3)
+    assert CauseSpecificHazards("coxph").fit(small_X, small_y).time_step_days_ is None
