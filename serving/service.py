@@ -5,8 +5,10 @@ and sets ``BONEMET_BENTO_MODEL``), or directly with
 ``bentoml serve serving.service:BoneMetastasisService`` once a model is in the store.
 
 Every request is checked in two layers: pydantic (types, bounds, allowed values, unknown fields,
-1-1,000 patients) and the data contract's cross-field rules (:mod:`features.contract`). Both
-answer HTTP 400 with every violation as ``{"error": ..., "detail": [{"loc": [...], "msg": ...}]}``.
+1-1,000 patients) and the data contract's own validator (:mod:`features.contract`, the rules
+across fields). Both answer HTTP 400 with every violation as ``{"error": ..., "detail":
+[{"loc": [...], "msg": ...}]}``; when pydantic rejects a body, the contract's rules are run on
+its raw records too and added, so every violation comes in one answer.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import os
 import re
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import bentoml
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from serving.gateway import GatewayMiddleware
 from serving.schemas import (
@@ -48,6 +52,7 @@ with bentoml.importing():
 logger = logging.getLogger("bonemet.service")
 MODEL_TAG = os.environ.get("BONEMET_BENTO_MODEL", "bone-metastasis-risk:latest")
 _DRAW = ("day",) + MARKER_FIELDS  # the draw columns trajectory_at reads
+_NOT_COLUMNS = ("oc_measurements", "prediction_day")  # request fields beside the contract row
 
 
 class PredictRequest(IODescriptor):
@@ -68,6 +73,14 @@ class PredictRequest(IODescriptor):
         description="horizons in months from prediction_day, each 1-120",
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_violation(cls, data: Any, handler: Any) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as err:
+            raise _with_contract_violations(err, data) from None
+
 
 def _bad_request(detail: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse(
@@ -84,28 +97,81 @@ def _api_rule(rule: str) -> str:
     return _FIRST_ROW.sub(lambda m: f"already at position {int(m.group(1)) - 1}", rule)
 
 
-def _patient_draws(patients: list[Any]) -> tuple[list[dict[str, Any]], list[int]]:
-    """Every patient's draws as ``oc_measurements`` records, and the patient index of each."""
-    rows: list[dict[str, Any]] = []
-    owner: list[int] = []
+def _check_request(
+    patients: Sequence[Any],
+) -> tuple[dict[str, Any], dict[str, Any], list[int], list[dict[str, Any]]]:
+    """The data contract's own rules on a request's patient records (no pandas).
+
+    Parameters
+    ----------
+    patients : sequence of mapping
+        Patient records as JSON gives them (``oc_measurements`` a list of draw records,
+        ``prediction_day``); a record that is not a mapping is skipped (pydantic reports it).
+
+    Returns
+    -------
+    typed, draws : dict of numpy.ndarray
+        Validated patients and draws columns (:func:`features.contract.check_patient_records`).
+    owner : list of int
+        The patient of each draw row.
+    violations : list of dict
+        ``{"loc": [...], "msg": ...}`` per violation, locations in the request.
+    """
+    records, draw_rows, owner, where = [], [], [], []
     for i, p in enumerate(patients):
-        for d in p.oc_measurements or ():
-            rows.append({"patient_id": p.patient_id, **d.model_dump()})
-            owner.append(i)
-    return rows, owner
+        p = p if isinstance(p, Mapping) else {}
+        records.append({k: v for k, v in p.items() if k not in _NOT_COLUMNS})
+        draws = p.get("oc_measurements")
+        for j, d in enumerate(draws if isinstance(draws, list) else ()):
+            if isinstance(d, Mapping):
+                draw_rows.append({**d, "patient_id": p.get("patient_id")})
+                owner.append(i)
+                where.append((i, j))
+    typed, found = check_patient_records(records, table="request")
+    bad = [
+        {
+            "loc": ["patients", (v.row - 1) if v.row else None] + ([v.column] if v.column else []),
+            "msg": _api_rule(v.rule),
+        }
+        for v in found
+    ]
+    draws: dict[str, Any] = {}
+    if draw_rows:
+        ids = {r.get("patient_id") for r in records}
+        draws, found = check_measurement_records(draw_rows, ids, table="request")
+        for v in found:
+            i, j = where[v.row - 1] if v.row else (None, None)
+            loc = ["patients", i, "oc_measurements", j] + ([v.column] if v.column else [])
+            bad.append({"loc": loc, "msg": _api_rule(v.rule)})
+    return typed, draws, owner, bad
 
 
-def _measurement_violations(violations: list[Any], owner: list[int], patients: list[Any]):
-    out = []
-    for v in violations:
-        k = v.row - 1 if v.row else None
-        i = owner[k] if k is not None else None
-        j = None
-        if k is not None:
-            j = k - owner.index(i)  # the draw's position in its patient's list
-        loc = ["patients", i, "oc_measurements", j] + ([v.column] if v.column else [])
-        out.append({"loc": loc, "msg": _api_rule(v.rule)})
-    return out
+def _with_contract_violations(err: ValidationError, data: Any) -> ValidationError:
+    """Field errors plus the contract's rules across fields, in one answer.
+
+    Called when pydantic rejects a body: the contract's checks run on the raw records too, and
+    each violation at a location pydantic did not already reject is added, so a client learns
+    every violation in one round.
+    """
+    patients = data.get("patients") if isinstance(data, Mapping) else None
+    if not isinstance(patients, list) or not patients or len(patients) > MAX_PATIENTS:
+        return err
+    lines = [
+        {"type": e["type"], "loc": e["loc"], "input": e["input"]}
+        | ({"ctx": e["ctx"]} if "ctx" in e else {})
+        for e in err.errors(include_url=False)
+    ]
+    rejected = [tuple(e["loc"]) for e in lines]
+    _, _, _, bad = _check_request(patients)
+    for v in bad:
+        loc = tuple(v["loc"])
+        if None in loc or any(loc[: len(r)] == r for r in rejected):
+            continue  # a table-level rule, or a value pydantic already rejected
+        rule = PydanticCustomError("contract_rule", "{rule}", {"rule": v["msg"]})
+        lines.append({"type": rule, "loc": loc, "input": None})
+    if len(lines) == len(rejected):
+        return err
+    return ValidationError.from_exception_data(err.title, lines)
 
 
 def _apply_draws(
@@ -325,23 +391,7 @@ class BoneMetastasisService:
         ctx.response.headers["X-Model-Version"] = state.info.version
         ctx.response.headers["X-Patients"] = str(len(patients))
         # The contract's own rules, on the records (no pandas: this is the hot path).
-        records = [p.model_dump(exclude={"oc_measurements", "prediction_day"}) for p in patients]
-        typed, violations = check_patient_records(records, table="request")
-        bad = [
-            {
-                "loc": ["patients", (v.row - 1) if v.row else None]
-                + ([v.column] if v.column else []),
-                "msg": _api_rule(v.rule),
-            }
-            for v in violations
-        ]
-        draw_rows, owner = _patient_draws(patients)
-        draws: dict[str, Any] = {}
-        if draw_rows:
-            draws, found = check_measurement_records(
-                draw_rows, {p.patient_id for p in patients}, table="request"
-            )
-            bad += _measurement_violations(found, owner, patients)
+        typed, draws, owner, bad = _check_request([p.model_dump() for p in patients])
         if bad:
             ctx.response.status_code = 400  # BentoML applies the context's status to responses
             response = _bad_request(bad)

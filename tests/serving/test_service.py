@@ -255,6 +255,53 @@ def test_contract_cross_field_rules_are_400_with_every_violation(server):
     } in detail
 
 
+def test_field_and_cross_field_violations_come_in_one_answer(server):
+    bad = [
+        dict(
+            P1,
+            patient_id="F1",
+            age_years="fifty",
+            disease_setting="early",
+            visceral_metastasis=True,
+        ),
+        dict(
+            P1,
+            patient_id="F2",
+            ki67_percent=130,
+            oc_positive_events=50,
+            pbmc_events=40,
+            oc_positive_percent=None,
+            oc_measurements=[
+                {"day": 0, "oc_positive_events": 9, "pbmc_events": 5},
+                {"day": -1, "oc_positive_percent": 0.1},
+            ],
+        ),
+        dict(P1, patient_id="F1"),
+    ]
+    r = post(server, {"patients": bad})
+    assert r.status_code == 400, r.text
+    found = {(tuple(d["loc"]), d["msg"]) for d in r.json()["detail"]}
+    locs = {loc for loc, _ in found}
+    # Field errors (pydantic) ...
+    assert ("patients", 0, "age_years") in locs
+    assert ("patients", 1, "ki67_percent") in locs
+    assert ("patients", 1, "oc_measurements", 1, "day") in locs
+    # ... and, in the same answer, the contract's rules across fields.
+    assert (
+        ("patients", 0, "visceral_metastasis"),
+        "must not be true when disease_setting is early",
+    ) in found
+    assert (("patients", 1, "oc_positive_events"), "must be <= pbmc_events (40)") in found
+    assert (
+        ("patients", 1, "oc_measurements", 0, "oc_positive_events"),
+        "must be <= pbmc_events (5)",
+    ) in found
+    assert (("patients", 2, "patient_id"), "must be unique, already at position 0") in found
+    # Each rejected value is reported once, by the layer that rejected it.
+    assert sum(1 for loc, _ in found if loc == ("patients", 0, "age_years")) == 1
+    assert sum(1 for loc, _ in found if loc == ("patients", 1, "ki67_percent")) == 1
+
+
 @pytest.mark.parametrize(
     "raw",
     [
