@@ -8,12 +8,19 @@ export PATH="$PWD/.venv/bin:$PATH"
 export OMP_WAIT_POLICY=PASSIVE
 N="${N_PATIENTS:-2000}"
 PORT="${PORT:-3000}"
+# Landmark days (0 first): the models predict from any prediction_day with the draws known by
+# then. LANDMARKS="" trains models that predict from enrollment only (about half the time).
+LANDMARKS="${LANDMARKS-0,91,183,365}"
 echo "== simulate a demo cohort of $N patients (data/demo)"
 bonemet simulate --n-patients "$N" --seed 42 --out data/demo
 echo "== validate it against data contract v1"
 bonemet validate --patients data/demo/patients.csv --measurements data/demo/oc_measurements.csv
-echo "== train, log to MLflow and register candidate versions"
-bonemet train --patients data/demo/patients.csv --measurements data/demo/oc_measurements.csv
+echo "== the study report (aims 1 and 2, monitoring): data/demo/study/report.html"
+bonemet study --patients data/demo/patients.csv --measurements data/demo/oc_measurements.csv \
+  --out data/demo/study
+echo "== train, log to MLflow and register candidate versions (landmarks: ${LANDMARKS:-none})"
+bonemet train --patients data/demo/patients.csv --measurements data/demo/oc_measurements.csv \
+  ${LANDMARKS:+--landmarks "$LANDMARKS"}
 echo "== promote the challenger to champion (gates: docs/modeling.md)"
 if ! bonemet promote; then
   echo "The challenger failed a promotion gate (above). On this simulated demo cohort it is"
@@ -28,5 +35,16 @@ echo "  $PWD/.venv/bin/$(bonemet ui-command)"
 echo "Prediction API: http://127.0.0.1:$PORT/predict  (health: /healthz, /readyz; try:)"
 echo "  curl -s -X POST http://127.0.0.1:$PORT/predict -H 'Content-Type: application/json' \\"
 echo "    -d '{\"patients\": [{\"patient_id\": \"P0001\", \"age_years\": 54, \"disease_setting\": \"metastatic\", \"bone_metastasis_at_enrollment\": false, \"er_status\": \"positive\", \"oc_positive_percent\": 0.061}]}'"
+echo "With repeated draws, predicting from day 90 (only draws on or before prediction_day count):"
+echo "  curl -s -X POST http://127.0.0.1:$PORT/predict -H 'Content-Type: application/json' \\"
+echo "    -d '{\"patients\": [{\"patient_id\": \"P0001\", \"age_years\": 54, \"disease_setting\": \"metastatic\", \"bone_metastasis_at_enrollment\": false, \"er_status\": \"positive\", \"oc_positive_percent\": 0.061, \"oc_measurements\": [{\"day\": 0, \"oc_positive_percent\": 0.061}, {\"day\": 90, \"oc_positive_percent\": 0.074}], \"prediction_day\": 90}]}'"
+if [ -n "${BONEMET_API_TOKEN:-}" ]; then
+  echo "Bearer token required (BONEMET_API_TOKEN is set): clients add"
+  echo "  -H \"Authorization: Bearer \$BONEMET_API_TOKEN\""
+else
+  echo "No bearer token configured: anyone on this machine can call the API. To require one,"
+  echo "  BONEMET_API_TOKEN=<secret> bash scripts/demo.sh   (or: BONEMET_API_TOKEN=<secret> bonemet serve)"
+  echo "and clients add -H 'Authorization: Bearer <secret>' (docs/serving.md, Security and audit)."
+fi
 echo "== serving the champion (Ctrl-C stops)"
 exec bonemet serve --port "$PORT"
