@@ -116,6 +116,8 @@ PERCENTILE_INPUTS: tuple[str, ...] = (
 
 MISSING_TEXT = "missing (imputed)"
 RECEPTOR_STATUS = "receptor_status"
+OC_TREND = "oc_trend"
+PREDICTION_DAY = "prediction_day"
 
 #: Engineered feature -> the raw input (or group) it is built from.
 _FEATURE_GROUP: dict[str, str] = {
@@ -136,6 +138,10 @@ _FEATURE_GROUP: dict[str, str] = {
     "postmenopausal": "menopausal_status",
     "btt_postmenopausal": "bone_targeted_therapy",
     "btt_premenopausal": "bone_targeted_therapy",
+    # Landmark models: how the marker moved up to the prediction day, and that day.
+    "oc_change_log2": OC_TREND,
+    "oc_slope_log2_per_year": OC_TREND,
+    "landmark_years": PREDICTION_DAY,
 }
 
 #: Short clinical names of the groups (others fall back to the schema's description).
@@ -154,6 +160,8 @@ _LABELS: dict[str, str] = {
     "bone_targeted_therapy": "bone-targeted therapy",
     "endocrine_therapy": "endocrine therapy",
     "chemotherapy": "chemotherapy",
+    OC_TREND: "osteocalcin-positive cells",
+    PREDICTION_DAY: "prediction",
 }
 
 _MENOPAUSE = {"pre": "premenopausal", "peri": "perimenopausal", "post": "postmenopausal"}
@@ -162,6 +170,9 @@ _INPUT_GROUP: dict[str, str] = {
     "er_status": RECEPTOR_STATUS,
     "pr_status": RECEPTOR_STATUS,
     "her2_status": RECEPTOR_STATUS,
+    "oc_change_log2": OC_TREND,
+    "oc_slope_log2_per_year": OC_TREND,
+    "landmark_years": PREDICTION_DAY,
 }
 _BOOLEAN_GROUPS = ("visceral_metastasis", "endocrine_therapy", "chemotherapy")
 _RECEPTORS = (("er_status", "ER"), ("pr_status", "PR"), ("her2_status", "HER2"))
@@ -416,6 +427,19 @@ class _Wording:
         if group == RECEPTOR_STATUS:
             value = _subtype(*(self.category(c, i) for c, _ in _RECEPTORS))
             return value, f"{label} {value}"
+        if group == OC_TREND:
+            change = self.flag("oc_change_log2", i)
+            slope = self.flag("oc_slope_log2_per_year", i)
+            if np.isnan(change):
+                return MISSING_TEXT, f"{label} trend"
+            value = f"x{2.0**change:.2f} since the first draw"
+            if np.isfinite(slope):
+                value += f" ({slope:+.2f} doublings a year)"
+            return value, f"{label} {value}"
+        if group == PREDICTION_DAY:
+            day = self.flag("landmark_day", i)
+            value = f"day {day:g} after enrollment"
+            return value, f"{label} on {value}"
         if group in PERCENTILE_INPUTS or group == "histologic_grade":
             x = self.flag(group, i)
             if np.isnan(x):

@@ -125,3 +125,28 @@ def test_enrollment_view_is_landmark_zero(cohort):
     both = ~np.isnan(enrolled) & ~np.isnan(given)
     np.testing.assert_allclose(given[both], enrolled[both])
     assert isinstance(rows, pd.DataFrame)
+
+
+def test_landmark_model_explains_the_trend_and_the_prediction_day(cohort):
+    from training.explain import explain
+    from training.train import fit_risk_model
+
+    rows, _ = time_to_event_rows(cohort)
+    stacked, y = landmark_rows(rows, cohort.measurements, LANDMARKS)
+    model = fit_risk_model("cox_ridge", {}, TrainConfig(landmark_days=LANDMARKS), stacked, y)
+    assert model.landmark_days == LANDMARKS and model.uses_trajectory
+    later = stacked.loc[stacked["landmark_day"] == 183.0].head(5).reset_index(drop=True)
+    entries = explain(model, later, top=40)
+    for row, patient in zip(entries, later.itertuples(), strict=True):
+        by_input = {e["input"]: e for e in row}
+        trend = by_input["oc_trend"]
+        assert trend["text"].startswith(
+            f"osteocalcin-positive cells x{2.0**patient.oc_change_log2:.2f} since the first draw"
+        )
+        assert by_input["prediction_day"]["value"] == "day 183 after enrollment"
+    # Plain rows (no landmark columns) are predictions at enrollment.
+    plain = rows.drop(columns=["time_days", "event"]).head(3)
+    at0 = stacked.loc[stacked["landmark_day"] == 0.0].head(3)
+    np.testing.assert_allclose(
+        model.predict_batch(plain).risk_score, model.predict_batch(at0).risk_score, atol=1e-12
+    )

@@ -143,3 +143,13 @@ def test_alkaline_phosphatase_of_later_draws_is_ignored_and_said(landmark_server
         alkaline_phosphatase_u_per_l=80,
     )
     assert same["risk_score"] == answer["risk_score"]
+
+
+def test_explain_answers_for_a_landmark_model(landmark_server):
+    patient = {**PATIENT, "oc_measurements": _draws([0.03, 0.06, 0.12]), "prediction_day": 180}
+    r = requests.post(f"{landmark_server}/explain", json={"patients": [patient]}, timeout=30)
+    assert r.status_code == 200, r.text
+    (answer,) = r.json()["predictions"]
+    assert answer["explanation"] and all(e["text"] for e in answer["explanation"])
+    predicted = _ask(landmark_server, _draws([0.03, 0.06, 0.12]), 180)
+    assert answer["risk_score"] == predicted["risk_score"]
