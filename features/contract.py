@@ -550,7 +550,8 @@ def _non_finite_text(raw: np.ndarray, candidates: np.ndarray) -> np.ndarray:
 class _Records:
     """JSON-style records (one mapping per row) seen as columns of object arrays."""
 
-    def __init__(self, records: Sequence[Mapping[str, object]]) -> None:
+    def __init__(self, records: Sequence[Mapping[str, object]], validated: bool = False) -> None:
+        self.validated = validated
         names: dict[str, None] = {}
         for record in records:
             names.update(dict.fromkeys(record))
@@ -561,7 +562,10 @@ class _Records:
         return len(self._records)
 
     def column(self, position: int) -> np.ndarray:
-        name = self.columns[position]
+        return self.values(self.columns[position])
+
+    def values(self, name: str) -> np.ndarray:
+        """The values of one column (None where a record lacks the key)."""
         return np.fromiter(
             (r.get(name) for r in self._records), dtype=object, count=len(self._records)
         )
@@ -611,6 +615,10 @@ def _parse_table(
     report: _Report,
     not_accepted: Collection[str],
 ) -> dict[str, _Parsed]:
+    if isinstance(raw, _Records) and raw.validated:
+        parsed = {spec.name: _validated_column(spec, raw) for spec in specs}
+        report.ids = parsed["patient_id"].values
+        return parsed
     columns = _check_header(raw, specs, report, not_accepted)
     n_rows = len(raw)
     parsed: dict[str, _Parsed] = {}
@@ -620,6 +628,19 @@ def _parse_table(
             # Later messages name the row's id when it is a well-formed one.
             report.ids = parsed[spec.name].values
     return parsed
+
+
+def _validated_column(spec: ColumnSpec, raw: _Records) -> _Parsed:
+    """A column whose values already passed its own rules: only typed (None/NaN missing)."""
+    values = raw.values(spec.name)
+    if spec.kind in ("category", "string"):
+        present = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+        return _Parsed(values, values, present, present.copy())
+    numbers = np.fromiter(
+        (np.nan if v is None else float(v) for v in values), dtype=float, count=len(values)
+    )
+    present = ~np.isnan(numbers)
+    return _Parsed(numbers, values, present, present.copy())
 
 
 def _check_counts(parsed: dict[str, _Parsed], report: _Report) -> None:
@@ -714,6 +735,7 @@ def check_patient_records(
     *,
     table: str = "request",
     allow_outcome: bool = False,
+    validated: bool = False,
 ) -> tuple[dict[str, np.ndarray], list[Violation]]:
     """:func:`check_patients` for JSON-style records, without pandas (the serving hot path).
 
@@ -724,6 +746,12 @@ def check_patient_records(
         absent from a record is a missing value, a key that is no contract column a violation.
     table, allow_outcome
         As in :func:`check_patients` (defaults for prediction requests).
+    validated : bool, default False
+        True when every value already passed the rules of its own column (types, bounds,
+        allowed values, pattern, required, no unknown keys): the prediction API's pydantic
+        models, generated from the same :mod:`features.schema` specs, check exactly these.
+        Then only the rules across columns run (uniqueness, counts, disease setting) - the
+        serving hot path. Records that were not checked so must use the default.
 
     Returns
     -------
@@ -732,7 +760,9 @@ def check_patient_records(
         :func:`check_patients` (float with NaN; object with str or None).
     violations : list of Violation
     """
-    parsed, specs, violations = _check_patient_table(_Records(records), table, allow_outcome)
+    parsed, specs, violations = _check_patient_table(
+        _Records(records, validated), table, allow_outcome
+    )
     return {spec.name: parsed[spec.name].values for spec in specs}, violations
 
 
@@ -831,13 +861,14 @@ def check_measurement_records(
     patient_ids: Collection[str] | None,
     *,
     table: str = "request",
+    validated: bool = False,
 ) -> tuple[dict[str, np.ndarray], list[Violation]]:
     """:func:`check_measurements` for JSON-style records, without pandas.
 
-    Returns the typed columns as a dict of arrays (as :func:`check_patient_records`) and the
-    violations.
+    Returns the typed columns as a dict of arrays (as :func:`check_patient_records`, whose
+    ``validated`` flag this shares) and the violations.
     """
-    parsed, violations = _check_measurement_table(_Records(records), patient_ids, table)
+    parsed, violations = _check_measurement_table(_Records(records, validated), patient_ids, table)
     return {spec.name: parsed[spec.name].values for spec in MEASUREMENT_COLUMNS}, violations
 
 

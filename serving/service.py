@@ -98,7 +98,7 @@ def _api_rule(rule: str) -> str:
 
 
 def _check_request(
-    patients: Sequence[Any],
+    patients: Sequence[Any], validated: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any], list[int], list[dict[str, Any]]]:
     """The data contract's own rules on a request's patient records (no pandas).
 
@@ -107,6 +107,9 @@ def _check_request(
     patients : sequence of mapping
         Patient records as JSON gives them (``oc_measurements`` a list of draw records,
         ``prediction_day``); a record that is not a mapping is skipped (pydantic reports it).
+    validated : bool, default False
+        True when pydantic accepted the records (every field passed its own rules, generated
+        from the same specs): only the contract's rules across fields run.
 
     Returns
     -------
@@ -127,7 +130,7 @@ def _check_request(
                 draw_rows.append({**d, "patient_id": p.get("patient_id")})
                 owner.append(i)
                 where.append((i, j))
-    typed, found = check_patient_records(records, table="request")
+    typed, found = check_patient_records(records, table="request", validated=validated)
     bad = [
         {
             "loc": ["patients", (v.row - 1) if v.row else None] + ([v.column] if v.column else []),
@@ -138,7 +141,9 @@ def _check_request(
     draws: dict[str, Any] = {}
     if draw_rows:
         ids = {r.get("patient_id") for r in records}
-        draws, found = check_measurement_records(draw_rows, ids, table="request")
+        draws, found = check_measurement_records(
+            draw_rows, ids, table="request", validated=validated
+        )
         for v in found:
             i, j = where[v.row - 1] if v.row else (None, None)
             loc = ["patients", i, "oc_measurements", j] + ([v.column] if v.column else [])
@@ -393,7 +398,9 @@ class BoneMetastasisService:
         ctx.response.headers["X-Model-Version"] = state.info.version
         ctx.response.headers["X-Patients"] = str(len(patients))
         # The contract's own rules, on the records (no pandas: this is the hot path).
-        typed, draws, owner, bad = _check_request([p.model_dump() for p in patients])
+        typed, draws, owner, bad = _check_request(
+            [p.model_dump() for p in patients], validated=True
+        )
         if bad:
             ctx.response.status_code = 400  # BentoML applies the context's status to responses
             response = _bad_request(bad)

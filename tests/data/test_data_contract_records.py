@@ -164,3 +164,49 @@ def test_empty_records() -> None:
     ]
     columns, violations = check_measurement_records([], {"P1"})
     assert list(columns) == [s.name for s in MEASUREMENT_COLUMNS]
+
+
+def _json_records(typed: pd.DataFrame, table: str) -> list[dict[str, object]]:
+    from features.records import contract_rows
+
+    return contract_rows(typed, table).to_dict(orient="records")
+
+
+def test_validated_records_skip_only_the_column_rules() -> None:
+    """``validated=True`` (values already checked by the API's models) runs the rules across
+    columns exactly as the full check does."""
+    patients = check_patients(read_table(GOOD / "patients.csv"))[0]
+    draws = check_measurements(read_table(GOOD / "oc_measurements.csv"), None)[0]
+    records = _json_records(patients, "patients")
+    # Break rules across columns (the column values themselves stay valid).
+    records[0] = {**records[0], "oc_positive_events": 90, "pbmc_events": 40}
+    records[1] = {**records[1], "disease_setting": "early", "visceral_metastasis": True}
+    records[2] = {**records[2], "patient_id": records[0]["patient_id"]}
+    records[3] = {
+        **records[3],
+        "oc_positive_percent": 50.0,
+        "oc_positive_events": 1,
+        "pbmc_events": 1000,
+    }
+    full = check_patient_records(records, table="patients", allow_outcome=True)
+    fast = check_patient_records(records, table="patients", allow_outcome=True, validated=True)
+    assert [str(v) for v in fast[1]] == [str(v) for v in full[1]]
+    assert len(full[1]) >= 4
+    for name in full[0]:
+        a, b = full[0][name], fast[0][name]
+        if a.dtype == object:
+            assert list(a) == list(b), name
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    ids = {r["patient_id"] for r in records}
+    rows = _json_records(draws, "oc_measurements")
+    rows[1] = {**rows[1], "day": rows[0]["day"], "patient_id": rows[0]["patient_id"]}
+    full = check_measurement_records(rows, ids)
+    fast = check_measurement_records(rows, ids, validated=True)
+    assert [str(v) for v in fast[1]] == [str(v) for v in full[1]] and full[1]
+    for name in full[0]:
+        a, b = full[0][name], fast[0][name]
+        if a.dtype == object:
+            assert list(a) == list(b), name
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=name)
