@@ -101,7 +101,7 @@ def raw_missing(X: Rows) -> dict[str, np.ndarray]:
     return out
 
 
-class MarkerFeatures(TransformerMixin, BaseEstimator):
+class MarkerFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Osteocalcin-positive fraction on a log2 scale.
 
     A coefficient on ``oc_log2_percent`` is an effect per doubling of the marker, the scale the
@@ -149,7 +149,7 @@ class MarkerFeatures(TransformerMixin, BaseEstimator):
         return self.feature_names_out_.copy()
 
 
-class ClinicalFeatures(TransformerMixin, BaseEstimator):
+class ClinicalFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Clinical covariates as numeric model features (NaN where the input is missing).
 
     - age in years; Ki-67 percent; histologic grade; log tumor size and a >20 mm flag;
@@ -278,7 +278,7 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
         return self.feature_names_out_.copy()
 
 
-class TrajectoryFeatures(TransformerMixin, BaseEstimator):
+class TrajectoryFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """How the marker moved up to the prediction time (landmark models).
 
     Reads the landmark day and the trajectory columns of :mod:`features.landmark` (built only

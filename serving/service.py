@@ -53,6 +53,7 @@ logger = logging.getLogger("bonemet.service")
 MODEL_TAG = os.environ.get("BONEMET_BENTO_MODEL", "bone-metastasis-risk:latest")
 _DRAW = ("day",) + MARKER_FIELDS  # the draw columns trajectory_at reads
 _NOT_COLUMNS = ("oc_measurements", "prediction_day")  # request fields beside the contract row
+INLINE_PATIENTS = 20  # requests up to this size are answered on the event loop (see predict)
 
 
 class PredictRequest(IODescriptor):
@@ -379,19 +380,29 @@ class BoneMetastasisService:
             self.state = state
             logger.info("now serving %s version %s (%s)", name, info.version, alias)
 
+    # The handlers are coroutines: a small request is answered on the event loop (about a
+    # millisecond of work, less than handing it to a worker thread and back); a large batch
+    # goes to a worker thread so health checks and small requests are not held up by it.
     @bentoml.api(route="/predict", input_spec=PredictRequest)
-    def predict(
+    async def predict(
         self, patients: list, horizons_months: list, ctx: bentoml.Context
     ) -> PredictionResponse:
         """Cumulative incidence of bone metastasis by each horizon, per patient."""
-        return self._answer(patients, horizons_months, ctx, explain=False)
+        return await self._dispatch(patients, horizons_months, ctx, explain=False)
 
     @bentoml.api(route="/explain", input_spec=PredictRequest)
-    def explain(
+    async def explain(
         self, patients: list, horizons_months: list, ctx: bentoml.Context
     ) -> ExplanationResponse:
         """As ``/predict``, plus each patient's largest contributions to the risk score."""
-        return self._answer(patients, horizons_months, ctx, explain=True)
+        return await self._dispatch(patients, horizons_months, ctx, explain=True)
+
+    async def _dispatch(self, patients: list, horizons_months: list, ctx, explain: bool):
+        if len(patients) <= INLINE_PATIENTS and not explain:
+            return self._answer(patients, horizons_months, ctx, explain)
+        import anyio
+
+        return await anyio.to_thread.run_sync(self._answer, patients, horizons_months, ctx, explain)
 
     def _answer(self, patients: list, horizons_months: list, ctx: bentoml.Context, explain: bool):
         state = self.state  # one model for the whole request, even if the alias moves now
