@@ -238,15 +238,14 @@ class Client:
         self.conn: http.client.HTTPConnection | None = None
         self.connections = 0
 
-    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    def post(self, path: str, body: bytes | None, method: str = "POST") -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
         for attempt in (0, 1):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(HOST, self.port, timeout=REQUEST_TIMEOUT_S)
                 self.connections += 1
             try:
-                self.conn.request(
-                    "POST", path, body=body, headers={"Content-Type": "application/json"}
-                )
+                self.conn.request(method, path, body=body, headers=headers)
                 resp = self.conn.getresponse()
                 data = resp.read()
             except (http.client.HTTPException, OSError):
@@ -288,8 +287,13 @@ def server_latencies(log: Path, start: int, end: int, path: str) -> list[float]:
     return out
 
 
-def measure(port: int, path: str, body: dict[str, bytes], args, log: Path) -> dict:
-    """Single-patient latency, throughput with concurrent clients, batch latency."""
+def measure(port: int, path: str, body: dict[str, bytes], args, log: Path, health: str) -> dict:
+    """Single-patient latency, throughput with concurrent clients, batch latency.
+
+    Also the median of ``GET health`` on the same connection: the server's fixed cost per
+    request (routing, middlewares, HTTP) with no work, which also shows how fast the machine
+    is at that moment.
+    """
     out: dict = {"load": os.getloadavg()[0]}
     client = Client(port)
     try:
@@ -310,6 +314,13 @@ def measure(port: int, path: str, body: dict[str, bytes], args, log: Path) -> di
         out["single_connections"] = client.connections
         time.sleep(0.2)
         out["single_server_ms"] = server_latencies(log, log_start, log.stat().st_size, path)
+        floor = []
+        for _ in range(args.requests):
+            t0 = time.perf_counter()
+            status, data = client.post(health, None, method="GET")
+            floor.append(time.perf_counter() - t0)
+            _check(status, data, f"GET {health}")
+        out["health_ms"] = [x * 1000 for x in floor]
 
         status, data = client.post(path, body["batch"])  # warm-up
         _check(status, data, "batch request")
@@ -399,7 +410,12 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
 
     service_cls = svc.BoneMetastasisService
     instance = service_cls.inner()
-    predict_fn = service_cls.inner.__dict__["predict"].func
+
+    # The API method is a coroutine that answers small requests inline with ``_answer``: time
+    # that (the same work, without an event loop per call).
+    def predict_fn(self, patients, horizons_months, ctx):
+        return self._answer(patients, horizons_months, ctx, explain=False)
+
     params = list(inspect.signature(predict_fn).parameters.values())[1:]
     request_fields = set(svc.PredictRequest.model_fields)
     fake_ctx = types.SimpleNamespace(
@@ -560,6 +576,7 @@ def main() -> None:
                 base_env,
                 "/readyz",
                 "/predict",
+                "/healthz",
             ),
             (
                 "mlflow",
@@ -572,9 +589,10 @@ def main() -> None:
                 mlflow_env,
                 "/ping",
                 "/invocations",
+                "/ping",
             ),
         ]  # fmt: skip
-        for name, cmd, env, ready, path in servers:
+        for name, cmd, env, ready, path, health in servers:
             port = free_port()
             cmd = [c.replace("{port}", str(port)) for c in cmd]
             log = tmp / f"{name}.log"
@@ -582,7 +600,7 @@ def main() -> None:
             try:
                 with running_server(cmd, env, tmp, port, ready, log) as n_processes:
                     procs[name] = n_processes
-                    results[name] = measure(port, path, body[name], args, log)
+                    results[name] = measure(port, path, body[name], args, log, health)
             finally:
                 if args.keep_logs:
                     args.keep_logs.mkdir(parents=True, exist_ok=True)
@@ -628,6 +646,7 @@ def report(args, version: str, results: dict, procs: dict, prof: dict) -> str:
     b, m = results["bonemet"], results["mlflow"]
     b_med, m_med = statistics.median(b["single_ms"]), statistics.median(m["single_ms"])
     b_p99, m_p99 = p99(b["single_ms"]), p99(m["single_ms"])
+    b_fl, m_fl = statistics.median(b["health_ms"]), statistics.median(m["health_ms"])
     b_tp, m_tp = b["throughput_rps"], m["throughput_rps"]
     b_bt, m_bt = statistics.median(b["batch_ms"]), statistics.median(m["batch_ms"])
     b_ld, m_ld = statistics.median(b["loaded_ms"]), statistics.median(m["loaded_ms"])
@@ -666,6 +685,8 @@ def report(args, version: str, results: dict, procs: dict, prof: dict) -> str:
         f"after {args.warmup} warm-up) | {b_med:.2f} ms | {m_med:.2f} ms | {b_med / m_med:.2f}x "
         f"| <= {TARGET_LATENCY_MS:g} ms: {met(b_med <= TARGET_LATENCY_MS)} |",
         f"| single patient, p99 | {b_p99:.2f} ms | {m_p99:.2f} ms | {b_p99 / m_p99:.2f}x | |",
+        f"| floor: health check, median (`GET /healthz` / `GET /ping`, same connection, no "
+        f"work) | {b_fl:.2f} ms | {m_fl:.2f} ms | {b_fl / m_fl:.2f}x | |",
         f"| throughput, {args.clients} concurrent clients ({b['throughput_n']} single-patient "
         f"requests) | {b_tp:.1f} req/s | {m_tp:.1f} req/s | {b_tp / m_tp:.2f}x "
         f"| >= {TARGET_THROUGHPUT_RATIO:g}x the peer: "
