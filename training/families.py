@@ -278,7 +278,8 @@ class CauseSpecificHazards(BaseEstimator):
         when there are at most :data:`MAX_EXACT_GRID_TIMES` distinct event times, and else
         takes the first of one day, one week, one month that brings them under it (the
         combination grid, and so prediction time and memory, grow with it: 1.2 s per 1,000
-        patients from 100,000 exact times); ``rsf`` always uses one month.
+        patients from 100,000 exact times); ``rsf`` always uses one month. 0 keeps exact times
+        whatever their number (not for ``rsf``).
     score_horizon_months : float, default=24
         Horizon of the ``rsf`` risk score.
 
@@ -336,8 +337,12 @@ class CauseSpecificHazards(BaseEstimator):
     def _time_step(self, time: np.ndarray, event: np.ndarray) -> float | None:
         if self.time_grid_days is not None:
             step = float(self.time_grid_days)
-            if not (np.isfinite(step) and step > 0):
-                raise ValueError(f"time_grid_days must be > 0, got {self.time_grid_days!r}")
+            if not (np.isfinite(step) and step >= 0):
+                raise ValueError(f"time_grid_days must be >= 0, got {self.time_grid_days!r}")
+            if step == 0:
+                if self.base == "rsf":
+                    raise ValueError("rsf needs a time grid: time_grid_days must be > 0")
+                return None  # exact times, however many
             return step
         if self.base == "rsf":
             return DAYS_PER_MONTH

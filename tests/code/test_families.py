@@ -227,7 +227,7 @@ def test_rsf_without_covariates_approximates_aalen_johansen():
 def test_cause_specific_cox_and_coxph_base_give_the_same_incidence(data):
     X, y = data
     legacy = CauseSpecificCox(alpha=0.5).fit(X, y)
-    generic = CauseSpecificHazards("coxph", {"alpha": 0.5}).fit(X, y)
+    generic = CauseSpecificHazards("coxph", {"alpha": 0.5}, time_grid_days=0).fit(X, y)
     t = np.linspace(0, 2600, 30)
     assert np.allclose(generic.predict(X), legacy.predict(X))
     assert np.allclose(
@@ -268,7 +268,7 @@ def test_xgb_cox_baseline_is_breslow_of_its_margin(data):
     from sksurv.linear_model.coxph import BreslowEstimator
 
     X, y = data
-    model = CauseSpecificHazards("xgb_cox").fit(X, y)
+    model = CauseSpecificHazards("xgb_cox", time_grid_days=0).fit(X, y)  # exact times
     for code in (1, 2):
         margin = model.models_[code].predict(X, output_margin=True).astype(float)
         reference = BreslowEstimator().fit(margin, y["cause"] == code, y["time"])
@@ -387,7 +387,8 @@ def test_many_distinct_event_times_are_put_on_a_bounded_grid():
     model = CauseSpecificHazards("coxph").fit(X, y)
     assert model.time_step_days_ in (1.0, 7.0, DAYS_PER_MONTH)
     assert model.grid_days_.size <= MAX_EXACT_GRID_TIMES
-    exact = CauseSpecificHazards("coxph", time_grid_days=1e-9).fit(X, y)  # effectively exact
+    exact = CauseSpecificHazards("coxph", time_grid_days=0).fit(X, y)  # exact times
+    assert exact.time_step_days_ is None and exact.grid_days_.size == n_event_times
     times = np.array([365.25, 730.5])
     np.testing.assert_allclose(
         model.predict_cumulative_incidence(X[:200], times),
@@ -396,3 +397,7 @@ def test_many_distinct_event_times_are_put_on_a_bounded_grid():
     )
     small_X, small_y = competing_data(n=400, seed=3)
     assert CauseSpecificHazards("coxph").fit(small_X, small_y).time_step_days_ is None
+    with pytest.raises(ValueError, match="rsf needs a time grid"):
+        CauseSpecificHazards("rsf", time_grid_days=0).fit(small_X, small_y)
+    with pytest.raises(ValueError, match="time_grid_days must be >= 0"):
+        CauseSpecificHazards("coxph", time_grid_days=-1.0).fit(small_X, small_y)
