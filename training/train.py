@@ -311,6 +311,31 @@ def marker_lr_test(X: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
     }
 
 
+def landmark_metrics(X: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[str, float]:
+    """Per landmark of a landmark model's test rows: patients at risk, events, Harrell's C.
+
+    The pooled test metrics weight every landmark by its patients at risk; these show each
+    prediction time on its own (``test_landmark_<day>_*``). Empty for rows without landmarks.
+    """
+    from training.evaluate import harrell_c
+
+    if "landmark_day" not in X.columns:
+        return {}
+    days = X["landmark_day"].to_numpy(dtype=float)
+    out: dict[str, float] = {}
+    for day in np.unique(days):
+        rows = days == day
+        events = int(np.sum(y["cause"][rows] == 1))
+        key = f"test_landmark_{day:g}"
+        out[f"{key}_n"] = float(rows.sum())
+        out[f"{key}_bone_met_events"] = float(events)
+        if events:
+            c = harrell_c(y[rows], risk[rows])
+            if np.isfinite(c):
+                out[f"{key}_harrell_c"] = float(c)
+    return out
+
+
 @dataclass
 class FamilyOutcome:
     """Everything ``train`` learned about one family."""
@@ -459,6 +484,7 @@ def _log_family(
         for suffix, value in (("", iv.estimate), ("_lo", iv.lo), ("_hi", iv.hi)):
             if np.isfinite(value):
                 metrics[f"delta_{k}_marker{suffix}"] = float(value)
+    metrics.update(landmark_metrics(X_test, y_test, out.test_risk))
     mlflow.log_metrics(metrics)
     mlflow.log_params({f"selected_{k}": v for k, v in out.params.items()})
     experiment_id = mlflow.active_run().info.experiment_id

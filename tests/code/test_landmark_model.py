@@ -150,3 +150,20 @@ def test_landmark_model_explains_the_trend_and_the_prediction_day(cohort):
     np.testing.assert_allclose(
         model.predict_batch(plain).risk_score, model.predict_batch(at0).risk_score, atol=1e-12
     )
+
+
+def test_landmark_metrics_per_prediction_time(cohort):
+    from training.evaluate import harrell_c
+    from training.train import landmark_metrics
+
+    rows, _ = time_to_event_rows(cohort)
+    stacked, y = landmark_rows(rows, cohort.measurements, LANDMARKS)
+    risk = np.log2(np.maximum(stacked["oc_positive_percent"].fillna(0.03).to_numpy(), 1e-4))
+    metrics = landmark_metrics(stacked, y, risk)
+    for day in LANDMARKS:
+        at = stacked["landmark_day"].to_numpy() == day
+        key = f"test_landmark_{day:g}"
+        assert metrics[f"{key}_n"] == at.sum()
+        assert metrics[f"{key}_bone_met_events"] == np.sum(y["cause"][at] == 1)
+        assert metrics[f"{key}_harrell_c"] == harrell_c(y[at], risk[at])
+    assert landmark_metrics(rows, y[: len(rows)], risk[: len(rows)]) == {}

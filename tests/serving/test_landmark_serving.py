@@ -153,3 +153,18 @@ def test_explain_answers_for_a_landmark_model(landmark_server):
     assert answer["explanation"] and all(e["text"] for e in answer["explanation"])
     predicted = _ask(landmark_server, _draws([0.03, 0.06, 0.12]), 180)
     assert answer["risk_score"] == predicted["risk_score"]
+
+
+def test_the_run_records_metrics_per_landmark(landmark_server, trained_store):
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+
+    from training.config import Settings
+
+    run_id = requests.get(f"{landmark_server}/model", timeout=10).json()["run_id"]
+    uri = Settings(data_dir=Path(trained_store["env"]["BONEMET_DATA_DIR"])).tracking_uri
+    metrics = MlflowClient(tracking_uri=uri).get_run(run_id).data.metrics
+    for day in LANDMARKS.split(","):
+        assert metrics[f"test_landmark_{day}_n"] > 0
+    assert 0.5 < metrics["test_landmark_0_harrell_c"] <= 1.0
