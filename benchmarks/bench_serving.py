@@ -269,6 +269,17 @@ def _check(status: int, data: bytes, what: str) -> None:
         raise RuntimeError(f"{what}: HTTP {status}: {data[:2000].decode(errors='replace')}")
 
 
+def timed_ms(n: int, call, what: str) -> list[float]:
+    """Milliseconds of ``n`` sequential ``call()`` (each must answer 200)."""
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        status, data = call()
+        out.append((time.perf_counter() - t0) * 1000)
+        _check(status, data, what)
+    return out
+
+
 def server_latencies(log: Path, start: int, end: int, path: str) -> list[float]:
     """Server-side latencies (ms) of ``path`` from the service's JSON audit lines, if any."""
     out = []
@@ -304,34 +315,22 @@ def measure(port: int, path: str, body: dict[str, bytes], args, log: Path, healt
             _check(*client.post(path, body["one"]), "warm-up")
         time.sleep(0.2)
         log_start = log.stat().st_size
-        lat = []
-        for _ in range(args.requests):
-            t0 = time.perf_counter()
-            status, data = client.post(path, body["one"])
-            lat.append(time.perf_counter() - t0)
-            _check(status, data, "single-patient request")
-        out["single_ms"] = [x * 1000 for x in lat]
+        out["single_ms"] = timed_ms(
+            args.requests, lambda: client.post(path, body["one"]), "single-patient request"
+        )
         out["single_connections"] = client.connections
         time.sleep(0.2)
         out["single_server_ms"] = server_latencies(log, log_start, log.stat().st_size, path)
-        floor = []
-        for _ in range(args.requests):
-            t0 = time.perf_counter()
-            status, data = client.post(health, None, method="GET")
-            floor.append(time.perf_counter() - t0)
-            _check(status, data, f"GET {health}")
-        out["health_ms"] = [x * 1000 for x in floor]
+        out["health_ms"] = timed_ms(
+            args.requests, lambda: client.post(health, None, method="GET"), f"GET {health}"
+        )
 
         status, data = client.post(path, body["batch"])  # warm-up
         _check(status, data, "batch request")
         out["batch_response"] = json.loads(data)
-        blat = []
-        for _ in range(args.batch_repeats):
-            t0 = time.perf_counter()
-            status, data = client.post(path, body["batch"])
-            blat.append(time.perf_counter() - t0)
-            _check(status, data, "batch request")
-        out["batch_ms"] = [x * 1000 for x in blat]
+        out["batch_ms"] = timed_ms(
+            args.batch_repeats, lambda: client.post(path, body["batch"]), "batch request"
+        )
     finally:
         client.close()
 

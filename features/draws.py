@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.landmark import summarize_draws
+from features.transformers import marker_percent
+
 MARKER_FIELDS = ("oc_positive_percent", "oc_positive_events", "pbmc_events")
 
 
@@ -69,9 +72,6 @@ def trajectory_at(
     numpy.ndarray
         :data:`features.landmark.TRAJECTORY_FEATURES`, in that order.
     """
-    from features.landmark import summarize_draws
-    from features.transformers import marker_percent
-
     days, percent, events, pbmc = (np.asarray(a, dtype=float) for a in draws)
     best = marker_percent(percent, events, pbmc)
     if not np.any(days == 0.0):

@@ -300,16 +300,20 @@ class CauseSpecificCox(BaseEstimator):
         )
 
 
-def _probability(classifier, X: np.ndarray) -> np.ndarray:
-    """Positive-class probability of a fitted binary classifier.
-
-    A binary ``LogisticRegression`` is evaluated directly (``expit`` of its linear predictor,
-    the arithmetic of its ``predict_proba``) to skip per-call input validation on the serving
-    path; any other classifier through ``predict_proba``.
+def _logistic_margin(classifier, X: np.ndarray) -> np.ndarray | None:
+    """A binary ``LogisticRegression``'s linear predictor (its ``decision_function``), computed
+    directly to skip per-call input validation on the serving path; None for other classifiers.
     """
     if isinstance(classifier, LogisticRegression) and classifier.coef_.shape[0] == 1:
-        return expit(X @ classifier.coef_[0] + classifier.intercept_[0])
-    return classifier.predict_proba(X)[:, 1]
+        return X @ classifier.coef_[0] + classifier.intercept_[0]
+    return None
+
+
+def _probability(classifier, X: np.ndarray) -> np.ndarray:
+    """Positive-class probability of a fitted binary classifier (``expit`` of the margin of a
+    binary logistic regression, the arithmetic of its ``predict_proba``)."""
+    margin = _logistic_margin(classifier, X)
+    return classifier.predict_proba(X)[:, 1] if margin is None else expit(margin)
 
 
 class IPCWHorizonBase(BaseEstimator):
@@ -342,8 +346,9 @@ class IPCWHorizonBase(BaseEstimator):
 
     def _log_odds(self, classifier, X: np.ndarray) -> np.ndarray:
         """Log-odds of one fitted horizon classifier (``decision_function`` when it has one)."""
-        if isinstance(classifier, LogisticRegression) and classifier.coef_.shape[0] == 1:
-            return X @ classifier.coef_[0] + classifier.intercept_[0]  # its decision_function
+        margin = _logistic_margin(classifier, X)
+        if margin is not None:
+            return margin
         if hasattr(classifier, "decision_function"):
             return classifier.decision_function(X)
         p = np.clip(classifier.predict_proba(X)[:, 1], 1e-12, 1.0 - 1e-12)
@@ -406,16 +411,6 @@ class IPCWHorizonBase(BaseEstimator):
     ) -> np.ndarray:
         """Probability of bone metastasis by each time, interpolated between fitted horizons."""
         return self._interpolate(self._at_fitted(X), times_days)
-
-    def predict_with_incidence(
-        self, X: np.ndarray, times_days: Sequence[float]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`predict` and :meth:`predict_cumulative_incidence` of the same rows, together.
-
-        One pass over the horizon classifiers (the serving path calls this once per request).
-        """
-        X = np.asarray(X, dtype=float)
-        return self.predict(X), self.predict_cumulative_incidence(X, times_days)
 
     def _interpolate(self, p: np.ndarray, times_days: Sequence[float]) -> np.ndarray:
         knots = np.concatenate([[0.0], self.fitted_horizons_months_ * DAYS_PER_MONTH])

@@ -176,22 +176,16 @@ class RiskModel:
         Rows without them (plain contract rows) are predictions at enrollment from the
         enrollment draw; a prediction day after the last landmark is clipped to it.
         """
-        from features.landmark import TRAJECTORY_FEATURES, summarize_draws
-        from features.transformers import marker_percent
+        from features.draws import MARKER_FIELDS, trajectory_at
+        from features.landmark import TRAJECTORY_FEATURES
 
-        columns = dict(typed.items()) if not isinstance(typed, pd.DataFrame) else None
-        if columns is None:
-            columns = {c: typed[c].to_numpy() for c in typed.columns}
+        columns = {c: np.asarray(typed[c]) for c in typed}  # a frame's or a mapping's columns
         n = len(columns["patient_id"])
         if "landmark_day" not in columns:
-            percent = marker_percent(
-                _column(columns, "oc_positive_percent"),
-                _column(columns, "oc_positive_events"),
-                _column(columns, "pbmc_events"),
-            )
-            values = np.array(
-                [summarize_draws(np.zeros(1), percent[i : i + 1], 0.0) for i in range(n)]
-            ).reshape(n, len(TRAJECTORY_FEATURES))
+            enrollment = np.column_stack([_column(columns, f) for f in MARKER_FIELDS])
+            no_draws = (np.empty(0),) * 4
+            values = np.array([trajectory_at(tuple(e), no_draws, 0.0) for e in enrollment])
+            values = values.reshape(n, len(TRAJECTORY_FEATURES))
             columns["landmark_day"] = np.zeros(n)
             for j, name in enumerate(TRAJECTORY_FEATURES):
                 columns[name] = values[:, j]
