@@ -34,6 +34,7 @@ import pandas as pd
 
 from features.schema import (
     CONTRACT_VERSION,
+    MAX_INTEGER,
     MEASUREMENT_COLUMNS,
     OUTCOME_COLUMNS,
     PATIENT_COLUMNS,
@@ -41,6 +42,7 @@ from features.schema import (
     PERCENT_ABS_TOL,
     PERCENT_REL_TOL,
     ColumnSpec,
+    integral,
 )
 
 __all__ = [
@@ -69,6 +71,7 @@ RULE_REQUIRED = "required value missing"
 RULE_NUMBER = "must be a number"
 RULE_FINITE = "must be a finite number"
 RULE_INTEGER = "must be an integer"
+RULE_MAX_INTEGER = f"must be <={MAX_INTEGER} (the largest integer a float64 holds exactly)"
 RULE_STRING = "must be a string"
 RULE_PATIENT_ID = "must be 1-64 characters of A-Z a-z 0-9 _ -"
 RULE_UNIQUE_ID = "must be unique, already in row {first}"
@@ -92,8 +95,15 @@ RULE_OUTCOME_MIXED = (
     " or for scoring (none)"
 )
 RULE_READ = "cannot read file: {problem}"
+RULE_NO_ROWS = "no rows: the table has a header but no patient (a cohort needs at least one)"
+
+#: Rows listed in a ContractError's message for one rule broken in many rows of a column.
+FIRST_ROWS_SHOWN = 3
 
 _EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+#: ``DataFrame.attrs`` key of a table read from a typed file (Parquet), whose text values are not
+#: parsed as numbers or booleans.
+TYPED_FILE = "bonemet_typed_file"
 _BOOLEAN_TEXT = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}
 _PATIENT_ID = re.compile(PATIENT_ID_PATTERN)
 _NON_FINITE_TEXT = frozenset(
@@ -186,11 +196,50 @@ class ContractError(ValueError):
             f"{subject} breaks data contract v{CONTRACT_VERSION}: "
             f"{len(self.violations)} violation(s)"
         ]
-        lines += [str(v) for v in self.violations]
+        lines += _message_lines(self.violations)
         super().__init__("\n".join(lines))
 
     def __reduce__(self) -> tuple[type[ContractError], tuple[list[Violation], str]]:
         return (type(self), (self.violations, self.subject))
+
+
+def _message_lines(violations: Sequence[Violation]) -> list[str]:
+    """One line per violation, except a rule broken in many rows of one column: one paragraph.
+
+    A column of the wrong type (a unit in every cell, text in a Parquet number column) breaks
+    its rule in every row; the message then gives the rule once with the number of rows and
+    the first :data:`FIRST_ROWS_SHOWN` of them, not hundreds of lines. The violations
+    themselves (``ContractError.violations``) stay complete.
+    """
+    groups: dict[tuple, list[Violation]] = {}
+    for v in violations:
+        groups.setdefault(_group_key(v), []).append(v)
+    lines = []
+    for v in violations:
+        group = groups[_group_key(v)]
+        if len(group) <= FIRST_ROWS_SHOWN:
+            lines.append(str(v))
+        elif v is group[0]:
+            lines.append(_paragraph(group))
+    return lines
+
+
+def _group_key(v: Violation) -> tuple:
+    return (v.table, v.column, v.rule) if v.row is not None else (id(v),)
+
+
+def _paragraph(group: Sequence[Violation]) -> str:
+    first = group[0]
+    column = f", column {first.column}" if first.column is not None else ""
+    shown = []
+    for v in group[:FIRST_ROWS_SHOWN]:
+        text = f"row {v.row}"
+        if v.patient_id is not None:
+            text += f" (patient_id {v.patient_id})"
+        if v.value is not None:
+            text += f" value {v.value!r}"
+        shown.append(text)
+    return f"{first.table}{column}: {first.rule}, in {len(group)} rows; first: " + "; ".join(shown)
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,7 +338,12 @@ def read_table(path: str | os.PathLike[str], *, table: str | None = None) -> pd.
         raise fail(exc.strerror or _first_line(exc)) from exc
     except ValueError as exc:  # pyarrow.ArrowInvalid and kin derive from ValueError
         raise fail(f"not a readable Parquet file ({_first_line(exc)})") from exc
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    if fmt == "parquet":
+        # A typed file: a text value in a number or boolean column is the wrong type, as the
+        # same value is in a JSON request ("54" is not a number there); only CSV is all text.
+        frame.attrs[TYPED_FILE] = True
+    return frame
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -428,7 +482,11 @@ def _int_to_float(value: object) -> float:
 
 
 def _parse_column(
-    spec: ColumnSpec, column: pd.Series | np.ndarray | None, n_rows: int, report: _Report
+    spec: ColumnSpec,
+    column: pd.Series | np.ndarray | None,
+    n_rows: int,
+    report: _Report,
+    parse_text: bool = True,
 ) -> _Parsed:
     if column is None:
         absent = np.zeros(n_rows, dtype=bool)
@@ -443,6 +501,8 @@ def _parse_column(
         raw = column
         codes = _classify_values(raw)
     present = codes != _MISSING
+    if not parse_text and spec.kind in ("number", "integer", "boolean"):
+        codes = np.where(codes == _TEXT, _OTHER, codes)  # text is the wrong type here
     if spec.required:
         report.rows(~present, spec.name, None, RULE_REQUIRED)
     if not present.any():  # nothing given: nothing to check
@@ -513,7 +573,8 @@ def _parse_numeric(
     present = codes != _MISSING
     finite = np.isfinite(values)
     if spec.kind == "integer":
-        typed = finite & (values == np.floor(np.where(finite, values, 0.0)))
+        # A number beyond float range (a huge JSON or Parquet integer) is an integer out of range.
+        typed = integral(values) | (is_num & np.isinf(values))
         report.rows(present & ~typed, spec.name, raw, RULE_INTEGER)
     else:
         typed = finite
@@ -530,6 +591,10 @@ def _parse_numeric(
     if spec.maximum is not None:
         in_range[typed] &= ~(checked > spec.maximum)
     report.rows(typed & ~in_range, spec.name, raw, f"must be {spec.range_text()}")
+    if spec.upper != spec.maximum:
+        too_large = in_range & (np.where(in_range, values, 0.0) > spec.upper)
+        report.rows(too_large, spec.name, raw, RULE_MAX_INTEGER)
+        in_range &= ~too_large
     values[~in_range] = np.nan
     return values, in_range
 
@@ -621,9 +686,12 @@ def _parse_table(
         return parsed
     columns = _check_header(raw, specs, report, not_accepted)
     n_rows = len(raw)
+    # Text is parsed as numbers and booleans (CSV cells, frames built from them); a typed
+    # file (Parquet) gives text as text, the wrong type in a number or boolean column.
+    parse_text = not (isinstance(raw, pd.DataFrame) and raw.attrs.get(TYPED_FILE, False))
     parsed: dict[str, _Parsed] = {}
     for spec in specs:
-        parsed[spec.name] = _parse_column(spec, columns.get(spec.name), n_rows, report)
+        parsed[spec.name] = _parse_column(spec, columns.get(spec.name), n_rows, report, parse_text)
         if spec.name == "patient_id":
             # Later messages name the row's id when it is a well-formed one.
             report.ids = parsed[spec.name].values
@@ -927,6 +995,8 @@ def validate_cohort(patients: pd.DataFrame, measurements: pd.DataFrame | None = 
         Listing every violation of both tables together (patients first, then by row).
     """
     typed_patients, violations = check_patients(patients)
+    if len(patients) == 0:
+        violations = [Violation(PATIENTS_TABLE, None, None, None, None, RULE_NO_ROWS), *violations]
     typed_measurements = None
     if measurements is not None:
         has_ids = "patient_id" in [str(c) for c in patients.columns]

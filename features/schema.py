@@ -7,10 +7,18 @@ service's request models all read it; none of them spells a column rule again.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 CONTRACT_VERSION = 1
+
+#: The largest magnitude of an integer column: every value is held as a float64 (the typed
+#: tables, the models' input), which is exact for integers up to 2**53 and no further. A count
+#: above it is out of range in files and requests alike (no contract count comes near it).
+MAX_INTEGER = 2**53
 
 Kind = Literal["string", "number", "integer", "category", "boolean"]
 
@@ -49,6 +57,14 @@ class ColumnSpec:
     unit: str = ""
     description: str = ""
 
+    @property
+    def upper(self) -> float | None:
+        """The inclusive upper bound checked: ``maximum``, or :data:`MAX_INTEGER` for an integer
+        column the contract leaves open (a count)."""
+        if self.kind == "integer" and self.maximum is None:
+            return float(MAX_INTEGER)
+        return self.maximum
+
     def range_text(self) -> str:
         """Human-readable allowed range, used in violation messages."""
         if self.allowed:
@@ -64,6 +80,39 @@ class ColumnSpec:
         if lo is not None:
             return f">{_fmt(lo)}" if self.exclusive_minimum else f">={_fmt(lo)}"
         return ""
+
+
+def integral(values: np.ndarray) -> np.ndarray:
+    """The contract's rule of an integer column, on float values (files and requests alike).
+
+    A value is an integer when it is a finite number without a fractional part: ``2.0`` is the
+    integer 2 (a pandas column of integers with missing values is float, and so is its JSON),
+    ``2.5`` is not. The range (including :data:`MAX_INTEGER`) is a separate rule.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Values as float64 (NaN for missing, infinity for a number beyond float range).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True where the value is an integer; False for missing, infinite and fractional values.
+    """
+    finite = np.isfinite(values)
+    return finite & (values == np.floor(np.where(finite, values, 0.0)))
+
+
+def integer_value(value: object) -> object:
+    """A JSON number that is an integer by :func:`integral`, as ``int``; anything else unchanged.
+
+    The request models call it before their own (strict) integer check, so a request and a file
+    follow one rule: ``2.0`` becomes 2, ``2.5`` (and a string, a boolean) stays as given and is
+    rejected by the model's type check.
+    """
+    if isinstance(value, float) and math.isfinite(value) and bool(integral(np.array([value]))[0]):
+        return int(value)
+    return value
 
 
 def _fmt(x: float) -> str:

@@ -14,9 +14,9 @@ read the document as OpenAPI 3.0 reject (schemathesis: ``UnsupportedSchema``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from features.schema import (
     MEASUREMENT_COLUMNS,
@@ -24,6 +24,7 @@ from features.schema import (
     PATIENT_COLUMNS,
     PATIENT_ID_PATTERN,
     ColumnSpec,
+    integer_value,
 )
 
 MAX_PATIENTS = 1000
@@ -94,13 +95,22 @@ def _field(spec: ColumnSpec) -> tuple[Any, Any]:
     if spec.kind in ("number", "integer"):
         if spec.minimum is not None:
             bounds["gt" if spec.exclusive_minimum else "ge"] = spec.minimum
-        if spec.maximum is not None:
-            bounds["le"] = spec.maximum
+        if spec.upper is not None:
+            bounds["le"] = spec.upper
     if spec.kind == "number":
         typ: Any = float
         bounds["allow_inf_nan"] = False
     elif spec.kind == "integer":
-        typ = int
+        # The contract's integer rule (features.schema.integer_value): 2.0 is the integer 2, as
+        # in a file, 2.5 is no integer; published as what is accepted, a number that is a
+        # multiple of 1. The bounds are checked on the int, after the conversion.
+        typ = Annotated[
+            int,
+            Field(**bounds),
+            BeforeValidator(integer_value),
+            Field(json_schema_extra={"type": "number", "multipleOf": 1}),
+        ]
+        bounds = {}
     elif spec.kind == "boolean":
         typ = bool
     elif spec.kind == "category":

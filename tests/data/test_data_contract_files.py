@@ -41,6 +41,10 @@ EXPECTED: dict[str, list[str]] = {
         "patients, column ki67_precent: unknown column: not in data contract v1"
         " (did you mean ki67_percent?)",
     ],
+    # A header and no data row: one answer for validate, train and predict (issue 10.5).
+    "patients_header_only.csv": [
+        "patients: no rows: the table has a header but no patient (a cohort needs at least one)",
+    ],
     "patients_missing_required_column.csv": [
         "patients, column disease_setting: required column missing",
     ],

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from features.contract import (
+    RULE_MAX_INTEGER,
     check_measurement_records,
     check_measurements,
     check_patient_records,
@@ -52,11 +53,11 @@ def _unique_header(path: Path) -> bool:
 
 
 # Files refused before validation (duplicate or empty header cells, a row longer than the
-# header) have no records to compare.
+# header) have no records to compare, nor has a header without rows.
 PATIENT_FILES = sorted(
     p
     for p in BAD.glob("patients_*.csv")
-    if _unique_header(p) and p.name != "patients_row_too_long.csv"
+    if _unique_header(p) and p.name not in ("patients_row_too_long.csv", "patients_header_only.csv")
 ) + [GOOD / "patients.csv", BAD / "patients_typed_columns.parquet"]
 
 
@@ -153,7 +154,8 @@ def test_record_values_of_the_wrong_kind_are_violations_not_crashes() -> None:
     assert by_column["ki67_percent"] == "must be a finite number"
     assert by_column["positive_lymph_nodes"] == "must be an integer"
     assert "tumor_size_mm" not in by_column  # a NaN float is a missing value
-    assert by_column["pbmc_events"] == "must be an integer"
+    # An integer beyond float range is an integer out of range (issue 10.3), not a type error.
+    assert by_column["pbmc_events"] == RULE_MAX_INTEGER
     assert np.isnan(columns["tumor_size_mm"][0])
 
 
