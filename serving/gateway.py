@@ -1,12 +1,21 @@
-"""ASGI middleware in front of the service: bearer token, body size limit, audit log.
+"""ASGI middleware in front of the service: what reaches BentoML, and what is recorded of it.
 
-- **Bearer token**: when ``BONEMET_API_TOKEN`` is set, ``/predict`` and ``/model`` require
-  ``Authorization: Bearer <token>`` (401 otherwise); health, readiness, metrics and the API
-  schema stay open for orchestrators.
-- **Body size**: bodies above ``BONEMET_MAX_BODY_BYTES`` (default 10 MB) get 413 before the
-  service parses anything, whether announced by ``Content-Length`` or streamed.
+- **Bearer token**: when ``BONEMET_API_TOKEN`` is set, ``/predict``, ``/explain`` and ``/model``
+  require ``Authorization: Bearer <token>`` (401 otherwise; the scheme name in any case, RFC
+  7235); health, readiness, metrics and the API schema stay open for orchestrators.
+- **Bodies**: a body (``POST``, ``PUT``, ``PATCH``) must be ``application/json`` (415 otherwise:
+  a form or multipart body never reaches BentoML's form parser, and a web page cannot make a
+  browser post one blind), at most ``BONEMET_MAX_BODY_BYTES`` (default 10 MB; 413, whether
+  announced by ``Content-Length`` or streamed), complete within ``BONEMET_BODY_TIMEOUT_SECONDS``
+  (default 30; 408 for a slow or stalled client), and a JSON object may name a key only once
+  (400, ``loc`` the object's place in the body: JSON parsers keep the last, silently).
+- **Metric labels**: BentoML labels its request metrics with the request path; here the label is
+  the route (:data:`ROUTES`) or ``"other"``, so no client-sent path reaches ``/metrics`` and its
+  size does not grow with the paths asked for (:func:`bound_metric_labels`).
+- **Readiness**: ``GET /readyz`` answers BentoML's readiness with a JSON body from the service
+  (the version served, the registry alias followed, the alias target it failed to load).
 - **Audit**: one JSON line per request on the ``bonemet.audit`` logger with request id, method,
-  path, status, latency, model version and number of patients; never a patient field. The
+  route, status, latency, model version and number of patients; never a patient field. The
   request id is returned as ``X-Request-ID``.
 - **No request values in any log**: :mod:`serving.logs` redacts the exceptions BentoML and
   uvicorn log (a rejected body's pydantic error quotes its values): on the loggers that log
@@ -26,6 +35,8 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
+
 from serving import logs
 
 Scope = MutableMapping[str, Any]
@@ -35,8 +46,90 @@ Send = Callable[[Message], Awaitable[None]]
 
 PROTECTED_PREFIXES = ("/predict", "/explain", "/model")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+#: Below BentoML's traffic timeout (60 s, a 504): a client that stalls its body gets a 408.
+DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
+#: The service's routes: the metric label and audit ``path`` of a request; any other is "other".
+ROUTES = frozenset(
+    {
+        "/",
+        "/predict",
+        "/explain",
+        "/model",
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/metrics",
+        "/docs.json",
+    }
+)
+#: Route prefixes of files (BentoML's Swagger UI assets), labelled by the prefix.
+ROUTE_PREFIXES = ("/static_content/",)
+OTHER_ROUTE = "other"
+JSON_MEDIA_TYPE = "application/json"
 audit_logger = logging.getLogger("bonemet.audit")
 logs.install(handlers=False)  # the source loggers now; every handler once the server runs
+
+
+def route_label(path: str) -> str:
+    """The route a path belongs to, from a fixed set: a known route, a file prefix, or "other".
+
+    Parameters
+    ----------
+    path : str
+        The request path as sent by the client.
+
+    Returns
+    -------
+    str
+        ``path`` itself for a route of :data:`ROUTES`, the prefix without its final slash for a
+        path under :data:`ROUTE_PREFIXES`, else ``"other"``.
+    """
+    if path in ROUTES:
+        return path
+    for prefix in ROUTE_PREFIXES:
+        if path.startswith(prefix):
+            return prefix.rstrip("/")
+    return OTHER_ROUTE
+
+
+def bound_metric_labels() -> None:
+    """Make BentoML label its request metrics with :func:`route_label`, not the raw path.
+
+    BentoML 1.4's ``RunnerTrafficMetricsMiddleware`` (the outermost middleware, before any of
+    the service's) labels ``request_total``, ``request_duration_seconds`` and
+    ``request_in_progress`` with ``scope["path"]``: one new time series per path a client
+    invents, for the life of the worker (6,000 unknown paths grew ``/metrics`` from 110 KB to
+    47 MB). The replacement hands BentoML's code a copy of the scope whose path is the label
+    and gives the application the original scope back. BentoML builds its middleware stack in
+    the worker after importing the service, which imports this module: the replacement is in
+    place by then. Idempotent.
+    """
+    from bentoml._internal.server.http import instruments
+
+    base = instruments.RunnerTrafficMetricsMiddleware
+    if getattr(base, "bonemet_bounded", False):
+        return
+
+    class BoundedLabelsMetricsMiddleware(base):  # type: ignore[misc, valid-type]
+        bonemet_bounded = True
+
+        def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+            async def original_scope(scope: Scope, receive: Receive, send: Send) -> None:
+                await app(scope.get("bonemet.scope", scope), receive, send)
+
+            super().__init__(original_scope, *args, **kwargs)
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"].startswith("http"):
+                label = route_label(scope["path"])
+                if label != scope["path"]:
+                    scope = {**scope, "path": label, "bonemet.scope": scope}
+            await super().__call__(scope, receive, send)
+
+    instruments.RunnerTrafficMetricsMiddleware = BoundedLabelsMetricsMiddleware
+
+
+bound_metric_labels()
 
 
 def _configure_audit_logger() -> None:
@@ -53,10 +146,18 @@ def _configure_audit_logger() -> None:
 class GatewayMiddleware:
     """Authentication, body-size limit and audit logging for the BentoML ASGI app."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Awaitable[None]],
+        readiness: Callable[[], dict[str, Any] | None] | None = None,
+    ) -> None:
         self.app = app
+        self.readiness = readiness
         self.token = os.environ.get("BONEMET_API_TOKEN") or None
         self.max_body = int(os.environ.get("BONEMET_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+        self.body_seconds = float(
+            os.environ.get("BONEMET_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS)
+        )
         _configure_audit_logger()
         logs.install()
 
@@ -84,8 +185,8 @@ class GatewayMiddleware:
         try:
             await self._handle(scope, receive, send_wrapper)
         finally:
-            path = scope.get("path", "")
-            if not path.startswith(("/healthz", "/livez", "/readyz", "/metrics")):
+            path = route_label(scope.get("path", ""))
+            if path not in ("/healthz", "/livez", "/readyz", "/metrics"):
                 audit_logger.info(
                     json.dumps(
                         {
@@ -103,7 +204,14 @@ class GatewayMiddleware:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if self.token and path.startswith(PROTECTED_PREFIXES) and not self._authorized(scope):
+        method = scope.get("method")
+        # A CORS preflight (OPTIONS) carries no credentials by design; it reaches no handler.
+        if (
+            self.token
+            and method != "OPTIONS"
+            and path.startswith(PROTECTED_PREFIXES)
+            and not self._authorized(scope)
+        ):
             await _json(
                 send,
                 401,
@@ -111,24 +219,119 @@ class GatewayMiddleware:
                 [(b"www-authenticate", b'Bearer realm="bonemet"')],
             )
             return
-        if scope.get("method") in ("POST", "PUT", "PATCH"):
+        if method in ("POST", "PUT", "PATCH"):
+            if _media_type(scope) != JSON_MEDIA_TYPE:
+                await _json(send, 415, {"error": f"unsupported media type: send {JSON_MEDIA_TYPE}"})
+                return
             declared = _content_length(scope)
             if declared is not None and declared > self.max_body:
                 await _json(send, 413, _too_large(self.max_body))
                 return
-            body, too_large = await _read_body(receive, self.max_body)
+            try:
+                with anyio.fail_after(self.body_seconds):
+                    body, too_large = await _read_body(receive, self.max_body)
+            except TimeoutError:
+                await _json(
+                    send,
+                    408,
+                    {"error": f"request body not received within {self.body_seconds:g} s"},
+                    [(b"connection", b"close")],
+                )
+                return
             if too_large:
                 await _json(send, 413, _too_large(self.max_body))
                 return
+            duplicates = duplicate_keys(body)
+            if duplicates:
+                detail = [
+                    {"loc": loc, "msg": "duplicate key: a JSON object may name a key only once"}
+                    for loc in duplicates
+                ]
+                await _json(
+                    send,
+                    400,
+                    {"error": f"{len(detail)} duplicate key(s) in the JSON body", "detail": detail},
+                )
+                return
             receive = _replay(body, receive)
+        if path == "/readyz" and method == "GET" and self.readiness is not None:
+            await self._ready(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def _ready(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """BentoML's readiness answer; when ready, with the service's report as its body."""
+        start: Message = {}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                if message["status"] != 200:
+                    await send(message)
+            elif start.get("status") != 200:
+                await send(message)
+
+        await self.app(scope, receive, capture)
+        if start.get("status") == 200:
+            report = self.readiness() if self.readiness is not None else None
+            await _json(send, 200, {"ready": True, **(report or {})})
 
     def _authorized(self, scope: Scope) -> bool:
         for key, value in scope.get("headers", []):
             if key == b"authorization":
-                expected = f"Bearer {self.token}".encode()
-                return hmac.compare_digest(value, expected)
+                scheme, _, credentials = value.strip().partition(b" ")
+                return scheme.lower() == b"bearer" and hmac.compare_digest(
+                    credentials.strip(), self.token.encode()
+                )
         return False
+
+
+def duplicate_keys(body: bytes) -> list[list[Any]]:
+    """Where a JSON body names a key twice in one object, as ``loc`` lists (object path + key).
+
+    Returns ``[]`` for a body without duplicates and for one that is not JSON at all (the
+    service's own parser answers that with a 400). The body is parsed once more for this; it
+    costs microseconds for a patient, milliseconds for a full batch.
+    """
+    found: list[tuple[dict, str]] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        obj: dict = {}
+        for key, value in items:
+            if key in obj:
+                found.append((obj, key))
+            obj[key] = value
+        return obj
+
+    try:
+        tree = json.loads(body, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return []
+    if not found:
+        return []
+    places: dict[int, list[Any]] = {}
+
+    def walk(node: Any, loc: list[Any]) -> None:
+        if isinstance(node, dict):
+            places[id(node)] = loc
+            for key, value in node.items():
+                walk(value, [*loc, key])
+        elif isinstance(node, list):
+            for k, value in enumerate(node):
+                walk(value, [*loc, k])
+
+    try:
+        walk(tree, [])
+    except RecursionError:  # nested nearly as deep as the parser allows: the key alone
+        places.clear()
+    return [[*places.get(id(obj), []), key] for obj, key in found]
+
+
+def _media_type(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-type":
+            return value.decode("latin-1").split(";", 1)[0].strip().lower()
+    return None
 
 
 def _too_large(limit: int) -> dict[str, str]:

@@ -29,6 +29,7 @@ from features.schema import (
 
 MAX_PATIENTS = 1000
 MAX_MEASUREMENTS = 500
+MAX_PREDICTION_DAY = 36500  # days: a century, explicit or by default (the latest draw)
 DEFAULT_HORIZONS = [12.0, 24.0, 36.0, 60.0]
 
 
@@ -145,7 +146,7 @@ PatientRecord = create_model(
         Field(
             None,
             ge=0,
-            le=36500,
+            le=MAX_PREDICTION_DAY,
             allow_inf_nan=False,
             description="days since enrollment at which the prediction is made (default: "
             "the day of the latest draw given, or 0)",
@@ -196,6 +197,14 @@ class ModelInfo(_ResponseModel):
     version: str
     alias: str | None = None
     run_id: str
+    alias_target: str | None = Field(
+        None,
+        description="set when the alias now names another version that could not be loaded: "
+        "that version; the answer still comes from `version`",
+    )
+    alias_error: str | None = Field(
+        None, description="why `alias_target` could not be loaded (set with it)"
+    )
 
 
 class PredictionResponse(_ResponseModel):

@@ -13,8 +13,10 @@ its raw records too and added, so every violation comes in one answer.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -31,6 +33,7 @@ from serving.gateway import GatewayMiddleware
 from serving.schemas import (
     DEFAULT_HORIZONS,
     MAX_PATIENTS,
+    MAX_PREDICTION_DAY,
     ExplainedPrediction,
     ExplanationResponse,
     ModelInfo,
@@ -54,6 +57,22 @@ MODEL_TAG = os.environ.get("BONEMET_BENTO_MODEL", "bone-metastasis-risk:latest")
 _DRAW = ("day",) + MARKER_FIELDS  # the draw columns trajectory_at reads
 _NOT_COLUMNS = ("oc_measurements", "prediction_day")  # request fields beside the contract row
 INLINE_PATIENTS = 20  # requests up to this size are answered on the event loop (see predict)
+#: A loaded version answers this synthetic patient (built from the contract, nobody's record)
+#: before it is served.
+SMOKE_PATIENT = {
+    "patient_id": "SMOKE-1",
+    "age_years": 60.0,
+    "disease_setting": "metastatic",
+    "bone_metastasis_at_enrollment": False,
+    "oc_positive_percent": 0.05,
+}
+#: A version that failed to load is tried again after this long (a damaged artifact stays
+#: damaged; a transient download failure does not).
+RETRY_FAILED_SECONDS = 60.0
+RULE_DEFAULT_PREDICTION_DAY = (
+    f"must be 0-{MAX_PREDICTION_DAY}: not given, it defaults to the latest draw's day "
+    "({day:g}), which is out of that range"
+)
 
 
 class PredictRequest(IODescriptor):
@@ -149,7 +168,26 @@ def _check_request(
             i, j = where[v.row - 1] if v.row else (None, None)
             loc = ["patients", i, "oc_measurements", j] + ([v.column] if v.column else [])
             bad.append({"loc": loc, "msg": _api_rule(v.rule)})
+        bad += _default_day_violations(patients, draws["day"], owner)
     return typed, draws, owner, bad
+
+
+def _default_day_violations(
+    patients: Sequence[Any], days: Any, owner: list[int]
+) -> list[dict[str, Any]]:
+    """A ``prediction_day`` left to its default (the latest draw) is bounded as a given one."""
+    latest: dict[int, float] = {}
+    for day, i in zip(days.tolist(), owner, strict=True):
+        if not math.isnan(day):
+            latest[i] = max(latest.get(i, day), day)
+    return [
+        {
+            "loc": ["patients", i, "prediction_day"],
+            "msg": RULE_DEFAULT_PREDICTION_DAY.format(day=day),
+        }
+        for i, day in sorted(latest.items())
+        if day > MAX_PREDICTION_DAY and patients[i].get("prediction_day") is None
+    ]
 
 
 def _with_contract_violations(err: ValidationError, data: Any) -> ValidationError:
@@ -275,6 +313,16 @@ class ModelState:
         """The fitted RiskModel inside the MLflow pyfunc."""
         return self.model.unwrap_python_model().risk_model
 
+    def diverged(self, target: str | None, error: str | None) -> ModelState:
+        """This state, reporting that the alias names ``target``, which failed with ``error``.
+
+        ``None`` for both: the alias names the version served again.
+        """
+        facts = {"alias_target": target, "alias_error": error}
+        return dataclasses.replace(
+            self, info=self.info.model_copy(update=facts), details={**self.details, **facts}
+        )
+
 
 def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any]:
     from features.schema import CONTRACT_VERSION
@@ -322,9 +370,53 @@ def _model_app():
     return Starlette(routes=[Route("/model", model_endpoint, methods=["GET"])])
 
 
+def _cors_policy() -> dict[str, Any]:
+    """BentoML's CORS settings: none unless ``BONEMET_CORS_ORIGINS`` lists allowed origins.
+
+    The API is for servers and the clinician page, which is same-origin; a browser on another
+    origin may call it only when an operator names that origin (comma-separated list), and then
+    only ``GET``/``POST`` with ``Authorization`` and ``Content-Type`` headers, no cookies.
+    """
+    origins = [o.strip() for o in os.environ.get("BONEMET_CORS_ORIGINS", "").split(",")]
+    origins = [o for o in origins if o]
+    if not origins:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "access_control_allow_origins": origins,
+        "access_control_allow_methods": ["GET", "POST"],
+        "access_control_allow_headers": ["Authorization", "Content-Type"],
+        "access_control_allow_credentials": False,
+        "access_control_expose_headers": ["X-Model-Version", "X-Request-ID"],
+        "access_control_max_age": 600,
+    }
+
+
+def _readiness() -> dict[str, Any] | None:
+    """The running service's readiness report (None before the service exists)."""
+    from bentoml.exceptions import BentoMLException
+
+    try:
+        service = bentoml.get_current_service()
+    except BentoMLException:
+        return None
+    return service.readiness()
+
+
+def _failure(err: BaseException) -> str:
+    """Why a version failed: the exception type and the first line of its message."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
+
+
 # BentoML's own access log is off: the gateway's audit line records every request (with the
 # model version and request id, and nothing of the patient), at less cost per request.
-@bentoml.service(name="bonemet", traffic={"timeout": 60}, logging={"access": {"enabled": False}})
+@bentoml.service(
+    name="bonemet",
+    traffic={"timeout": 60},
+    logging={"access": {"enabled": False}},
+    http={"cors": _cors_policy()},
+)
 class BoneMetastasisService:
     """Bone metastasis risk from contract patient records."""
 
@@ -352,33 +444,101 @@ class BoneMetastasisService:
             )
             self._follow.start()
 
+    def readiness(self) -> dict[str, Any]:
+        """What ``GET /readyz`` reports: the version served and the alias it follows.
+
+        ``alias_target`` and ``alias_error`` are set while the alias names a version that could
+        not be loaded (the service answers with ``version`` meanwhile); ``following`` says
+        whether the alias is followed and the follower is running.
+        """
+        info = self.state.info
+        return {
+            "name": info.name,
+            "version": info.version,
+            "alias": info.alias,
+            "alias_target": info.alias_target,
+            "alias_error": info.alias_error,
+            "following": self._follow is not None and self._follow.is_alive(),
+        }
+
     def _follow_alias(self, name: str, alias: str) -> None:
         """Poll the registry; load and swap in the version the alias points to when it moves."""
         import mlflow
-        from mlflow.exceptions import MlflowException
 
         interval = float(os.environ.get("BONEMET_RELOAD_SECONDS", "10"))
         client = mlflow.MlflowClient()
+        failed: dict[str, float] = {}  # version -> when it last failed to load
         while True:
             time.sleep(interval)
             try:
-                mv = client.get_model_version_by_alias(name, alias)
-                if str(mv.version) == self.state.info.version:
-                    continue
-                model = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
-                info = ModelInfo(
-                    name=name, version=str(mv.version), alias=alias, run_id=mv.run_id or ""
+                self._follow_once(client, name, alias, failed)
+            except Exception:  # noqa: BLE001 - the follower outlives anything one poll raises
+                logger.exception(
+                    "alias follower: poll failed; still serving version %s",
+                    (self.state.info.version),
                 )
-                state = ModelState(model, info, _details(model, info, dict(mv.tags or {})))
-            except (MlflowException, OSError) as err:
-                logger.warning(
-                    "alias follower: keeping version %s (%s)",
-                    self.state.info.version,
-                    type(err).__name__,
-                )
-                continue
-            self.state = state
-            logger.info("now serving %s version %s (%s)", name, info.version, alias)
+
+    def _follow_once(self, client: Any, name: str, alias: str, failed: dict[str, float]) -> None:
+        """One poll: look the alias up; when it names another version, try to serve that."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = client.get_model_version_by_alias(name, alias)
+        except (MlflowException, OSError) as err:
+            logger.warning(
+                "alias follower: registry not reachable, keeping version %s (%s)",
+                self.state.info.version,
+                type(err).__name__,
+            )
+            return
+        target = str(mv.version)
+        current = self.state
+        if target == current.info.version:
+            if current.info.alias_target is not None:
+                self.state = current.diverged(None, None)
+                logger.info("%s@%s names version %s again, as served", name, alias, target)
+            return
+        last = failed.get(target)
+        if last is not None and time.monotonic() - last < RETRY_FAILED_SECONDS:
+            return
+        try:
+            state = self._load_version(name, alias, mv)
+        except Exception as err:  # noqa: BLE001 - see below
+            # Loading a version unpickles its artifact and runs its code: a damaged artifact
+            # fails with whatever that raises (IndexError, EOFError, KeyError, AttributeError,
+            # ...). None of it may stop the follower or the service; nor is it swallowed:
+            # GET /model, every answer and /readyz name the target and why, and the log does.
+            failed[target] = time.monotonic()
+            reason = _failure(err)
+            self.state = self.state.diverged(target, reason)
+            logger.error(
+                "alias follower: %s@%s names version %s, which cannot be served (%s); "
+                "still serving version %s",
+                name,
+                alias,
+                target,
+                reason,
+                self.state.info.version,
+            )
+            return
+        failed.pop(target, None)
+        self.state = state
+        logger.info("now serving %s version %s (%s)", name, target, alias)
+
+    def _load_version(self, name: str, alias: str, mv: Any) -> ModelState:
+        """Load a registry version and check it answers the smoke patient; its state."""
+        import mlflow
+
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+        info = ModelInfo(name=name, version=str(mv.version), alias=alias, run_id=mv.run_id or "")
+        state = ModelState(model, info, _details(model, info, dict(mv.tags or {})))
+        (smoke,) = _predictions(state, [PatientRecord(**SMOKE_PATIENT)], DEFAULT_HORIZONS, False)
+        probabilities = [p.probability for p in smoke.bone_metastasis_probability]
+        if len(probabilities) != len(DEFAULT_HORIZONS) or not all(
+            0.0 <= p <= 1.0 for p in probabilities
+        ):
+            raise ValueError(f"the smoke patient got probabilities {probabilities}")
+        return state
 
     # The handlers are coroutines: a small request is answered on the event loop (about a
     # millisecond of work, less than handing it to a worker thread and back); a large batch
@@ -406,47 +566,55 @@ class BoneMetastasisService:
 
     def _answer(self, patients: list, horizons_months: list, ctx: bentoml.Context, explain: bool):
         state = self.state  # one model for the whole request, even if the alias moves now
-        ctx.response.headers["X-Model-Version"] = state.info.version
-        ctx.response.headers["X-Patients"] = str(len(patients))
-        # The contract's own rules, on the records (no pandas: this is the hot path).
-        typed, draws, owner, bad = _check_request(
-            [p.model_dump() for p in patients], validated=True
-        )
-        if bad:
+        headers = {"X-Model-Version": state.info.version, "X-Patients": str(len(patients))}
+        if state.info.alias_target is not None:
+            headers["X-Model-Alias-Target"] = state.info.alias_target
+        ctx.response.headers.update(headers)
+        answer = _predictions(state, patients, horizons_months, explain)
+        if isinstance(answer, JSONResponse):
             ctx.response.status_code = 400  # BentoML applies the context's status to responses
-            response = _bad_request(bad)
-            response.headers["X-Model-Version"] = state.info.version
-            response.headers["X-Patients"] = str(len(patients))
-            return response
-        notes = _apply_draws(typed, draws, owner, patients, state.risk_model)
-        # The rows are validated: call the logged model's RiskModel directly (the same object
-        # the pyfunc wraps) instead of paying MLflow's schema enforcement and a second
-        # contract check per request.
-        batch = state.risk_model.predict_batch(typed, horizons_months, explain=explain)
-        predictions = []
-        for k in range(len(patients)):
-            score = float(batch.risk_score[k])
-            has_probs = score == score  # NaN for bone metastasis at enrollment
-            answer = dict(
-                patient_id=batch.patient_id[k],
-                risk_score=score if has_probs else None,
-                risk_group=batch.risk_group[k] if has_probs else None,
-                bone_metastasis_probability=[
-                    ProbabilityAt(months=h, probability=float(p))
-                    for h, p in zip(horizons_months, batch.probability[k], strict=True)
-                ]
-                if has_probs
-                else [],
-                warnings=notes[k] + batch.warnings[k],
-            )
-            if explain:
-                predictions.append(ExplainedPrediction(**answer, explanation=batch.explanation[k]))
-            else:
-                predictions.append(Prediction(**answer))
+            answer.headers.update(headers)
+            return answer
         if explain:
-            return ExplanationResponse(model=state.info, predictions=predictions)
-        return PredictionResponse(model=state.info, predictions=predictions)
+            return ExplanationResponse(model=state.info, predictions=answer)
+        return PredictionResponse(model=state.info, predictions=answer)
+
+
+def _predictions(
+    state: ModelState, patients: list, horizons_months: list, explain: bool
+) -> list[Prediction] | JSONResponse:
+    """Each patient's answer from ``state``'s model, or the 400 of the contract's rules."""
+    # The contract's own rules, on the records (no pandas: this is the hot path).
+    typed, draws, owner, bad = _check_request([p.model_dump() for p in patients], validated=True)
+    if bad:
+        return _bad_request(bad)
+    notes = _apply_draws(typed, draws, owner, patients, state.risk_model)
+    # The rows are validated: call the logged model's RiskModel directly (the same object
+    # the pyfunc wraps) instead of paying MLflow's schema enforcement and a second
+    # contract check per request.
+    batch = state.risk_model.predict_batch(typed, horizons_months, explain=explain)
+    predictions = []
+    for k in range(len(patients)):
+        score = float(batch.risk_score[k])
+        has_probs = score == score  # NaN for bone metastasis at enrollment
+        answer = dict(
+            patient_id=batch.patient_id[k],
+            risk_score=score if has_probs else None,
+            risk_group=batch.risk_group[k] if has_probs else None,
+            bone_metastasis_probability=[
+                ProbabilityAt(months=h, probability=float(p))
+                for h, p in zip(horizons_months, batch.probability[k], strict=True)
+            ]
+            if has_probs
+            else [],
+            warnings=notes[k] + batch.warnings[k],
+        )
+        if explain:
+            predictions.append(ExplainedPrediction(**answer, explanation=batch.explanation[k]))
+        else:
+            predictions.append(Prediction(**answer))
+    return predictions
 
 
 BoneMetastasisService.mount_asgi_app(_model_app(), path="/")
-BoneMetastasisService.add_asgi_middleware(GatewayMiddleware)
+BoneMetastasisService.add_asgi_middleware(GatewayMiddleware, readiness=_readiness)
