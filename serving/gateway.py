@@ -150,9 +150,11 @@ class GatewayMiddleware:
         self,
         app: Callable[..., Awaitable[None]],
         readiness: Callable[[], dict[str, Any] | None] | None = None,
+        document: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.app = app
         self.readiness = readiness
+        self.document = document
         self.token = os.environ.get("BONEMET_API_TOKEN") or None
         self.max_body = int(os.environ.get("BONEMET_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
         self.body_seconds = float(
@@ -254,14 +256,27 @@ class GatewayMiddleware:
                 )
                 return
             receive = _replay(body, receive)
-        if path == "/readyz" and method == "GET" and self.readiness is not None:
-            await self._ready(scope, receive, send)
+        if method == "GET" and path == "/readyz" and self.readiness is not None:
+            readiness = self.readiness
+            await self._rewrite(
+                scope, receive, send, lambda _: {"ready": True, **(readiness() or {})}
+            )
+            return
+        if method == "GET" and path == "/docs.json" and self.document is not None:
+            await self._rewrite(scope, receive, send, self.document)
             return
         await self.app(scope, receive, send)
 
-    async def _ready(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """BentoML's readiness answer; when ready, with the service's report as its body."""
+    async def _rewrite(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        rewrite: Callable[[Any], dict[str, Any]],
+    ) -> None:
+        """The app's answer; a 200 with its JSON body (None if not JSON) rewritten."""
         start: Message = {}
+        chunks: list[bytes] = []
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -270,11 +285,16 @@ class GatewayMiddleware:
                     await send(message)
             elif start.get("status") != 200:
                 await send(message)
+            else:
+                chunks.append(message.get("body", b""))
 
         await self.app(scope, receive, capture)
         if start.get("status") == 200:
-            report = self.readiness() if self.readiness is not None else None
-            await _json(send, 200, {"ready": True, **(report or {})})
+            try:
+                body = json.loads(b"".join(chunks))
+            except ValueError:
+                body = None
+            await _json(send, 200, rewrite(body))
 
     def _authorized(self, scope: Scope) -> bool:
         for key, value in scope.get("headers", []):

@@ -223,3 +223,24 @@ class ExplanationResponse(_ResponseModel):
     predictions: list[ExplainedPrediction]
 
     model_config = ConfigDict(protected_namespaces=())
+
+
+class ModelDetails(ModelInfo):
+    """Body of ``GET /model``: the version answering, and what it was trained on and with."""
+
+    family: str = Field(..., description="model family")
+    training_data_digest: str | None = Field(None, description="digest of the training cohort")
+    headline_metrics: dict[str, float] = Field(
+        default_factory=dict, description="held-out and cross-validated metrics of the run"
+    )
+    features: list[str] = Field(default_factory=list, description="model features")
+    inputs: list[str] = Field(default_factory=list, description="contract fields the model reads")
+    horizons_months: list[float] = Field(default_factory=list)
+    risk_cutoffs: list[float] = Field(default_factory=list)
+    max_follow_up_months: float | None = None
+    landmark_days: list[float] = Field(
+        default_factory=list,
+        description="empty: predicts from enrollment; else a landmark model using the draws "
+        "known by prediction_day",
+    )
+    contract_version: int | str

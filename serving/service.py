@@ -30,6 +30,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from serving.gateway import GatewayMiddleware
+from serving.openapi import complete as complete_openapi
 from serving.schemas import (
     DEFAULT_HORIZONS,
     MAX_PATIENTS,
@@ -617,4 +618,6 @@ def _predictions(
 
 
 BoneMetastasisService.mount_asgi_app(_model_app(), path="/")
-BoneMetastasisService.add_asgi_middleware(GatewayMiddleware, readiness=_readiness)
+BoneMetastasisService.add_asgi_middleware(
+    GatewayMiddleware, readiness=_readiness, document=complete_openapi
+)
