@@ -229,13 +229,13 @@ def test_probability_at_a_horizon_does_not_depend_on_the_other_horizons(server):
     assert [c["probability"] for c in together] == pytest.approx(alone, rel=1e-9, abs=1e-12)
 
 
-def _as_draft4(schema: Any) -> Any:
+def as_draft4(schema: Any) -> Any:
     """An OpenAPI 3.0 schema as plain JSON Schema draft 4 (``nullable`` spelled out)."""
     if isinstance(schema, list):
-        return [_as_draft4(s) for s in schema]
+        return [as_draft4(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _as_draft4(v) for k, v in schema.items() if k != "nullable"}
+    out = {k: as_draft4(v) for k, v in schema.items() if k != "nullable"}
     return {"anyOf": [out, {"type": "null"}]} if schema.get("nullable") else out
 
 
@@ -254,7 +254,7 @@ def test_published_schema_is_openapi30_and_admits_what_the_model_admits(field, v
     schema["definitions"] = schema.pop("$defs")
     text = json.dumps(schema)
     assert '"type": "null"' not in text
-    draft4 = _as_draft4(schema)
+    draft4 = as_draft4(schema)
     assert jsonschema_rs.meta.is_valid(
         {**draft4, "$schema": "http://json-schema.org/draft-04/schema#"}
     )
