@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 CONTRACT_VERSION = 1
+#: The full contract version the prediction API answers (``GET /model``): 1.1 is version 1
+#: plus ``death_probability`` in each prediction; the tables and their rules are those of v1.
+CONTRACT_REVISION = "1.1"
 
 Kind = Literal["string", "number", "integer", "category", "boolean"]
 

@@ -258,6 +258,17 @@ def _apply_draws(
     return notes
 
 
+def _probabilities(horizons: list, table: Any, k: int) -> list[ProbabilityAt]:
+    """Row ``k`` of an ``(n, horizons)`` probability table; empty where there is none (no
+    table, or NaN: bone metastasis at enrollment)."""
+    if table is None or np.isnan(table[k]).any():
+        return []
+    return [
+        ProbabilityAt(months=h, probability=float(p))
+        for h, p in zip(horizons, table[k], strict=True)
+    ]
+
+
 @dataclass(frozen=True)
 class ModelState:
     """The model answering now, with what ``GET /model`` and every prediction report.
@@ -277,7 +288,7 @@ class ModelState:
 
 
 def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any]:
-    from features.schema import CONTRACT_VERSION
+    from features.schema import CONTRACT_REVISION
 
     risk_model = model.unwrap_python_model().risk_model
     metrics = {
@@ -298,7 +309,7 @@ def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any
         # Empty: predicts from enrollment; else a landmark model using the draws known by
         # prediction_day (days after the last landmark are predicted as at the last).
         "landmark_days": list(risk_model.landmark_days),
-        "contract_version": CONTRACT_VERSION,
+        "contract_version": CONTRACT_REVISION,
     }
 
 
@@ -431,12 +442,8 @@ class BoneMetastasisService:
                 patient_id=batch.patient_id[k],
                 risk_score=score if has_probs else None,
                 risk_group=batch.risk_group[k] if has_probs else None,
-                bone_metastasis_probability=[
-                    ProbabilityAt(months=h, probability=float(p))
-                    for h, p in zip(horizons_months, batch.probability[k], strict=True)
-                ]
-                if has_probs
-                else [],
+                bone_metastasis_probability=_probabilities(horizons_months, batch.probability, k),
+                death_probability=_probabilities(horizons_months, batch.death_probability, k),
                 warnings=notes[k] + batch.warnings[k],
             )
             if explain:

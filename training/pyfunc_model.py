@@ -3,7 +3,8 @@
 MLflow executes this file when the model is loaded; the fitted :class:`RiskModel` comes from the
 ``risk_model`` artifact. ``predict`` takes contract rows (a DataFrame of patients rows without
 outcome) and returns, per patient, ``patient_id``, ``risk_score``, ``risk_group``, one
-``p_bone_met_<h>m`` column per horizon and ``warnings`` (a JSON list of strings). The horizons
+``p_bone_met_<h>m`` column per horizon, one ``p_death_<h>m`` column per horizon (death without
+bone metastasis, contract 1.1) and ``warnings`` (a JSON list of strings). The horizons
 come from the ``horizons_months`` parameter (default: the model's 12, 24, 36, 60).
 """
 
