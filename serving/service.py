@@ -310,6 +310,9 @@ def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any
         # prediction_day (days after the last landmark are predicted as at the last).
         "landmark_days": list(risk_model.landmark_days),
         "contract_version": CONTRACT_REVISION,
+        # When the MLflow model was logged: the end of its training run (UTC).
+        "trained_at": getattr(model.metadata, "utc_time_created", None),
+        "model_card_url": "/model/card",
     }
 
 
@@ -322,7 +325,7 @@ def _is_float(value: str) -> bool:
 
 
 def _model_app():
-    """Routes mounted beside the BentoML APIs: ``GET /model``."""
+    """Routes mounted beside the BentoML APIs: ``GET /model``, the clinician's page."""
     from starlette.applications import Starlette
     from starlette.routing import Route
 
@@ -330,7 +333,9 @@ def _model_app():
         service = bentoml.get_current_service()
         return JSONResponse(service.state.details)
 
-    return Starlette(routes=[Route("/model", model_endpoint, methods=["GET"])])
+    from serving.clinician import clinician_routes
+
+    return Starlette(routes=[Route("/model", model_endpoint, methods=["GET"]), *clinician_routes()])
 
 
 # BentoML's own access log is off: the gateway's audit line records every request (with the

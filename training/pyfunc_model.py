@@ -10,6 +10,8 @@ come from the ``horizons_months`` parameter (default: the model's 12, 24, 36, 60
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 from mlflow.pyfunc import PythonModel
 
@@ -23,6 +25,9 @@ class BoneMetastasisRiskModel(PythonModel):
         import sksurv.linear_model  # noqa: F401
 
         self.risk_model = joblib.load(context.artifacts["risk_model"])
+        # The model card travels in the model (``model_card`` artifact): the service shows it.
+        card = context.artifacts.get("model_card")
+        self.model_card = Path(card).read_text(encoding="utf-8") if card else None
 
     def predict(self, context, model_input, params=None):
         from training.serving_adapter import predict_records_frame
