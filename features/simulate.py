@@ -64,7 +64,7 @@ _EV_BM, _EV_DEATH, _EV_CENSORED = 0, 1, 2
 _OBS_NONE, _OBS_COUNTS, _OBS_PERCENT = 0, 1, 2
 
 
-def truth_columns(prefix: str = "") -> list[str]:
+def truth_columns(prefix: str = "", event: str = "bm") -> list[str]:
     """Names of the cumulative-incidence columns of the truth table.
 
     Parameters
@@ -72,13 +72,15 @@ def truth_columns(prefix: str = "") -> list[str]:
     prefix : str, default ""
         ``""`` for the columns given the observed enrollment draw, ``"oracle_"`` for the columns
         given the true latent marker.
+    event : {"bm", "death"}, default "bm"
+        Bone metastasis, or death without bone metastasis (the competing event).
 
     Returns
     -------
     list of str
         E.g. ``["cif_bm_12m", "cif_bm_24m", "cif_bm_36m", "cif_bm_60m"]``.
     """
-    return [f"{prefix}cif_bm_{h}m" for h in HORIZONS_MONTHS]
+    return [f"{prefix}cif_{event}_{h}m" for h in HORIZONS_MONTHS]
 
 
 @dataclass(frozen=True)
@@ -356,8 +358,9 @@ class SimulatedCohort:
     truth : pandas.DataFrame
         ``patient_id``, ``cif_bm_{12,24,36,60}m`` (true cumulative incidence of bone metastasis
         given the true covariates and the observed enrollment draw) and
-        ``oracle_cif_bm_{12,24,36,60}m`` (given the true latent marker). Empty (NaN) for
-        patients with bone metastasis at enrollment.
+        ``oracle_cif_bm_{12,24,36,60}m`` (given the true latent marker), then the same for
+        death without bone metastasis (``cif_death_*``, ``oracle_cif_death_*``). Empty (NaN)
+        for patients with bone metastasis at enrollment.
     """
 
     patients: pd.DataFrame
@@ -1003,17 +1006,21 @@ def _cif_direct(
     shape_death: float,
     horizons_years: tuple[float, ...],
     steps_per_year: int,
+    death: bool = False,
 ) -> np.ndarray:
     """CIF of bone metastasis at each horizon for Weibull cause-specific hazards.
 
     ``F(t) = int_0^t h_bm(u) S(u) du`` with ``S = exp(-H_bm - H_death)``, integrated on a grid
     of ``1/steps_per_year`` years. Cumulative hazards are exact on each interval; only the split
     of the interval's events between the causes assumes a constant hazard ratio within it.
+    With ``death`` the CIF of death without bone metastasis, ``int_0^t h_death(u) S(u) du``,
+    follows the horizons of bone metastasis on the last axis (the interval's other share).
 
     Returns
     -------
     numpy.ndarray
-        Shape ``log_r.shape + (len(horizons_years),)``.
+        Shape ``log_r.shape + (len(horizons_years),)``, ``(2 * len(horizons_years),)`` with
+        ``death``.
     """
     r = np.exp(np.asarray(log_r, dtype=float))
     q = np.exp(np.asarray(log_q, dtype=float))
@@ -1028,7 +1035,8 @@ def _cif_direct(
     tot = np.empty(shape)
     decay = np.empty(shape)
     gain = np.empty(shape)
-    out = np.zeros(shape + (len(horizons_years),))
+    n_h = len(horizons_years)
+    out = np.zeros(shape + ((2 if death else 1) * n_h,))
     # Per interval: dA = r dLambda_bm, dB = q dLambda_death (both > 0),
     # F += S * dA / (dA + dB) * (1 - exp(-(dA + dB))), S *= exp(-(dA + dB)). In place: this
     # loop builds the truth table and dominates its cost.
@@ -1046,6 +1054,9 @@ def _cif_direct(
         surv += decay
         if s + 1 in stop:
             out[..., stop[s + 1]] = cif
+            if death:
+                # Everything that left the event-free state and is not bone metastasis.
+                out[..., n_h + stop[s + 1]] = 1.0 - surv - cif
     return out
 
 
@@ -1057,11 +1068,14 @@ _LOG_Q_RANGE = (-12.0, 5.0, 0.1)
 def _cif_table(
     shape_bm: float, shape_death: float, steps_per_year: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tabulated CIF on a (log r, log q) grid; cached per process (never built at import)."""
+    """Tabulated CIFs on a (log r, log q) grid, bone metastasis then death on the last axis
+    (:func:`_cif_direct` with ``death``); cached per process (never built at import)."""
     lr = np.arange(_LOG_R_RANGE[0], _LOG_R_RANGE[1] + 1e-9, _LOG_R_RANGE[2])
     lq = np.arange(_LOG_Q_RANGE[0], _LOG_Q_RANGE[1] + 1e-9, _LOG_Q_RANGE[2])
     horizons = tuple(h / 12.0 for h in HORIZONS_MONTHS)
-    table = _cif_direct(lr[:, None], lq[None, :], shape_bm, shape_death, horizons, steps_per_year)
+    table = _cif_direct(
+        lr[:, None], lq[None, :], shape_bm, shape_death, horizons, steps_per_year, death=True
+    )
     table.setflags(write=False)
     return lr, lq, table
 
@@ -1099,7 +1113,7 @@ def _truth_frame(
 ) -> pd.DataFrame:
     """True CIFs given the observed enrollment draw, and given the latent marker (oracle)."""
     n = len(ids)
-    n_h = len(HORIZONS_MONTHS)
+    n_h = 2 * len(HORIZONS_MONTHS)  # bone metastasis, then death (the table's last axis)
     observed = np.full((n, n_h), np.nan)
     oracle = np.full((n, n_h), np.nan)
     sb, sw = cfg.marker_between_sdlog, cfg.marker_within_sdlog
@@ -1163,4 +1177,9 @@ def _truth_frame(
         data[name] = np.clip(observed[:, h], 0.0, 1.0)
     for h, name in enumerate(truth_columns("oracle_")):
         data[name] = np.clip(oracle[:, h], 0.0, 1.0)
+    k = len(HORIZONS_MONTHS)
+    for h, name in enumerate(truth_columns("", "death")):
+        data[name] = np.clip(observed[:, k + h], 0.0, 1.0)
+    for h, name in enumerate(truth_columns("oracle_", "death")):
+        data[name] = np.clip(oracle[:, k + h], 0.0, 1.0)
     return pd.DataFrame(data)

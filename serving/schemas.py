@@ -156,7 +156,7 @@ PatientRecord = create_model(
 
 
 class ProbabilityAt(_ResponseModel):
-    """Cumulative incidence of bone metastasis by a horizon, death competing."""
+    """Cumulative incidence of an event by a horizon, the other event competing."""
 
     months: float = Field(..., description="horizon in months from prediction_day")
     probability: float = Field(..., ge=0, le=1)
@@ -181,6 +181,11 @@ class Prediction(_ResponseModel):
     )
     risk_group: Literal["low", "intermediate", "high"] | None = None
     bone_metastasis_probability: list[ProbabilityAt] = Field(default_factory=list)
+    death_probability: list[ProbabilityAt] = Field(
+        default_factory=list,
+        description="cumulative incidence of death without bone metastasis by each horizon "
+        "(the competing event; contract 1.1); bone metastasis plus death is at most 1",
+    )
     warnings: list[str] = Field(default_factory=list)
 
 

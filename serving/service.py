@@ -297,6 +297,17 @@ def _apply_draws(
     return notes
 
 
+def _probabilities(horizons: list, table: Any, k: int) -> list[ProbabilityAt]:
+    """Row ``k`` of an ``(n, horizons)`` probability table; empty where there is none (no
+    table, or NaN: bone metastasis at enrollment)."""
+    if table is None or np.isnan(table[k]).any():
+        return []
+    return [
+        ProbabilityAt(months=h, probability=float(p))
+        for h, p in zip(horizons, table[k], strict=True)
+    ]
+
+
 @dataclass(frozen=True)
 class ModelState:
     """The model answering now, with what ``GET /model`` and every prediction report.
@@ -326,7 +337,7 @@ class ModelState:
 
 
 def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any]:
-    from features.schema import CONTRACT_VERSION
+    from features.schema import CONTRACT_REVISION
 
     risk_model = model.unwrap_python_model().risk_model
     metrics = {
@@ -347,7 +358,10 @@ def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any
         # Empty: predicts from enrollment; else a landmark model using the draws known by
         # prediction_day (days after the last landmark are predicted as at the last).
         "landmark_days": list(risk_model.landmark_days),
-        "contract_version": CONTRACT_VERSION,
+        "contract_version": CONTRACT_REVISION,
+        # When the MLflow model was logged: the end of its training run (UTC).
+        "trained_at": getattr(model.metadata, "utc_time_created", None),
+        "model_card_url": "/model/card",
     }
 
 
@@ -360,7 +374,7 @@ def _is_float(value: str) -> bool:
 
 
 def _model_app():
-    """Routes mounted beside the BentoML APIs: ``GET /model``."""
+    """Routes mounted beside the BentoML APIs: ``GET /model``, the clinician's page."""
     from starlette.applications import Starlette
     from starlette.routing import Route
 
@@ -368,7 +382,9 @@ def _model_app():
         service = bentoml.get_current_service()
         return JSONResponse(service.state.details)
 
-    return Starlette(routes=[Route("/model", model_endpoint, methods=["GET"])])
+    from serving.clinician import clinician_routes
+
+    return Starlette(routes=[Route("/model", model_endpoint, methods=["GET"]), *clinician_routes()])
 
 
 def _cors_policy() -> dict[str, Any]:
@@ -602,12 +618,8 @@ def _predictions(
             patient_id=batch.patient_id[k],
             risk_score=score if has_probs else None,
             risk_group=batch.risk_group[k] if has_probs else None,
-            bone_metastasis_probability=[
-                ProbabilityAt(months=h, probability=float(p))
-                for h, p in zip(horizons_months, batch.probability[k], strict=True)
-            ]
-            if has_probs
-            else [],
+            bone_metastasis_probability=_probabilities(horizons_months, batch.probability, k),
+            death_probability=_probabilities(horizons_months, batch.death_probability, k),
             warnings=notes[k] + batch.warnings[k],
         )
         if explain:

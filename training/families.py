@@ -49,6 +49,7 @@ from training.models import (
     IPCWHorizonClassifier,
     check_target,
     competing_cumulative_incidence,
+    competing_cumulative_incidences,
     grid_steps_needed,
 )
 
@@ -548,16 +549,42 @@ class CauseSpecificHazards(BaseEstimator):
         numpy.ndarray
             Shape ``(n, len(times_days))``, non-decreasing along times, in [0, 1].
         """
+        return self._incidences(X, times_days, death=False)[0]
+
+    def predict_incidences(
+        self, X: np.ndarray, times_days: Sequence[float] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Cumulative incidences of bone metastasis and of death without it, by each time.
+
+        Both from the same cause-specific hazards
+        (:func:`training.models.competing_cumulative_incidences`): each non-decreasing, their
+        sum ``1 - S(t)`` at most 1.
+
+        Returns
+        -------
+        cif_bm, cif_death : numpy.ndarray
+            Shape ``(n, len(times_days))`` each.
+        """
+        cif_bm, cif_death = self._incidences(X, times_days, death=True)
+        return cif_bm, cif_death
+
+    def _incidences(
+        self, X: np.ndarray, times_days: Sequence[float] | np.ndarray, death: bool
+    ) -> list[np.ndarray]:
+        """Bone metastasis (and with ``death`` the competing death) incidences, in row chunks."""
         X = self._check_X(X)
         times = np.atleast_1d(np.asarray(times_days, dtype=float))
         last = grid_steps_needed(self.grid_days_, times)
-        out = np.zeros((X.shape[0], times.size))
+        out = [np.zeros((X.shape[0], times.size)) for _ in range(2 if death else 1)]
         if last == 0:
             return out
+        combine = competing_cumulative_incidences if death else competing_cumulative_incidence
         for start in range(0, X.shape[0], _CHUNK_ROWS):
             rows = slice(start, start + _CHUNK_ROWS)
             a1, a2 = self.cumulative_hazards(X[rows], last)
-            out[rows] = competing_cumulative_incidence(self.grid_days_[:last], a1, a2, times)
+            found = combine(self.grid_days_[:last], a1, a2, times)
+            for target, part in zip(out, found if death else (found,), strict=True):
+                target[rows] = part
         return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -586,13 +613,32 @@ class CauseSpecificHazards(BaseEstimator):
 
         ``rsf`` reads its score horizon from the same forest pass as the requested times.
         """
+        score, cif, _ = self._with_incidences(X, times_days, death=False)
+        return score, cif
+
+    def predict_with_incidences(
+        self, X: np.ndarray, times_days: Sequence[float] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`predict` and :meth:`predict_incidences` of the same rows, together.
+
+        Returns
+        -------
+        score, cif_bm, cif_death : numpy.ndarray
+        """
+        return self._with_incidences(X, times_days, death=True)
+
+    def _with_incidences(
+        self, X: np.ndarray, times_days: Sequence[float] | np.ndarray, death: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         X = self._check_X(X)
         times = np.atleast_1d(np.asarray(times_days, dtype=float))
         if self.base in PH_BASES:
-            return self.predict(X), self.predict_cumulative_incidence(X, times)
+            found = self._incidences(X, times, death)
+            return self.predict(X), found[0], found[1] if death else None
+        # rsf reads its score horizon from the same forest pass as the requested times.
         horizon = float(self.score_horizon_months) * DAYS_PER_MONTH
-        cif = self.predict_cumulative_incidence(X, np.append(times, horizon))
-        return _logit(cif[:, -1]), cif[:, :-1]
+        found = self._incidences(X, np.append(times, horizon), death)
+        return _logit(found[0][:, -1]), found[0][:, :-1], found[1][:, :-1] if death else None
 
 
 def _check_rsf_bounds(params: Mapping[str, Any]) -> None:

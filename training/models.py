@@ -31,6 +31,7 @@ __all__ = [
     "make_target",
     "check_target",
     "competing_cumulative_incidence",
+    "competing_cumulative_incidences",
     "grid_steps_needed",
     "CauseSpecificCox",
     "IPCWHorizonBase",
@@ -170,6 +171,39 @@ def competing_cumulative_incidence(
     numpy.ndarray
         Shape ``(n, len(times_days))``.
     """
+    return _competing_incidences(grid_days, cumhaz_bm, cumhaz_death, times_days, death=False)[0]
+
+
+def competing_cumulative_incidences(
+    grid_days: np.ndarray,
+    cumhaz_bm: np.ndarray,
+    cumhaz_death: np.ndarray,
+    times_days: Sequence[float] | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative incidences of bone metastasis and of death without it, from the same hazards.
+
+    As :func:`competing_cumulative_incidence`, plus the competing event's incidence
+
+        F2(t) = sum_{t_j <= t} S(t_{j-1}) * (dA2_j / dA_j) * (1 - exp(-dA_j)),
+
+    so ``F1 + F2 = 1 - S <= 1`` at every time and both are non-decreasing.
+
+    Returns
+    -------
+    cif_bm, cif_death : numpy.ndarray
+        Shape ``(n, len(times_days))`` each.
+    """
+    return _competing_incidences(grid_days, cumhaz_bm, cumhaz_death, times_days, death=True)
+
+
+def _competing_incidences(
+    grid_days: np.ndarray,
+    cumhaz_bm: np.ndarray,
+    cumhaz_death: np.ndarray,
+    times_days: Sequence[float] | np.ndarray,
+    death: bool,
+) -> tuple[np.ndarray, ...]:
+    """``(F1,)`` or ``(F1, F2)`` read at the times (the arithmetic of both public functions)."""
     grid = np.asarray(grid_days, dtype=float)
     times = np.atleast_1d(np.asarray(times_days, dtype=float))
     a1 = np.atleast_2d(np.asarray(cumhaz_bm, dtype=float))
@@ -179,20 +213,24 @@ def competing_cumulative_incidence(
             f"cumulative hazards must both have one column per grid time: shapes {a1.shape}, "
             f"{a2.shape}, grid {grid.shape}"
         )
+    if grid.size == 0:
+        return (np.zeros((a1.shape[0], times.size)),) * (2 if death else 1)
     d1 = np.maximum(np.diff(a1, axis=1, prepend=0.0), 0.0)
-    d_all = d1 + np.maximum(np.diff(a2, axis=1, prepend=0.0), 0.0)
+    d2 = np.maximum(np.diff(a2, axis=1, prepend=0.0), 0.0)
+    d_all = d1 + d2
     cum_before = np.zeros_like(d_all)  # exclusive cumulative sum: A(t_{j-1})
     np.cumsum(d_all[:, :-1], axis=1, out=cum_before[:, 1:])
     # Each step's probability of any event, 1 - exp(-dA), shared in proportion to the
     # cause-specific increments: the two incidences then add up to 1 - S exactly.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(d_all > 0, d1 / d_all, 0.0)
-    cif = np.cumsum(np.exp(-cum_before) * share * -np.expm1(-d_all), axis=1)
+    any_event = np.exp(-cum_before) * -np.expm1(-d_all)
     idx = np.searchsorted(grid, times, side="right") - 1
-    if grid.size == 0:
-        return np.zeros((a1.shape[0], times.size))
-    out = np.where(idx[None, :] >= 0, cif[:, np.clip(idx, 0, None)], 0.0)
-    return np.clip(out, 0.0, 1.0)
+    out = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for d in (d1, d2) if death else (d1,):
+            cif = np.cumsum(any_event * np.where(d_all > 0, d / d_all, 0.0), axis=1)
+            read = np.where(idx[None, :] >= 0, cif[:, np.clip(idx, 0, None)], 0.0)
+            out.append(np.clip(read, 0.0, 1.0))
+    return tuple(out)
 
 
 class CauseSpecificCox(BaseEstimator):
@@ -288,15 +326,24 @@ class CauseSpecificCox(BaseEstimator):
         self, X: np.ndarray, times_days: Sequence[float]
     ) -> np.ndarray:
         """Cumulative incidence of bone metastasis by each time (death competing)."""
+        return competing_cumulative_incidence(*self._hazards(X, times_days), times_days)
+
+    def predict_incidences(
+        self, X: np.ndarray, times_days: Sequence[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Cumulative incidences of bone metastasis and of death without it by each time."""
+        return competing_cumulative_incidences(*self._hazards(X, times_days), times_days)
+
+    def _hazards(self, X: np.ndarray, times_days: Sequence[float]):
+        """The grid and both cumulative hazards up to the latest of ``times_days``."""
         lp_bm, lp_d = self.linear_predictors(X)
         last = grid_steps_needed(self.grid_days_, times_days)
         h1 = self.baseline_cumhaz_[BONE_METASTASIS][:last]
         h2 = self.baseline_cumhaz_[DEATH][:last]
-        return competing_cumulative_incidence(
+        return (
             self.grid_days_[:last],
             np.exp(lp_bm)[:, None] * h1[None, :],
             np.exp(lp_d)[:, None] * h2[None, :],
-            times_days,
         )
 
 
@@ -336,6 +383,16 @@ class IPCWHorizonBase(BaseEstimator):
     Predictions are made non-decreasing across horizons by a running maximum; between fitted
     horizons they are interpolated linearly (0 at time 0); past the last fitted horizon they
     are held at the last value (the model cannot know more).
+
+    The competing event (:meth:`predict_incidences`): a second classifier per horizon, same
+    base, same known patients and weights, labelled death without bone metastasis by h (the
+    weighted proportion estimates the cumulative incidence of death with bone metastasis
+    competing; a horizon where no known patient died gets that weighted proportion, 0, as a
+    constant). Its predictions get the same running maximum and are then capped at one minus
+    the bone-metastasis probability at the last fitted horizon, the largest cap that keeps
+    death non-decreasing and bone metastasis plus death at most 1 at every fitted horizon;
+    linear interpolation between horizons keeps both properties. The two sets of classifiers
+    are fitted separately, so the cap is a guard: on the simulated cohorts it does not bind.
     """
 
     horizons_months: Sequence[float]
@@ -377,6 +434,7 @@ class IPCWHorizonBase(BaseEstimator):
             raise ValueError("score_horizon_months must be one of horizons_months")
         g_times, g_surv = censoring_survival(y)
         self.classifiers_ = []
+        self.death_classifiers_ = []
         self.n_known_ = []
         for h in horizons * DAYS_PER_MONTH:
             label, weight = ipcw_labels(y, h, g_times, g_surv)
@@ -390,6 +448,16 @@ class IPCWHorizonBase(BaseEstimator):
             clf = self._make_classifier()
             clf.fit(X[known], label[known], sample_weight=weight[known])
             self.classifiers_.append(clf)
+            died, _ = ipcw_labels(y, h, g_times, g_surv, cause=DEATH)
+            if np.unique(died[known]).size < 2:
+                # No death (or only deaths) among the known: the weighted proportion.
+                self.death_classifiers_.append(
+                    float(np.average(died[known], weights=weight[known]))
+                )
+                continue
+            clf = self._make_classifier()
+            clf.fit(X[known], died[known], sample_weight=weight[known])
+            self.death_classifiers_.append(clf)
         self.fitted_horizons_months_ = horizons
         self.n_features_in_ = X.shape[1]
         return self
@@ -397,7 +465,8 @@ class IPCWHorizonBase(BaseEstimator):
     def _at_fitted(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "classifiers_")
         X = np.asarray(X, dtype=float)
-        p = np.column_stack([_probability(c, X) for c in self.classifiers_])
+        # float64: XGBoost answers float32, and 1 - p must be exact for the death cap.
+        p = np.column_stack([_probability(c, X) for c in self.classifiers_]).astype(float)
         return np.maximum.accumulate(p, axis=1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -411,6 +480,28 @@ class IPCWHorizonBase(BaseEstimator):
     ) -> np.ndarray:
         """Probability of bone metastasis by each time, interpolated between fitted horizons."""
         return self._interpolate(self._at_fitted(X), times_days)
+
+    def predict_incidences(
+        self, X: np.ndarray, times_days: Sequence[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of bone metastasis and of death without it by each time.
+
+        Raises
+        ------
+        AttributeError
+            For an estimator fitted before the death classifiers existed (no
+            ``death_classifiers_``): it cannot estimate death.
+        """
+        bm = self._at_fitted(X)
+        X = np.asarray(X, dtype=float)
+        death = np.column_stack(
+            [
+                np.full(X.shape[0], c) if isinstance(c, float) else _probability(c, X)
+                for c in self.death_classifiers_
+            ]
+        ).astype(float)
+        death = np.minimum(np.maximum.accumulate(death, axis=1), 1.0 - bm[:, -1:])
+        return self._interpolate(bm, times_days), self._interpolate(death, times_days)
 
     def _interpolate(self, p: np.ndarray, times_days: Sequence[float]) -> np.ndarray:
         knots = np.concatenate([[0.0], self.fitted_horizons_months_ * DAYS_PER_MONTH])
@@ -457,22 +548,29 @@ class IPCWHorizonClassifier(IPCWHorizonBase):
 
 
 def ipcw_labels(
-    y: np.ndarray, horizon_days: float, g_times: np.ndarray, g_surv: np.ndarray
+    y: np.ndarray,
+    horizon_days: float,
+    g_times: np.ndarray,
+    g_surv: np.ndarray,
+    cause: int = BONE_METASTASIS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Binary status at a horizon and its inverse-probability-of-censoring weight.
+
+    ``cause`` is the event labelled 1 (default bone metastasis; ``DEATH`` for the competing
+    event); the weights do not depend on it.
 
     Returns
     -------
     label : numpy.ndarray of int
-        1 for bone metastasis by the horizon, else 0.
+        1 for ``cause`` by the horizon, else 0.
     weight : numpy.ndarray of float
         ``1 / G(T-)`` for an event by the horizon, ``1 / G(h)`` for follow-up past it event-free,
         0 for censoring before it (status unknown).
     """
-    t, cause = y["time"], y["cause"]
-    event_by_h = (t <= horizon_days) & (cause != CENSORED)
+    t = y["time"]
+    event_by_h = (t <= horizon_days) & (y["cause"] != CENSORED)
     past_h = t > horizon_days
-    label = (event_by_h & (cause == BONE_METASTASIS)).astype(int)
+    label = (event_by_h & (y["cause"] == cause)).astype(int)
     # G evaluated just before the event time for events, at the horizon for survivors.
     g_event = _step(g_times, g_surv, np.nextafter(t, -np.inf), 1.0)
     g_h = float(_step(g_times, g_surv, np.array([horizon_days]), 1.0)[0])

@@ -17,6 +17,10 @@ OUTPUT_COLUMNS = (
     "p_bone_met_24m",
     "p_bone_met_36m",
     "p_bone_met_60m",
+    "p_death_12m",
+    "p_death_24m",
+    "p_death_36m",
+    "p_death_60m",
 )
 
 
@@ -38,8 +42,9 @@ def load_model(model_uri: str):
 def score_cohort(cohort: Cohort, model_uri: str) -> pd.DataFrame:
     """Predictions at enrollment for every patient, in the batch output layout.
 
-    Outcome columns are ignored (a training cohort can be scored); a day-0 draw fills a
-    missing enrollment marker.
+    ``p_death_<h>m`` is the cumulative incidence of death without bone metastasis (empty for
+    a model that does not estimate it). Outcome columns are ignored (a training cohort can be
+    scored); a day-0 draw fills a missing enrollment marker.
     """
     from mlflow.exceptions import MlflowException
 
@@ -51,4 +56,5 @@ def score_cohort(cohort: Cohort, model_uri: str) -> pd.DataFrame:
         frame = model.predict(rows, params={"horizons_months": [12.0, 24.0, 36.0, 60.0]})
     except MlflowException as err:
         raise ScoringError(str(err)) from err
-    return frame[list(OUTPUT_COLUMNS)]
+    # A model trained before contract 1.1 has no p_death columns: they are left empty.
+    return frame.reindex(columns=list(OUTPUT_COLUMNS))

@@ -3,11 +3,14 @@
 MLflow executes this file when the model is loaded; the fitted :class:`RiskModel` comes from the
 ``risk_model`` artifact. ``predict`` takes contract rows (a DataFrame of patients rows without
 outcome) and returns, per patient, ``patient_id``, ``risk_score``, ``risk_group``, one
-``p_bone_met_<h>m`` column per horizon and ``warnings`` (a JSON list of strings). The horizons
+``p_bone_met_<h>m`` column per horizon, one ``p_death_<h>m`` column per horizon (death without
+bone metastasis, contract 1.1) and ``warnings`` (a JSON list of strings). The horizons
 come from the ``horizons_months`` parameter (default: the model's 12, 24, 36, 60).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import mlflow
 from mlflow.pyfunc import PythonModel
@@ -22,6 +25,9 @@ class BoneMetastasisRiskModel(PythonModel):
         import sksurv.linear_model  # noqa: F401
 
         self.risk_model = joblib.load(context.artifacts["risk_model"])
+        # The model card travels in the model (``model_card`` artifact): the service shows it.
+        card = context.artifacts.get("model_card")
+        self.model_card = Path(card).read_text(encoding="utf-8") if card else None
 
     def predict(self, context, model_input, params=None):
         from training.serving_adapter import predict_records_frame

@@ -23,7 +23,7 @@ from features.transformers import (
     raw_missing,
     transform_rows,
 )
-from training.models import DAYS_PER_MONTH
+from training.models import DAYS_PER_MONTH, IPCWHorizonBase
 
 RISK_GROUPS = ("low", "intermediate", "high")
 
@@ -43,17 +43,58 @@ def predict_pipeline(
     built by :func:`features.transformers.transform_rows` and the estimator answers score and
     incidence in one call when it can (``predict_with_incidence``).
     """
+    score, cif, _ = _predict(pipeline, typed, horizons_months, death=False)
+    return score, cif
+
+
+def predict_competing(
+    pipeline: Pipeline, typed: Rows, horizons_months: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """As :func:`predict_pipeline`, plus the cumulative incidence of death without bone
+    metastasis by each horizon (``(n, horizons)``, non-decreasing in time), or None when the
+    estimator cannot estimate it (:func:`estimates_death`)."""
+    return _predict(pipeline, typed, horizons_months, death=estimates_death(pipeline[-1]))
+
+
+def estimates_death(estimator) -> bool:
+    """Whether a fitted family estimator answers the competing death (``predict_incidences``).
+
+    False for an IPCW classifier pickled before its death classifiers existed (contract 1.0).
+    """
+    if isinstance(estimator, IPCWHorizonBase):
+        return hasattr(estimator, "death_classifiers_")
+    return hasattr(estimator, "predict_incidences")
+
+
+def _predict(
+    pipeline: Pipeline, typed: Rows, horizons_months: Sequence[float], death: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     X = transform_rows(pipeline[:-1], typed)
     estimator = pipeline[-1]
     times = np.asarray(horizons_months, dtype=float) * DAYS_PER_MONTH
-    if hasattr(estimator, "predict_with_incidence"):
+    cif_death = None
+    if death and hasattr(estimator, "predict_with_incidences"):
+        score, cif, cif_death = estimator.predict_with_incidences(X, times)
+    elif death:
+        score = estimator.predict(X)
+        cif, cif_death = estimator.predict_incidences(X, times)
+    elif hasattr(estimator, "predict_with_incidence"):
         score, cif = estimator.predict_with_incidence(X, times)
     else:
         score, cif = estimator.predict(X), estimator.predict_cumulative_incidence(X, times)
     order = np.argsort(times, kind="stable")
+    return (
+        score,
+        _running_max(cif, order),
+        None if cif_death is None else _running_max(cif_death, order),
+    )
+
+
+def _running_max(cif: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Make incidences non-decreasing along the horizons taken in ``order``."""
     monotone = np.empty_like(cif)
     monotone[:, order] = np.maximum.accumulate(cif[:, order], axis=1)
-    return score, monotone
+    return monotone
 
 
 def _take(typed: Rows, rows: np.ndarray) -> Rows:
@@ -87,6 +128,10 @@ class PredictionBatch:
     warnings : list of list of str
     explanation : list of list of dict or None
         With ``explain``: per patient the largest contributions (``training.explain``).
+    death_probability : numpy.ndarray or None
+        ``(n, horizons)`` cumulative incidence of death without bone metastasis (the competing
+        event, contract 1.1), NaN where there is no score; None when the model cannot
+        estimate it.
     """
 
     patient_id: np.ndarray
@@ -96,24 +141,29 @@ class PredictionBatch:
     horizons_months: tuple[float, ...]
     warnings: list[list[str]]
     explanation: list[list[dict]] | None = None
+    death_probability: np.ndarray | None = None
 
     def frame(self) -> pd.DataFrame:
-        """One row per patient: id, score, group, ``p_bone_met_<h>m`` columns, JSON warnings
-        (and JSON explanation)."""
+        """One row per patient: id, score, group, ``p_bone_met_<h>m`` columns, ``p_death_<h>m``
+        columns (when the model estimates death), JSON warnings (and JSON explanation)."""
         out = pd.DataFrame({"patient_id": self.patient_id})
         out["risk_score"] = self.risk_score
         out["risk_group"] = self.risk_group
         for j, h in enumerate(self.horizons_months):
             out[probability_column(h)] = self.probability[:, j]
+        if self.death_probability is not None:
+            for j, h in enumerate(self.horizons_months):
+                out[probability_column(h, "death")] = self.death_probability[:, j]
         out["warnings"] = [json.dumps(w) for w in self.warnings]
         if self.explanation is not None:
             out["explanation"] = [json.dumps(e) for e in self.explanation]
         return out
 
 
-def probability_column(months: float) -> str:
-    """Name of the output column for a horizon, e.g. ``p_bone_met_24m``."""
-    return f"p_bone_met_{float(months):g}m"
+def probability_column(months: float, event: str = "bone_met") -> str:
+    """Name of the output column for a horizon, e.g. ``p_bone_met_24m`` (``event="death"``:
+    ``p_death_24m``)."""
+    return f"p_{event}_{float(months):g}m"
 
 
 @dataclass
@@ -201,6 +251,11 @@ class RiskModel:
             columns["landmark_day"] = np.minimum(day, last)
         return columns
 
+    @property
+    def estimates_death(self) -> bool:
+        """Whether predictions include the competing death (:func:`estimates_death`)."""
+        return estimates_death(self.estimator)
+
     def risk_group(self, score: np.ndarray) -> np.ndarray:
         """``low``/``intermediate``/``high`` by the stored cut-offs."""
         idx = np.searchsorted(np.asarray(self.risk_cutoffs), score, side="right")
@@ -280,16 +335,23 @@ class RiskModel:
             typed = self._landmark_rows(typed, landmark_notes)
         score = np.full(n, np.nan)
         cif = np.full((n, len(horizons)), np.nan)
+        death = np.full((n, len(horizons)), np.nan) if self.estimates_death else None
         group = np.full(n, None, dtype=object)
         already = _column(typed, "bone_metastasis_at_enrollment") == 1.0
         free = ~already
-        if free.all():
-            score, cif = self.predict_arrays(typed, horizons)
-            group = self.risk_group(score)
-        elif free.any():
-            score[free], cif[free] = self.predict_arrays(_take(typed, free), horizons)
+        if free.any():
+            rows = typed if free.all() else _take(typed, free)
+            score[free], cif[free], found = predict_competing(self.pipeline, rows, horizons)
+            if death is not None:
+                death[free] = found
             group[free] = self.risk_group(score[free])
         warnings = self.warnings_for(typed, horizons)
+        if death is None:
+            for i in np.flatnonzero(free):
+                warnings[i].append(
+                    "death_probability not available: this model version was trained before "
+                    "contract 1.1 and does not estimate the competing death"
+                )
         for i, notes in enumerate(landmark_notes):
             warnings[i] = notes + warnings[i]
         for i in np.flatnonzero(already):
@@ -303,7 +365,9 @@ class RiskModel:
 
             frame = typed if isinstance(typed, pd.DataFrame) else pd.DataFrame(typed)
             explanation = explain_rows(self, frame)
-        return PredictionBatch(ids, score, group, cif, horizons, warnings, explanation)
+        return PredictionBatch(
+            ids, score, group, cif, horizons, warnings, explanation, death_probability=death
+        )
 
     def predict_frame(
         self,

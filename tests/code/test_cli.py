@@ -123,13 +123,21 @@ def test_predict_writes_the_batch_layout(trained_store, tmp_path):
         "p_bone_met_24m",
         "p_bone_met_36m",
         "p_bone_met_60m",
+        "p_death_12m",
+        "p_death_24m",
+        "p_death_36m",
+        "p_death_60m",
     ]
     patients = pd.read_csv(cohort / "patients.csv")
     assert frame["patient_id"].tolist() == patients["patient_id"].tolist()
     free = ~patients["bone_metastasis_at_enrollment"].astype(str).str.lower().eq("true")
-    probs = frame.loc[free, frame.columns[3:]].to_numpy()
-    assert ((probs >= 0) & (probs <= 1)).all() and (probs[:, 1:] >= probs[:, :-1]).all()
-    assert frame.loc[~free, "p_bone_met_24m"].isna().all()
+    for event in ("bone_met", "death"):
+        probs = frame.loc[free, [c for c in frame.columns if c.startswith(f"p_{event}_")]]
+        probs = probs.to_numpy()
+        assert ((probs >= 0) & (probs <= 1)).all() and (probs[:, 1:] >= probs[:, :-1]).all()
+    both = frame.loc[free, "p_bone_met_60m"] + frame.loc[free, "p_death_60m"]
+    assert (both <= 1 + 1e-12).all()
+    assert frame.loc[~free, ["p_bone_met_24m", "p_death_24m"]].isna().all().all()
 
 
 def test_predict_with_unknown_model_fails_clearly(trained_store, tmp_path):

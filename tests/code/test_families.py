@@ -101,10 +101,73 @@ def test_pickle_round_trip_gives_identical_predictions(fitted, data):
         again.predict_cumulative_incidence(X, HORIZONS_DAYS),
         model.predict_cumulative_incidence(X, HORIZONS_DAYS),
     )
+    for a, b in zip(
+        again.predict_incidences(X, HORIZONS_DAYS),
+        model.predict_incidences(X, HORIZONS_DAYS),
+        strict=True,
+    ):
+        assert np.array_equal(a, b)
     # 1,500 training rows: the largest, rsf (2 x 50 trees, 83 monthly times), is about 9 MB;
-    # the others are under 1 MB.
-    limit = 15e6 if name == "rsf" else 1e6
+    # xgb_ipcw (2 x 4 classifiers of 150 trees: bone metastasis and death) about 1.1 MB; the
+    # others are under 1 MB.
+    limit = {"rsf": 15e6, "xgb_ipcw": 2e6}.get(name, 1e6)
     assert len(blob) < limit, f"{name} pickles to {len(blob) / 1e6:.1f} MB"
+
+
+def test_death_incidence_is_monotone_bounded_and_leaves_room_for_bone_metastasis(fitted, data):
+    # Contract 1.1: death_probability non-decreasing, in [0, 1], bone metastasis + death <= 1,
+    # and the bone-metastasis incidence the same as predict_cumulative_incidence's.
+    _, model = fitted
+    X, _ = data
+    t = np.concatenate([[0.0], np.linspace(1, 2600, 60), [5000.0]])
+    cif_bm, cif_death = model.predict_incidences(X[:300], t)
+    np.testing.assert_array_equal(cif_bm, model.predict_cumulative_incidence(X[:300], t))
+    assert cif_death.shape == (300, t.size)
+    assert np.all(np.diff(cif_death, axis=1) >= -1e-12)
+    assert np.all((cif_death >= 0) & (cif_death <= 1))
+    assert np.all(cif_death[:, 0] == 0)
+    assert np.all(cif_bm + cif_death <= 1 + 1e-12)
+    assert cif_death[:, -1].mean() > 0.1  # deaths happen (about a third of the cohort)
+
+
+def test_death_incidence_rises_with_the_death_covariate_only(fitted):
+    _, model = fitted
+    grid = np.zeros((3, 3))
+    grid[:, 1] = [-1.5, 0.0, 1.5]  # x_death
+    _, death = model.predict_incidences(grid, [36 * DAYS_PER_MONTH])
+    assert death[0, 0] < death[1, 0] < death[2, 0]
+    noise = np.zeros((2, 3))
+    noise[:, 2] = [-1.5, 1.5]  # x_noise drives neither cause
+    _, death = model.predict_incidences(noise, [36 * DAYS_PER_MONTH])
+    assert abs(death[1, 0] - death[0, 0]) < 0.05
+
+
+def test_mean_death_incidence_matches_aalen_johansen(fitted, data):
+    # The average of the patients' incidences of death against the nonparametric estimate.
+    from sksurv.nonparametric import cumulative_incidence_competing_risks
+
+    _, model = fitted
+    X, y = data
+    times, cif = cumulative_incidence_competing_risks(y["cause"].astype(int), y["time"])
+    idx = np.searchsorted(times, HORIZONS_DAYS, side="right") - 1
+    _, death = model.predict_incidences(X, HORIZONS_DAYS)
+    np.testing.assert_allclose(death.mean(axis=0), cif[2][idx], atol=0.02)
+
+
+def test_ipcw_death_is_capped_to_leave_room_for_bone_metastasis():
+    # Both classifiers say "certain" (constant labels at every horizon would make the death
+    # classifier the weighted proportion): with bone metastasis near 1 by the last horizon,
+    # death is held at one minus it and still never decreases.
+    model = FAMILIES["logistic_ipcw"].make({})
+    X, y = competing_data(600, seed=3)
+    model.fit(X, y)
+    model.death_classifiers_ = [0.2, 0.5, 0.9, 0.95]
+    extreme = np.zeros((1, 3))
+    extreme[0, 0] = 30.0  # bone metastasis probability about 1 at every horizon
+    bm, death = model.predict_incidences(extreme, HORIZONS_DAYS)
+    assert bm[0, -1] > 0.99
+    assert np.all(bm + death <= 1 + 1e-12)
+    assert np.all(np.diff(death, axis=1) >= 0)
 
 
 def test_risk_and_incidence_rise_with_the_bone_metastasis_covariate(fitted):

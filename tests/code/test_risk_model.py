@@ -107,3 +107,41 @@ def test_clinical_only_model_says_the_marker_is_ignored(fitted):
         assert ignored == bool(given[i])
     marker_model = models["cox_ridge"].warnings_for(some, HORIZONS)
     assert not any("ignored" in w for ws in marker_model for w in ws)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_batch_carries_the_competing_death_for_every_family(fitted, family):
+    # Contract 1.1: death_probability beside bone metastasis, NaN where there is no score.
+    models, rows = fitted
+    model = models[family]
+    batch = model.predict_batch(rows, HORIZONS)
+    free = ~np.isnan(batch.risk_score)
+    death = batch.death_probability
+    assert death is not None and death.shape == batch.probability.shape
+    assert np.isnan(death[~free]).all() and not np.isnan(death[free]).any()
+    assert np.all(death[free] >= 0) and np.all(np.diff(death[free], axis=1) >= 0)
+    assert np.all(batch.probability[free] + death[free] <= 1 + 1e-12)
+    frame = batch.frame()
+    np.testing.assert_array_equal(frame["p_death_36m"].to_numpy(), death[:, 2])
+    features = model.pipeline[:-1].transform(rows[free])
+    times = np.asarray(HORIZONS, dtype=float) * DAYS_PER_MONTH
+    _, expected = model.estimator.predict_incidences(features, times)
+    np.testing.assert_allclose(death[free], expected, atol=1e-12)
+
+
+def test_model_without_death_classifiers_says_death_is_not_available(fitted):
+    # An IPCW model pickled before contract 1.1 has no death classifiers: it still answers
+    # bone metastasis, leaves death out and says why.
+    import copy
+
+    models, rows = fitted
+    old = copy.deepcopy(models["logistic_ipcw"])
+    del old.estimator.death_classifiers_
+    batch = old.predict_batch(rows.iloc[:5].reset_index(drop=True), HORIZONS)
+    assert batch.death_probability is None
+    assert "p_death_12m" not in batch.frame().columns
+    assert any("death_probability not available" in w for w in batch.warnings[0])
+    np.testing.assert_array_equal(
+        batch.probability,
+        models["logistic_ipcw"].predict_batch(rows.iloc[:5].reset_index(drop=True)).probability,
+    )

@@ -138,7 +138,11 @@ def test_frames_have_contract_columns_in_contract_order(cohort):
     assert list(cohort.patients.columns) == [c.name for c in PATIENT_COLUMNS]
     assert list(cohort.measurements.columns) == [c.name for c in MEASUREMENT_COLUMNS]
     assert list(cohort.truth.columns) == (
-        ["patient_id"] + truth_columns("") + truth_columns("oracle_")
+        ["patient_id"]
+        + truth_columns("")
+        + truth_columns("oracle_")
+        + truth_columns("", "death")
+        + truth_columns("oracle_", "death")
     )
     assert cohort.truth["patient_id"].tolist() == cohort.patients["patient_id"].tolist()
 
@@ -373,12 +377,15 @@ def test_truth_columns_are_probabilities_non_decreasing_in_the_horizon(cohort):
     truth = cohort.truth
     bone = _obj(cohort.patients, "bone_metastasis_at_enrollment").astype(bool)
     for prefix in ("", "oracle_"):
-        values = truth[truth_columns(prefix)].to_numpy(dtype=float)
-        assert np.isnan(values[bone]).all()
-        free = values[~bone]
-        assert not np.isnan(free).any()
-        assert ((free >= 0) & (free <= 1)).all()
-        assert (np.diff(free, axis=1) >= -1e-12).all()
+        for event in ("bm", "death"):
+            values = truth[truth_columns(prefix, event)].to_numpy(dtype=float)
+            assert np.isnan(values[bone]).all()
+            free = values[~bone]
+            assert not np.isnan(free).any()
+            assert ((free >= 0) & (free <= 1)).all()
+            assert (np.diff(free, axis=1) >= -1e-12).all()
+        both = truth[truth_columns(prefix)].to_numpy() + truth[truth_columns(prefix, "death")]
+        assert (both.to_numpy()[~bone] <= 1 + 1e-9).all()
     assert len(HORIZONS_MONTHS) == 4
 
 
@@ -426,17 +433,28 @@ def test_cif_table_matches_direct_integration():
     horizons = tuple(h / 12 for h in HORIZONS_MONTHS)
     lr, lq, table = _cif_table(cfg.bm_shape_early, cfg.death_shape_early, cfg.truth_steps_per_year)
     direct = _cif_direct(
-        log_r, log_q, cfg.bm_shape_early, cfg.death_shape_early, horizons, steps_per_year=1200
+        log_r,
+        log_q,
+        cfg.bm_shape_early,
+        cfg.death_shape_early,
+        horizons,
+        steps_per_year=1200,
+        death=True,
     )
     assert np.abs(_interp_cif(lr, lq, table, log_r, log_q) - direct).max() < 1e-3
 
 
 def test_cif_direct_matches_closed_form_for_exponential_hazards():
-    # Constant hazards r and q: F(t) = r / (r + q) * (1 - exp(-(r + q) t)).
+    # Constant hazards r and q: F_bm(t) = r / (r + q) * (1 - exp(-(r + q) t)), F_death alike
+    # with q in the numerator.
     r, q = 0.2, 0.1
-    got = _cif_direct(np.log([r]), np.log([q]), 1.0, 1.0, (1.0, 5.0), steps_per_year=12)[0]
-    want = [r / (r + q) * (1 - math.exp(-(r + q) * t)) for t in (1.0, 5.0)]
+    got = _cif_direct(
+        np.log([r]), np.log([q]), 1.0, 1.0, (1.0, 5.0), steps_per_year=12, death=True
+    )[0]
+    want = [c / (r + q) * (1 - math.exp(-(r + q) * t)) for c in (r, q) for t in (1.0, 5.0)]
     assert got == pytest.approx(want, rel=1e-12)
+    plain = _cif_direct(np.log([r]), np.log([q]), 1.0, 1.0, (1.0, 5.0), steps_per_year=12)[0]
+    assert plain == pytest.approx(want[:2], rel=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------

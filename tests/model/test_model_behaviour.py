@@ -138,7 +138,12 @@ def test_horizons_parameter_and_contract_errors_through_pyfunc(store, rows):
 
     model = mlflow.pyfunc.load_model("models:/bone-metastasis-risk@champion")
     out = model.predict(rows.head(5), params={"horizons_months": [6.0, 18.0]})
-    assert [c for c in out.columns if c.startswith("p_")] == ["p_bone_met_6m", "p_bone_met_18m"]
+    assert [c for c in out.columns if c.startswith("p_")] == [
+        "p_bone_met_6m",
+        "p_bone_met_18m",
+        "p_death_6m",
+        "p_death_18m",
+    ]
     bad = rows.head(2).copy()
     bad.loc[0, "age_years"] = 12
     with pytest.raises(MlflowException, match=r"column age_years, value 12(\.0)?: must be 18-100"):

@@ -109,6 +109,7 @@ def test_contract_example_request_and_response_shape(server):
         "risk_score",
         "risk_group",
         "bone_metastasis_probability",
+        "death_probability",
         "warnings",
     }
     assert pred["patient_id"] == "P0001"
@@ -116,6 +117,11 @@ def test_contract_example_request_and_response_shape(server):
     probs = [p["probability"] for p in pred["bone_metastasis_probability"]]
     assert [p["months"] for p in pred["bone_metastasis_probability"]] == [12, 24, 36, 60]
     assert all(0 <= p <= 1 for p in probs) and probs == sorted(probs)
+    # Contract 1.1: the competing death, same horizons, non-decreasing, bm + death <= 1.
+    deaths = [p["probability"] for p in pred["death_probability"]]
+    assert [p["months"] for p in pred["death_probability"]] == [12, 24, 36, 60]
+    assert all(0 < d <= 1 for d in deaths) and deaths == sorted(deaths)
+    assert all(b + d <= 1 for b, d in zip(probs, deaths, strict=True))
     assert "alkaline_phosphatase_u_per_l missing: imputed" in pred["warnings"]
     assert "marker from the draw of day 90 used as the current value" in pred["warnings"]
 
@@ -155,6 +161,7 @@ def test_bone_metastasis_at_enrollment_gets_a_warning_not_probabilities(server):
     assert r.status_code == 200, r.text
     (pred,) = r.json()["predictions"]
     assert pred["bone_metastasis_probability"] == [] and pred["risk_score"] is None
+    assert pred["death_probability"] == []
     assert pred["warnings"] == [
         "bone metastasis present at enrollment: no risk of a first bone metastasis to predict"
     ]
