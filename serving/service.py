@@ -298,6 +298,7 @@ def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any
         # Empty: predicts from enrollment; else a landmark model using the draws known by
         # prediction_day (days after the last landmark are predicted as at the last).
         "landmark_days": list(risk_model.landmark_days),
+        "competing_risk": risk_model.competing_risk,
         "contract_version": CONTRACT_VERSION,
     }
 

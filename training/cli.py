@@ -19,10 +19,93 @@ app = typer.Typer(
 )
 
 DEFAULT_MODEL_URI = "models:/bone-metastasis-risk@champion"
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="print one JSON document for machines instead of tables")
+]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        typer.echo(f"bonemet {metadata.version('bonemet')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="print the version"
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", help="keep MLflow's event log and third-party warnings in the output"
+        ),
+    ] = False,
+) -> None:
+    """Bone metastasis risk: validate cohorts, simulate, train, register, predict, serve."""
+    if not verbose:
+        _quiet()
+
+
+def _quiet() -> None:
+    """No third-party noise in normal output: MLflow's event log and library warnings off.
+
+    ``PYTHONWARNINGS`` carries the filter into worker processes (parallel families); the
+    project's own warnings stay visible.
+    """
+    import warnings
+
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    warnings.filterwarnings("ignore")
+    for package in ("training", "features", "serving"):
+        warnings.filterwarnings("default", module=rf"{package}(\.|$)")
+    try:
+        from mlflow.utils.logging_utils import disable_logging
+    except ImportError:  # pragma: no cover - mlflow is a dependency
+        return
+    disable_logging()
+
+
+def _console():
+    import shutil
+
+    from rich.console import Console
+
+    # Fit the terminal; a pipe or a test gets $COLUMNS or 100 columns.
+    return Console(width=shutil.get_terminal_size((100, 24)).columns, soft_wrap=False)
+
+
+def _table(frame, title: str | None = None) -> None:
+    """Print a frame as a table that fits the terminal's width (cells wrap)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*("" if v is None else str(v) for v in row))
+    _console().print(table)
+
+
 PatientsOpt = Annotated[Path, typer.Option("--patients", help="patients table (CSV or Parquet)")]
 MeasurementsOpt = Annotated[
     Path | None, typer.Option("--measurements", help="oc_measurements table (CSV or Parquet)")
 ]
+
+
+def _family_names() -> str:
+    from training.config import FAMILIES  # the names only (no estimator import)
+
+    return ", ".join(FAMILIES) + " (default: all)"
+
+
+_FAMILY_NAMES = _family_names()
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -69,6 +152,32 @@ class _Bars:
         self._progress.__exit__(*exc)
 
 
+def _with_interval(metrics: dict, name: str) -> str:
+    lo, hi = metrics.get(name + "_lo"), metrics.get(name + "_hi")
+    text = f"{metrics[name]:.3f}"
+    return text + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
+
+
+def evaluation_by_landmark(metrics: dict):
+    """One row per landmark of ``eval_landmark_<day>_*`` metrics (a frame)."""
+    import re
+
+    import pandas as pd
+
+    rows: dict[float, dict] = {}
+    for key, value in metrics.items():
+        found = re.fullmatch(r"eval_landmark_([0-9.]+)_(.+)", key)
+        if found:
+            day = float(found.group(1))
+            rows.setdefault(day, {"landmark_day": f"{day:g}"})[found.group(2)] = (
+                f"{value:g}" if found.group(2) in ("n", "bone_met_events") else f"{value:.3f}"
+            )
+    columns = ["landmark_day", "n", "bone_met_events", "harrell_c", "uno_c", "td_auc_24m"]
+    columns += ["brier_24m", "calibration_slope_24m"]
+    frame = pd.DataFrame([rows[d] for d in sorted(rows)])
+    return frame[[c for c in columns if c in frame.columns]]
+
+
 def _settings():
     from training.config import Settings
 
@@ -106,25 +215,41 @@ def train(
     patients: PatientsOpt,
     measurements: MeasurementsOpt = None,
     experiment: Annotated[
-        str | None, typer.Option("--experiment", help="MLflow experiment")
+        str | None,
+        typer.Option("--experiment", help="MLflow experiment (default: bone-metastasis)"),
     ] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML training config")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="overrides the config seed")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="YAML training config: fields of training.config.TrainConfig (default: none)",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="overrides the config seed (default: 42)")
+    ] = None,
     families: Annotated[
-        str | None, typer.Option("--families", help="comma-separated model families")
+        str | None,
+        typer.Option("--families", help=f"comma-separated model families: {_FAMILY_NAMES}"),
     ] = None,
     landmarks: Annotated[
         str | None,
         typer.Option(
             "--landmarks",
             help="comma-separated landmark days starting with 0 (e.g. 0,91,183,365): train "
-            "landmark models that predict from any prediction_day with the draws known by then",
+            "landmark models that predict from any prediction_day with the draws known by "
+            "then (default: none: models predict from enrollment)",
         ),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Train every family, log to MLflow, register versions, set the challenger alias."""
+    """Train every family, log to MLflow, register versions, set the challenger alias.
+
+    Ends with a table of the candidates (selection metric, headline metrics with 95 %
+    intervals, promotion-gate verdicts, the challenger) and the next command to run.
+    """
     from training.config import ConfigError, load_config
-    from training.train import TrainingDataError, summary_json
+    from training.train import TrainingDataError, candidate_table, summary_json
     from training.train import train as run_train
 
     cohort = _load(patients, measurements)
@@ -138,7 +263,25 @@ def train(
             )
     except (ConfigError, TrainingDataError) as err:
         _fail(f"cannot train: {err}")
-    typer.echo(summary_json(result))
+    if as_json:
+        typer.echo(summary_json(result))
+        return
+    patients_text = f"{result.n_train_patients} training and {result.n_test_patients} test patients"
+    if result.landmark_days:
+        patients_text += f" ({result.n_train} and {result.n_test} landmark rows)"
+    typer.echo(f"trained on {patients_text}; parent run {result.parent_run_id}")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    for skipped in result.skipped:
+        typer.echo(f"skipped {skipped.family}: {skipped.reason}")
+    _table(
+        candidate_table(result),
+        title=f"candidates (selected by {result.selection_metric}; * = challenger)",
+    )
+    typer.echo(
+        f"next: bonemet promote   (moves champion to the challenger, version "
+        f"{result.challenger_version}, if its gates pass; then: bonemet serve)"
+    )
 
 
 @app.command()
@@ -151,9 +294,16 @@ def evaluate(
     experiment: Annotated[
         str, typer.Option("--experiment", help="MLflow experiment of the evaluation run")
     ] = "bone-metastasis-evaluation",
-    n_bootstrap: Annotated[int, typer.Option("--n-bootstrap", min=0, max=5000)] = 200,
+    n_bootstrap: Annotated[
+        int, typer.Option("--n-bootstrap", min=0, max=5000, help="bootstrap resamples (0-5000)")
+    ] = 200,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate a registered model on a cohort with outcomes (external validation)."""
+    """Evaluate a registered model on a cohort with outcomes (external validation).
+
+    Works for every registered model; a landmark model is evaluated on the cohort's landmark
+    rows and at each landmark on its own.
+    """
     import json
 
     from training.predict import ScoringError
@@ -184,17 +334,30 @@ def evaluate(
             "eval_calibration_in_the_large_24m",
         )
     }
+    landmarks = {
+        k: round(v, 4) for k, v in result.metrics.items() if k.startswith("eval_landmark_")
+    }
+    if as_json:
+        document = {"run_id": result.run_id, "model_uri": result.model_uri}
+        document.update(version=result.version, **headline, **landmarks)
+        typer.echo(json.dumps(document, indent=2))
+        return
+    import pandas as pd
+
     typer.echo(
-        json.dumps(
-            {
-                "run_id": result.run_id,
-                "model_uri": result.model_uri,
-                "version": result.version,
-                **headline,
-            },
-            indent=2,
-        )
+        f"evaluated {result.model_uri} (version {result.version or 'n/a'}); run {result.run_id}"
     )
+    _table(
+        pd.DataFrame(
+            [
+                {"metric": k.removeprefix("eval_"), "estimate": _with_interval(result.metrics, k)}
+                for k in headline
+            ]
+        ),
+        title="pooled" if landmarks else None,
+    )
+    if landmarks:
+        _table(evaluation_by_landmark(result.metrics), title="at each landmark")
 
 
 @app.command()
@@ -227,10 +390,16 @@ def promote(
 @app.command()
 def compare(
     versions: Annotated[
-        str | None, typer.Option("--versions", help="comma-separated versions (default: all)")
+        str | None,
+        typer.Option("--versions", help="comma-separated versions (default: all)"),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print registered versions side by side: metrics with intervals, data digest, alias."""
+    """Print registered versions side by side, flagging metrics outside the promotion gates.
+
+    Columns: version, family, alias, data digest, the selection metric, gate verdicts and
+    headline metrics with 95 % intervals; the table fits the terminal's width.
+    """
     from training import registry, tracking
 
     tracking.configure(_settings())
@@ -241,7 +410,15 @@ def compare(
         _fail(f"cannot compare: {err}")
     if table.empty:
         _fail("no versions registered yet: run bonemet train first")
-    typer.echo(table.to_string(index=False))
+    if as_json:
+        typer.echo(table.to_json(orient="records", indent=2))
+        return
+    table["data_digest"] = table["data_digest"].str[:8]
+    _table(table)
+    typer.echo(
+        "gates: promotion gates against the champion; ! = metric outside its gate "
+        "(bonemet promote --help)"
+    )
 
 
 @app.command()
@@ -252,15 +429,27 @@ def predict(
     model_uri: Annotated[str, typer.Option("--model-uri", help="MLflow model URI")] = (
         DEFAULT_MODEL_URI
     ),
+    prediction_day: Annotated[
+        float | None,
+        typer.Option(
+            "--prediction-day",
+            min=0,
+            help="score every patient at this day since enrollment with the draws known by "
+            "then (--measurements), the rule of POST /predict (default: at enrollment)",
+        ),
+    ] = None,
 ) -> None:
-    """Score a cohort with a registered model and write one row per patient."""
+    """Score a cohort with a registered model and write one row per patient.
+
+    Works for every registered model, landmark models included.
+    """
     from training import tracking
     from training.predict import ScoringError, score_cohort
 
     cohort = _load(patients, measurements)
     tracking.configure(_settings())
     try:
-        frame = score_cohort(cohort, model_uri)
+        frame = score_cohort(cohort, model_uri, prediction_day)
     except ScoringError as err:
         _fail(f"cannot predict: {err}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -273,10 +462,22 @@ def serve(
     model_uri: Annotated[str, typer.Option("--model-uri", help="MLflow model URI")] = (
         DEFAULT_MODEL_URI
     ),
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 3000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port (1-65535)")] = 3000,
     host: Annotated[str, typer.Option("--host", help="address to bind")] = "127.0.0.1",
 ) -> None:
-    """Serve a registered model with BentoML (POST /predict, /healthz, /readyz)."""
+    """Serve a registered model with BentoML on HTTP.
+
+    \b
+    Endpoints:
+      POST /predict   predictions for contract patient records (data contract v1)
+      POST /explain   predictions with each patient's largest contributions
+      GET  /model     the model answering: version, family, metrics, inputs, landmarks
+      GET  /healthz   health (BentoML)
+      GET  /livez     liveness (BentoML)
+      GET  /readyz    readiness: a model is loaded (BentoML)
+      GET  /metrics   Prometheus metrics (BentoML)
+      GET  /docs      OpenAPI documentation (Swagger UI)
+    """
     from training import tracking
     from training.bento import BentoImportError, import_for_serving
 

@@ -10,6 +10,7 @@ come from the ``horizons_months`` parameter (default: the model's 12, 24, 36, 60
 from __future__ import annotations
 
 import mlflow
+import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 
@@ -23,7 +24,10 @@ class BoneMetastasisRiskModel(PythonModel):
 
         self.risk_model = joblib.load(context.artifacts["risk_model"])
 
-    def predict(self, context, model_input, params=None):
+    # The pandas hint tells MLflow the input is a frame it cannot infer a schema from (no
+    # type-hint validation, no "add type hints" warning at each load); the signature comes
+    # from the input example and the rows are checked against the contract here.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from training.serving_adapter import predict_records_frame
 
         return predict_records_frame(self.risk_model, model_input, params)
