@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -48,8 +49,27 @@ def _main(
     ] = False,
 ) -> None:
     """Bone metastasis risk: validate cohorts, simulate, train, register, predict, serve."""
+    _STATE["verbose"] = verbose
     if not verbose:
         _quiet()
+
+
+_STATE = {"verbose": False}
+
+
+@contextlib.contextmanager
+def _library_output():
+    """Drop what libraries print on stderr while the block runs, unless ``--verbose``.
+
+    MLflow prints its event log ("Created version ...", "Validating input example ...") to
+    ``sys.stderr`` and re-enables it after some of its own calls; errors still surface as
+    exceptions, which the commands turn into messages. Progress bars hold the real stream.
+    """
+    if _STATE["verbose"]:
+        yield
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        yield
 
 
 def _quiet() -> None:
@@ -82,14 +102,23 @@ def _console():
 
 def _table(frame, title: str | None = None) -> None:
     """Print a frame as a table that fits the terminal's width (cells wrap)."""
+    import pandas as pd
     from rich import box
     from rich.table import Table
 
+    cells = frame.map(
+        lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+    )
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    for column in frame.columns:
-        table.add_column(str(column), overflow="fold")
-    for row in frame.itertuples(index=False):
-        table.add_row(*("" if v is None else str(v) for v in row))
+    for column in cells.columns:
+        # Short single-line columns (names, versions) never wrap; the others may.
+        values = cells[column].tolist()
+        short = max((len(v) for v in values), default=0) <= 20 and not any(
+            "\n" in v for v in values
+        )
+        table.add_column(str(column), overflow="fold", no_wrap=short)
+    for row in cells.itertuples(index=False):
+        table.add_row(*row)
     _console().print(table)
 
 
@@ -134,7 +163,7 @@ class _Bars:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=Console(file=sys.stderr),  # the real stream, outside _library_output
             transient=False,
         )
         self._progress.__enter__()
@@ -257,7 +286,7 @@ def train(
         cfg = load_config(
             config, experiment=experiment, seed=seed, families=families, landmark_days=landmarks
         )
-        with _Bars() as bars:
+        with _Bars() as bars, _library_output():
             result = run_train(
                 cohort, cfg, _settings(), source=str(Path(patients).resolve()), progress=bars
             )
@@ -274,9 +303,10 @@ def train(
         typer.echo(f"note: {note}")
     for skipped in result.skipped:
         typer.echo(f"skipped {skipped.family}: {skipped.reason}")
-    _table(
-        candidate_table(result),
-        title=f"candidates (selected by {result.selection_metric}; * = challenger)",
+    candidates = candidate_table(result)
+    candidates["family"] = candidates.pop("").str.cat(candidates["family"], sep="\n").str.strip()
+    _print_transposed(
+        candidates, "family", title=f"candidates (selected by {result.selection_metric})"
     )
     typer.echo(
         f"next: bonemet promote   (moves champion to the challenger, version "
@@ -311,14 +341,15 @@ def evaluate(
 
     cohort = _load(patients, measurements)
     try:
-        result = evaluate_model(
-            cohort,
-            model_uri,
-            _settings(),
-            experiment=experiment,
-            source=str(Path(patients).resolve()),
-            n_bootstrap=n_bootstrap,
-        )
+        with _library_output():
+            result = evaluate_model(
+                cohort,
+                model_uri,
+                _settings(),
+                experiment=experiment,
+                source=str(Path(patients).resolve()),
+                n_bootstrap=n_bootstrap,
+            )
     except (ScoringError, TrainingDataError) as err:
         _fail(f"cannot evaluate: {err}")
     headline = {
@@ -375,7 +406,8 @@ def promote(
 
     tracking.configure(_settings())
     try:
-        done = registry.promote(version, force=force, reason=reason)
+        with _library_output():
+            done = registry.promote(version, force=force, reason=reason)
     except registry.RegistryError as err:
         _fail(f"cannot promote: {err}")
     for gate in done.gates:
@@ -405,7 +437,8 @@ def compare(
     tracking.configure(_settings())
     wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
     try:
-        table = registry.compare(wanted)
+        with _library_output():
+            table = registry.compare(wanted)
     except registry.RegistryError as err:
         _fail(f"cannot compare: {err}")
     if table.empty:
@@ -413,12 +446,36 @@ def compare(
     if as_json:
         typer.echo(table.to_json(orient="records", indent=2))
         return
-    table["data_digest"] = table["data_digest"].str[:8]
-    _table(table)
+    _print_comparison(table)
     typer.echo(
         "gates: promotion gates against the champion; ! = metric outside its gate "
         "(bonemet promote --help)"
     )
+
+
+def _print_comparison(table) -> None:
+    """The comparison for a terminal: one column per version (metrics as rows, intervals
+    under their estimates), in as many blocks of versions as the width needs."""
+    table = table.copy()
+    table["data_digest"] = table["data_digest"].str[:8]
+    metric, _, value = (table["selection"].str.partition("=")[i] for i in (0, 1, 2))
+    table["selection"] = [f"{v}\n({m})" if v else m for m, v in zip(metric, value, strict=True)]
+    table["gates"] = table["gates"].str.replace("FAIL ", "FAIL:\n").str.replace(",", "\n")
+    table = table.map(lambda v: v.replace(" [", "\n[") if isinstance(v, str) else v)
+    table.columns = [str(c).removeprefix("test_").replace("_", " ") for c in table.columns]
+    _print_transposed(table, "version")
+
+
+def _print_transposed(frame, key: str, title: str | None = None) -> None:
+    """One column per row of ``frame`` (headed by its ``key``), in blocks that fit the width."""
+    import pandas as pd
+
+    rows = frame.set_index(key).T
+    per_block = max(1, (_console().width - 30) // 18)
+    for start in range(0, rows.shape[1], per_block):
+        block = rows.iloc[:, start : start + per_block]
+        label = pd.Series(block.index, index=block.index, name=key)
+        _table(pd.concat([label, block], axis=1), title=title if start == 0 else None)
 
 
 @app.command()
@@ -449,7 +506,8 @@ def predict(
     cohort = _load(patients, measurements)
     tracking.configure(_settings())
     try:
-        frame = score_cohort(cohort, model_uri, prediction_day)
+        with _library_output():
+            frame = score_cohort(cohort, model_uri, prediction_day)
     except ScoringError as err:
         _fail(f"cannot predict: {err}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -479,14 +479,13 @@ def compare(versions: Sequence[str] | None = None, policy: PromotionPolicy | Non
                 _tag_float(values, name + "_lo"),
                 _tag_float(values, name + "_hi"),
             )
+            mark = " !" if name in flagged else ""
             if est is None:
                 row[name] = ""
             elif lo is None or hi is None:
-                row[name] = f"{est:.3f}"
+                row[name] = f"{est:.3f}{mark}"
             else:
-                row[name] = f"{est:.3f} [{lo:.3f}, {hi:.3f}]"
-            if row[name] and name in flagged:
-                row[name] += " !"
+                row[name] = f"{est:.3f}{mark} [{lo:.3f}, {hi:.3f}]"
         rows.append(row)
     return pd.DataFrame(rows)
 

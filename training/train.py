@@ -1101,6 +1101,71 @@ def model_notes(config: TrainConfig, death_note: str | None) -> dict[str, str]:
     }
 
 
+#: Columns of the closing table of ``bonemet train`` (test split, with 95 % intervals).
+TABLE_METRICS = (
+    ("test_uno_c", "Uno C"),
+    ("test_td_auc_24m", "AUC 24m"),
+    ("test_brier_24m", "Brier 24m"),
+    ("test_calibration_slope_24m", "slope 24m"),
+    ("test_calibration_in_the_large_24m", "CITL 24m"),
+)
+
+
+#: Short names of the promotion gates in tables.
+GATE_LABELS = {
+    "discrimination": "C vs champion",
+    "calibration_slope": "slope",
+    "calibration_in_the_large": "CITL",
+}
+
+
+def candidate_table(result: TrainResult) -> pd.DataFrame:
+    """The candidates of a training run, for people: one row per family.
+
+    Columns: ``""`` (``* challenger`` on the challenger), family, version, the selection metric, the
+    :data:`TABLE_METRICS` as ``estimate [lo, hi]`` and ``gates``: ``pass`` or ``FAIL`` with
+    the promotion gates (``training.registry.check_gates``, against the current champion)
+    the version would fail.
+    """
+    from training import registry
+
+    champion = registry.alias_version(registry.CHAMPION)
+    champion_tags = None
+    if champion is not None:
+        champion_tags = registry.resolve(f"models:/{MODEL_NAME}/{champion}").tags
+
+    def cell(metrics: Mapping[str, float], name: str) -> str:
+        est = metrics.get(name, float("nan"))
+        if not np.isfinite(est):
+            return ""
+        lo, hi = metrics.get(f"{name}_lo", np.nan), metrics.get(f"{name}_hi", np.nan)
+        # The interval on a second line keeps the table narrow enough for a terminal.
+        interval = f"\n[{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+        return f"{est:.3f}{interval}"
+
+    rows = []
+    for c in result.candidates:
+        tags = {k: str(v) for k, v in c.metrics.items()}
+        other = champion_tags if c.version != champion else None
+        failed = [
+            g.name
+            for g in registry.check_gates(tags, other, registry.PromotionPolicy())
+            if not g.passed
+        ]
+        row = {
+            "": "* challenger" if c.version == result.challenger_version else "",
+            "family": c.family,
+            "version": c.version,
+            result.selection_metric: cell(c.metrics, result.selection_metric),
+        }
+        row.update({label: cell(c.metrics, name) for name, label in TABLE_METRICS})
+        row["gates"] = (
+            "FAIL:\n" + "\n".join(GATE_LABELS.get(f, f) for f in failed) if failed else "pass"
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def summary_json(result: TrainResult) -> str:
     """A JSON summary for the command line."""
     return json.dumps(
@@ -1110,6 +1175,10 @@ def summary_json(result: TrainResult) -> str:
             "selection_metric": result.selection_metric,
             "n_train": result.n_train,
             "n_test": result.n_test,
+            "n_train_patients": result.n_train_patients,
+            "n_test_patients": result.n_test_patients,
+            "notes": list(result.notes),
+            "skipped": [{"family": s.family, "reason": s.reason} for s in result.skipped],
             "candidates": [
                 {
                     "family": c.family,
