@@ -52,13 +52,29 @@ class RegistryError(RuntimeError):
     """A registry request that cannot be carried out, with the reason."""
 
 
-def pip_requirements() -> list[str]:
+def pip_requirements(xgboost: bool = False) -> list[str]:
     """Exact versions of the libraries the logged model needs.
 
-    The model's code lives in the ``bonemet`` package (``features``, ``training``), which must
-    be installed where the model is loaded; it is not on a public index, so it is not listed.
+    The model's own code (``features``, ``training``) travels inside the model (MLflow
+    ``code_paths``), so these are all a fresh environment installs. ``xgboost``: the pickled
+    model holds XGBoost estimators (the distribution installed here, ``xgboost-cpu`` or
+    ``xgboost``).
     """
-    return [f"{name}=={metadata.version(name)}" for name in REQUIREMENT_PACKAGES]
+    names = list(REQUIREMENT_PACKAGES)
+    if xgboost:
+        names.append(_installed("xgboost-cpu", "xgboost"))
+    return [f"{name}=={metadata.version(name)}" for name in names]
+
+
+def _installed(*names: str) -> str:
+    """The first of ``names`` installed as a distribution."""
+    for name in names:
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        return name
+    raise RegistryError(f"none of {', '.join(names)} is installed")
 
 
 def relax_input_schema(signature):

@@ -308,6 +308,8 @@ def log_risk_model(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "risk_model.joblib"
         joblib.dump(model, path)
+        # The pickle names every module it needs: XGBoost families need xgboost installed.
+        needs_xgboost = b"xgboost" in path.read_bytes()
         artifacts = {"risk_model": str(path)}
         if model_card is not None:
             card = Path(tmp) / "model_card.md"
@@ -319,7 +321,10 @@ def log_risk_model(
             artifacts=artifacts,
             signature=registry.relax_input_schema(signature),
             input_example=example,
-            pip_requirements=registry.pip_requirements(),
+            pip_requirements=registry.pip_requirements(xgboost=needs_xgboost),
+            # The project's own packages travel with the model: it loads in an environment
+            # with only its requirements.txt installed, outside the project folder.
+            code_paths=[str(Path(__file__).parents[1] / pkg) for pkg in ("features", "training")],
             registered_model_name=registered_model_name,
         )
 
