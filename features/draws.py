@@ -78,3 +78,106 @@ def trajectory_at(
         first = marker_percent(*(np.array([v], dtype=float) for v in enrollment))
         days, best = np.append(days, 0.0), np.append(best, first)
     return summarize_draws(days, best, prediction_day)
+
+
+def rows_at(
+    patients: pd.DataFrame,
+    measurements: pd.DataFrame | None,
+    prediction_day: float,
+    *,
+    landmark: bool,
+    uses_marker: bool = True,
+) -> tuple[pd.DataFrame, list[list[str]]]:
+    """Each patient's row at ``prediction_day`` with the draws known by then (batch scoring).
+
+    The rule of the prediction API (``serving.service``) for a table of patients: only draws
+    on or before ``prediction_day`` are used; the marker columns take the latest draw with a
+    usable marker (the current value, else the enrollment value stays); a landmark model
+    (``landmark``) also gets ``landmark_day`` and the trajectory columns of
+    :func:`trajectory_at`, the rule of the training rows. A model that does not use the marker
+    (``uses_marker`` False) ignores the draws.
+
+    Parameters
+    ----------
+    patients, measurements : pandas.DataFrame
+        Typed tables from :func:`features.contract.validate_cohort` (measurements may be None).
+    prediction_day : float
+        Days since enrollment (>= 0), the same for every patient.
+    landmark : bool
+        Add ``landmark_day`` and the :data:`features.landmark.TRAJECTORY_FEATURES` columns.
+    uses_marker : bool, default True
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        A copy of ``patients`` (plus the landmark columns).
+    notes : list of list of str
+        Per patient, what was used or ignored (the API's warnings).
+    """
+    from features.landmark import TRAJECTORY_FEATURES
+
+    day = float(prediction_day)
+    if not (np.isfinite(day) and day >= 0):
+        raise ValueError(f"prediction_day must be a finite number >= 0, got {prediction_day!r}")
+    out = patients.copy().reset_index(drop=True)
+    n = len(out)
+    notes: list[list[str]] = [[] for _ in range(n)]
+    has_draws = measurements is not None and len(measurements) > 0
+    groups: dict[object, np.ndarray] = {}
+    if has_draws:
+        draws = measurements.reset_index(drop=True)
+        groups = {
+            k: np.asarray(v) for k, v in draws.groupby("patient_id", sort=False).indices.items()
+        }
+        d_day = draws["day"].to_numpy(dtype=float)
+        d_fields = {f: draws[f].to_numpy(dtype=float) for f in MARKER_FIELDS}
+        d_best = marker_percent(
+            d_fields["oc_positive_percent"], *(d_fields[f] for f in MARKER_FIELDS[1:])
+        )
+        d_alp = draws["alkaline_phosphatase_u_per_l"].to_numpy(dtype=float)
+    enrollment = np.column_stack([out[f].to_numpy(dtype=float) for f in MARKER_FIELDS])
+    marker = enrollment.copy()
+    trajectory = np.full((n, len(TRAJECTORY_FEATURES)), np.nan)
+    empty = (np.empty(0),) * 4
+    for i, pid in enumerate(out["patient_id"].to_numpy(dtype=object)):
+        rows = groups.get(pid, np.empty(0, dtype=int))
+        usable = rows[d_day[rows] <= day] if rows.size else rows
+        if rows.size > usable.size:
+            notes[i].append(
+                f"{rows.size - usable.size} draw(s) after prediction_day {day:g} ignored"
+            )
+        if rows.size and not uses_marker:
+            notes[i].append("oc_measurements ignored: this model does not use the marker")
+            usable = usable[:0]
+        if landmark:
+            known = (
+                (d_day[usable],) + tuple(d_fields[f][usable] for f in MARKER_FIELDS)
+                if usable.size
+                else empty
+            )
+            trajectory[i] = trajectory_at(tuple(enrollment[i]), known, day)
+        with_marker = usable[~np.isnan(d_best[usable])] if usable.size else usable
+        if with_marker.size:
+            latest = with_marker[np.argmax(d_day[with_marker])]
+            marker[i] = [d_fields[f][latest] for f in MARKER_FIELDS]
+            if d_day[latest] > 0:
+                notes[i].append(
+                    f"marker from the draw of day {d_day[latest]:g} used as the current value"
+                )
+        if usable.size and np.any(~np.isnan(d_alp[usable])):
+            notes[i].append(
+                "alkaline_phosphatase_u_per_l of the draws ignored: the model uses the "
+                "enrollment value"
+            )
+        if day > 0 and not landmark:
+            notes[i].append(
+                f"prediction_day {day:g}: this model was trained at enrollment; horizons are "
+                "counted from enrollment-style risk with the latest marker value"
+            )
+    for j, f in enumerate(MARKER_FIELDS):
+        out[f] = marker[:, j]
+    if landmark:
+        out["landmark_day"] = np.full(n, day)
+        for j, name in enumerate(TRAJECTORY_FEATURES):
+            out[name] = trajectory[:, j]
+    return out, notes

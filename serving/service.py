@@ -362,6 +362,7 @@ def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any
         # When the MLflow model was logged: the end of its training run (UTC).
         "trained_at": getattr(model.metadata, "utc_time_created", None),
         "model_card_url": "/model/card",
+        "competing_risk": risk_model.competing_risk,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -19,10 +20,121 @@ app = typer.Typer(
 )
 
 DEFAULT_MODEL_URI = "models:/bone-metastasis-risk@champion"
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="print one JSON document for machines instead of tables")
+]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        typer.echo(f"bonemet {metadata.version('bonemet')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="print the version"
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", help="keep MLflow's event log and third-party warnings in the output"
+        ),
+    ] = False,
+) -> None:
+    """Bone metastasis risk: validate cohorts, simulate, train, register, predict, serve."""
+    _STATE["verbose"] = verbose
+    if not verbose:
+        _quiet()
+
+
+_STATE = {"verbose": False}
+
+
+@contextlib.contextmanager
+def _library_output():
+    """Drop what libraries print on stderr while the block runs, unless ``--verbose``.
+
+    MLflow prints its event log ("Created version ...", "Validating input example ...") to
+    ``sys.stderr`` and re-enables it after some of its own calls; errors still surface as
+    exceptions, which the commands turn into messages. Progress bars hold the real stream.
+    """
+    if _STATE["verbose"]:
+        yield
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        yield
+
+
+def _quiet() -> None:
+    """No third-party noise in normal output: MLflow's event log and library warnings off.
+
+    ``PYTHONWARNINGS`` carries the filter into worker processes (parallel families); the
+    project's own warnings stay visible.
+    """
+    import warnings
+
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    warnings.filterwarnings("ignore")
+    for package in ("training", "features", "serving"):
+        warnings.filterwarnings("default", module=rf"{package}(\.|$)")
+    try:
+        from mlflow.utils.logging_utils import disable_logging
+    except ImportError:  # pragma: no cover - mlflow is a dependency
+        return
+    disable_logging()
+
+
+def _console():
+    import shutil
+
+    from rich.console import Console
+
+    # Fit the terminal; a pipe or a test gets $COLUMNS or 100 columns.
+    return Console(width=shutil.get_terminal_size((100, 24)).columns, soft_wrap=False)
+
+
+def _table(frame, title: str | None = None) -> None:
+    """Print a frame as a table that fits the terminal's width (cells wrap)."""
+    import pandas as pd
+    from rich import box
+    from rich.table import Table
+
+    cells = frame.map(
+        lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+    )
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for column in cells.columns:
+        # Short single-line columns (names, versions) never wrap; the others may.
+        values = cells[column].tolist()
+        short = max((len(v) for v in values), default=0) <= 20 and not any(
+            "\n" in v for v in values
+        )
+        table.add_column(str(column), overflow="fold", no_wrap=short)
+    for row in cells.itertuples(index=False):
+        table.add_row(*row)
+    _console().print(table)
+
+
 PatientsOpt = Annotated[Path, typer.Option("--patients", help="patients table (CSV or Parquet)")]
 MeasurementsOpt = Annotated[
     Path | None, typer.Option("--measurements", help="oc_measurements table (CSV or Parquet)")
 ]
+
+
+def _family_names() -> str:
+    from training.config import FAMILIES  # the names only (no estimator import)
+
+    return ", ".join(FAMILIES) + " (default: all)"
+
+
+_FAMILY_NAMES = _family_names()
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -51,7 +163,7 @@ class _Bars:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=Console(file=sys.stderr),  # the real stream, outside _library_output
             transient=False,
         )
         self._progress.__enter__()
@@ -67,6 +179,32 @@ class _Bars:
 
     def __exit__(self, *exc: object) -> None:
         self._progress.__exit__(*exc)
+
+
+def _with_interval(metrics: dict, name: str) -> str:
+    lo, hi = metrics.get(name + "_lo"), metrics.get(name + "_hi")
+    text = f"{metrics[name]:.3f}"
+    return text + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
+
+
+def evaluation_by_landmark(metrics: dict):
+    """One row per landmark of ``eval_landmark_<day>_*`` metrics (a frame)."""
+    import re
+
+    import pandas as pd
+
+    rows: dict[float, dict] = {}
+    for key, value in metrics.items():
+        found = re.fullmatch(r"eval_landmark_([0-9.]+)_(.+)", key)
+        if found:
+            day = float(found.group(1))
+            rows.setdefault(day, {"landmark_day": f"{day:g}"})[found.group(2)] = (
+                f"{value:g}" if found.group(2) in ("n", "bone_met_events") else f"{value:.3f}"
+            )
+    columns = ["landmark_day", "n", "bone_met_events", "harrell_c", "uno_c", "td_auc_24m"]
+    columns += ["brier_24m", "calibration_slope_24m"]
+    frame = pd.DataFrame([rows[d] for d in sorted(rows)])
+    return frame[[c for c in columns if c in frame.columns]]
 
 
 def _settings():
@@ -106,25 +244,41 @@ def train(
     patients: PatientsOpt,
     measurements: MeasurementsOpt = None,
     experiment: Annotated[
-        str | None, typer.Option("--experiment", help="MLflow experiment")
+        str | None,
+        typer.Option("--experiment", help="MLflow experiment (default: bone-metastasis)"),
     ] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML training config")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="overrides the config seed")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="YAML training config: fields of training.config.TrainConfig (default: none)",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="overrides the config seed (default: 42)")
+    ] = None,
     families: Annotated[
-        str | None, typer.Option("--families", help="comma-separated model families")
+        str | None,
+        typer.Option("--families", help=f"comma-separated model families: {_FAMILY_NAMES}"),
     ] = None,
     landmarks: Annotated[
         str | None,
         typer.Option(
             "--landmarks",
             help="comma-separated landmark days starting with 0 (e.g. 0,91,183,365): train "
-            "landmark models that predict from any prediction_day with the draws known by then",
+            "landmark models that predict from any prediction_day with the draws known by "
+            "then (default: none: models predict from enrollment)",
         ),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Train every family, log to MLflow, register versions, set the challenger alias."""
+    """Train every family, log to MLflow, register versions, set the challenger alias.
+
+    Ends with a table of the candidates (selection metric, headline metrics with 95 %
+    intervals, promotion-gate verdicts, the challenger) and the next command to run.
+    """
     from training.config import ConfigError, load_config
-    from training.train import TrainingDataError, summary_json
+    from training.train import TrainingDataError, candidate_table, summary_json
     from training.train import train as run_train
 
     cohort = _load(patients, measurements)
@@ -132,13 +286,32 @@ def train(
         cfg = load_config(
             config, experiment=experiment, seed=seed, families=families, landmark_days=landmarks
         )
-        with _Bars() as bars:
+        with _Bars() as bars, _library_output():
             result = run_train(
                 cohort, cfg, _settings(), source=str(Path(patients).resolve()), progress=bars
             )
     except (ConfigError, TrainingDataError) as err:
         _fail(f"cannot train: {err}")
-    typer.echo(summary_json(result))
+    if as_json:
+        typer.echo(summary_json(result))
+        return
+    patients_text = f"{result.n_train_patients} training and {result.n_test_patients} test patients"
+    if result.landmark_days:
+        patients_text += f" ({result.n_train} and {result.n_test} landmark rows)"
+    typer.echo(f"trained on {patients_text}; parent run {result.parent_run_id}")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    for skipped in result.skipped:
+        typer.echo(f"skipped {skipped.family}: {skipped.reason}")
+    candidates = candidate_table(result)
+    candidates["family"] = candidates.pop("").str.cat(candidates["family"], sep="\n").str.strip()
+    _print_transposed(
+        candidates, "family", title=f"candidates (selected by {result.selection_metric})"
+    )
+    typer.echo(
+        f"next: bonemet promote   (moves champion to the challenger, version "
+        f"{result.challenger_version}, if its gates pass; then: bonemet serve)"
+    )
 
 
 @app.command()
@@ -151,9 +324,16 @@ def evaluate(
     experiment: Annotated[
         str, typer.Option("--experiment", help="MLflow experiment of the evaluation run")
     ] = "bone-metastasis-evaluation",
-    n_bootstrap: Annotated[int, typer.Option("--n-bootstrap", min=0, max=5000)] = 200,
+    n_bootstrap: Annotated[
+        int, typer.Option("--n-bootstrap", min=0, max=5000, help="bootstrap resamples (0-5000)")
+    ] = 200,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate a registered model on a cohort with outcomes (external validation)."""
+    """Evaluate a registered model on a cohort with outcomes (external validation).
+
+    Works for every registered model; a landmark model is evaluated on the cohort's landmark
+    rows and at each landmark on its own.
+    """
     import json
 
     from training.predict import ScoringError
@@ -161,14 +341,15 @@ def evaluate(
 
     cohort = _load(patients, measurements)
     try:
-        result = evaluate_model(
-            cohort,
-            model_uri,
-            _settings(),
-            experiment=experiment,
-            source=str(Path(patients).resolve()),
-            n_bootstrap=n_bootstrap,
-        )
+        with _library_output():
+            result = evaluate_model(
+                cohort,
+                model_uri,
+                _settings(),
+                experiment=experiment,
+                source=str(Path(patients).resolve()),
+                n_bootstrap=n_bootstrap,
+            )
     except (ScoringError, TrainingDataError) as err:
         _fail(f"cannot evaluate: {err}")
     headline = {
@@ -184,17 +365,30 @@ def evaluate(
             "eval_calibration_in_the_large_24m",
         )
     }
+    landmarks = {
+        k: round(v, 4) for k, v in result.metrics.items() if k.startswith("eval_landmark_")
+    }
+    if as_json:
+        document = {"run_id": result.run_id, "model_uri": result.model_uri}
+        document.update(version=result.version, **headline, **landmarks)
+        typer.echo(json.dumps(document, indent=2))
+        return
+    import pandas as pd
+
     typer.echo(
-        json.dumps(
-            {
-                "run_id": result.run_id,
-                "model_uri": result.model_uri,
-                "version": result.version,
-                **headline,
-            },
-            indent=2,
-        )
+        f"evaluated {result.model_uri} (version {result.version or 'n/a'}); run {result.run_id}"
     )
+    _table(
+        pd.DataFrame(
+            [
+                {"metric": k.removeprefix("eval_"), "estimate": _with_interval(result.metrics, k)}
+                for k in headline
+            ]
+        ),
+        title="pooled" if landmarks else None,
+    )
+    if landmarks:
+        _table(evaluation_by_landmark(result.metrics), title="at each landmark")
 
 
 @app.command()
@@ -212,7 +406,8 @@ def promote(
 
     tracking.configure(_settings())
     try:
-        done = registry.promote(version, force=force, reason=reason)
+        with _library_output():
+            done = registry.promote(version, force=force, reason=reason)
     except registry.RegistryError as err:
         _fail(f"cannot promote: {err}")
     for gate in done.gates:
@@ -227,21 +422,60 @@ def promote(
 @app.command()
 def compare(
     versions: Annotated[
-        str | None, typer.Option("--versions", help="comma-separated versions (default: all)")
+        str | None,
+        typer.Option("--versions", help="comma-separated versions (default: all)"),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print registered versions side by side: metrics with intervals, data digest, alias."""
+    """Print registered versions side by side, flagging metrics outside the promotion gates.
+
+    Columns: version, family, alias, data digest, the selection metric, gate verdicts and
+    headline metrics with 95 % intervals; the table fits the terminal's width.
+    """
     from training import registry, tracking
 
     tracking.configure(_settings())
     wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
     try:
-        table = registry.compare(wanted)
+        with _library_output():
+            table = registry.compare(wanted)
     except registry.RegistryError as err:
         _fail(f"cannot compare: {err}")
     if table.empty:
         _fail("no versions registered yet: run bonemet train first")
-    typer.echo(table.to_string(index=False))
+    if as_json:
+        typer.echo(table.to_json(orient="records", indent=2))
+        return
+    _print_comparison(table)
+    typer.echo(
+        "gates: promotion gates against the champion; ! = metric outside its gate "
+        "(bonemet promote --help)"
+    )
+
+
+def _print_comparison(table) -> None:
+    """The comparison for a terminal: one column per version (metrics as rows, intervals
+    under their estimates), in as many blocks of versions as the width needs."""
+    table = table.copy()
+    table["data_digest"] = table["data_digest"].str[:8]
+    metric, _, value = (table["selection"].str.partition("=")[i] for i in (0, 1, 2))
+    table["selection"] = [f"{v}\n({m})" if v else m for m, v in zip(metric, value, strict=True)]
+    table["gates"] = table["gates"].str.replace("FAIL ", "FAIL:\n").str.replace(",", "\n")
+    table = table.map(lambda v: v.replace(" [", "\n[") if isinstance(v, str) else v)
+    table.columns = [str(c).removeprefix("test_").replace("_", " ") for c in table.columns]
+    _print_transposed(table, "version")
+
+
+def _print_transposed(frame, key: str, title: str | None = None) -> None:
+    """One column per row of ``frame`` (headed by its ``key``), in blocks that fit the width."""
+    import pandas as pd
+
+    rows = frame.set_index(key).T
+    per_block = max(1, (_console().width - 30) // 18)
+    for start in range(0, rows.shape[1], per_block):
+        block = rows.iloc[:, start : start + per_block]
+        label = pd.Series(block.index, index=block.index, name=key)
+        _table(pd.concat([label, block], axis=1), title=title if start == 0 else None)
 
 
 @app.command()
@@ -252,15 +486,28 @@ def predict(
     model_uri: Annotated[str, typer.Option("--model-uri", help="MLflow model URI")] = (
         DEFAULT_MODEL_URI
     ),
+    prediction_day: Annotated[
+        float | None,
+        typer.Option(
+            "--prediction-day",
+            min=0,
+            help="score every patient at this day since enrollment with the draws known by "
+            "then (--measurements), the rule of POST /predict (default: at enrollment)",
+        ),
+    ] = None,
 ) -> None:
-    """Score a cohort with a registered model and write one row per patient."""
+    """Score a cohort with a registered model and write one row per patient.
+
+    Works for every registered model, landmark models included.
+    """
     from training import tracking
     from training.predict import ScoringError, score_cohort
 
     cohort = _load(patients, measurements)
     tracking.configure(_settings())
     try:
-        frame = score_cohort(cohort, model_uri)
+        with _library_output():
+            frame = score_cohort(cohort, model_uri, prediction_day)
     except ScoringError as err:
         _fail(f"cannot predict: {err}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -273,10 +520,22 @@ def serve(
     model_uri: Annotated[str, typer.Option("--model-uri", help="MLflow model URI")] = (
         DEFAULT_MODEL_URI
     ),
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 3000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port (1-65535)")] = 3000,
     host: Annotated[str, typer.Option("--host", help="address to bind")] = "127.0.0.1",
 ) -> None:
-    """Serve a registered model with BentoML (POST /predict, /healthz, /readyz)."""
+    """Serve a registered model with BentoML on HTTP.
+
+    \b
+    Endpoints:
+      POST /predict   predictions for contract patient records (data contract v1)
+      POST /explain   predictions with each patient's largest contributions
+      GET  /model     the model answering: version, family, metrics, inputs, landmarks
+      GET  /healthz   health (BentoML)
+      GET  /livez     liveness (BentoML)
+      GET  /readyz    readiness: a model is loaded (BentoML)
+      GET  /metrics   Prometheus metrics (BentoML)
+      GET  /docs      OpenAPI documentation (Swagger UI)
+    """
     from training import tracking
     from training.bento import BentoImportError, import_for_serving
 

@@ -287,7 +287,9 @@ class CauseSpecificHazards(BaseEstimator):
     Attributes
     ----------
     models_ : dict
-        Fitted base estimator per cause code (1 bone metastasis, 2 death).
+        Fitted base estimator per cause code (1 bone metastasis, 2 death). Without death
+        events in the training data there is no death model: its hazard is zero and the
+        incidence of bone metastasis is ``1 - S(t)``.
     grid_days_ : numpy.ndarray
         Distinct (coarsened) event times of either cause: the combination grid.
     baseline_cumhaz_ : dict
@@ -403,9 +405,14 @@ class CauseSpecificHazards(BaseEstimator):
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[0] != y.shape[0]:
             raise ValueError("X must be 2-D with one row per target")
-        for code, name in ((BONE_METASTASIS, "bone_metastasis"), (DEATH, "death")):
-            if not np.any(y["cause"] == code):
-                raise ValueError(f"no {name} events in the training data: cannot fit its hazard")
+        if not np.any(y["cause"] == BONE_METASTASIS):
+            raise ValueError(
+                "no bone_metastasis events in the training data: cannot fit its hazard"
+            )
+        # A cohort that records no competing death (one event type, or deaths recoded as
+        # censored by training.train.competing_deaths): the death hazard is zero, so the
+        # incidence is 1 - S(t) of bone metastasis.
+        causes = (BONE_METASTASIS, DEATH) if np.any(y["cause"] == DEATH) else (BONE_METASTASIS,)
         params = self._base_params()
         fit_rows = params.pop("max_fit_rows", None)
         rows = np.arange(X.shape[0])
@@ -419,7 +426,7 @@ class CauseSpecificHazards(BaseEstimator):
             _check_rsf_size(params, X.shape[0], np.unique(time).size, step)
         self.models_ = {}
         baselines = {}
-        for code in (BONE_METASTASIS, DEATH):
+        for code in causes:
             event = y["cause"] == code
             model = self._make_base(dict(params), X.shape[0])
             if self.base == "xgb_cox":
@@ -491,7 +498,10 @@ class CauseSpecificHazards(BaseEstimator):
         X = self._check_X(X)
         if self.base not in PH_BASES:
             raise AttributeError(f"base {self.base!r} has no linear predictor")
-        return tuple(self._linear_predictor(self.models_[c], X) for c in (BONE_METASTASIS, DEATH))
+        return tuple(
+            self._linear_predictor(self.models_[c], X) if c in self.models_ else np.zeros(len(X))
+            for c in (BONE_METASTASIS, DEATH)
+        )
 
     def _fast_linear_predictor(self, code: int, X: np.ndarray) -> np.ndarray:
         """The linear predictor of one cause; ``X @ coef - offset`` for the Cox bases.
@@ -499,6 +509,8 @@ class CauseSpecificHazards(BaseEstimator):
         The arithmetic of sksurv's ``predict`` without its per-call input validation (the
         serving hot path); the offset (coxnet's centring, 0 for coxph) is recorded at fit.
         """
+        if code not in self.models_:  # no death events in training: zero hazard
+            return np.zeros(X.shape[0])
         offsets = getattr(self, "lp_offset_", None)
         if offsets is None or self.base not in ("coxph", "coxnet"):
             return self._linear_predictor(self.models_[code], X)
@@ -523,8 +535,10 @@ class CauseSpecificHazards(BaseEstimator):
         grid = self.grid_days_[: len(self.grid_days_) if n_steps is None else n_steps]
         out = []
         for code in (BONE_METASTASIS, DEATH):
-            model = self.models_[code]
-            if self.base in PH_BASES:
+            model = self.models_.get(code)
+            if model is None:  # no death events in training: zero hazard
+                out.append(np.zeros((X.shape[0], grid.size)))
+            elif self.base in PH_BASES:
                 risk = np.exp(self._fast_linear_predictor(code, X))
                 out.append(risk[:, None] * self.baseline_cumhaz_[code][None, : grid.size])
             else:

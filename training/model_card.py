@@ -200,6 +200,17 @@ class ModelCardFacts:
         resamples) on the test split"``.
     limitations : tuple of str
         Caveats beyond the standard ones the card always states.
+    landmark_days : tuple of float
+        Landmarks of a landmark model (empty: predicts from enrollment).
+    landmark_rows : mapping of str to int, optional
+        A landmark model's training rows per split (a patient contributes one row per
+        landmark at which they are still at risk); ``n_patients`` and ``split_counts`` count
+        patients.
+    competing_death : bool
+        False when the training data had too few competing deaths: the death hazard is zero
+        and the predicted incidence is ``1 - S(t)``.
+    modelling_notes : tuple of str
+        How the cohort was modelled when it departs from the default (shown under Data).
 
     Raises
     ------
@@ -249,6 +260,10 @@ class ModelCardFacts:
     marker_lr_test: Mapping[str, float] | None = None
     marker_method: str | None = None
     limitations: tuple[str, ...] = field(default_factory=tuple)
+    landmark_days: tuple[float, ...] = ()
+    landmark_rows: Mapping[str, int] | None = None
+    competing_death: bool = True
+    modelling_notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.inputs() if c not in PATIENT_SPECS]
@@ -427,17 +442,26 @@ def _data(f: ModelCardFacts) -> list[str]:
     simulated = {True: "yes (simulated cohort)", False: "no (observed patients)"}.get(
         f.simulated, NOT_AVAILABLE
     )
-    return _bullets(
-        {
-            "Source": f.data_source,
-            "Simulated data": simulated,
-            "Setting": f.setting,
-            "Enrollment period": f.enrollment_period,
-            "Eligibility": "patients free of bone metastasis at enrollment",
-            "Patients used (eligible)": _count(f.n_patients),
-            "Excluded: bone metastasis at enrollment": _count(f.n_excluded_bone_met_at_enrollment),
-        }
-    )
+    items = {
+        "Source": f.data_source,
+        "Simulated data": simulated,
+        "Setting": f.setting,
+        "Enrollment period": f.enrollment_period,
+        "Eligibility": "patients free of bone metastasis at enrollment",
+        "Patients used (eligible)": _count(f.n_patients),
+        "Excluded: bone metastasis at enrollment": _count(f.n_excluded_bone_met_at_enrollment),
+    }
+    if f.landmark_days:
+        rows = f.landmark_rows or {}
+        items["Landmark rows"] = (
+            ", ".join(f"{split} {_count(n)}" for split, n in rows.items()) or NOT_AVAILABLE
+        ) + (
+            " (one row per patient and landmark at which the patient is still at risk; "
+            f"landmarks: days {', '.join(f'{d:g}' for d in f.landmark_days)})"
+        )
+    lines = _bullets(items)
+    lines += [f"- **Modelling note**: {_text(note)}" for note in f.modelling_notes]
+    return lines
 
 
 def _outcome(f: ModelCardFacts) -> list[str]:
@@ -451,10 +475,16 @@ def _outcome(f: ModelCardFacts) -> list[str]:
         {
             "Outcome": "time from enrollment to the first bone metastasis (days; a month is "
             "365.25 / 12 days)",
-            "Competing event": "death without bone metastasis. A patient who dies can no longer "
-            "develop bone metastasis, so predictions and observed incidences are cumulative "
-            "incidences with death competing (Aalen-Johansen), not 1 - Kaplan-Meier with death "
-            "censored, which would overstate them",
+            "Competing event": (
+                "death without bone metastasis. A patient who dies can no longer "
+                "develop bone metastasis, so predictions and observed incidences are cumulative "
+                "incidences with death competing (Aalen-Johansen), not 1 - Kaplan-Meier with "
+                "death censored, which would overstate them"
+                if f.competing_death
+                else "not modelled: the training data had too few deaths without bone "
+                "metastasis, so the death hazard is taken as zero and the predicted incidence "
+                "is 1 - S(t) (this overstates it where patients do die first)"
+            ),
             "Censoring": "end of follow-up without either event, assumed independent of the "
             "outcome given the predictors. A patient censored before a horizon has unknown "
             "status at it and is represented by inverse probability of censoring weights "

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from features.contract import Cohort
-from features.draws import enrollment_view
-from features.records import contract_rows
-from features.schema import PREDICTOR_COLUMNS
+from features.draws import enrollment_view, rows_at
 
+DEFAULT_HORIZONS_MONTHS = (12.0, 24.0, 36.0, 60.0)
 OUTPUT_COLUMNS = (
     "patient_id",
     "risk_score",
@@ -21,6 +22,7 @@ OUTPUT_COLUMNS = (
     "p_death_24m",
     "p_death_36m",
     "p_death_60m",
+    "warnings",
 )
 
 
@@ -39,22 +41,75 @@ def load_model(model_uri: str):
         raise ScoringError(f"cannot load model {model_uri}: {err}") from err
 
 
-def score_cohort(cohort: Cohort, model_uri: str) -> pd.DataFrame:
-    """Predictions at enrollment for every patient, in the batch output layout.
+def predict_patients(
+    risk_model,
+    patients: pd.DataFrame,
+    measurements: pd.DataFrame | None = None,
+    prediction_day: float | None = None,
+    horizons_months: Sequence[float] = DEFAULT_HORIZONS_MONTHS,
+) -> pd.DataFrame:
+    """Predictions for typed patients rows: frame in, frame out (the local scoring engine).
 
-    ``p_death_<h>m`` is the cumulative incidence of death without bone metastasis (empty for
-    a model that does not estimate it). Outcome columns are ignored (a training cohort can be
-    scored); a day-0 draw fills a missing enrollment marker.
+    Without ``prediction_day`` every patient is scored at enrollment (a day-0 draw fills a
+    missing enrollment marker, later draws are not used). With it, each patient is scored at
+    that day with the draws known by then, by the rule of the prediction API
+    (:func:`features.draws.rows_at`): a landmark model reads the marker's trajectory, a model
+    trained at enrollment the latest marker (and says so in the warnings).
+
+    Parameters
+    ----------
+    risk_model : training.risk_model.RiskModel
+        The fitted model (``load_model(uri).unwrap_python_model().risk_model``).
+    patients, measurements : pandas.DataFrame
+        Typed tables (:func:`features.contract.validate_cohort`); outcome columns are ignored.
+    prediction_day : float, optional
+        Days since enrollment.
+    horizons_months : sequence of float
+        Horizons counted from the prediction day.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``patient_id``, ``risk_score``, ``risk_group``, one ``p_bone_met_<h>m`` column per
+        horizon, one ``p_death_<h>m`` column per horizon (the cumulative incidence of death
+        without bone metastasis; empty for a model that does not estimate it) and ``warnings``
+        (a JSON list), one row per patient in input order.
     """
-    from mlflow.exceptions import MlflowException
+    if prediction_day is None:
+        rows = enrollment_view(patients, measurements).reset_index(drop=True)
+        notes = None
+    else:
+        rows, notes = rows_at(
+            patients,
+            measurements,
+            prediction_day,
+            landmark=bool(risk_model.landmark_days),
+            uses_marker=bool(risk_model.include_marker),
+        )
+    rows = rows.drop(columns=["time_days", "event"], errors="ignore")
+    batch = risk_model.predict_batch(rows, horizons_months)
+    if notes is not None:
+        for i, extra in enumerate(notes):
+            batch.warnings[i] = extra + batch.warnings[i]
+    return batch.frame()
 
+
+def score_cohort(
+    cohort: Cohort, model_uri: str, prediction_day: float | None = None
+) -> pd.DataFrame:
+    """Predictions for every patient of ``cohort`` in the batch output layout.
+
+    See :func:`predict_patients` (at enrollment, or at ``prediction_day`` with the draws known
+    by then); works for every registered model, landmark models included.
+    """
     model = load_model(model_uri)
-    rows = contract_rows(
-        enrollment_view(cohort.patients, cohort.measurements)[list(PREDICTOR_COLUMNS)]
-    )
     try:
-        frame = model.predict(rows, params={"horizons_months": [12.0, 24.0, 36.0, 60.0]})
-    except MlflowException as err:
+        risk_model = model.unwrap_python_model().risk_model
+    except AttributeError as err:
+        raise ScoringError(f"{model_uri} is not a bonemet risk model: {err}") from err
+    try:
+        frame = predict_patients(risk_model, cohort.patients, cohort.measurements, prediction_day)
+    except ValueError as err:
         raise ScoringError(str(err)) from err
     # A model trained before contract 1.1 has no p_death columns: they are left empty.
     return frame.reindex(columns=list(OUTPUT_COLUMNS))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 
@@ -29,7 +30,10 @@ class BoneMetastasisRiskModel(PythonModel):
         card = context.artifacts.get("model_card")
         self.model_card = Path(card).read_text(encoding="utf-8") if card else None
 
-    def predict(self, context, model_input, params=None):
+    # The pandas hint tells MLflow the input is a frame it cannot infer a schema from (no
+    # type-hint validation, no "add type hints" warning at each load); the signature comes
+    # from the input example and the rows are checked against the contract here.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from training.serving_adapter import predict_records_frame
 
         return predict_records_frame(self.risk_model, model_input, params)

@@ -16,19 +16,25 @@ from training.config import MODEL_NAME
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+#: Metrics tagged on each version (with the selection metric): what a person scanning the
+#: registry needs and what the promotion gates read. Every other metric, and every interval,
+#: stays in the version's training run (``run_id`` tag).
 HEADLINE_METRICS = (
-    "cv_uno_c_mean",
-    "test_harrell_c",
     "test_uno_c",
     "test_td_auc_24m",
-    "test_ipcw_auc_24m",
     "test_brier_24m",
     "test_calibration_slope_24m",
     "test_calibration_in_the_large_24m",
-    "test_ici_24m",
-    "delta_harrell_c_marker",
     "delta_uno_c_marker",
-    "delta_td_auc_24m_marker",
+)
+#: Description of the registered model itself (the registry's model page).
+MODEL_DESCRIPTION = (
+    "Cumulative incidence of a first bone metastasis in breast cancer, death without bone "
+    "metastasis competing, from clinical covariates and circulating osteocalcin-positive cells "
+    "(data contract v1). Each version is one model family trained by `bonemet train`; its "
+    "description opens with a summary, then the model card; its tags hold the headline "
+    "metrics, everything else is in its training run. `champion` is served, `challenger` is "
+    "the best candidate of the latest training. Research software, not a medical device."
 )
 REQUIREMENT_PACKAGES = (
     "numpy",
@@ -46,13 +52,29 @@ class RegistryError(RuntimeError):
     """A registry request that cannot be carried out, with the reason."""
 
 
-def pip_requirements() -> list[str]:
+def pip_requirements(xgboost: bool = False) -> list[str]:
     """Exact versions of the libraries the logged model needs.
 
-    The model's code lives in the ``bonemet`` package (``features``, ``training``), which must
-    be installed where the model is loaded; it is not on a public index, so it is not listed.
+    The model's own code (``features``, ``training``) travels inside the model (MLflow
+    ``code_paths``), so these are all a fresh environment installs. ``xgboost``: the pickled
+    model holds XGBoost estimators (the distribution installed here, ``xgboost-cpu`` or
+    ``xgboost``).
     """
-    return [f"{name}=={metadata.version(name)}" for name in REQUIREMENT_PACKAGES]
+    names = list(REQUIREMENT_PACKAGES)
+    if xgboost:
+        names.append(_installed("xgboost-cpu", "xgboost"))
+    return [f"{name}=={metadata.version(name)}" for name in names]
+
+
+def _installed(*names: str) -> str:
+    """The first of ``names`` installed as a distribution."""
+    for name in names:
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        return name
+    raise RegistryError(f"none of {', '.join(names)} is installed")
 
 
 def relax_input_schema(signature):
@@ -82,6 +104,57 @@ def _client():
     return MlflowClient()
 
 
+def headline_tags(
+    family: str,
+    metrics: dict[str, float],
+    dataset_digest: str,
+    run_id: str,
+    selection_metric: str,
+    landmark_days: Sequence[float] = (),
+) -> dict[str, str]:
+    """The handful of tags a version carries: family, selection metric, headline metrics
+    (:data:`HEADLINE_METRICS`, point estimates), data digest, landmark or not, run id."""
+    tags = {
+        "family": family,
+        "selection_metric": selection_metric,
+        "dataset_digest": dataset_digest,
+        "landmark_days": ",".join(f"{d:g}" for d in landmark_days) or "none",
+        "run_id": run_id,
+    }
+    for name in dict.fromkeys((selection_metric, *HEADLINE_METRICS)):
+        if name in metrics and math.isfinite(metrics[name]):
+            tags[name] = f"{metrics[name]:.4f}"
+    return tags
+
+
+def version_summary(family: str, metrics: dict[str, float], selection_metric: str) -> str:
+    """One paragraph that opens a version's description: what it is and how it did."""
+
+    def value(name: str, digits: int = 3) -> str:
+        est = metrics.get(name, math.nan)
+        if not math.isfinite(est):
+            return "n/a"
+        lo, hi = metrics.get(name + "_lo", math.nan), metrics.get(name + "_hi", math.nan)
+        text = f"{est:.{digits}f}"
+        if math.isfinite(lo) and math.isfinite(hi):
+            text += f" (95 % CI {lo:.{digits}f}-{hi:.{digits}f})"
+        return text
+
+    return (
+        f"**{family}** candidate of `bonemet train`, selected by {selection_metric} = "
+        f"{value(selection_metric)}. Held-out test: Uno's C {value('test_uno_c')}, AUC at 24 "
+        f"months {value('test_td_auc_24m')}, Brier at 24 months {value('test_brier_24m')}, "
+        f"calibration slope {value('test_calibration_slope_24m', 2)}, calibration-in-the-large "
+        f"{value('test_calibration_in_the_large_24m')}"
+        + (
+            f"; the marker adds {value('delta_uno_c_marker')} to Uno's C"
+            if math.isfinite(metrics.get("delta_uno_c_marker", math.nan))
+            else ""
+        )
+        + ". All metrics, figures and tables are in the training run; the model card follows."
+    )
+
+
 def tag_version(
     version: str,
     family: str,
@@ -90,28 +163,23 @@ def tag_version(
     run_id: str,
     selection_metric: str,
     description: str | None = None,
+    landmark_days: Sequence[float] = (),
 ) -> None:
-    """Tag a version with its family, headline metrics (with intervals) and data digest.
+    """Tag a version with its headline tags (:func:`headline_tags`) and describe it.
 
-    ``description`` (the model card, Markdown) becomes the version's description in the UI.
+    The description is a one-paragraph summary (:func:`version_summary`) followed by
+    ``description`` (the model card, Markdown) when given. The registered model gets its own
+    short description (:data:`MODEL_DESCRIPTION`).
     """
     client = _client()
-    tags = {
-        "family": family,
-        "dataset_digest": dataset_digest,
-        "run_id": run_id,
-        "selection_metric": selection_metric,
-    }
-    for base in dict.fromkeys((*HEADLINE_METRICS, selection_metric)):
-        for name in (base, base + "_lo", base + "_hi"):
-            if name in metrics and math.isfinite(metrics[name]):
-                tags[name] = f"{metrics[name]:.4f}"
+    tags = headline_tags(family, metrics, dataset_digest, run_id, selection_metric, landmark_days)
     for key, value in tags.items():
         client.set_model_version_tag(MODEL_NAME, version, key, value)
-    if description is None:
-        headline = ", ".join(f"{k}={tags[k]}" for k in HEADLINE_METRICS if k in tags)
-        description = f"{family}: {headline}"
-    client.update_model_version(MODEL_NAME, version, description=description)
+    summary = version_summary(family, metrics, selection_metric)
+    text = summary if description is None else f"{summary}\n\n{description}"
+    client.update_model_version(MODEL_NAME, version, description=text)
+    if (client.get_registered_model(MODEL_NAME).description or "") != MODEL_DESCRIPTION:
+        client.update_registered_model(MODEL_NAME, description=MODEL_DESCRIPTION)
 
 
 def choose_challenger(
@@ -359,14 +427,25 @@ COMPARE_METRICS = (
 )
 
 
-def compare(versions: Sequence[str] | None = None):
-    """Registered versions side by side: family, aliases, data digest, metrics with intervals.
+def compare(versions: Sequence[str] | None = None, policy: PromotionPolicy | None = None):
+    """Registered versions side by side: family, aliases, data digest, the selection metric,
+    the promotion-gate verdicts and metrics with intervals.
+
+    ``selection`` is ``<metric>=<value>`` of the metric that ranked the version's training
+    run; ``gates`` is ``pass`` or ``FAIL`` with the failing gates (:func:`check_gates` against
+    the current champion), and a metric outside its gate ends in ``" !"``.
 
     Returns
     -------
     pandas.DataFrame
         One row per version (newest first).
     """
+    policy = policy or PromotionPolicy()
+    gate_metric = {
+        "discrimination": policy.discrimination_metric,
+        "calibration_slope": policy.slope_metric,
+        "calibration_in_the_large": policy.citl_metric,
+    }
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
@@ -384,27 +463,45 @@ def compare(versions: Sequence[str] | None = None):
             aliases.setdefault(str(ver), []).append(alias)
     except MlflowException as err:
         raise RegistryError(f"no registered model {MODEL_NAME}: train first") from err
+    champion = alias_version(CHAMPION)
+    champion_tags = None
+    if champion is not None:
+        champion_tags = dict(client.get_model_version(MODEL_NAME, champion).tags or {})
     rows = []
     for v in sorted(found, key=lambda v: int(v.version), reverse=True):
         tags = dict(v.tags or {})
+        # Intervals live in the training run; the version's tags hold point estimates only.
+        try:
+            run_metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
+        except MlflowException:
+            run_metrics = {}
+        values = {**{k: str(x) for k, x in run_metrics.items()}, **tags}
         row = {
             "version": str(v.version),
             "family": tags.get("family", ""),
             "alias": ",".join(sorted(aliases.get(str(v.version), []))),
             "data_digest": tags.get("dataset_digest", ""),
         }
+        selection = tags.get("selection_metric", "")
+        chosen = _tag_float(values, selection) if selection else None
+        row["selection"] = f"{selection}={chosen:.3f}" if chosen is not None else selection
+        other = champion_tags if str(v.version) != champion else None
+        failed = [g.name for g in check_gates(values, other, policy) if not g.passed]
+        row["gates"] = "FAIL " + ",".join(failed) if failed else "pass"
+        flagged = {gate_metric[name] for name in failed}
         for name in COMPARE_METRICS:
             est, lo, hi = (
-                _tag_float(tags, name),
-                _tag_float(tags, name + "_lo"),
-                _tag_float(tags, name + "_hi"),
+                _tag_float(values, name),
+                _tag_float(values, name + "_lo"),
+                _tag_float(values, name + "_hi"),
             )
+            mark = " !" if name in flagged else ""
             if est is None:
                 row[name] = ""
             elif lo is None or hi is None:
-                row[name] = f"{est:.3f}"
+                row[name] = f"{est:.3f}{mark}"
             else:
-                row[name] = f"{est:.3f} [{lo:.3f}, {hi:.3f}]"
+                row[name] = f"{est:.3f}{mark} [{lo:.3f}, {hi:.3f}]"
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -194,6 +194,10 @@ class RiskModel:
         and the trajectory columns of :mod:`features.landmark` built from the draws known by
         then, and probabilities count from the prediction day. A prediction day after the last
         landmark is predicted as at the last landmark, with a warning.
+    competing_death : bool
+        True: death without bone metastasis is a modelled competing event. False: the
+        training data had too few deaths (``training.train.competing_deaths``), the death
+        hazard is zero and the incidence of bone metastasis is ``1 - S(t)``.
     """
 
     family: str
@@ -206,6 +210,17 @@ class RiskModel:
     contract_version: int = CONTRACT_VERSION
     training_percentiles: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     landmark_days: tuple[float, ...] = ()
+    competing_death: bool = True
+
+    @property
+    def competing_risk(self) -> str:
+        """How death is handled, in words (``GET /model``, the model card, the CLI)."""
+        if self.competing_death:
+            return "death without bone metastasis modelled as a competing event"
+        return (
+            "no competing death modelled: death hazard taken as zero (too few deaths in the "
+            "training data), incidence of bone metastasis = 1 - S(t)"
+        )
 
     @property
     def estimator(self):

@@ -7,6 +7,13 @@ from pathlib import Path
 
 from training.config import Settings
 
+#: MLflow 3's UI opens an experiment in its GenAI view unless the experiment tag
+#: ``mlflow.experimentKind`` says otherwise (read by the UI's experiment page; values
+#: ``genai_development`` or ``custom_model_development``): every bonemet experiment holds
+#: model-training runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
 
 def configure(settings: Settings) -> str:
     """Point MLflow (tracking and registry) at the configured store; return the URI."""
@@ -20,7 +27,8 @@ def configure(settings: Settings) -> str:
 
 
 def ensure_experiment(name: str, settings: Settings) -> str:
-    """Experiment id of ``name``, created with its artifacts under the data folder.
+    """Experiment id of ``name``, created with its artifacts under the data folder and tagged
+    as a model-training experiment (:data:`EXPERIMENT_KIND`: the MLflow UI opens its runs).
 
     Without an explicit ``artifact_location`` MLflow writes artifacts to ``./mlruns`` of
     whatever directory the command runs in, even with an SQLite store.
@@ -29,11 +37,17 @@ def ensure_experiment(name: str, settings: Settings) -> str:
 
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
+        if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            mlflow.MlflowClient().set_experiment_tag(
+                existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+            )
         return existing.experiment_id
     location = None
     if not settings.tracking_uri_override or settings.tracking_uri_override.startswith("sqlite"):
         location = (settings.artifact_root / name).as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    return mlflow.create_experiment(
+        name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+    )
 
 
 def git_commit(path: Path | None = None) -> str:

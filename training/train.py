@@ -6,7 +6,7 @@ import json
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +55,9 @@ NUMERIC_RANGE_INPUTS = (
     "alkaline_phosphatase_u_per_l",
 )
 
+#: Fewer competing deaths than this in the training split: the death hazard is taken as zero.
+MIN_COMPETING_DEATHS = 5
+
 
 class TrainingDataError(ValueError):
     """The cohort is valid but cannot train a model (no outcomes, too few events)."""
@@ -71,8 +74,20 @@ class CandidateResult:
 
 
 @dataclass(frozen=True)
+class FamilySkipped:
+    """A family that could not be fitted on this cohort, and why (the others go on)."""
+
+    family: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class TrainResult:
-    """What ``train`` did: the parent run, each candidate, and the new challenger."""
+    """What ``train`` did: the parent run, each candidate, and the new challenger.
+
+    ``notes`` say how the cohort was modelled when it departs from the default (no competing
+    deaths, no marker); ``skipped`` lists the families that could not be fitted.
+    """
 
     parent_run_id: str
     experiment_id: str
@@ -83,6 +98,11 @@ class TrainResult:
     n_test: int
     n_excluded_bone_met_at_enrollment: int
     dataset_digest: str
+    notes: tuple[str, ...] = ()
+    skipped: tuple[FamilySkipped, ...] = ()
+    n_train_patients: int | None = None
+    n_test_patients: int | None = None
+    landmark_days: tuple[float, ...] = field(default_factory=tuple)
 
 
 def time_to_event_rows(cohort: Cohort) -> tuple[pd.DataFrame, int]:
@@ -130,6 +150,7 @@ def fit_risk_model(
     follow_up = float(np.quantile(y["time"], 0.9)) / DAYS_PER_MONTH
     landmarks = tuple(config.landmark_days) if "landmark_day" in X.columns else ()
     return RiskModel(
+        competing_death=bool(np.any(y["cause"] == 2)),
         family=family,
         pipeline=pipeline,
         risk_cutoffs=cutoffs,  # type: ignore[arg-type]
@@ -182,14 +203,60 @@ def split(
 
 
 def check_events(y: np.ndarray, where: str, minimum: int = 5) -> None:
-    """Refuse to train on too few events of either cause."""
-    for code, name in ((1, "bone_metastasis"), (2, "death")):
-        n = int(np.sum(y["cause"] == code))
-        if n < minimum:
-            raise TrainingDataError(
-                f"{where}: only {n} {name} event(s); at least {minimum} are needed to fit "
-                "and evaluate the models"
-            )
+    """Refuse to train on too few bone metastasis events (deaths: :func:`competing_deaths`)."""
+    n = int(np.sum(y["cause"] == 1))
+    if n < minimum:
+        raise TrainingDataError(
+            f"{where}: only {n} bone_metastasis event(s); at least {minimum} are needed to fit "
+            "and evaluate the models"
+        )
+
+
+def competing_deaths(
+    y_train: np.ndarray, y_test: np.ndarray, minimum: int = MIN_COMPETING_DEATHS
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Targets with the competing death modelled, or with its hazard taken as zero.
+
+    Public cohorts often record one event type only. With fewer than ``minimum`` deaths in
+    the training split a death hazard cannot be estimated: deaths (if any) are then treated
+    as censoring in both splits, the families fit no death model (zero death hazard) and the
+    predicted incidence of bone metastasis is ``1 - S(t)``.
+
+    Returns
+    -------
+    y_train, y_test : numpy.ndarray
+        Unchanged, or with cause 2 recoded to 0.
+    note : str or None
+        None when deaths are modelled; else the sentence the run, the card and the CLI show.
+    """
+    n = int(np.sum(y_train["cause"] == 2))
+    if n >= minimum:
+        return y_train, y_test, None
+    note = (
+        f"no competing death modelled: {n} death(s) without bone metastasis in the training "
+        f"split (fewer than {minimum}); the death hazard is taken as zero, so the predicted "
+        "incidence of bone metastasis is 1 - S(t)"
+        + (" and the recorded deaths count as censoring" if n else "")
+    )
+    return censor_deaths(y_train), censor_deaths(y_test), note
+
+
+def censor_deaths(y: np.ndarray) -> np.ndarray:
+    """A copy of the target with every death (cause 2) recoded as censoring (cause 0)."""
+    y = y.copy()
+    y["cause"][y["cause"] == 2] = 0
+    return y
+
+
+def has_marker_values(cohort: Cohort) -> bool:
+    """Whether any patients row or draw carries an osteocalcin marker value."""
+    from features.draws import MARKER_FIELDS
+
+    for table in (cohort.patients, cohort.measurements):
+        if table is not None and len(table):
+            if any(table[f].notna().any() for f in MARKER_FIELDS if f in table.columns):
+                return True
+    return False
 
 
 def _input_example(rows: pd.DataFrame) -> pd.DataFrame:
@@ -241,6 +308,8 @@ def log_risk_model(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "risk_model.joblib"
         joblib.dump(model, path)
+        # The pickle names every module it needs: XGBoost families need xgboost installed.
+        needs_xgboost = b"xgboost" in path.read_bytes()
         artifacts = {"risk_model": str(path)}
         if model_card is not None:
             card = Path(tmp) / "model_card.md"
@@ -252,7 +321,10 @@ def log_risk_model(
             artifacts=artifacts,
             signature=registry.relax_input_schema(signature),
             input_example=example,
-            pip_requirements=registry.pip_requirements(),
+            pip_requirements=registry.pip_requirements(xgboost=needs_xgboost),
+            # The project's own packages travel with the model: it loads in an environment
+            # with only its requirements.txt installed, outside the project folder.
+            code_paths=[str(Path(__file__).parents[1] / pkg) for pkg in ("features", "training")],
             registered_model_name=registered_model_name,
         )
 
@@ -311,6 +383,42 @@ def marker_lr_test(X: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
     }
 
 
+def per_landmark_metrics(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    risk: np.ndarray,
+    cif: Mapping[int, np.ndarray],
+    prefix: str,
+) -> dict[str, float]:
+    """Each landmark's rows on their own: patients at risk, events and the point metrics.
+
+    ``<prefix><day>_n``, ``_bone_met_events`` and :func:`training.suite.point_metrics` of the
+    rows of that landmark (its own censoring distribution), e.g. ``eval_landmark_91_uno_c``.
+    A landmark with too few events for a metric leaves it out.
+    """
+    days = X["landmark_day"].to_numpy(dtype=float)
+    out: dict[str, float] = {}
+    for day in np.unique(days):
+        rows = days == day
+        key = f"{prefix}{day:g}"
+        events = int(np.sum(y["cause"][rows] == 1))
+        out[f"{key}_n"] = float(rows.sum())
+        out[f"{key}_bone_met_events"] = float(events)
+        if events < 2:
+            continue
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            # A late landmark can have too few patients for a horizon's metric: left out.
+            warnings.simplefilter("ignore")
+            try:
+                found = point_metrics(
+                    y[rows], y[rows], risk[rows], {h: c[rows] for h, c in cif.items()}
+                )
+            except ValueError:
+                continue
+        out.update({f"{key}_{k}": float(v) for k, v in found.items() if np.isfinite(v)})
+    return out
+
+
 def landmark_metrics(X: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[str, float]:
     """Per landmark of a landmark model's test rows: patients at risk, events, Harrell's C.
 
@@ -349,7 +457,7 @@ class FamilyOutcome:
     test: SplitEvaluation
     clinical_test: dict[str, float]
     increments: dict[str, Interval]
-    clinical_auc: tuple[list, list]
+    clinical_auc: tuple[list, list] | None
     importance: pd.Series
     test_risk: np.ndarray
 
@@ -414,12 +522,37 @@ def run_family(
     test = evaluate_split(
         y_train, y_test, risk, cif, X_test, n_boot=config.n_bootstrap, seed=config.seed
     )
+    Xt_test = model.pipeline[:-1].transform(X_test)
+    importance = feature_importance(
+        model.estimator,
+        Xt_test,
+        y_test,
+        model.pipeline[0].get_feature_names_out(),
+        seed=config.seed,
+    )
+    outcome = FamilyOutcome(
+        family=name,
+        model=model,
+        params=dict(final.best_params),
+        cv=cv_summary(fold_metrics),
+        fold_metrics=fold_metrics,
+        trials=final.trials,
+        test=test,
+        clinical_test={},
+        increments={},
+        clinical_auc=None,
+        importance=importance,
+        test_risk=risk,
+    )
+    if not config.include_marker:  # already clinical-only: no increment to measure
+        return outcome
     clinical = fit_risk_model(
         name, final.best_params, config, X_train, y_train, include_marker=False
     )
     tick("clinical-only fit")
     risk_c, cif_c = _risk_and_cif(clinical.pipeline, X_test, horizons)
-    clinical_test = point_metrics(y_train, y_test, risk_c, cif_c)
+    outcome.clinical_test = point_metrics(y_train, y_test, risk_c, cif_c)
+    outcome.clinical_auc = auc_curve(y_train, y_test, risk_c)
     tau = 60 * DAYS_PER_MONTH
 
     def increment(fn) -> Interval:
@@ -431,38 +564,36 @@ def run_family(
         nan = float("nan")
         return Interval(fn(y_test, risk) - fn(y_test, risk_c), nan, nan, 0)
 
-    increments = {
-        "harrell_c": increment(lambda yy, r: mx.fast_harrell_c(yy, r)),
-        "uno_c": increment(lambda yy, r: uno_c(y_train, yy, r, tau)),
-    }
+    increments = outcome.increments
+    increments["harrell_c"] = increment(lambda yy, r: mx.fast_harrell_c(yy, r))
+    increments["uno_c"] = increment(lambda yy, r: uno_c(y_train, yy, r, tau))
     # An interval at the clinical horizon only (bootstrapping sksurv's AUC is the costly part);
     # the AUC-over-time figure shows both feature sets at every horizon.
     if 24 < float(y_test["time"].max()) / DAYS_PER_MONTH:
         increments["td_auc_24m"] = increment(
             lambda yy, r: cumulative_dynamic_auc(y_train, yy, r, 24)
         )
-    Xt_test = model.pipeline[:-1].transform(X_test)
-    importance = feature_importance(
-        model.estimator,
-        Xt_test,
-        y_test,
-        model.pipeline[0].get_feature_names_out(),
-        seed=config.seed,
-    )
-    return FamilyOutcome(
-        family=name,
-        model=model,
-        params=dict(final.best_params),
-        cv=cv_summary(fold_metrics),
-        fold_metrics=fold_metrics,
-        trials=final.trials,
-        test=test,
-        clinical_test=clinical_test,
-        increments=increments,
-        clinical_auc=auc_curve(y_train, y_test, risk_c),
-        importance=importance,
-        test_risk=risk,
-    )
+    return outcome
+
+
+def run_family_or_skip(
+    name: str,
+    config: TrainConfig,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+    progress: Progress,
+) -> FamilyOutcome | FamilySkipped:
+    """:func:`run_family`, or the reason the family cannot be fitted on this cohort.
+
+    A family whose estimator fails on these data (a solver that does not converge, a
+    classifier with one class at a horizon, too little memory) must not stop the others.
+    """
+    try:
+        return run_family(name, config, X_train, y_train, X_test, y_test, progress)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError, MemoryError) as err:
+        return FamilySkipped(name, f"{type(err).__name__}: {err}".strip())
 
 
 def _log_family(
@@ -534,10 +665,12 @@ def _log_family(
         figures.auc_over_time_figure(
             np.asarray(out.test.auc_months),
             np.asarray(out.test.auc_values),
-            "with osteocalcin marker",
-            other={
-                "clinical only": (np.asarray(out.clinical_auc[0]), np.asarray(out.clinical_auc[1]))
-            },
+            "with osteocalcin marker" if out.model.include_marker else "clinical only",
+            other=(
+                {"clinical only": tuple(np.asarray(a) for a in out.clinical_auc)}
+                if out.clinical_auc is not None
+                else {}
+            ),
         ),
         "figures/auc_over_time.png",
     )
@@ -562,8 +695,12 @@ def _card_facts(
     y_by_split: Mapping[str, np.ndarray],
     config: TrainConfig,
     lr_test: Mapping[str, float] | None,
+    patients_y: Mapping[str, np.ndarray],
+    notes: tuple[str, ...] = (),
     version: str | None = None,
 ):
+    """The model card's facts; counts are of patients (``patients_y``: one target per
+    patient and split), a landmark model's stacked rows (``y_by_split``) are counted apart."""
     from training import model_card as mc
     from training.risk_model import MARKER_INPUTS, MODEL_INPUTS
 
@@ -608,8 +745,11 @@ def _card_facts(
             "death": int(np.sum(yy["cause"] == 2)),
             "censored": int(np.sum(yy["cause"] == 0)),
         }
-        for split, yy in y_by_split.items()
+        for split, yy in patients_y.items()
     }
+    landmark_rows = (
+        {split: int(len(yy)) for split, yy in y_by_split.items()} if config.landmark_days else None
+    )
     settings_seen = ", ".join(sorted(set(cohort.patients["disease_setting"].dropna())))
     grid = FAMILIES[out.family].grid[: config.max_grid]
     space: dict[str, list] = {}
@@ -630,10 +770,14 @@ def _card_facts(
         data_source=source,
         simulated=("demo" in source or "simulat" in source) or None,
         setting=settings_seen,
-        n_patients=int(sum(len(yy) for yy in y_by_split.values())),
+        n_patients=int(sum(len(yy) for yy in patients_y.values())),
         n_excluded_bone_met_at_enrollment=n_excluded,
         horizons_months=tuple(config.horizons_months),
-        median_follow_up_months=float(np.median(y_by_split["train"]["time"]) / DAYS_PER_MONTH),
+        median_follow_up_months=float(np.median(patients_y["train"]["time"]) / DAYS_PER_MONTH),
+        landmark_days=tuple(config.landmark_days),
+        landmark_rows=landmark_rows,
+        competing_death=out.model.competing_death,
+        modelling_notes=notes,
         input_columns=tuple(inputs),
         engineered_features=tuple(str(n) for n in out.model.pipeline[0].get_feature_names_out()),
         missing_share=missing,
@@ -670,6 +814,8 @@ def _card_facts(
         marker_method=(
             "same family and hyperparameters refitted without the osteocalcin "
             "features; paired bootstrap of the test split"
+            if out.model.include_marker
+            else "not measured: the cohort has no marker values (clinical-only model)"
         ),
     )
 
@@ -691,8 +837,9 @@ def family_outcomes(
     X_test: pd.DataFrame,
     y_test: np.ndarray,
     progress: Progress,
-) -> Iterator[FamilyOutcome]:
-    """Run every family, in order; with ``config.n_jobs`` > 1 in parallel worker processes.
+) -> Iterator[FamilyOutcome | FamilySkipped]:
+    """Run every family, in order (:func:`run_family_or_skip`); with ``config.n_jobs`` > 1 in
+    parallel worker processes.
 
     Workers run with one BLAS/OpenMP thread each: on this project's 2-core machines OpenMP
     code with more threads than cores was erratically 10-100x slower.
@@ -705,7 +852,7 @@ def family_outcomes(
     progress.start(total, "training")
     if config.n_jobs == 1 or len(config.families) == 1:
         for name in config.families:
-            yield run_family(name, config, X_train, y_train, X_test, y_test, progress)
+            yield run_family_or_skip(name, config, X_train, y_train, X_test, y_test, progress)
         return
     import multiprocessing
     import threading
@@ -720,7 +867,7 @@ def family_outcomes(
         try:
             with parallel_config(backend="loky", inner_max_num_threads=1):
                 results = Parallel(n_jobs=config.n_jobs, return_as="generator")(
-                    delayed(run_family)(
+                    delayed(run_family_or_skip)(
                         name, config, X_train, y_train, X_test, y_test, _QueueProgress(queue)
                     )
                     for name in config.families
@@ -789,14 +936,27 @@ def train(
     from training import registry, tracking
 
     progress = progress or _Silent()
+    notes = []
+    if config.include_marker and not has_marker_values(cohort):
+        config = replace(config, include_marker=False)
+        notes.append(
+            "clinical-only model: the cohort has no osteocalcin marker value (no marker column "
+            "or all missing), so the marker features, the marker's incremental value and its "
+            "likelihood-ratio test are left out"
+        )
     rows, n_excluded = time_to_event_rows(cohort)
     X_train, X_test, y_train, y_test = split(rows, config)
+    patients_y = {"train": y_train, "test": y_test}
     if config.landmark_days:
         # Split by patient first, then stack: a patient's landmark rows stay on one side.
         X_train, y_train = landmark_rows(X_train, cohort.measurements, config.landmark_days)
         X_test, y_test = landmark_rows(X_test, cohort.measurements, config.landmark_days)
     check_events(y_train, "training split")
     check_events(y_test, "test split", minimum=2)
+    y_train, y_test, death_note = competing_deaths(y_train, y_test)
+    if death_note:
+        notes.append(death_note)
+        patients_y = {k: censor_deaths(v) for k, v in patients_y.items()}
 
     tracking.configure(settings)
     experiment_id = tracking.ensure_experiment(config.experiment, settings)
@@ -815,11 +975,16 @@ def train(
                 "contract_version": str(CONTRACT_VERSION),
                 "dataset_digest": dataset.digest,
                 "seed": str(config.seed),
+                **model_notes(config, death_note),
             }
         )
+        if notes:
+            mlflow.log_text("\n".join(notes) + "\n", "notes.txt")
         counts = {
             "n_train": len(X_train),
             "n_test": len(X_test),
+            "n_train_patients": len(patients_y["train"]),
+            "n_test_patients": len(patients_y["test"]),
             "n_excluded_bone_met_at_enrollment": n_excluded,
             "n_bone_met_events_train": int(np.sum(y_train["cause"] == 1)),
             "n_death_events_train": int(np.sum(y_train["cause"] == 2)),
@@ -832,12 +997,23 @@ def train(
         if lr_test:
             mlflow.log_metrics(lr_test)
         outcomes = family_outcomes(config, X_train, y_train, X_test, y_test, progress)
+        skipped = []
         for name, out in zip(config.families, outcomes, strict=True):
+            if isinstance(out, FamilySkipped):
+                skipped.append(out)
+                with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
+                    mlflow.set_tags({"family": name, "skipped": "true", "skip_reason": out.reason})
+                continue
             with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True) as child:
                 mlflow.log_params({**config.to_params(), "family": name})
                 mlflow.log_input(dataset, context="training")
                 mlflow.set_tags(
-                    {"family": name, "git_commit": git_commit(), "dataset_digest": dataset.digest}
+                    {
+                        "family": name,
+                        "git_commit": git_commit(),
+                        "dataset_digest": dataset.digest,
+                        **model_notes(config, death_note),
+                    }
                 )
                 metrics = _log_family(out, config, y_test, X_test)
                 is_cox = name in ("cox_ridge", "cox_elasticnet")
@@ -854,6 +1030,8 @@ def train(
                     y_by_split={"train": y_train, "test": y_test},
                     config=config,
                     lr_test=lr_test if is_cox else None,
+                    patients_y=patients_y,
+                    notes=tuple(notes),
                 )
                 card = mc.render_model_card(_card_facts(out, **card_args))
                 info = log_risk_model(out.model, example, MODEL_NAME, model_card=card)
@@ -877,8 +1055,18 @@ def train(
                 child.info.run_id,
                 config.selection_metric,
                 description=card,
+                landmark_days=config.landmark_days,
             )
             candidates.append(CandidateResult(name, child.info.run_id, version, metrics))
+        if skipped:
+            mlflow.set_tag(
+                "skipped_families", "; ".join(f"{s.family}: {s.reason}" for s in skipped)[:4900]
+            )
+        if not candidates:
+            raise TrainingDataError(
+                "no model family could be fitted on this cohort: "
+                + "; ".join(f"{s.family}: {s.reason}" for s in skipped)
+            )
         best = registry.choose_challenger(candidates, config.selection_metric)
         mlflow.set_tag("challenger_version", best.version)
         table = pd.DataFrame(
@@ -902,7 +1090,85 @@ def train(
         n_test=len(X_test),
         n_excluded_bone_met_at_enrollment=n_excluded,
         dataset_digest=dataset.digest,
+        notes=tuple(notes),
+        skipped=tuple(skipped),
+        n_train_patients=len(patients_y["train"]),
+        n_test_patients=len(patients_y["test"]),
+        landmark_days=tuple(config.landmark_days),
     )
+
+
+def model_notes(config: TrainConfig, death_note: str | None) -> dict[str, str]:
+    """Run tags saying how the outcome and the marker were modelled."""
+    return {
+        "competing_death": "zero hazard (incidence = 1 - S(t))" if death_note else "modelled",
+        "marker": "used" if config.include_marker else "none (clinical-only model)",
+    }
+
+
+#: Columns of the closing table of ``bonemet train`` (test split, with 95 % intervals).
+TABLE_METRICS = (
+    ("test_uno_c", "Uno C"),
+    ("test_td_auc_24m", "AUC 24m"),
+    ("test_brier_24m", "Brier 24m"),
+    ("test_calibration_slope_24m", "slope 24m"),
+    ("test_calibration_in_the_large_24m", "CITL 24m"),
+)
+
+
+#: Short names of the promotion gates in tables.
+GATE_LABELS = {
+    "discrimination": "C vs champion",
+    "calibration_slope": "slope",
+    "calibration_in_the_large": "CITL",
+}
+
+
+def candidate_table(result: TrainResult) -> pd.DataFrame:
+    """The candidates of a training run, for people: one row per family.
+
+    Columns: ``""`` (``* challenger`` on the challenger), family, version, the selection metric, the
+    :data:`TABLE_METRICS` as ``estimate [lo, hi]`` and ``gates``: ``pass`` or ``FAIL`` with
+    the promotion gates (``training.registry.check_gates``, against the current champion)
+    the version would fail.
+    """
+    from training import registry
+
+    champion = registry.alias_version(registry.CHAMPION)
+    champion_tags = None
+    if champion is not None:
+        champion_tags = registry.resolve(f"models:/{MODEL_NAME}/{champion}").tags
+
+    def cell(metrics: Mapping[str, float], name: str) -> str:
+        est = metrics.get(name, float("nan"))
+        if not np.isfinite(est):
+            return ""
+        lo, hi = metrics.get(f"{name}_lo", np.nan), metrics.get(f"{name}_hi", np.nan)
+        # The interval on a second line keeps the table narrow enough for a terminal.
+        interval = f"\n[{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+        return f"{est:.3f}{interval}"
+
+    rows = []
+    for c in result.candidates:
+        tags = {k: str(v) for k, v in c.metrics.items()}
+        other = champion_tags if c.version != champion else None
+        failed = [
+            g.name
+            for g in registry.check_gates(tags, other, registry.PromotionPolicy())
+            if not g.passed
+        ]
+        row = {
+            "": "* challenger" if c.version == result.challenger_version else "",
+            "family": c.family,
+            "version": c.version,
+            result.selection_metric: cell(c.metrics, result.selection_metric),
+        }
+        row.update({label: cell(c.metrics, name) for name, label in TABLE_METRICS})
+        row["gates"] = (
+            "FAIL:\n" + "\n".join(GATE_LABELS.get(f, f) for f in failed) if failed else "pass"
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def summary_json(result: TrainResult) -> str:
@@ -914,6 +1180,10 @@ def summary_json(result: TrainResult) -> str:
             "selection_metric": result.selection_metric,
             "n_train": result.n_train,
             "n_test": result.n_test,
+            "n_train_patients": result.n_train_patients,
+            "n_test_patients": result.n_test_patients,
+            "notes": list(result.notes),
+            "skipped": [{"family": s.family, "reason": s.reason} for s in result.skipped],
             "candidates": [
                 {
                     "family": c.family,
@@ -952,6 +1222,11 @@ def evaluate_model(
     The whole cohort (free of bone metastasis at enrollment) is the evaluation split; its own
     censoring distribution is used for the IPCW metrics. Logs an ``evaluate`` run with
     ``eval_*`` metrics, intervals, calibration and decision-curve tables and figures.
+
+    A landmark model is evaluated as it was tested in training: on the stacked landmark rows
+    of the cohort (each patient still at risk at each of the model's landmarks, with the draws
+    known by then; pooled ``eval_*`` metrics) and at each landmark on its own
+    (``eval_landmark_<day>_*``: patients at risk, events, and the point metrics).
     """
     import mlflow
 
@@ -959,8 +1234,7 @@ def evaluate_model(
     from training.predict import ScoringError, load_model
 
     rows, n_excluded = time_to_event_rows(cohort)
-    y = make_target(rows["event"].to_numpy(dtype=object), rows["time_days"].to_numpy(dtype=float))
-    check_events(y, "evaluation cohort", minimum=2)
+    n_patients = len(rows)
     tracking.configure(settings)
     version = None
     if model_uri.startswith("models:/"):
@@ -970,17 +1244,21 @@ def evaluate_model(
             raise ScoringError(str(err)) from err
     risk_model = load_model(model_uri).unwrap_python_model().risk_model
     horizons = tuple(risk_model.horizons_months)
-    risk, cif = risk_model.predict_arrays(rows, horizons)
-    ev = evaluate_split(
-        y,
-        y,
-        risk,
-        {h: cif[:, j] for j, h in enumerate(horizons)},
-        rows,
-        n_boot=n_bootstrap,
-        seed=seed,
-    )
+    if risk_model.landmark_days:
+        rows, y = landmark_rows(rows, cohort.measurements, risk_model.landmark_days)
+    else:
+        y = make_target(
+            rows["event"].to_numpy(dtype=object), rows["time_days"].to_numpy(dtype=float)
+        )
+    check_events(y, "evaluation cohort", minimum=2)
+    if not risk_model.competing_death:
+        y = censor_deaths(y)  # evaluated as it was trained: death hazard zero
+    risk, cif = predict_pipeline(risk_model.pipeline, rows, horizons)
+    cif_by_h = {h: cif[:, j] for j, h in enumerate(horizons)}
+    ev = evaluate_split(y, y, risk, cif_by_h, rows, n_boot=n_bootstrap, seed=seed)
     metrics = ev.flat("eval_")
+    if risk_model.landmark_days:
+        metrics.update(per_landmark_metrics(rows, y, risk, cif_by_h, "eval_landmark_"))
     experiment_id = tracking.ensure_experiment(experiment, settings)
     dataset = cohort_dataset(cohort, source)
     with mlflow.start_run(experiment_id=experiment_id, run_name="evaluate") as run:
@@ -994,7 +1272,12 @@ def evaluate_model(
             }
         )
         mlflow.log_metrics(
-            {**metrics, "n_eval": len(rows), "n_excluded_bone_met_at_enrollment": n_excluded}
+            {
+                **metrics,
+                "n_eval": len(rows),
+                "n_eval_patients": n_patients,
+                "n_excluded_bone_met_at_enrollment": n_excluded,
+            }
         )
         for h, table in ev.calibration.items():
             mlflow.log_table(table, f"tables/calibration_{h}m.json")
