@@ -230,10 +230,12 @@ def compare(
         str | None, typer.Option("--versions", help="comma-separated versions (default: all)")
     ] = None,
 ) -> None:
-    """Print registered versions side by side: metrics with intervals, data digest, alias."""
+    """Print registered versions side by side (metrics with intervals, data digest, alias,
+    complete or not) and the latest training runs (finished, running, or killed)."""
     from training import registry, tracking
 
     tracking.configure(_settings())
+    tracking.reap_stale_runs()
     wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
     try:
         table = registry.compare(wanted)
@@ -242,6 +244,10 @@ def compare(
     if table.empty:
         _fail("no versions registered yet: run bonemet train first")
     typer.echo(table.to_string(index=False))
+    history = registry.training_history()
+    if not history.empty:
+        typer.echo("\ntraining runs (newest first):")
+        typer.echo(history.to_string(index=False))
 
 
 @app.command()
