@@ -112,19 +112,12 @@ def version_tags(
     return tags
 
 
-def register_version(
-    model_uri: str,
-    family: str,
-    metrics: dict[str, float],
-    dataset_digest: str,
-    run_id: str,
-    selection_metric: str,
-    training_run_id: str | None = None,
-) -> str:
+def register_version(model_uri: str, tags: dict[str, str]) -> str:
     """Register a logged model as a new version, created with all its tags at once.
 
-    The tags go in the version's create request, so no reader (``compare``, ``promote``, a
-    training killed at any point) ever sees the version without its metrics.
+    The tags (:func:`version_tags`) go in the version's create request, so no reader
+    (``compare``, ``promote``, a training killed at any point) ever sees the version without
+    its metrics.
 
     Returns
     -------
@@ -133,7 +126,6 @@ def register_version(
     """
     import mlflow
 
-    tags = version_tags(family, metrics, dataset_digest, run_id, selection_metric, training_run_id)
     return str(mlflow.register_model(model_uri, MODEL_NAME, tags=tags).version)
 
 

@@ -873,8 +873,7 @@ def train(
                 )
             # Registered only once the family's run finished, with every tag in the create
             # request: a training killed at any point leaves no version without its metrics.
-            version = registry.register_version(
-                info.model_uri,
+            tags = registry.version_tags(
                 name,
                 metrics,
                 dataset.digest,
@@ -882,6 +881,7 @@ def train(
                 config.selection_metric,
                 training_run_id=parent.info.run_id,
             )
+            version = registry.register_version(info.model_uri, tags)
             card = mc.render_model_card(_card_facts(out, version=version, **card_args))
             registry.describe_version(version, card, child.info.run_id)
             candidates.append(CandidateResult(name, child.info.run_id, version, metrics))

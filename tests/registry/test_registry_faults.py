@@ -44,6 +44,14 @@ def _count(data_dir: Path, sql: str) -> int:
         return 0
 
 
+def _kill_when(proc, data_dir: Path, sql: str) -> None:
+    """``kill -9`` the training as soon as ``sql`` counts something in its store."""
+    try:
+        wait_for(lambda: _count(data_dir, sql), what=sql, every=0.2)
+    finally:
+        kill_hard(proc)
+
+
 def _all_runs(client):
     ids = [e.experiment_id for e in client.search_experiments()]
     return client.search_runs(ids, max_results=5000) if ids else []
@@ -88,25 +96,17 @@ def test_killed_trainings_leave_nothing_incomplete_or_promotable(fault_cohort, t
     env = fast_env(data)
 
     # 1. Killed right after its training run appeared: no version at all.
-    early = start_cli(train_args(fault_cohort, "cox_ridge", "faults"), env, tmp_path)
-    try:
-        wait_for(
-            lambda: _count(data, "SELECT count(*) FROM runs WHERE name = 'train'"),
-            what="the first training run",
-            every=0.2,
-        )
-    finally:
-        kill_hard(early)
+    _kill_when(
+        start_cli(train_args(fault_cohort, "cox_ridge", "faults"), env, tmp_path),
+        data,
+        "SELECT count(*) FROM runs WHERE name = 'train'",
+    )
     # 2. Killed after its first family was registered, during the second family.
-    late = start_cli(train_args(fault_cohort, "cox_ridge,logistic_ipcw", "faults"), env, tmp_path)
-    try:
-        wait_for(
-            lambda: _count(data, "SELECT count(*) FROM model_versions"),
-            what="a first version",
-            every=0.2,
-        )
-    finally:
-        kill_hard(late)
+    _kill_when(
+        start_cli(train_args(fault_cohort, "cox_ridge,logistic_ipcw", "faults"), env, tmp_path),
+        data,
+        "SELECT count(*) FROM model_versions",
+    )
     client = _client(data)
 
     versions = _assert_versions_complete(client)
