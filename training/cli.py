@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -427,14 +428,17 @@ def compare(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print registered versions side by side, flagging metrics outside the promotion gates.
+    """Print registered versions side by side, flagging metrics outside the promotion gates,
+    and the latest training runs (finished, running, or killed).
 
-    Columns: version, family, alias, data digest, the selection metric, gate verdicts and
-    headline metrics with 95 % intervals; the table fits the terminal's width.
+    Columns: version, family, alias, data digest, state (complete or not), the selection
+    metric, gate verdicts and headline metrics with 95 % intervals; the table fits the
+    terminal's width.
     """
     from training import registry, tracking
 
     tracking.configure(_settings())
+    tracking.reap_stale_runs()
     wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
     try:
         with _library_output():
@@ -443,14 +447,25 @@ def compare(
         _fail(f"cannot compare: {err}")
     if table.empty:
         _fail("no versions registered yet: run bonemet train first")
+    history = registry.training_history()
     if as_json:
-        typer.echo(table.to_json(orient="records", indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "versions": json.loads(table.to_json(orient="records")),
+                    "training_runs": json.loads(history.to_json(orient="records")),
+                },
+                indent=2,
+            )
+        )
         return
     _print_comparison(table)
     typer.echo(
         "gates: promotion gates against the champion; ! = metric outside its gate "
         "(bonemet promote --help)"
     )
+    if not history.empty:
+        _table(history, title="training runs (newest first)")
 
 
 def _print_comparison(table) -> None:

@@ -104,16 +104,23 @@ def _client():
     return MlflowClient()
 
 
-def headline_tags(
+#: Tags every version bonemet registers carries from its creation (one request): a version
+#: without them was not made by a finished ``bonemet train`` and is never promoted.
+REQUIRED_VERSION_TAGS = ("family", "dataset_digest", "run_id", "selection_metric")
+
+
+def version_tags(
     family: str,
     metrics: dict[str, float],
     dataset_digest: str,
     run_id: str,
     selection_metric: str,
     landmark_days: Sequence[float] = (),
+    training_run_id: str | None = None,
 ) -> dict[str, str]:
     """The handful of tags a version carries: family, selection metric, headline metrics
-    (:data:`HEADLINE_METRICS`, point estimates), data digest, landmark or not, run id."""
+    (:data:`HEADLINE_METRICS`, point estimates; intervals stay in the run), data digest,
+    landmark or not, its run and the training (parent) run it came from."""
     tags = {
         "family": family,
         "selection_metric": selection_metric,
@@ -121,6 +128,8 @@ def headline_tags(
         "landmark_days": ",".join(f"{d:g}" for d in landmark_days) or "none",
         "run_id": run_id,
     }
+    if training_run_id:
+        tags["training_run_id"] = training_run_id
     for name in dict.fromkeys((selection_metric, *HEADLINE_METRICS)):
         if name in metrics and math.isfinite(metrics[name]):
             tags[name] = f"{metrics[name]:.4f}"
@@ -155,29 +164,38 @@ def version_summary(family: str, metrics: dict[str, float], selection_metric: st
     )
 
 
-def tag_version(
+def register_version(model_uri: str, tags: dict[str, str]) -> str:
+    """Register a logged model as a new version, created with all its tags at once.
+
+    The tags (:func:`version_tags`) go in the version's create request, so no reader
+    (``compare``, ``promote``, a training killed at any point) ever sees the version without
+    its metrics.
+
+    Returns
+    -------
+    str
+        The new version number.
+    """
+    import mlflow
+
+    return str(mlflow.register_model(model_uri, MODEL_NAME, tags=tags).version)
+
+
+def describe_version(
     version: str,
+    model_card: str,
+    run_id: str,
     family: str,
     metrics: dict[str, float],
-    dataset_digest: str,
-    run_id: str,
     selection_metric: str,
-    description: str | None = None,
-    landmark_days: Sequence[float] = (),
 ) -> None:
-    """Tag a version with its headline tags (:func:`headline_tags`) and describe it.
-
-    The description is a one-paragraph summary (:func:`version_summary`) followed by
-    ``description`` (the model card, Markdown) when given. The registered model gets its own
-    short description (:data:`MODEL_DESCRIPTION`).
-    """
+    """Describe a version in the UI: a one-paragraph summary (:func:`version_summary`), then
+    the model card (Markdown, naming the version), also logged as ``model_card.md`` of its
+    run. The registered model gets its own short description (:data:`MODEL_DESCRIPTION`)."""
     client = _client()
-    tags = headline_tags(family, metrics, dataset_digest, run_id, selection_metric, landmark_days)
-    for key, value in tags.items():
-        client.set_model_version_tag(MODEL_NAME, version, key, value)
     summary = version_summary(family, metrics, selection_metric)
-    text = summary if description is None else f"{summary}\n\n{description}"
-    client.update_model_version(MODEL_NAME, version, description=text)
+    client.update_model_version(MODEL_NAME, version, description=f"{summary}\n\n{model_card}")
+    client.log_text(run_id, model_card, "model_card.md")
     if (client.get_registered_model(MODEL_NAME).description or "") != MODEL_DESCRIPTION:
         client.update_registered_model(MODEL_NAME, description=MODEL_DESCRIPTION)
 
@@ -356,6 +374,111 @@ def alias_version(alias: str) -> str | None:
         return None
 
 
+def smoke_check(version: str) -> None:
+    """Load ``version`` and predict synthetic contract rows; raise if either fails.
+
+    Serving follows ``champion``: a version whose artifact is damaged or whose predictions are
+    not finite probabilities must never get it. The rows come from the contract
+    (:func:`features.examples.synthetic_patient_rows`), not from any patient.
+
+    Raises
+    ------
+    RegistryError
+        Naming the version and what failed.
+    """
+    import mlflow
+    import numpy as np
+
+    from features.examples import synthetic_patient_rows
+
+    uri = f"models:/{MODEL_NAME}/{version}"
+    rows = synthetic_patient_rows()
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    except Exception as err:  # a damaged artifact fails in any way (pickle, IO)
+        raise RegistryError(
+            f"version {version} does not load ({type(err).__name__}: {err}); it cannot be "
+            "served, so it is not promoted (not even with --force)"
+        ) from err
+    try:
+        out = model.predict(rows)
+    except Exception as err:  # whatever the loaded code raises, it cannot serve
+        raise RegistryError(
+            f"version {version} loads but fails to predict a synthetic case "
+            f"({type(err).__name__}: {err}); it is not promoted (not even with --force)"
+        ) from err
+    probabilities = [c for c in out.columns if str(c).startswith("p_bone_met_")]
+    values = out[["risk_score", *probabilities]].to_numpy(dtype=float) if len(out) else None
+    bad = (
+        values is None
+        or len(out) != len(rows)
+        or not probabilities
+        or not np.isfinite(values).all()
+        or not ((values[:, 1:] >= 0) & (values[:, 1:] <= 1)).all()
+    )
+    if bad:
+        raise RegistryError(
+            f"version {version} answers the synthetic case without a finite risk score and "
+            "probabilities in [0, 1] for every row; it is not promoted (not even with --force)"
+        )
+
+
+def check_complete(version) -> None:
+    """Refuse a version that a finished ``bonemet train`` did not fully register.
+
+    A complete version is READY, carries :data:`REQUIRED_VERSION_TAGS` and its training run
+    finished; anything else (a version registered by hand, a run killed or failed) is refused
+    whatever ``--force`` says.
+
+    Parameters
+    ----------
+    version : mlflow.entities.model_registry.ModelVersion
+    """
+    from mlflow.exceptions import MlflowException
+
+    tags = dict(version.tags or {})
+    missing = [t for t in REQUIRED_VERSION_TAGS if not tags.get(t)]
+    if str(version.status) != "READY":
+        raise RegistryError(f"version {version.version} is {version.status}, not READY")
+    if missing:
+        raise RegistryError(
+            f"version {version.version} lacks the tag(s) {', '.join(missing)} a finished "
+            "bonemet train records: it is incomplete and is not promoted (not even with --force)"
+        )
+    try:
+        status = _client().get_run(tags["run_id"]).info.status
+    except MlflowException as err:
+        raise RegistryError(
+            f"version {version.version}: its training run {tags['run_id']} cannot be read "
+            f"({err.message})"
+        ) from err
+    if status != "FINISHED":
+        raise RegistryError(
+            f"version {version.version}: its training run {tags['run_id']} is {status}, not "
+            "FINISHED; the version is incomplete and is not promoted (not even with --force)"
+        )
+
+
+def _who() -> str:
+    """The user a promotion is recorded under: the MLflow login, else the OS account."""
+    import getpass
+    import os
+
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _permission_denied(err) -> bool:
+    return getattr(err, "error_code", "") in ("PERMISSION_DENIED", "UNAUTHENTICATED") or (
+        getattr(err, "get_http_status_code", lambda: 0)() in (401, 403)
+    )
+
+
 def promote(
     version: str | None = None,
     *,
@@ -365,18 +488,26 @@ def promote(
 ) -> Promotion:
     """Move ``champion`` to ``version`` (default: the current ``challenger``) if its gates pass.
 
+    Whatever ``force`` says, the version must be complete (:func:`check_complete`) and must load
+    and predict a synthetic case (:func:`smoke_check`). Who promoted, when and why is recorded
+    on the version (``promoted_by``, ``promoted_at``, ``promotion_reason``).
+
     Raises
     ------
     PromotionRefused
         When a gate fails and ``force`` is not set.
     RegistryError
-        Unknown version, no challenger, or ``force`` without a reason.
+        Unknown version, no challenger, ``force`` without a reason, an incomplete or broken
+        version, or a user without the right to move the alias.
     """
+    from datetime import UTC, datetime
+
     from mlflow.exceptions import MlflowException
 
     policy = policy or PromotionPolicy()
     client = _client()
-    if force and not (reason and reason.strip()):
+    reason = reason.strip() if reason and reason.strip() else None
+    if force and not reason:
         raise RegistryError("--force requires --reason: the reason is recorded on the version")
     if version is None:
         version = alias_version(CHALLENGER)
@@ -388,7 +519,11 @@ def promote(
     try:
         candidate = client.get_model_version(MODEL_NAME, str(version))
     except MlflowException as err:
+        if _permission_denied(err):
+            raise RegistryError(f"you may not read {MODEL_NAME}: {err.message}") from err
         raise RegistryError(f"{MODEL_NAME} has no version {version}") from err
+    check_complete(candidate)
+    smoke_check(str(version))
     previous = alias_version(CHAMPION)
     champion_tags = None
     if previous is not None and previous != str(version):
@@ -396,23 +531,34 @@ def promote(
     gates = check_gates(dict(candidate.tags or {}), champion_tags, policy)
     if not all(g.passed for g in gates) and not force:
         raise PromotionRefused(str(version), gates)
-    client.set_registered_model_alias(MODEL_NAME, CHAMPION, str(version))
-    client.set_model_version_tag(MODEL_NAME, str(version), "promoted_from", previous or "none")
-    client.set_model_version_tag(
-        MODEL_NAME,
-        str(version),
-        "promotion_gates",
-        "; ".join(f"{g.name}: {'pass' if g.passed else 'FAIL'} ({g.detail})" for g in gates),
-    )
+    audit = {
+        "promoted_from": previous or "none",
+        "promotion_gates": "; ".join(
+            f"{g.name}: {'pass' if g.passed else 'FAIL'} ({g.detail})" for g in gates
+        ),
+        "promoted_by": _who(),
+        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "promotion_reason": reason or "promotion gates passed",
+    }
     if force:
-        client.set_model_version_tag(
-            MODEL_NAME, str(version), "forced_promotion_reason", reason.strip()
-        )
+        audit["forced_promotion_reason"] = reason
+    try:
+        client.set_registered_model_alias(MODEL_NAME, CHAMPION, str(version))
+        for key, value in audit.items():
+            client.set_model_version_tag(MODEL_NAME, str(version), key, value)
+    except MlflowException as err:
+        if _permission_denied(err):
+            raise RegistryError(
+                f"user {_who()!r} may not move '{CHAMPION}' of {MODEL_NAME} (the tracking "
+                "server refused: permission denied). Promotion needs EDIT or MANAGE on the "
+                "registered model; ask an administrator of the tracking server."
+            ) from err
+        raise
     return Promotion(
         version=str(version),
         previous=previous,
         gates=tuple(gates),
-        forced_reason=reason.strip() if force else None,
+        forced_reason=reason if force else None,
     )
 
 
@@ -476,11 +622,13 @@ def compare(versions: Sequence[str] | None = None, policy: PromotionPolicy | Non
         except MlflowException:
             run_metrics = {}
         values = {**{k: str(x) for k, x in run_metrics.items()}, **tags}
+        missing = [t for t in REQUIRED_VERSION_TAGS if not tags.get(t)]
         row = {
             "version": str(v.version),
             "family": tags.get("family", ""),
             "alias": ",".join(sorted(aliases.get(str(v.version), []))),
             "data_digest": tags.get("dataset_digest", ""),
+            "state": "incomplete" if missing or str(v.status) != "READY" else "complete",
         }
         selection = tags.get("selection_metric", "")
         chosen = _tag_float(values, selection) if selection else None
@@ -544,3 +692,51 @@ def resolve(model_uri: str) -> ResolvedModel:
         uri=f"models:/{name}/{mv.version}",
         tags=dict(mv.tags or {}),
     )
+
+
+def training_history(limit: int = 10):
+    """The latest ``bonemet train`` runs: status, what they registered, why one failed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per training run (newest first): ``run_id``, ``started`` (UTC), ``status``
+        (RUNNING, FINISHED, FAILED), ``versions`` registered by it, ``challenger`` it set,
+        ``note`` (e.g. a training killed and marked failed afterwards).
+    """
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from training.tracking import INTERRUPTED, OWNER_PID
+
+    client = _client()
+    experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    if not experiments:
+        return pd.DataFrame()
+    runs = client.search_runs(
+        experiments,
+        filter_string=f"tags.`{OWNER_PID}` != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=limit,
+    )
+    by_run: dict[str, list[str]] = {}
+    for v in client.search_model_versions(f"name='{MODEL_NAME}'"):
+        parent = (v.tags or {}).get("training_run_id")
+        if parent:
+            by_run.setdefault(parent, []).append(str(v.version))
+    rows = []
+    for run in runs:
+        tags = run.data.tags
+        started = datetime.fromtimestamp(run.info.start_time / 1000, UTC)
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "started": started.strftime("%Y-%m-%d %H:%M:%S"),
+                "status": run.info.status,
+                "versions": ",".join(sorted(by_run.get(run.info.run_id, []), key=int)) or "none",
+                "challenger": tags.get("challenger_version", ""),
+                "note": tags.get(INTERRUPTED, ""),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -15,15 +15,131 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
 
+def database_uri(uri: str) -> str:
+    """``uri`` with PostgreSQL URIs bound to psycopg 3 (SQLAlchemy would pick psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg://" + uri[len(prefix) :]
+    return uri
+
+
 def configure(settings: Settings) -> str:
-    """Point MLflow (tracking and registry) at the configured store; return the URI."""
+    """Point MLflow (tracking and registry) at the configured store; return the URI.
+
+    A local SQLite store is created under a file lock: MLflow creates and migrates the
+    database when it first opens it, and two commands doing that at once (two trainings
+    started together on a new store) would race in the migration.
+    """
     import mlflow
 
     if not settings.tracking_uri_override:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    return settings.tracking_uri
+    uri = database_uri(settings.tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if uri.startswith("sqlite:///"):
+        _open_store_locked(uri, Path(uri[len("sqlite:///") :]).with_suffix(".lock"))
+    return uri
+
+
+def _open_store_locked(uri: str, lock_path: Path) -> None:
+    """Open (create, migrate) the tracking and registry stores of ``uri`` holding a file lock."""
+    import fcntl
+
+    from mlflow.tracking._model_registry.utils import _get_store as registry_store
+    from mlflow.tracking._tracking_service.utils import _get_store as tracking_store
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            tracking_store(uri)
+            registry_store(uri)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+OWNER_HOST, OWNER_PID, OWNER_STARTED = "bonemet.host", "bonemet.pid", "bonemet.pid_started"
+INTERRUPTED = "bonemet.interrupted"
+
+
+def owner_tags() -> dict[str, str]:
+    """Tags naming the process that runs a training (host, pid, the process's start time).
+
+    :func:`reap_stale_runs` uses them to tell a run still in progress from one whose process
+    was killed (the start time guards against a reused pid).
+    """
+    import os
+    import socket
+
+    import psutil
+
+    return {
+        OWNER_HOST: socket.gethostname(),
+        OWNER_PID: str(os.getpid()),
+        OWNER_STARTED: f"{psutil.Process().create_time():.3f}",
+    }
+
+
+def _process_alive(pid: str, started: str) -> bool:
+    import psutil
+
+    try:
+        return abs(psutil.Process(int(pid)).create_time() - float(started)) < 1.0
+    except (psutil.Error, ValueError):
+        return False
+
+
+def reap_stale_runs() -> list[str]:
+    """Mark FAILED the runs left RUNNING by a training process that no longer exists.
+
+    A training killed at any point (``kill -9``, a lost machine) cannot end its runs. Its
+    top-level run carries :func:`owner_tags`; when that process is gone from this host, the run
+    and every run under it still RUNNING are ended as FAILED with a ``bonemet.interrupted``
+    tag saying so. Runs of other hosts are left alone (their process cannot be checked here).
+
+    Returns
+    -------
+    list of str
+        The ids of the runs marked failed.
+    """
+    import socket
+    from datetime import UTC, datetime
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    host = socket.gethostname()
+    experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    if not experiments:
+        return []
+    running = client.search_runs(
+        experiments, filter_string="attributes.status = 'RUNNING'", max_results=5000
+    )
+    stale = set()
+    for run in running:
+        tags = run.data.tags
+        if (
+            tags.get(OWNER_HOST) == host
+            and OWNER_PID in tags
+            and not _process_alive(tags[OWNER_PID], tags.get(OWNER_STARTED, "nan"))
+        ):
+            stale.add(run.info.run_id)
+    parents = {r.info.run_id: r.data.tags.get("mlflow.parentRunId") for r in running}
+    grown = True
+    while grown:
+        below = {run for run, parent in parents.items() if parent in stale} - stale
+        stale |= below
+        grown = bool(below)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    for run_id in sorted(stale):
+        client.set_tag(
+            run_id,
+            INTERRUPTED,
+            f"the training process ended without finishing this run; marked FAILED at {when}",
+        )
+        client.set_terminated(run_id, "FAILED")
+    return sorted(stale)
 
 
 def ensure_experiment(name: str, settings: Settings) -> str:
@@ -34,6 +150,7 @@ def ensure_experiment(name: str, settings: Settings) -> str:
     whatever directory the command runs in, even with an SQLite store.
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
@@ -45,9 +162,16 @@ def ensure_experiment(name: str, settings: Settings) -> str:
     location = None
     if not settings.tracking_uri_override or settings.tracking_uri_override.startswith("sqlite"):
         location = (settings.artifact_root / name).as_uri()
-    return mlflow.create_experiment(
-        name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
-    )
+    try:
+        return mlflow.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
+    except MlflowException:
+        # Another command created it in the meantime (two trainings started together).
+        existing = mlflow.get_experiment_by_name(name)
+        if existing is None:
+            raise
+        return existing.experiment_id
 
 
 def git_commit(path: Path | None = None) -> str:

@@ -17,8 +17,8 @@ from sklearn.model_selection import train_test_split
 
 from features.contract import Cohort, check_patients
 from features.draws import enrollment_view
-from features.records import contract_rows
-from features.schema import CONTRACT_VERSION, PREDICTOR_COLUMNS
+from features.examples import synthetic_patient_rows
+from features.schema import CONTRACT_VERSION
 from training.config import MODEL_NAME, Settings, TrainConfig
 from training.explain import training_percentiles
 from training.families import FAMILIES
@@ -259,15 +259,10 @@ def has_marker_values(cohort: Cohort) -> bool:
     return False
 
 
-def _input_example(rows: pd.DataFrame) -> pd.DataFrame:
-    """A few contract rows, as a client would send them (booleans as booleans)."""
-    return contract_rows(rows.head(3)[list(PREDICTOR_COLUMNS)])
-
-
 def log_risk_model(
     model: RiskModel,
-    example: pd.DataFrame,
-    registered_model_name: str | None = MODEL_NAME,
+    example: pd.DataFrame | None = None,
+    registered_model_name: str | None = None,
     model_card: str | None = None,
 ):
     """Log a fitted RiskModel as an MLflow pyfunc (models-from-code) in the active run.
@@ -276,10 +271,14 @@ def log_risk_model(
     ----------
     model : RiskModel
         The fitted model; pickled into the ``risk_model`` artifact.
-    example : pandas.DataFrame
-        Contract rows used as input example and to infer the signature.
+    example : pandas.DataFrame, optional
+        Contract rows used as input example and to infer the signature. Default: the
+        synthetic rows of :func:`features.examples.synthetic_patient_rows`. The example
+        travels with the model (registry, Bento, container): never pass patient rows.
     registered_model_name : str or None
-        Register the logged model as a new version of this name.
+        Register the logged model as a new version of this name (``train`` registers after
+        the family's run finished instead, with all tags at once:
+        :func:`training.registry.register_version`).
     model_card : str, optional
         Markdown model card stored inside the model (``model_card`` artifact).
 
@@ -294,6 +293,8 @@ def log_risk_model(
     from training import registry
 
     model_code = str(Path(__file__).with_name("pyfunc_model.py"))
+    if example is None:
+        example = synthetic_patient_rows()
     typed, _ = check_patients(example, table="example", allow_outcome=False)
     output = model.predict_frame(typed, model.horizons_months)
     with warnings.catch_warnings():
@@ -961,9 +962,13 @@ def train(
     tracking.configure(settings)
     experiment_id = tracking.ensure_experiment(config.experiment, settings)
     dataset = cohort_dataset(cohort, source)
-    example = _input_example(X_train)
+    # Runs left RUNNING by a killed training are marked failed before this one starts.
+    tracking.reap_stale_runs()
     candidates = []
-    with mlflow.start_run(experiment_id=experiment_id, run_name="train") as parent:
+    # The run is created with its owner's tags: a kill at any later point can be detected.
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name="train", tags=tracking.owner_tags()
+    ) as parent:
         # Under `mlflow run` the project's run is resumed as the parent: children follow it.
         experiment_id = parent.info.experiment_id
         mlflow.log_params(config.to_params())
@@ -1034,10 +1039,7 @@ def train(
                     notes=tuple(notes),
                 )
                 card = mc.render_model_card(_card_facts(out, **card_args))
-                info = log_risk_model(out.model, example, MODEL_NAME, model_card=card)
-                version = str(info.registered_model_version)
-                card = mc.render_model_card(_card_facts(out, version=version, **card_args))
-                mlflow.log_text(card, "model_card.md")
+                info = log_risk_model(out.model, model_card=card)
                 mlflow.log_dict(
                     {
                         "risk_cutoffs": list(out.model.risk_cutoffs),
@@ -1047,15 +1049,21 @@ def train(
                     },
                     "model_summary.json",
                 )
-            registry.tag_version(
-                version,
+            # Registered only once the family's run finished, with every tag in the create
+            # request: a training killed at any point leaves no version without its metrics.
+            tags = registry.version_tags(
                 name,
                 metrics,
                 dataset.digest,
                 child.info.run_id,
                 config.selection_metric,
-                description=card,
                 landmark_days=config.landmark_days,
+                training_run_id=parent.info.run_id,
+            )
+            version = registry.register_version(info.model_uri, tags)
+            card = mc.render_model_card(_card_facts(out, version=version, **card_args))
+            registry.describe_version(
+                version, card, child.info.run_id, name, metrics, config.selection_metric
             )
             candidates.append(CandidateResult(name, child.info.run_id, version, metrics))
         if skipped:

@@ -229,10 +229,15 @@ def test_promote_gates_both_ways_and_force_with_reason(trained_store):
 
 def test_compare_prints_versions_side_by_side(trained_store):
     out = run_cli(["compare"], trained_store["env"], trained_store["dir"])
-    lines = out.stdout.strip().splitlines()
-    assert lines[0].split()[:4] == ["version", "family", "alias", "data_digest"]
+    versions_table, history = out.stdout.strip().split("\n\ntraining runs (newest first):\n")
+    lines = versions_table.splitlines()
+    assert lines[0].split()[:5] == ["version", "family", "alias", "data_digest", "state"]
     assert "test_uno_c" in lines[0]
     assert len(lines) == 3  # two versions
+    assert all(line.split()[4] == "complete" for line in lines[1:])
+    # The training run that registered both versions, finished.
+    assert history.splitlines()[0].split()[:4] == ["run_id", "started", "status", "versions"]
+    assert "FINISHED" in history and "1,2" in history
     assert "champion" in out.stdout
     assert "[" in out.stdout  # intervals
     bad = run_cli(
