@@ -199,23 +199,17 @@ def resolve_gate(strategy, spec: str, option: str) -> GateRef:
     parts = tuple(p for p in spec.strip("/").split("/") if p)
     name = parts[-1] if parts else spec
     paths = strategy.find_matching_gate_paths(name)
-    known = ", ".join(sorted({str(GateRef(n, p)) for n, p in strategy.get_gate_ids()}))
-    if not paths:
-        raise CytometryError(
-            [Problem(RULE_GATE_UNKNOWN.format(gate=spec, option=option, known=known))]
-        )
-    if len(parts) > 1:
-        wanted = ("root", *parts[:-1])
-        if wanted not in paths:
-            raise CytometryError(
-                [Problem(RULE_GATE_UNKNOWN.format(gate=spec, option=option, known=known))]
-            )
+    wanted = ("root", *parts[:-1]) if len(parts) > 1 else None
+    if not paths or (wanted is not None and wanted not in paths):
+        known = ", ".join(sorted({str(GateRef(n, p)) for n, p in strategy.get_gate_ids()}))
+        rule = RULE_GATE_UNKNOWN.format(gate=spec, option=option, known=known)
+        raise CytometryError([Problem(rule)])
+    if wanted is not None:
         return GateRef(name, wanted)
     if len(paths) > 1:
         choices = ", ".join(str(GateRef(name, p)) for p in paths)
-        raise CytometryError(
-            [Problem(RULE_GATE_AMBIGUOUS.format(gate=spec, option=option, paths=choices))]
-        )
+        rule = RULE_GATE_AMBIGUOUS.format(gate=spec, option=option, paths=choices)
+        raise CytometryError([Problem(rule)])
     return GateRef(name, paths[0])
 
 
@@ -359,8 +353,11 @@ def gate_file(
 ) -> _Outcome:
     """Read one FCS file, check it and gate it; every problem goes into the outcome."""
     where = {"row": task.row, "fcs_file": task.fcs_file, "patient_id": task.patient_id}
-    if not task.path.is_file():
+    if not task.path.exists():
         return _Outcome(task.row, [Problem(RULE_FILE_MISSING.format(path=task.path), **where)])
+    if task.path.is_dir():
+        rule = RULE_FILE_UNREADABLE.format(problem="is a directory")
+        return _Outcome(task.row, [Problem(rule, **where)])
     try:
         digest = sha256_file(task.path)
         sample, reader_warnings = _read_sample(task.path, f"row{task.row}")
