@@ -4,7 +4,8 @@ Each figure has two panels: all events on the PBMC gate's dimensions, then the P
 the OC gate's dimensions (a histogram for a one-dimensional gate). Colours are FlowKit's own
 gate membership, so a figure shows exactly what was counted; rectangle and polygon boundaries
 are drawn on top. Values are shown on the scale the gate uses (its GatingML transform and
-compensation). Figures are built on their own Agg canvas, never through ``pyplot``.
+compensation); scatter panels show at most 20,000 events, all of those in the gate among
+them. Figures are built on their own Agg canvas, never through ``pyplot``.
 """
 
 from __future__ import annotations
@@ -52,8 +53,13 @@ def _draw_gate(
 ) -> None:
     dims = list(getattr(gate, "dimensions", []))
     shown = np.flatnonzero(parent)
-    if len(shown) > _MAX_POINTS:
-        shown = np.sort(rng.choice(shown, _MAX_POINTS, replace=False))
+    if len(dims) > 1 and len(shown) > _MAX_POINTS:
+        # Scatter plots show a subsample, every in-gate event kept: positives are rare.
+        rest = shown[~members[shown]]
+        keep = max(_MAX_POINTS - int(members[shown].sum()), 0)
+        if len(rest) > keep:
+            rest = rng.choice(rest, keep, replace=False)
+        shown = np.sort(np.concatenate([shown[members[shown]], rest]))
     cols = [_dimension_values(sample, strategy, d)[shown] for d in dims[:2]]
     inside = members[shown]
     if len(cols) == 1:
@@ -69,7 +75,7 @@ def _draw_gate(
     else:
         ax.scatter(cols[0][~inside], cols[1][~inside], s=1, color=_OUT, label="outside")
         ax.scatter(cols[0][inside], cols[1][inside], s=1, color=_IN, label="inside")
-        ax.set_ylabel(dims[1].id)
+        ax.set_ylabel(_label(dims[1]))
         vertices = getattr(gate, "vertices", None)
         if vertices is not None:
             v = np.asarray(vertices, dtype=float)
@@ -81,8 +87,14 @@ def _draw_gate(
             x0, x1 = _bounds(dims[0], cols[0])
             y0, y1 = _bounds(dims[1], cols[1])
             ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="black", lw=1)
-    ax.set_xlabel(dims[0].id if dims else "")
+    if dims:
+        ax.set_xlabel(_label(dims[0]))
     ax.legend(loc="upper right", fontsize=7, markerscale=6)
+
+
+def _label(dim) -> str:
+    ref = dim.transformation_ref
+    return dim.id if ref is None else f"{dim.id} ({ref})"
 
 
 def _bounds(dim, values: np.ndarray) -> tuple[float, float]:

@@ -458,8 +458,7 @@ def read_manifest(manifest: Path) -> tuple[pd.DataFrame, list[_Task], list[Probl
 
 def default_workers(n_files: int) -> int:
     """Processes worth starting: one per core, none beyond the files (1 = in this process)."""
-    # Starting a worker costs about a second (importing FlowKit); below two files per worker
-    # the pool does not pay for itself.
+    # Below two files per worker the pool's start-up and pickling do not pay for themselves.
     cores = os.cpu_count() or 1
     return max(1, min(cores, n_files // 2))
 
@@ -519,11 +518,12 @@ def gate_batch(
             needed = required_channels(strategy)
             outcomes = [gate_file(strategy, t, pbmc, oc, needed, min_pbmc_events) for t in tasks]
         else:
-            # spawn, not fork: the parent may hold threads (OpenMP, MLflow) that fork would copy
-            # in a locked state.
+            # fork: a worker inherits the imported FlowKit (importing it costs about 3 s of CPU
+            # per process). gate_batch runs before anything starts threads of its own (MLflow
+            # logging comes after), and NumPy's OpenBLAS re-initialises its pool after a fork.
             with ProcessPoolExecutor(
                 n_workers,
-                mp_context=get_context("spawn"),
+                mp_context=get_context("fork"),
                 initializer=_init_worker,
                 initargs=(str(gating_file), pbmc, oc, min_pbmc_events),
             ) as pool:
