@@ -107,12 +107,17 @@ def main() -> None:
 
 
 def write_section(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, keeping the others."""
+    """Replace the section of docs/benchmarks.md headed by ``text``'s first line, keep the others.
+
+    The heading comes from ``text`` (not this module's ``SECTION``) so that the other benchmarks
+    that call this replace their own section.
+    """
     path = ROOT / "docs" / "benchmarks.md"
     old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if SECTION in old:
-        start = old.index(SECTION)
-        nxt = old.find("\n## ", start + len(SECTION))
+    section = text.splitlines()[0]
+    if section in old:
+        start = old.index(section)
+        nxt = old.find("\n## ", start + len(section))
         old = old[:start] + (old[nxt + 1 :] if nxt != -1 else "")
     path.write_text(old.rstrip("\n") + "\n\n" + text)
 

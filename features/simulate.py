@@ -64,6 +64,11 @@ _EV_BM, _EV_DEATH, _EV_CENSORED = 0, 1, 2
 _OBS_NONE, _OBS_COUNTS, _OBS_PERCENT = 0, 1, 2
 
 
+# pandas 3's default "str" dtype, spelled out: on pandas 2.3 (the range FlowKit supports) "str"
+# is a NumPy object array that turns a missing value into the text "None".
+_STR = pd.StringDtype(na_value=np.nan)
+
+
 def truth_columns(prefix: str = "", event: str = "bm") -> list[str]:
     """Names of the cumulative-incidence columns of the truth table.
 
@@ -445,7 +450,7 @@ def simulate_cohort(
     ids = _patient_ids(n)
     patients = _patients_frame(ids, cov, miss, percent0, events0, pbmc0, counts_kept0, out)
     row = measurements.pop("_row").to_numpy()
-    measurements.insert(0, "patient_id", pd.array(ids[row], dtype="str"))
+    measurements.insert(0, "patient_id", pd.array(ids[row], dtype=_STR))
     measurements = measurements[[c.name for c in MEASUREMENT_COLUMNS]]
 
     obs_kind = np.where(~measured0, _OBS_NONE, np.where(counts_kept0, _OBS_COUNTS, _OBS_PERCENT))
@@ -902,7 +907,7 @@ def _patient_ids(n: int) -> np.ndarray:
 def _str_column(values: np.ndarray, labels: tuple[str, ...], missing: np.ndarray) -> pd.Series:
     text = np.asarray(labels, dtype=object)[values]
     text[missing] = None
-    return pd.Series(pd.array(text, dtype="str"))
+    return pd.Series(pd.array(text, dtype=_STR))
 
 
 def _bool_column(values: np.ndarray, missing: np.ndarray) -> pd.Series:
@@ -932,7 +937,7 @@ def _patients_frame(
     pos_neg = ("negative", "positive")
     event_missing = out["event"] < 0
     data = {
-        "patient_id": pd.Series(pd.array(ids, dtype="str")),
+        "patient_id": pd.Series(pd.array(ids, dtype=_STR)),
         "age_years": pd.Series(cov["age"]),
         "menopausal_status": _str_column(cov["meno"], ("pre", "peri", "post"), miss["meno"]),
         "er_status": _str_column(cov["er"].astype(int), pos_neg, miss["er"]),
@@ -1172,7 +1177,7 @@ def _truth_frame(
             )
             observed[rows] = np.einsum("pg,pgh->ph", w_eps, cif_nodes)
 
-    data: dict[str, object] = {"patient_id": pd.array(ids, dtype="str")}
+    data: dict[str, object] = {"patient_id": pd.array(ids, dtype=_STR)}
     for h, name in enumerate(truth_columns("")):
         data[name] = np.clip(observed[:, h], 0.0, 1.0)
     for h, name in enumerate(truth_columns("oracle_")):

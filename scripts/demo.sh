@@ -11,8 +11,16 @@ PORT="${PORT:-3000}"
 # Landmark days (0 first): the models predict from any prediction_day with the draws known by
 # then. LANDMARKS="" trains models that predict from enrollment only (about half the time).
 LANDMARKS="${LANDMARKS-0,91,183,365}"
-echo "== simulate a demo cohort of $N patients (data/demo)"
-bonemet simulate --n-patients "$N" --seed 42 --out data/demo
+# Patients whose draws are also written as FCS files (data/demo/fcs) and gated by FlowKit.
+FCS_PATIENTS="${FCS_PATIENTS:-3}"
+echo "== simulate a demo cohort of $N patients (data/demo), FCS files for $FCS_PATIENTS of them"
+bonemet simulate --n-patients "$N" --seed 42 --out data/demo --fcs "$FCS_PATIENTS"
+if [ "$FCS_PATIENTS" -gt 0 ]; then
+  echo "== gate the FCS files with the GatingML strategy (FlowKit): counts must equal the simulated"
+  bonemet cytometry --manifest data/demo/fcs/manifest.csv --gating data/demo/fcs/gating.xml \
+    --pbmc-gate PBMC --oc-gate OC_pos --out data/demo/fcs/oc_measurements_from_fcs.csv \
+    --expect data/demo/oc_measurements.csv
+fi
 echo "== validate it against data contract v1"
 bonemet validate --patients data/demo/patients.csv --measurements data/demo/oc_measurements.csv
 echo "== the study report (aims 1 and 2, monitoring): data/demo/study/report.html"

@@ -1,0 +1,410 @@
+"""bonemet cytometry: FCS files written here with FlowIO, GatingML 2.0 gated by FlowKit.
+
+The files hold events placed at known positions, so every gate count is known in advance; the
+tests check bonemet's counts against those and against FlowKit's own gate counts, every
+quality-control rule with its exact message, and the provenance table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import flowio
+import flowkit as fk
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.contract import check_measurements
+from features.cytometry import CytometryError, compare_counts, gate_batch, write_result
+from features.cytometry.gating import KEPT_KEYWORDS, resolve_gate
+from features.cytometry.simulate_fcs import draw_events, write_fcs_draws
+from training.cli import app
+
+# GatingML 2.0 in the form of FlowKit's reference files (data/gate_ref/gml): a polygon on the
+# scatter channels, a rectangle nested in it, and within that a range on a logicle-transformed
+# fluorescence channel.
+GATING_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<gating:Gating-ML
+    xmlns:gating="http://www.isac-net.org/std/Gating-ML/v2.0/gating"
+    xmlns:transforms="http://www.isac-net.org/std/Gating-ML/v2.0/transformations"
+    xmlns:data-type="http://www.isac-net.org/std/Gating-ML/v2.0/datatypes">
+    <transforms:transformation transforms:id="Logicle_262144_0.5_4.5_0">
+        <transforms:logicle transforms:T="262144" transforms:W="0.5" transforms:M="4.5"
+            transforms:A="0" />
+    </transforms:transformation>
+    <gating:PolygonGate gating:id="Cells">
+        <gating:dimension gating:compensation-ref="uncompensated">
+            <data-type:fcs-dimension data-type:name="FSC-H" />
+        </gating:dimension>
+        <gating:dimension gating:compensation-ref="uncompensated">
+            <data-type:fcs-dimension data-type:name="SSC-H" />
+        </gating:dimension>
+        <gating:vertex><gating:coordinate data-type:value="1000" />
+            <gating:coordinate data-type:value="1000" /></gating:vertex>
+        <gating:vertex><gating:coordinate data-type:value="9000" />
+            <gating:coordinate data-type:value="1000" /></gating:vertex>
+        <gating:vertex><gating:coordinate data-type:value="5000" />
+            <gating:coordinate data-type:value="9000" /></gating:vertex>
+    </gating:PolygonGate>
+    <gating:RectangleGate gating:id="Lymph" gating:parent_id="Cells">
+        <gating:dimension gating:compensation-ref="uncompensated"
+            gating:min="3000" gating:max="7000">
+            <data-type:fcs-dimension data-type:name="FSC-H" />
+        </gating:dimension>
+        <gating:dimension gating:compensation-ref="uncompensated"
+            gating:min="1500" gating:max="4000">
+            <data-type:fcs-dimension data-type:name="SSC-H" />
+        </gating:dimension>
+    </gating:RectangleGate>
+    <gating:RectangleGate gating:id="OCpos" gating:parent_id="Lymph">
+        <gating:dimension gating:compensation-ref="uncompensated"
+            gating:transformation-ref="Logicle_262144_0.5_4.5_0" gating:min="0.5">
+            <data-type:fcs-dimension data-type:name="FL1-H" />
+        </gating:dimension>
+    </gating:RectangleGate>
+</gating:Gating-ML>
+"""
+CHANNELS = ["FSC-H", "SSC-H", "FL1-H", "Time"]
+# Identifying free text a lab may leave in a header: none of it may reach any output.
+IDENTIFYING = {"$SRC": "Jane Doe blood", "$FIL": "jane_doe_1962.fcs", "$OP": "Dr Who"}
+HEADER = {"$CYT": "TestCytometer 3000", "$CYTSN": "SN-42", "$DATE": "12-MAR-2025", **IDENTIFYING}
+
+
+def make_events(debris: int, cells_only: int, lymph_neg: int, lymph_pos: int) -> np.ndarray:
+    """Events at known places: outside Cells, in Cells not Lymph, in Lymph OC- and OC+.
+
+    Logicle(T=262144, W=0.5, M=4.5) of 100 is about 0.27 and of 20,000 about 0.75, on either side
+    of the OC gate's 0.5; FSC/SSC positions sit well inside or outside the polygon and rectangle.
+    """
+    rng = np.random.default_rng(0)
+    blocks = [
+        (debris, (200, 500), (200, 500), (100, 100)),
+        (cells_only, (4700, 5300), (5000, 6000), (20000, 20000)),
+        (lymph_neg, (4000, 6000), (2000, 3500), (50, 150)),
+        (lymph_pos, (4000, 6000), (2000, 3500), (15000, 25000)),
+    ]
+    rows = []
+    for n, (f0, f1), (s0, s1), (o0, o1) in blocks:
+        rows.append(
+            np.column_stack(
+                [rng.uniform(f0, f1, n), rng.uniform(s0, s1, n), rng.uniform(o0, o1, n)]
+            )
+        )
+    ev = np.vstack(rows)
+    ev = ev[rng.permutation(len(ev))]
+    return np.column_stack([ev, np.arange(len(ev), dtype=float)])
+
+
+def write_fcs(path: Path, events: np.ndarray, channels=CHANNELS, header=HEADER) -> Path:
+    with open(path, "wb") as fh:
+        flowio.create_fcs(
+            fh, events.astype(np.float32).ravel(), channel_names=channels, metadata_dict=header
+        )
+    return path
+
+
+# (patient, day, debris, cells_only, lymph_neg, lymph_pos)
+DRAWS = [("P1", 0, 300, 200, 1500, 40), ("P1", 90, 100, 50, 2200, 7), ("P2", 0, 0, 10, 1300, 0)]
+
+
+@pytest.fixture()
+def batch(tmp_path: Path) -> Path:
+    """A folder with gating.xml, three FCS files and manifest.csv (ALP on two rows)."""
+    (tmp_path / "gating.xml").write_text(GATING_XML)
+    (tmp_path / "fcs").mkdir()
+    rows = []
+    for pid, day, *counts in DRAWS:
+        name = f"fcs/{pid}_{day}.fcs"
+        write_fcs(tmp_path / name, make_events(*counts))
+        rows.append({"patient_id": pid, "day": day, "fcs_file": name})
+    manifest = pd.DataFrame(rows)
+    manifest["alkaline_phosphatase_u_per_l"] = ["80.5", "", "120"]
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    return tmp_path
+
+
+def run(folder: Path, manifest: str = "manifest.csv", **kw):
+    kw.setdefault("min_pbmc_events", 1000)
+    kw.setdefault("workers", 1)
+    return gate_batch(
+        folder / manifest,
+        folder / "gating.xml",
+        kw.pop("pbmc", "Lymph"),
+        kw.pop("oc", "OCpos"),
+        **kw,
+    )
+
+
+def problems_of(folder: Path, **kw) -> list[str]:
+    with pytest.raises(CytometryError) as info:
+        run(folder, **kw)
+    return [str(p) for p in info.value.problems]
+
+
+def rewrite_manifest(folder: Path, edit) -> None:
+    m = pd.read_csv(folder / "manifest.csv", dtype=str, keep_default_na=False)
+    edit(m)
+    m.to_csv(folder / "manifest.csv", index=False)
+
+
+def test_counts_are_the_designed_ones_and_flowkits_own(batch):
+    result = run(batch)
+    out = result.measurements
+    assert out["pbmc_events"].tolist() == [d[4] + d[5] for d in DRAWS]
+    assert out["oc_positive_events"].tolist() == [d[5] for d in DRAWS]
+    assert out["oc_positive_percent"].tolist() == pytest.approx(
+        [100 * d[5] / (d[4] + d[5]) for d in DRAWS], rel=1e-12
+    )
+    assert out["alkaline_phosphatase_u_per_l"].tolist()[0] == 80.5
+    assert np.isnan(out["alkaline_phosphatase_u_per_l"].iloc[1])
+    strategy = fk.parse_gating_xml(str(batch / "gating.xml"))
+    for (pid, day, *_), row in zip(DRAWS, out.itertuples(), strict=True):
+        with open(batch / f"fcs/{pid}_{day}.fcs", "rb") as fh:
+            res = strategy.gate_sample(fk.Sample(fh, sample_id="s"))
+        assert row.pbmc_events == res.get_gate_count("Lymph", ("root", "Cells"))
+        assert row.oc_positive_events == res.get_gate_count("OCpos", ("root", "Cells", "Lymph"))
+    assert str(result.pbmc_gate) == "Cells/Lymph" and str(result.oc_gate) == "Cells/Lymph/OCpos"
+    assert result.total_events == sum(sum(d[2:]) for d in DRAWS)
+
+
+def test_output_is_a_valid_contract_table(batch, tmp_path):
+    paths = write_result(run(batch), tmp_path / "out" / "oc.csv")
+    raw = pd.read_csv(paths["oc_measurements"], dtype=str, keep_default_na=False)
+    assert list(raw.columns) == [
+        "patient_id",
+        "day",
+        "oc_positive_percent",
+        "oc_positive_events",
+        "pbmc_events",
+        "alkaline_phosphatase_u_per_l",
+    ]
+    _, violations = check_measurements(raw, {"P1", "P2"})
+    assert violations == []
+    assert raw["pbmc_events"].tolist() == ["1540", "2207", "1300"]
+
+
+def test_gate_paths_and_parallel_workers_agree(batch):
+    serial = run(batch)
+    by_path = run(batch, pbmc="Cells/Lymph", oc="Cells/Lymph/OCpos")
+    parallel = run(batch, workers=2)
+    assert parallel.workers == 2
+    pd.testing.assert_frame_equal(serial.measurements, by_path.measurements)
+    pd.testing.assert_frame_equal(serial.measurements, parallel.measurements)
+    pd.testing.assert_frame_equal(serial.provenance, parallel.provenance)
+
+
+def test_provenance_content(batch):
+    result = run(batch)
+    prov = result.provenance
+    gating_digest = hashlib.sha256((batch / "gating.xml").read_bytes()).hexdigest()
+    for (pid, day, *counts), row in zip(DRAWS, prov.itertuples(), strict=True):
+        data = (batch / f"fcs/{pid}_{day}.fcs").read_bytes()
+        assert row.fcs_sha256 == hashlib.sha256(data).hexdigest()
+        assert row.fcs_file == f"fcs/{pid}_{day}.fcs"
+        assert row.event_count == sum(counts) and row.total_events == str(sum(counts))
+    assert set(prov["instrument"]) == {"TestCytometer 3000"}
+    assert set(prov["instrument_serial"]) == {"SN-42"}
+    assert set(prov["acquisition_date"]) == {"12-MAR-2025"}
+    assert set(prov["gating_sha256"]) == {gating_digest}
+    assert set(prov["pbmc_gate_path"]) == {"Cells/Lymph"}
+    assert set(prov["oc_gate_path"]) == {"Cells/Lymph/OCpos"}
+    assert set(prov["flowkit_version"]) == {fk.__version__}
+    assert set(prov["channels"]) == {"FSC-H;SSC-H;FL1-H;Time"}
+    text = prov.to_csv()
+    for value in IDENTIFYING.values():
+        assert value not in text
+    assert set(KEPT_KEYWORDS) == {"cyt", "cytsn", "date", "tot"}
+
+
+def test_missing_file(batch):
+    (batch / "fcs/P1_90.fcs").unlink()
+    assert problems_of(batch) == [
+        f"manifest row 2, patient_id P1, file fcs/P1_90.fcs: file not found: {batch}/fcs/P1_90.fcs"
+    ]
+
+
+def test_directory_instead_of_file(batch):
+    rewrite_manifest(batch, lambda m: m.__setitem__("fcs_file", ["fcs", *m["fcs_file"][1:]]))
+    assert problems_of(batch) == [
+        "manifest row 1, patient_id P1, file fcs: cannot read file: is a directory"
+    ]
+
+
+def test_not_an_fcs_file(batch):
+    (batch / "fcs/P2_0.fcs").write_text("patient_id,day\nP2,0\n")
+    assert problems_of(batch) == [
+        "manifest row 3, patient_id P2, file fcs/P2_0.fcs: not an FCS file: it does not start "
+        "with an FCS version header (FCS2.0/3.0/3.1)"
+    ]
+
+
+def test_truncated_fcs_file(batch):
+    path = batch / "fcs/P1_0.fcs"
+    path.write_bytes(path.read_bytes()[:5000])
+    assert problems_of(batch) == [
+        "manifest row 1, patient_id P1, file fcs/P1_0.fcs: truncated or corrupt FCS file: "
+        "FCSParsingError: FCS file indicates data section greater than file size"
+    ]
+
+
+def test_channel_missing(batch):
+    events = make_events(0, 0, 1500, 3)[:, [0, 1, 3]]
+    write_fcs(batch / "fcs/P1_90.fcs", events, channels=["FSC-H", "SSC-H", "Time"])
+    assert problems_of(batch) == [
+        "manifest row 2, patient_id P1, file fcs/P1_90.fcs: channel(s) the gating needs are "
+        "missing: FL1-H (file has: FSC-H, SSC-H, Time)"
+    ]
+
+
+def test_unknown_gate_ids(batch):
+    known = "Cells, Cells/Lymph, Cells/Lymph/OCpos"
+    assert problems_of(batch, pbmc="PBMC", oc="Lymph/OCpos") == [
+        f"gate id 'PBMC' (--pbmc-gate) is not in the gating strategy (gates: {known})",
+        f"gate id 'Lymph/OCpos' (--oc-gate) is not in the gating strategy (gates: {known})",
+    ]
+
+
+def test_oc_gate_outside_pbmc_gate(batch):
+    assert problems_of(batch, pbmc="Lymph", oc="Cells") == [
+        "the OC gate Cells does not lie within the PBMC gate Cells/Lymph"
+    ]
+    assert problems_of(batch, pbmc="OCpos", oc="OCpos") == [
+        "the OC gate Cells/Lymph/OCpos does not lie within the PBMC gate Cells/Lymph/OCpos"
+    ]
+
+
+def test_ambiguous_gate_id_needs_a_path():
+    strategy = fk.GatingStrategy()
+    dim = [fk.Dimension("FSC-H", range_min=1)]
+    for parent in ("A", "B"):
+        strategy.add_gate(fk.gates.RectangleGate(parent, dim), ("root",))
+        strategy.add_gate(fk.gates.RectangleGate("X", dim), ("root", parent))
+    with pytest.raises(CytometryError) as info:
+        resolve_gate(strategy, "X", "oc-gate")
+    assert [str(p) for p in info.value.problems] == [
+        "gate id 'X' (--oc-gate) occurs at several paths: give one of A/X, B/X"
+    ]
+    assert resolve_gate(strategy, "B/X", "oc-gate").full_path == ("root", "B", "X")
+
+
+def test_too_few_pbmc_events(batch):
+    assert problems_of(batch, min_pbmc_events=1400) == [
+        "manifest row 3, patient_id P2, file fcs/P2_0.fcs: too few events in the PBMC gate "
+        "Cells/Lymph: 1300 < 1400 (--min-pbmc-events)"
+    ]
+
+
+def test_duplicate_draw_and_bad_patient_id(batch):
+    rewrite_manifest(batch, lambda m: m.__setitem__("patient_id", ["P1", "P1 x", "P1"]))
+    rewrite_manifest(batch, lambda m: m.__setitem__("day", ["0", "90", "0"]))
+    assert problems_of(batch) == [
+        "manifest row 2, column patient_id, value 'P1 x': must be 1-64 characters of A-Z a-z "
+        "0-9 _ -",
+        "manifest row 3 (patient_id P1), column day, value '0': (patient_id, day) must be "
+        "unique, already in row 1",
+    ]
+
+
+def test_manifest_columns(batch):
+    def edit(m):
+        m["oc_positive_percent"] = "0.1"
+        m.loc[1, "fcs_file"] = ""
+
+    rewrite_manifest(batch, edit)
+    assert problems_of(batch) == [
+        "column oc_positive_percent: unknown manifest column: expected patient_id, day, "
+        "fcs_file and optionally alkaline_phosphatase_u_per_l (counts come from the FCS files)",
+        "manifest row 2, patient_id P1: required value missing: a path to the draw's FCS file",
+    ]
+
+
+def test_unreadable_gating_file(batch):
+    (batch / "gating.xml").write_text("<not-gatingml")
+    (problem,) = problems_of(batch)
+    assert problem.startswith(f"cannot read the GatingML 2.0 file: {batch}/gating.xml: ")
+
+
+def test_every_problem_of_the_batch_at_once_and_nothing_written(batch):
+    (batch / "fcs/P1_90.fcs").unlink()
+    (batch / "fcs/P2_0.fcs").write_text("x")
+    out = batch / "out.csv"
+    res = CliRunner().invoke(
+        app,
+        [
+            "cytometry",
+            "--manifest",
+            str(batch / "manifest.csv"),
+            "--gating",
+            str(batch / "gating.xml"),
+            "--pbmc-gate",
+            "Lymph",
+            "--oc-gate",
+            "OCpos",
+            "--out",
+            str(out),
+            "--min-pbmc-events",
+            "1600",
+            "--workers",
+            "1",
+        ],
+    )
+    assert res.exit_code == 2
+    assert "cytometry quality control failed (3 problem(s)); nothing written:" in res.output
+    assert "file fcs/P1_0.fcs: too few events in the PBMC gate Cells/Lymph: 1540 < 1600" in (
+        res.output
+    )
+    assert "file fcs/P1_90.fcs: file not found" in res.output
+    assert "file fcs/P2_0.fcs: not an FCS file" in res.output
+    assert sorted(p.name for p in batch.iterdir()) == ["fcs", "gating.xml", "manifest.csv"]
+
+
+def test_simulated_files_reproduce_the_counts(tmp_path):
+    draws = pd.DataFrame(
+        {
+            "patient_id": ["P000002", "P000001", "P000001", "P000003"],
+            "day": [0.0, 0.0, 91.5, 0.0],
+            "oc_positive_percent": [np.nan] * 4,
+            "oc_positive_events": pd.array([5, 0, 1200, None], dtype="Int64"),
+            "pbmc_events": pd.array([11000, 10500, 1200, None], dtype="Int64"),
+            "alkaline_phosphatase_u_per_l": [70.0, np.nan, 91.0, 60.0],
+        }
+    )
+    paths = write_fcs_draws(draws, tmp_path / "fcs", n_patients=5, seed=1)
+    manifest = pd.read_csv(paths["manifest"], dtype=str, keep_default_na=False)
+    # P000003's draw has no counts (a percent-only draw): no file for it.
+    assert manifest["fcs_file"].tolist() == [
+        "files/P000001_day0.fcs",
+        "files/P000001_day91.5.fcs",
+        "files/P000002_day0.fcs",
+    ]
+    result = gate_batch(paths["manifest"], paths["gating"], "PBMC", "OC_pos", min_pbmc_events=1)
+    assert compare_counts(result.measurements, draws).empty
+    assert result.measurements["oc_positive_events"].tolist() == [0, 1200, 5]
+    text = result.provenance.to_csv()
+    assert "peripheral blood" not in text and "P000001_day0.fcs," not in text.replace(
+        "files/P000001_day0.fcs,", ""
+    )
+
+
+def test_compare_counts_names_differences():
+    a = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P2"],
+            "day": [0.0, 0.0],
+            "pbmc_events": [100, 200],
+            "oc_positive_events": [1, 2],
+        }
+    )
+    b = a.assign(oc_positive_events=[1, 3])
+    differ = compare_counts(a, b)
+    assert differ[
+        ["patient_id", "oc_positive_events", "oc_positive_events_expected"]
+    ].values.tolist() == [["P2", 2, 3]]
+
+
+def test_draw_events_rejects_impossible_counts():
+    with pytest.raises(ValueError, match="oc_positive_events 11 must be within 0..pbmc_events 10"):
+        draw_events(np.random.default_rng(0), 10, 11)
