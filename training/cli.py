@@ -92,11 +92,24 @@ def simulate(
     n_patients: Annotated[int, typer.Option("--n-patients", min=10, help="number of patients")],
     seed: Annotated[int, typer.Option("--seed", help="random seed")] = 42,
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("data/demo"),
+    world: Annotated[
+        str,
+        typer.Option(
+            "--world",
+            help="generative structure of the bone-metastasis hazard: baseline, threshold, "
+            "interaction, mixture, waning (docs/simulator.md, Worlds)",
+        ),
+    ] = "baseline",
 ) -> None:
     """Write a synthetic cohort (patients.csv, oc_measurements.csv) and its truth file."""
     from features.simulate import simulate_cohort, write_cohort
+    from features.worlds import get_world
 
-    paths = write_cohort(simulate_cohort(n_patients, seed), out)
+    try:
+        get_world(world)
+    except ValueError as err:
+        _fail(str(err))
+    paths = write_cohort(simulate_cohort(n_patients, seed, world=world), out)
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 
