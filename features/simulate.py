@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,7 @@ from scipy.optimize import brentq
 from scipy.special import expit, logit
 
 from features.schema import MEASUREMENT_COLUMNS, PATIENT_COLUMNS
+from features.worlds import World, draw_bm_years, get_world, world_cif
 
 __all__ = [
     "HORIZONS_MONTHS",
@@ -378,7 +380,7 @@ class SimulatedCohort:
 
 
 def simulate_cohort(
-    n_patients: int, seed: int, config: SimulationConfig | None = None
+    n_patients: int, seed: int, config: SimulationConfig | None = None, world: str = "baseline"
 ) -> SimulatedCohort:
     """Simulate a cohort that satisfies data contract v1, with its true risks.
 
@@ -391,6 +393,10 @@ def simulate_cohort(
         frames.
     config : SimulationConfig, optional
         Generative parameters; the documented defaults when omitted.
+    world : str, default "baseline"
+        Generative structure of the bone-metastasis hazard (:data:`features.worlds.WORLDS`,
+        ``docs/simulator.md`` section Worlds). ``"baseline"`` is the original structure; every
+        world draws the same covariates and enrollment draws for the same seed.
 
     Returns
     -------
@@ -400,7 +406,7 @@ def simulate_cohort(
     Raises
     ------
     ValueError
-        When ``n_patients`` < 1 or ``seed`` is negative.
+        When ``n_patients`` < 1, ``seed`` is negative or ``world`` is unknown.
     """
     if isinstance(n_patients, bool) or not isinstance(n_patients, int | np.integer):
         raise ValueError(f"n_patients must be an integer >= 1, got {n_patients!r}")
@@ -408,6 +414,7 @@ def simulate_cohort(
         raise ValueError(f"n_patients must be an integer >= 1, got {n_patients!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    wld = get_world(world)
     cfg = config if config is not None else SimulationConfig()
     n = int(n_patients)
     rng = np.random.default_rng(int(seed))
@@ -425,7 +432,17 @@ def simulate_cohort(
     events0 = rng.binomial(pbmc0, _fraction(log_m0))
 
     beta = _marker_log_hazard(cov["met"], cfg)
-    out = _draw_outcomes(rng, cov, log_r0 + beta * eps, log_q, cfg)
+    bm_years = None
+    if wld.name != "baseline":
+        # Latent states come from a stream of their own, so the shared stream (covariates,
+        # draws, censoring) is drawn exactly as in the baseline world.
+        state_u = np.random.default_rng([int(seed), 12]).random(n)
+        shape_bm = _shapes(cov["met"], cfg)[0]
+
+        def bm_years(unit: np.ndarray) -> np.ndarray:
+            return draw_bm_years(wld, cov, log_r0, eps, shape_bm, beta, unit, state_u)
+
+    out = _draw_outcomes(rng, cov, log_r0 + beta * eps, log_q, cfg, bm_years)
 
     # Missingness masks (MCAR), drawn in a fixed order.
     miss = _draw_missingness(rng, cov, cfg)
@@ -454,7 +471,9 @@ def simulate_cohort(
     measurements = measurements[[c.name for c in MEASUREMENT_COLUMNS]]
 
     obs_kind = np.where(~measured0, _OBS_NONE, np.where(counts_kept0, _OBS_COUNTS, _OBS_PERCENT))
-    truth = _truth_frame(ids, cov, a, log_r0, log_q, eps, obs_kind, events0, pbmc0, percent0, cfg)
+    truth = _truth_frame(
+        ids, cov, a, log_r0, log_q, eps, obs_kind, events0, pbmc0, percent0, cfg, wld
+    )
     return SimulatedCohort(patients=patients, measurements=measurements, truth=truth)
 
 
@@ -727,13 +746,19 @@ def _draw_outcomes(
     log_r: np.ndarray,
     log_q: np.ndarray,
     cfg: SimulationConfig,
+    bm_years: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Latent event times, censoring and the observed outcome (days)."""
+    """Latent event times, censoring and the observed outcome (days).
+
+    ``bm_years`` maps Exp(1) draws to times of bone metastasis for a non-baseline world; when
+    None, the Weibull of rate ``exp(log_r)``.
+    """
     n = len(log_r)
     kb, kd = _shapes(cov["met"], cfg)
     # Inversion of H(t) = rate * t^shape for each cause; independent latent times give exactly
     # the cause-specific hazards.
-    t_bm = (rng.standard_exponential(n) / np.exp(log_r)) ** (1.0 / kb)
+    unit_bm = rng.standard_exponential(n)
+    t_bm = (unit_bm / np.exp(log_r)) ** (1.0 / kb) if bm_years is None else bm_years(unit_bm)
     t_death = (rng.standard_exponential(n) / np.exp(log_q)) ** (1.0 / kd)
     entry = rng.uniform(0.0, cfg.accrual_years, n)
     admin = cfg.max_follow_up_years - entry
@@ -1115,6 +1140,7 @@ def _truth_frame(
     pbmc0: np.ndarray,
     percent0: np.ndarray,
     cfg: SimulationConfig,
+    world: World,
 ) -> pd.DataFrame:
     """True CIFs given the observed enrollment draw, and given the latent marker (oracle)."""
     n = len(ids)
@@ -1147,11 +1173,35 @@ def _truth_frame(
             if is_met
             else cfg.marker_log_hazard_per_sd_early
         )
-        lr, lq, table = _cif_table(float(kb), float(kd), int(cfg.truth_steps_per_year))
+        if world.name == "baseline":
+            lr, lq, table = _cif_table(float(kb), float(kd), int(cfg.truth_steps_per_year))
         idx = np.flatnonzero(todo & (met == is_met))
+        shapes = (float(kb), float(kd), float(beta))
+
+        def world_truth(rows: np.ndarray, latent: np.ndarray, shapes=shapes) -> np.ndarray:
+            # latent: eps per row (n,) or on the nodes (n, nodes); covariates shaped to match.
+            at = (slice(None),) + (None,) * (latent.ndim - 1)
+            sub = {key: col[rows][at] for key, col in cov.items()}
+            horizons = tuple(h / 12.0 for h in HORIZONS_MONTHS)
+            return world_cif(
+                world,
+                sub,
+                log_r0[rows][at],
+                log_q[rows][at],
+                latent,
+                *shapes,
+                horizons,
+                int(cfg.truth_steps_per_year),
+            )
+
         for start in range(0, len(idx), cfg.truth_chunk):
             rows = idx[start : start + cfg.truth_chunk]
-            oracle[rows] = _interp_cif(lr, lq, table, log_r0[rows] + beta * eps[rows], log_q[rows])
+            if world.name == "baseline":
+                oracle[rows] = _interp_cif(
+                    lr, lq, table, log_r0[rows] + beta * eps[rows], log_q[rows]
+                )
+            else:
+                oracle[rows] = world_truth(rows, eps[rows])
 
             # Posterior over v given the observed enrollment draw.
             kind = obs_kind[rows]
@@ -1168,13 +1218,16 @@ def _truth_frame(
             w /= w.sum(axis=1, keepdims=True)
             w_eps = w @ kernel  # posterior weights of eps on its grid
 
-            cif_nodes = _interp_cif(
-                lr,
-                lq,
-                table,
-                log_r0[rows][:, None] + beta * e[None, :],
-                np.broadcast_to(log_q[rows][:, None], (len(rows), len(e))),
-            )
+            if world.name == "baseline":
+                cif_nodes = _interp_cif(
+                    lr,
+                    lq,
+                    table,
+                    log_r0[rows][:, None] + beta * e[None, :],
+                    np.broadcast_to(log_q[rows][:, None], (len(rows), len(e))),
+                )
+            else:
+                cif_nodes = world_truth(rows, np.broadcast_to(e[None, :], (len(rows), len(e))))
             observed[rows] = np.einsum("pg,pgh->ph", w_eps, cif_nodes)
 
     data: dict[str, object] = {"patient_id": pd.array(ids, dtype=_STR)}

@@ -237,11 +237,24 @@ def simulate(
             "--fcs", min=0, help="also write FCS files, GatingML and a manifest for K patients"
         ),
     ] = 0,
+    world: Annotated[
+        str,
+        typer.Option(
+            "--world",
+            help="generative structure of the bone-metastasis hazard: baseline, threshold, "
+            "interaction, mixture, waning (docs/simulator.md, Worlds)",
+        ),
+    ] = "baseline",
 ) -> None:
     """Write a synthetic cohort (patients.csv, oc_measurements.csv) and its truth file."""
     from features.simulate import simulate_cohort, write_cohort
+    from features.worlds import get_world
 
-    cohort = simulate_cohort(n_patients, seed)
+    try:
+        get_world(world)
+    except ValueError as err:
+        _fail(str(err))
+    cohort = simulate_cohort(n_patients, seed, world=world)
     paths = write_cohort(cohort, out)
     if fcs:
         from features.cytometry.simulate_fcs import write_fcs_draws

@@ -23,6 +23,8 @@ FAMILIES = (
     "xgb_cox",
     "logistic_ipcw",
     "xgb_ipcw",
+    "cox_spline",
+    "logistic_ipcw_spline",
 )
 #: Higher is better. Nested-CV Uno's C on the training split: the test split stays an
 #: unbiased check of the chosen version instead of the thing it was chosen on.

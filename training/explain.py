@@ -201,7 +201,9 @@ def feature_groups(feature_names: Sequence[str]) -> dict[str, list[int]]:
     """
     groups: dict[str, list[int]] = {}
     for j, raw in enumerate(feature_names):
-        name = str(raw)
+        # Spline terms and interactions of the flexible families ("oc_log2_percent:rcs1",
+        # "oc_log2_percent:x_metastatic") belong to the group of their base feature.
+        name = str(raw).split(":", 1)[0]
         if name in _FEATURE_GROUP:
             group = _FEATURE_GROUP[name]
         elif name.startswith("missing_"):

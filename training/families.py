@@ -876,6 +876,10 @@ class Family:
         plausible first, so that a search truncating the grid keeps it.
     description : str
         One line for reports.
+    flexible : bool, default=False
+        Fitted on flexible features: restricted cubic splines and the pre-specified marker
+        interactions (:class:`features.transformers.FlexibleFeatures`), degrees of freedom
+        bounded by the events (:func:`training.search.flexible_df`).
     """
 
     name: str
@@ -883,6 +887,7 @@ class Family:
     make: Callable[[Mapping[str, Any]], BaseEstimator]
     grid: tuple[dict[str, Any], ...]
     description: str
+    flexible: bool = False
 
 
 _WRAPPER_KEYS = ("time_grid_days", "score_horizon_months")
@@ -989,3 +994,27 @@ FAMILIES: dict[str, Family] = {
         ),
     )
 }
+
+
+def _flexible_variant(base: str, name: str, description: str) -> Family:
+    """The family ``base`` (same estimator and grid) fitted on flexible features."""
+    fam = FAMILIES[base]
+    return Family(name, fam.kind, fam.make, fam.grid, description, flexible=True)
+
+
+FAMILIES.update(
+    (f.name, f)
+    for f in (
+        _flexible_variant(
+            "cox_ridge",
+            "cox_spline",
+            "cause-specific ridge Cox models with restricted cubic splines and marker interactions",
+        ),
+        _flexible_variant(
+            "logistic_ipcw",
+            "logistic_ipcw_spline",
+            "IPCW logistic regression per horizon (effects free to change over follow-up) "
+            "with restricted cubic splines and marker interactions",
+        ),
+    )
+)

@@ -20,12 +20,15 @@ from sklearn.pipeline import Pipeline
 
 from features.transformers import make_feature_pipeline
 from training.evaluate import uno_c
-from training.models import DAYS_PER_MONTH
+from training.models import BONE_METASTASIS, DAYS_PER_MONTH
 
 #: Called once per fitted model with a short description (for progress bars).
 Tick = Callable[[str], None]
 
 SEARCH_METRIC = "uno_c"
+#: Events of bone metastasis per added degree of freedom of a flexible family's splines and
+#: interactions (Harrell's rule of thumb of 10-20 events per parameter; the middle).
+EVENTS_PER_DF = 15
 
 
 def _noop(_: str) -> None:
@@ -55,22 +58,32 @@ def folds(rows: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.nd
     return list(skf.split(np.zeros(len(rows)), strata(rows)))
 
 
+def flexible_df(y: np.ndarray) -> int:
+    """Degrees of freedom a flexible family may add: bone-metastasis events // 15."""
+    return int(np.sum(y["cause"] == BONE_METASTASIS)) // EVENTS_PER_DF
+
+
 def fit_pipeline(
     make_estimator: Callable[[Mapping[str, Any]], Any],
     params: Mapping[str, Any],
     X: pd.DataFrame,
     y: np.ndarray,
     include_marker: bool,
+    *,
+    flexible: bool = False,
 ) -> Pipeline:
     """Feature pipeline plus estimator, fitted on typed rows ``X``.
 
     Rows of a landmark dataset (a ``landmark_day`` column) add the marker's trajectory
-    features when the marker is included.
+    features when the marker is included. ``flexible`` adds splines and the pre-specified
+    interactions (:class:`features.transformers.FlexibleFeatures`) with at most
+    :func:`flexible_df` added degrees of freedom, counted on the rows the pipeline is fitted on.
     """
     trajectory = include_marker and "landmark_day" in X.columns
+    df = flexible_df(y) if flexible else None
     pipe = Pipeline(
         [
-            ("features", make_feature_pipeline(include_marker, trajectory)),
+            ("features", make_feature_pipeline(include_marker, trajectory, df)),
             ("model", make_estimator(dict(params))),
         ]
     )
@@ -114,6 +127,7 @@ def search(
     seed: int,
     tau_months: float = 60,
     tick: Tick = _noop,
+    flexible: bool = False,
 ) -> SearchResult:
     """Score every configuration of ``grid`` by inner-CV Uno's C; pick the best.
 
@@ -129,7 +143,12 @@ def search(
         for train_idx, test_idx in splits:
             try:
                 pipe = fit_pipeline(
-                    make_estimator, params, X.iloc[train_idx], y[train_idx], include_marker
+                    make_estimator,
+                    params,
+                    X.iloc[train_idx],
+                    y[train_idx],
+                    include_marker,
+                    flexible=flexible,
                 )
                 risk = pipe.predict(X.iloc[test_idx])
                 scores.append(uno_c(y[train_idx], y[test_idx], risk, tau_months * DAYS_PER_MONTH))

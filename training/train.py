@@ -137,7 +137,8 @@ def fit_risk_model(
         Override of ``config.include_marker`` (False: the clinical-only model).
     """
     marker = config.include_marker if include_marker is None else include_marker
-    pipeline = fit_pipeline(FAMILIES[family].make, params, X, y, marker)
+    fam = FAMILIES[family]
+    pipeline = fit_pipeline(fam.make, params, X, y, marker, flexible=fam.flexible)
     score = pipeline.predict(X)
     cutoffs = tuple(float(c) for c in np.quantile(score, [1 / 3, 2 / 3]))
     ranges = {}
@@ -500,9 +501,15 @@ def run_family(
             n_folds=config.inner_folds,
             seed=config.seed + k + 1,
             tick=tick,
+            flexible=family.flexible,
         )
         pipe = fit_pipeline(
-            family.make, inner.best_params, X_train.iloc[tr], y_train[tr], config.include_marker
+            family.make,
+            inner.best_params,
+            X_train.iloc[tr],
+            y_train[tr],
+            config.include_marker,
+            flexible=family.flexible,
         )
         tick(f"outer fold {k + 1}")
         risk, cif = _risk_and_cif(pipe, X_train.iloc[te], horizons)
@@ -516,6 +523,7 @@ def run_family(
         n_folds=config.inner_folds,
         seed=config.seed,
         tick=tick,
+        flexible=family.flexible,
     )
     model = fit_risk_model(name, final.best_params, config, X_train, y_train)
     tick("final fit")

@@ -39,6 +39,23 @@ def test_simulate_same_seed_same_files(tmp_path):
         assert filecmp.cmp(tmp_path / "a" / f, tmp_path / "b" / f, shallow=False)
 
 
+def test_simulate_world_option(tmp_path):
+    env = cli_env(tmp_path / "data")
+    args = ["simulate", "--n-patients", "120", "--seed", "3"]
+    run_cli([*args, "--world", "mixture", "--out", str(tmp_path / "m")], env, tmp_path)
+    run_cli([*args, "--out", str(tmp_path / "b")], env, tmp_path)
+    truth_m = pd.read_csv(tmp_path / "m" / "truth.csv")
+    truth_b = pd.read_csv(tmp_path / "b" / "truth.csv")
+    assert list(truth_m.columns) == list(truth_b.columns)
+    assert not truth_m.equals(truth_b)
+    bad = run_cli(
+        [*args, "--world", "linear", "--out", str(tmp_path / "x")], env, tmp_path, check=False
+    )
+    assert bad.returncode == 2
+    assert "unknown world 'linear'" in bad.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def test_validate_good_and_bad(tmp_path):
     env = cli_env(tmp_path / "data")
     ok = run_cli(

@@ -195,7 +195,13 @@ def test_feature_importance_ranks_the_driving_covariate_first(fitted, data):
     assert isinstance(imp, pd.Series) and sorted(imp.index) == sorted(FEATURES)
     assert imp.index[0] == "x_bone"
     assert np.all(np.diff(np.abs(imp.to_numpy())) <= 0)
-    linear = name in ("cox_ridge", "cox_elasticnet", "logistic_ipcw")
+    linear = name in (
+        "cox_ridge",
+        "cox_elasticnet",
+        "logistic_ipcw",
+        "cox_spline",
+        "logistic_ipcw_spline",
+    )
     assert imp.name == ("coefficient" if linear else "harrell_c_drop")
     if linear:
         assert imp["x_bone"] > 0  # a harmful covariate has a positive coefficient
@@ -213,7 +219,10 @@ def test_registry_holds_every_family_with_bounded_grids():
         "xgb_cox",
         "logistic_ipcw",
         "xgb_ipcw",
+        "cox_spline",
+        "logistic_ipcw_spline",
     }
+    assert {n for n, f in FAMILIES.items() if f.flexible} == {"cox_spline", "logistic_ipcw_spline"}
     for name, family in FAMILIES.items():
         assert family.name == name and family.description
         assert family.kind in ("survival", "classifier")
