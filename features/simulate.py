@@ -1192,6 +1192,7 @@ def _truth_frame(
                 *shapes,
                 horizons,
                 int(cfg.truth_steps_per_year),
+                death=True,
             )
 
         for start in range(0, len(idx), cfg.truth_chunk):

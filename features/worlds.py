@@ -241,6 +241,7 @@ def world_cif(
     beta: float,
     horizons_years: tuple[float, ...],
     steps_per_year: int,
+    death: bool = False,
 ) -> np.ndarray:
     """Cumulative incidence of bone metastasis (death competing) at each horizon.
 
@@ -262,18 +263,23 @@ def world_cif(
         Baseline Weibull shapes and marker log hazard ratio of the disease setting.
     horizons_years : tuple of float
     steps_per_year : int
+    death : bool, default False
+        Also the cumulative incidence of death without bone metastasis, after the horizons
+        of bone metastasis on the last axis (as :func:`features.simulate._cif_direct`).
 
     Returns
     -------
     numpy.ndarray
-        Shape ``eps.shape + (len(horizons_years),)``.
+        Shape ``eps.shape + (len(horizons_years),)``, ``(2 * len(horizons_years),)`` with
+        ``death``.
     """
     out_shape = np.broadcast_shapes(np.shape(eps), np.shape(log_r0), np.shape(log_q))
     n_steps = int(round(max(horizons_years) * steps_per_year))
     stop = {int(round(h * steps_per_year)): k for k, h in enumerate(horizons_years)}
     grid = np.arange(n_steps + 1) / steps_per_year
     q = np.exp(log_q)
-    result = np.zeros(out_shape + (len(horizons_years),))
+    n_h = len(horizons_years)
+    result = np.zeros(out_shape + ((2 if death else 1) * n_h,))
     for state in world.hazards(cov, log_r0, eps, shape_bm, beta):
         rate = np.exp(state.log_rate)
         mult = None if state.log_mult is None else np.exp(state.log_mult)
@@ -290,7 +296,11 @@ def world_cif(
             cif += surv * np.divide(da * decay, tot, out=np.zeros(out_shape), where=tot > 0)
             surv = surv * (1.0 - decay)
             if s + 1 in stop:
-                result[..., stop[s + 1]] += np.asarray(state.weight) * cif
+                weight = np.asarray(state.weight)
+                result[..., stop[s + 1]] += weight * cif
+                if death:
+                    # Everything that left the event-free state and is not bone metastasis.
+                    result[..., n_h + stop[s + 1]] += weight * (1.0 - surv - cif)
     return result
 
 
