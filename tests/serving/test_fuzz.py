@@ -152,6 +152,17 @@ def check_answer(body: dict[str, Any], answer: dict[str, Any], explain: bool) ->
         assert all(a <= b + 1e-12 for a, b in zip(probs, probs[1:], strict=False)), pred
 
 
+def bounded(cases: int):
+    """Hypothesis settings of every fuzz run: ``cases`` examples, derandomized, no database."""
+    return settings(
+        max_examples=cases,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 def fuzz(api_schema, server: str, path: str, mode: str, cases: int) -> Counter:
     """Run ``cases`` generated requests against ``server``; return the count of each status."""
     operation = api_schema[path]["POST"]
@@ -159,13 +170,7 @@ def fuzz(api_schema, server: str, path: str, mode: str, cases: int) -> Counter:
     session = requests.Session()
 
     @given(case=operation.as_strategy(generation_mode=GenerationMode(mode)))
-    @settings(
-        max_examples=cases,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @bounded(cases)
     def run(case) -> None:
         response = case.call(base_url=server, session=session, timeout=60)
         statuses[response.status_code] += 1
@@ -251,13 +256,7 @@ def test_generated_bodies_in_other_media_types_are_415(api_schema, server, path)
         media_type=MEDIA_TYPES,
         encoding=st.sampled_from(["json text", "form", "multipart"]),
     )
-    @settings(
-        max_examples=CASES["other media types"],
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @bounded(CASES["other media types"])
     def run(case, media_type: str, encoding: str) -> None:
         body = case.body if case.body is not NOT_SET else {}
         url = f"{server}{path}"
@@ -291,13 +290,7 @@ def test_generated_paths_keep_metric_labels_to_the_known_routes(server):
         path=URL_TEXT,
         method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]),
     )
-    @settings(
-        max_examples=CASES["paths"],
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @bounded(CASES["paths"])
     def run(path: str, method: str) -> None:
         response = session.request(method, f"{server}/{path}", timeout=60)
         assert response.status_code < 500, (method, path, response.text[:500])
