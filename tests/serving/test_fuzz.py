@@ -18,6 +18,10 @@ derandomized so a failure reproduces:
   (``negative_data_rejection``) with a 4xx.
 
 Every answer in both modes must be below 500, and a 400 must carry the contract's error shape.
+
+Beyond the schema: the same generated bodies sent in other media types (text, form fields,
+multipart, generated ``type/subtype`` names) must all get 415, and generated paths with any
+method must get no server error and leave ``/metrics`` labelled with the service's routes only.
 Positive mode needs ``/docs.json`` to be valid OpenAPI 3.0 (``serving.schemas.openapi30_schema``).
 """
 
@@ -32,6 +36,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core import NOT_SET
@@ -41,9 +46,11 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
+from serving.gateway import ROUTES
 from serving.schemas import PatientRecord
+from tests.serving.test_hardening import endpoint_labels
 
-CASES = {"positive": 200, "negative": 100}
+CASES = {"positive": 200, "negative": 100, "other media types": 60, "paths": 150}
 DEFAULT_HORIZONS = [12, 24, 36, 60]
 PERCENT_REL_TOL, PERCENT_ABS_TOL = 0.01, 0.0001
 
@@ -145,6 +152,17 @@ def check_answer(body: dict[str, Any], answer: dict[str, Any], explain: bool) ->
         assert all(a <= b + 1e-12 for a, b in zip(probs, probs[1:], strict=False)), pred
 
 
+def bounded(cases: int):
+    """Hypothesis settings of every fuzz run: ``cases`` examples, derandomized, no database."""
+    return settings(
+        max_examples=cases,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 def fuzz(api_schema, server: str, path: str, mode: str, cases: int) -> Counter:
     """Run ``cases`` generated requests against ``server``; return the count of each status."""
     operation = api_schema[path]["POST"]
@@ -152,13 +170,7 @@ def fuzz(api_schema, server: str, path: str, mode: str, cases: int) -> Counter:
     session = requests.Session()
 
     @given(case=operation.as_strategy(generation_mode=GenerationMode(mode)))
-    @settings(
-        max_examples=cases,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @bounded(cases)
     def run(case) -> None:
         response = case.call(base_url=server, session=session, timeout=60)
         statuses[response.status_code] += 1
@@ -197,6 +209,95 @@ def test_generated_requests_get_no_server_error(api_schema, server, path, mode):
         assert statuses[200] >= 5 and statuses[400] >= 1, statuses
     else:
         assert set(statuses) <= {400, 413}, statuses
+
+
+MEDIA_TYPES = st.sampled_from(
+    [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "text/json",
+        "application/xml",
+        "application/json-patch+json",
+        "application/octet-stream",
+    ]
+) | st.from_regex(r"[a-z]{1,12}/[a-z0-9.+-]{1,24}", fullmatch=True).filter(
+    lambda m: m != "application/json"
+)
+
+
+def _form_fields(body: Any) -> dict[str, str]:
+    """A JSON body flattened to form fields, as a browser form would send it."""
+    fields: dict[str, str] = {}
+
+    def walk(node: Any, name: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{name}[{key}]" if name else str(key))
+        elif isinstance(node, list):
+            for k, value in enumerate(node):
+                walk(value, f"{name}[{k}]")
+        else:
+            fields[name or "body"] = json.dumps(node)
+
+    walk(body, "")
+    return fields
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/predict", "/explain"])
+def test_generated_bodies_in_other_media_types_are_415(api_schema, server, path):
+    """Schema-valid bodies sent as anything but application/json never reach a parser."""
+    operation = api_schema[path]["POST"]
+    session = requests.Session()
+    statuses: Counter = Counter()
+
+    @given(
+        case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+        media_type=MEDIA_TYPES,
+        encoding=st.sampled_from(["json text", "form", "multipart"]),
+    )
+    @bounded(CASES["other media types"])
+    def run(case, media_type: str, encoding: str) -> None:
+        body = case.body if case.body is not NOT_SET else {}
+        url = f"{server}{path}"
+        if encoding == "multipart":  # requests sets multipart/form-data with its boundary
+            files = {k: (None, v) for k, v in _form_fields(body).items()}
+            response = session.post(url, files=files or {"a": (None, "1")}, timeout=60)
+        elif encoding == "form":
+            headers = {"Content-Type": media_type}
+            response = session.post(url, data=_form_fields(body), headers=headers, timeout=60)
+        else:
+            headers = {"Content-Type": media_type}
+            response = session.post(url, data=json.dumps(body), headers=headers, timeout=60)
+        statuses[response.status_code] += 1
+        assert response.status_code == 415, (media_type, encoding, response.text[:500])
+
+    run()
+    assert sum(statuses.values()) >= CASES["other media types"] // 2, statuses
+
+
+URL_TEXT = st.text(
+    alphabet=st.sampled_from("abcdefgpredictmolxzPQ0123456789-_.~%/"), min_size=0, max_size=60
+)
+
+
+@pytest.mark.slow
+def test_generated_paths_keep_metric_labels_to_the_known_routes(server):
+    """Any path, any method: below 500, and /metrics labels only the service's routes."""
+    session = requests.Session()
+
+    @given(
+        path=URL_TEXT,
+        method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]),
+    )
+    @bounded(CASES["paths"])
+    def run(path: str, method: str) -> None:
+        response = session.request(method, f"{server}/{path}", timeout=60)
+        assert response.status_code < 500, (method, path, response.text[:500])
+
+    run()
+    labels = endpoint_labels(requests.get(f"{server}/metrics", timeout=10).text)
+    assert labels and labels <= set(ROUTES) | {"other", "/static_content"}, labels
 
 
 @pytest.mark.slow

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import pytest
 import requests
 
 from serving.gateway import ROUTES
-from tests.serving.test_service import free_port, running_server
+from tests.serving.test_service import bonemet_serve
 
 pytestmark = pytest.mark.slow
 TOKEN = "hardening-token"
@@ -44,18 +43,15 @@ PATIENT = {
 
 @pytest.fixture(scope="module")
 def hard(trained_store, tmp_path_factory):
-    port = free_port()
-    env = dict(
-        trained_store["env"],
+    with bonemet_serve(
+        trained_store,
+        tmp_path_factory,
+        "hardening",
         BONEMET_API_TOKEN=TOKEN,
         BONEMET_RELOAD_SECONDS="1",
         BONEMET_BODY_TIMEOUT_SECONDS="2",
-    )
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("hardening") / "server.log"
-    cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(port)]
-    with running_server(cmd, env, trained_store["dir"], f"{base}/readyz", log):
-        yield {"base": base, "port": port, "log": log, "store": trained_store}
+    ) as running:
+        yield running
 
 
 def post(hard, body, headers=AUTH, path="/predict", **kw) -> requests.Response:
@@ -252,7 +248,7 @@ def test_no_cors_headers_by_default(hard):
     assert "access-control-allow-origin" not in preflight.headers
 
 
-def _endpoint_labels(text: str) -> set[str]:
+def endpoint_labels(text: str) -> set[str]:
     return {
         part.split('"')[1]
         for line in text.splitlines()
@@ -274,7 +270,7 @@ def test_unknown_paths_do_not_grow_metrics(hard):
         r = method(f"{base}/unknown-{k}/P{k:05d}", timeout=5)
         assert r.status_code < 500
     after = requests.get(f"{base}/metrics", timeout=5).text
-    assert _endpoint_labels(after) <= set(ROUTES) | {"other", "/static_content"}
+    assert endpoint_labels(after) <= set(ROUTES) | {"other", "/static_content"}
     assert "unknown-" not in after and "P00001" not in after
     assert len(after) < len(before) + 2000, (len(before), len(after))
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.serving.test_service import free_port, running_server
+from tests.serving.test_service import bonemet_serve
 
 pytestmark = pytest.mark.slow
 TOKEN = "test-token-123"
@@ -26,18 +26,15 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def secured(trained_store, tmp_path_factory):
-    port = free_port()
-    env = dict(
-        trained_store["env"],
+    with bonemet_serve(
+        trained_store,
+        tmp_path_factory,
+        "secured",
         BONEMET_API_TOKEN=TOKEN,
         BONEMET_RELOAD_SECONDS="1",
         BONEMET_MAX_BODY_BYTES="100000",
-    )
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("secured") / "server.log"
-    cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(port)]
-    with running_server(cmd, env, trained_store["dir"], f"{base}/readyz", log):
-        yield {"base": base, "log": log, "store": trained_store}
+    ) as running:
+        yield running
 
 
 def predict(base: str, headers=AUTH, patients=(PATIENT,)) -> requests.Response:

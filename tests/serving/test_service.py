@@ -73,14 +73,24 @@ def running_server(cmd: list[str], env: dict, cwd, ready_url: str, log_path):
         log.close()
 
 
-@pytest.fixture(scope="module")
-def server(trained_store, tmp_path_factory):
+@contextmanager
+def bonemet_serve(store: dict, tmp_path_factory, name: str, **env: str):
+    """``bonemet serve`` of ``store`` with ``env`` added, on a free port, until the block ends.
+
+    Yields ``{"base": URL, "port": int, "log": Path, "store": store}``.
+    """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(port)]
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with running_server(cmd, trained_store["env"], trained_store["dir"], f"{base}/readyz", log):
-        yield base
+    log = tmp_path_factory.mktemp(name) / "server.log"
+    with running_server(cmd, dict(store["env"], **env), store["dir"], f"{base}/readyz", log):
+        yield {"base": base, "port": port, "log": log, "store": store}
+
+
+@pytest.fixture(scope="module")
+def server(trained_store, tmp_path_factory):
+    with bonemet_serve(trained_store, tmp_path_factory, "server") as running:
+        yield running["base"]
 
 
 def post(base: str, body, **kw) -> requests.Response:
