@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/browser-test-deps.sh  # chromium and axe-core for the clinician page's tests
 export OMP_WAIT_POLICY=PASSIVE
 exec .venv/bin/python -m pytest "$@"

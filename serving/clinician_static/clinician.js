@@ -17,7 +17,7 @@
   var form = document.getElementById("patient-form");
   var drawList = document.getElementById("draw-list");
   var statusBox = document.getElementById("result-status");
-  var pending = null; // what to retry once a token is given
+  var pending = []; // what to retry once a token is given (loading the model, the result)
   var drawCount = 0;
 
   // -- building the form --------------------------------------------------------------------
@@ -333,7 +333,7 @@
   }
 
   function askForToken(retry, rejected) {
-    pending = retry;
+    if (pending.indexOf(retry) < 0) pending.push(retry);
     var panel = document.getElementById("token-panel");
     var error = document.getElementById("token-error");
     panel.hidden = false;
@@ -687,10 +687,11 @@
     sessionStorage.setItem(TOKEN_KEY, value);
     document.getElementById("token").removeAttribute("aria-invalid");
     document.getElementById("token-panel").hidden = true;
-    var retry = pending;
-    pending = null;
-    loadModel();
-    if (retry && retry !== loadModel) retry();
+    var retries = pending;
+    pending = [];
+    retries.forEach(function (retry) {
+      retry();
+    });
   });
 
   var start = prefillFromUrl();
