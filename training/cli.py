@@ -329,14 +329,24 @@ def train(
     for skipped in result.skipped:
         typer.echo(f"skipped {skipped.family}: {skipped.reason}")
     candidates = candidate_table(result)
+    challenger = candidates.loc[candidates["version"] == result.challenger_version].iloc[0]
     candidates["family"] = candidates.pop("").str.cat(candidates["family"], sep="\n").str.strip()
     _print_transposed(
         candidates, "family", title=f"candidates (selected by {result.selection_metric})"
     )
-    typer.echo(
-        f"next: bonemet promote   (moves champion to the challenger, version "
-        f"{result.challenger_version}, if its gates pass; then: bonemet serve)"
-    )
+    version = result.challenger_version
+    if challenger["gates"] == "pass":
+        typer.echo(
+            f"next: bonemet promote   (champion -> the challenger, version {version}; "
+            "then: bonemet serve)"
+        )
+    else:
+        failed = challenger["gates"].removeprefix("FAIL:").replace("\n", " ").strip()
+        typer.echo(
+            f"next: bonemet compare   (the challenger, version {version}, fails the gate(s) "
+            f"{failed}: bonemet promote refuses it; bonemet promote --force --reason '...' "
+            "records an override)"
+        )
 
 
 @app.command()

@@ -138,6 +138,7 @@ def search(
         raise ValueError("the hyperparameter grid is empty")
     splits = folds(X, n_folds, seed)
     trials = []
+    last_error: ValueError | None = None
     for params in grid:
         scores = []
         for train_idx, test_idx in splits:
@@ -152,13 +153,17 @@ def search(
                 )
                 risk = pipe.predict(X.iloc[test_idx])
                 scores.append(uno_c(y[train_idx], y[test_idx], risk, tau_months * DAYS_PER_MONTH))
-            except ValueError:
+            except ValueError as err:
+                last_error = err
                 scores.append(float("nan"))
             tick(f"trial {dict(params)}")
         trials.append(Trial(dict(params), tuple(scores)))
     ranked = [t for t in trials if np.isfinite(t.mean)]
     if not ranked:
-        raise ValueError("no configuration of the grid could be fitted on the inner folds")
+        raise ValueError(
+            "no configuration of the grid could be fitted on the inner folds"
+            + (f" (last error: {last_error})" if last_error is not None else "")
+        )
     best = max(ranked, key=lambda t: t.mean)  # max keeps the first of equal means
     return SearchResult(tuple(trials), dict(best.params))
 

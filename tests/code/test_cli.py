@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import shutil
 import subprocess
 import sys
@@ -106,8 +107,14 @@ def test_train_on_scoring_cohort_is_refused(tmp_path, small_cohort):
 
 def test_train_reports_candidates_and_challenger(trained_store):
     text = trained_store["train"].stdout
-    assert '"challenger_version"' in text
-    assert '"family": "cox_ridge"' in text and '"family": "logistic_ipcw"' in text
+    assert "candidates (selected by cv_uno_c_mean)" in text
+    assert "cox_ridge" in text and "logistic_ipcw" in text and "* challenger" in text
+    assert "gates" in text and "Uno C" in text and "[" in text  # verdicts, intervals
+    assert "next: bonemet promote" in text or "next: bonemet compare" in text
+    # Quiet: no MLflow event log or third-party warning in normal output (issue 9, point 7).
+    noise = ("Created version", "Add type hints", "Validating input example", "Warning")
+    for line in text.splitlines() + trained_store["train"].stderr.splitlines():
+        assert not any(n in line for n in noise), line
     assert "champion: version" in trained_store["promote"].stdout
     # Artifacts sit beside the SQLite store, not in ./mlruns of the working directory.
     assert (trained_store["dir"] / "data" / "mlflow.db").exists()
@@ -144,6 +151,7 @@ def test_predict_writes_the_batch_layout(trained_store, tmp_path):
         "p_death_24m",
         "p_death_36m",
         "p_death_60m",
+        "warnings",
     ]
     patients = pd.read_csv(cohort / "patients.csv")
     assert frame["patient_id"].tolist() == patients["patient_id"].tolist()
@@ -245,18 +253,27 @@ def test_promote_gates_both_ways_and_force_with_reason(trained_store):
 
 
 def test_compare_prints_versions_side_by_side(trained_store):
-    out = run_cli(["compare"], trained_store["env"], trained_store["dir"])
-    versions_table, history = out.stdout.strip().split("\n\ntraining runs (newest first):\n")
-    lines = versions_table.splitlines()
-    assert lines[0].split()[:5] == ["version", "family", "alias", "data_digest", "state"]
-    assert "test_uno_c" in lines[0]
-    assert len(lines) == 3  # two versions
-    assert all(line.split()[4] == "complete" for line in lines[1:])
+    env = {**trained_store["env"], "COLUMNS": "60"}
+    out = run_cli(["compare"], env, trained_store["dir"])
+    lines = out.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 60  # fits the terminal's width
+    labels = [line.split()[0] for line in lines if line.strip()]
+    for label in ("version", "family", "alias", "state", "selection", "gates", "uno"):
+        assert label in labels
+    assert "champion" in out.stdout and "(cv_uno_c_mean)" in out.stdout
+    assert "complete" in out.stdout and "incomplete" not in out.stdout
     # The training run that registered both versions, finished.
-    assert history.splitlines()[0].split()[:4] == ["run_id", "started", "status", "versions"]
-    assert "FINISHED" in history and "1,2" in history
-    assert "champion" in out.stdout
+    assert "training runs (newest first)" in out.stdout and "FINISHED" in out.stdout
     assert "[" in out.stdout  # intervals
+    wide = run_cli(["compare", "--json"], trained_store["env"], trained_store["dir"])
+    document = json.loads(wide.stdout)
+    rows = document["versions"]
+    assert [r["status"] for r in document["training_runs"]] == ["FINISHED"]
+    assert len(rows) == 2 and all(r["state"] == "complete" for r in rows)
+    assert len(rows) == 2 and {"selection", "gates", "test_uno_c"} <= set(rows[0])
+    for row in rows:  # a metric outside a failing gate is flagged
+        slope = row["test_calibration_slope_24m"]
+        assert ("calibration_slope" in row["gates"]) == (" !" in slope)
     bad = run_cli(
         ["compare", "--versions", "7"], trained_store["env"], trained_store["dir"], check=False
     )

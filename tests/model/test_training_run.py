@@ -33,6 +33,8 @@ def client(trained_store):
 
 def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
     exp = client.get_experiment_by_name("tests")
+    # MLflow 3's UI opens the training runs, not its GenAI view (issue 9, point 5).
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if r.info.run_name == "train"]
     assert len(parents) == 1
@@ -84,15 +86,23 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
         } <= tables
 
 
-def test_versions_carry_metrics_with_intervals_and_a_model_card(client):
+def test_versions_carry_headline_tags_a_summary_and_a_model_card(client):
+    """A registry a person can read (issue 9, point 5): a handful of tags per version, the
+    rest (intervals included) in the run; a summary paragraph, then the card."""
+    registered = client.get_registered_model("bone-metastasis-risk")
+    assert registered.description.startswith("Cumulative incidence of a first bone metastasis")
     for mv in client.search_model_versions("name='bone-metastasis-risk'"):
-        tags = mv.tags
+        tags = {k: v for k, v in mv.tags.items() if not k.startswith(("promot", "forced"))}
         assert tags["family"] in {"cox_ridge", "logistic_ipcw"}
-        assert (
-            float(tags["test_uno_c_lo"])
-            <= float(tags["test_uno_c"])
-            <= float(tags["test_uno_c_hi"])
-        )
+        assert tags["landmark_days"] == "none" and tags["selection_metric"] == "cv_uno_c_mean"
+        for key in ("dataset_digest", "run_id", "cv_uno_c_mean", "test_uno_c"):
+            assert tags[key]
+        assert len(tags) <= 12, sorted(tags)
+        run = client.get_run(tags["run_id"]).data.metrics
+        assert run["test_uno_c_lo"] <= float(tags["test_uno_c"]) <= run["test_uno_c_hi"]
+        summary, _, card = mv.description.partition("\n\n")
+        assert summary.startswith(f"**{tags['family']}** candidate") and "Uno's C" in summary
+        assert not summary.startswith("#") and card.startswith("# Model card")
         for section in (
             "## Model details",
             "## Outcome and horizons",
@@ -114,7 +124,7 @@ def test_evaluate_command_logs_an_external_validation_run(trained_store, tmp_pat
         trained_store["env"],
         trained_store["dir"],
     )
-    assert '"eval_uno_c"' in out.stdout
+    assert "uno_c" in out.stdout and "[" in out.stdout  # a table with intervals
     exp = client.get_experiment_by_name("bone-metastasis-evaluation")
     (run,) = client.search_runs([exp.experiment_id])
     assert run.data.tags["model_uri"] == "models:/bone-metastasis-risk@champion"
@@ -176,7 +186,7 @@ def test_mlflow_run_entry_points(trained_store, tmp_path):
         "seed=3",
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
-    assert '"challenger_version": "1"' in trained.stdout
+    assert "next: bonemet " in trained.stdout and "version 1" in trained.stdout
     promoted = mlflow_run("promote", "version=1")
     assert promoted.returncode == 0 or "fails the promotion gates" in promoted.stderr
 

@@ -35,6 +35,7 @@ def landmark_server(trained_store, tmp_path_factory):
             "cox_ridge",
             "--landmarks",
             LANDMARKS,
+            "--json",
         ],
         env,
         work,

@@ -1,0 +1,151 @@
+"""Landmark models everywhere, not only in the API (issue 9, points 2 and 4).
+
+A landmark model trained by the CLI on the small simulated cohort is evaluated (pooled and at
+each landmark) and scored in batch from a prediction day; the batch answer equals what the
+running API answers for the same patients, draws and ``prediction_day``; its model card
+counts patients, and its landmark rows apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from features.contract import load_cohort
+from features.records import contract_rows
+from features.schema import PREDICTOR_COLUMNS
+from tests.conftest import run_cli
+from tests.serving.test_service import free_port, running_server
+
+pytestmark = pytest.mark.slow
+LANDMARKS = "0,91,183,365"
+
+
+@pytest.fixture(scope="module")
+def landmark_version(trained_store):
+    env, work, cohort = trained_store["env"], trained_store["dir"], trained_store["cohort"]
+    train = run_cli(
+        [
+            "train",
+            "--patients",
+            str(cohort / "patients.csv"),
+            "--measurements",
+            str(cohort / "oc_measurements.csv"),
+            "--experiment",
+            "tests-landmark-cli",
+            "--families",
+            "cox_ridge",
+            "--landmarks",
+            LANDMARKS,
+            "--json",
+        ],
+        env,
+        work,
+    )
+    summary = json.loads(train.stdout)
+    assert summary["n_train"] > summary["n_train_patients"]  # stacked landmark rows
+    return summary
+
+
+def test_evaluate_reports_each_landmark(trained_store, landmark_version):
+    env, work, cohort = trained_store["env"], trained_store["dir"], trained_store["cohort"]
+    uri = f"models:/bone-metastasis-risk/{landmark_version['challenger_version']}"
+    args = ["evaluate", "--patients", str(cohort / "patients.csv")]
+    args += ["--measurements", str(cohort / "oc_measurements.csv"), "--model-uri", uri]
+    out = run_cli([*args, "--n-bootstrap", "0", "--json"], env, work)
+    metrics = json.loads(out.stdout)
+    assert 0.5 < metrics["eval_uno_c"] < 1
+    for day in LANDMARKS.split(","):
+        assert metrics[f"eval_landmark_{day}_n"] > 0
+        assert 0.5 < metrics[f"eval_landmark_{day}_harrell_c"] < 1
+    assert metrics["eval_landmark_0_n"] > metrics["eval_landmark_365_n"]
+    table = run_cli([*args, "--n-bootstrap", "0"], env, work)
+    assert "at each landmark" in table.stdout and "365" in table.stdout
+
+
+def test_batch_prediction_day_answers_as_the_api(trained_store, landmark_version, tmp_path):
+    env, work, cohort = trained_store["env"], trained_store["dir"], trained_store["cohort"]
+    version = landmark_version["challenger_version"]
+    uri = f"models:/bone-metastasis-risk/{version}"
+    day = 183.0
+    out = tmp_path / "scores.csv"
+    run_cli(
+        [
+            "predict",
+            "--patients",
+            str(cohort / "patients.csv"),
+            "--measurements",
+            str(cohort / "oc_measurements.csv"),
+            "--model-uri",
+            uri,
+            "--prediction-day",
+            f"{day:g}",
+            "--out",
+            str(out),
+        ],
+        env,
+        work,
+    )
+    batch = pd.read_csv(out)
+    typed = load_cohort(cohort / "patients.csv", cohort / "oc_measurements.csv")
+    free = typed.patients["bone_metastasis_at_enrollment"].to_numpy(dtype=float) == 0
+    ids = typed.patients.loc[free, "patient_id"].head(12).tolist()
+    patients = contract_rows(typed.patients[list(PREDICTOR_COLUMNS)])
+    draws = contract_rows(typed.measurements, table="oc_measurements")
+    records = []
+    for pid in ids:
+        row = patients.loc[patients["patient_id"] == pid].iloc[0].to_dict()
+        record = {k: v for k, v in row.items() if v is not None}
+        mine = draws.loc[draws["patient_id"] == pid].drop(columns=["patient_id"])
+        record["oc_measurements"] = [
+            {k: v for k, v in d.items() if v is not None} for d in mine.to_dict("records")
+        ]
+        record["prediction_day"] = day
+        records.append(record)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(port)]
+    cmd += ["--model-uri", uri]
+    with running_server(cmd, env, work, f"{base}/readyz", tmp_path / "server.log"):
+        answer = requests.post(f"{base}/predict", json={"patients": records}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    api = {p["patient_id"]: p for p in answer.json()["predictions"]}
+    assert any("after prediction_day" in w for p in api.values() for w in p["warnings"])
+    for pid in ids:
+        got = batch.loc[batch["patient_id"] == pid].iloc[0]
+        want = api[pid]
+        assert math.isclose(got["risk_score"], want["risk_score"], rel_tol=1e-9), pid
+        assert got["risk_group"] == want["risk_group"]
+        probs = {p["months"]: p["probability"] for p in want["bone_metastasis_probability"]}
+        for months, probability in probs.items():
+            np.testing.assert_allclose(got[f"p_bone_met_{months:g}m"], probability, rtol=1e-9)
+        assert json.loads(got["warnings"]) == want["warnings"]
+
+
+def test_landmark_card_counts_patients(trained_store, landmark_version):
+    import mlflow
+
+    uri = f"sqlite:///{trained_store['dir'] / 'data' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mv = mlflow.MlflowClient().get_model_version(
+        "bone-metastasis-risk", landmark_version["challenger_version"]
+    )
+    assert mv.tags["landmark_days"] == LANDMARKS
+    card = mv.description
+    patients = int(re.search(r"\*\*Patients used \(eligible\)\*\*: (\d+)", card).group(1))
+    n = landmark_version["n_train_patients"] + landmark_version["n_test_patients"]
+    assert patients == n
+    rows = re.search(r"\*\*Landmark rows\*\*: train (\d+), test (\d+)", card)
+    assert rows and int(rows.group(1)) == landmark_version["n_train"]
+    assert int(rows.group(2)) == landmark_version["n_test"]
+    sample = card.split("## Sample size and events")[1].split("##")[0]
+    counts = re.search(r"\| train \| (\d+) \|", sample)
+    assert counts and int(counts.group(1)) == landmark_version["n_train_patients"]
