@@ -20,6 +20,9 @@ OUTPUT_COLUMNS = (
 )
 
 
+HORIZONS_MONTHS = (12.0, 24.0, 36.0, 60.0)
+
+
 class ScoringError(RuntimeError):
     """The model could not be loaded or could not score the cohort."""
 
@@ -44,11 +47,19 @@ def score_cohort(cohort: Cohort, model_uri: str) -> pd.DataFrame:
     from mlflow.exceptions import MlflowException
 
     model = load_model(model_uri)
-    rows = contract_rows(
-        enrollment_view(cohort.patients, cohort.measurements)[list(PREDICTOR_COLUMNS)]
-    )
+    rows = scoring_rows(cohort)
     try:
-        frame = model.predict(rows, params={"horizons_months": [12.0, 24.0, 36.0, 60.0]})
+        frame = model.predict(rows, params={"horizons_months": list(HORIZONS_MONTHS)})
     except MlflowException as err:
         raise ScoringError(str(err)) from err
     return frame[list(OUTPUT_COLUMNS)]
+
+
+def scoring_rows(cohort: Cohort) -> pd.DataFrame:
+    """The contract rows every engine hands to the model: one per patient, at enrollment.
+
+    Outcome columns are dropped; a day-0 draw fills a missing enrollment marker.
+    """
+    return contract_rows(
+        enrollment_view(cohort.patients, cohort.measurements)[list(PREDICTOR_COLUMNS)]
+    )

@@ -125,15 +125,41 @@ def register_version(model_uri: str, tags: dict[str, str]) -> str:
         The new version number.
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    return str(mlflow.register_model(model_uri, MODEL_NAME, tags=tags).version)
+    try:
+        return str(mlflow.register_model(model_uri, MODEL_NAME, tags=tags).version)
+    except MlflowException as err:
+        if _permission_denied(err):
+            raise RegistryError(
+                f"user {_who()!r} may not register versions of {MODEL_NAME} (the tracking "
+                f"server refused: permission denied); the run {tags.get('run_id', '')} and its "
+                "logged model are kept. Registering needs EDIT on the registered model."
+            ) from err
+        raise
+
+
+#: Longest version description MLflow's SQL stores hold (VARCHAR(5000) on PostgreSQL).
+MAX_DESCRIPTION = 5000
 
 
 def describe_version(version: str, model_card: str, run_id: str) -> None:
     """The model card (Markdown, naming the version) as the version's description in the UI
-    and as ``model_card.md`` of its run."""
+    and as ``model_card.md`` of its run.
+
+    A card longer than the registry's description column keeps its beginning, cut at a line,
+    and says where the whole card is (the run's ``model_card.md`` and the model's artifact).
+    """
     client = _client()
-    client.update_model_version(MODEL_NAME, version, description=model_card)
+    description = model_card
+    if len(description) > MAX_DESCRIPTION:
+        note = (
+            f"\n\n... (shortened: the whole card is model_card.md of run {run_id} and the "
+            "model's model_card artifact)\n"
+        )
+        head = description[: MAX_DESCRIPTION - len(note)]
+        description = head[: head.rfind("\n") + 1 or len(head)] + note
+    client.update_model_version(MODEL_NAME, version, description=description)
     client.log_text(run_id, model_card, "model_card.md")
 
 
