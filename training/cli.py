@@ -303,6 +303,7 @@ def train(
     intervals, promotion-gate verdicts, the challenger) and the next command to run.
     """
     from training.config import ConfigError, load_config
+    from training.registry import RegistryError
     from training.train import TrainingDataError, candidate_table, summary_json
     from training.train import train as run_train
 
@@ -315,7 +316,7 @@ def train(
             result = run_train(
                 cohort, cfg, _settings(), source=str(Path(patients).resolve()), progress=bars
             )
-    except (ConfigError, TrainingDataError) as err:
+    except (ConfigError, TrainingDataError, RegistryError) as err:
         _fail(f"cannot train: {err}")
     if as_json:
         typer.echo(summary_json(result))
@@ -433,7 +434,8 @@ def promote(
         bool, typer.Option("--force", help="promote even if a gate fails (needs --reason)")
     ] = False,
     reason: Annotated[
-        str | None, typer.Option("--reason", help="why a failing gate is overridden (recorded)")
+        str | None,
+        typer.Option("--reason", help="why (recorded on the version; required with --force)"),
     ] = None,
 ) -> None:
     """Move the champion alias (default: to the challenger) if the promotion gates pass."""
@@ -530,7 +532,7 @@ def _print_transposed(frame, key: str, title: str | None = None) -> None:
 @app.command()
 def predict(
     patients: PatientsOpt,
-    out: Annotated[Path, typer.Option("--out", help="output CSV")],
+    out: Annotated[Path, typer.Option("--out", help="output CSV (a Parquet folder with spark)")],
     measurements: MeasurementsOpt = None,
     model_uri: Annotated[str, typer.Option("--model-uri", help="MLflow model URI")] = (
         DEFAULT_MODEL_URI
@@ -544,6 +546,12 @@ def predict(
             "then (--measurements), the rule of POST /predict (default: at enrollment)",
         ),
     ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (pandas) or spark (mlflow spark_udf)")
+    ] = "local",
+    spark_master: Annotated[
+        str, typer.Option("--spark-master", help="Spark master URL (with --engine spark)")
+    ] = "local[*]",
 ) -> None:
     """Score a cohort with a registered model and write one row per patient.
 
@@ -552,8 +560,19 @@ def predict(
     from training import tracking
     from training.predict import ScoringError, score_cohort
 
+    if engine not in ("local", "spark"):
+        _fail(f"cannot predict: --engine must be local or spark, got {engine!r}")
     cohort = _load(patients, measurements)
     tracking.configure(_settings())
+    if engine == "spark":
+        from training.spark_predict import score_cohort_spark
+
+        try:
+            n = score_cohort_spark(cohort, model_uri, out, master=spark_master)
+        except ScoringError as err:
+            _fail(f"cannot predict: {err}")
+        typer.echo(f"wrote {n} predictions to {out} (Parquet folder, Spark {spark_master})")
+        return
     try:
         with _library_output():
             frame = score_cohort(cohort, model_uri, prediction_day)
@@ -712,6 +731,61 @@ def cytometry(
         if len(differ):
             _fail(f"counts differ from {expect} for {len(differ)} draw(s):\n{differ}", code=1)
         typer.echo(f"counts equal those of {expect} for all {len(result.measurements)} draws")
+
+
+@app.command("tracking-server")
+def tracking_server(
+    backend_store_uri: Annotated[
+        str,
+        typer.Option(
+            "--backend-store-uri",
+            help="runs and registry database, e.g. postgresql://user:password@host:5432/mlflow",
+        ),
+    ],
+    artifacts_destination: Annotated[
+        str | None,
+        typer.Option(
+            "--artifacts-destination",
+            help="folder or object-store URI of the artifacts the server serves "
+            "(default: <data dir>/server-artifacts)",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 5000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=16)] = 1,
+    auth: Annotated[
+        bool, typer.Option("--auth", help="MLflow basic-auth: users and permissions")
+    ] = False,
+    auth_db_uri: Annotated[
+        str | None,
+        typer.Option("--auth-db-uri", help="database of users and permissions (with --auth)"),
+    ] = None,
+) -> None:
+    """Start an MLflow tracking server for a team (PostgreSQL store, served artifacts)."""
+    from training.tracking import ServerConfigError, tracking_server_command
+
+    settings = _settings()
+    destination = artifacts_destination or str(settings.data_dir / "server-artifacts")
+    try:
+        cmd, extra = tracking_server_command(
+            backend_store_uri,
+            destination,
+            host=host,
+            port=port,
+            workers=workers,
+            auth=auth,
+            auth_db_uri=auth_db_uri,
+            state_dir=settings.data_dir / "server-auth",
+        )
+    except ServerConfigError as err:
+        _fail(f"cannot start the tracking server: {err}")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"MLFLOW_TRACKING_URI=http://{shown}:{port}")
+    if auth:
+        typer.echo("# and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD per user")
+    sys.stdout.flush()
+    # The server replaces this process: a signal to it (Ctrl-C, a service manager) stops it.
+    os.execve(cmd[0], cmd, {**os.environ, **extra})
 
 
 @app.command("ui-command")

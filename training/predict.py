@@ -8,6 +8,8 @@ import pandas as pd
 
 from features.contract import Cohort
 from features.draws import enrollment_view, rows_at
+from features.records import contract_rows
+from features.schema import PREDICTOR_COLUMNS
 
 DEFAULT_HORIZONS_MONTHS = (12.0, 24.0, 36.0, 60.0)
 OUTPUT_COLUMNS = (
@@ -113,3 +115,13 @@ def score_cohort(
         raise ScoringError(str(err)) from err
     # A model trained before contract 1.1 has no p_death columns: they are left empty.
     return frame.reindex(columns=list(OUTPUT_COLUMNS))
+
+
+def scoring_rows(cohort: Cohort) -> pd.DataFrame:
+    """The contract rows every engine hands to the model: one per patient, at enrollment.
+
+    Outcome columns are dropped; a day-0 draw fills a missing enrollment marker.
+    """
+    return contract_rows(
+        enrollment_view(cohort.patients, cohort.measurements)[list(PREDICTOR_COLUMNS)]
+    )

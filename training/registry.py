@@ -177,8 +177,22 @@ def register_version(model_uri: str, tags: dict[str, str]) -> str:
         The new version number.
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    return str(mlflow.register_model(model_uri, MODEL_NAME, tags=tags).version)
+    try:
+        return str(mlflow.register_model(model_uri, MODEL_NAME, tags=tags).version)
+    except MlflowException as err:
+        if _permission_denied(err):
+            raise RegistryError(
+                f"user {_who()!r} may not register versions of {MODEL_NAME} (the tracking "
+                f"server refused: permission denied); the run {tags.get('run_id', '')} and its "
+                "logged model are kept. Registering needs EDIT on the registered model."
+            ) from err
+        raise
+
+
+#: Longest version description MLflow's SQL stores hold (VARCHAR(5000) on PostgreSQL).
+MAX_DESCRIPTION = 5000
 
 
 def describe_version(
@@ -191,10 +205,22 @@ def describe_version(
 ) -> None:
     """Describe a version in the UI: a one-paragraph summary (:func:`version_summary`), then
     the model card (Markdown, naming the version), also logged as ``model_card.md`` of its
-    run. The registered model gets its own short description (:data:`MODEL_DESCRIPTION`)."""
+    run. The registered model gets its own short description (:data:`MODEL_DESCRIPTION`).
+
+    A description longer than the registry's description column keeps its beginning, cut at a
+    line, and says where the whole card is (the run's ``model_card.md`` and the model's
+    artifact).
+    """
     client = _client()
-    summary = version_summary(family, metrics, selection_metric)
-    client.update_model_version(MODEL_NAME, version, description=f"{summary}\n\n{model_card}")
+    description = f"{version_summary(family, metrics, selection_metric)}\n\n{model_card}"
+    if len(description) > MAX_DESCRIPTION:
+        note = (
+            f"\n\n... (shortened: the whole card is model_card.md of run {run_id} and the "
+            "model's model_card artifact)\n"
+        )
+        head = description[: MAX_DESCRIPTION - len(note)]
+        description = head[: head.rfind("\n") + 1 or len(head)] + note
+    client.update_model_version(MODEL_NAME, version, description=description)
     client.log_text(run_id, model_card, "model_card.md")
     if (client.get_registered_model(MODEL_NAME).description or "") != MODEL_DESCRIPTION:
         client.update_registered_model(MODEL_NAME, description=MODEL_DESCRIPTION)

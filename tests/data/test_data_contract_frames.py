@@ -173,7 +173,9 @@ def test_request_values_of_the_wrong_json_type() -> None:
             "er_status": ["positive"],
         },
     ]
-    _, violations = check_patients(pd.DataFrame(records, dtype=object), table="request", allow_outcome=False)
+    _, violations = check_patients(
+        pd.DataFrame(records, dtype=object), table="request", allow_outcome=False
+    )
     assert [(v.column, v.value, v.rule) for v in violations] == [
         ("patient_id", 17, "must be a string"),
         ("age_years", True, "must be a number"),

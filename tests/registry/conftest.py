@@ -44,17 +44,28 @@ def train_args(cohort: Path, families: str, experiment: str) -> list[str]:
     ]
 
 
-def start_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    """``bonemet ARGS`` started in the background (its own process group)."""
-    return subprocess.Popen(
-        BONEMET + args,
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+def start_cli(
+    args: list[str], env: dict[str, str], cwd: Path, log: Path | None = None
+) -> subprocess.Popen:
+    """``bonemet ARGS`` started in the background (its own process group).
+
+    Output goes to pipes read by ``communicate``, or to ``log`` for a long-running server
+    (a pipe nobody reads would block it once full).
+    """
+    out = open(log, "w") if log else subprocess.PIPE  # closed below, once the child has it
+    try:
+        return subprocess.Popen(
+            BONEMET + args,
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT if log else subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    finally:
+        if log:
+            out.close()
 
 
 def kill_hard(proc: subprocess.Popen) -> None:
@@ -85,3 +96,65 @@ def fault_cohort(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("fault-cohort")
     write_cohort(simulate_cohort(400, seed=11), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL 15 server on a free loopback port for the whole session."""
+    from tests.registry.postgres import start_postgres
+
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+def start_tracking_server(
+    database_url: str, work: Path, *extra: str, env_extra: dict[str, str] | None = None
+):
+    """``bonemet tracking-server`` on a free port; returns (process, tracking URI)."""
+    import requests
+
+    from tests.registry.postgres import free_port
+
+    port = free_port()
+    env = {**cli_env(work / "data"), **(env_extra or {})}
+    proc = start_cli(
+        [
+            "tracking-server",
+            "--backend-store-uri",
+            database_url,
+            "--artifacts-destination",
+            str(work / "artifacts"),
+            "--port",
+            str(port),
+            *extra,
+        ],
+        env,
+        work,
+        log=work / "tracking-server.log",
+    )
+    uri = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            log = (work / "tracking-server.log").read_text()[-3000:]
+            raise AssertionError(f"tracking server exited: {log}")
+        try:
+            return requests.get(f"{uri}/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_for(healthy, timeout=180, what="the tracking server")
+    return proc, uri
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group, then SIGKILL if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    except ProcessLookupError:
+        proc.wait(timeout=30)

@@ -1,0 +1,198 @@
+"""A team's tracking server on a real PostgreSQL: many hands, a killed training, permissions.
+
+``bonemet tracking-server`` runs MLflow on a PostgreSQL database of the session's server
+(``tests/registry/postgres.py``) with artifacts served through it; every command below talks to
+it through ``MLFLOW_TRACKING_URI=http://...`` only, as a colleague's shell would.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import cli_env, run_cli
+from tests.registry.conftest import (
+    FAST,
+    kill_hard,
+    start_cli,
+    start_tracking_server,
+    stop_process,
+    train_args,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+NAME = "bone-metastasis-risk"
+
+
+def _env(work, uri: str, **extra: str) -> dict[str, str]:
+    env = cli_env(work / "client")
+    env.update(FAST, MLFLOW_TRACKING_URI=uri, **extra)
+    return env
+
+
+def _client(uri: str):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _pg_count(url: str, sql: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as con:
+        return int(con.execute(sql).fetchone()[0])
+
+
+def test_two_shells_and_a_killed_training_on_postgres(postgres, fault_cohort, tmp_path):
+    database = postgres.create_database("team")
+    server, uri = start_tracking_server(database, tmp_path)
+    try:
+        env = _env(tmp_path, uri)
+        both = [
+            start_cli(train_args(fault_cohort, "cox_ridge", "team"), env, tmp_path)
+            for _ in range(2)
+        ]
+        try:
+            outs = [p.communicate(timeout=600) for p in both]
+        finally:
+            for p in both:
+                if p.poll() is None:
+                    kill_hard(p)
+        for p, (_, err) in zip(both, outs, strict=True):
+            assert p.returncode == 0, err[-3000:]
+
+        client = _client(uri)
+        killed = start_cli(
+            train_args(fault_cohort, "cox_ridge,logistic_ipcw", "team"), env, tmp_path
+        )
+        try:
+            wait_for(
+                lambda: len(client.search_model_versions(f"name='{NAME}'")) >= 3,
+                what="the third training's first version",
+            )
+        finally:
+            kill_hard(killed)
+
+        # Everything finished is there, in PostgreSQL; every version complete and loadable.
+        versions = client.search_model_versions(f"name='{NAME}'")
+        assert sorted(int(v.version) for v in versions) == [1, 2, 3]
+        assert _pg_count(database, "SELECT count(*) FROM model_versions") == 3
+        shown = run_cli(["compare"], env, tmp_path)
+        table, history = shown.stdout.split("training runs (newest first):")
+        assert table.count(" complete ") == 3 and "incomplete" not in table
+        rows = history.strip().splitlines()[1:]
+        assert len(rows) == 3
+        assert "FAILED" in rows[0] and "ended without finishing" in rows[0]
+        assert all("FINISHED" in row for row in rows[1:])
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        running = client.search_runs(experiments, "attributes.status = 'RUNNING'")
+        assert running == []
+
+        # The alias points at a complete version only; the commands work through the server.
+        challenger = client.get_model_version_by_alias(NAME, "challenger").version
+        assert str(challenger) in ("1", "2")
+        promoted = run_cli(
+            ["promote", "--force", "--reason", "team test"], env, tmp_path, check=False
+        )
+        assert promoted.returncode == 0, promoted.stderr
+        assert client.get_model_version(NAME, str(challenger)).tags["promoted_by"]
+        out = tmp_path / "scores.csv"
+        run_cli(
+            [
+                "predict",
+                "--patients",
+                str(fault_cohort / "patients.csv"),
+                "--measurements",
+                str(fault_cohort / "oc_measurements.csv"),
+                "--out",
+                str(out),
+            ],
+            env,
+            tmp_path,
+        )
+        assert out.read_text().count("\n") > 300
+        evaluated = run_cli(
+            [
+                "evaluate",
+                "--patients",
+                str(fault_cohort / "patients.csv"),
+                "--measurements",
+                str(fault_cohort / "oc_measurements.csv"),
+                "--n-bootstrap",
+                "0",
+            ],
+            env,
+            tmp_path,
+        )
+        assert '"version": "' + str(challenger) in evaluated.stdout
+        # Artifacts went through the server into its destination, not to the client's folder.
+        assert any((tmp_path / "artifacts").rglob("risk_model.joblib"))
+        assert not (tmp_path / "client").exists() or not any(
+            (tmp_path / "client").rglob("risk_model.joblib")
+        )
+    finally:
+        stop_process(server)
+    assert f"MLFLOW_TRACKING_URI={uri}" in (tmp_path / "tracking-server.log").read_text()
+
+
+def test_permissions_reader_cannot_promote(postgres, fault_cohort, tmp_path):
+    from mlflow.server import get_app_client
+
+    database = postgres.create_database("team_auth")
+    password = "admin-secret-42"
+    server, uri = start_tracking_server(
+        database, tmp_path, "--auth", env_extra={"MLFLOW_AUTH_ADMIN_PASSWORD": password}
+    )
+    try:
+        admin = _env(
+            tmp_path, uri, MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=password
+        )
+        run_cli(train_args(fault_cohort, "cox_ridge", "admin-exp"), admin, tmp_path)
+
+        import os
+
+        os.environ["MLFLOW_TRACKING_USERNAME"] = "admin"
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+        try:
+            get_app_client("basic-auth", tracking_uri=uri).create_user("reader", "reader-pw-42")
+        finally:
+            del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+        reader = _env(
+            tmp_path,
+            uri,
+            MLFLOW_TRACKING_USERNAME="reader",
+            MLFLOW_TRACKING_PASSWORD="reader-pw-42",
+        )
+        # Without credentials nothing is readable.
+        anonymous = run_cli(["compare"], _env(tmp_path, uri), tmp_path, check=False)
+        assert anonymous.returncode != 0
+
+        # The reader reads the registry but cannot move champion; the message says why.
+        assert "complete" in run_cli(["compare"], reader, tmp_path).stdout
+        refused = run_cli(
+            ["promote", "--force", "--reason", "I want it"], reader, tmp_path, check=False
+        )
+        assert refused.returncode == 2
+        assert "user 'reader' may not move 'champion'" in refused.stderr
+        assert "permission denied" in refused.stderr
+        client_tags = _admin_tags(uri, password)
+        assert "promoted_by" not in client_tags
+
+        done = run_cli(["promote", "--force", "--reason", "reviewed by admin"], admin, tmp_path)
+        assert "champion: version 1" in done.stdout
+        tags = _admin_tags(uri, password)
+        assert tags["promoted_by"] == "admin"
+        assert tags["promotion_reason"] == "reviewed by admin"
+    finally:
+        stop_process(server)
+
+
+def _admin_tags(uri: str, password: str) -> dict[str, str]:
+    import os
+
+    os.environ["MLFLOW_TRACKING_USERNAME"] = "admin"
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+    try:
+        return dict(_client(uri).get_model_version(NAME, "1").tags)
+    finally:
+        del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
