@@ -447,8 +447,10 @@ def read_manifest(manifest: Path) -> tuple[pd.DataFrame, list[_Task], list[Probl
     tasks: list[_Task] = []
     if "fcs_file" in raw.columns:
         ids = typed["patient_id"].tolist()
-        for i, rel in enumerate(raw["fcs_file"].astype(str).tolist()):
+        for i, value in enumerate(raw["fcs_file"].tolist()):
             pid = ids[i] if isinstance(ids[i], str) else None
+            # A CSV cell is text ("" when empty); a Parquet cell may be None or NaN.
+            rel = value if isinstance(value, str) else ""
             if rel.strip() == "":
                 problems.append(Problem(RULE_FCS_FILE_REQUIRED, i + 1, None, pid))
                 continue
