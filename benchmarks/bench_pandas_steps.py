@@ -55,9 +55,7 @@ def main() -> None:
         out["load_and_validate_s"] = _median_time(lambda: load_cohort(*files), args.repeats)
         cohort = load_cohort(*files)
         rows, _ = time_to_event_rows(cohort)
-        out["time_to_event_rows_s"] = _median_time(
-            lambda: time_to_event_rows(cohort), args.repeats
-        )
+        out["time_to_event_rows_s"] = _median_time(lambda: time_to_event_rows(cohort), args.repeats)
         out["landmark_rows_s"] = _median_time(
             lambda: landmark_rows(rows, cohort.measurements, [0, 91, 183, 365]), args.repeats
         )
