@@ -346,12 +346,16 @@ def kept_metadata(metadata: dict[str, str]) -> dict[str, str]:
 def gate_file(
     strategy,
     task: _Task,
-    pbmc: GateRef,
-    oc: GateRef,
+    pbmc: GateRef | None,
+    oc: GateRef | None,
     needed: Sequence[str],
     min_pbmc_events: int,
 ) -> _Outcome:
-    """Read one FCS file, check it and gate it; every problem goes into the outcome."""
+    """Read one FCS file, check it and gate it; every problem goes into the outcome.
+
+    With ``strategy``, ``pbmc`` or ``oc`` None (the batch's strategy failed) only the file's own
+    checks run.
+    """
     where = {"row": task.row, "fcs_file": task.fcs_file, "patient_id": task.patient_id}
     if not task.path.exists():
         return _Outcome(task.row, [Problem(RULE_FILE_MISSING.format(path=task.path), **where)])
@@ -375,6 +379,10 @@ def gate_file(
             missing=", ".join(missing), present=", ".join(sample.pnn_labels)
         )
         return _Outcome(task.row, [Problem(rule, **where)])
+    if strategy is None or pbmc is None or oc is None:
+        # The strategy or its gates failed (reported once for the batch): the file's own checks
+        # are all that can run.
+        return _Outcome(task.row, [])
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -513,11 +521,13 @@ def gate_batch(
         problems += err.problems
     n_workers = 1
     outcomes: list[_Outcome] = []
-    if strategy is not None and pbmc is not None and tasks:
+    if tasks:
         n_workers = workers if workers is not None else default_workers(len(tasks))
         n_workers = max(1, min(n_workers, len(tasks)))
-        if n_workers == 1:
-            needed = required_channels(strategy)
+        if n_workers == 1 or pbmc is None:
+            # Without a usable strategy the files still get their own checks, in this process.
+            n_workers = 1
+            needed = required_channels(strategy) if strategy is not None else []
             outcomes = [gate_file(strategy, t, pbmc, oc, needed, min_pbmc_events) for t in tasks]
         else:
             # fork: a worker inherits the imported FlowKit (importing it costs about 3 s of CPU
