@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import time
 import warnings
 from collections.abc import Sequence
@@ -55,7 +56,9 @@ KEPT_KEYWORDS: dict[str, str] = {
 
 RULE_FILE_MISSING = "file not found: {path}"
 RULE_FILE_UNREADABLE = "cannot read file: {problem}"
-RULE_NOT_FCS = "not an FCS file: it does not start with an FCS version header (FCS2.0/3.0/3.1)"
+RULE_NOT_FCS = (
+    "not an FCS file: it does not start with an FCS version header (FCS2.0, 3.0, 3.1 or 3.2)"
+)
 RULE_BAD_FCS = "truncated or corrupt FCS file: {problem}"
 RULE_MISSING_CHANNELS = "channel(s) the gating needs are missing: {missing} (file has: {present})"
 RULE_GATING_FAILED = "FlowKit could not gate the file: {problem}"
@@ -301,7 +304,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _read_sample(path: Path, sample_id: str):
-    """FlowKit Sample of ``path`` plus the reader's warnings; raise ValueError for a bad file."""
+    """FlowKit Sample of ``path`` plus the reader's warnings.
+
+    Raises ``_NotFCS`` when the file does not start like an FCS file, ``_BadFCS`` with FlowIO's
+    or FlowKit's message when it cannot be parsed (truncated, inconsistent offsets, ...).
+    """
     import flowio
     import flowkit as fk
 
@@ -323,6 +330,7 @@ def _read_sample(path: Path, sample_id: str):
                 EOFError,
                 NotImplementedError,
                 UnicodeDecodeError,
+                struct.error,
             ) as exc:
                 raise _BadFCS(f"{type(exc).__name__}: {_first_line(exc)}") from exc
     return sample, sorted({str(w.message) for w in caught})

@@ -237,7 +237,7 @@ def test_not_an_fcs_file(batch):
     (batch / "fcs/P2_0.fcs").write_text("patient_id,day\nP2,0\n")
     assert problems_of(batch) == [
         "manifest row 3, patient_id P2, file fcs/P2_0.fcs: not an FCS file: it does not start "
-        "with an FCS version header (FCS2.0/3.0/3.1)"
+        "with an FCS version header (FCS2.0, 3.0, 3.1 or 3.2)"
     ]
 
 
