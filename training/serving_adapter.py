@@ -55,7 +55,9 @@ def predict_records_frame(
 
     try:
         if not isinstance(model_input, pd.DataFrame):
-            model_input = pd.DataFrame(model_input)
+            # object: values stay as sent for the contract check (pandas 2.3 raises
+            # OverflowError inferring a column from an integer beyond float range).
+            model_input = pd.DataFrame(model_input, dtype=object)
         horizons = horizons_from_params(params, risk_model.horizons_months)
         if model_input.empty:
             raise PredictionInputError(["patients: at least one patient row is required"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import time
 import warnings
 from collections.abc import Sequence
@@ -55,7 +56,9 @@ KEPT_KEYWORDS: dict[str, str] = {
 
 RULE_FILE_MISSING = "file not found: {path}"
 RULE_FILE_UNREADABLE = "cannot read file: {problem}"
-RULE_NOT_FCS = "not an FCS file: it does not start with an FCS version header (FCS2.0/3.0/3.1)"
+RULE_NOT_FCS = (
+    "not an FCS file: it does not start with an FCS version header (FCS2.0, 3.0, 3.1 or 3.2)"
+)
 RULE_BAD_FCS = "truncated or corrupt FCS file: {problem}"
 RULE_MISSING_CHANNELS = "channel(s) the gating needs are missing: {missing} (file has: {present})"
 RULE_GATING_FAILED = "FlowKit could not gate the file: {problem}"
@@ -301,7 +304,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _read_sample(path: Path, sample_id: str):
-    """FlowKit Sample of ``path`` plus the reader's warnings; raise ValueError for a bad file."""
+    """FlowKit Sample of ``path`` plus the reader's warnings.
+
+    Raises ``_NotFCS`` when the file does not start like an FCS file, ``_BadFCS`` with FlowIO's
+    or FlowKit's message when it cannot be parsed (truncated, inconsistent offsets, ...).
+    """
     import flowio
     import flowkit as fk
 
@@ -323,6 +330,7 @@ def _read_sample(path: Path, sample_id: str):
                 EOFError,
                 NotImplementedError,
                 UnicodeDecodeError,
+                struct.error,
             ) as exc:
                 raise _BadFCS(f"{type(exc).__name__}: {_first_line(exc)}") from exc
     return sample, sorted({str(w.message) for w in caught})
@@ -346,12 +354,16 @@ def kept_metadata(metadata: dict[str, str]) -> dict[str, str]:
 def gate_file(
     strategy,
     task: _Task,
-    pbmc: GateRef,
-    oc: GateRef,
+    pbmc: GateRef | None,
+    oc: GateRef | None,
     needed: Sequence[str],
     min_pbmc_events: int,
 ) -> _Outcome:
-    """Read one FCS file, check it and gate it; every problem goes into the outcome."""
+    """Read one FCS file, check it and gate it; every problem goes into the outcome.
+
+    With ``strategy``, ``pbmc`` or ``oc`` None (the batch's strategy failed) only the file's own
+    checks run.
+    """
     where = {"row": task.row, "fcs_file": task.fcs_file, "patient_id": task.patient_id}
     if not task.path.exists():
         return _Outcome(task.row, [Problem(RULE_FILE_MISSING.format(path=task.path), **where)])
@@ -375,6 +387,10 @@ def gate_file(
             missing=", ".join(missing), present=", ".join(sample.pnn_labels)
         )
         return _Outcome(task.row, [Problem(rule, **where)])
+    if strategy is None or pbmc is None or oc is None:
+        # The strategy or its gates failed (reported once for the batch): the file's own checks
+        # are all that can run.
+        return _Outcome(task.row, [])
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -447,8 +463,10 @@ def read_manifest(manifest: Path) -> tuple[pd.DataFrame, list[_Task], list[Probl
     tasks: list[_Task] = []
     if "fcs_file" in raw.columns:
         ids = typed["patient_id"].tolist()
-        for i, rel in enumerate(raw["fcs_file"].astype(str).tolist()):
+        for i, value in enumerate(raw["fcs_file"].tolist()):
             pid = ids[i] if isinstance(ids[i], str) else None
+            # A CSV cell is text ("" when empty); a Parquet cell may be None or NaN.
+            rel = value if isinstance(value, str) else ""
             if rel.strip() == "":
                 problems.append(Problem(RULE_FCS_FILE_REQUIRED, i + 1, None, pid))
                 continue
@@ -511,11 +529,13 @@ def gate_batch(
         problems += err.problems
     n_workers = 1
     outcomes: list[_Outcome] = []
-    if strategy is not None and pbmc is not None and tasks:
+    if tasks:
         n_workers = workers if workers is not None else default_workers(len(tasks))
         n_workers = max(1, min(n_workers, len(tasks)))
-        if n_workers == 1:
-            needed = required_channels(strategy)
+        if n_workers == 1 or pbmc is None:
+            # Without a usable strategy the files still get their own checks, in this process.
+            n_workers = 1
+            needed = required_channels(strategy) if strategy is not None else []
             outcomes = [gate_file(strategy, t, pbmc, oc, needed, min_pbmc_events) for t in tasks]
         else:
             # fork: a worker inherits the imported FlowKit (importing it costs about 3 s of CPU

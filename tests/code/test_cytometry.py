@@ -237,7 +237,7 @@ def test_not_an_fcs_file(batch):
     (batch / "fcs/P2_0.fcs").write_text("patient_id,day\nP2,0\n")
     assert problems_of(batch) == [
         "manifest row 3, patient_id P2, file fcs/P2_0.fcs: not an FCS file: it does not start "
-        "with an FCS version header (FCS2.0/3.0/3.1)"
+        "with an FCS version header (FCS2.0, 3.0, 3.1 or 3.2)"
     ]
 
 
@@ -325,6 +325,15 @@ def test_unreadable_gating_file(batch):
     (batch / "gating.xml").write_text("<not-gatingml")
     (problem,) = problems_of(batch)
     assert problem.startswith(f"cannot read the GatingML 2.0 file: {batch}/gating.xml: ")
+
+
+def test_file_problems_are_reported_with_a_broken_strategy(batch):
+    (batch / "fcs/P1_90.fcs").unlink()
+    assert problems_of(batch, pbmc="PBMC") == [
+        "gate id 'PBMC' (--pbmc-gate) is not in the gating strategy (gates: Cells, Cells/Lymph, "
+        "Cells/Lymph/OCpos)",
+        f"manifest row 2, patient_id P1, file fcs/P1_90.fcs: file not found: {batch}/fcs/P1_90.fcs",
+    ]
 
 
 def test_every_problem_of_the_batch_at_once_and_nothing_written(batch):

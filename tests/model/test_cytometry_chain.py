@@ -20,7 +20,7 @@ def test_fcs_to_prediction(tmp_path: Path):
     env = cli_env(tmp_path / "data")
     cohort = tmp_path / "cohort"
     run_cli(
-        ["simulate", "--n-patients", "400", "--seed", "11", "--out", str(cohort), "--fcs", "2"],
+        ["simulate", "--n-patients", "300", "--seed", "11", "--out", str(cohort), "--fcs", "1"],
         env,
         tmp_path,
     )
@@ -60,7 +60,9 @@ def test_fcs_to_prediction(tmp_path: Path):
     client = mlflow.MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"gating", "qc", "oc_from_fcs.csv", "oc_from_fcs.provenance.csv"} <= artifacts
-    assert len(client.list_artifacts(run.info.run_id, "qc")) == 2
+    n_files = len(pd.read_csv(fcs / "manifest.csv"))
+    assert n_files >= 1
+    assert len(client.list_artifacts(run.info.run_id, "qc")) == min(2, n_files)
     local = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "art")))
     logged_text = (
         "".join(p.read_text() for p in local.rglob("*") if p.suffix in (".csv", ".xml"))
@@ -115,7 +117,7 @@ def test_fcs_to_prediction(tmp_path: Path):
             tmp_path,
         )
         scores[name] = pd.read_csv(out).set_index("patient_id")["risk_score"]
-    assert len(scores["merged.csv"]) == 400
+    assert len(scores["merged.csv"]) == 300
     # Percents from the files' counts equal the simulated ones up to their 6-digit rounding.
     pd.testing.assert_series_equal(
         scores["merged.csv"], scores["oc_measurements.csv"], rtol=1e-4, check_names=False
