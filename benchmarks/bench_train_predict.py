@@ -106,13 +106,15 @@ def main() -> None:
         write_section(text)
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, keeping the others."""
+def write_section(text: str, section: str | None = None) -> None:
+    """Replace a benchmark's section of docs/benchmarks.md (this one's by default), keeping the
+    others."""
+    section = section or SECTION
     path = ROOT / "docs" / "benchmarks.md"
     old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if SECTION in old:
-        start = old.index(SECTION)
-        nxt = old.find("\n## ", start + len(SECTION))
+    if section in old:
+        start = old.index(section)
+        nxt = old.find("\n## ", start + len(section))
         old = old[:start] + (old[nxt + 1 :] if nxt != -1 else "")
     path.write_text(old.rstrip("\n") + "\n\n" + text)
 

@@ -25,25 +25,12 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # The script's folder is on sys.path when it is run as a script: its sibling benchmark.
-from bench_train_predict import machine  # noqa: E402
-from bench_train_predict import write_section as _write_section_of  # noqa: E402
+from bench_train_predict import machine, write_section  # noqa: E402
 
 SECTION = "## Truth benchmark (benchmarks/bench_truth.py)"
 MONTHS = (12, 24, 36)
 TARGET_MAE_24M = 0.025
 TARGET_C_GAP = 0.005
-
-
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, keeping the others."""
-    import bench_train_predict
-
-    original = bench_train_predict.SECTION
-    bench_train_predict.SECTION = SECTION
-    try:
-        _write_section_of(text)
-    finally:
-        bench_train_predict.SECTION = original
 
 
 def cohort_rows(n: int, seed: int, world: str):
@@ -192,7 +179,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, SECTION)
 
 
 if __name__ == "__main__":
