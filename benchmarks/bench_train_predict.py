@@ -106,15 +106,15 @@ def main() -> None:
         write_section(text)
 
 
-def write_section(text: str) -> None:
-    """Replace the section of docs/benchmarks.md headed by ``text``'s first line, keep the others.
+def write_section(text: str, section: str | None = None) -> None:
+    """Replace a benchmark's section of docs/benchmarks.md, keep the others.
 
-    The heading comes from ``text`` (not this module's ``SECTION``) so that the other benchmarks
-    that call this replace their own section.
+    The heading is ``section``, by default ``text``'s first line (not this module's
+    ``SECTION``), so that the other benchmarks that call this replace their own section.
     """
+    section = section or text.splitlines()[0]
     path = ROOT / "docs" / "benchmarks.md"
     old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    section = text.splitlines()[0]
     if section in old:
         start = old.index(section)
         nxt = old.find("\n## ", start + len(section))

@@ -29,6 +29,7 @@ __all__ = [
     "MarkerFeatures",
     "ClinicalFeatures",
     "FlexibleFeatures",
+    "HARRELL_KNOT_QUANTILES",
     "INTERACTIONS",
     "SPLINE_INPUTS",
     "rcs_basis",

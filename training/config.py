@@ -26,9 +26,26 @@ FAMILIES = (
     "cox_spline",
     "logistic_ipcw_spline",
 )
-#: Higher is better. Nested-CV Uno's C on the training split: the test split stays an
-#: unbiased check of the chosen version instead of the thing it was chosen on.
-SELECTION_METRIC = "cv_uno_c_mean"
+#: Lower is better. Nested-CV mean IPCW Brier score of the served probability at 12, 24 and 36
+#: months (a proper scoring rule of what the clinician reads, not a ranking alone), on the
+#: training split: the test split stays an unbiased check of the chosen version instead of the
+#: thing it was chosen on.
+SELECTION_METRIC = "cv_brier_headline_mean"
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is better (Brier scores, ICI), else larger.
+
+    Parameters
+    ----------
+    metric : str
+        A metric name such as ``cv_brier_headline_mean``, ``test_ici_24m`` or ``cv_uno_c_mean``.
+
+    Returns
+    -------
+    bool
+    """
+    return ("brier" in metric and "scaled_brier" not in metric) or "ici_" in metric
 
 
 class ConfigError(ValueError):
@@ -63,7 +80,8 @@ class TrainConfig:
     include_marker : bool
         False trains the clinical-only feature set.
     selection_metric : str
-        Metric (higher is better) that picks the ``challenger`` among this run's candidates.
+        Metric that picks the ``challenger`` among this run's candidates (lower is better for
+        Brier scores and ICI, higher otherwise: :func:`lower_is_better`).
     landmark_days : tuple of float
         Empty (default): models predict from enrollment. Otherwise a landmark *supermodel*:
         each patient still at risk at each landmark (days since enrollment, the first 0)

@@ -49,6 +49,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
+from features.transformers import HARRELL_KNOT_QUANTILES, rcs_basis
 from training.evaluate import ipcw_auc, ipcw_brier
 from training.models import (
     BONE_METASTASIS,
@@ -80,6 +81,7 @@ __all__ = [
     "subgroup_metrics",
     "cox_partial_loglik",
     "likelihood_ratio_test",
+    "truth_agreement",
 ]
 
 #: Predicted probabilities are clipped to [_P_EPS, 1 - _P_EPS] before taking log-odds, so that a
@@ -87,11 +89,7 @@ __all__ = [
 _P_EPS = 1e-6
 
 #: Knot quantiles of restricted cubic splines by number of knots (Harrell 2015, Table 2.3).
-_RCS_KNOT_QUANTILES = {
-    3: (0.10, 0.50, 0.90),
-    4: (0.05, 0.35, 0.65, 0.95),
-    5: (0.05, 0.275, 0.50, 0.725, 0.95),
-}
+_RCS_KNOT_QUANTILES = HARRELL_KNOT_QUANTILES
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,26 +454,9 @@ def calibration_slope_intercept(y: np.ndarray, p: np.ndarray, months: float) -> 
 
 
 def _rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
-    """Restricted cubic spline basis (Harrell 2015, ch. 2): x and K - 2 nonlinear terms.
-
-    For knots k_1 < ... < k_K and j = 1..K-2, with (u)_+ = max(u, 0),
-
-        X_j = [(x - k_j)_+^3 - (x - k_{K-1})_+^3 (k_K - k_j) / (k_K - k_{K-1})
-               + (x - k_K)_+^3 (k_{K-1} - k_j) / (k_K - k_{K-1})] / (k_K - k_1)^2,
-
-    linear beyond the outer knots.
-    """
-    k = np.asarray(knots, dtype=float)
-    last, penult = k[-1], k[-2]
-    cols = [x]
-    for kj in k[:-2]:
-        term = (
-            np.maximum(x - kj, 0.0) ** 3
-            - np.maximum(x - penult, 0.0) ** 3 * (last - kj) / (last - penult)
-            + np.maximum(x - last, 0.0) ** 3 * (penult - kj) / (last - penult)
-        )
-        cols.append(term / (last - k[0]) ** 2)
-    return np.column_stack(cols)
+    """Restricted cubic spline basis (Harrell 2015, ch. 2): x and K - 2 nonlinear terms
+    (:func:`features.transformers.rcs_basis`), linear beyond the outer knots."""
+    return np.column_stack([x, rcs_basis(x, knots)])
 
 
 def smoothed_calibration(
@@ -1203,3 +1184,50 @@ def likelihood_ratio_test(ll_full: float, ll_reduced: float, df: int) -> Likelih
         )
     statistic = max(statistic, 0.0)
     return LikelihoodRatioTest(statistic, float(stats.chi2.sf(statistic, int(df))))
+
+
+# --------------------------------------------------------------------------------------------
+# Agreement with a known true risk (simulated cohorts)
+# --------------------------------------------------------------------------------------------
+
+
+def truth_agreement(p: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """How far predicted probabilities are from the true risk of the same patients.
+
+    For simulated cohorts, whose true cumulative incidence is known (``truth.csv``):
+
+    - ``mae``: mean absolute error ``mean |p - truth|``;
+    - ``calibration_slope``, ``calibration_intercept``: ``b`` and ``a`` of
+      ``truth = expit(a + b logit(p))`` fitted by logistic quasi-likelihood with the true
+      probability as a fractional outcome (the calibration slope against the truth instead of
+      against observed events: 1 and 0 for a perfect model; ``b < 1``: predictions too spread,
+      ``b > 1``: too compressed).
+
+    Parameters
+    ----------
+    p, truth : numpy.ndarray
+        Predicted and true probabilities of the same patients at one horizon, in [0, 1].
+
+    Returns
+    -------
+    dict of str to float
+
+    Raises
+    ------
+    ValueError
+        When the arrays differ in length, hold values outside [0, 1] or NaN, or the
+        predictions are constant.
+    """
+    truth = np.asarray(truth, dtype=float)
+    p = _check_prob(p, truth.shape[0])
+    truth = _check_prob(truth, p.shape[0], "truth")
+    lp = _logit(p)
+    if np.ptp(lp) == 0:
+        raise ValueError("truth_agreement needs predictions that vary")
+    design = np.column_stack([np.ones(lp.size), lp])
+    a, b = _fit_logistic(design, truth, np.ones(lp.size))
+    return {
+        "mae": float(np.mean(np.abs(p - truth))),
+        "calibration_slope": float(b),
+        "calibration_intercept": float(a),
+    }

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 
-from training.config import MODEL_NAME
+from training.config import MODEL_NAME, lower_is_better
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -20,11 +20,17 @@ CHALLENGER = "challenger"
 #: registry needs and what the promotion gates read. Every other metric, and every interval,
 #: stays in the version's training run (``run_id`` tag).
 HEADLINE_METRICS = (
+    "cv_brier_headline_mean",
+    "test_brier_headline",
     "test_uno_c",
     "test_td_auc_24m",
     "test_brier_24m",
+    "test_calibration_slope_12m",
     "test_calibration_slope_24m",
+    "test_calibration_slope_36m",
+    "test_calibration_in_the_large_12m",
     "test_calibration_in_the_large_24m",
+    "test_calibration_in_the_large_36m",
     "delta_uno_c_marker",
 )
 #: Description of the registered model itself (the registry's model page).
@@ -229,11 +235,23 @@ def describe_version(
 def choose_challenger(
     candidates: Sequence, selection_metric: str, policy: PromotionPolicy | None = None
 ):
-    """Set ``challenger`` on the best candidate by ``selection_metric`` (higher is better).
+    """Set ``challenger`` on :func:`select_challenger`'s choice and return it."""
+    best = select_challenger(candidates, selection_metric, policy)
+    _client().set_registered_model_alias(MODEL_NAME, CHALLENGER, best.version)
+    return best
 
-    Candidates that pass the calibration gates of ``policy`` come first: a better-ranking but
-    miscalibrated model is not offered for promotion while a calibrated one exists. Ties go to
-    the first listed.
+
+def select_challenger(
+    candidates: Sequence, selection_metric: str, policy: PromotionPolicy | None = None
+):
+    """The best candidate by ``selection_metric`` (each has ``metrics`` and ``version``).
+
+    Best is the lowest for Brier scores and ICI, the highest otherwise
+    (:func:`training.config.lower_is_better`). Discrimination and calibration are gates, not
+    the score: candidates that pass the calibration gates of ``policy`` at every headline
+    horizon come first (a miscalibrated model is not offered while a calibrated one exists),
+    and among those, only the ones whose nested-CV Uno's C is within
+    ``policy.discrimination_margin`` of the best of them. Ties go to the first listed.
     """
     policy = policy or PromotionPolicy()
     scored = [c for c in candidates if math.isfinite(c.metrics.get(selection_metric, math.nan))]
@@ -246,9 +264,13 @@ def choose_challenger(
         return all(g.passed for g in gates if g.name != "discrimination")
 
     pool = [c for c in scored if calibrated(c)] or scored
-    best = max(pool, key=lambda c: c.metrics[selection_metric])
-    _client().set_registered_model_alias(MODEL_NAME, CHALLENGER, best.version)
-    return best
+    c_index = [c.metrics.get(policy.selection_discrimination_metric, math.nan) for c in pool]
+    finite = [v for v in c_index if math.isfinite(v)]
+    if finite:
+        floor = max(finite) - policy.discrimination_margin
+        pool = [c for c, v in zip(pool, c_index, strict=True) if math.isfinite(v) and v >= floor]
+    sign = 1.0 if lower_is_better(selection_metric) else -1.0
+    return min(pool, key=lambda c: sign * c.metrics[selection_metric])
 
 
 @dataclass(frozen=True)
@@ -262,21 +284,27 @@ class PromotionPolicy:
     discrimination_margin : float
         The candidate may be worse than the champion by at most this much.
     slope_metric : str
-        Version tag holding the calibration slope at 24 months on the test split.
+        Version tag of the calibration slope on the test split, ``{h}`` standing for a horizon.
     slope_band : tuple of float
-        Inclusive band the calibration slope must lie in.
+        Inclusive band the calibration slope must lie in at every horizon.
     citl_metric : str
-        Version tag holding calibration-in-the-large at 24 months (predicted minus observed).
+        Version tag of calibration-in-the-large (predicted minus observed), ``{h}`` a horizon.
     citl_max : float
-        Largest allowed absolute calibration-in-the-large.
+        Largest allowed absolute calibration-in-the-large at every horizon.
+    horizons_months : tuple of int
+        Headline horizons whose probability must be calibrated (12, 24 and 36 months).
+    selection_discrimination_metric : str
+        Candidate metric of the discrimination gate of :func:`choose_challenger`.
     """
 
     discrimination_metric: str = "test_uno_c"
     discrimination_margin: float = 0.01
-    slope_metric: str = "test_calibration_slope_24m"
+    slope_metric: str = "test_calibration_slope_{h}m"
     slope_band: tuple[float, float] = (0.8, 1.2)
-    citl_metric: str = "test_calibration_in_the_large_24m"
+    citl_metric: str = "test_calibration_in_the_large_{h}m"
     citl_max: float = 0.05
+    horizons_months: tuple[int, ...] = (12, 24, 36)
+    selection_discrimination_metric: str = "cv_uno_c_mean"
 
 
 @dataclass(frozen=True)
@@ -306,6 +334,15 @@ def _tag_float(tags: dict[str, str], name: str) -> float | None:
     except (KeyError, TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+def _bounded_gate(candidate: dict[str, str], name: str, metric: str, ok, describe) -> Gate:
+    """A gate on one recorded value: fails when the value is absent or out of bounds."""
+    value = _tag_float(candidate, metric)
+    if value is None:
+        return Gate(name, False, f"{metric} is not recorded on the version")
+    passed = bool(ok(value))
+    return Gate(name, passed, f"{metric} {describe(value, passed)}")
 
 
 def check_gates(
@@ -338,43 +375,26 @@ def check_gates(
                 f"{policy.discrimination_margin:g})" + ("" if ok else ": worse beyond the margin"),
             )
         )
-    slope = _tag_float(candidate, policy.slope_metric)
     lo, hi = policy.slope_band
-    if slope is None:
+    for h in policy.horizons_months:
         gates.append(
-            Gate(
-                "calibration_slope", False, f"{policy.slope_metric} is not recorded on the version"
+            _bounded_gate(
+                candidate,
+                f"calibration_slope_{h}m",
+                policy.slope_metric.format(h=h),
+                lambda v: lo <= v <= hi,
+                lambda v, ok: f"{v:.3f} " + ("within" if ok else "outside") + f" [{lo:g}, {hi:g}]",
             )
         )
-    else:
-        ok = lo <= slope <= hi
         gates.append(
-            Gate(
-                "calibration_slope",
-                ok,
-                f"{policy.slope_metric} {slope:.3f} "
-                + ("within" if ok else "outside")
-                + f" [{lo:g}, {hi:g}]",
-            )
-        )
-    citl = _tag_float(candidate, policy.citl_metric)
-    if citl is None:
-        gates.append(
-            Gate(
-                "calibration_in_the_large",
-                False,
-                f"{policy.citl_metric} is not recorded on the version",
-            )
-        )
-    else:
-        ok = abs(citl) <= policy.citl_max
-        gates.append(
-            Gate(
-                "calibration_in_the_large",
-                ok,
-                f"{policy.citl_metric} {citl:+.3f} "
-                + ("within" if ok else "beyond")
-                + f" +/-{policy.citl_max:g}",
+            _bounded_gate(
+                candidate,
+                f"calibration_in_the_large_{h}m",
+                policy.citl_metric.format(h=h),
+                lambda v: abs(v) <= policy.citl_max,
+                lambda v, ok: (
+                    f"{v:+.3f} " + ("within" if ok else "beyond") + f" +/-{policy.citl_max:g}"
+                ),
             )
         )
     return gates

@@ -2,9 +2,10 @@
 
 Folds are stratified by outcome (bone metastasis, death, censored) and disease setting. The
 feature pipeline is fitted inside every fold, so imputation medians and scaling never see the
-fold's test patients. Configurations are ranked by Uno's C for bone metastasis (truncated at 60
-months) averaged over the inner folds; ties go to the first configuration of the grid (the
-simplest, by the grids' convention).
+fold's test patients. Configurations are ranked by the mean IPCW Brier score of the served
+probability at 12, 24 and 36 months (:func:`training.suite.mean_brier`; lower is better), averaged
+over the inner folds; ties go to the first configuration of the grid (the simplest, by the grids'
+convention).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from features.transformers import make_feature_pipeline
-from training.evaluate import uno_c
-from training.models import BONE_METASTASIS, DAYS_PER_MONTH
+from training.models import BONE_METASTASIS
+from training.risk_model import predict_pipeline
+from training.suite import SELECTION_HORIZONS_MONTHS, mean_brier
 
 #: Called once per fitted model with a short description (for progress bars).
 Tick = Callable[[str], None]
 
-SEARCH_METRIC = "uno_c"
+#: Inner-CV score of a configuration (lower is better); logged as ``inner_cv_brier_headline_mean``.
+SEARCH_METRIC = "brier_headline"
 #: Events of bone metastasis per added degree of freedom of a flexible family's splines and
 #: interactions (Harrell's rule of thumb of 10-20 events per parameter; the middle).
 EVENTS_PER_DF = 15
@@ -125,11 +128,10 @@ def search(
     include_marker: bool,
     n_folds: int,
     seed: int,
-    tau_months: float = 60,
     tick: Tick = _noop,
     flexible: bool = False,
 ) -> SearchResult:
-    """Score every configuration of ``grid`` by inner-CV Uno's C; pick the best.
+    """Score every configuration of ``grid`` by inner-CV mean Brier score; pick the lowest.
 
     A configuration whose fit fails on a fold (``ValueError``, e.g. too few events) scores NaN
     there; a configuration with no finite score is never selected.
@@ -151,8 +153,9 @@ def search(
                     include_marker,
                     flexible=flexible,
                 )
-                risk = pipe.predict(X.iloc[test_idx])
-                scores.append(uno_c(y[train_idx], y[test_idx], risk, tau_months * DAYS_PER_MONTH))
+                _, cif = predict_pipeline(pipe, X.iloc[test_idx], SELECTION_HORIZONS_MONTHS)
+                by_month = {h: cif[:, j] for j, h in enumerate(SELECTION_HORIZONS_MONTHS)}
+                scores.append(mean_brier(y[test_idx], by_month))
             except ValueError as err:
                 last_error = err
                 scores.append(float("nan"))
@@ -164,7 +167,7 @@ def search(
             "no configuration of the grid could be fitted on the inner folds"
             + (f" (last error: {last_error})" if last_error is not None else "")
         )
-    best = max(ranked, key=lambda t: t.mean)  # max keeps the first of equal means
+    best = min(ranked, key=lambda t: t.mean)  # min keeps the first of equal means
     return SearchResult(tuple(trials), dict(best.params))
 
 

@@ -33,6 +33,9 @@ HEADLINE = (
     "calibration_in_the_large_24m",
 )
 SUBGROUP_VARIABLES = ("disease_setting", "menopausal_status", "er_status")
+#: Headline horizons (months) of the selection score ``brier_headline``: the probabilities a
+#: clinician reads and the truth benchmark scores (60 months sits at the edge of follow-up).
+SELECTION_HORIZONS_MONTHS = (12, 24, 36)
 AUC_CURVE_MONTHS = (6, 12, 18, 24, 30, 36, 42, 48, 54, 60)
 
 
@@ -67,7 +70,32 @@ def point_metrics(
     if len(horizons) > 1:
         matrix = np.column_stack([cif[h] for h in horizons])
         out["integrated_brier"] = m.integrated_brier_score(y_eval, matrix, horizons)
+    out["brier_headline"] = mean_brier(y_eval, cif)
     return out
+
+
+def mean_brier(y_eval: np.ndarray, cif: Mapping[int, np.ndarray]) -> float:
+    """Mean IPCW Brier score at the headline horizons: the selection score (lower is better).
+
+    The horizons of :data:`SELECTION_HORIZONS_MONTHS` among those of ``cif`` (all of ``cif``'s
+    when none is); NaN when a horizon's score is undefined (nobody known at it).
+
+    Parameters
+    ----------
+    y_eval : numpy.ndarray
+        Structured target of the scored patients.
+    cif : mapping of int to numpy.ndarray
+        Predicted cumulative incidence of bone metastasis by horizon (months).
+
+    Returns
+    -------
+    float
+    """
+    months = [h for h in cif if h in SELECTION_HORIZONS_MONTHS] or list(cif)
+    try:
+        return float(np.mean([m.brier_score(y_eval, cif[h], h) for h in months]))
+    except ValueError:
+        return float("nan")
 
 
 def _headline_fn(name: str, y_train: np.ndarray, tau_days: float):

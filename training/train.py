@@ -25,7 +25,7 @@ from training.families import FAMILIES
 from training.metrics import Interval
 from training.models import DAYS_PER_MONTH, make_target
 from training.risk_model import RiskModel, predict_pipeline
-from training.search import Trial, fit_pipeline, folds, n_fits, search
+from training.search import SEARCH_METRIC, Trial, fit_pipeline, folds, n_fits, search
 from training.search import strata as search_strata
 from training.suite import (
     HEADLINE,
@@ -638,14 +638,21 @@ def _log_family(
                 {
                     k: v
                     for k, v in (
-                        ("inner_cv_uno_c_mean", trial.mean),
-                        ("inner_cv_uno_c_sd", trial.sd),
+                        (f"inner_cv_{SEARCH_METRIC}_mean", trial.mean),
+                        (f"inner_cv_{SEARCH_METRIC}_sd", trial.sd),
                     )
                     if np.isfinite(v)
                 }
             )
     trials = pd.DataFrame(
-        [{**t.params, "inner_cv_uno_c_mean": t.mean, "inner_cv_uno_c_sd": t.sd} for t in out.trials]
+        [
+            {
+                **t.params,
+                f"inner_cv_{SEARCH_METRIC}_mean": t.mean,
+                f"inner_cv_{SEARCH_METRIC}_sd": t.sd,
+            }
+            for t in out.trials
+        ]
     )
     mlflow.log_table(trials, "tables/trials.json")
     mlflow.log_table(pd.DataFrame(out.fold_metrics), "tables/cv_outer_folds.json")

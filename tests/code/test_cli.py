@@ -205,8 +205,8 @@ def test_promote_gates_both_ways_and_force_with_reason(trained_store):
         "test_uno_c": str(
             float(client.get_model_version(name, champion).tags.get("test_uno_c", "0.7")) - 0.005
         ),
-        "test_calibration_slope_24m": "1.05",
-        "test_calibration_in_the_large_24m": "0.01",
+        **{f"test_calibration_slope_{h}m": "1.05" for h in (12, 24, 36)},
+        **{f"test_calibration_in_the_large_{h}m": "0.01" for h in (12, 24, 36)},
     }
     try:
         missing = run_cli(["promote", "--version", "99"], env, cwd, check=False)
@@ -242,7 +242,7 @@ def test_promote_gates_both_ways_and_force_with_reason(trained_store):
         )
         back = run_cli(["promote", "--version", str(champion)], env, cwd)
         assert "gate discrimination: pass" in back.stdout
-        assert "gate calibration_slope: pass" in back.stdout
+        assert "gate calibration_slope_24m: pass" in back.stdout
         assert f"champion: version {champion} (was {other})" in back.stdout
     finally:
         for k in list(client.get_model_version(name, other).tags):

@@ -456,3 +456,28 @@ def test_likelihood_ratio_test_against_chi2():
     assert likelihood_ratio_test(-50.0, -56.0, 3).p_value == stats.chi2.sf(12.0, 3)
     with pytest.raises(ValueError, match="not nested"):
         likelihood_ratio_test(-60.0, -50.0, 1)
+
+
+# -- agreement with a known truth -------------------------------------------------------------
+
+
+def test_truth_agreement_known_answers():
+    from scipy.special import expit, logit
+
+    from training.metrics import truth_agreement
+
+    truth = np.linspace(0.01, 0.6, 400)
+    perfect = truth_agreement(truth, truth)
+    assert perfect["mae"] == 0.0
+    assert perfect["calibration_slope"] == pytest.approx(1.0, abs=1e-8)
+    assert perfect["calibration_intercept"] == pytest.approx(0.0, abs=1e-8)
+    # Predictions twice as spread on the logit scale: slope 1/2; shifted: intercept -0.3.
+    spread = expit(2.0 * logit(truth) + 0.6)
+    got = truth_agreement(spread, truth)
+    assert got["calibration_slope"] == pytest.approx(0.5, abs=1e-8)
+    assert got["calibration_intercept"] == pytest.approx(-0.3, abs=1e-8)
+    assert got["mae"] == pytest.approx(np.mean(np.abs(spread - truth)))
+    with pytest.raises(ValueError, match="truth must be probabilities in \\[0, 1\\]"):
+        truth_agreement(truth, truth + 1.0)
+    with pytest.raises(ValueError, match="needs predictions that vary"):
+        truth_agreement(np.full(400, 0.1), truth)

@@ -53,7 +53,7 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
         trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == child.info.run_id]
         assert len(trials) == 2  # max_grid 2 in the test environment
         assert sum(r.data.tags["selected"] == "true" for r in trials) == 1
-        assert all("inner_cv_uno_c_mean" in r.data.metrics for r in trials)
+        assert all("inner_cv_brier_headline_mean" in r.data.metrics for r in trials)
         m = child.data.metrics
         for key in (
             "test_harrell_c",
@@ -67,6 +67,8 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
             "test_ici_24m",
             "cv_uno_c_mean",
             "cv_uno_c_sd",
+            "cv_brier_headline_mean",
+            "test_brier_headline",
             "delta_uno_c_marker",
             "delta_uno_c_marker_lo",
             "clinical_test_uno_c",
