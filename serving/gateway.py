@@ -55,6 +55,8 @@ ROUTES = frozenset(
         "/predict",
         "/explain",
         "/model",
+        "/model/card",
+        "/clinician",
         "/healthz",
         "/livez",
         "/readyz",
@@ -63,7 +65,7 @@ ROUTES = frozenset(
     }
 )
 #: Route prefixes of files (BentoML's Swagger UI assets), labelled by the prefix.
-ROUTE_PREFIXES = ("/static_content/",)
+ROUTE_PREFIXES = ("/static_content/", "/clinician/static/")
 OTHER_ROUTE = "other"
 JSON_MEDIA_TYPE = "application/json"
 audit_logger = logging.getLogger("bonemet.audit")
