@@ -493,7 +493,7 @@ class BoneMetastasisService:
             except Exception:  # noqa: BLE001 - the follower outlives anything one poll raises
                 logger.exception(
                     "alias follower: poll failed; still serving version %s",
-                    (self.state.info.version),
+                    self.state.info.version,
                 )
 
     def _follow_once(self, client: Any, name: str, alias: str, failed: dict[str, float]) -> None:
@@ -504,7 +504,8 @@ class BoneMetastasisService:
             mv = client.get_model_version_by_alias(name, alias)
         except (MlflowException, OSError) as err:
             logger.warning(
-                "alias follower: registry not reachable, keeping version %s (%s)",
+                "alias follower: alias lookup failed (registry unreachable, or no such alias), "
+                "keeping version %s (%s)",
                 self.state.info.version,
                 type(err).__name__,
             )

@@ -1,6 +1,7 @@
 """A real server under what an attacker or an unlucky operator sends it (issue 10).
 
-One ``bonemet serve`` on loopback with a token, a 1 s alias poll and a 2 s body deadline,
+One ``bonemet serve`` on loopback with a token, a 1 s alias poll, a 2 s body deadline and one
+allowed CORS origin,
 against the session's real MLflow store:
 
 - a ``champion`` moved to a version whose artifact is damaged: the service keeps answering with
@@ -9,7 +10,7 @@ against the session's real MLflow store:
 - bodies that are not JSON (415, BentoML's form parser never runs), huge integers (400 naming
   the field), duplicate keys (400), a stalled body (408, not 504), the bearer scheme in any
   case, a default ``prediction_day`` out of range (400), integral floats in integer fields (200);
-- no CORS headers by default; unknown paths do not grow ``/metrics``;
+- CORS headers for the configured origin only; unknown paths do not grow ``/metrics``;
 - the published OpenAPI document: title, version, description, an example that is answered
   200, ``GET /model`` documented with the fields it answers.
 """
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.slow
 TOKEN = "hardening-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NAME = "bone-metastasis-risk"
+CLINIC = "https://clinic.example"
 PATIENT = {
     "patient_id": "HARD01",
     "age_years": 58,
@@ -50,6 +52,7 @@ def hard(trained_store, tmp_path_factory):
         BONEMET_API_TOKEN=TOKEN,
         BONEMET_RELOAD_SECONDS="1",
         BONEMET_BODY_TIMEOUT_SECONDS="2",
+        BONEMET_CORS_ORIGINS=CLINIC,
     ) as running:
         yield running
 
@@ -235,17 +238,23 @@ def test_integral_floats_are_integers_in_requests_as_in_files(hard):
     assert [d["loc"] for d in r.json()["detail"]] == [["patients", 0, "histologic_grade"]]
 
 
-def test_no_cors_headers_by_default(hard):
-    origin = {"Origin": "https://elsewhere.example"}
-    r = post(hard, {"patients": [PATIENT]}, headers={**AUTH, **origin})
-    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
-    preflight = requests.options(
-        f"{hard['base']}/predict",
-        headers={**origin, "Access-Control-Request-Method": "POST"},
-        timeout=5,
-    )
-    assert preflight.status_code < 500
-    assert "access-control-allow-origin" not in preflight.headers
+def test_cors_only_for_the_configured_origin(hard):
+    """``BONEMET_CORS_ORIGINS`` names the origins a browser may call from; no other gets CORS."""
+    for origin, allowed in ((CLINIC, True), ("https://elsewhere.example", False)):
+        r = post(hard, {"patients": [PATIENT]}, headers={**AUTH, "Origin": origin})
+        assert r.status_code == 200
+        assert r.headers.get("access-control-allow-origin") == (origin if allowed else None)
+        preflight = requests.options(
+            f"{hard['base']}/predict",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+            timeout=5,
+        )
+        assert preflight.status_code == (200 if allowed else 400), preflight.text
+        assert preflight.headers.get("access-control-allow-origin") == (origin if allowed else None)
 
 
 def endpoint_labels(text: str) -> set[str]:

@@ -363,3 +363,15 @@ def test_explain_gives_the_largest_contributions_in_clinical_terms(server):
     assert plain["risk_score"] == pred["risk_score"]
     bad = requests.post(f"{server}/explain", json={"patients": []}, timeout=30)
     assert bad.status_code == 400
+
+
+def test_no_cors_headers_by_default(server):
+    """Without ``BONEMET_CORS_ORIGINS`` no origin gets CORS headers (issue 10.3)."""
+    origin = {"Origin": "https://elsewhere.example"}
+    r = post(server, {"patients": [P1]}, headers=origin)
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    preflight = requests.options(
+        f"{server}/predict", headers={**origin, "Access-Control-Request-Method": "POST"}, timeout=5
+    )
+    assert preflight.status_code < 500
+    assert "access-control-allow-origin" not in preflight.headers
