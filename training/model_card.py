@@ -454,7 +454,9 @@ def _outcome(f: ModelCardFacts) -> list[str]:
             "Competing event": "death without bone metastasis. A patient who dies can no longer "
             "develop bone metastasis, so predictions and observed incidences are cumulative "
             "incidences with death competing (Aalen-Johansen), not 1 - Kaplan-Meier with death "
-            "censored, which would overstate them",
+            "censored, which would overstate them. Each prediction also returns the "
+            "cumulative incidence of death without bone metastasis (death_probability, data "
+            "contract 1.1; docs/modeling.md says how each family obtains it)",
             "Censoring": "end of follow-up without either event, assumed independent of the "
             "outcome given the predictors. A patient censored before a horizon has unknown "
             "status at it and is represented by inverse probability of censoring weights "
