@@ -479,7 +479,9 @@ def _outcome(f: ModelCardFacts) -> list[str]:
                 "death without bone metastasis. A patient who dies can no longer "
                 "develop bone metastasis, so predictions and observed incidences are cumulative "
                 "incidences with death competing (Aalen-Johansen), not 1 - Kaplan-Meier with "
-                "death censored, which would overstate them"
+                "death censored, which would overstate them. Each prediction also returns the "
+                "cumulative incidence of death without bone metastasis (death_probability, data "
+                "contract 1.1; docs/modeling.md says how each family obtains it)"
                 if f.competing_death
                 else "not modelled: the training data had too few deaths without bone "
                 "metastasis, so the death hazard is taken as zero and the predicted incidence "
