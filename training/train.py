@@ -966,6 +966,7 @@ def train(
     with mlflow.start_run(experiment_id=experiment_id, run_name="train") as parent:
         # Under `mlflow run` the project's run is resumed as the parent: children follow it.
         experiment_id = parent.info.experiment_id
+        tracking.mark_training_experiment(experiment_id)
         mlflow.log_params(config.to_params())
         mlflow.log_dict(asdict(config), "config.yaml")
         mlflow.log_input(dataset, context="training")
