@@ -135,9 +135,10 @@ def test_predict_writes_the_batch_layout(trained_store, tmp_path):
     patients = pd.read_csv(cohort / "patients.csv")
     assert frame["patient_id"].tolist() == patients["patient_id"].tolist()
     free = ~patients["bone_metastasis_at_enrollment"].astype(str).str.lower().eq("true")
-    probs = frame.loc[free, frame.columns[3:]].to_numpy()
+    probs = frame.loc[free, frame.columns[3:-1]].to_numpy()
     assert ((probs >= 0) & (probs <= 1)).all() and (probs[:, 1:] >= probs[:, :-1]).all()
     assert frame.loc[~free, "p_bone_met_24m"].isna().all()
+    assert all("bone metastasis present" in w for w in frame.loc[~free, "warnings"])
 
 
 def test_predict_with_unknown_model_fails_clearly(trained_store, tmp_path):
