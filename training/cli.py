@@ -457,9 +457,10 @@ def compare(
         typer.echo(table.to_json(orient="records", indent=2))
         return
     _print_comparison(table)
-    typer.echo(
+    _console().print(
         "gates: promotion gates against the champion; ! = metric outside its gate "
-        "(bonemet promote --help)"
+        "(bonemet promote --help)",
+        markup=False,
     )
 
 
