@@ -496,9 +496,10 @@ def compare(
         )
         return
     _print_comparison(table)
-    typer.echo(
+    _console().print(
         "gates: promotion gates against the champion; ! = metric outside its gate "
-        "(bonemet promote --help)"
+        "(bonemet promote --help)",
+        markup=False,
     )
     if not history.empty:
         _table(history, title="training runs (newest first)")

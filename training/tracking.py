@@ -154,10 +154,7 @@ def ensure_experiment(name: str, settings: Settings) -> str:
 
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
-        if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-            mlflow.MlflowClient().set_experiment_tag(
-                existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
-            )
+        mark_training_experiment(existing.experiment_id)
         return existing.experiment_id
     location = None
     if not settings.tracking_uri_override or settings.tracking_uri_override.startswith("sqlite"):
@@ -172,6 +169,16 @@ def ensure_experiment(name: str, settings: Settings) -> str:
         if existing is None:
             raise
         return existing.experiment_id
+
+
+def mark_training_experiment(experiment_id: str) -> None:
+    """Tag an experiment (one MLflow created, e.g. under ``mlflow run``) as holding training
+    runs, so that the MLflow UI opens it on them (:data:`EXPERIMENT_KIND`)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    if client.get_experiment(experiment_id).tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
 
 
 def git_commit(path: Path | None = None) -> str:

@@ -969,9 +969,11 @@ def train(
         X_test, y_test = landmark_rows(X_test, cohort.measurements, config.landmark_days)
     check_events(y_train, "training split")
     check_events(y_test, "test split", minimum=2)
-    y_train, y_test, death_note = competing_deaths(y_train, y_test)
+    # Deaths are counted per patient (a landmark model stacks a patient's rows).
+    _, _, death_note = competing_deaths(patients_y["train"], patients_y["test"])
     if death_note:
         notes.append(death_note)
+        y_train, y_test = censor_deaths(y_train), censor_deaths(y_test)
         patients_y = {k: censor_deaths(v) for k, v in patients_y.items()}
 
     tracking.configure(settings)
@@ -986,6 +988,7 @@ def train(
     ) as parent:
         # Under `mlflow run` the project's run is resumed as the parent: children follow it.
         experiment_id = parent.info.experiment_id
+        tracking.mark_training_experiment(experiment_id)
         mlflow.log_params(config.to_params())
         mlflow.log_dict(asdict(config), "config.yaml")
         mlflow.log_input(dataset, context="training")

@@ -163,6 +163,7 @@ def test_predict_writes_the_batch_layout(trained_store, tmp_path):
     both = frame.loc[free, "p_bone_met_60m"] + frame.loc[free, "p_death_60m"]
     assert (both <= 1 + 1e-12).all()
     assert frame.loc[~free, ["p_bone_met_24m", "p_death_24m"]].isna().all().all()
+    assert all("bone metastasis present" in w for w in frame.loc[~free, "warnings"])
 
 
 def test_predict_with_unknown_model_fails_clearly(trained_store, tmp_path):

@@ -199,3 +199,5 @@ def test_mlflow_run_entry_points(trained_store, tmp_path):
     runs = mlflow.search_runs([exp.experiment_id])
     names = set(runs["tags.mlflow.runName"])
     assert {"train", "cox_ridge"} <= names  # the family child sits under the project run
+    # The experiment `mlflow run` created is marked as holding training runs, like ours.
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
