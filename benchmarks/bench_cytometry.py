@@ -60,6 +60,7 @@ def main() -> None:
     from features.cytometry import compare_counts, gate_batch
 
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         paths, expected = make_batch(Path(tmp), args.files, args.events)
@@ -87,7 +88,9 @@ def main() -> None:
         f"{args.events:,} events (4 float32 channels, {size_mb:.0f} MB in all; writing them took "
         f"{write_s:.1f} s). Each run is the whole `gate_batch`: manifest checks, SHA-256 of "
         "every file, FlowKit reading and gating (PBMC polygon, logicle-scaled OC gate within "
-        "it), provenance; counts checked equal to the simulated ones on every run.",
+        "it), provenance; counts checked equal to the simulated ones on every run. Load "
+        f"average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} after: other "
+        "jobs on the same cores slow the runs and take the cores extra processes would use.",
         "",
         "| processes | wall time (median) | events per second | runs |",
         "|---|---|---|---|",

@@ -417,3 +417,80 @@ def test_compare_counts_names_differences():
 def test_draw_events_rejects_impossible_counts():
     with pytest.raises(ValueError, match="oc_positive_events 11 must be within 0..pbmc_events 10"):
         draw_events(np.random.default_rng(0), 10, 11)
+
+
+# Compensation named by the GatingML: a spillover matrix (rows: fluorochromes, columns:
+# detectors) and a gate on the compensated FITC signal named by its fluorochrome.
+COMP_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<gating:Gating-ML
+    xmlns:gating="http://www.isac-net.org/std/Gating-ML/v2.0/gating"
+    xmlns:transforms="http://www.isac-net.org/std/Gating-ML/v2.0/transformations"
+    xmlns:data-type="http://www.isac-net.org/std/Gating-ML/v2.0/datatypes">
+    <transforms:spectrumMatrix transforms:id="Spill">
+        <transforms:fluorochromes>
+            <data-type:fcs-dimension data-type:name="FITC" />
+            <data-type:fcs-dimension data-type:name="PE" />
+        </transforms:fluorochromes>
+        <transforms:detectors>
+            <data-type:fcs-dimension data-type:name="FL1-H" />
+            <data-type:fcs-dimension data-type:name="FL2-H" />
+        </transforms:detectors>
+        <transforms:spectrum>
+            <transforms:coefficient transforms:value="1" />
+            <transforms:coefficient transforms:value="0.2" />
+        </transforms:spectrum>
+        <transforms:spectrum>
+            <transforms:coefficient transforms:value="0.1" />
+            <transforms:coefficient transforms:value="1" />
+        </transforms:spectrum>
+    </transforms:spectrumMatrix>
+    <gating:RectangleGate gating:id="Cells">
+        <gating:dimension gating:compensation-ref="uncompensated" gating:min="3000">
+            <data-type:fcs-dimension data-type:name="FSC-H" />
+        </gating:dimension>
+    </gating:RectangleGate>
+    <gating:RectangleGate gating:id="OCpos" gating:parent_id="Cells">
+        <gating:dimension gating:compensation-ref="Spill" gating:min="1000">
+            <data-type:fcs-dimension data-type:name="FITC" />
+        </gating:dimension>
+    </gating:RectangleGate>
+</gating:Gating-ML>
+"""
+
+
+def test_compensation_named_by_the_gatingml_is_applied(tmp_path):
+    spill = np.array([[1.0, 0.2], [0.1, 1.0]])
+    # Compensated (true) FITC, PE per event: 30 FITC+; 50 PE-bright that spill 2,000 units into
+    # FL1-H (above the gate uncompensated, below it compensated); 900 negatives; 100 debris.
+    true = np.vstack(
+        [
+            np.tile([5000.0, 100.0], (30, 1)),
+            np.tile([100.0, 20000.0], (50, 1)),
+            np.tile([100.0, 100.0], (1000, 1)),
+        ]
+    )
+    raw = true @ spill  # what the detectors FL1-H, FL2-H record
+    fsc = np.r_[np.full(980, 5000.0), np.full(100, 500.0)]
+    events = np.column_stack([fsc, np.full(1080, 1000.0), raw, np.arange(1080.0)])
+    write_fcs(tmp_path / "a.fcs", events, channels=["FSC-H", "SSC-H", "FL1-H", "FL2-H", "Time"])
+    (tmp_path / "gating.xml").write_text(COMP_XML)
+    pd.DataFrame({"patient_id": ["P1"], "day": [0], "fcs_file": ["a.fcs"]}).to_csv(
+        tmp_path / "manifest.csv", index=False
+    )
+    result = run(tmp_path, pbmc="Cells", oc="OCpos", min_pbmc_events=1)
+    assert result.measurements["pbmc_events"].tolist() == [980]
+    assert result.measurements["oc_positive_events"].tolist() == [30]
+
+
+def test_qc_figure_draws_both_gates(batch):
+    from features.cytometry.figures import gate_figure
+    from features.cytometry.gating import resolve_gates
+
+    strategy = fk.parse_gating_xml(str(batch / "gating.xml"))
+    pbmc, oc = resolve_gates(strategy, "Lymph", "OCpos")
+    fig = gate_figure(batch / "fcs/P1_0.fcs", strategy, pbmc, oc, "patient P1, day 0")
+    left, right = fig.axes
+    assert left.get_title() == "Cells/Lymph: 1,540 of 2,040 events"
+    assert right.get_title() == "Cells/Lymph/OCpos: 40 of 1,540 events"
+    assert right.get_xlabel() == "FL1-H (Logicle_262144_0.5_4.5_0)"
+    assert fig._suptitle.get_text() == "patient P1, day 0"

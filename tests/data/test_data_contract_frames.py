@@ -190,6 +190,26 @@ def test_request_values_of_the_wrong_json_type() -> None:
     assert all(v.table == "request" and v.row == 1 and v.patient_id is None for v in violations)
 
 
+def test_pyfunc_records_with_an_integer_beyond_float_range_are_a_contract_error() -> None:
+    """Records given to the pyfunc as a list are checked, not crashed on (pandas 2.3 overflow)."""
+    from types import SimpleNamespace
+
+    from mlflow.exceptions import MlflowException
+
+    from training.serving_adapter import predict_records_frame
+
+    record = {
+        "patient_id": "P1",
+        "age_years": 54,
+        "disease_setting": "metastatic",
+        "bone_metastasis_at_enrollment": False,
+        "tumor_size_mm": 10**400,
+    }
+    model = SimpleNamespace(horizons_months=(12,))
+    with pytest.raises(MlflowException, match="column tumor_size_mm.*must be a finite number"):
+        predict_records_frame(model, [record])
+
+
 def test_one_mistake_gives_one_violation() -> None:
     """A broken value is named once: not also out of range, nor in the rules across columns."""
     raw = _frame(
