@@ -269,6 +269,10 @@ def tracking_server_command(
             f"database_uri = {users}\n"
             "admin_username = admin\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # Without it every request re-hashes the password (PBKDF2): a training's thousands
+            # of requests then cost minutes. Changes through the API apply at once on the
+            # worker that made them; others (several workers) may lag up to 60 s.
+            "auth_cache_ttl_seconds = 60\n"
         )
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
         # CSRF key of the auth app; several servers behind one address must share one.
