@@ -53,19 +53,17 @@ def _result_type(horizons: Sequence[float]):
 def spark_session(master: str = "local[*]", app_name: str = "bonemet-predict"):
     """A Spark session on ``master``; Python workers run this interpreter (the venv's).
 
-    Under ``spark-submit`` the session it configured is reused (its master wins).
+    Under ``spark-submit`` (its JVM already runs: ``PYSPARK_GATEWAY_PORT`` is set) the master
+    and settings given to ``spark-submit`` win and ``master`` is ignored.
     """
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    return (
-        SparkSession.builder.master(master)
-        .appName(app_name)
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
+    builder = SparkSession.builder.appName(app_name)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(master).config("spark.ui.enabled", "false")
+    return builder.config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate()
 
 
 def score_cohort_spark(
@@ -123,3 +121,10 @@ def score_cohort_spark(
     scored = frame.select(udf(struct(*[col(c) for c in rows.columns])).alias("p")).select("p.*")
     scored.select(*OUTPUT_COLUMNS).write.parquet(str(out))
     return len(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover - the spark-submit entry point
+    # spark-submit [options] training/spark_predict.py --patients P ... --out DIR
+    from training.cli import app
+
+    app(["predict", "--engine", "spark", *sys.argv[1:]])
