@@ -139,7 +139,8 @@ def register_version(model_uri: str, tags: dict[str, str]) -> str:
         raise
 
 
-#: Longest version description MLflow's SQL stores hold (VARCHAR(5000) on PostgreSQL).
+#: Longest version description PostgreSQL stores hold (MLflow's VARCHAR(5000); SQLite has
+#: no limit).
 MAX_DESCRIPTION = 5000
 
 
@@ -147,20 +148,27 @@ def describe_version(version: str, model_card: str, run_id: str) -> None:
     """The model card (Markdown, naming the version) as the version's description in the UI
     and as ``model_card.md`` of its run.
 
-    A card longer than the registry's description column keeps its beginning, cut at a line,
-    and says where the whole card is (the run's ``model_card.md`` and the model's artifact).
+    Where the store refuses a description that long (PostgreSQL), the card's beginning, cut at
+    a line, is stored with a note saying where the whole card is (the run's ``model_card.md``
+    and the model's ``model_card`` artifact).
     """
+    from mlflow.exceptions import MlflowException
+
     client = _client()
-    description = model_card
-    if len(description) > MAX_DESCRIPTION:
-        note = (
-            f"\n\n... (shortened: the whole card is model_card.md of run {run_id} and the "
-            "model's model_card artifact)\n"
-        )
-        head = description[: MAX_DESCRIPTION - len(note)]
-        description = head[: head.rfind("\n") + 1 or len(head)] + note
-    client.update_model_version(MODEL_NAME, version, description=description)
     client.log_text(run_id, model_card, "model_card.md")
+    try:
+        client.update_model_version(MODEL_NAME, version, description=model_card)
+        return
+    except MlflowException:
+        if len(model_card) <= MAX_DESCRIPTION:
+            raise
+    note = (
+        f"\n\n... (shortened: the whole card is model_card.md of run {run_id} and the "
+        "model's model_card artifact)\n"
+    )
+    head = model_card[: MAX_DESCRIPTION - len(note)]
+    head = head[: head.rfind("\n") + 1 or len(head)]
+    client.update_model_version(MODEL_NAME, version, description=head + note)
 
 
 def choose_challenger(

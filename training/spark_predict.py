@@ -19,6 +19,7 @@ import pandas as pd
 from features.contract import Cohort
 from features.schema import PATIENT_SPECS
 from training.predict import HORIZONS_MONTHS, OUTPUT_COLUMNS, ScoringError, scoring_rows
+from training.risk_model import RISK_GROUPS
 
 
 def _spark_schema(rows: pd.DataFrame):
@@ -98,7 +99,7 @@ def score_cohort_spark(
     """
     import mlflow
     from mlflow.exceptions import MlflowException
-    from pyspark.sql.functions import col, struct
+    from pyspark.sql.functions import col, struct, when
 
     if out.exists():
         raise ScoringError(f"--out {out} exists: Spark writes a new Parquet folder")
@@ -119,6 +120,10 @@ def score_cohort_spark(
     except (MlflowException, OSError) as err:
         raise ScoringError(f"cannot load model {model_uri}: {err}") from err
     scored = frame.select(udf(struct(*[col(c) for c in rows.columns])).alias("p")).select("p.*")
+    # MLflow turns a missing string (no group: bone metastasis at enrollment) into "nan" when
+    # it converts the pyfunc's frame to Spark; only the model's groups are groups.
+    group = when(col("risk_group").isin(*RISK_GROUPS), col("risk_group"))
+    scored = scored.withColumn("risk_group", group)
     scored.select(*OUTPUT_COLUMNS).write.parquet(str(out))
     return len(rows)
 

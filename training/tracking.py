@@ -100,6 +100,7 @@ def reap_stale_runs() -> list[str]:
     from datetime import UTC, datetime
 
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     client = MlflowClient()
     host = socket.gethostname()
@@ -125,14 +126,20 @@ def reap_stale_runs() -> list[str]:
         stale |= below
         grown = bool(below)
     when = datetime.now(UTC).isoformat(timespec="seconds")
+    done = []
     for run_id in sorted(stale):
-        client.set_tag(
-            run_id,
-            INTERRUPTED,
-            f"the training process ended without finishing this run; marked FAILED at {when}",
-        )
-        client.set_terminated(run_id, "FAILED")
-    return sorted(stale)
+        try:
+            client.set_tag(
+                run_id,
+                INTERRUPTED,
+                f"the training process ended without finishing this run; marked FAILED at {when}",
+            )
+            client.set_terminated(run_id, "FAILED")
+        except MlflowException:
+            # Another user's run on a server with permissions: theirs to end.
+            continue
+        done.append(run_id)
+    return done
 
 
 def ensure_experiment(name: str, settings: Settings) -> str:
