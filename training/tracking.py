@@ -288,3 +288,25 @@ def tracking_server_command(
         )
         cmd += ["--app-name", "basic-auth"]
     return cmd, env
+
+
+def log_input(dataset, context: str, attempts: int = 3) -> None:
+    """``mlflow.log_input`` that survives a concurrent first logging of the same dataset.
+
+    Two runs logging the same cohort into one experiment at the same moment race in MLflow's
+    store (both insert the dataset row; PostgreSQL rejects the second as a duplicate key). The
+    retry finds the row the other run created and links it.
+    """
+    import time
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))

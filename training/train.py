@@ -813,7 +813,7 @@ def train(
         experiment_id = parent.info.experiment_id
         mlflow.log_params(config.to_params())
         mlflow.log_dict(asdict(config), "config.yaml")
-        mlflow.log_input(dataset, context="training")
+        tracking.log_input(dataset, "training")
         mlflow.set_tags(
             {
                 "git_commit": git_commit(),
@@ -840,7 +840,7 @@ def train(
         for name, out in zip(config.families, outcomes, strict=True):
             with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True) as child:
                 mlflow.log_params({**config.to_params(), "family": name})
-                mlflow.log_input(dataset, context="training")
+                tracking.log_input(dataset, "training")
                 mlflow.set_tags(
                     {"family": name, "git_commit": git_commit(), "dataset_digest": dataset.digest}
                 )
@@ -990,7 +990,7 @@ def evaluate_model(
     experiment_id = tracking.ensure_experiment(experiment, settings)
     dataset = cohort_dataset(cohort, source)
     with mlflow.start_run(experiment_id=experiment_id, run_name="evaluate") as run:
-        mlflow.log_input(dataset, context="evaluation")
+        tracking.log_input(dataset, "evaluation")
         mlflow.set_tags(
             {
                 "model_uri": model_uri,
