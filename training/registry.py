@@ -197,7 +197,8 @@ def register_version(model_uri: str, tags: dict[str, str]) -> str:
         raise
 
 
-#: Longest version description MLflow's SQL stores hold (VARCHAR(5000) on PostgreSQL).
+#: Longest version description PostgreSQL stores hold (MLflow's VARCHAR(5000); SQLite has
+#: no limit).
 MAX_DESCRIPTION = 5000
 
 
@@ -213,9 +214,9 @@ def describe_version(
     the model card (Markdown, naming the version), also logged as ``model_card.md`` of its
     run. The registered model gets its own short description (:data:`MODEL_DESCRIPTION`).
 
-    A description longer than the registry's description column keeps its beginning, cut at a
-    line, and says where the whole card is (the run's ``model_card.md`` and the model's
-    artifact).
+    A description longer than the registry's description column (VARCHAR(5000) on
+    PostgreSQL) keeps its beginning, cut at a line, and says where the whole card is (the
+    run's ``model_card.md`` and the model's ``model_card`` artifact).
     """
     client = _client()
     description = f"{version_summary(family, metrics, selection_metric)}\n\n{model_card}"
@@ -226,8 +227,8 @@ def describe_version(
         )
         head = description[: MAX_DESCRIPTION - len(note)]
         description = head[: head.rfind("\n") + 1 or len(head)] + note
-    client.update_model_version(MODEL_NAME, version, description=description)
     client.log_text(run_id, model_card, "model_card.md")
+    client.update_model_version(MODEL_NAME, version, description=description)
     if (client.get_registered_model(MODEL_NAME).description or "") != MODEL_DESCRIPTION:
         client.update_registered_model(MODEL_NAME, description=MODEL_DESCRIPTION)
 

@@ -19,6 +19,7 @@ import pandas as pd
 from features.contract import Cohort
 from features.schema import PATIENT_SPECS
 from training.predict import DEFAULT_HORIZONS_MONTHS, OUTPUT_COLUMNS, ScoringError, scoring_rows
+from training.risk_model import RISK_GROUPS
 
 
 def _spark_schema(rows: pd.DataFrame):
@@ -53,19 +54,17 @@ def _result_type(horizons: Sequence[float]):
 def spark_session(master: str = "local[*]", app_name: str = "bonemet-predict"):
     """A Spark session on ``master``; Python workers run this interpreter (the venv's).
 
-    Under ``spark-submit`` the session it configured is reused (its master wins).
+    Under ``spark-submit`` (its JVM already runs: ``PYSPARK_GATEWAY_PORT`` is set) the master
+    and settings given to ``spark-submit`` win and ``master`` is ignored.
     """
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    return (
-        SparkSession.builder.master(master)
-        .appName(app_name)
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
+    builder = SparkSession.builder.appName(app_name)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(master).config("spark.ui.enabled", "false")
+    return builder.config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate()
 
 
 def score_cohort_spark(
@@ -100,7 +99,7 @@ def score_cohort_spark(
     """
     import mlflow
     from mlflow.exceptions import MlflowException
-    from pyspark.sql.functions import col, struct
+    from pyspark.sql.functions import col, struct, when
 
     if out.exists():
         raise ScoringError(f"--out {out} exists: Spark writes a new Parquet folder")
@@ -121,5 +120,16 @@ def score_cohort_spark(
     except (MlflowException, OSError) as err:
         raise ScoringError(f"cannot load model {model_uri}: {err}") from err
     scored = frame.select(udf(struct(*[col(c) for c in rows.columns])).alias("p")).select("p.*")
+    # MLflow turns a missing string (no group: bone metastasis at enrollment) into "nan" when
+    # it converts the pyfunc's frame to Spark; only the model's groups are groups.
+    group = when(col("risk_group").isin(*RISK_GROUPS), col("risk_group"))
+    scored = scored.withColumn("risk_group", group)
     scored.select(*OUTPUT_COLUMNS).write.parquet(str(out))
     return len(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover - the spark-submit entry point
+    # spark-submit [options] training/spark_predict.py --patients P ... --out DIR
+    from training.cli import app
+
+    app(["predict", "--engine", "spark", *sys.argv[1:]])

@@ -107,6 +107,7 @@ def reap_stale_runs() -> list[str]:
     from datetime import UTC, datetime
 
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     client = MlflowClient()
     host = socket.gethostname()
@@ -132,14 +133,20 @@ def reap_stale_runs() -> list[str]:
         stale |= below
         grown = bool(below)
     when = datetime.now(UTC).isoformat(timespec="seconds")
+    done = []
     for run_id in sorted(stale):
-        client.set_tag(
-            run_id,
-            INTERRUPTED,
-            f"the training process ended without finishing this run; marked FAILED at {when}",
-        )
-        client.set_terminated(run_id, "FAILED")
-    return sorted(stale)
+        try:
+            client.set_tag(
+                run_id,
+                INTERRUPTED,
+                f"the training process ended without finishing this run; marked FAILED at {when}",
+            )
+            client.set_terminated(run_id, "FAILED")
+        except MlflowException:
+            # Another user's run on a server with permissions: theirs to end.
+            continue
+        done.append(run_id)
+    return done
 
 
 def ensure_experiment(name: str, settings: Settings) -> str:
@@ -290,6 +297,10 @@ def tracking_server_command(
             f"database_uri = {users}\n"
             "admin_username = admin\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # Without it every request re-hashes the password (PBKDF2): a training's thousands
+            # of requests then cost minutes. Changes through the API apply at once on the
+            # worker that made them; others (several workers) may lag up to 60 s.
+            "auth_cache_ttl_seconds = 60\n"
         )
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
         # CSRF key of the auth app; several servers behind one address must share one.
@@ -298,3 +309,25 @@ def tracking_server_command(
         )
         cmd += ["--app-name", "basic-auth"]
     return cmd, env
+
+
+def log_input(dataset, context: str, attempts: int = 3) -> None:
+    """``mlflow.log_input`` that survives a concurrent first logging of the same dataset.
+
+    Two runs logging the same cohort into one experiment at the same moment race in MLflow's
+    store (both insert the dataset row; PostgreSQL rejects the second as a duplicate key). The
+    retry finds the row the other run created and links it.
+    """
+    import time
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))

@@ -991,7 +991,7 @@ def train(
         tracking.mark_training_experiment(experiment_id)
         mlflow.log_params(config.to_params())
         mlflow.log_dict(asdict(config), "config.yaml")
-        mlflow.log_input(dataset, context="training")
+        tracking.log_input(dataset, "training")
         mlflow.set_tags(
             {
                 "git_commit": git_commit(),
@@ -1029,7 +1029,7 @@ def train(
                 continue
             with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True) as child:
                 mlflow.log_params({**config.to_params(), "family": name})
-                mlflow.log_input(dataset, context="training")
+                tracking.log_input(dataset, "training")
                 mlflow.set_tags(
                     {
                         "family": name,
@@ -1288,7 +1288,7 @@ def evaluate_model(
     experiment_id = tracking.ensure_experiment(experiment, settings)
     dataset = cohort_dataset(cohort, source)
     with mlflow.start_run(experiment_id=experiment_id, run_name="evaluate") as run:
-        mlflow.log_input(dataset, context="evaluation")
+        tracking.log_input(dataset, "evaluation")
         mlflow.set_tags(
             {
                 "model_uri": model_uri,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -48,9 +49,16 @@ def test_spark_engine_output_identical_to_local(trained_store, tmp_path):
         left, right = local[column], spark[column]
         if column in ("patient_id", "risk_group"):
             assert left.fillna("").tolist() == right.fillna("").astype(str).tolist(), column
-        else:
+        elif column == "risk_score":
             pd.testing.assert_series_equal(
                 left.astype(float), right.astype(float), check_exact=True, check_names=False
+            )
+        else:
+            # Spark hands the model Arrow batches; the cumulative incidence sums differ by a
+            # few units in the last place with the batch size, as the local engine's own do
+            # when it scores the same rows in two halves (measured: at most 1.1e-16).
+            np.testing.assert_allclose(
+                right.to_numpy(dtype=float), left.to_numpy(dtype=float), rtol=0, atol=1e-15
             )
 
     # A folder that exists is not overwritten; an unknown engine is named.

@@ -136,7 +136,7 @@ def test_two_shells_and_a_killed_training_on_postgres(postgres, fault_cohort, tm
 
 
 def test_permissions_reader_cannot_promote(postgres, fault_cohort, tmp_path):
-    from mlflow.server import get_app_client
+    import requests
 
     database = postgres.create_database("team_auth")
     password = "admin-secret-42"
@@ -149,14 +149,14 @@ def test_permissions_reader_cannot_promote(postgres, fault_cohort, tmp_path):
         )
         run_cli(train_args(fault_cohort, "cox_ridge", "admin-exp"), admin, tmp_path)
 
-        import os
-
-        os.environ["MLFLOW_TRACKING_USERNAME"] = "admin"
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = password
-        try:
-            get_app_client("basic-auth", tracking_uri=uri).create_user("reader", "reader-pw-42")
-        finally:
-            del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+        # Users are managed with MLflow's own API (as `mlflow` tools do), by the admin.
+        created = requests.post(
+            f"{uri}/api/2.0/mlflow/users/create",
+            json={"username": "reader", "password": "reader-pw-42"},
+            auth=("admin", password),
+            timeout=30,
+        )
+        assert created.status_code == 200, created.text
         reader = _env(
             tmp_path,
             uri,
