@@ -143,9 +143,8 @@ def main() -> None:
     from features.contract import validate_cohort
     from training.config import FAMILIES as DEFAULT_FAMILIES
     from training.config import TrainConfig
-    from training.families import FAMILIES
     from training.models import make_target
-    from training.search import search
+    from training.search import search_family
     from training.train import fit_risk_model, time_to_event_rows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -170,26 +169,17 @@ def main() -> None:
         )
         best = None
         for name in args.families.split(","):
-            family = FAMILIES[name]
             try:
-                found = search(
-                    family.make,
-                    family.grid[: args.grid],
-                    rows.iloc[tr],
-                    y[tr],
-                    include_marker=True,
-                    n_folds=3,
-                    seed=seed,
-                    flexible=family.flexible,
+                found = search_family(
+                    name, rows.iloc[tr], y[tr], max_grid=args.grid, n_folds=3, seed=seed
                 )
             except ValueError as err:
                 # GBSG2 has no competing deaths: the cause-specific families cannot fit a
                 # death hazard on this branch (another branch handles cohorts without deaths).
                 skipped[name] = str(err)
                 continue
-            score = min(t.mean for t in found.trials if np.isfinite(t.mean))
-            if best is None or score < best[0]:
-                best = (score, name, found.best_params)
+            if best is None or found.best_score < best[0]:
+                best = (found.best_score, name, found.best_params)
         _, champion, params = best
         model = fit_risk_model(champion, params, config, rows.iloc[tr], y[tr])
         risk, _ = model.predict_arrays(rows.iloc[te], (24,))
