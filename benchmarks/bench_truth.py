@@ -52,9 +52,8 @@ def score_world(world: str, families, args, seed: int) -> list[dict]:
     import numpy as np
 
     from training.config import TrainConfig
-    from training.families import FAMILIES
     from training.metrics import fast_harrell_c, truth_agreement
-    from training.search import search
+    from training.search import search_family
     from training.train import fit_risk_model
 
     X, y, _ = cohort_rows(args.n_train, seed, world)
@@ -64,28 +63,17 @@ def score_world(world: str, families, args, seed: int) -> list[dict]:
     config = TrainConfig()
     out = []
     for name in families:
-        family = FAMILIES[name]
         t0 = time.perf_counter()
-        found = search(
-            family.make,
-            family.grid[: args.grid],
-            X,
-            y,
-            include_marker=True,
-            n_folds=3,
-            seed=seed,
-            flexible=family.flexible,
-        )
+        found = search_family(name, X, y, max_grid=args.grid, n_folds=3, seed=seed)
         model = fit_risk_model(name, found.best_params, config, X, y)
         seconds = time.perf_counter() - t0
         _, cif = model.predict_arrays(X_test, MONTHS)
         agree = truth_agreement(cif[:, 1], wanted[:, 1])
-        best = min((t for t in found.trials if np.isfinite(t.mean)), key=lambda t: t.mean)
         out.append(
             {
                 "world": world,
                 "family": name,
-                "cv_brier": best.mean,
+                "cv_brier": found.best_score,
                 "mae": np.abs(cif - wanted).mean(axis=0),
                 "slope_24m": agree["calibration_slope"],
                 "c_model": fast_harrell_c(y_test, cif[:, 1]),

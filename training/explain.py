@@ -16,6 +16,8 @@ input it is built from (:func:`feature_groups`)::
     postmenopausal, missing_menopausal_status               -> menopausal_status
     metastatic -> disease_setting;  visceral -> visceral_metastasis;  log_alp -> alkaline_...
     any other ``missing_<input>`` -> ``<input>``; any other feature -> a group of its own
+    spline terms and interactions of the flexible families (``<feature>:rcs1``,
+      ``oc_log2_percent:x_metastatic``) -> the group of ``<feature>``
 
 ER, PR and HER2 are attributed *jointly*, as one group ``receptor_status`` (shown as the
 subtype with its receptors, e.g. "triple negative (ER-, PR-, HER2-)"). The ER+/PR- pattern and

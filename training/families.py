@@ -1002,9 +1002,29 @@ def _flexible_variant(base: str, name: str, description: str) -> Family:
     return Family(name, fam.kind, fam.make, fam.grid, description, flexible=True)
 
 
+#: Members of the stacked ensemble: a linear PH model, a direct per-horizon model and two
+#: tree ensembles (one PH, one not), each with its family's first (most plausible) configuration.
+ENSEMBLE_MEMBERS = ("cox_ridge", "logistic_ipcw", "xgb_cox", "rsf")
+
+
+def _make_stacked_ensemble(params: Mapping[str, Any]) -> BaseEstimator:
+    from training.ensemble import StackedEnsemble
+
+    return StackedEnsemble(**{"members": ENSEMBLE_MEMBERS, **params})
+
+
 FAMILIES.update(
     (f.name, f)
     for f in (
+        Family(
+            name="stacked_ensemble",
+            kind="survival",
+            make=_make_stacked_ensemble,
+            grid=({},),
+            description="super learner: out-of-fold incidences of cox_ridge, logistic_ipcw, "
+            "xgb_cox and rsf (flexible features) weighted to minimise the IPCW Brier score",
+            flexible=True,
+        ),
         _flexible_variant(
             "cox_ridge",
             "cox_spline",

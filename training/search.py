@@ -118,6 +118,11 @@ class SearchResult:
     trials: tuple[Trial, ...]
     best_params: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def best_score(self) -> float:
+        """Inner-CV score of the selected configuration (lowest mean Brier score)."""
+        return min((t.mean for t in self.trials if np.isfinite(t.mean)), default=float("nan"))
+
 
 def search(
     make_estimator: Callable[[Mapping[str, Any]], Any],
@@ -174,3 +179,35 @@ def search(
 def n_fits(grid_size: int, outer: int, inner: int) -> int:
     """Number of model fits of a nested search (for progress bars)."""
     return outer * (inner * grid_size + 1) + inner * grid_size + 1
+
+
+def search_family(
+    name: str, X: pd.DataFrame, y: np.ndarray, *, max_grid: int, n_folds: int, seed: int
+) -> SearchResult:
+    """:func:`search` over the first ``max_grid`` configurations of a registered family.
+
+    Parameters
+    ----------
+    name : str
+        Key of :data:`training.families.FAMILIES` (its features: flexible or not).
+    X, y : pandas.DataFrame, numpy.ndarray
+        Typed rows and target.
+    max_grid, n_folds, seed : int
+
+    Returns
+    -------
+    SearchResult
+    """
+    from training.families import FAMILIES
+
+    family = FAMILIES[name]
+    return search(
+        family.make,
+        family.grid[:max_grid],
+        X,
+        y,
+        include_marker=True,
+        n_folds=n_folds,
+        seed=seed,
+        flexible=family.flexible,
+    )

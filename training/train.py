@@ -38,6 +38,7 @@ from training.suite import (
 from training.tracking import git_commit
 
 COMPARISON_METRICS = (
+    "cv_brier_headline_mean",
     "cv_uno_c_mean",
     "test_harrell_c",
     "test_uno_c",
