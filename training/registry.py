@@ -634,11 +634,10 @@ def compare(versions: Sequence[str] | None = None, policy: PromotionPolicy | Non
         One row per version (newest first).
     """
     policy = policy or PromotionPolicy()
-    gate_metric = {
-        "discrimination": policy.discrimination_metric,
-        "calibration_slope": policy.slope_metric,
-        "calibration_in_the_large": policy.citl_metric,
-    }
+    gate_metric = {"discrimination": policy.discrimination_metric}
+    for h in policy.horizons_months:
+        gate_metric[f"calibration_slope_{h}m"] = policy.slope_metric.format(h=h)
+        gate_metric[f"calibration_in_the_large_{h}m"] = policy.citl_metric.format(h=h)
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
