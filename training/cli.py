@@ -563,6 +563,12 @@ def predict(
 
     if engine not in ("local", "spark"):
         _fail(f"cannot predict: --engine must be local or spark, got {engine!r}")
+    if engine == "spark" and prediction_day is not None:
+        # The pyfunc takes contract patients rows only, not the draws a later day needs.
+        _fail(
+            "cannot predict: --prediction-day is not available with --engine spark yet "
+            "(the Spark engine scores at enrollment); use the local engine"
+        )
     cohort = _load(patients, measurements)
     tracking.configure(_settings())
     if engine == "spark":

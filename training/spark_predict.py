@@ -48,6 +48,8 @@ def _result_type(horizons: Sequence[float]):
     columns = [StructField("patient_id", StringType()), StructField("risk_score", DoubleType())]
     columns.append(StructField("risk_group", StringType()))
     columns += [StructField(f"p_bone_met_{h:g}m", DoubleType()) for h in horizons]
+    columns += [StructField(f"p_death_{h:g}m", DoubleType()) for h in horizons]
+    columns.append(StructField("warnings", StringType()))
     return StructType(columns)
 
 

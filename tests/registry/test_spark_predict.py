@@ -73,3 +73,29 @@ def test_spark_engine_output_identical_to_local(trained_store, tmp_path):
         check=False,
     )
     assert unknown.returncode == 2 and "--engine must be local or spark" in unknown.stderr
+
+
+def test_spark_engine_refuses_a_prediction_day_it_cannot_honour(trained_store, tmp_path):
+    env, cwd, cohort = trained_store["env"], trained_store["dir"], trained_store["cohort"]
+    out = tmp_path / "spark.parquet"
+    done = run_cli(
+        [
+            "predict",
+            "--patients",
+            str(cohort / "patients.csv"),
+            "--measurements",
+            str(cohort / "oc_measurements.csv"),
+            "--prediction-day",
+            "90",
+            "--engine",
+            "spark",
+            "--out",
+            str(out),
+        ],
+        env,
+        cwd,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--prediction-day is not available with --engine spark" in done.stderr
+    assert not out.exists()
