@@ -248,4 +248,17 @@ class ModelDetails(ModelInfo):
         description="empty: predicts from enrollment; else a landmark model using the draws "
         "known by prediction_day",
     )
-    contract_version: int | str
+    contract_version: int | str = Field(
+        ..., description="data contract version of requests and answers (\"1.1\")"
+    )
+    competing_risk: str | None = Field(
+        None,
+        description="how death without bone metastasis is handled, in words: a competing "
+        "event, or a death hazard taken as zero (incidence 1 - S(t))",
+    )
+    trained_at: str | None = Field(
+        None, description="when the MLflow model was logged (UTC, end of its training run)"
+    )
+    model_card_url: str | None = Field(
+        None, description="path of the served version's model card (GET /model/card)"
+    )
