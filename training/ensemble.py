@@ -148,6 +148,28 @@ class StackedEnsemble(BaseEstimator):
             out += w * member.predict_cumulative_incidence(X, times)
         return np.clip(out, 0.0, 1.0)
 
+    def predict_incidences(self, X: np.ndarray, times_days) -> tuple[np.ndarray, np.ndarray]:
+        """Cumulative incidences of bone metastasis and of death without it, by each time.
+
+        The members' two incidences combined with the same weights (each member's pair sums
+        to at most 1); death is capped at ``1 - bone metastasis`` should the weights sum past 1.
+
+        Returns
+        -------
+        cif_bm, cif_death : numpy.ndarray
+            Shape ``(n, len(times_days))`` each.
+        """
+        check_is_fitted(self, "members_")
+        times = np.asarray(times_days, dtype=float)
+        n = np.asarray(X).shape[0]
+        bm, death = np.zeros((n, times.size)), np.zeros((n, times.size))
+        for w, member in zip(self.weights_, self.members_, strict=True):
+            member_bm, member_death = member.predict_incidences(X, times)
+            bm += w * member_bm
+            death += w * member_death
+        bm = np.clip(bm, 0.0, 1.0)
+        return bm, np.clip(np.minimum(death, 1.0 - bm), 0.0, 1.0)
+
     def predict_with_incidence(self, X: np.ndarray, times_days) -> tuple[np.ndarray, np.ndarray]:
         """Risk score and incidences in one pass over the members."""
         times = np.asarray(times_days, dtype=float)
