@@ -129,9 +129,3 @@ def score_cohort_spark(
     scored.select(*OUTPUT_COLUMNS).write.parquet(str(out))
     return len(rows)
 
-
-if __name__ == "__main__":  # pragma: no cover - the spark-submit entry point
-    # spark-submit [options] training/spark_predict.py --patients P ... --out DIR
-    from training.cli import app
-
-    app(["predict", "--engine", "spark", *sys.argv[1:]])
