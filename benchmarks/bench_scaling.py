@@ -50,8 +50,17 @@ def worker(cohort_dir: str, family: str) -> None:
     pipe[-1].predict_cumulative_incidence(Xt, np.array([12, 24, 36, 60]) * 365.25 / 12)
     pred_s = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"fit_s": fit_s, "predict_s": pred_s, "peak_mb": peak / 1024,
-                      "data_mb": base / 1024, "n_train": len(X_train)}))
+    print(
+        json.dumps(
+            {
+                "fit_s": fit_s,
+                "predict_s": pred_s,
+                "peak_mb": peak / 1024,
+                "data_mb": base / 1024,
+                "n_train": len(X_train),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -75,30 +84,45 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--worker", str(out), family]
                 env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
                 try:
-                    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                                          timeout=args.timeout, check=False)
+                    proc = subprocess.run(
+                        cmd,
+                        capture_output=True,
+                        text=True,
+                        env=env,
+                        timeout=args.timeout,
+                        check=False,
+                    )
                     line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-                    row = json.loads(line) if proc.returncode == 0 and line else {
-                        "error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:120]}
+                    row = (
+                        json.loads(line)
+                        if proc.returncode == 0 and line
+                        else {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:120]}
+                    )
                 except subprocess.TimeoutExpired:
                     row = {"error": f"stopped after {args.timeout:.0f} s"}
                 row.update(n_patients=n, family=family)
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    lines = [SECTION, "",
-             f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/bench_scaling.py "
-             f"--sizes {' '.join(map(str, args.sizes))}`. One fit of the default configuration "
-             "per family and size, in its own process (peak RSS includes the loaded cohort and "
-             "libraries, about the `data` column); prediction of 1,000 patients at 4 horizons.",
-             "", "| patients | family | fit | predict 1,000 | peak memory | of which data+libs |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        SECTION,
+        "",
+        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/bench_scaling.py "
+        f"--sizes {' '.join(map(str, args.sizes))}`. One fit of the default configuration "
+        "per family and size, in its own process (peak RSS includes the loaded cohort and "
+        "libraries, about the `data` column); prediction of 1,000 patients at 4 horizons.",
+        "",
+        "| patients | family | fit | predict 1,000 | peak memory | of which data+libs |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
         if "error" in r:
             lines.append(f"| {r['n_patients']:,} | {r['family']} | {r['error']} | | | |")
         else:
-            lines.append(f"| {r['n_patients']:,} | {r['family']} | {r['fit_s']:.1f} s | "
-                         f"{r['predict_s'] * 1000:.0f} ms | {r['peak_mb']:.0f} MB | "
-                         f"{r['data_mb']:.0f} MB |")
+            lines.append(
+                f"| {r['n_patients']:,} | {r['family']} | {r['fit_s']:.1f} s | "
+                f"{r['predict_s'] * 1000:.0f} ms | {r['peak_mb']:.0f} MB | "
+                f"{r['data_mb']:.0f} MB |"
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:

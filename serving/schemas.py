@@ -249,7 +249,7 @@ class ModelDetails(ModelInfo):
         "known by prediction_day",
     )
     contract_version: int | str = Field(
-        ..., description="data contract version of requests and answers (\"1.1\")"
+        ..., description='data contract version of requests and answers ("1.1")'
     )
     competing_risk: str | None = Field(
         None,

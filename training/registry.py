@@ -214,21 +214,27 @@ def describe_version(
     the model card (Markdown, naming the version), also logged as ``model_card.md`` of its
     run. The registered model gets its own short description (:data:`MODEL_DESCRIPTION`).
 
-    A description longer than the registry's description column (VARCHAR(5000) on
-    PostgreSQL) keeps its beginning, cut at a line, and says where the whole card is (the
-    run's ``model_card.md`` and the model's ``model_card`` artifact).
+    Where the store refuses a description that long (VARCHAR(5000) on PostgreSQL), its
+    beginning, cut at a line, is stored with a note saying where the whole card is (the run's
+    ``model_card.md`` and the model's ``model_card`` artifact).
     """
+    from mlflow.exceptions import MlflowException
+
     client = _client()
     description = f"{version_summary(family, metrics, selection_metric)}\n\n{model_card}"
-    if len(description) > MAX_DESCRIPTION:
+    client.log_text(run_id, model_card, "model_card.md")
+    try:
+        client.update_model_version(MODEL_NAME, version, description=description)
+    except MlflowException:
+        if len(description) <= MAX_DESCRIPTION:
+            raise
         note = (
             f"\n\n... (shortened: the whole card is model_card.md of run {run_id} and the "
             "model's model_card artifact)\n"
         )
         head = description[: MAX_DESCRIPTION - len(note)]
-        description = head[: head.rfind("\n") + 1 or len(head)] + note
-    client.log_text(run_id, model_card, "model_card.md")
-    client.update_model_version(MODEL_NAME, version, description=description)
+        head = head[: head.rfind("\n") + 1 or len(head)]
+        client.update_model_version(MODEL_NAME, version, description=head + note)
     if (client.get_registered_model(MODEL_NAME).description or "") != MODEL_DESCRIPTION:
         client.update_registered_model(MODEL_NAME, description=MODEL_DESCRIPTION)
 

@@ -128,4 +128,3 @@ def score_cohort_spark(
     scored = scored.withColumn("risk_group", group)
     scored.select(*OUTPUT_COLUMNS).write.parquet(str(out))
     return len(rows)
-

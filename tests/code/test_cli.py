@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import cli_env, run_cli
+from training.config import SELECTION_METRIC
 
 pytestmark = pytest.mark.slow
 GOOD = Path(__file__).resolve().parents[1] / "data" / "good"
@@ -107,7 +108,7 @@ def test_train_on_scoring_cohort_is_refused(tmp_path, small_cohort):
 
 def test_train_reports_candidates_and_challenger(trained_store):
     text = trained_store["train"].stdout
-    assert "candidates (selected by cv_uno_c_mean)" in text
+    assert f"candidates (selected by {SELECTION_METRIC})" in text
     assert "cox_ridge" in text and "logistic_ipcw" in text and "* challenger" in text
     assert "gates" in text and "Uno C" in text and "[" in text  # verdicts, intervals
     assert "next: bonemet promote" in text or "next: bonemet compare" in text
@@ -261,7 +262,7 @@ def test_compare_prints_versions_side_by_side(trained_store):
     labels = [line.split()[0] for line in lines if line.strip()]
     for label in ("version", "family", "alias", "state", "selection", "gates", "uno"):
         assert label in labels
-    assert "champion" in out.stdout and "(cv_uno_c_mean)" in out.stdout
+    assert "champion" in out.stdout and f"({SELECTION_METRIC})" in out.stdout
     assert "complete" in out.stdout and "incomplete" not in out.stdout
     # The training run that registered both versions, finished.
     assert "training runs (newest first)" in out.stdout and "FINISHED" in out.stdout

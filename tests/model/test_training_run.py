@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from training.config import SELECTION_METRIC
 
 pytestmark = pytest.mark.slow
 FIGURES = {
@@ -96,8 +97,8 @@ def test_versions_carry_headline_tags_a_summary_and_a_model_card(client):
     for mv in client.search_model_versions("name='bone-metastasis-risk'"):
         tags = {k: v for k, v in mv.tags.items() if not k.startswith(("promot", "forced"))}
         assert tags["family"] in {"cox_ridge", "logistic_ipcw"}
-        assert tags["landmark_days"] == "none" and tags["selection_metric"] == "cv_uno_c_mean"
-        for key in ("dataset_digest", "run_id", "cv_uno_c_mean", "test_uno_c"):
+        assert tags["landmark_days"] == "none" and tags["selection_metric"] == SELECTION_METRIC
+        for key in ("dataset_digest", "run_id", SELECTION_METRIC, "test_uno_c"):
             assert tags[key]
         assert len(tags) <= 12, sorted(tags)
         run = client.get_run(tags["run_id"]).data.metrics
