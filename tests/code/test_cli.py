@@ -264,8 +264,9 @@ def test_compare_prints_versions_side_by_side(trained_store):
         assert label in labels
     assert "champion" in out.stdout and f"({SELECTION_METRIC})" in out.stdout
     assert "complete" in out.stdout and "incomplete" not in out.stdout
-    # The training run that registered both versions, finished.
-    assert "training runs (newest first)" in out.stdout and "FINISHED" in out.stdout
+    # The training run that registered both versions, finished (wide enough to read it).
+    wide_text = run_cli(["compare"], {**env, "COLUMNS": "200"}, trained_store["dir"]).stdout
+    assert "training runs (newest first)" in wide_text and "FINISHED" in wide_text
     assert "[" in out.stdout  # intervals
     wide = run_cli(["compare", "--json"], trained_store["env"], trained_store["dir"])
     document = json.loads(wide.stdout)

@@ -21,7 +21,7 @@ import requests
 from features.contract import load_cohort
 from features.records import contract_rows
 from features.schema import PREDICTOR_COLUMNS
-from tests.conftest import run_cli
+from tests.conftest import cli_env, run_cli
 from tests.serving.test_service import free_port, running_server
 
 pytestmark = pytest.mark.slow
@@ -29,8 +29,16 @@ LANDMARKS = "0,91,183,365"
 
 
 @pytest.fixture(scope="module")
-def landmark_version(trained_store):
-    env, work, cohort = trained_store["env"], trained_store["dir"], trained_store["cohort"]
+def landmark_store(tmp_path_factory, small_cohort):
+    """A store of its own: the landmark version must not become a version (or move the
+    aliases) of the session's shared ``trained_store``."""
+    work = tmp_path_factory.mktemp("landmark-project")
+    return {"dir": work, "env": cli_env(work / "data"), "cohort": small_cohort}
+
+
+@pytest.fixture(scope="module")
+def landmark_version(landmark_store):
+    env, work, cohort = landmark_store["env"], landmark_store["dir"], landmark_store["cohort"]
     train = run_cli(
         [
             "train",
@@ -54,8 +62,8 @@ def landmark_version(trained_store):
     return summary
 
 
-def test_evaluate_reports_each_landmark(trained_store, landmark_version):
-    env, work, cohort = trained_store["env"], trained_store["dir"], trained_store["cohort"]
+def test_evaluate_reports_each_landmark(landmark_store, landmark_version):
+    env, work, cohort = landmark_store["env"], landmark_store["dir"], landmark_store["cohort"]
     uri = f"models:/bone-metastasis-risk/{landmark_version['challenger_version']}"
     args = ["evaluate", "--patients", str(cohort / "patients.csv")]
     args += ["--measurements", str(cohort / "oc_measurements.csv"), "--model-uri", uri]
@@ -70,8 +78,8 @@ def test_evaluate_reports_each_landmark(trained_store, landmark_version):
     assert "at each landmark" in table.stdout and "365" in table.stdout
 
 
-def test_batch_prediction_day_answers_as_the_api(trained_store, landmark_version, tmp_path):
-    env, work, cohort = trained_store["env"], trained_store["dir"], trained_store["cohort"]
+def test_batch_prediction_day_answers_as_the_api(landmark_store, landmark_version, tmp_path):
+    env, work, cohort = landmark_store["env"], landmark_store["dir"], landmark_store["cohort"]
     version = landmark_version["challenger_version"]
     uri = f"models:/bone-metastasis-risk/{version}"
     day = 183.0
@@ -129,10 +137,10 @@ def test_batch_prediction_day_answers_as_the_api(trained_store, landmark_version
         assert json.loads(got["warnings"]) == want["warnings"]
 
 
-def test_landmark_card_counts_patients(trained_store, landmark_version):
+def test_landmark_card_counts_patients(landmark_store, landmark_version):
     import mlflow
 
-    uri = f"sqlite:///{trained_store['dir'] / 'data' / 'mlflow.db'}"
+    uri = f"sqlite:///{landmark_store['dir'] / 'data' / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     mv = mlflow.MlflowClient().get_model_version(

@@ -7,6 +7,7 @@ artifact is damaged offered to ``bonemet promote`` (refused, with or without ``-
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -116,12 +117,12 @@ def test_killed_trainings_leave_nothing_incomplete_or_promotable(fault_cohort, t
 
     # compare marks them failed and shows what happened.
     shown = run_cli(["compare"], env, tmp_path)
+    assert "training runs (newest first)" in shown.stdout
     assert [r for r in _all_runs(client) if r.info.status == "RUNNING"] == []
-    history = shown.stdout.split("training runs (newest first):")[1]
-    rows = [line for line in history.strip().splitlines()[1:]]
-    assert len(rows) == 2 and all("FAILED" in row for row in rows), history
-    assert all("ended without finishing" in row for row in rows)
-    assert " 1 " in rows[0] + " " and " none " in rows[1] + " "  # versions registered by each
+    rows = json.loads(run_cli(["compare", "--json"], env, tmp_path).stdout)["training_runs"]
+    assert len(rows) == 2 and all(row["status"] == "FAILED" for row in rows), rows
+    assert all("ended without finishing" in row["note"] for row in rows)
+    assert [row["versions"] for row in rows] == ["1", "none"]  # versions registered by each
     failed = [r for r in _all_runs(client) if r.info.status == "FAILED"]
     assert {r.info.run_id for r in running} <= {r.info.run_id for r in failed}
 

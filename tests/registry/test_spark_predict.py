@@ -47,11 +47,13 @@ def test_spark_engine_output_identical_to_local(trained_store, tmp_path):
     spark = spark.sort_values("patient_id").reset_index(drop=True)
     for column in local.columns:
         left, right = local[column], spark[column]
-        if column in ("patient_id", "risk_group"):
+        if column in ("patient_id", "risk_group", "warnings"):
             assert left.fillna("").tolist() == right.fillna("").astype(str).tolist(), column
         elif column == "risk_score":
-            pd.testing.assert_series_equal(
-                left.astype(float), right.astype(float), check_exact=True, check_names=False
+            # A score computed from the incidence (the IPCW families' log-odds) inherits its
+            # last-place differences; a linear predictor is identical.
+            np.testing.assert_allclose(
+                right.to_numpy(dtype=float), left.to_numpy(dtype=float), rtol=1e-12, atol=0
             )
         else:
             # Spark hands the model Arrow batches; the cumulative incidence sums differ by a

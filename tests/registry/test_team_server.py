@@ -7,6 +7,8 @@ it through ``MLFLOW_TRACKING_URI=http://...`` only, as a colleague's shell would
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import cli_env, run_cli
@@ -77,13 +79,12 @@ def test_two_shells_and_a_killed_training_on_postgres(postgres, fault_cohort, tm
         versions = client.search_model_versions(f"name='{NAME}'")
         assert sorted(int(v.version) for v in versions) == [1, 2, 3]
         assert _pg_count(database, "SELECT count(*) FROM model_versions") == 3
-        shown = run_cli(["compare"], env, tmp_path)
-        table, history = shown.stdout.split("training runs (newest first):")
-        assert table.count(" complete ") == 3 and "incomplete" not in table
-        rows = history.strip().splitlines()[1:]
+        shown = json.loads(run_cli(["compare", "--json"], env, tmp_path).stdout)
+        assert [v["state"] for v in shown["versions"]] == ["complete"] * 3
+        rows = shown["training_runs"]
         assert len(rows) == 3
-        assert "FAILED" in rows[0] and "ended without finishing" in rows[0]
-        assert all("FINISHED" in row for row in rows[1:])
+        assert rows[0]["status"] == "FAILED" and "ended without finishing" in rows[0]["note"]
+        assert all(row["status"] == "FINISHED" for row in rows[1:])
         experiments = [e.experiment_id for e in client.search_experiments()]
         running = client.search_runs(experiments, "attributes.status = 'RUNNING'")
         assert running == []
