@@ -17,21 +17,14 @@ from training.config import MODEL_NAME, lower_is_better
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 #: Metrics tagged on each version (with the selection metric): what a person scanning the
-#: registry needs and what the promotion gates read. Every other metric, and every interval,
-#: stays in the version's training run (``run_id`` tag).
+#: registry needs. Every other metric, and every interval, stays in the version's training run
+#: (``run_id`` tag), where the promotion gates also read the other horizons (:func:`gate_values`).
 HEADLINE_METRICS = (
-    "cv_brier_headline_mean",
-    "test_brier_headline",
     "test_uno_c",
     "test_td_auc_24m",
     "test_brier_24m",
-    "test_calibration_slope_12m",
     "test_calibration_slope_24m",
-    "test_calibration_slope_36m",
-    "test_calibration_in_the_large_12m",
     "test_calibration_in_the_large_24m",
-    "test_calibration_in_the_large_36m",
-    "delta_uno_c_marker",
 )
 #: Description of the registered model itself (the registry's model page).
 MODEL_DESCRIPTION = (
@@ -352,10 +345,24 @@ def _bounded_gate(candidate: dict[str, str], name: str, metric: str, ok, describ
     return Gate(name, passed, f"{metric} {describe(value, passed)}")
 
 
+def gate_values(version) -> dict[str, str]:
+    """What the gates and ``compare`` read of a version: its training run's metrics (every
+    horizon, intervals) under its tags (the headline values it was registered with)."""
+    from mlflow.exceptions import MlflowException
+
+    tags = dict(version.tags or {})
+    try:
+        run_metrics = _client().get_run(version.run_id).data.metrics if version.run_id else {}
+    except MlflowException:
+        run_metrics = {}
+    return {**{k: str(x) for k, x in run_metrics.items()}, **tags}
+
+
 def check_gates(
     candidate: dict[str, str], champion: dict[str, str] | None, policy: PromotionPolicy
 ) -> list[Gate]:
-    """Evaluate the promotion gates on version tags (the champion's may be None)."""
+    """Evaluate the promotion gates on a version's values (:func:`gate_values`; the champion's
+    may be None)."""
     gates = []
     metric = policy.discrimination_metric
     cand = _tag_float(candidate, metric)
@@ -580,8 +587,8 @@ def promote(
     previous = alias_version(CHAMPION)
     champion_tags = None
     if previous is not None and previous != str(version):
-        champion_tags = dict(client.get_model_version(MODEL_NAME, previous).tags or {})
-    gates = check_gates(dict(candidate.tags or {}), champion_tags, policy)
+        champion_tags = gate_values(client.get_model_version(MODEL_NAME, previous))
+    gates = check_gates(gate_values(candidate), champion_tags, policy)
     if not all(g.passed for g in gates) and not force:
         raise PromotionRefused(str(version), gates)
     audit = {
@@ -664,16 +671,11 @@ def compare(versions: Sequence[str] | None = None, policy: PromotionPolicy | Non
     champion = alias_version(CHAMPION)
     champion_tags = None
     if champion is not None:
-        champion_tags = dict(client.get_model_version(MODEL_NAME, champion).tags or {})
+        champion_tags = gate_values(client.get_model_version(MODEL_NAME, champion))
     rows = []
     for v in sorted(found, key=lambda v: int(v.version), reverse=True):
         tags = dict(v.tags or {})
-        # Intervals live in the training run; the version's tags hold point estimates only.
-        try:
-            run_metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
-        except MlflowException:
-            run_metrics = {}
-        values = {**{k: str(x) for k, x in run_metrics.items()}, **tags}
+        values = gate_values(v)
         missing = [t for t in REQUIRED_VERSION_TAGS if not tags.get(t)]
         row = {
             "version": str(v.version),
