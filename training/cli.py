@@ -60,16 +60,22 @@ _STATE = {"verbose": False}
 
 @contextlib.contextmanager
 def _library_output():
-    """Drop what libraries print on stderr while the block runs, unless ``--verbose``.
+    """Drop what libraries print while the block runs, unless ``--verbose``.
 
     MLflow prints its event log ("Created version ...", "Validating input example ...") to
-    ``sys.stderr`` and re-enables it after some of its own calls; errors still surface as
-    exceptions, which the commands turn into messages. Progress bars hold the real stream.
+    ``sys.stderr`` and re-enables it after some of its own calls, and, against a tracking
+    server, "View run ... at: URL" to ``sys.stdout`` when a run ends (which would break
+    ``--json``); errors still surface as exceptions, which the commands turn into messages.
+    Progress bars hold the real stream.
     """
     if _STATE["verbose"]:
         yield
         return
-    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+    with (
+        open(os.devnull, "w") as sink,
+        contextlib.redirect_stderr(sink),
+        contextlib.redirect_stdout(sink),
+    ):
         yield
 
 
@@ -474,7 +480,8 @@ def compare(
     from training import registry, tracking
 
     tracking.configure(_settings())
-    tracking.reap_stale_runs()
+    with _library_output():
+        tracking.reap_stale_runs()
     wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
     try:
         with _library_output():
