@@ -125,7 +125,7 @@ def test_two_shells_and_a_killed_training_on_postgres(postgres, fault_cohort, tm
             env,
             tmp_path,
         )
-        assert '"version": "' + str(challenger) in evaluated.stdout
+        assert f"(version {challenger})" in evaluated.stdout
         # Artifacts went through the server into its destination, not to the client's folder.
         assert any((tmp_path / "artifacts").rglob("risk_model.joblib"))
         assert not (tmp_path / "client").exists() or not any(
