@@ -136,9 +136,9 @@ MeasurementsOpt = Annotated[
 
 
 def _family_names() -> str:
-    from training.config import FAMILIES  # the names only (no estimator import)
+    from training.config import FAMILY_NAMES, OPTIONAL_FAMILIES  # names only (no estimators)
 
-    return ", ".join(FAMILIES) + " (default: all)"
+    return ", ".join(FAMILY_NAMES) + f" (default: all but {', '.join(OPTIONAL_FAMILIES)})"
 
 
 _FAMILY_NAMES = _family_names()

@@ -8,7 +8,7 @@ from importlib import metadata
 from typer.testing import CliRunner
 
 from training.cli import app
-from training.config import FAMILIES
+from training.config import FAMILY_NAMES
 
 RUNNER = CliRunner()
 
@@ -46,10 +46,19 @@ def test_serve_help_lists_every_endpoint():
 
 def test_option_help_shows_defaults_and_valid_values():
     text = _help("train")
-    assert ", ".join(FAMILIES) in text and "(default: all)" in text
+    flat = " ".join(text.replace("│", " ").split())
+    assert ", ".join(FAMILY_NAMES) in flat and "(default: all but stacked_ensemble)" in flat
     assert "default: 42" in text and "default: bone-metastasis" in text
     assert "--json" in text
     predict = _help("predict")
     assert "--prediction-day" in predict and "default: at enrollment" in predict
     assert "models:/bone-metastasis-risk@champion" in predict
     assert "--json" in _help("compare") and "--json" in _help("evaluate")
+
+
+def test_family_names_are_the_family_registry():
+    from training.config import FAMILIES, TrainConfig
+    from training.families import FAMILIES as REGISTRY
+
+    assert set(FAMILY_NAMES) == set(REGISTRY) and set(FAMILIES) < set(FAMILY_NAMES)
+    assert TrainConfig(families=("stacked_ensemble",)).families == ("stacked_ensemble",)
