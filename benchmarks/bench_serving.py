@@ -78,9 +78,10 @@ def build_store(tmp: Path, n_patients: int):
     from features.records import contract_rows
     from features.schema import PREDICTOR_COLUMNS
     from features.simulate import simulate_cohort, write_cohort
-    from training import registry, tracking
     from training.config import Settings, TrainConfig
-    from training.train import train
+    from training.fitting.train import train
+    from training.tracking import registry
+    from training.tracking import store as tracking
 
     write_cohort(simulate_cohort(n_patients, seed=42), tmp / "cohort")
     cohort = load_cohort(tmp / "cohort" / "patients.csv", tmp / "cohort" / "oc_measurements.csv")
@@ -394,8 +395,9 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
 
     import pandas as pd
 
-    from training import bento, tracking
     from training.config import Settings
+    from training.tracking import bento
+    from training.tracking import store as tracking
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # no registry-polling thread in this process
     settings = Settings(data_dir=tmp / "data")
@@ -405,7 +407,7 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
         if key not in ("MLFLOW_TRACKING_URI", "BONEMET_FOLLOW_ALIAS"):
             os.environ[key] = value
     import serving.service as svc
-    from training.risk_model import RiskModel
+    from training.artifact.risk_model import RiskModel
 
     service_cls = svc.BoneMetastasisService
     instance = service_cls.inner()

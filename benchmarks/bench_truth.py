@@ -9,7 +9,8 @@ on the training cohort (its grid cut to ``--grid`` configurations, ranked by the
 Brier score at 12/24/36 months, as ``bonemet train`` does), refitted on all of it, and scored on
 the held-out patients against their true cumulative incidence (``truth.csv``, given what a
 model may observe): mean absolute error at 12, 24 and 36 months, calibration slope against the
-truth at 24 months (:func:`training.metrics.truth_agreement`) and the gap between the Harrell's
+truth at 24 months (:func:`training.evaluation.metrics.truth_agreement`) and the gap between the
+Harrell's
 C of the truth's own 24-month risk and the model's on the observed held-out outcomes. The
 *champion* is the family with the lowest inner-CV Brier score (the selection score of
 ``bonemet train``, without its calibration gates, which need a test split). Writes the tables
@@ -37,8 +38,8 @@ def cohort_rows(n: int, seed: int, world: str):
     """Eligible rows, target and truth (aligned) of a simulated cohort."""
     from features.contract import validate_cohort
     from features.simulate import simulate_cohort
-    from training.models import make_target
-    from training.train import time_to_event_rows
+    from training.fitting.train import time_to_event_rows
+    from training.models.competing import make_target
 
     sim = simulate_cohort(n, seed=seed, world=world)
     rows, _ = time_to_event_rows(validate_cohort(sim.patients, sim.measurements))
@@ -52,9 +53,9 @@ def score_world(world: str, families, args, seed: int) -> list[dict]:
     import numpy as np
 
     from training.config import TrainConfig
-    from training.metrics import fast_harrell_c, truth_agreement
-    from training.search import search_family
-    from training.train import fit_risk_model
+    from training.evaluation.metrics import fast_harrell_c, truth_agreement
+    from training.fitting.search import search_family
+    from training.fitting.train import fit_risk_model
 
     X, y, _ = cohort_rows(args.n_train, seed, world)
     X_test, y_test, truth = cohort_rows(args.n_test, seed + 5000, world)
@@ -108,7 +109,7 @@ def table(rows: list[dict]) -> list[str]:
 
 def main() -> None:
     from features.worlds import WORLDS
-    from training.families import FAMILIES
+    from training.models.families import FAMILIES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=3000)

@@ -6,7 +6,8 @@ women with node-positive primary breast cancer, recurrence-free survival in days
 
 It records **one event type** and **no osteocalcin marker**, which is what makes it useful
 here: a real cohort on which ``bonemet train`` must fit a clinical-only model with the death
-hazard taken as zero (``training.train.competing_deaths``). Its outcome is recurrence or death,
+hazard taken as zero (``training.fitting.train.competing_deaths``). Its outcome is recurrence or
+death,
 not bone metastasis; mapped to the contract's ``bone_metastasis`` event it stands in for the
 outcome, so a model trained on it predicts recurrence-free survival and says nothing about
 bone metastasis. Use it to exercise the pipeline and to benchmark on real data, never for

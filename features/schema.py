@@ -23,6 +23,12 @@ CONTRACT_REVISION = "1.1"
 #: above it is out of range in files and requests alike (no contract count comes near it).
 MAX_INTEGER = 2**53
 
+#: Horizons (months from the prediction day) of the probabilities the API, the batch output, the
+#: simulator's truth and the model card report unless asked for others; the one definition.
+DEFAULT_HORIZONS_MONTHS: tuple[int, ...] = (12, 24, 36, 60)
+#: The horizon of the headline metrics, of the classifiers' risk score and of the risk groups.
+HEADLINE_HORIZON_MONTHS = 24
+
 Kind = Literal["string", "number", "integer", "category", "boolean"]
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit, logit
 
-from features.schema import MEASUREMENT_COLUMNS, PATIENT_COLUMNS
+from features.schema import DEFAULT_HORIZONS_MONTHS, MEASUREMENT_COLUMNS, PATIENT_COLUMNS
 from features.worlds import World, draw_bm_years, get_world, world_cif
 
 __all__ = [
@@ -49,7 +49,7 @@ __all__ = [
 
 DAYS_PER_YEAR = 365.25
 #: Horizons of the truth table, months from enrollment (one month = 1/12 year).
-HORIZONS_MONTHS: tuple[int, ...] = (12, 24, 36, 60)
+HORIZONS_MONTHS = DEFAULT_HORIZONS_MONTHS  # of the truth file
 #: Published cut-off of the study (domain.md: "a cut-off of about 0.045 %").
 MARKER_CUTOFF_PERCENT = 0.045
 #: Reference age for every age term (years); close to the cohort mean.

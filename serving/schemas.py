@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from features.schema import (
+    DEFAULT_HORIZONS_MONTHS,
     MEASUREMENT_COLUMNS,
     OUTCOME_COLUMNS,
     PATIENT_COLUMNS,
@@ -30,7 +31,7 @@ from features.schema import (
 MAX_PATIENTS = 1000
 MAX_MEASUREMENTS = 500
 MAX_PREDICTION_DAY = 36500  # days: a century, explicit or by default (the latest draw)
-DEFAULT_HORIZONS = [12.0, 24.0, 36.0, 60.0]
+DEFAULT_HORIZONS = [float(h) for h in DEFAULT_HORIZONS_MONTHS]
 
 
 def openapi30_schema(schema: dict[str, Any]) -> None:

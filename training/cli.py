@@ -309,9 +309,9 @@ def train(
     intervals, promotion-gate verdicts, the challenger) and the next command to run.
     """
     from training.config import ConfigError, load_config
-    from training.registry import RegistryError
-    from training.train import TrainingDataError, candidate_table, summary_json
-    from training.train import train as run_train
+    from training.fitting.train import TrainingDataError, candidate_table, summary_json
+    from training.fitting.train import train as run_train
+    from training.tracking.registry import RegistryError
 
     cohort = _load(patients, measurements)
     try:
@@ -378,8 +378,8 @@ def evaluate(
     """
     import json
 
-    from training.predict import ScoringError
-    from training.train import TrainingDataError, evaluate_model
+    from training.fitting.train import TrainingDataError, evaluate_model
+    from training.scoring.predict import ScoringError
 
     cohort = _load(patients, measurements)
     try:
@@ -445,7 +445,8 @@ def promote(
     ] = None,
 ) -> None:
     """Move the champion alias (default: to the challenger) if the promotion gates pass."""
-    from training import registry, tracking
+    from training.tracking import registry
+    from training.tracking import store as tracking
 
     tracking.configure(_settings())
     try:
@@ -477,7 +478,8 @@ def compare(
     metric, gate verdicts and headline metrics with 95 % intervals; the table fits the
     terminal's width.
     """
-    from training import registry, tracking
+    from training.tracking import registry
+    from training.tracking import store as tracking
 
     tracking.configure(_settings())
     with _library_output():
@@ -565,8 +567,8 @@ def predict(
 
     Works for every registered model, landmark models included.
     """
-    from training import tracking
-    from training.predict import ScoringError, score_cohort
+    from training.scoring.predict import ScoringError, score_cohort
+    from training.tracking import store as tracking
 
     if engine not in ("local", "spark"):
         _fail(f"cannot predict: --engine must be local or spark, got {engine!r}")
@@ -579,7 +581,7 @@ def predict(
     cohort = _load(patients, measurements)
     tracking.configure(_settings())
     if engine == "spark":
-        from training.spark_predict import score_cohort_spark
+        from training.scoring.spark import score_cohort_spark
 
         try:
             n = score_cohort_spark(cohort, model_uri, out, master=spark_master)
@@ -618,8 +620,8 @@ def serve(
       GET  /metrics   Prometheus metrics (BentoML)
       GET  /docs      OpenAPI documentation (Swagger UI)
     """
-    from training import tracking
-    from training.bento import BentoImportError, import_for_serving
+    from training.tracking import store as tracking
+    from training.tracking.bento import BentoImportError, import_for_serving
 
     settings = _settings()
     tracking.configure(settings)
@@ -661,7 +663,7 @@ def study(
     n_perm: Annotated[int, typer.Option("--n-perm", min=99, max=100000)] = 2000,
 ) -> None:
     """Write the study report (HTML with figures, JSON numbers) and log it to MLflow."""
-    from training.study_report import StudyConfig, run_study
+    from training.study.report import StudyConfig, run_study
 
     if out.exists() and not out.is_dir():
         _fail(f"cannot write the report: --out {out} is a file, not a folder")
@@ -709,7 +711,7 @@ def cytometry(
     """Gate FCS files with a GatingML 2.0 strategy (FlowKit) into the oc_measurements table."""
     from features.contract import ContractError, check_measurements, read_table
     from features.cytometry import CytometryError, compare_counts, gate_batch, write_result
-    from training.cytometry_run import log_cytometry_run
+    from training.tracking.cytometry_run import log_cytometry_run
 
     if out.is_dir():
         _fail(f"cannot write the table: --out {out} is a folder")
@@ -776,7 +778,7 @@ def tracking_server(
     ] = None,
 ) -> None:
     """Start an MLflow tracking server for a team (PostgreSQL store, served artifacts)."""
-    from training.tracking import ServerConfigError, tracking_server_command
+    from training.tracking.store import ServerConfigError, tracking_server_command
 
     settings = _settings()
     destination = artifacts_destination or str(settings.data_dir / "server-artifacts")
@@ -805,7 +807,7 @@ def tracking_server(
 @app.command("ui-command")
 def ui_command() -> None:
     """Print the command that opens the MLflow UI on this project's store."""
-    from training.tracking import mlflow_ui_command
+    from training.tracking.store import mlflow_ui_command
 
     typer.echo(mlflow_ui_command(_settings()))
 

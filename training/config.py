@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
+from features.schema import DEFAULT_HORIZONS_MONTHS, HEADLINE_HORIZON_MONTHS
+
 MODEL_NAME = "bone-metastasis-risk"
-DEFAULT_HORIZONS_MONTHS: tuple[int, ...] = (12, 24, 36, 60)
 FAMILIES = (
     "cox_ridge",
     "cox_elasticnet",
@@ -28,7 +29,7 @@ FAMILIES = (
 )
 #: Families trained only when named (``--families ...,stacked_ensemble``): a fit is 16 member fits.
 OPTIONAL_FAMILIES = ("stacked_ensemble",)
-#: Every family name :data:`training.families.FAMILIES` defines (tested equal).
+#: Every family name :data:`training.models.families.FAMILIES` defines (tested equal).
 FAMILY_NAMES = FAMILIES + OPTIONAL_FAMILIES
 #: Lower is better. Nested-CV mean IPCW Brier score of the served probability at 12, 24 and 36
 #: months (a proper scoring rule of what the clinician reads, not a ranking alone), on the
@@ -120,8 +121,11 @@ class TrainConfig:
             raise ConfigError(f"test_size must be between 0.05 and 0.5, got {self.test_size}")
         if not self.horizons_months or any(not 1 <= h <= 120 for h in self.horizons_months):
             raise ConfigError("horizons_months must be 1-120 months each")
-        if 24 not in self.horizons_months:
-            raise ConfigError("horizons_months must include 24 (the classifiers' risk score)")
+        if HEADLINE_HORIZON_MONTHS not in self.horizons_months:
+            raise ConfigError(
+                f"horizons_months must include {HEADLINE_HORIZON_MONTHS} (the classifiers' risk "
+                "score)"
+            )
         for name in ("outer_folds", "inner_folds"):
             if not 2 <= getattr(self, name) <= 10:
                 raise ConfigError(f"{name} must be 2-10, got {getattr(self, name)}")

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 
 from features.contract import Cohort
-from training.families import FAMILIES, RSF_LIMITS, CauseSpecificHazards
-from training.models import make_target
-from training.train import (
+from training.fitting.train import (
     FamilySkipped,
     competing_deaths,
     has_marker_values,
     run_family_or_skip,
 )
+from training.models.competing import make_target
+from training.models.families import FAMILIES, RSF_LIMITS, CauseSpecificHazards
 
 
 def _one_cause(n: int = 600, seed: int = 3):
@@ -78,7 +78,7 @@ def test_a_cohort_without_any_marker_value():
 def test_a_family_that_cannot_be_fitted_is_skipped_with_its_reason(monkeypatch):
     from tests.code.test_risk_model import _training_rows
     from training.config import TrainConfig
-    from training.train import _Silent
+    from training.fitting.train import _Silent
 
     X, y, _ = _training_rows(300, seed=4)
     # The forest's size bound is a real refusal of the family: make it refuse these data.

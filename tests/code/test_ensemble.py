@@ -7,10 +7,10 @@ import pytest
 
 from tests.code.test_risk_model import _training_rows
 from training.config import TrainConfig
-from training.ensemble import StackedEnsemble, brier_weights
-from training.families import ENSEMBLE_MEMBERS, FAMILIES
-from training.models import DAYS_PER_MONTH, make_target
-from training.train import fit_risk_model
+from training.fitting.train import fit_risk_model
+from training.models.competing import DAYS_PER_MONTH, make_target
+from training.models.ensemble import StackedEnsemble, brier_weights
+from training.models.families import ENSEMBLE_MEMBERS, FAMILIES
 
 H_DAYS = [24 * DAYS_PER_MONTH]
 

@@ -1,4 +1,5 @@
-"""Per-patient explanations (training/explain.py): occlusion against the training reference."""
+"""Per-patient explanations (training/artifact/explain.py): occlusion against the training
+reference."""
 
 from __future__ import annotations
 
@@ -11,23 +12,23 @@ import pytest
 from features.contract import validate_cohort
 from features.schema import PATIENT_SPECS
 from features.simulate import simulate_cohort
-from training import explain as explain_module
-from training.config import TrainConfig
-from training.explain import (
+from training.artifact import explain as explain_module
+from training.artifact.explain import (
     MISSING_TEXT,
     explain,
     explanation_text,
     feature_groups,
     training_percentiles,
 )
-from training.families import FAMILIES
-from training.train import fit_risk_model, split, time_to_event_rows
+from training.config import TrainConfig
+from training.fitting.train import fit_risk_model, split, time_to_event_rows
+from training.models.families import FAMILIES
 
 LOG_HAZARD = {"cox_ridge", "cox_elasticnet", "gbsa", "xgb_cox", "cox_spline"}
 LINEAR = ("cox_ridge", "cox_elasticnet", "logistic_ipcw", "cox_spline", "logistic_ipcw_spline")
 ALL = 100  # more than the number of groups: every group is returned
 
-#: Engineered feature -> group, spelled out here independently of training/explain.py.
+#: Engineered feature -> group, spelled out here independently of training/artifact/explain.py.
 EXPECTED_GROUP = {
     "oc_log2_percent": "oc_positive_percent",
     "missing_oc_positive_percent": "oc_positive_percent",

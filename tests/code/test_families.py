@@ -1,4 +1,5 @@
-"""Model families of training/families.py: valid incidences, round trips, reference estimates."""
+"""Model families of training/models/families.py: valid incidences, round trips, reference
+estimates."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import pytest
 from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 
-from training.families import (
+from training.models.competing import (
+    DAYS_PER_MONTH,
+    CauseSpecificCox,
+    IPCWHorizonBase,
+    competing_cumulative_incidence,
+    make_target,
+)
+from training.models.families import (
     BASES,
     FAMILIES,
     MAX_EXACT_GRID_TIMES,
@@ -21,13 +29,6 @@ from training.families import (
     breslow_cumulative_hazard,
     feature_importance,
     rsf_size_bound,
-)
-from training.models import (
-    DAYS_PER_MONTH,
-    CauseSpecificCox,
-    IPCWHorizonBase,
-    competing_cumulative_incidence,
-    make_target,
 )
 
 HORIZONS_DAYS = np.array([12, 24, 36, 60]) * DAYS_PER_MONTH

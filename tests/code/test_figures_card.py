@@ -21,28 +21,28 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from features.schema import PATIENT_SPECS
-from training.figures import (
+from training.evaluation.figures import (
     auc_over_time_figure,
     calibration_figure,
     decision_curve_figure,
     importance_figure,
     incidence_by_group_figure,
 )
-from training.metrics import (
+from training.evaluation.metrics import (
     Interval,
     aalen_johansen,
     calibration_table,
     decision_curve,
     subgroup_metrics,
 )
-from training.model_card import (
+from training.models.competing import DAYS_PER_MONTH, make_target
+from training.tracking.model_card import (
     NOT_AVAILABLE,
     SECTION_HEADINGS,
     ModelCardFacts,
     format_ci,
     render_model_card,
 )
-from training.models import DAYS_PER_MONTH, make_target
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = np.array(["censored", "bone_metastasis", "death"])
@@ -267,7 +267,7 @@ def test_figures_can_be_built_in_threads(cohort, tmp_path):
 
 
 def test_importing_figures_does_not_load_pyplot():
-    code = "import sys, training.figures; sys.exit('matplotlib.pyplot' in sys.modules)"
+    code = "import sys, training.evaluation.figures; sys.exit('matplotlib.pyplot' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120)
     assert proc.returncode == 0
 

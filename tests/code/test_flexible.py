@@ -14,7 +14,7 @@ from features.transformers import (
     transform_rows,
 )
 from tests.code.test_risk_model import _training_rows
-from training.search import EVENTS_PER_DF, fit_pipeline, flexible_df
+from training.fitting.search import EVENTS_PER_DF, fit_pipeline, flexible_df
 
 KNOTS = np.array([1.0, 2.0, 4.0, 7.0])
 
@@ -166,7 +166,7 @@ def test_budget_comes_from_the_events_of_the_fitted_rows(rows):
     X, y = rows
     events = int(np.sum(y["cause"] == 1))
     assert flexible_df(y) == events // EVENTS_PER_DF
-    from training.families import FAMILIES
+    from training.models.families import FAMILIES
 
     pipe = fit_pipeline(FAMILIES["cox_spline"].make, {}, X, y, True, flexible=True)
     union = pipe[0]["union"]

@@ -13,8 +13,8 @@ from scipy import stats
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, logit
 
-from training import evaluate
-from training.metrics import (
+from training.evaluation import scores as evaluate
+from training.evaluation.metrics import (
     Interval,
     aalen_johansen,
     aalen_johansen_ci,
@@ -33,7 +33,7 @@ from training.metrics import (
     smoothed_calibration,
     subgroup_metrics,
 )
-from training.models import DAYS_PER_MONTH, censoring_survival, ipcw_labels, make_target
+from training.models.competing import DAYS_PER_MONTH, censoring_survival, ipcw_labels, make_target
 
 EVENTS = np.array(["censored", "bone_metastasis", "death"])
 
@@ -208,7 +208,7 @@ def test_calibration_needs_events_and_non_events_with_known_status():
 
 
 def test_restricted_cubic_spline_matches_hand_values_and_is_linear_in_tails():
-    from training.metrics import _rcs_basis
+    from training.evaluation.metrics import _rcs_basis
 
     # Knots 0, 1, 2 (K = 3): one nonlinear term
     # [x^3 - (x-1)_+^3 * (2-0)/(2-1) + (x-2)_+^3 * (1-0)/(2-1)] / (2-0)^2.
@@ -464,7 +464,7 @@ def test_likelihood_ratio_test_against_chi2():
 def test_truth_agreement_known_answers():
     from scipy.special import expit, logit
 
-    from training.metrics import truth_agreement
+    from training.evaluation.metrics import truth_agreement
 
     truth = np.linspace(0.01, 0.6, 400)
     perfect = truth_agreement(truth, truth)

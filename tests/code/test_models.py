@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.models import (
+from training.models.competing import (
     DAYS_PER_MONTH,
     CauseSpecificCox,
     IPCWHorizonClassifier,
@@ -120,5 +120,7 @@ def test_families_refuse_training_data_without_events():
     y = make_target(["censored"] * 9 + ["death"], np.arange(1, 11, dtype=float))
     with pytest.raises(ValueError, match="no bone_metastasis events in the training data"):
         CauseSpecificCox().fit(X, y)
-    with pytest.raises(TypeError, match="structured array from training.models.make_target"):
+    with pytest.raises(
+        TypeError, match="structured array from training.models.competing.make_target"
+    ):
         CauseSpecificCox().fit(X, np.ones(10))

@@ -196,7 +196,7 @@ def test_pyfunc_records_with_an_integer_beyond_float_range_are_a_contract_error(
 
     from mlflow.exceptions import MlflowException
 
-    from training.serving_adapter import predict_records_frame
+    from training.artifact.adapter import predict_records_frame
 
     record = {
         "patient_id": "P1",

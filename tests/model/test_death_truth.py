@@ -17,10 +17,10 @@ from sklearn.pipeline import Pipeline
 from features.contract import validate_cohort
 from features.simulate import simulate_cohort, truth_columns
 from features.transformers import make_feature_pipeline
+from training.artifact.risk_model import predict_competing
 from training.config import TrainConfig
-from training.families import FAMILIES
-from training.risk_model import predict_competing
-from training.train import split, time_to_event_rows
+from training.fitting.train import split, time_to_event_rows
+from training.models.families import FAMILIES
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ import pytest
 
 from tests.code.test_risk_model import _training_rows
 from training.config import TrainConfig
-from training.families import FAMILIES
-from training.train import fit_risk_model
+from training.fitting.train import fit_risk_model
+from training.models.families import FAMILIES
 
 pytestmark = pytest.mark.slow
 

@@ -53,7 +53,7 @@ def versions() -> list[str]:
 
 
 def test_every_family_is_a_version_and_one_is_champion(store):
-    from training import registry
+    from training.tracking import registry
 
     assert versions() == ["1", "2"]
     champion = registry.alias_version("champion")
@@ -102,7 +102,7 @@ def test_predictions_identical_after_mlflow_and_bentoml_round_trip(store, tmp_pa
     import mlflow
 
     from features.contract import check_patients
-    from training.train import fit_risk_model, log_risk_model, split, time_to_event_rows
+    from training.fitting.train import fit_risk_model, log_risk_model, split, time_to_event_rows
 
     cohort = load_cohort(store["cohort"] / "patients.csv")
     config = TrainConfig()

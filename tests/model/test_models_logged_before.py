@@ -52,7 +52,7 @@ def _as_written(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("day", [0, 200])
 def test_old_artifact_predicts_as_it_did(name, day, cohort):
-    from training.predict import predict_patients
+    from training.scoring.predict import predict_patients
 
     model = _load(name)
     out = predict_patients(model, cohort.patients, cohort.measurements, float(day) if day else None)
@@ -62,13 +62,15 @@ def test_old_artifact_predicts_as_it_did(name, day, cohort):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_old_artifact_explains_as_it_did(name, cohort):
-    from training.serving_adapter import predict_records_frame
+    from training.artifact.adapter import predict_records_frame
 
     rows = cohort.patients.drop(columns=["time_days", "event"]).head(5)
-    got = json.loads(predict_records_frame(_load(name), rows, {"explain": True}).to_json(orient="records"))
+    got = json.loads(
+        predict_records_frame(_load(name), rows, {"explain": True}).to_json(orient="records")
+    )
     expected = json.loads((FIXTURE / f"{name}_explained.json").read_text())
     assert len(got) == len(expected)
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         for key in ("explanation",):
             g_items, e_items = json.loads(g.pop(key)), json.loads(e.pop(key))
             assert [i["input"] for i in g_items] == [i["input"] for i in e_items]

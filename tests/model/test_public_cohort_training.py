@@ -14,14 +14,14 @@ import pytest
 
 from features.public import gbsg2_cohort
 from training.config import MODEL_NAME, Settings, TrainConfig
-from training.families import RSF_LIMITS
+from training.models.families import RSF_LIMITS
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from training.train import train
+    from training.fitting.train import train
 
     data = tmp_path_factory.mktemp("gbsg2") / "data"
     config = TrainConfig(
@@ -72,7 +72,7 @@ def test_card_and_served_metadata_say_the_death_hazard_is_zero(trained):
 
     from serving.schemas import ModelInfo
     from serving.service import _details
-    from training.predict import load_model
+    from training.scoring.predict import load_model
 
     result, _ = trained
     version = result.challenger_version
@@ -88,8 +88,8 @@ def test_card_and_served_metadata_say_the_death_hazard_is_zero(trained):
 
 
 def test_evaluate_and_predict_work_on_the_real_cohort(trained):
-    from training.predict import score_cohort
-    from training.train import evaluate_model
+    from training.fitting.train import evaluate_model
+    from training.scoring.predict import score_cohort
 
     result, settings = trained
     uri = f"models:/{MODEL_NAME}/{result.challenger_version}"

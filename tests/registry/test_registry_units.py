@@ -11,7 +11,7 @@ import pytest
 from features.contract import check_patients
 from features.examples import synthetic_patient_rows
 from features.schema import PREDICTOR_COLUMNS
-from training.tracking import (
+from training.tracking.store import (
     ServerConfigError,
     database_uri,
     owner_tags,

@@ -14,7 +14,7 @@ import pytest
 from features.contract import validate_cohort
 from features.simulate import SimulationConfig, simulate_cohort
 from tests.conftest import REPO, cli_env, run_cli
-from training.study_report import StudyConfig, build_study, render_html, write_study
+from training.study.report import StudyConfig, build_study, render_html, write_study
 
 BAD = str(REPO / "tests" / "data" / "bad" / "patients_out_of_range.csv")
 FAST = StudyConfig(n_boot=50, n_perm=199)

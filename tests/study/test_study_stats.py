@@ -1,7 +1,7 @@
 """Study statistics against independently computed reference values.
 
 Independence of each reference:
-- statsmodels (OLS, PHReg, survdiff) is a separate implementation that training/study.py does
+- statsmodels (OLS, PHReg, survdiff) is a separate implementation that training/study/stats.py does
   not import; it is a test-only dependency.
 - scikit-learn's ``roc_auc_score`` computes the AUC from the ROC curve's trapezoids, not from the
   pairwise comparison used here.
@@ -22,9 +22,9 @@ from statsmodels.api import OLS, add_constant
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import survdiff
 
-from training.metrics import aalen_johansen
-from training.models import make_target
-from training.study import (
+from training.evaluation.metrics import aalen_johansen
+from training.models.competing import make_target
+from training.study.stats import (
     StudyError,
     cox_fit,
     delong_auc,

@@ -2,20 +2,20 @@
 
 Pure functions: numpy arrays in, numbers or small DataFrames out. Targets ``y`` are structured
 arrays with fields ``cause`` (0 censored, 1 bone metastasis, 2 death without bone metastasis) and
-``time`` (days), as built by :func:`training.models.make_target`. ``p`` is a predicted
+``time`` (days), as built by :func:`training.models.competing.make_target`. ``p`` is a predicted
 cumulative incidence of bone metastasis by a horizon given in ``months`` (a month is
 ``DAYS_PER_MONTH`` = 365.25 / 12 days).
 
-Conventions shared with :mod:`training.evaluate` (see docs/modeling.md):
+Conventions shared with :mod:`training.evaluation.scores` (see docs/modeling.md):
 
 - The *status at horizon h* is "bone metastasis by h". Death before h is a non-event (label 0:
   the competing event), event-free follow-up beyond h is label 0, and censoring before h is
   unknown status, handled by inverse probability of censoring weights
-  (:func:`training.models.ipcw_labels`).
+  (:func:`training.models.competing.ipcw_labels`).
 - Observed incidences are Aalen-Johansen estimates with death competing; 1 - Kaplan-Meier with
   death censored would overstate them.
 - Harrell's C ranks patients by risk score for bone metastasis with death censored
-  (cause-specific concordance), as ``training.evaluate.harrell_c``.
+  (cause-specific concordance), as ``training.evaluation.scores.harrell_c``.
 
 References
 ----------
@@ -50,8 +50,8 @@ from scipy import stats
 from scipy.special import expit
 
 from features.transformers import HARRELL_KNOT_QUANTILES, rcs_basis
-from training.evaluate import ipcw_auc, ipcw_brier
-from training.models import (
+from training.evaluation.scores import ipcw_auc, ipcw_brier
+from training.models.competing import (
     BONE_METASTASIS,
     CENSORED,
     DAYS_PER_MONTH,
@@ -102,7 +102,7 @@ def _check_y(y: np.ndarray) -> np.ndarray:
     if not (isinstance(y, np.ndarray) and names and {"cause", "time"} <= set(names)):
         raise TypeError(
             "y must be a structured array with fields 'cause' and 'time' "
-            "(training.models.make_target)"
+            "(training.models.competing.make_target)"
         )
     if y.ndim != 1 or y.shape[0] == 0:
         raise ValueError(f"y must be a non-empty 1-D structured array, got shape {y.shape}")
@@ -551,7 +551,7 @@ def brier_score(y: np.ndarray, p: np.ndarray, months: float) -> float:
     with ``Y_i`` the status "bone metastasis by h" (death before h = 0) and ``w_i`` the inverse
     probability of censoring weight (``1 / G(T_i-)`` for an event by h, ``1 / G(h)`` beyond h,
     0 when censored before h; Graf et al. 1999, extended to competing risks). Identical to
-    ``training.evaluate.ipcw_brier``, which it calls.
+    ``training.evaluation.scores.ipcw_brier``, which it calls.
 
     Parameters
     ----------
@@ -746,7 +746,8 @@ def fast_harrell_c(y: np.ndarray, risk: np.ndarray, tied_tol: float = 1e-8) -> f
         C = (concordant + ties / 2) / comparable.
 
     Same definition and value as scikit-survival's ``concordance_index_censored``
-    (``training.evaluate.harrell_c``), which loops over events in Python and compares each with
+    (``training.evaluation.scores.harrell_c``), which loops over events in Python and compares each
+    with
     all patients (O(n^2)). Here, with patients sorted by time, each count is a count of points
     in a suffix of positions with risk below a threshold, answered for all events at once by
     dominance counting. Use it inside bootstraps.
@@ -928,7 +929,7 @@ def paired_bootstrap_difference(
     ----------
     fn : callable
         ``fn(y, score) -> float``, e.g. :func:`fast_harrell_c`, or
-        ``lambda y, p: training.evaluate.ipcw_auc(y, p, 24)``.
+        ``lambda y, p: training.evaluation.scores.ipcw_auc(y, p, 24)``.
     y : numpy.ndarray
         Structured target.
     score_a, score_b : numpy.ndarray
@@ -988,7 +989,7 @@ def _mean_predicted(y: np.ndarray, p: np.ndarray, months: float) -> float:
 def default_metric_fns(horizons_months: Sequence[float]) -> dict[str, MetricFn]:
     """Harrell's C and, per horizon, IPCW AUC, Brier score, observed and mean predicted incidence.
 
-    Names follow :func:`training.evaluate.evaluate` (``ipcw_auc_24m``, ``brier_24m``, ...);
+    Names follow :func:`training.evaluation.scores.evaluate` (``ipcw_auc_24m``, ``brier_24m``, ...);
     ``observed_incidence_<h>m`` is the Aalen-Johansen estimate.
 
     Parameters

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.config import Settings
-from training.registry import RegistryError, ResolvedModel, resolve
+from training.tracking.registry import RegistryError, ResolvedModel, resolve
 
 ENV_MODEL_TAG = "BONEMET_BENTO_MODEL"
 

@@ -19,15 +19,11 @@ from features.contract import Cohort, check_patients
 from features.draws import enrollment_view
 from features.examples import synthetic_patient_rows
 from features.schema import CONTRACT_VERSION
+from training.artifact.explain import training_percentiles
+from training.artifact.risk_model import RiskModel, predict_pipeline
 from training.config import MODEL_NAME, Settings, TrainConfig
-from training.explain import training_percentiles
-from training.families import FAMILIES
-from training.metrics import Interval
-from training.models import DAYS_PER_MONTH, make_target
-from training.risk_model import RiskModel, predict_pipeline
-from training.search import SEARCH_METRIC, Trial, fit_pipeline, folds, n_fits, search
-from training.search import strata as search_strata
-from training.suite import (
+from training.evaluation.metrics import Interval
+from training.evaluation.suite import (
     HEADLINE,
     SplitEvaluation,
     auc_curve,
@@ -35,7 +31,11 @@ from training.suite import (
     evaluate_split,
     point_metrics,
 )
-from training.tracking import git_commit
+from training.fitting.search import SEARCH_METRIC, Trial, fit_pipeline, folds, n_fits, search
+from training.fitting.search import strata as search_strata
+from training.models.competing import DAYS_PER_MONTH, make_target
+from training.models.families import FAMILIES
+from training.tracking.store import git_commit
 
 COMPARISON_METRICS = (
     "cv_brier_headline_mean",
@@ -131,7 +131,7 @@ def fit_risk_model(
     Parameters
     ----------
     family : str
-        Name in :data:`training.families.FAMILIES`.
+        Name in :data:`training.models.families.FAMILIES`.
     params : mapping
         Hyperparameters of the family (one configuration of its grid).
     include_marker : bool, optional
@@ -280,7 +280,7 @@ def log_risk_model(
     registered_model_name : str or None
         Register the logged model as a new version of this name (``train`` registers after
         the family's run finished instead, with all tags at once:
-        :func:`training.registry.register_version`).
+        :func:`training.tracking.registry.register_version`).
     model_card : str, optional
         Markdown model card stored inside the model (``model_card`` artifact).
 
@@ -292,9 +292,12 @@ def log_risk_model(
     import mlflow
     from mlflow.models import infer_signature
 
-    from training import registry
+    import features
+    import training
+    from training import artifact
+    from training.tracking import registry
 
-    model_code = str(Path(__file__).with_name("pyfunc_model.py"))
+    model_code = str(Path(artifact.__file__).with_name("pyfunc_model.py"))
     if example is None:
         example = synthetic_patient_rows()
     typed, _ = check_patients(example, table="example", allow_outcome=False)
@@ -327,7 +330,7 @@ def log_risk_model(
             pip_requirements=registry.pip_requirements(xgboost=needs_xgboost),
             # The project's own packages travel with the model: it loads in an environment
             # with only its requirements.txt installed, outside the project folder.
-            code_paths=[str(Path(__file__).parents[1] / pkg) for pkg in ("features", "training")],
+            code_paths=[str(Path(pkg.__file__).parent) for pkg in (features, training)],
             registered_model_name=registered_model_name,
         )
 
@@ -362,7 +365,7 @@ def marker_lr_test(X: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
     from sksurv.util import Surv
 
     from features.transformers import make_feature_pipeline
-    from training.metrics import cox_partial_loglik, likelihood_ratio_test
+    from training.evaluation.metrics import cox_partial_loglik, likelihood_ratio_test
 
     event = y["cause"] == 1
     lls, widths = [], []
@@ -395,7 +398,8 @@ def per_landmark_metrics(
 ) -> dict[str, float]:
     """Each landmark's rows on their own: patients at risk, events and the point metrics.
 
-    ``<prefix><day>_n``, ``_bone_met_events`` and :func:`training.suite.point_metrics` of the
+    ``<prefix><day>_n``, ``_bone_met_events`` and :func:`training.evaluation.suite.point_metrics`
+    of the
     rows of that landmark (its own censoring distribution), e.g. ``eval_landmark_91_uno_c``.
     A landmark with too few events for a metric leaves it out.
     """
@@ -428,7 +432,7 @@ def landmark_metrics(X: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[s
     The pooled test metrics weight every landmark by its patients at risk; these show each
     prediction time on its own (``test_landmark_<day>_*``). Empty for rows without landmarks.
     """
-    from training.evaluate import harrell_c
+    from training.evaluation.scores import harrell_c
 
     if "landmark_day" not in X.columns:
         return {}
@@ -480,9 +484,9 @@ def run_family(
     progress: Progress,
 ) -> FamilyOutcome:
     """Nested CV, final search, fit, test evaluation and marker increment of one family."""
-    from training import metrics as mx
-    from training.evaluate import cumulative_dynamic_auc, uno_c
-    from training.families import feature_importance
+    from training.evaluation import metrics as mx
+    from training.evaluation.scores import cumulative_dynamic_auc, uno_c
+    from training.models.families import feature_importance
 
     family = FAMILIES[name]
     horizons = tuple(config.horizons_months)
@@ -615,7 +619,7 @@ def _log_family(
     """Metrics, trial runs, tables and figures of one family into the active run."""
     import mlflow
 
-    from training import figures
+    from training.evaluation import figures
 
     metrics = {**out.test.flat("test_"), **out.cv}
     metrics.update(
@@ -718,8 +722,8 @@ def _card_facts(
 ):
     """The model card's facts; counts are of patients (``patients_y``: one target per
     patient and split), a landmark model's stacked rows (``y_by_split``) are counted apart."""
-    from training import model_card as mc
-    from training.risk_model import MARKER_INPUTS, MODEL_INPUTS
+    from training.artifact.risk_model import MARKER_INPUTS, MODEL_INPUTS
+    from training.tracking import model_card as mc
 
     rows = []
     for name in HEADLINE:
@@ -949,8 +953,9 @@ def train(
     """
     import mlflow
 
-    from training import model_card as mc
-    from training import registry, tracking
+    from training.tracking import model_card as mc
+    from training.tracking import registry
+    from training.tracking import store as tracking
 
     progress = progress or _Silent()
     notes = []
@@ -1156,10 +1161,10 @@ def candidate_table(result: TrainResult) -> pd.DataFrame:
 
     Columns: ``""`` (``* challenger`` on the challenger), family, version, the selection metric, the
     :data:`TABLE_METRICS` as ``estimate [lo, hi]`` and ``gates``: ``pass`` or ``FAIL`` with
-    the promotion gates (``training.registry.check_gates``, against the current champion)
+    the promotion gates (``training.tracking.registry.check_gates``, against the current champion)
     the version would fail.
     """
-    from training import registry
+    from training.tracking import registry
 
     champion = registry.alias_version(registry.CHAMPION)
     champion_tags = None
@@ -1257,8 +1262,10 @@ def evaluate_model(
     """
     import mlflow
 
-    from training import figures, registry, tracking
-    from training.predict import ScoringError, load_model
+    from training.evaluation import figures
+    from training.scoring.predict import ScoringError, load_model
+    from training.tracking import registry
+    from training.tracking import store as tracking
 
     rows, n_excluded = time_to_event_rows(cohort)
     n_patients = len(rows)

@@ -3,7 +3,8 @@
 Folds are stratified by outcome (bone metastasis, death, censored) and disease setting. The
 feature pipeline is fitted inside every fold, so imputation medians and scaling never see the
 fold's test patients. Configurations are ranked by the mean IPCW Brier score of the served
-probability at 12, 24 and 36 months (:func:`training.suite.mean_brier`; lower is better), averaged
+probability at 12, 24 and 36 months (:func:`training.evaluation.suite.mean_brier`; lower is
+better), averaged
 over the inner folds; ties go to the first configuration of the grid (the simplest, by the grids'
 convention).
 """
@@ -20,9 +21,9 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from features.transformers import make_feature_pipeline
-from training.models import BONE_METASTASIS
-from training.risk_model import predict_pipeline
-from training.suite import SELECTION_HORIZONS_MONTHS, mean_brier
+from training.artifact.risk_model import predict_pipeline
+from training.evaluation.suite import SELECTION_HORIZONS_MONTHS, mean_brier
+from training.models.competing import BONE_METASTASIS
 
 #: Called once per fitted model with a short description (for progress bars).
 Tick = Callable[[str], None]
@@ -189,7 +190,7 @@ def search_family(
     Parameters
     ----------
     name : str
-        Key of :data:`training.families.FAMILIES` (its features: flexible or not).
+        Key of :data:`training.models.families.FAMILIES` (its features: flexible or not).
     X, y : pandas.DataFrame, numpy.ndarray
         Typed rows and target.
     max_grid, n_folds, seed : int
@@ -198,7 +199,7 @@ def search_family(
     -------
     SearchResult
     """
-    from training.families import FAMILIES
+    from training.models.families import FAMILIES
 
     family = FAMILIES[name]
     return search(

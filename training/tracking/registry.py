@@ -762,7 +762,7 @@ def training_history(limit: int = 10):
 
     import pandas as pd
 
-    from training.tracking import INTERRUPTED, OWNER_PID
+    from training.tracking.store import INTERRUPTED, OWNER_PID
 
     client = _client()
     experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]

@@ -1,6 +1,6 @@
 """Batch scoring on Apache Spark: the registered pyfunc as a Spark UDF.
 
-The rows handed to the model are the local engine's (:func:`training.predict.scoring_rows`),
+The rows handed to the model are the local engine's (:func:`training.scoring.predict.scoring_rows`),
 the model is the same MLflow pyfunc (``mlflow.pyfunc.spark_udf``), and the output has the same
 columns; Spark spreads the rows over its executors and writes a Parquet folder. With
 ``--spark-master local[*]`` it runs on this machine; with a cluster's master URL (or under
@@ -18,8 +18,13 @@ import pandas as pd
 
 from features.contract import Cohort
 from features.schema import PATIENT_SPECS
-from training.predict import DEFAULT_HORIZONS_MONTHS, OUTPUT_COLUMNS, ScoringError, scoring_rows
-from training.risk_model import RISK_GROUPS
+from training.artifact.risk_model import RISK_GROUPS
+from training.scoring.predict import (
+    DEFAULT_HORIZONS_MONTHS,
+    OUTPUT_COLUMNS,
+    ScoringError,
+    scoring_rows,
+)
 
 
 def _spark_schema(rows: pd.DataFrame):

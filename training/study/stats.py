@@ -2,7 +2,7 @@
 
 Each function takes numpy arrays, checks them, and returns a frozen dataclass with the estimate,
 its confidence interval, the p value and the numbers behind it. Nothing here reads files, plots
-or logs; :mod:`training.study_report` puts the pieces together. A statistic that cannot be
+or logs; :mod:`training.study.report` puts the pieces together. A statistic that cannot be
 computed on the data given (too few patients, no events, a fit that does not converge) raises
 :class:`StudyError` with the reason in words, which the report prints instead of the result.
 
@@ -13,14 +13,16 @@ Methods and their sources
   normal approximation of the critical value), probability of superiority = AUC with DeLong's
   variance (DeLong, DeLong & Clarke-Pearson 1988).
 - ROC (scikit-learn), Youden's J cut-off (Youden 1950) with a percentile bootstrap interval
-  (:func:`training.metrics.bootstrap_ci`).
+  (:func:`training.evaluation.metrics.bootstrap_ci`).
 - Adjusted comparison: ordinary least squares of log2 marker on group and covariates, t
   intervals; ``2 ** coef`` is a ratio of geometric means.
-- Cumulative incidence by group: Aalen-Johansen (:func:`training.metrics.aalen_johansen_ci`);
+- Cumulative incidence by group: Aalen-Johansen
+(:func:`training.evaluation.metrics.aalen_johansen_ci`);
   K-sample comparison with Gray's (1988) score (observed minus expected bone metastases on the
   subdistribution risk sets) and a Monte Carlo permutation p value.
 - Cause-specific Cox model: Newton-Raphson on the Breslow partial likelihood
-  (:func:`training.metrics.cox_partial_loglik` gives the same log-likelihood), standard errors
+  (:func:`training.evaluation.metrics.cox_partial_loglik` gives the same log-likelihood), standard
+  errors
   from the observed information, Wald intervals; proportional hazards check with Grambsch &
   Therneau's (1994) score test on the Schoenfeld residuals against the rank of event time.
 """
@@ -36,8 +38,8 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import roc_curve
 
-from training.metrics import aalen_johansen_ci, bootstrap_ci, cox_partial_loglik
-from training.models import BONE_METASTASIS, CENSORED, DEATH
+from training.evaluation.metrics import aalen_johansen_ci, bootstrap_ci, cox_partial_loglik
+from training.models.competing import BONE_METASTASIS, CENSORED, DEATH
 
 __all__ = [
     "StudyError",
@@ -301,7 +303,7 @@ def youden_cutoff(
     """The marker value maximising sensitivity + specificity - 1, with a bootstrap interval.
 
     The cut-off is an observed marker value; ties in J go to the highest cut-off. The interval
-    resamples patients (:func:`training.metrics.bootstrap_ci`) and shows how unstable a
+    resamples patients (:func:`training.evaluation.metrics.bootstrap_ci`) and shows how unstable a
     data-driven cut-off is; it does not remove its optimism.
     """
     s, m = _xy(status, marker)
@@ -764,9 +766,9 @@ def incidence_by_group(
 ) -> IncidenceCurves:
     """Cumulative incidence of bone metastasis per group with pointwise 95 % intervals.
 
-    Reuses :func:`training.metrics.aalen_johansen_ci` (log-log interval, Aalen variance).
+    Reuses :func:`training.evaluation.metrics.aalen_johansen_ci` (log-log interval, Aalen variance).
     """
-    from training.models import make_target
+    from training.models.competing import make_target
 
     time = np.asarray(time, dtype=float)
     codes = _codes(cause)

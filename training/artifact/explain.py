@@ -88,8 +88,8 @@ from sklearn.pipeline import Pipeline
 
 from features.schema import PATIENT_SPECS
 from features.transformers import marker_percent
-from training.families import PH_BASES, CauseSpecificHazards
-from training.models import CauseSpecificCox
+from training.models.competing import CauseSpecificCox
+from training.models.families import PH_BASES, CauseSpecificHazards
 
 __all__ = [
     "PERCENTILE_INPUTS",
@@ -279,7 +279,8 @@ def training_percentiles(X_train: pd.DataFrame) -> dict[str, tuple[float, float,
 
     The osteocalcin-positive percent is the model's estimate
     (:func:`features.transformers.marker_percent`: from the counts when present). Training can
-    store the result on a :class:`training.risk_model.RiskModel` as ``training_percentiles``.
+    store the result on a :class:`training.artifact.risk_model.RiskModel` as
+    ``training_percentiles``.
 
     Parameters
     ----------
@@ -534,7 +535,7 @@ def explain(
 
     Parameters
     ----------
-    risk_model : training.risk_model.RiskModel
+    risk_model : training.artifact.risk_model.RiskModel
         A fitted risk model (``pipeline``: features then estimator; ``training_ranges``).
     typed : pandas.DataFrame
         Typed contract rows (:func:`features.contract.check_patients` output).

@@ -2,7 +2,7 @@
 
 Targets are structured arrays with fields ``cause`` (0 censored, 1 bone metastasis, 2 death
 without bone metastasis) and ``time`` (days); see :func:`make_target`. Every family (here and
-in :mod:`training.families`, which builds on the shared pieces below) exposes
+in :mod:`training.models.families`, which builds on the shared pieces below) exposes
 
 - ``predict(X)``: a risk score, higher meaning bone metastasis sooner;
 - ``predict_cumulative_incidence(X, times_days)``: an ``(n, len(times))`` array of the
@@ -22,6 +22,8 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
+
+from features.schema import DEFAULT_HORIZONS_MONTHS
 
 CENSORED, BONE_METASTASIS, DEATH = 0, 1, 2
 CAUSE_CODES = {"censored": CENSORED, "bone_metastasis": BONE_METASTASIS, "death": DEATH}
@@ -81,7 +83,7 @@ def check_target(y: np.ndarray) -> np.ndarray:
         When ``y`` is not a structured array with fields ``cause`` and ``time``.
     """
     if not (isinstance(y, np.ndarray) and y.dtype.names == ("cause", "time")):
-        raise TypeError("y must be a structured array from training.models.make_target")
+        raise TypeError("y must be a structured array from training.models.competing.make_target")
     return y
 
 
@@ -535,7 +537,7 @@ class IPCWHorizonClassifier(IPCWHorizonBase):
 
     def __init__(
         self,
-        horizons_months: Sequence[float] = (12, 24, 36, 60),
+        horizons_months: Sequence[float] = DEFAULT_HORIZONS_MONTHS,
         C: float = 1.0,
         score_horizon_months: float = 24,
     ) -> None:

@@ -9,9 +9,8 @@ import pandas as pd
 from features.contract import Cohort
 from features.draws import enrollment_view, rows_at
 from features.records import contract_rows
-from features.schema import PREDICTOR_COLUMNS
+from features.schema import DEFAULT_HORIZONS_MONTHS, PREDICTOR_COLUMNS
 
-DEFAULT_HORIZONS_MONTHS = (12.0, 24.0, 36.0, 60.0)
 OUTPUT_COLUMNS = (
     "patient_id",
     "risk_score",
@@ -60,7 +59,7 @@ def predict_patients(
 
     Parameters
     ----------
-    risk_model : training.risk_model.RiskModel
+    risk_model : training.artifact.risk_model.RiskModel
         The fitted model (``load_model(uri).unwrap_python_model().risk_model``).
     patients, measurements : pandas.DataFrame
         Typed tables (:func:`features.contract.validate_cohort`); outcome columns are ignored.

@@ -16,7 +16,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from training.models import BONE_METASTASIS, DAYS_PER_MONTH, censoring_survival, ipcw_labels
+from training.models.competing import (
+    BONE_METASTASIS,
+    DAYS_PER_MONTH,
+    censoring_survival,
+    ipcw_labels,
+)
 
 
 def _surv(y: np.ndarray):
@@ -28,10 +33,13 @@ def _surv(y: np.ndarray):
 def harrell_c(y: np.ndarray, risk: np.ndarray) -> float:
     """Harrell's concordance index for bone metastasis (death censored).
 
-    Computed by :func:`training.metrics.fast_harrell_c` (n log^2 n, equal to scikit-survival's
+    Computed by :func:`training.evaluation.metrics.fast_harrell_c` (n log^2 n, equal to
+    scikit-survival's
     ``concordance_index_censored`` to 1e-12, tested).
     """
-    from training.metrics import fast_harrell_c  # metrics imports this module: import lazily
+    from training.evaluation.metrics import (
+        fast_harrell_c,  # metrics imports this module: import lazily
+    )
 
     return fast_harrell_c(y, risk)
 
@@ -96,7 +104,7 @@ def evaluate(
     Parameters
     ----------
     y_train, y_test : structured arrays
-        Targets (``training.models.make_target``); the training one estimates censoring.
+        Targets (``training.models.competing.make_target``); the training one estimates censoring.
     risk : array
         Risk scores on the test split.
     cif : dict

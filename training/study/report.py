@@ -1,7 +1,7 @@
 """The osteocalcin study report: one self-contained HTML file answering the study's questions.
 
 :func:`build_study` computes the three parts from a validated cohort with the functions of
-:mod:`training.study` and :mod:`features.landmark`:
+:mod:`training.study.stats` and :mod:`features.landmark`:
 
 1. Aim 1, group difference (metastatic patients): the enrollment marker with versus without bone
    metastasis: distributions, rank test with Hodges-Lehmann shift, ROC, Youden cut-off with a
@@ -40,9 +40,9 @@ from features.landmark import TRAJECTORY_FEATURES, draw_table, landmark_dataset,
 from features.schema import CONTRACT_VERSION
 from features.simulate import MARKER_CUTOFF_PERCENT
 from training.config import Settings
-from training.figures import _new_figure, incidence_by_group_figure
-from training.models import DAYS_PER_MONTH, make_target
-from training.study import (
+from training.evaluation.figures import _new_figure, incidence_by_group_figure
+from training.models.competing import DAYS_PER_MONTH, make_target
+from training.study.stats import (
     Regression,
     StudyError,
     cox_fit,
@@ -1101,7 +1101,7 @@ def log_study(study: Study, paths: dict[str, Path], settings: Settings, source: 
     """Log the report as an MLflow run (params, headline metrics, report, numbers, figures)."""
     import mlflow
 
-    from training import tracking
+    from training.tracking import store as tracking
 
     tracking.configure(settings)
     experiment_id = tracking.ensure_experiment(study.config.experiment, settings)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from features.schema import PATIENT_SPECS, PREDICTOR_COLUMNS, ColumnSpec
+from features.schema import DEFAULT_HORIZONS_MONTHS, PATIENT_SPECS, PREDICTOR_COLUMNS, ColumnSpec
 
 __all__ = [
     "NOT_AVAILABLE",
@@ -108,7 +108,8 @@ class _HasInterval(Protocol):
     hi: float
 
 
-#: A point estimate with its interval: ``(estimate, lo, hi)`` or a ``training.metrics.Interval``.
+#: A point estimate with its interval: ``(estimate, lo, hi)`` or a
+#: ``training.evaluation.metrics.Interval``.
 Estimate = tuple[float, float, float] | _HasInterval
 
 
@@ -188,11 +189,12 @@ class ModelCardFacts:
     conf_level : float
         Level of the intervals, for the headers.
     subgroups : pandas.DataFrame, optional
-        :func:`training.metrics.subgroup_metrics` output (columns ``variable, level, n, events,
+        :func:`training.evaluation.metrics.subgroup_metrics` output (columns ``variable, level, n,
+        events,
         metric, value`` and optionally ``note``, ``lo``, ``hi``); one column per metric.
     marker_increment : mapping of str to estimate, optional
         Label (e.g. ``"ΔC (Harrell)"``, ``"ΔAUC 24 months"``) to ``(estimate, lo, hi)`` or a
-        ``training.metrics.Interval`` (with marker minus without).
+        ``training.evaluation.metrics.Interval`` (with marker minus without).
     marker_lr_test : mapping of str to float, optional
         Likelihood-ratio test of the marker with keys ``statistic``, ``df``, ``p_value``.
     marker_method : str, optional
@@ -235,7 +237,7 @@ class ModelCardFacts:
     enrollment_period: str | None = None
     n_patients: int | None = None
     n_excluded_bone_met_at_enrollment: int | None = None
-    horizons_months: tuple[int, ...] = (12, 24, 36, 60)
+    horizons_months: tuple[int, ...] = DEFAULT_HORIZONS_MONTHS
     median_follow_up_months: float | None = None
     input_columns: tuple[str, ...] | None = None
     engineered_features: tuple[str, ...] = ()

@@ -34,7 +34,7 @@ class BoneMetastasisRiskModel(PythonModel):
     # type-hint validation, no "add type hints" warning at each load); the signature comes
     # from the input example and the rows are checked against the contract here.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from training.serving_adapter import predict_records_frame
+        from training.artifact.adapter import predict_records_frame
 
         return predict_records_frame(self.risk_model, model_input, params)
 

@@ -59,7 +59,7 @@ def log_cytometry_run(
 
     from features.cytometry.figures import gate_figure
     from features.cytometry.gating import load_strategy
-    from training import tracking
+    from training.tracking import store as tracking
 
     tracking.configure(settings)
     experiment_id = tracking.ensure_experiment(experiment, settings)

@@ -1,12 +1,13 @@
 """Evaluation figures for bone metastasis with death as a competing event.
 
-Pure functions: arrays and the small DataFrames of :mod:`training.metrics` in, a
+Pure functions: arrays and the small DataFrames of :mod:`training.evaluation.metrics` in, a
 :class:`matplotlib.figure.Figure` out, for the caller to log (``mlflow.log_figure(fig, path)``)
 or save. Every figure is built on its own Agg canvas, never through ``matplotlib.pyplot``: no
 global figure registry, no display, nothing to close, safe to call from several threads. A
 figure is freed when the caller drops its last reference.
 
-Conventions follow :mod:`training.metrics` (see docs/modeling.md): targets ``y`` are structured
+Conventions follow :mod:`training.evaluation.metrics` (see docs/modeling.md): targets ``y`` are
+structured
 arrays with fields ``cause`` (0 censored, 1 bone metastasis, 2 death without bone metastasis)
 and ``time`` (days); horizons are in months of ``DAYS_PER_MONTH`` days; observed incidences are
 Aalen-Johansen estimates with death competing.
@@ -23,8 +24,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from training.metrics import aalen_johansen
-from training.models import BONE_METASTASIS, DAYS_PER_MONTH
+from training.evaluation.metrics import aalen_johansen
+from training.models.competing import BONE_METASTASIS, DAYS_PER_MONTH
 
 __all__ = [
     "calibration_figure",
@@ -89,7 +90,8 @@ def calibration_figure(
 ) -> Figure:
     """Observed against predicted cumulative incidence, one panel per horizon.
 
-    Each point is one quantile group of :func:`training.metrics.calibration_table` (deciles by
+    Each point is one quantile group of :func:`training.evaluation.metrics.calibration_table`
+    (deciles by
     default): the group's mean predicted incidence of bone metastasis by the horizon against its
     Aalen-Johansen incidence with death competing, with the interval of the observed incidence
     as a vertical error bar. The dashed diagonal is perfect calibration. Groups whose predicted
@@ -362,7 +364,7 @@ def decision_curve_figure(dc: pd.DataFrame, months: int) -> Figure:
     Parameters
     ----------
     dc : pandas.DataFrame
-        Output of :func:`training.metrics.decision_curve`: columns ``threshold,
+        Output of :func:`training.evaluation.metrics.decision_curve`: columns ``threshold,
         net_benefit_model, net_benefit_all, net_benefit_none``.
     months : int
         Horizon of the predictions (months), for the title and axis label.

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from training import metrics as m
-from training.evaluate import (
+from training.evaluation import metrics as m
+from training.evaluation.scores import (
     cumulative_dynamic_auc,
     evaluate,
     ipcw_auc,
     observed_incidence,
     uno_c,
 )
-from training.models import DAYS_PER_MONTH
+from training.models.competing import DAYS_PER_MONTH
 
 #: Headline metrics that get bootstrap confidence intervals.
 HEADLINE = (
