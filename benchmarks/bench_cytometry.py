@@ -1,6 +1,6 @@
 """Benchmark: gating 100 FCS files of 150,000 events each (``bonemet cytometry``'s library call).
 
-One command:  .venv/bin/python benchmarks/bench_cytometry.py [--files 100] [--events 150000]
+One command:  .venv/bin/python -m benchmarks.bench_cytometry [--files 100] [--events 150000]
 [--repeats 3] [--workers 1 2]
 
 Writes the files once with the simulator's FCS writer (120,000 PBMC events and 30,000 debris
@@ -55,8 +55,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
 
-    from bench_train_predict import machine, write_section
-
+    from benchmarks.common import machine, write_section
     from features.cytometry import compare_counts, gate_batch
 
     rows = []
@@ -82,7 +81,7 @@ def main() -> None:
     lines = [
         SECTION,
         "",
-        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/bench_cytometry.py "
+        f"Machine: {machine()}. Command: `.venv/bin/python -m benchmarks.bench_cytometry "
         f"--files {args.files} --events {args.events} --repeats {args.repeats} --workers "
         f"{' '.join(map(str, args.workers))}`. {args.files} simulated FCS 3.1 files of "
         f"{args.events:,} events (4 float32 channels, {size_mb:.0f} MB in all; writing them took "

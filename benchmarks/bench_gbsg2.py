@@ -31,8 +31,7 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# The script's folder is on sys.path when it is run as a script: its sibling benchmark.
-from bench_train_predict import machine, write_section  # noqa: E402
+from benchmarks.common import machine, write_section  # noqa: E402
 
 SECTION = "## Real cohort: GBSG2 (benchmarks/bench_gbsg2.py)"
 RECEPTOR_CUTOFF_FMOL = 10.0

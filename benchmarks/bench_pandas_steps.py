@@ -1,13 +1,13 @@
 """Benchmark: the pandas-heavy steps of bonemet, to compare pandas versions.
 
-One command:  .venv/bin/python benchmarks/bench_pandas_steps.py [--n-patients 20000] [--repeats 5]
+One command:  .venv/bin/python -m benchmarks.bench_pandas_steps [--n-patients 20000] [--repeats 5]
 
 Times, with whatever pandas is importable: simulating a cohort and writing its CSV files,
 loading and validating them against the contract, the time-to-event rows and the stacked
 landmark rows (0, 91, 183, 365 days) that training builds. Prints one JSON line of medians (s).
 To measure another pandas without touching the venv, install it elsewhere and put it first:
 ``pip install --no-deps --target /tmp/pd3 pandas==3.1.1`` then
-``PYTHONPATH=/tmp/pd3 .venv/bin/python benchmarks/bench_pandas_steps.py``. Results by hand in
+``PYTHONPATH=/tmp/pd3 .venv/bin/python -m benchmarks.bench_pandas_steps``. Results by hand in
 docs/benchmarks.md ("pandas 2.3 vs 3.1").
 """
 

@@ -1,6 +1,6 @@
 """Benchmark: wall time and peak memory of each model family at 1,000 / 10,000 / 100,000 patients.
 
-One command:  .venv/bin/python benchmarks/bench_scaling.py [--sizes 1000 10000 100000]
+One command:  .venv/bin/python -m benchmarks.bench_scaling [--sizes 1000 10000 100000]
 
 For every size a cohort is simulated (seed 42) and split as ``train`` does; every family is then
 fitted with its default configuration (the first of its grid) on the training split and predicts
@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import machine
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Scaling by family (benchmarks/bench_scaling.py)"
 
 
@@ -81,8 +82,15 @@ def main() -> None:
             out = Path(tmp) / str(n)
             write_cohort(simulate_cohort(n, seed=42), out)
             for family in families:
-                cmd = [sys.executable, __file__, "--worker", str(out), family]
-                env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.bench_scaling",
+                    "--worker",
+                    str(out),
+                    family,
+                ]
+                env = {**os.environ, "OMP_NUM_THREADS": "1"}
                 try:
                     proc = subprocess.run(
                         cmd,
@@ -106,7 +114,7 @@ def main() -> None:
     lines = [
         SECTION,
         "",
-        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/bench_scaling.py "
+        f"Machine: {machine()}. Command: `.venv/bin/python -m benchmarks.bench_scaling "
         f"--sizes {' '.join(map(str, args.sizes))}`. One fit of the default configuration "
         "per family and size, in its own process (peak RSS includes the loaded cohort and "
         "libraries, about the `data` column); prediction of 1,000 patients at 4 horizons.",
@@ -126,15 +134,9 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        from bench_train_predict import write_section
+        from benchmarks.common import write_section
 
         write_section(text)
-
-
-def machine() -> str:
-    from bench_train_predict import machine as describe
-
-    return describe()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark: `bonemet serve` (BentoML) vs `mlflow models serve` on the same registered version.
 
-One command:  .venv/bin/python benchmarks/bench_serving.py [--requests 300] [--clients 16]
+One command:  .venv/bin/python -m benchmarks.bench_serving [--requests 300] [--clients 16]
 
 Simulates the demo cohort (2,000 patients, seed 42), trains only the ``cox_ridge`` family into a
 temporary MLflow store (small search, no bootstrap) and promotes it to ``champion``, so both
@@ -40,12 +40,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from bench_train_predict import machine  # noqa: E402
-from bench_train_predict import write_section as _write_section_of  # noqa: E402
+from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import write_section as _write_section_of  # noqa: E402
 
 SECTION = "## Serving: bonemet serve vs mlflow models serve (benchmarks/bench_serving.py)"
 HOST = "127.0.0.1"
@@ -58,15 +54,8 @@ TARGET_BATCH_MS = 200.0
 
 
 def write_section(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md (bench_train_predict's writer)."""
-    import bench_train_predict
-
-    original = bench_train_predict.SECTION
-    bench_train_predict.SECTION = SECTION
-    try:
-        _write_section_of(text)
-    finally:
-        bench_train_predict.SECTION = original
+    """Replace this benchmark's section of docs/benchmarks.md."""
+    _write_section_of(text, SECTION)
 
 
 # --------------------------------------------------------------------------- store and payloads
@@ -566,7 +555,6 @@ def main() -> None:
             BONEMET_DATA_DIR=str(tmp / "data"),
             BENTOML_HOME=str(tmp / "data" / "bentoml"),
             OMP_WAIT_POLICY="PASSIVE",
-            PYTHONPATH=str(ROOT),
             PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         )
         mlflow_env = dict(base_env, MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'data' / 'mlflow.db'}")
@@ -657,7 +645,7 @@ def report(args, version: str, results: dict, procs: dict, prof: dict) -> str:
 
     workers = prof.get("bento_workers", 1)
     cmd = (
-        f"`.venv/bin/python benchmarks/bench_serving.py --requests {args.requests} "
+        f"`.venv/bin/python -m benchmarks.bench_serving --requests {args.requests} "
         f"--clients {args.clients} --throughput-requests {args.throughput_requests}`"
     )
     lines = [

@@ -1,6 +1,6 @@
 """Benchmark: train on the demo cohort, then in-process pyfunc prediction latency.
 
-One command:  .venv/bin/python benchmarks/bench_train_predict.py [--n-patients 2000] [--repeats 3]
+One command:  .venv/bin/python -m benchmarks.bench_train_predict [--n-patients 2000] [--repeats 3]
 
 Simulates the demo cohort (seed 42), runs ``train`` with the default families into a temporary
 MLflow store ``--repeats`` times, and times ``predict`` of the logged pyfunc for 1 and 1,000
@@ -11,31 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import machine, write_section
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## train and predict (benchmarks/bench_train_predict.py)"
-
-
-def machine() -> str:
-    cpus = os.cpu_count()
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-        mem = f", {kb / 1024**2:.0f} GiB RAM"
-    except OSError:
-        pass
-    return (
-        f"{platform.processor() or platform.machine()}, {cpus} cores{mem}, Python "
-        f"{platform.python_version()}, {platform.system()} {platform.release()}"
-    )
 
 
 def main() -> None:
@@ -87,7 +72,7 @@ def main() -> None:
     lines = [
         SECTION,
         "",
-        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/bench_train_predict.py "
+        f"Machine: {machine()}. Command: `.venv/bin/python -m benchmarks.bench_train_predict "
         f"--n-patients {args.n_patients} --repeats {args.repeats}`.",
         "",
         "| what | median | runs |",
@@ -104,22 +89,6 @@ def main() -> None:
     print(text)
     if not args.no_write:
         write_section(text)
-
-
-def write_section(text: str, section: str | None = None) -> None:
-    """Replace a benchmark's section of docs/benchmarks.md, keep the others.
-
-    The heading is ``section``, by default ``text``'s first line (not this module's
-    ``SECTION``), so that the other benchmarks that call this replace their own section.
-    """
-    section = section or text.splitlines()[0]
-    path = ROOT / "docs" / "benchmarks.md"
-    old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if section in old:
-        start = old.index(section)
-        nxt = old.find("\n## ", start + len(section))
-        old = old[:start] + (old[nxt + 1 :] if nxt != -1 else "")
-    path.write_text(old.rstrip("\n") + "\n\n" + text)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark of truth: every family and the selected champion against the true risk, per world.
 
-One command:  .venv/bin/python benchmarks/bench_truth.py [--n-train 3000] [--n-test 3000]
+One command:  .venv/bin/python -m benchmarks.bench_truth [--n-train 3000] [--n-test 3000]
               [--worlds baseline,threshold,...] [--families cox_ridge,...] [--grid 2]
 
 For every generative world of the simulator (``docs/simulator.md``, Worlds) a training cohort and
@@ -25,8 +25,7 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# The script's folder is on sys.path when it is run as a script: its sibling benchmark.
-from bench_train_predict import machine, write_section  # noqa: E402
+from benchmarks.common import machine, write_section  # noqa: E402
 
 SECTION = "## Truth benchmark (benchmarks/bench_truth.py)"
 MONTHS = (12, 24, 36)
@@ -148,7 +147,7 @@ def main() -> None:
     lines = [
         SECTION,
         "",
-        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/bench_truth.py "
+        f"Machine: {machine()}. Command: `.venv/bin/python -m benchmarks.bench_truth "
         f"--n-train {args.n_train} --n-test {args.n_test} --grid {args.grid}` "
         f"({minutes:.1f} min). Per world: a training cohort of {args.n_train} simulated patients "
         f"(about {first['n_train']} free of bone metastasis at enrollment, "

@@ -36,7 +36,6 @@ def cli_env(data_dir: Path) -> dict[str, str]:
         BONEMET_DATA_DIR=str(data_dir),
         BENTOML_HOME=str(data_dir / "bentoml"),
         OMP_WAIT_POLICY="PASSIVE",
-        PYTHONPATH=str(REPO),
         # Small searches keep the suite fast; the full defaults run in the benchmarks.
         BONEMET_OUTER_FOLDS="2",
         BONEMET_INNER_FOLDS="2",
