@@ -54,3 +54,20 @@ def test_paired_difference_of_a_score_with_itself_is_exactly_zero():
     better = paired_bootstrap_difference(fast_harrell_c, y, x, noisy, n_boot=100)
     assert better.estimate == pytest.approx(fast_harrell_c(y, x) - fast_harrell_c(y, noisy))
     assert better.lo > 0
+
+
+def test_seed_draws_the_same_patients_as_numpy_and_bounds_are_scipys_percentile_interval():
+    # Reference: the resamples numpy.random.default_rng(seed) draws (what the hand-written
+    # bootstrap used before scipy), and scipy.stats.bootstrap's percentile interval.
+    from scipy import stats
+
+    v = np.random.default_rng(1).normal(size=60)
+    interval = bootstrap_ci(np.median, v, n_boot=300, seed=7, alpha=0.1)
+    idx = np.random.default_rng(7).integers(0, v.size, size=(300, v.size))
+    replicates = np.median(v[idx], axis=1)
+    assert (interval.lo, interval.hi) == tuple(np.quantile(replicates, [0.05, 0.95]))
+    ref = stats.bootstrap(
+        (v,), np.median, n_resamples=300, confidence_level=0.9, method="percentile", rng=7
+    )
+    assert interval.lo == pytest.approx(ref.confidence_interval.low, abs=1e-12)
+    assert interval.hi == pytest.approx(ref.confidence_interval.high, abs=1e-12)

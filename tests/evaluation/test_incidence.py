@@ -11,7 +11,7 @@ import pytest
 
 from tests.evaluation.cohorts import simulate, target
 from training.evaluation.accuracy import brier_score
-from training.evaluation.incidence import aalen_johansen, aalen_johansen_ci
+from training.evaluation.incidence import aalen_johansen, aalen_johansen_ci, observed_incidence
 from training.models.competing import DAYS_PER_MONTH
 
 
@@ -72,3 +72,80 @@ def test_target_is_validated():
     y = target([1, 0], [10, 20])
     with pytest.raises(ValueError, match=r"p must be probabilities in \[0, 1\]: p\[1\] = 1.5"):
         brier_score(y, np.array([0.2, 1.5]), 12)
+
+
+def _hand_aalen_johansen(y, at, z=1.959963984540054):
+    """The estimator bonemet computed by hand before it used scikit-survival (reference).
+
+    Point estimate (Aalen & Johansen 1978), Aalen's variance in the form of Pintilie (2006,
+    Eq. 4.5) with zero-denominator terms 0, log-log interval ``F ** exp(+-z se / (F log F))``.
+    """
+    t, cause = y["time"].astype(float), y["cause"].astype(int)
+    times, inv = np.unique(t, return_inverse=True)
+    n = (t.size - np.cumsum(np.bincount(inv)) + np.bincount(inv)).astype(float)
+    d1 = np.bincount(inv, weights=cause == 1, minlength=times.size)
+    d = d1 + np.bincount(inv, weights=cause == 2, minlength=times.size)
+    s_before = np.concatenate([[1.0], np.cumprod(1 - d / n)[:-1]])
+    f = np.cumsum(s_before * d1 / n)
+
+    def ratio(num, den):
+        return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+    idx = np.searchsorted(times, at, side="right") - 1
+    f_at = np.where(idx >= 0, f[np.clip(idx, 0, None)], 0.0)
+    diff = f_at[:, None] - f[None, :]
+    var = np.sum(
+        (times[None, :] <= at[:, None])
+        * (
+            diff**2 * ratio(d, (n - 1) * (n - d))
+            + ratio((n - d1) * d1 * s_before**2, (n - 1) * n**2)
+            - 2 * diff * ratio(s_before * d1 * (n - d1), n * (n - d) * (n - 1))
+        ),
+        axis=1,
+    )
+    log_f = np.log(np.where(f_at > 0, f_at, 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theta = np.where((f_at > 0) & (var > 1e-15), z * np.sqrt(np.abs(var)) / (f_at * log_f), 0)
+    lo = np.where(f_at > 0, np.exp(np.exp(-theta) * log_f), 0.0)
+    hi = np.where(f_at > 0, np.exp(np.exp(theta) * log_f), 0.0)
+    return f_at, lo, hi
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scikit_survival_estimator_gives_the_former_hand_written_numbers(seed):
+    # Reference: the hand-written estimator above (what bonemet computed before), with times
+    # rounded to months so that events, deaths and censorings tie.
+    _, y, _ = simulate(int(np.random.default_rng(seed).integers(20, 400)), seed=seed)
+    y["time"] = np.ceil(y["time"] / 30) * 30
+    at = np.concatenate([[1.0], np.unique(y["time"]), np.linspace(0, 4000, 9)])
+    f, lo, hi = _hand_aalen_johansen(y, at)
+    out = aalen_johansen_ci(y, at)
+    assert np.allclose(out["cif"], f, atol=1e-12)
+    assert np.allclose(out["lo"], lo, atol=1e-10)
+    assert np.allclose(out["hi"], hi, atol=1e-10)
+
+
+def test_sample_without_deaths_is_one_minus_kaplan_meier():
+    # No competing event: (10,bm) (20,cens) (30,bm) (40,cens). KM: 3/4 after 10, 3/4 * 1/2 after
+    # 30, so F1 = 1/4 from 10 and 5/8 from 30; the death incidence is 0.
+    y = target([1, 0, 1, 0], [10, 20, 30, 40])
+    f1, f2 = aalen_johansen(y, [5, 10, 25, 30, 50])
+    assert np.allclose(f1, [0, 1 / 4, 1 / 4, 5 / 8, 5 / 8]) and np.all(f2 == 0)
+    ci = aalen_johansen_ci(y, [5, 30])
+    assert ci["lo"].iloc[0] == ci["hi"].iloc[0] == 0  # before any event: [0, 0]
+    assert 0 < ci["lo"].iloc[1] < 5 / 8 < ci["hi"].iloc[1] < 1
+
+
+def test_sample_without_bone_metastasis_or_without_events_has_zero_incidence():
+    y = target([2, 0, 2], [10, 20, 30])  # deaths only: F2 = 1 - KM = 1/3, then 1
+    f1, f2 = aalen_johansen(y, [15, 35])
+    assert np.all(f1 == 0) and np.allclose(f2, [1 / 3, 1])
+    assert (aalen_johansen_ci(y, [35])[["cif", "lo", "hi"]].to_numpy() == 0).all()
+    f1, f2 = aalen_johansen(target([0, 0], [10, 20]), [15])
+    assert f1[0] == f2[0] == 0
+
+
+def test_observed_incidence_is_the_aalen_johansen_estimate_at_the_horizon(cohort):
+    _, y, _ = cohort
+    expected = aalen_johansen(y, 24 * DAYS_PER_MONTH)[0][0]
+    assert observed_incidence(y, 24) == expected
