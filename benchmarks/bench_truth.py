@@ -9,7 +9,7 @@ on the training cohort (its grid cut to ``--grid`` configurations, ranked by the
 Brier score at 12/24/36 months, as ``bonemet train`` does), refitted on all of it, and scored on
 the held-out patients against their true cumulative incidence (``truth.csv``, given what a
 model may observe): mean absolute error at 12, 24 and 36 months, calibration slope against the
-truth at 24 months (:func:`training.evaluation.metrics.truth_agreement`) and the gap between the
+truth at 24 months (:func:`training.evaluation.truth.truth_agreement`) and the gap between the
 Harrell's
 C of the truth's own 24-month risk and the model's on the observed held-out outcomes. The
 *champion* is the family with the lowest inner-CV Brier score (the selection score of
@@ -52,7 +52,8 @@ def score_world(world: str, families, args, seed: int) -> list[dict]:
     import numpy as np
 
     from training.config import TrainConfig
-    from training.evaluation.metrics import fast_harrell_c, truth_agreement
+    from training.evaluation.concordance import fast_harrell_c
+    from training.evaluation.truth import truth_agreement
     from training.fitting.search import search_family
     from training.fitting.train import fit_risk_model
 

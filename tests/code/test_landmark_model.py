@@ -153,7 +153,7 @@ def test_landmark_model_explains_the_trend_and_the_prediction_day(cohort):
 
 
 def test_landmark_metrics_per_prediction_time(cohort):
-    from training.evaluation.scores import harrell_c
+    from training.evaluation.concordance import harrell_c
     from training.fitting.train import landmark_metrics
 
     rows, _ = time_to_event_rows(cohort)

@@ -22,7 +22,7 @@ from statsmodels.api import OLS, add_constant
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import survdiff
 
-from training.evaluation.metrics import aalen_johansen
+from training.evaluation.incidence import aalen_johansen
 from training.models.competing import make_target
 from training.study.stats import (
     StudyError,

@@ -1,16 +1,15 @@
 """Evaluation figures for bone metastasis with death as a competing event.
 
-Pure functions: arrays and the small DataFrames of :mod:`training.evaluation.metrics` in, a
-:class:`matplotlib.figure.Figure` out, for the caller to log (``mlflow.log_figure(fig, path)``)
-or save. Every figure is built on its own Agg canvas, never through ``matplotlib.pyplot``: no
-global figure registry, no display, nothing to close, safe to call from several threads. A
-figure is freed when the caller drops its last reference.
+Pure functions: arrays and the small DataFrames of :mod:`training.evaluation` (calibration
+tables, decision curves) in, a :class:`matplotlib.figure.Figure` out, for the caller to log
+(``mlflow.log_figure(fig, path)``) or save. Every figure is built on its own Agg canvas, never
+through ``matplotlib.pyplot``: no global figure registry, no display, nothing to close, safe to
+call from several threads. A figure is freed when the caller drops its last reference.
 
-Conventions follow :mod:`training.evaluation.metrics` (see docs/modeling.md): targets ``y`` are
-structured
-arrays with fields ``cause`` (0 censored, 1 bone metastasis, 2 death without bone metastasis)
-and ``time`` (days); horizons are in months of ``DAYS_PER_MONTH`` days; observed incidences are
-Aalen-Johansen estimates with death competing.
+Conventions follow :mod:`training.evaluation.inputs` (see docs/modeling.md): targets ``y`` are
+structured arrays with fields ``cause`` (0 censored, 1 bone metastasis, 2 death without bone
+metastasis) and ``time`` (days); horizons are in months of ``DAYS_PER_MONTH`` days; observed
+incidences are Aalen-Johansen estimates with death competing.
 """
 
 from __future__ import annotations
@@ -24,10 +23,11 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from training.evaluation.metrics import aalen_johansen
+from training.evaluation.incidence import aalen_johansen
 from training.models.competing import BONE_METASTASIS, DAYS_PER_MONTH
 
 __all__ = [
+    "new_figure",
     "calibration_figure",
     "incidence_by_group_figure",
     "auc_over_time_figure",
@@ -53,7 +53,7 @@ _CALIBRATION_COLUMNS = ("mean_predicted", "observed", "observed_lo", "observed_h
 _DECISION_COLUMNS = ("threshold", "net_benefit_model", "net_benefit_all", "net_benefit_none")
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     """A Figure attached to its own Agg canvas (no pyplot, no GUI backend)."""
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
@@ -90,7 +90,7 @@ def calibration_figure(
 ) -> Figure:
     """Observed against predicted cumulative incidence, one panel per horizon.
 
-    Each point is one quantile group of :func:`training.evaluation.metrics.calibration_table`
+    Each point is one quantile group of :func:`training.evaluation.calibration.calibration_table`
     (deciles by
     default): the group's mean predicted incidence of bone metastasis by the horizon against its
     Aalen-Johansen incidence with death competing, with the interval of the observed incidence
@@ -126,7 +126,7 @@ def calibration_figure(
 
     ncols = min(len(horizons), 2)
     nrows = math.ceil(len(horizons) / ncols)
-    fig = _new_figure(4.2 * ncols, 4.2 * nrows + 0.4)
+    fig = new_figure(4.2 * ncols, 4.2 * nrows + 0.4)
     for k, h in enumerate(horizons):
         ax = fig.add_subplot(nrows, ncols, k + 1)
         table = tables[h]
@@ -237,7 +237,7 @@ def incidence_by_group_figure(
     max_days = float(max_months) * DAYS_PER_MONTH
     ticks = np.arange(0.0, float(max_months) + 1e-9, 12.0)
 
-    fig = _new_figure(7.5, 5.5 + 0.25 * len(order))
+    fig = new_figure(7.5, 5.5 + 0.25 * len(order))
     grid = fig.add_gridspec(2, 1, height_ratios=[4.0, 0.5 + 0.35 * len(order)])
     ax = fig.add_subplot(grid[0])
     tab = fig.add_subplot(grid[1], sharex=ax)
@@ -324,7 +324,7 @@ def auc_over_time_figure(
         A curve's ``months`` and ``auc`` differ in length or are not 1-D.
     """
     curves = {label: (months, auc), **dict(other or {})}
-    fig = _new_figure(6.5, 4.5)
+    fig = new_figure(6.5, 4.5)
     ax = fig.add_subplot()
     lowest = 0.5
     for k, (name, (m, a)) in enumerate(curves.items()):
@@ -364,7 +364,7 @@ def decision_curve_figure(dc: pd.DataFrame, months: int) -> Figure:
     Parameters
     ----------
     dc : pandas.DataFrame
-        Output of :func:`training.evaluation.metrics.decision_curve`: columns ``threshold,
+        Output of :func:`training.evaluation.accuracy.decision_curve`: columns ``threshold,
         net_benefit_model, net_benefit_all, net_benefit_none``.
     months : int
         Horizon of the predictions (months), for the title and axis label.
@@ -386,7 +386,7 @@ def decision_curve_figure(dc: pd.DataFrame, months: int) -> Figure:
     treat_all = frame["net_benefit_all"].to_numpy(dtype=float)
     none = frame["net_benefit_none"].to_numpy(dtype=float)
 
-    fig = _new_figure(6.5, 4.5)
+    fig = new_figure(6.5, 4.5)
     ax = fig.add_subplot()
     ax.plot(thr, model, lw=2, color=_BLUE, label="model")
     ax.plot(thr, treat_all, lw=1.5, color=_ORANGE, label="treat all")
@@ -447,7 +447,7 @@ def importance_figure(importance: pd.Series, top: int = 20, xlabel: str | None =
     shown = values.reindex(values.abs().sort_values(ascending=False).index[: int(top)])
     label = xlabel or (str(importance.name) if importance.name is not None else "importance")
 
-    fig = _new_figure(7.0, 1.5 + 0.3 * max(len(shown), 3))
+    fig = new_figure(7.0, 1.5 + 0.3 * max(len(shown), 3))
     ax = fig.add_subplot()
     if len(shown):
         rows = shown.iloc[::-1]  # barh draws bottom-up: put the largest at the top

@@ -12,25 +12,33 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from training.evaluation import metrics as m
-from training.evaluation.scores import (
+from features.schema import HEADLINE_HORIZON_MONTHS
+from training.evaluation.accuracy import (
+    brier_score,
     cumulative_dynamic_auc,
-    evaluate,
+    decision_curve,
+    integrated_brier_score,
     ipcw_auc,
-    observed_incidence,
-    uno_c,
+    ipcw_brier,
+    scaled_brier,
 )
+from training.evaluation.bootstrap import Interval, bootstrap_ci
+from training.evaluation.calibration import calibration_slope_intercept, calibration_table, ici
+from training.evaluation.concordance import fast_harrell_c, harrell_c, uno_c
+from training.evaluation.incidence import observed_incidence
+from training.evaluation.subgroups import subgroup_metrics
 from training.models.competing import DAYS_PER_MONTH
 
+_H = HEADLINE_HORIZON_MONTHS
 #: Headline metrics that get bootstrap confidence intervals.
 HEADLINE = (
     "harrell_c",
     "uno_c",
-    "td_auc_24m",
-    "ipcw_auc_24m",
-    "brier_24m",
-    "calibration_slope_24m",
-    "calibration_in_the_large_24m",
+    f"td_auc_{_H}m",
+    f"ipcw_auc_{_H}m",
+    f"brier_{_H}m",
+    f"calibration_slope_{_H}m",
+    f"calibration_in_the_large_{_H}m",
 )
 SUBGROUP_VARIABLES = ("disease_setting", "menopausal_status", "er_status")
 #: Headline horizons (months) of the selection score ``brier_headline``: the probabilities a
@@ -46,30 +54,60 @@ def point_metrics(
     cif: Mapping[int, np.ndarray],
     tau_months: float = 60,
 ) -> dict[str, float]:
-    """Discrimination, calibration and overall accuracy at every horizon (no prefix)."""
+    """Discrimination, calibration and overall accuracy at every horizon (no prefix).
+
+    Parameters
+    ----------
+    y_train, y_eval : numpy.ndarray
+        Structured targets; the training one estimates censoring for Uno's C and the
+        time-dependent AUC.
+    risk : numpy.ndarray
+        Risk scores of the evaluated patients.
+    cif : mapping of int to numpy.ndarray
+        Predicted cumulative incidence of bone metastasis by horizon (months).
+    tau_months : float, default=60
+        Truncation of Uno's C.
+
+    Returns
+    -------
+    dict of str to float
+        ``harrell_c``, ``uno_c`` and per horizon ``td_auc`` (where the split has follow-up),
+        ``ipcw_auc``, ``brier``, ``observed_incidence`` (Aalen-Johansen), ``mean_predicted``,
+        ``calibration_in_the_large`` (mean predicted minus observed), ``calibration_slope``,
+        ``calibration_intercept``, ``ici``, ``scaled_brier``; ``integrated_brier`` and
+        ``brier_headline``.
+    """
     out = {
-        k: v
-        for k, v in evaluate(
-            y_train, y_eval, risk, dict(cif), prefix="", tau_months=tau_months
-        ).items()
+        "harrell_c": harrell_c(y_eval, risk),
+        "uno_c": uno_c(y_train, y_eval, risk, tau_months * DAYS_PER_MONTH),
     }
     horizons = sorted(cif)
     for h in horizons:
         p = np.asarray(cif[h], dtype=float)
+        if h <= float(y_eval["time"].max()) / DAYS_PER_MONTH:
+            out[f"td_auc_{h}m"] = cumulative_dynamic_auc(y_train, y_eval, risk, h)
+        out[f"ipcw_auc_{h}m"] = ipcw_auc(y_eval, p, h)
+        out[f"brier_{h}m"] = ipcw_brier(y_eval, p, h)
+        observed = observed_incidence(y_eval, h)
+        out[f"observed_incidence_{h}m"] = observed
+        out[f"mean_predicted_{h}m"] = float(np.mean(p))
+        out[f"calibration_in_the_large_{h}m"] = float(np.mean(p)) - observed
+    for h in horizons:
+        p = np.asarray(cif[h], dtype=float)
         try:
-            fit = m.calibration_slope_intercept(y_eval, p, h)
+            fit = calibration_slope_intercept(y_eval, p, h)
             out[f"calibration_slope_{h}m"] = fit.slope
             out[f"calibration_intercept_{h}m"] = fit.intercept
-            out[f"ici_{h}m"] = m.ici(y_eval, p, h)
+            out[f"ici_{h}m"] = ici(y_eval, p, h)
         except ValueError:
             out[f"calibration_slope_{h}m"] = float("nan")
         try:
-            out[f"scaled_brier_{h}m"] = m.scaled_brier(y_eval, p, h)
+            out[f"scaled_brier_{h}m"] = scaled_brier(y_eval, p, h)
         except ValueError:
             out[f"scaled_brier_{h}m"] = float("nan")
     if len(horizons) > 1:
         matrix = np.column_stack([cif[h] for h in horizons])
-        out["integrated_brier"] = m.integrated_brier_score(y_eval, matrix, horizons)
+        out["integrated_brier"] = integrated_brier_score(y_eval, matrix, horizons)
     out["brier_headline"] = mean_brier(y_eval, cif)
     return out
 
@@ -93,28 +131,27 @@ def mean_brier(y_eval: np.ndarray, cif: Mapping[int, np.ndarray]) -> float:
     """
     months = [h for h in cif if h in SELECTION_HORIZONS_MONTHS] or list(cif)
     try:
-        return float(np.mean([m.brier_score(y_eval, cif[h], h) for h in months]))
+        return float(np.mean([brier_score(y_eval, cif[h], h) for h in months]))
     except ValueError:
         return float("nan")
 
 
 def _headline_fn(name: str, y_train: np.ndarray, tau_days: float):
-    """A function (y, risk, p24) -> metric for the bootstrap."""
-    if name == "harrell_c":
-        return lambda y, r, p: m.fast_harrell_c(y, r)
-    if name == "uno_c":
-        return lambda y, r, p: uno_c(y_train, y, r, tau_days)
-    if name == "td_auc_24m":
-        return lambda y, r, p: cumulative_dynamic_auc(y_train, y, r, 24)
-    if name == "ipcw_auc_24m":
-        return lambda y, r, p: ipcw_auc(y, p, 24)
-    if name == "brier_24m":
-        return lambda y, r, p: m.brier_score(y, p, 24)
-    if name == "calibration_slope_24m":
-        return lambda y, r, p: m.calibration_slope_intercept(y, p, 24).slope
-    if name == "calibration_in_the_large_24m":
-        return lambda y, r, p: float(np.mean(p)) - observed_incidence(y, 24)
-    raise ValueError(f"no bootstrap function for {name}")
+    """A function (y, risk, p at the headline horizon) -> metric for the bootstrap."""
+    fns = {
+        "harrell_c": lambda y, r, p: fast_harrell_c(y, r),
+        "uno_c": lambda y, r, p: uno_c(y_train, y, r, tau_days),
+        f"td_auc_{_H}m": lambda y, r, p: cumulative_dynamic_auc(y_train, y, r, _H),
+        f"ipcw_auc_{_H}m": lambda y, r, p: ipcw_auc(y, p, _H),
+        f"brier_{_H}m": lambda y, r, p: brier_score(y, p, _H),
+        f"calibration_slope_{_H}m": lambda y, r, p: calibration_slope_intercept(y, p, _H).slope,
+        f"calibration_in_the_large_{_H}m": (
+            lambda y, r, p: float(np.mean(p)) - observed_incidence(y, _H)
+        ),
+    }
+    if name not in fns:
+        raise ValueError(f"no bootstrap function for {name}")
+    return fns[name]
 
 
 def bootstrap_intervals(
@@ -126,12 +163,12 @@ def bootstrap_intervals(
     seed: int,
     names: Sequence[str] = HEADLINE,
     tau_months: float = 60,
-) -> dict[str, m.Interval]:
+) -> dict[str, Interval]:
     """Percentile bootstrap 95 % intervals of the headline metrics (patients resampled)."""
     out = {}
     for name in names:
         fn = _headline_fn(name, y_train, tau_months * DAYS_PER_MONTH)
-        out[name] = m.bootstrap_ci(fn, y_eval, risk, p24, n_boot=n_boot, seed=seed)
+        out[name] = bootstrap_ci(fn, y_eval, risk, p24, n_boot=n_boot, seed=seed)
     return out
 
 
@@ -155,7 +192,7 @@ class SplitEvaluation:
     """Everything measured on one split for one model."""
 
     metrics: dict[str, float]
-    intervals: dict[str, m.Interval] = field(default_factory=dict)
+    intervals: dict[str, Interval] = field(default_factory=dict)
     calibration: dict[int, pd.DataFrame] = field(default_factory=dict)
     decision_curve: pd.DataFrame | None = None
     subgroups: pd.DataFrame | None = None
@@ -183,25 +220,25 @@ def evaluate_split(
 ) -> SplitEvaluation:
     """The full suite on a held-out split: metrics, intervals, calibration, DCA, subgroups."""
     point = point_metrics(y_train, y_eval, risk, cif)
-    p24 = np.asarray(cif[24], dtype=float)
+    p24 = np.asarray(cif[_H], dtype=float)
     intervals = bootstrap_intervals(y_train, y_eval, risk, p24, n_boot, seed) if n_boot else {}
     tables = {}
     for h, p in sorted(cif.items()):
         try:
-            tables[h] = m.calibration_table(y_eval, np.asarray(p, dtype=float), h)
+            tables[h] = calibration_table(y_eval, np.asarray(p, dtype=float), h)
         except ValueError:
             continue
     groups = {}
     for var in SUBGROUP_VARIABLES:
         labels = rows[var].astype(object).where(rows[var].notna(), "missing").to_numpy()
         groups[var] = labels
-    subgroups = m.subgroup_metrics(y_eval, risk, dict(cif), groups)
+    subgroups = subgroup_metrics(y_eval, risk, dict(cif), groups)
     months, values = auc_curve(y_train, y_eval, risk)
     return SplitEvaluation(
         metrics=point,
         intervals=intervals,
         calibration=tables,
-        decision_curve=m.decision_curve(y_eval, p24, 24),
+        decision_curve=decision_curve(y_eval, p24, _H),
         subgroups=subgroups,
         auc_months=months,
         auc_values=values,

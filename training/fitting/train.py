@@ -22,7 +22,7 @@ from features.schema import CONTRACT_VERSION
 from training.artifact.explain import training_percentiles
 from training.artifact.risk_model import RiskModel, predict_pipeline
 from training.config import MODEL_NAME, Settings, TrainConfig
-from training.evaluation.metrics import Interval
+from training.evaluation.bootstrap import Interval
 from training.evaluation.suite import (
     HEADLINE,
     SplitEvaluation,
@@ -365,7 +365,7 @@ def marker_lr_test(X: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
     from sksurv.util import Surv
 
     from features.transformers import make_feature_pipeline
-    from training.evaluation.metrics import cox_partial_loglik, likelihood_ratio_test
+    from training.evaluation.likelihood import cox_partial_loglik, likelihood_ratio_test
 
     event = y["cause"] == 1
     lls, widths = [], []
@@ -432,7 +432,7 @@ def landmark_metrics(X: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[s
     The pooled test metrics weight every landmark by its patients at risk; these show each
     prediction time on its own (``test_landmark_<day>_*``). Empty for rows without landmarks.
     """
-    from training.evaluation.scores import harrell_c
+    from training.evaluation.concordance import harrell_c
 
     if "landmark_day" not in X.columns:
         return {}
@@ -484,8 +484,9 @@ def run_family(
     progress: Progress,
 ) -> FamilyOutcome:
     """Nested CV, final search, fit, test evaluation and marker increment of one family."""
-    from training.evaluation import metrics as mx
-    from training.evaluation.scores import cumulative_dynamic_auc, uno_c
+    from training.evaluation.accuracy import cumulative_dynamic_auc
+    from training.evaluation.bootstrap import paired_bootstrap_difference
+    from training.evaluation.concordance import fast_harrell_c, uno_c
     from training.models.families import feature_importance
 
     family = FAMILIES[name]
@@ -572,14 +573,14 @@ def run_family(
     def increment(fn) -> Interval:
         """Marker minus clinical-only, paired bootstrap interval on the same resamples."""
         if config.n_bootstrap:
-            return mx.paired_bootstrap_difference(
+            return paired_bootstrap_difference(
                 fn, y_test, risk, risk_c, n_boot=config.n_bootstrap, seed=config.seed
             )
         nan = float("nan")
         return Interval(fn(y_test, risk) - fn(y_test, risk_c), nan, nan, 0)
 
     increments = outcome.increments
-    increments["harrell_c"] = increment(lambda yy, r: mx.fast_harrell_c(yy, r))
+    increments["harrell_c"] = increment(lambda yy, r: fast_harrell_c(yy, r))
     increments["uno_c"] = increment(lambda yy, r: uno_c(y_train, yy, r, tau))
     # An interval at the clinical horizon only (bootstrapping sksurv's AUC is the costly part);
     # the AUC-over-time figure shows both feature sets at every horizon.

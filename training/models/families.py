@@ -41,7 +41,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from features.schema import DEFAULT_HORIZONS_MONTHS
-from training.evaluation.metrics import fast_harrell_c
+from training.evaluation.concordance import fast_harrell_c
 from training.models.competing import (
     BONE_METASTASIS,
     CENSORED,
@@ -802,7 +802,7 @@ def feature_importance(
       coefficient per standard deviation of the feature (features are standardised). The
       Series is named ``"coefficient"``; ``X`` and ``y`` are not used.
     - Other families: permutation importance, the mean drop in Harrell's C for bone metastasis
-      (:func:`training.evaluation.metrics.fast_harrell_c` of ``estimator.predict``) when one column
+      (:func:`~training.evaluation.concordance.fast_harrell_c` of ``predict``) when one column
       of
       ``X`` is shuffled, over ``n_repeats`` shuffles. Named ``"harrell_c_drop"``. Use held-out
       data: on training data it measures what the model memorised.

@@ -40,7 +40,7 @@ from features.landmark import TRAJECTORY_FEATURES, draw_table, landmark_dataset,
 from features.schema import CONTRACT_VERSION
 from features.simulate import MARKER_CUTOFF_PERCENT
 from training.config import Settings
-from training.evaluation.figures import _new_figure, incidence_by_group_figure
+from training.evaluation.figures import incidence_by_group_figure, new_figure
 from training.models.competing import DAYS_PER_MONTH, make_target
 from training.study.stats import (
     Regression,
@@ -481,7 +481,7 @@ def _regression_numbers(fit: Regression) -> dict[str, Any]:
 
 
 def _distribution_figure(with_bm: np.ndarray, without: np.ndarray, cut: float | None) -> Figure:
-    fig = _new_figure(6.0, 4.5)
+    fig = new_figure(6.0, 4.5)
     ax = fig.add_subplot()
     rng = np.random.default_rng(0)
     for k, (values, colour) in enumerate(((without, _BLUE), (with_bm, _ORANGE))):
@@ -502,7 +502,7 @@ def _distribution_figure(with_bm: np.ndarray, without: np.ndarray, cut: float | 
 
 
 def _roc_figure(roc: Any, cut: Any) -> Figure:
-    fig = _new_figure(5.0, 5.0)
+    fig = new_figure(5.0, 5.0)
     ax = fig.add_subplot()
     ax.plot(
         roc.fpr,
@@ -893,7 +893,7 @@ def _trajectory_figure(
     baseline = d.groupby("patient_id")["log2"].transform("first")
     d["change"] = d["log2"] - baseline
     d["before_months"] = (d["day"] - d["time_days"]) / DAYS_PER_MONTH
-    fig = _new_figure(11.0, 4.5)
+    fig = new_figure(11.0, 4.5)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     rng = np.random.default_rng(0)
     shown = {}

@@ -13,15 +13,15 @@ Methods and their sources
   normal approximation of the critical value), probability of superiority = AUC with DeLong's
   variance (DeLong, DeLong & Clarke-Pearson 1988).
 - ROC (scikit-learn), Youden's J cut-off (Youden 1950) with a percentile bootstrap interval
-  (:func:`training.evaluation.metrics.bootstrap_ci`).
+  (:func:`training.evaluation.bootstrap.bootstrap_ci`).
 - Adjusted comparison: ordinary least squares of log2 marker on group and covariates, t
   intervals; ``2 ** coef`` is a ratio of geometric means.
 - Cumulative incidence by group: Aalen-Johansen
-(:func:`training.evaluation.metrics.aalen_johansen_ci`);
+(:func:`training.evaluation.incidence.aalen_johansen_ci`);
   K-sample comparison with Gray's (1988) score (observed minus expected bone metastases on the
   subdistribution risk sets) and a Monte Carlo permutation p value.
 - Cause-specific Cox model: Newton-Raphson on the Breslow partial likelihood
-  (:func:`training.evaluation.metrics.cox_partial_loglik` gives the same log-likelihood), standard
+  (:func:`training.evaluation.likelihood.cox_partial_loglik`: the same log-likelihood), standard
   errors
   from the observed information, Wald intervals; proportional hazards check with Grambsch &
   Therneau's (1994) score test on the Schoenfeld residuals against the rank of event time.
@@ -38,7 +38,9 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import roc_curve
 
-from training.evaluation.metrics import aalen_johansen_ci, bootstrap_ci, cox_partial_loglik
+from training.evaluation.bootstrap import bootstrap_ci
+from training.evaluation.incidence import aalen_johansen_ci
+from training.evaluation.likelihood import cox_partial_loglik
 from training.models.competing import BONE_METASTASIS, CENSORED, DEATH
 
 __all__ = [
@@ -303,7 +305,7 @@ def youden_cutoff(
     """The marker value maximising sensitivity + specificity - 1, with a bootstrap interval.
 
     The cut-off is an observed marker value; ties in J go to the highest cut-off. The interval
-    resamples patients (:func:`training.evaluation.metrics.bootstrap_ci`) and shows how unstable a
+    resamples patients (:func:`training.evaluation.bootstrap.bootstrap_ci`) and shows how unstable a
     data-driven cut-off is; it does not remove its optimism.
     """
     s, m = _xy(status, marker)
@@ -766,7 +768,7 @@ def incidence_by_group(
 ) -> IncidenceCurves:
     """Cumulative incidence of bone metastasis per group with pointwise 95 % intervals.
 
-    Reuses :func:`training.evaluation.metrics.aalen_johansen_ci` (log-log interval, Aalen variance).
+    Reuses :func:`training.evaluation.incidence.aalen_johansen_ci` (log-log, Aalen variance).
     """
     from training.models.competing import make_target
 

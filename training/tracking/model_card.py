@@ -109,7 +109,7 @@ class _HasInterval(Protocol):
 
 
 #: A point estimate with its interval: ``(estimate, lo, hi)`` or a
-#: ``training.evaluation.metrics.Interval``.
+#: ``training.evaluation.bootstrap.Interval``.
 Estimate = tuple[float, float, float] | _HasInterval
 
 
@@ -189,12 +189,12 @@ class ModelCardFacts:
     conf_level : float
         Level of the intervals, for the headers.
     subgroups : pandas.DataFrame, optional
-        :func:`training.evaluation.metrics.subgroup_metrics` output (columns ``variable, level, n,
+        :func:`training.evaluation.subgroups.subgroup_metrics` output (columns ``variable, level, n,
         events,
         metric, value`` and optionally ``note``, ``lo``, ``hi``); one column per metric.
     marker_increment : mapping of str to estimate, optional
         Label (e.g. ``"ΔC (Harrell)"``, ``"ΔAUC 24 months"``) to ``(estimate, lo, hi)`` or a
-        ``training.evaluation.metrics.Interval`` (with marker minus without).
+        ``training.evaluation.bootstrap.Interval`` (with marker minus without).
     marker_lr_test : mapping of str to float, optional
         Likelihood-ratio test of the marker with keys ``statistic``, ``df``, ``p_value``.
     marker_method : str, optional

@@ -1,0 +1,301 @@
+"""Calibration of predicted cumulative incidence of bone metastasis, death competing.
+
+Observed against predicted by quantile group (Aalen-Johansen observed incidence), logistic
+recalibration (slope and calibration-in-the-large), the smoothed calibration curve and the
+integrated calibration index. The status at the horizon and its weights come from
+:func:`training.evaluation.ipcw.ipcw_status`.
+
+References
+----------
+Cox DR (1958). Two further applications of a model for binary regression. Biometrika 45:562-565.
+Harrell FE (2015). Regression Modeling Strategies, 2nd ed. Springer.
+Austin PC, Steyerberg EW (2019). The Integrated Calibration Index (ICI) and related metrics for
+quantifying the calibration of logistic regression models. Stat Med 38:4051-4065.
+Austin PC, Putter H, Giardiello D, van Klaveren D (2022). Graphical calibration curves and the
+integrated calibration index (ICI) for competing risk models. Diagn Progn Res 6:2.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from features.transformers import HARRELL_KNOT_QUANTILES, rcs_basis
+from training.evaluation.incidence import aalen_johansen_ci
+from training.evaluation.inputs import check_months, check_prob, check_y, logit
+from training.evaluation.ipcw import ipcw_status
+from training.models.competing import BONE_METASTASIS, DAYS_PER_MONTH
+
+__all__ = [
+    "CalibrationFit",
+    "calibration_table",
+    "fit_logistic",
+    "calibration_slope_intercept",
+    "restricted_cubic_spline",
+    "smoothed_calibration",
+    "ici",
+]
+
+
+def _quantile_groups(p: np.ndarray, n_groups: int) -> np.ndarray:
+    """Group index 0..G-1 by quantiles of p (intervals closed on the right, like pd.qcut)."""
+    inner = np.unique(np.quantile(p, np.linspace(0.0, 1.0, n_groups + 1)[1:-1]))
+    raw = np.searchsorted(inner, p, side="left")
+    _, groups = np.unique(raw, return_inverse=True)  # renumber non-empty groups consecutively
+    return groups
+
+
+def calibration_table(
+    y: np.ndarray, p: np.ndarray, months: float, n_groups: int = 10, conf_level: float = 0.95
+) -> pd.DataFrame:
+    """Observed against predicted incidence by quantile group of the prediction.
+
+    Patients are split into ``n_groups`` groups by quantiles of ``p`` (deciles by default;
+    tied quantiles merge groups). Within each group the observed incidence of bone metastasis
+    by the horizon is the Aalen-Johansen estimate with death competing, with the log-log
+    interval of :func:`aalen_johansen_ci`.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Structured target.
+    p : numpy.ndarray
+        Predicted cumulative incidence of bone metastasis by ``months``.
+    months : float
+        Horizon (months).
+    n_groups : int, default=10
+        Number of quantile groups.
+    conf_level : float, default=0.95
+        Level of the interval on the observed incidence.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group`` (1 = lowest predictions), ``n``, ``events`` (bone metastases by the
+        horizon), ``mean_predicted``, ``observed``, ``observed_lo``, ``observed_hi``.
+    """
+    y = check_y(y)
+    p = check_prob(p, y.shape[0])
+    h = check_months(months) * DAYS_PER_MONTH
+    if int(n_groups) != n_groups or n_groups < 1:
+        raise ValueError(f"n_groups must be a positive integer, got {n_groups}")
+    groups = _quantile_groups(p, int(n_groups))
+    rows = []
+    for g in range(int(groups.max()) + 1):
+        member = groups == g
+        yg = y[member]
+        ci = aalen_johansen_ci(yg, [h], conf_level).iloc[0]
+        rows.append(
+            {
+                "group": g + 1,
+                "n": int(member.sum()),
+                "events": int(np.sum((yg["cause"] == BONE_METASTASIS) & (yg["time"] <= h))),
+                "mean_predicted": float(np.mean(p[member])),
+                "observed": float(ci["cif"]),
+                "observed_lo": float(ci["lo"]),
+                "observed_hi": float(ci["hi"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def fit_logistic(
+    X: np.ndarray,
+    label: np.ndarray,
+    weight: np.ndarray,
+    offset: np.ndarray | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-9,
+) -> np.ndarray:
+    """Weighted maximum-likelihood logistic regression by Newton-Raphson with step halving.
+
+    Maximises ``sum_i w_i [y_i eta_i - log(1 + exp(eta_i))]`` with ``eta = offset + X beta``
+    (no intercept is added: include a column of ones). Raises ValueError when the Hessian is
+    singular or Newton does not converge (typically perfect separation).
+    """
+    off = np.zeros(X.shape[0]) if offset is None else offset
+
+    def nll(beta: np.ndarray) -> float:
+        eta = off + X @ beta
+        return float(-np.sum(weight * (label * eta - np.logaddexp(0.0, eta))))
+
+    beta = np.zeros(X.shape[1])
+    current = nll(beta)
+    for _ in range(max_iter):
+        mu = expit(off + X @ beta)
+        grad = X.T @ (weight * (label - mu))
+        hess = (X * (weight * mu * (1.0 - mu))[:, None]).T @ X
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError as err:
+            raise ValueError(
+                "logistic fit: singular information matrix (constant predictor or separation)"
+            ) from err
+        scale = 1.0
+        while True:
+            candidate = beta + scale * step
+            new = nll(candidate)
+            if new <= current + 1e-12 * abs(current) or scale < 1e-8:
+                break
+            scale /= 2.0
+        beta, current = candidate, new
+        if np.max(np.abs(scale * step)) < tol:
+            return beta
+    raise ValueError(
+        f"logistic fit did not converge in {max_iter} Newton steps "
+        "(the status may be perfectly separated by the predictions)"
+    )
+
+
+def _known_status(y: np.ndarray, months: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IPCW status at the horizon: boolean mask of known patients, their labels and weights.
+
+    Raises ValueError unless both statuses occur among the known ones (a fit needs both).
+    """
+    label, weight = ipcw_status(y, months)
+    known = weight > 0
+    if np.unique(label[known]).size < 2:
+        raise ValueError(
+            f"horizon {months:g} months: need patients with and without bone metastasis among "
+            "those with known status"
+        )
+    return known, label.astype(float), weight
+
+
+class CalibrationFit(NamedTuple):
+    """Logistic recalibration: slope (ideal 1) and calibration-in-the-large (ideal 0)."""
+
+    slope: float
+    intercept: float
+
+
+def calibration_slope_intercept(y: np.ndarray, p: np.ndarray, months: float) -> CalibrationFit:
+    """Calibration slope and calibration-in-the-large by IPCW-weighted logistic recalibration.
+
+    With ``Y`` the status "bone metastasis by h" (death before h = 0) and ``w`` its inverse
+    probability of censoring weight (0 when censored before h;
+    :func:`training.evaluation.ipcw.ipcw_status`), two
+    weighted logistic models are fitted on the patients of known status (Cox 1958; Van
+    Calster et al. 2016, "A calibration hierarchy for risk models", J Clin Epidemiol 74:167):
+
+        logit P(Y = 1) = a + b * logit(p)          -> slope b (ideal 1; < 1: too extreme)
+        logit P(Y = 1) = a' + logit(p)  (offset)   -> intercept a' (ideal 0; > 0: p too low)
+
+    Both are fitted by Newton-Raphson. ``p`` is clipped to [1e-6, 1 - 1e-6] before the logit.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Structured target.
+    p : numpy.ndarray
+        Predicted cumulative incidence of bone metastasis by ``months``.
+    months : float
+        Horizon (months).
+
+    Returns
+    -------
+    CalibrationFit
+        ``(slope, intercept)``.
+
+    Raises
+    ------
+    ValueError
+        No events or no non-events among the known statuses, or a fit that does not converge.
+    """
+    y = check_y(y)
+    p = check_prob(p, y.shape[0])
+    months = check_months(months)
+    known, label, weight = _known_status(y, months)
+    lp, lab, w = logit(p[known]), label[known], weight[known]
+    ones = np.ones((lp.size, 1))
+    slope = fit_logistic(np.column_stack([ones, lp]), lab, w)[1]
+    intercept = fit_logistic(ones, lab, w, offset=lp)[0]
+    return CalibrationFit(float(slope), float(intercept))
+
+
+def restricted_cubic_spline(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Restricted cubic spline basis (Harrell 2015, ch. 2): x and K - 2 nonlinear terms
+    (:func:`features.transformers.rcs_basis`), linear beyond the outer knots."""
+    return np.column_stack([x, rcs_basis(x, knots)])
+
+
+def smoothed_calibration(
+    y: np.ndarray, p: np.ndarray, months: float, n_knots: int = 4
+) -> np.ndarray:
+    """Smoothed observed incidence of bone metastasis as a function of the prediction.
+
+    A flexible calibration curve: IPCW-weighted logistic regression of the status "bone
+    metastasis by h" (death before h = 0, censored before h weighted out) on a restricted cubic
+    spline of ``logit(p)`` with ``n_knots`` knots at Harrell's (2015) default quantiles of
+    ``logit(p)``. This is Austin & Steyerberg's (2019) logistic calibration curve made valid
+    under censoring with death competing: with inverse probability of censoring weights the
+    weighted regression estimates ``P(T <= h, cause = 1 | p)``, the cumulative incidence given
+    the prediction. (Austin et al. 2022 fit a Fine-Gray model on the complementary log-log of
+    p instead; both target the same curve.) With fewer distinct knot values than asked, fewer
+    knots (then a line in ``logit(p)``; then a constant) are used.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Structured target.
+    p : numpy.ndarray
+        Predicted cumulative incidence of bone metastasis by ``months``.
+    months : float
+        Horizon (months).
+    n_knots : {3, 4, 5}, default=4
+        Knots of the restricted cubic spline.
+
+    Returns
+    -------
+    numpy.ndarray
+        The smoothed observed incidence at each patient's prediction.
+    """
+    y = check_y(y)
+    p = check_prob(p, y.shape[0])
+    months = check_months(months)
+    if n_knots not in HARRELL_KNOT_QUANTILES:
+        raise ValueError(f"n_knots must be 3, 4 or 5, got {n_knots}")
+    known, label, weight = _known_status(y, months)
+    lp = logit(p)
+    knots = np.unique(np.quantile(lp, HARRELL_KNOT_QUANTILES[n_knots]))
+    if knots.size >= 3:
+        design = restricted_cubic_spline(lp, knots)
+    elif np.ptp(lp) > 0:
+        design = lp[:, None]
+    else:
+        design = np.empty((lp.size, 0))
+    design = np.column_stack([np.ones(lp.size), design])
+    beta = fit_logistic(design[known], label[known], weight[known])
+    return expit(design @ beta)
+
+
+def ici(y: np.ndarray, p: np.ndarray, months: float, n_knots: int = 4) -> float:
+    """Integrated calibration index: mean absolute distance to the smoothed calibration curve.
+
+        ICI = (1 / n) sum_i |p_i - p_smooth(p_i)|
+
+    (Austin & Steyerberg 2019; for competing risks, Austin et al. 2022), averaged over all
+    patients' predictions, with ``p_smooth`` from :func:`smoothed_calibration` (IPCW-weighted
+    logistic regression on a restricted cubic spline of logit(p)). 0 for a perfectly
+    calibrated model; in probability units.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Structured target.
+    p : numpy.ndarray
+        Predicted cumulative incidence of bone metastasis by ``months``.
+    months : float
+        Horizon (months).
+    n_knots : {3, 4, 5}, default=4
+        Knots of the spline.
+
+    Returns
+    -------
+    float
+    """
+    p_smooth = smoothed_calibration(y, p, months, n_knots=n_knots)
+    return float(np.mean(np.abs(np.asarray(p, dtype=float) - p_smooth)))
