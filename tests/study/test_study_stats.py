@@ -24,20 +24,16 @@ from statsmodels.duration.survfunc import survdiff
 
 from training.evaluation.metrics import aalen_johansen
 from training.models.competing import make_target
-from training.study.stats import (
-    StudyError,
-    cox_fit,
+from training.study.stats.common import StudyError, json_ready
+from training.study.stats.comparisons import (
     delong_auc,
-    gray_scores,
-    gray_test,
     hodges_lehmann,
-    incidence_by_group,
-    json_ready,
-    linear_regression,
     rank_comparison,
     roc_analysis,
     youden_cutoff,
 )
+from training.study.stats.competing import gray_scores, gray_test, incidence_by_group
+from training.study.stats.regression import cox_fit, linear_regression
 
 
 def competing_data(n: int, seed: int, beta: float = 0.7, death_rate: float = 1 / 1500):
