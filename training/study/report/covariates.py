@@ -8,10 +8,12 @@ import pandas as pd
 
 from features.contract import Cohort
 from features.landmark import trajectory_features
+from features.transformers import ClinicalFeatures
 from training.study.stats.competing import cause_codes
 
 __all__ = [
     "ADJUSTMENT_TERMS",
+    "MODEL_CODED_TERMS",
     "clinical_design",
     "enrollment_log2",
     "event_codes",
@@ -44,36 +46,44 @@ ADJUSTMENT_TERMS = (
     "er_positive",
     "her2_positive",
     "grade_3",
-    "nodes_over_4",
+    "nodes_4_plus",
     "metastatic",
     "visceral",
     "bone_targeted_therapy",
 )
 
+#: Covariates the study takes as the prediction model codes them
+#: (:class:`features.transformers.ClinicalFeatures`), so that both share one definition: receptor
+#: status, the high nodal category (4 or more involved nodes), the metastatic setting and
+#: visceral metastasis (absent by definition in early disease).
+MODEL_CODED_TERMS = ("er_positive", "her2_positive", "nodes_4_plus", "metastatic", "visceral")
+
 
 def clinical_design(patients: pd.DataFrame) -> pd.DataFrame:
-    """Clinical covariates of the adjusted models, NaN where the input is missing.
+    """Clinical covariates of the adjusted models (:data:`ADJUSTMENT_TERMS`), NaN where missing.
 
-    Visceral metastasis is 0 in early disease (known absent there, by the contract).
+    The terms of :data:`MODEL_CODED_TERMS` are the model's own features
+    (:class:`features.transformers.ClinicalFeatures`); age is per 10 years, grade 3 is against
+    grades 1-2, and bone-targeted therapy is any against none.
     """
-    metastatic = is_value(patients, "disease_setting", "metastatic")
-    visceral = np.where(metastatic == 0.0, 0.0, numeric(patients, "visceral_metastasis"))
+    clinical = ClinicalFeatures().fit(patients)
+    coded = pd.DataFrame(
+        clinical.transform(patients),
+        columns=clinical.get_feature_names_out(),
+        index=patients.index,
+    )
     grade = numeric(patients, "histologic_grade")
-    nodes = numeric(patients, "positive_lymph_nodes")
     btt = 1.0 - is_value(patients, "bone_targeted_therapy", "none")
-    with np.errstate(invalid="ignore"):
-        return pd.DataFrame(
-            {
-                "age_per_10y": numeric(patients, "age_years") / 10.0,
-                "er_positive": is_value(patients, "er_status", "positive"),
-                "her2_positive": is_value(patients, "her2_status", "positive"),
-                "grade_3": np.where(np.isnan(grade), np.nan, grade == 3),
-                "nodes_over_4": np.where(np.isnan(nodes), np.nan, nodes > 4),
-                "metastatic": metastatic,
-                "visceral": visceral,
-                "bone_targeted_therapy": btt,
-            }
-        )
+    design = pd.DataFrame(
+        {
+            "age_per_10y": numeric(patients, "age_years") / 10.0,
+            "grade_3": np.where(np.isnan(grade), np.nan, grade == 3),
+            "bone_targeted_therapy": btt,
+            **{term: coded[term].to_numpy() for term in MODEL_CODED_TERMS},
+        },
+        index=patients.index,
+    )
+    return design[list(ADJUSTMENT_TERMS)]
 
 
 def event_codes(frame: pd.DataFrame) -> np.ndarray:
