@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import mlflow
 import numpy as np
@@ -186,3 +188,19 @@ def test_report_numbers_behind_every_figure():
         "monitoring",
         "limits",
     ]
+
+
+def test_statistics_and_report_builder_import_no_mlflow(tmp_path):
+    # MLflow belongs to training.study.run only: a fresh interpreter that imports the statistics
+    # and the report builder has no mlflow module loaded, and importing does no work (no files).
+    code = (
+        "import sys\n"
+        "import training.study.report.build, training.study.stats.comparisons\n"
+        "import training.study.stats.competing, training.study.stats.regression\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+    assert list(tmp_path.iterdir()) == []
