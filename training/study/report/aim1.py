@@ -22,6 +22,7 @@ __all__ = ["aim1_part"]
 def aim1_part(
     cohort: Cohort, log2_marker: np.ndarray, config: StudyConfig
 ) -> tuple[Part, float | None]:
+    """The Aim 1 section, and its Youden cut-off (percent) for Aim 2 (None if not computed)."""
     part = Part("aim1", "Aim 1: marker with versus without bone metastasis (metastatic patients)")
     p = cohort.patients
     meta = is_value(p, "disease_setting", "metastatic") == 1.0

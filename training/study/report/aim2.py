@@ -50,6 +50,7 @@ def _cif_rows(
 def aim2_part(
     cohort: Cohort, log2_marker: np.ndarray, cutoff: float | None, config: StudyConfig
 ) -> Part:
+    """The Aim 2 section; ``cutoff`` (percent) splits the marker, the published one if None."""
     part = Part("aim2", "Aim 2: time to bone metastasis (patients free of it at enrollment)")
     p = cohort.patients
     free = (numeric(p, "bone_metastasis_at_enrollment") == 0.0) & p["event"].notna().to_numpy()

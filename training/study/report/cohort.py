@@ -12,6 +12,7 @@ __all__ = ["cohort_part"]
 
 
 def cohort_part(cohort: Cohort, log2_marker: np.ndarray) -> Part:
+    """The cohort section: patients, settings, outcomes and draws, counted."""
     p = cohort.patients
     part = Part("cohort", "Cohort")
     meta = is_value(p, "disease_setting", "metastatic") == 1.0

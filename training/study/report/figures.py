@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from features.landmark import PERCENT_FLOOR
 from training.evaluation.figures import _new_figure, incidence_by_group_figure
 from training.models.competing import DAYS_PER_MONTH, make_target
+from training.study.stats.comparisons import Cutoff, RocAnalysis
 
 __all__ = ["distribution_figure", "roc_figure", "incidence_figure", "trajectory_figure"]
 
@@ -17,6 +17,7 @@ _BLUE, _ORANGE, _GREY = "#0072B2", "#D55E00", "#7F7F7F"
 
 
 def distribution_figure(with_bm: np.ndarray, without: np.ndarray, cut: float | None) -> Figure:
+    """Enrollment marker (percent, log scale) with versus without bone metastasis."""
     fig = _new_figure(6.0, 4.5)
     ax = fig.add_subplot()
     rng = np.random.default_rng(0)
@@ -37,7 +38,8 @@ def distribution_figure(with_bm: np.ndarray, without: np.ndarray, cut: float | N
     return fig
 
 
-def roc_figure(roc: Any, cut: Any) -> Figure:
+def roc_figure(roc: RocAnalysis, cut: Cutoff | None) -> Figure:
+    """ROC curve of the marker with its AUC, and the cut-off as a point."""
     fig = _new_figure(5.0, 5.0)
     ax = fig.add_subplot()
     ax.plot(
@@ -68,6 +70,7 @@ def roc_figure(roc: Any, cut: Any) -> Figure:
 def incidence_figure(
     time: np.ndarray, cause: np.ndarray, groups: np.ndarray, title: str, xlabel: str
 ) -> Figure:
+    """Aalen-Johansen incidence of bone metastasis by group (``cause`` coded 0/1/2)."""
     events = np.array(["censored", "bone_metastasis", "death"])[cause]
     fig = incidence_by_group_figure(make_target(events, time), groups, max_months=60)
     ax = fig.axes[0]
@@ -79,10 +82,11 @@ def incidence_figure(
 def trajectory_figure(
     sub: pd.DataFrame, draws: pd.DataFrame, repeated: pd.Index
 ) -> tuple[Figure, str]:
+    """Marker trajectories and the median change before the outcome, with its caption."""
     info = sub.set_index("patient_id")
     n_fewer = len(sub) - len(repeated)
     d = draws[draws["patient_id"].isin(repeated)].copy()
-    d["log2"] = np.log2(np.maximum(d["percent"].to_numpy(), 1e-4))
+    d["log2"] = np.log2(np.maximum(d["percent"].to_numpy(), PERCENT_FLOOR))
     d["event"] = info["event"].reindex(d["patient_id"]).to_numpy(dtype=object)
     d["time_days"] = info["time_days"].reindex(d["patient_id"]).to_numpy(dtype=float)
     baseline = d.groupby("patient_id")["log2"].transform("first")

@@ -23,6 +23,7 @@ __all__ = ["landmark_analysis"]
 def landmark_analysis(
     part: Part, cohort: Cohort, months: int, day: float, config: StudyConfig, rows: list
 ) -> dict[str, Any]:
+    """One landmark's analyses into ``part`` (table rows appended to ``rows``); its numbers."""
     ds = landmark_dataset(cohort.patients, cohort.measurements, day)
     cause = event_codes(ds) if len(ds) else np.zeros(0, dtype=int)
     with_draw = ds["oc_n_draws"].to_numpy() >= 1

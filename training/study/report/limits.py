@@ -37,6 +37,7 @@ LIMITS = (
 
 
 def limits_part() -> Part:
+    """The limits section (:data:`LIMITS` as a list)."""
     part = Part("limits", "Limits of this analysis")
     part.blocks.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in LIMITS) + "</ul>")
     part.numbers["limits"] = list(LIMITS)

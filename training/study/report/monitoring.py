@@ -17,6 +17,7 @@ __all__ = ["monitoring_part"]
 
 
 def monitoring_part(cohort: Cohort, config: StudyConfig) -> Part:
+    """The monitoring section: trajectories and the landmark analyses of ``config``."""
     part = Part("monitoring", "Monitoring: repeated draws and landmark analyses")
     p = cohort.patients
     if cohort.measurements is None or cohort.measurements.empty:

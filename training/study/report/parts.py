@@ -94,10 +94,12 @@ def _fmt(value: object) -> str:
 
 
 def p_words(p: float) -> str:
+    """A p value in words (``p < 0.001`` or ``p = 0.123``)."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def ci_words(est: float, lo: float, hi: float, digits: int = 2) -> str:
+    """An estimate with its 95 % interval in words."""
     return f"{est:.{digits}f} (95 % CI {lo:.{digits}f}-{hi:.{digits}f})"
 
 
@@ -125,6 +127,7 @@ class Study:
 
 
 def regression_numbers(fit: Regression) -> dict[str, Any]:
+    """A fit's numbers for study.json: each term's estimate, and the counts."""
     return {
         "terms": {name: fit.term(name) for name in fit.terms},
         "n": fit.n,
