@@ -10,7 +10,10 @@ Independence of each reference:
   pairwise comparison used here.
 - scipy's ``mannwhitneyu`` p value is inverted (the set of shifts it does not reject) to check
   the Hodges-Lehmann interval, which is computed here from ordered pairwise differences.
-- statsmodels' ``survdiff`` (log-rank) for Gray's test without competing events.
+- Gray's score: a hand example, scikit-survival's Kaplan-Meier and Aalen-Johansen estimates in
+  Gray's formula, and statsmodels' ``survdiff`` (log-rank) without competing events. No Python
+  library provides Gray's test; R's cmprsk prints only Gray's asymptotic statistic, which the
+  permutation test here does not use.
 - Hand calculations are worked out in the comments.
 """
 
@@ -24,6 +27,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
+from sksurv.nonparametric import cumulative_incidence_competing_risks, kaplan_meier_estimator
 from statsmodels.duration.survfunc import survdiff
 
 from training.evaluation.metrics import aalen_johansen, cox_partial_loglik
@@ -307,6 +311,45 @@ def test_gray_scores_hand_example():
     group = np.array([0, 1, 0, 1, 0, 1])
     score = gray_scores(time, cause, group, 2)
     np.testing.assert_allclose(score, [13 / 30, -13 / 30])
+
+
+def _just_before(steps: tuple[np.ndarray, np.ndarray], t: float, start: float) -> float:
+    """A right-continuous step function (jump times, values) evaluated just before ``t``."""
+    i = np.searchsorted(steps[0], t, side="left") - 1
+    return start if i < 0 else float(steps[1][i])
+
+
+def test_gray_scores_from_scikit_survival_estimates():
+    # Gray (1988), rho = 0: score_k = sum over bone-metastasis times of d1_k - d1 R_k / sum R_l,
+    # with the subdistribution risk set R_k = Y_k (1 - F_k(t-)) / S_k(t-). Here S_k (Kaplan-Meier
+    # of either event) and F_k (Aalen-Johansen incidence of bone metastasis) come from
+    # scikit-survival, an implementation independent of gray_scores' cumulative products, on
+    # data with many tied times and three groups.
+    _, time, cause = competing_data(300, seed=4)
+    time = np.round(time / 30) * 30 + 1
+    group = np.random.default_rng(1).integers(0, 3, 300)
+    order = np.argsort(time, kind="mergesort")
+    time, cause, group = time[order], cause[order], group[order]
+    surv, inc = [], []
+    for k in range(3):
+        mine = group == k
+        surv.append(kaplan_meier_estimator(cause[mine] > 0, time[mine]))
+        days, cif = cumulative_incidence_competing_risks(cause[mine], time[mine])
+        inc.append((days, cif[1]))
+    expected = np.zeros(3)
+    for t in np.unique(time[cause == 1]):
+        at_risk = np.array([np.sum((group == k) & (time >= t)) for k in range(3)])
+        r = np.array(
+            [
+                at_risk[k] * (1 - _just_before(inc[k], t, 0.0)) / _just_before(surv[k], t, 1.0)
+                if at_risk[k]
+                else 0.0
+                for k in range(3)
+            ]
+        )
+        d1 = np.array([np.sum((time == t) & (cause == 1) & (group == k)) for k in range(3)])
+        expected += d1 - d1.sum() * r / r.sum()
+    np.testing.assert_allclose(gray_scores(time, cause, group, 3), expected, rtol=1e-10)
 
 
 def test_gray_scores_reduce_to_logrank_without_competing_events():

@@ -7,8 +7,9 @@ Methods and their sources
 - K-sample comparison with Gray's (1988) score (observed minus expected bone metastases on the
   subdistribution risk sets) and a Monte Carlo permutation p value. No maintained Python library
   provides Gray's test (scikit-survival, statsmodels and lifelines do not; R's
-  ``cmprsk::cuminc`` does), so it is written here and tested against hand calculations, the
-  log-rank test it reduces to without competing events, and published ``cmprsk`` output.
+  ``cmprsk::cuminc`` does), so it is written here, and tested against a hand calculation, Gray's
+  formula fed with scikit-survival's Kaplan-Meier and Aalen-Johansen estimates, and the log-rank
+  test it reduces to without competing events (tests/study/test_study_stats.py).
 """
 
 from __future__ import annotations
