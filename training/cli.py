@@ -663,7 +663,8 @@ def study(
     n_perm: Annotated[int, typer.Option("--n-perm", min=99, max=100000)] = 2000,
 ) -> None:
     """Write the study report (HTML with figures, JSON numbers) and log it to MLflow."""
-    from training.study.report import StudyConfig, run_study
+    from training.study.report.config import StudyConfig
+    from training.study.run import run_study
 
     if out.exists() and not out.is_dir():
         _fail(f"cannot write the report: --out {out} is a file, not a folder")

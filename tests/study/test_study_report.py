@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import mlflow
 import numpy as np
@@ -14,7 +16,9 @@ import pytest
 from features.contract import validate_cohort
 from features.simulate import SimulationConfig, simulate_cohort
 from tests.conftest import REPO, cli_env, run_cli
-from training.study.report import StudyConfig, build_study, render_html, write_study
+from training.study.report.build import build_study, write_study
+from training.study.report.config import StudyConfig
+from training.study.report.render import render_html
 
 BAD = str(REPO / "tests" / "data" / "bad" / "patients_out_of_range.csv")
 FAST = StudyConfig(n_boot=50, n_perm=199)
@@ -184,3 +188,19 @@ def test_report_numbers_behind_every_figure():
         "monitoring",
         "limits",
     ]
+
+
+def test_statistics_and_report_builder_import_no_mlflow(tmp_path):
+    # MLflow belongs to training.study.run only: a fresh interpreter that imports the statistics
+    # and the report builder has no mlflow module loaded, and importing does no work (no files).
+    code = (
+        "import sys\n"
+        "import training.study.report.build, training.study.stats.comparisons\n"
+        "import training.study.stats.competing, training.study.stats.regression\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+    assert list(tmp_path.iterdir()) == []

@@ -1,43 +1,48 @@
 """Study statistics against independently computed reference values.
 
 Independence of each reference:
-- statsmodels (OLS, PHReg, survdiff) is a separate implementation that training/study/stats.py does
-  not import; it is a test-only dependency.
+- DeLong's variance: pROC's published values on its aSAH data (tests/study/data/asah.csv).
+- OLS and Cox fits are statsmodels' (``OLS``, ``PHReg``); the tests check what this package adds
+  (complete cases, intercept, interval level, refusals) against numpy's least squares, against
+  the values the hand-written Newton-Raphson gave before statsmodels replaced it, and against the
+  Breslow score and Schoenfeld residuals computed with explicit loops.
 - scikit-learn's ``roc_auc_score`` computes the AUC from the ROC curve's trapezoids, not from the
   pairwise comparison used here.
 - scipy's ``mannwhitneyu`` p value is inverted (the set of shifts it does not reject) to check
   the Hodges-Lehmann interval, which is computed here from ordered pairwise differences.
+- Gray's score: a hand example, scikit-survival's Kaplan-Meier and Aalen-Johansen estimates in
+  Gray's formula, and statsmodels' ``survdiff`` (log-rank) without competing events. No Python
+  library provides Gray's test; R's cmprsk prints only Gray's asymptotic statistic, which the
+  permutation test here does not use.
 - Hand calculations are worked out in the comments.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
-from statsmodels.api import OLS, add_constant
-from statsmodels.duration.hazard_regression import PHReg
+from sksurv.nonparametric import cumulative_incidence_competing_risks, kaplan_meier_estimator
 from statsmodels.duration.survfunc import survdiff
 
 from training.evaluation.incidence import aalen_johansen
+from training.evaluation.likelihood import cox_partial_loglik
 from training.models.competing import make_target
-from training.study.stats import (
-    StudyError,
-    cox_fit,
+from training.study.stats.common import StudyError, json_ready
+from training.study.stats.comparisons import (
     delong_auc,
-    gray_scores,
-    gray_test,
     hodges_lehmann,
-    incidence_by_group,
-    json_ready,
-    linear_regression,
     rank_comparison,
     roc_analysis,
     youden_cutoff,
 )
+from training.study.stats.competing import gray_scores, gray_test, incidence_by_group
+from training.study.stats.regression import cox_fit, linear_regression
 
 
 def competing_data(n: int, seed: int, beta: float = 0.7, death_rate: float = 1 / 1500):
@@ -93,6 +98,35 @@ def test_delong_hand_example():
     assert hi == 1.0  # clipped
 
 
+def test_delong_against_proc_on_asah():
+    # pROC (Robin et al. 2011) on its aSAH data, outcome Poor (cases) vs Good (controls):
+    # tests/testthat/test-var.R gives var(roc(outcome, wfns)) = 0.00146991470882363,
+    # var(roc(outcome, ndka)) = 0.0031908105493913, var(roc(outcome, s100b)) = 0.00266868245717244
+    # (DeLong's method, the default), and tests/testthat/test-ci.auc.R the DeLong interval of
+    # ndka: 0.501244999271703, 0.611957994579946 (AUC), 0.722670989888189. The printed AUC of
+    # s100b in pROC's documentation is 0.7314 (95 % CI 0.6301-0.8326). wfns is ordinal (1-5):
+    # many ties.
+    data = pd.read_csv(Path(__file__).parent / "data" / "asah.csv", comment="#")
+    poor = data["outcome"].to_numpy() == "Poor"
+    assert len(data) == 113 and poor.sum() == 41
+    for column, variance in (
+        ("wfns", 0.00146991470882363),
+        ("ndka", 0.0031908105493913),
+        ("s100b", 0.00266868245717244),
+    ):
+        x = data[column].to_numpy(dtype=float)
+        auc, se, lo, hi = delong_auc(x[poor], x[~poor])
+        assert se**2 == pytest.approx(variance, rel=1e-12), column
+    x = data["ndka"].to_numpy(dtype=float)
+    auc, _, lo, hi = delong_auc(x[poor], x[~poor])
+    np.testing.assert_allclose(
+        [lo, auc, hi], [0.501244999271703, 0.611957994579946, 0.722670989888189], rtol=1e-12
+    )
+    x = data["s100b"].to_numpy(dtype=float)
+    auc, _, lo, hi = delong_auc(x[poor], x[~poor])
+    assert (round(auc, 4), round(lo, 4), round(hi, 4)) == (0.7314, 0.6301, 0.8326)
+
+
 def test_rank_comparison_against_scipy_and_sklearn():
     rng = np.random.default_rng(2)
     a = np.round(rng.normal(0.5, 1, 40), 1)  # rounded: ties on purpose
@@ -135,7 +169,7 @@ def test_roc_and_youden_against_brute_force():
         roc_analysis(np.array([1.0, 0.0, 0.0]), np.array([1.0, 2.0, 3.0]))
 
 
-def test_linear_regression_against_statsmodels():
+def test_linear_regression_against_least_squares():
     rng = np.random.default_rng(4)
     n = 150
     X = np.column_stack([rng.random(n) < 0.5, rng.normal(60, 10, n), rng.random(n) < 0.2])
@@ -143,12 +177,20 @@ def test_linear_regression_against_statsmodels():
     y[3] = np.nan
     X[7, 1] = np.nan
     fit = linear_regression(y, X, ["group", "age", "btt"])
+    # Reference: numpy's least squares on the complete rows, textbook standard errors
+    # sigma^2 (X'X)^-1 with sigma^2 = RSS / (n - p), t quantiles on n - p degrees of freedom.
     keep = np.isfinite(y) & np.isfinite(X).all(axis=1)
-    ref = OLS(y[keep], add_constant(X[keep].astype(float))).fit()
-    np.testing.assert_allclose(fit.coef, ref.params, rtol=1e-10)
-    np.testing.assert_allclose(fit.se, ref.bse, rtol=1e-10)
-    np.testing.assert_allclose(np.c_[fit.lo, fit.hi], ref.conf_int(0.05), rtol=1e-10)
-    np.testing.assert_allclose(fit.p_value, ref.pvalues, rtol=1e-8)
+    X1 = np.column_stack([np.ones(keep.sum()), X[keep].astype(float)])
+    coef, *_ = np.linalg.lstsq(X1, y[keep], rcond=None)
+    df = keep.sum() - X1.shape[1]
+    resid = y[keep] - X1 @ coef
+    se = np.sqrt(np.diag(resid @ resid / df * np.linalg.inv(X1.T @ X1)))
+    q = stats.t.isf(0.025, df)
+    assert fit.terms == ["intercept", "group", "age", "btt"]
+    np.testing.assert_allclose(fit.coef, coef, rtol=1e-10)
+    np.testing.assert_allclose(fit.se, se, rtol=1e-10)
+    np.testing.assert_allclose(np.c_[fit.lo, fit.hi], np.c_[coef - q * se, coef + q * se])
+    np.testing.assert_allclose(fit.p_value, 2 * stats.t.sf(np.abs(coef / se), df), rtol=1e-8)
     assert fit.n == 148 and fit.n_dropped == 2
     with pytest.raises(StudyError, match="collinear"):
         linear_regression(y, np.c_[X[:, 0], X[:, 0]])
@@ -158,31 +200,65 @@ def test_linear_regression_against_statsmodels():
 # Cox
 
 
-def test_cox_fit_against_statsmodels_phreg():
+def _breslow_score_and_schoenfeld(time, event, X, beta):
+    """Score of the Breslow partial likelihood and Schoenfeld residuals, with explicit loops."""
+    rows = []
+    for i in np.flatnonzero(event):
+        at_risk = time >= time[i]
+        w = np.exp(X[at_risk] @ beta)
+        rows.append(X[i] - w @ X[at_risk] / w.sum())
+    resid = np.array(rows)
+    return resid.sum(axis=0), resid
+
+
+def test_cox_fit_reference_values():
     x, time, cause = competing_data(400, seed=3)
     rng = np.random.default_rng(3)
     z = (rng.random(400) < 0.4).astype(float)
     X = np.column_stack([x, z])
-    fit = cox_fit(time, cause == 1, X, ["log2_marker", "z"])
-    ref = PHReg(time, X, status=(cause == 1).astype(float), ties="breslow").fit()
-    np.testing.assert_allclose(fit.coef, ref.params, rtol=1e-6)
-    np.testing.assert_allclose(fit.se, ref.bse, rtol=1e-6)
-    assert fit.loglik == pytest.approx(ref.llf, rel=1e-9)
-    assert fit.n_events == int((cause == 1).sum()) and fit.n == 400
-    # Proportional hazards: the Grambsch-Therneau formula applied to statsmodels' Schoenfeld
-    # residuals and covariance (rows of non-events are NaN there).
-    res = ref.schoenfeld_residuals
-    ev = np.isfinite(res).all(axis=1)
-    r, t_ev = res[ev], time[ev]
-    g = stats.rankdata(t_ev)
+    event = cause == 1
+    fit = cox_fit(time, event, X, ["log2_marker", "z"])
+    # The values bonemet 0.1.0's hand-written Newton-Raphson (training/study.py, Breslow ties,
+    # tolerance 1e-10 on the log-likelihood) gave on these data before statsmodels' PHReg
+    # replaced it.
+    np.testing.assert_allclose(fit.coef, [0.6641541911568357, -0.10488655577158523], rtol=1e-7)
+    np.testing.assert_allclose(fit.se, [0.07452799693158903, 0.14717672051242991], rtol=1e-7)
+    assert fit.loglik == pytest.approx(-1003.147320908251, rel=1e-12)
+    np.testing.assert_allclose(
+        fit.extra["ph_p_value"], [0.4967304177587397, 0.3864091126031376], rtol=1e-6
+    )
+    assert fit.extra["ph_global_statistic"] == pytest.approx(1.1181283539252342, rel=1e-6)
+    assert fit.n_events == int(event.sum()) and fit.n == 400
+    # At the maximum the Breslow score is zero and the log-likelihood is the project's own.
+    score, resid = _breslow_score_and_schoenfeld(time, event, X, fit.coef)
+    np.testing.assert_allclose(score, 0.0, atol=1e-6)
+    assert fit.loglik == pytest.approx(cox_partial_loglik(X, time, event, fit.coef), rel=1e-12)
+    # Proportional hazards: the Grambsch-Therneau formula on the loop residuals, the inverse
+    # information as the covariance (fit.se squared on its diagonal).
+    g = stats.rankdata(time[event])
     gc = g - g.mean()
-    V = ref.cov_params()
-    u = gc @ r
-    d = ev.sum()
+    info = np.zeros((2, 2))
+    for i in np.flatnonzero(event):
+        at_risk = time >= time[i]
+        w = np.exp(X[at_risk] @ fit.coef)
+        xbar = w @ X[at_risk] / w.sum()
+        info += (w[:, None] * (X[at_risk] - xbar)).T @ (X[at_risk] - xbar) / w.sum()
+    V = np.linalg.inv(info)
+    np.testing.assert_allclose(np.sqrt(np.diag(V)), fit.se, rtol=1e-6)
+    u = gc @ resid
+    d = event.sum()
     t_j = d * (V @ u) ** 2 / (np.diag(V) * (gc @ gc))
     np.testing.assert_allclose(fit.extra["ph_p_value"], stats.chi2.sf(t_j, 1), rtol=1e-5)
     t_glob = d * u @ V @ u / (gc @ gc)
     assert fit.extra["ph_global_statistic"] == pytest.approx(t_glob, rel=1e-5)
+    # Incomplete rows are left out and counted.
+    X_missing = X.copy()
+    X_missing[[0, 5], 1] = np.nan
+    partial = cox_fit(time, event, X_missing, ["log2_marker", "z"])
+    assert (partial.n, partial.n_dropped) == (398, 2)
+    keep = np.isfinite(X_missing).all(axis=1)
+    ref = cox_fit(time[keep], event[keep], X[keep], ["log2_marker", "z"])
+    np.testing.assert_allclose(partial.coef, ref.coef)
 
 
 def test_cox_ph_check_detects_a_time_varying_effect():
@@ -236,6 +312,45 @@ def test_gray_scores_hand_example():
     group = np.array([0, 1, 0, 1, 0, 1])
     score = gray_scores(time, cause, group, 2)
     np.testing.assert_allclose(score, [13 / 30, -13 / 30])
+
+
+def _just_before(steps: tuple[np.ndarray, np.ndarray], t: float, start: float) -> float:
+    """A right-continuous step function (jump times, values) evaluated just before ``t``."""
+    i = np.searchsorted(steps[0], t, side="left") - 1
+    return start if i < 0 else float(steps[1][i])
+
+
+def test_gray_scores_from_scikit_survival_estimates():
+    # Gray (1988), rho = 0: score_k = sum over bone-metastasis times of d1_k - d1 R_k / sum R_l,
+    # with the subdistribution risk set R_k = Y_k (1 - F_k(t-)) / S_k(t-). Here S_k (Kaplan-Meier
+    # of either event) and F_k (Aalen-Johansen incidence of bone metastasis) come from
+    # scikit-survival, an implementation independent of gray_scores' cumulative products, on
+    # data with many tied times and three groups.
+    _, time, cause = competing_data(300, seed=4)
+    time = np.round(time / 30) * 30 + 1
+    group = np.random.default_rng(1).integers(0, 3, 300)
+    order = np.argsort(time, kind="mergesort")
+    time, cause, group = time[order], cause[order], group[order]
+    surv, inc = [], []
+    for k in range(3):
+        mine = group == k
+        surv.append(kaplan_meier_estimator(cause[mine] > 0, time[mine]))
+        days, cif = cumulative_incidence_competing_risks(cause[mine], time[mine])
+        inc.append((days, cif[1]))
+    expected = np.zeros(3)
+    for t in np.unique(time[cause == 1]):
+        at_risk = np.array([np.sum((group == k) & (time >= t)) for k in range(3)])
+        r = np.array(
+            [
+                at_risk[k] * (1 - _just_before(inc[k], t, 0.0)) / _just_before(surv[k], t, 1.0)
+                if at_risk[k]
+                else 0.0
+                for k in range(3)
+            ]
+        )
+        d1 = np.array([np.sum((time == t) & (cause == 1) & (group == k)) for k in range(3)])
+        expected += d1 - d1.sum() * r / r.sum()
+    np.testing.assert_allclose(gray_scores(time, cause, group, 3), expected, rtol=1e-10)
 
 
 def test_gray_scores_reduce_to_logrank_without_competing_events():
