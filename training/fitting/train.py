@@ -33,8 +33,8 @@ from training.evaluation.suite import (
 )
 from training.fitting.search import SEARCH_METRIC, Trial, fit_pipeline, folds, n_fits, search
 from training.fitting.search import strata as search_strata
+from training.models.catalog import FAMILIES
 from training.models.competing import DAYS_PER_MONTH, make_target
-from training.models.families import FAMILIES
 from training.tracking.store import git_commit
 
 COMPARISON_METRICS = (
@@ -131,7 +131,7 @@ def fit_risk_model(
     Parameters
     ----------
     family : str
-        Name in :data:`training.models.families.FAMILIES`.
+        Name in :data:`training.models.catalog.FAMILIES`.
     params : mapping
         Hyperparameters of the family (one configuration of its grid).
     include_marker : bool, optional
@@ -485,8 +485,8 @@ def run_family(
 ) -> FamilyOutcome:
     """Nested CV, final search, fit, test evaluation and marker increment of one family."""
     from training.evaluation import metrics as mx
+    from training.evaluation.importance import feature_importance
     from training.evaluation.scores import cumulative_dynamic_auc, uno_c
-    from training.models.families import feature_importance
 
     family = FAMILIES[name]
     horizons = tuple(config.horizons_months)
