@@ -17,11 +17,6 @@ from training.models.competing import DAYS_PER_MONTH, competing_cumulative_incid
 HORIZONS_DAYS = np.array([12, 24, 36, 60]) * DAYS_PER_MONTH
 
 
-@pytest.fixture(scope="module")
-def data():
-    return competing_data(1500, seed=0)
-
-
 # -- the one cause-specific combination -----------------------------------------------------
 
 

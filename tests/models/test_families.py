@@ -24,11 +24,6 @@ HORIZONS_DAYS = np.array([12, 24, 36, 60]) * DAYS_PER_MONTH
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def data():
-    return competing_data(1500, seed=0)
-
-
 @pytest.fixture(scope="module", params=list(FAMILIES))
 def fitted(request, data):
     """Each family with its default configuration, fitted once on the same data."""

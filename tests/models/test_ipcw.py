@@ -26,11 +26,6 @@ from training.models.ipcw import (
 HORIZONS_DAYS = np.array([12, 24, 36, 60]) * DAYS_PER_MONTH
 
 
-@pytest.fixture(scope="module")
-def data():
-    return competing_data(1500, seed=0)
-
-
 # -- classifiers ----------------------------------------------------------------------------
 
 

@@ -183,7 +183,7 @@ class IPCWHorizonBase(BaseEstimator):
         X : numpy.ndarray
             Feature matrix, one row per target.
         y : numpy.ndarray
-            Structured target from :func:`make_target`.
+            Structured target from :func:`training.models.competing.make_target`.
 
         Returns
         -------
