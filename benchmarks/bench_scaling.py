@@ -36,7 +36,7 @@ def worker(cohort_dir: str, family: str) -> None:
     from training.config import TrainConfig
     from training.fitting.search import fit_pipeline
     from training.fitting.train import split, time_to_event_rows
-    from training.models.families import FAMILIES
+    from training.models.catalog import FAMILIES
 
     cohort = load_cohort(Path(cohort_dir) / "patients.csv")
     rows, _ = time_to_event_rows(cohort)
@@ -73,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from features.simulate import simulate_cohort, write_cohort
-    from training.models.families import FAMILIES
+    from training.models.catalog import FAMILIES
 
     families = args.families or list(FAMILIES)
     results = []

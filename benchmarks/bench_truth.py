@@ -109,7 +109,7 @@ def table(rows: list[dict]) -> list[str]:
 
 def main() -> None:
     from features.worlds import WORLDS
-    from training.models.families import FAMILIES
+    from training.models.catalog import FAMILIES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=3000)

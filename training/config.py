@@ -14,23 +14,12 @@ from typing import Any
 import yaml
 
 from features.schema import DEFAULT_HORIZONS_MONTHS, HEADLINE_HORIZON_MONTHS
+from training.models.names import DEFAULT_FAMILIES, FAMILY_NAMES
+from training.models.names import OPTIONAL_FAMILIES as OPTIONAL_FAMILIES  # for the command line
 
 MODEL_NAME = "bone-metastasis-risk"
-FAMILIES = (
-    "cox_ridge",
-    "cox_elasticnet",
-    "rsf",
-    "gbsa",
-    "xgb_cox",
-    "logistic_ipcw",
-    "xgb_ipcw",
-    "cox_spline",
-    "logistic_ipcw_spline",
-)
-#: Families trained only when named (``--families ...,stacked_ensemble``): a fit is 16 member fits.
-OPTIONAL_FAMILIES = ("stacked_ensemble",)
-#: Every family name :data:`training.models.families.FAMILIES` defines (tested equal).
-FAMILY_NAMES = FAMILIES + OPTIONAL_FAMILIES
+#: Families trained when none are named; the names are defined in :mod:`training.models.names`.
+FAMILIES = DEFAULT_FAMILIES
 #: Lower is better. Nested-CV mean IPCW Brier score of the served probability at 12, 24 and 36
 #: months (a proper scoring rule of what the clinician reads, not a ranking alone), on the
 #: training split: the test split stays an unbiased check of the chosen version instead of the

@@ -1,5 +1,6 @@
-"""Moved to :mod:`training.models.families` (0.2). Kept so models logged by 0.1 load: their pickles
-(or their
-``pyfunc_model.py``) name ``training.families``. Nothing new imports this module."""
+"""Moved to :mod:`training.models.cause_specific` and :mod:`training.models.ipcw` (0.2). Kept so
+models logged by 0.1 load: their pickles (or their ``pyfunc_model.py``) name
+``training.families``. Nothing new imports this module."""
 
-from training.models.families import CauseSpecificHazards, XGBIPCWClassifier  # noqa: F401
+from training.models.cause_specific import CauseSpecificHazards  # noqa: F401
+from training.models.ipcw import XGBIPCWClassifier  # noqa: F401

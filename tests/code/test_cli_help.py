@@ -58,7 +58,7 @@ def test_option_help_shows_defaults_and_valid_values():
 
 def test_family_names_are_the_family_registry():
     from training.config import FAMILIES, TrainConfig
-    from training.models.families import FAMILIES as REGISTRY
+    from training.models.catalog import FAMILIES as REGISTRY
 
     assert set(FAMILY_NAMES) == set(REGISTRY) and set(FAMILIES) < set(FAMILY_NAMES)
     assert TrainConfig(families=("stacked_ensemble",)).families == ("stacked_ensemble",)

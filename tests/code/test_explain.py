@@ -22,7 +22,7 @@ from training.artifact.explain import (
 )
 from training.config import TrainConfig
 from training.fitting.train import fit_risk_model, split, time_to_event_rows
-from training.models.families import FAMILIES
+from training.models.catalog import FAMILIES
 
 LOG_HAZARD = {"cox_ridge", "cox_elasticnet", "gbsa", "xgb_cox", "cox_spline"}
 LINEAR = ("cox_ridge", "cox_elasticnet", "logistic_ipcw", "cox_spline", "logistic_ipcw_spline")

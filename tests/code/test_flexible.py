@@ -166,7 +166,7 @@ def test_budget_comes_from_the_events_of_the_fitted_rows(rows):
     X, y = rows
     events = int(np.sum(y["cause"] == 1))
     assert flexible_df(y) == events // EVENTS_PER_DF
-    from training.models.families import FAMILIES
+    from training.models.catalog import FAMILIES
 
     pipe = fit_pipeline(FAMILIES["cox_spline"].make, {}, X, y, True, flexible=True)
     union = pipe[0]["union"]

@@ -18,8 +18,8 @@ from features.simulate import simulate_cohort
 from features.transformers import transform_rows
 from training.config import TrainConfig
 from training.fitting.train import fit_risk_model
+from training.models.catalog import FAMILIES
 from training.models.competing import DAYS_PER_MONTH, make_target
-from training.models.families import FAMILIES
 
 HORIZONS = (12, 24, 36, 60)
 

@@ -20,7 +20,7 @@ from features.transformers import make_feature_pipeline
 from training.artifact.risk_model import predict_competing
 from training.config import TrainConfig
 from training.fitting.train import split, time_to_event_rows
-from training.models.families import FAMILIES
+from training.models.catalog import FAMILIES
 
 pytestmark = pytest.mark.slow
 

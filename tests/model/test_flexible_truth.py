@@ -17,7 +17,7 @@ import pytest
 from tests.code.test_risk_model import _training_rows
 from training.config import TrainConfig
 from training.fitting.train import fit_risk_model
-from training.models.families import FAMILIES
+from training.models.catalog import FAMILIES
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ from features.schema import PREDICTOR_COLUMNS
 from tests.code.test_risk_model import _training_rows
 from training.config import TrainConfig
 from training.fitting.train import fit_risk_model, log_risk_model
-from training.models.families import FAMILIES
+from training.models.catalog import FAMILIES
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

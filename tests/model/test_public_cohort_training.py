@@ -14,7 +14,7 @@ import pytest
 
 from features.public import gbsg2_cohort
 from training.config import MODEL_NAME, Settings, TrainConfig
-from training.models.families import RSF_LIMITS
+from training.models.bases import RSF_LIMITS
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,8 @@ from features.simulate import simulate_cohort
 from features.transformers import make_feature_pipeline
 from training.config import TrainConfig
 from training.fitting.train import split, time_to_event_rows
+from training.models.catalog import FAMILIES
 from training.models.competing import DAYS_PER_MONTH
-from training.models.families import FAMILIES
 
 pytestmark = pytest.mark.slow
 

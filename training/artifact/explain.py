@@ -88,8 +88,8 @@ from sklearn.pipeline import Pipeline
 
 from features.schema import PATIENT_SPECS
 from features.transformers import marker_percent
-from training.models.competing import CauseSpecificCox
-from training.models.families import PH_BASES, CauseSpecificHazards
+from training.models.bases import PH_BASES
+from training.models.cause_specific import CauseSpecificHazards
 
 __all__ = [
     "PERCENTILE_INPUTS",
@@ -267,8 +267,6 @@ def risk_scale(estimator: Any) -> Scale:
     -------
     str
     """
-    if isinstance(estimator, CauseSpecificCox):
-        return "log hazard"
     if isinstance(estimator, CauseSpecificHazards) and estimator.base in PH_BASES:
         return "log hazard"
     return "log odds"

@@ -23,7 +23,8 @@ from features.transformers import (
     raw_missing,
     transform_rows,
 )
-from training.models.competing import DAYS_PER_MONTH, IPCWHorizonBase
+from training.models.competing import DAYS_PER_MONTH
+from training.models.ipcw import IPCWHorizonBase
 
 RISK_GROUPS = ("low", "intermediate", "high")
 

@@ -26,8 +26,8 @@ from scipy.special import expit
 from features.transformers import HARRELL_KNOT_QUANTILES, rcs_basis
 from training.evaluation.incidence import aalen_johansen_ci
 from training.evaluation.inputs import check_months, check_prob, check_y, logit
-from training.evaluation.ipcw import ipcw_status
 from training.models.competing import BONE_METASTASIS, DAYS_PER_MONTH
+from training.models.ipcw import status_at_horizon
 
 __all__ = [
     "CalibrationFit",
@@ -155,13 +155,7 @@ def _known_status(y: np.ndarray, months: float) -> tuple[np.ndarray, np.ndarray,
 
     Raises ValueError unless both statuses occur among the known ones (a fit needs both).
     """
-    label, weight = ipcw_status(y, months)
-    known = weight > 0
-    if np.unique(label[known]).size < 2:
-        raise ValueError(
-            f"horizon {months:g} months: need patients with and without bone metastasis among "
-            "those with known status"
-        )
+    known, label, weight = status_at_horizon(y, months * DAYS_PER_MONTH, require_both=True)
     return known, label.astype(float), weight
 
 

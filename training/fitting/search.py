@@ -190,7 +190,7 @@ def search_family(
     Parameters
     ----------
     name : str
-        Key of :data:`training.models.families.FAMILIES` (its features: flexible or not).
+        Key of :data:`training.models.catalog.FAMILIES` (its features: flexible or not).
     X, y : pandas.DataFrame, numpy.ndarray
         Typed rows and target.
     max_grid, n_folds, seed : int
@@ -199,7 +199,7 @@ def search_family(
     -------
     SearchResult
     """
-    from training.models.families import FAMILIES
+    from training.models.catalog import FAMILIES
 
     family = FAMILIES[name]
     return search(

@@ -33,8 +33,8 @@ from training.evaluation.suite import (
 )
 from training.fitting.search import SEARCH_METRIC, Trial, fit_pipeline, folds, n_fits, search
 from training.fitting.search import strata as search_strata
+from training.models.catalog import FAMILIES
 from training.models.competing import DAYS_PER_MONTH, make_target
-from training.models.families import FAMILIES
 from training.tracking.store import git_commit
 
 COMPARISON_METRICS = (
@@ -131,7 +131,7 @@ def fit_risk_model(
     Parameters
     ----------
     family : str
-        Name in :data:`training.models.families.FAMILIES`.
+        Name in :data:`training.models.catalog.FAMILIES`.
     params : mapping
         Hyperparameters of the family (one configuration of its grid).
     include_marker : bool, optional
@@ -487,7 +487,7 @@ def run_family(
     from training.evaluation.accuracy import cumulative_dynamic_auc
     from training.evaluation.bootstrap import paired_bootstrap_difference
     from training.evaluation.concordance import fast_harrell_c, uno_c
-    from training.models.families import feature_importance
+    from training.evaluation.importance import feature_importance
 
     family = FAMILIES[name]
     horizons = tuple(config.horizons_months)

@@ -1,5 +1,10 @@
-"""Model families: the competing-risk combination, cause-specific and IPCW estimators, the
-stacked ensemble and the one registry of family names.
+"""Model families for bone metastasis with death competing.
+
+``names`` (the family names, import-light), ``competing`` (the target, the censoring
+distribution and the one competing-risk combination), ``bases`` (the survival bases: defaults,
+construction, bounds), ``cause_specific`` (cause-specific hazards, Breslow baselines), ``ipcw``
+(the "status known at the horizon" step and the IPCW classifiers), ``ensemble`` (the stacked
+ensemble) and ``catalog`` (the one family registry).
 
 Before 0.2 this package was the module ``training.models``; models logged then pickle
 ``training.models.IPCWHorizonClassifier``. :func:`__getattr__` resolves those names lazily
@@ -11,7 +16,7 @@ from __future__ import annotations
 from importlib import import_module
 
 #: Names pickled at the 0.1 module path -> the module that defines them now.
-_MOVED = {"IPCWHorizonClassifier": "training.models.competing"}
+_MOVED = {"IPCWHorizonClassifier": "training.models.ipcw"}
 
 
 def __getattr__(name: str):

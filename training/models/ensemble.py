@@ -18,12 +18,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
-from training.models.competing import (
-    DAYS_PER_MONTH,
-    censoring_survival,
-    check_target,
-    ipcw_labels,
-)
+from training.models.competing import DAYS_PER_MONTH, censoring_survival, check_target
+from training.models.ipcw import status_at_horizon
 
 __all__ = ["StackedEnsemble", "brier_weights"]
 
@@ -33,7 +29,7 @@ def brier_weights(predictions: np.ndarray, y: np.ndarray, horizons_days: Sequenc
 
     Minimises ``sum_h sum_i w_ih (Y_i(h) - sum_m a_m P_imh)^2`` over ``a >= 0``,
     ``sum a = 1``, where ``Y_i(h)`` is "bone metastasis by h" (death = 0) and ``w_ih`` the inverse
-    probability of censoring weight (:func:`training.models.competing.ipcw_labels`).
+    probability of censoring weight (:func:`training.models.ipcw.status_at_horizon`).
 
     Parameters
     ----------
@@ -52,11 +48,11 @@ def brier_weights(predictions: np.ndarray, y: np.ndarray, horizons_days: Sequenc
     n, m, n_h = predictions.shape
     if n != y.shape[0] or n_h != len(horizons_days):
         raise ValueError("predictions must be (patients, members, horizons) matching y")
-    g_times, g_surv = censoring_survival(y)
+    censoring = censoring_survival(y)
     gram = np.zeros((m, m))
     lin = np.zeros(m)
     for k, h in enumerate(horizons_days):
-        label, weight = ipcw_labels(y, float(h), g_times, g_surv)
+        _, label, weight = status_at_horizon(y, float(h), censoring=censoring)
         p = predictions[:, :, k]
         gram += (p * weight[:, None]).T @ p
         lin += p.T @ (weight * label)
@@ -80,13 +76,15 @@ def brier_weights(predictions: np.ndarray, y: np.ndarray, horizons_days: Sequenc
 
 
 class StackedEnsemble(BaseEstimator):
-    """Super learner over fitted-on-the-same-features member estimators.
+    """Super learner over member estimators fitted on the same features.
 
     Parameters
     ----------
-    members : sequence of str
-        Names of families of :mod:`training.models.families`; each member is its family's estimator
-        with the first (most plausible) configuration of its grid.
+    members : sequence of (str, estimator)
+        Named unfitted member estimators (as scikit-learn's ``StackingClassifier`` takes its
+        ``estimators``); the family registry (:data:`training.models.catalog.FAMILIES`) gives
+        each member family's estimator with the first (most plausible) configuration of its
+        grid. Fitting clones them: the parameters are left unfitted.
     horizons_months : sequence of float, default=(12, 24, 36)
         Horizons of the Brier loss the weights minimise (the headline horizons).
     n_folds : int, default=3
@@ -98,7 +96,7 @@ class StackedEnsemble(BaseEstimator):
 
     def __init__(
         self,
-        members: Sequence[str] = (),
+        members: Sequence[tuple[str, BaseEstimator]] = (),
         horizons_months: Sequence[float] = (12, 24, 36),
         n_folds: int = 3,
         score_horizon_months: float = 24,
@@ -116,12 +114,7 @@ class StackedEnsemble(BaseEstimator):
         X = np.asarray(X, dtype=float)
         if not self.members:
             raise ValueError("StackedEnsemble needs at least one member")
-        from training.models.families import FAMILIES  # the families module registers this class
-
-        unknown = [n for n in self.members if n not in FAMILIES]
-        if unknown:
-            raise ValueError(f"unknown member famil(ies): {', '.join(unknown)}")
-        members = [(n, FAMILIES[n].make(FAMILIES[n].grid[0])) for n in self.members]
+        members = list(self.members)
         times = np.asarray(self.horizons_months, dtype=float) * DAYS_PER_MONTH
         oof = np.zeros((X.shape[0], len(members), len(times)))
         splitter = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state)
@@ -134,8 +127,8 @@ class StackedEnsemble(BaseEstimator):
         keep = np.flatnonzero(weights > 1e-4)
         self.weights_ = weights[keep] / weights[keep].sum()
         self.member_names_ = tuple(members[j][0] for j in keep)
-        self.all_weights_ = dict(zip(self.members, weights.tolist(), strict=True))
-        self.members_ = [members[j][1].fit(X, y) for j in keep]
+        self.all_weights_ = dict(zip((n for n, _ in members), weights.tolist(), strict=True))
+        self.members_ = [clone(members[j][1]).fit(X, y) for j in keep]
         self.n_features_in_ = X.shape[1]
         return self
 

@@ -14,8 +14,10 @@ from training.fitting.train import (
     has_marker_values,
     run_family_or_skip,
 )
+from training.models.bases import RSF_LIMITS
+from training.models.catalog import FAMILIES
+from training.models.cause_specific import CauseSpecificHazards
 from training.models.competing import make_target
-from training.models.families import FAMILIES, RSF_LIMITS, CauseSpecificHazards
 
 
 def _one_cause(n: int = 600, seed: int = 3):

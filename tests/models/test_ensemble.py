@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from tests.code.test_risk_model import _training_rows
+from tests.models.data import competing_data
 from training.config import TrainConfig
 from training.fitting.train import fit_risk_model
+from training.models.catalog import ENSEMBLE_MEMBERS, FAMILIES
 from training.models.competing import DAYS_PER_MONTH, make_target
 from training.models.ensemble import StackedEnsemble, brier_weights
-from training.models.families import ENSEMBLE_MEMBERS, FAMILIES
 
 H_DAYS = [24 * DAYS_PER_MONTH]
 
@@ -56,6 +57,27 @@ def test_refuses_mismatched_shapes():
         brier_weights(np.zeros((5, 2, 1)), _uncensored(np.zeros(4, int)), H_DAYS)
     with pytest.raises(ValueError, match="at least one member"):
         StackedEnsemble(members=()).fit(np.zeros((4, 1)), _uncensored(np.zeros(4, int)))
+
+
+def test_the_registry_builds_the_members_by_family_name():
+    model = FAMILIES["stacked_ensemble"].make({})
+    assert [name for name, _ in model.members] == list(ENSEMBLE_MEMBERS)
+    for name, member in model.members:
+        expected = FAMILIES[name].make(FAMILIES[name].grid[0])
+        assert type(member) is type(expected) and member.get_params() == expected.get_params()
+    two = FAMILIES["stacked_ensemble"].make({"members": ("cox_ridge", "logistic_ipcw")})
+    assert [name for name, _ in two.members] == ["cox_ridge", "logistic_ipcw"]
+    with pytest.raises(ValueError, match="unknown member famil\\(ies\\): svm"):
+        FAMILIES["stacked_ensemble"].make({"members": ("cox_ridge", "svm")})
+
+
+def test_fitting_leaves_the_member_parameters_unfitted():
+    X, y = competing_data(400, seed=2)
+    model = FAMILIES["stacked_ensemble"].make({"members": ("cox_ridge", "logistic_ipcw")})
+    model.fit(X, y)
+    assert not any(hasattr(member, "n_features_in_") for _, member in model.members)
+    assert model.member_names_ and all(hasattr(m, "n_features_in_") for m in model.members_)
+    assert set(model.all_weights_) == {"cox_ridge", "logistic_ipcw"}
 
 
 @pytest.mark.slow

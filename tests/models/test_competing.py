@@ -1,0 +1,48 @@
+"""The competing-risks target, the censoring distribution and the step functions they use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.models.data import competing_data
+from training.models.cause_specific import CauseSpecificHazards
+from training.models.competing import censoring_survival, make_target, step_values
+
+
+def test_make_target_rejects_unknown_events_and_bad_times():
+    with pytest.raises(ValueError, match="unknown event value\\(s\\): relapse"):
+        make_target(["relapse"], [10.0])
+    with pytest.raises(ValueError, match="time_days must be finite and > 0"):
+        make_target(["death"], [0.0])
+
+
+def test_a_target_that_is_not_structured_is_refused():
+    X = np.zeros((10, 1))
+    with pytest.raises(
+        TypeError, match="structured array from training.models.competing.make_target"
+    ):
+        CauseSpecificHazards().fit(X, np.ones(10))
+
+
+def test_censoring_km_matches_sksurv_kaplan_meier():
+    from sksurv.nonparametric import kaplan_meier_estimator
+
+    _, y = competing_data(500, seed=3, n_features=2, effects=(0.7, 0.5))
+    times, surv = censoring_survival(y)
+    ref_t, ref_s = kaplan_meier_estimator(y["cause"] == 0, y["time"])
+    at = np.searchsorted(ref_t, times)
+    assert np.allclose(surv, ref_s[at], atol=1e-12)
+
+
+def test_step_values_are_right_continuous_with_a_value_before_the_first_time():
+    times = np.array([1.0, 3.0])
+    np.testing.assert_array_equal(
+        step_values(times, np.array([0.5, 0.2]), np.array([0.0, 1.0, 2.0, 3.0, 9.0]), 1.0),
+        [1.0, 0.5, 0.5, 0.2, 0.2],
+    )
+    curves = np.array([[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(
+        step_values(times, curves, np.array([0.5, 3.0])), [[0.0, 2.0], [0.0, 4.0]]
+    )
+    np.testing.assert_array_equal(step_values(np.array([]), np.array([]), [1.0, 2.0], 1.0), [1, 1])

@@ -1,0 +1,27 @@
+"""The names of the model families: the one list, importable without any estimator.
+
+:mod:`training.config` (and through it the command line's help) reads the names from here, so
+that listing the families does not import scikit-learn, scikit-survival or XGBoost.
+:data:`training.models.catalog.FAMILIES` defines one estimator per name (tested equal).
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_FAMILIES", "OPTIONAL_FAMILIES", "FAMILY_NAMES"]
+
+#: Families trained when none are named.
+DEFAULT_FAMILIES: tuple[str, ...] = (
+    "cox_ridge",
+    "cox_elasticnet",
+    "rsf",
+    "gbsa",
+    "xgb_cox",
+    "logistic_ipcw",
+    "xgb_ipcw",
+    "cox_spline",
+    "logistic_ipcw_spline",
+)
+#: Families trained only when named (``--families ...,stacked_ensemble``): a fit is 16 member fits.
+OPTIONAL_FAMILIES: tuple[str, ...] = ("stacked_ensemble",)
+#: Every family name (the keys of :data:`training.models.catalog.FAMILIES`).
+FAMILY_NAMES: tuple[str, ...] = DEFAULT_FAMILIES + OPTIONAL_FAMILIES
