@@ -40,7 +40,7 @@ def test_every_feature_comes_from_inputs_its_builders_read(name):
 def test_derived_names_indicators_splines_and_interactions():
     inputs = feature_inputs(_features("cox_spline"))
     assert inputs["oc_log2_percent"] == MARKER
-    assert inputs["missing_oc_positive_percent"] == ("oc_positive_percent",)
+    assert inputs["missing_oc_positive_percent"][0] == "oc_positive_percent"
     assert inputs["subtype_triple_negative"] == ("er_status", "pr_status", "her2_status")
     assert inputs["btt_premenopausal"] == ("bone_targeted_therapy", "menopausal_status")
     assert inputs["missing_visceral_metastasis"] == ("visceral_metastasis",)
