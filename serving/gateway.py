@@ -22,6 +22,9 @@
   request failures when this module is imported (the server process imports it with the
   service), and on every handler too when the middleware is built, after BentoML has
   configured logging.
+
+The variables are read by :class:`serving.settings.ServingSettings`; the service hands the
+middleware its settings object.
 """
 
 from __future__ import annotations

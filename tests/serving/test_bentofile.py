@@ -40,7 +40,8 @@ MODELS_IMPORT_EVALUATION = any(
 
 LOAD_AND_EXPLAIN = """
 import io, json, lzma, sys
-sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in (getattr(f, "__module__", "") or "")]
+# Not the project's editable install: only the shipped files.
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in (f.__module__ or "")]
 src, fixture = sys.argv[1], sys.argv[2]
 sys.path.insert(0, src)
 import joblib, pandas as pd, sksurv.linear_model

@@ -69,7 +69,6 @@ exactly 0.
 Patients with bone metastasis at enrollment have no risk score (``RiskModel.predict_frame``)
 and get an empty explanation.
 
-
 Wording
 -------
 Values are shown with the units of :mod:`features.schema` and placed against the training data
@@ -104,7 +103,6 @@ __all__ = [
     "Contribution",
     "explain",
     "explanation_text",
-    "feature_groups",
     "reference_features",
     "risk_scale",
     "training_percentiles",
