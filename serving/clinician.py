@@ -17,6 +17,7 @@ Routes (added beside ``GET /model`` by :mod:`serving.service`):
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,9 @@ def clinician_routes() -> list:
     from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
-    page = render_page()  # once: the contract does not change while the service runs
+    # Rendered at the first request, not when the service is imported; once: the contract does
+    # not change while the service runs.
+    page = functools.cache(render_page)
     headers = {
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,
         "X-Content-Type-Options": "nosniff",
@@ -148,7 +151,7 @@ def clinician_routes() -> list:
     }
 
     async def clinician(request):
-        return HTMLResponse(page, headers=headers)
+        return HTMLResponse(page(), headers=headers)
 
     async def static(request):
         name = request.path_params["name"]

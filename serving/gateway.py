@@ -22,6 +22,9 @@
   request failures when this module is imported (the server process imports it with the
   service), and on every handler too when the middleware is built, after BentoML has
   configured logging.
+
+The variables are read by :class:`serving.settings.ServingSettings`; the service hands the
+middleware its settings object.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -38,6 +40,7 @@ from typing import Any
 import anyio
 
 from serving import logs
+from serving.settings import ServingSettings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,9 +48,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 PROTECTED_PREFIXES = ("/predict", "/explain", "/model")
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
-#: Below BentoML's traffic timeout (60 s, a 504): a client that stalls its body gets a 408.
-DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
 #: The service's routes: the metric label and audit ``path`` of a request; any other is "other".
 ROUTES = frozenset(
     {
@@ -153,15 +153,15 @@ class GatewayMiddleware:
         app: Callable[..., Awaitable[None]],
         readiness: Callable[[], dict[str, Any] | None] | None = None,
         document: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        settings: ServingSettings | None = None,
     ) -> None:
         self.app = app
         self.readiness = readiness
         self.document = document
-        self.token = os.environ.get("BONEMET_API_TOKEN") or None
-        self.max_body = int(os.environ.get("BONEMET_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
-        self.body_seconds = float(
-            os.environ.get("BONEMET_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS)
-        )
+        settings = ServingSettings.from_env() if settings is None else settings
+        self.token = settings.api_token
+        self.max_body = settings.max_body_bytes
+        self.body_seconds = settings.body_timeout_seconds
         _configure_audit_logger()
         logs.install()
 

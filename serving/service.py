@@ -17,7 +17,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -43,6 +42,7 @@ from serving.schemas import (
     PredictionResponse,
     ProbabilityAt,
 )
+from serving.settings import ServingSettings
 
 with bentoml.importing():
     import numpy as np
@@ -54,7 +54,11 @@ with bentoml.importing():
     from features.landmark import TRAJECTORY_FEATURES
 
 logger = logging.getLogger("bonemet.service")
-MODEL_TAG = os.environ.get("BONEMET_BENTO_MODEL", "bone-metastasis-risk:latest")
+#: The environment, read once when BentoML imports this module to start the service: the model
+#: reference (``bentoml.models.BentoModel``, so the model travels with a built Bento) and the
+#: CORS policy are part of the class definition below, evaluated at import. The service and the
+#: gateway take their settings from this object; nothing else reads the environment.
+SETTINGS = ServingSettings.from_env()
 _DRAW = ("day",) + MARKER_FIELDS  # the draw columns trajectory_at reads
 _NOT_COLUMNS = ("oc_measurements", "prediction_day")  # request fields beside the contract row
 INLINE_PATIENTS = 20  # requests up to this size are answered on the event loop (see predict)
@@ -388,20 +392,18 @@ def _model_app():
     return Starlette(routes=[Route("/model", model_endpoint, methods=["GET"]), *clinician_routes()])
 
 
-def _cors_policy() -> dict[str, Any]:
+def _cors_policy(origins: Sequence[str]) -> dict[str, Any]:
     """BentoML's CORS settings: none unless ``BONEMET_CORS_ORIGINS`` lists allowed origins.
 
     The API is for servers and the clinician page, which is same-origin; a browser on another
     origin may call it only when an operator names that origin (comma-separated list), and then
     only ``GET``/``POST`` with ``Authorization`` and ``Content-Type`` headers, no cookies.
     """
-    origins = [o.strip() for o in os.environ.get("BONEMET_CORS_ORIGINS", "").split(",")]
-    origins = [o for o in origins if o]
     if not origins:
         return {"enabled": False}
     return {
         "enabled": True,
-        "access_control_allow_origins": origins,
+        "access_control_allow_origins": list(origins),
         "access_control_allow_methods": ["GET", "POST"],
         "access_control_allow_headers": ["Authorization", "Content-Type"],
         "access_control_allow_credentials": False,
@@ -433,14 +435,15 @@ def _failure(err: BaseException) -> str:
     name="bonemet",
     traffic={"timeout": 60},
     logging={"access": {"enabled": False}},
-    http={"cors": _cors_policy()},
+    http={"cors": _cors_policy(SETTINGS.cors_origins)},
 )
 class BoneMetastasisService:
     """Bone metastasis risk from contract patient records."""
 
-    model_ref = bentoml.models.BentoModel(MODEL_TAG)
+    model_ref = bentoml.models.BentoModel(SETTINGS.model_tag)
 
     def __init__(self) -> None:
+        self.settings = SETTINGS
         meta = self.model_ref.info.metadata
         info = ModelInfo(
             name=str(meta.get("name", "bone-metastasis-risk")),
@@ -452,8 +455,8 @@ class BoneMetastasisService:
         tags = json.loads(meta.get("tags") or "{}")
         self.state = ModelState(model, info, _details(model, info, tags))
         self._follow = None
-        alias = os.environ.get("BONEMET_FOLLOW_ALIAS") or info.alias
-        if alias and os.environ.get("MLFLOW_TRACKING_URI"):
+        alias = self.settings.follow_alias or info.alias
+        if alias and self.settings.tracking_uri:
             self._follow = threading.Thread(
                 target=self._follow_alias,
                 args=(info.name, alias),
@@ -483,7 +486,7 @@ class BoneMetastasisService:
         """Poll the registry; load and swap in the version the alias points to when it moves."""
         import mlflow
 
-        interval = float(os.environ.get("BONEMET_RELOAD_SECONDS", "10"))
+        interval = self.settings.reload_seconds
         client = mlflow.MlflowClient()
         failed: dict[str, float] = {}  # version -> when it last failed to load
         while True:
@@ -633,5 +636,5 @@ def _predictions(
 
 BoneMetastasisService.mount_asgi_app(_model_app(), path="/")
 BoneMetastasisService.add_asgi_middleware(
-    GatewayMiddleware, readiness=_readiness, document=complete_openapi
+    GatewayMiddleware, readiness=_readiness, document=complete_openapi, settings=SETTINGS
 )

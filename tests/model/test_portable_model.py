@@ -24,7 +24,7 @@ import pytest
 from features.contract import check_patients
 from features.records import contract_rows
 from features.schema import PREDICTOR_COLUMNS
-from tests.code.test_risk_model import _training_rows
+from tests.artifact.test_risk_model import _training_rows
 from training.config import TrainConfig
 from training.fitting.train import fit_risk_model, log_risk_model
 from training.models.catalog import FAMILIES

@@ -78,7 +78,7 @@ def test_a_cohort_without_any_marker_value():
 
 
 def test_a_family_that_cannot_be_fitted_is_skipped_with_its_reason(monkeypatch):
-    from tests.code.test_risk_model import _training_rows
+    from tests.artifact.test_risk_model import _training_rows
     from training.config import TrainConfig
     from training.fitting.train import _Silent
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.code.test_risk_model import _training_rows
+from tests.artifact.test_risk_model import _training_rows
 from tests.models.data import competing_data
 from training.config import TrainConfig
 from training.fitting.train import fit_risk_model

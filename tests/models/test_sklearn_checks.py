@@ -58,7 +58,7 @@ NEEDS_A_NUMERIC_Y = {
     "check_dtype_object": f"{_STRUCTURED_Y}; X is the feature pipeline's float64 matrix",
     "check_estimators_empty_data_messages": f"{_STRUCTURED_Y}; test_empty_or_one_dimensional_X",
     "check_pipeline_consistency": f"{_STRUCTURED_Y}; the served pipeline is tested in "
-    "tests/code/test_risk_model.py",
+    "tests/artifact/test_risk_model.py",
     "check_estimators_nan_inf": f"{_STRUCTURED_Y}; the feature pipeline imputes before the "
     "family, and XGBoost reads NaN as missing by design",
     "check_estimator_sparse_tag": f"{_STRUCTURED_Y}; X is dense (the feature pipeline's output)",

@@ -17,9 +17,9 @@ from training.artifact.explain import (
     MISSING_TEXT,
     explain,
     explanation_text,
-    feature_groups,
     training_percentiles,
 )
+from training.artifact.feature_inputs import feature_groups, feature_inputs
 from training.config import TrainConfig
 from training.fitting.train import fit_risk_model, split, time_to_event_rows
 from training.models.catalog import FAMILIES
@@ -191,9 +191,14 @@ def test_linear_contributions_are_coef_times_standardised_difference(family, dat
     np.testing.assert_allclose(totals, score - at_ref, atol=1e-9)
 
 
+def groups_of(model) -> dict[str, list[int]]:
+    features = model.pipeline[:-1]
+    return feature_groups(features.get_feature_names_out(), feature_inputs(features))
+
+
 def test_groups_follow_the_raw_inputs(cox):
     names = list(cox.pipeline[:-1].get_feature_names_out())
-    groups = feature_groups(names)
+    groups = groups_of(cox)
     assert {n: g for g, idx in groups.items() for n in (names[j] for j in idx)} == {
         n: EXPECTED_GROUP[n] for n in names
     }
@@ -220,7 +225,7 @@ def test_every_family_returns_sorted_finite_top_entries(family_model, data):
     out = explain(model, X_test, top=4)
     assert len(out) == len(X_test)
     scale = "log hazard" if family in LOG_HAZARD else "log odds"
-    groups = set(feature_groups(model.pipeline[:-1].get_feature_names_out()))
+    groups = set(groups_of(model))
     for entries in out:
         assert len(entries) == 4
         contributions = np.array([e["contribution"] for e in entries])

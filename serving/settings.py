@@ -1,0 +1,130 @@
+"""The service's settings: one frozen object read from the environment, once per process.
+
+Every variable the server reads is here, with its default and its check; a value that cannot be
+used stops the server with a :class:`SettingsError` naming the variable and what it must be.
+
+============================== ==================================== ==========================
+Variable                       Meaning                              Default
+============================== ==================================== ==========================
+``BONEMET_BENTO_MODEL``        BentoML model tag served             ``bone-metastasis-risk:latest``
+``BONEMET_CORS_ORIGINS``       browser origins allowed (comma list) none: CORS off
+``BONEMET_FOLLOW_ALIAS``       registry alias to follow             the imported version's
+``MLFLOW_TRACKING_URI``        registry to poll for the alias       none: alias not followed
+``BONEMET_RELOAD_SECONDS``     seconds between alias polls          10
+``BONEMET_API_TOKEN``          bearer token of the protected routes none: open
+``BONEMET_MAX_BODY_BYTES``     largest request body                 10 MB
+``BONEMET_BODY_TIMEOUT_SECONDS`` time to receive a body             30
+============================== ==================================== ==========================
+
+``bonemet serve`` (:mod:`training.tracking.bento`) sets the first four for the server process.
+An empty value counts as unset.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["ServingSettings", "SettingsError"]
+
+DEFAULT_MODEL_TAG = "bone-metastasis-risk:latest"
+DEFAULT_RELOAD_SECONDS = 10.0
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+#: Below BentoML's traffic timeout (60 s, a 504): a client that stalls its body gets a 408.
+DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
+
+
+class SettingsError(ValueError):
+    """An environment variable of the service holds a value it cannot use."""
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """What the service reads from its environment (see the module docstring for the names).
+
+    Attributes
+    ----------
+    model_tag : str
+        BentoML model tag of the version served at start (``BONEMET_BENTO_MODEL``).
+    cors_origins : tuple of str
+        Origins a browser may call the API from (``BONEMET_CORS_ORIGINS``); empty: CORS off.
+    follow_alias : str or None
+        Registry alias to follow (``BONEMET_FOLLOW_ALIAS``); None: the alias the version was
+        imported under, if any.
+    tracking_uri : str or None
+        The registry (``MLFLOW_TRACKING_URI``); None: no alias is followed.
+    reload_seconds : float
+        Seconds between two looks at the alias (``BONEMET_RELOAD_SECONDS``).
+    api_token : str or None
+        Bearer token of ``/predict``, ``/explain`` and ``/model`` (``BONEMET_API_TOKEN``);
+        None: those routes are open.
+    max_body_bytes : int
+        Largest request body accepted (``BONEMET_MAX_BODY_BYTES``).
+    body_timeout_seconds : float
+        Time a client has to send its body (``BONEMET_BODY_TIMEOUT_SECONDS``).
+    """
+
+    model_tag: str = DEFAULT_MODEL_TAG
+    cors_origins: tuple[str, ...] = ()
+    follow_alias: str | None = None
+    tracking_uri: str | None = None
+    reload_seconds: float = DEFAULT_RELOAD_SECONDS
+    api_token: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
+        """Read and check the settings.
+
+        Parameters
+        ----------
+        environ : mapping, optional
+            The environment to read; defaults to ``os.environ``.
+
+        Returns
+        -------
+        ServingSettings
+
+        Raises
+        ------
+        SettingsError
+            Naming the variable, when a number is not a positive finite number.
+        """
+        env = os.environ if environ is None else environ
+
+        def text(name: str) -> str | None:
+            return env.get(name) or None
+
+        origins = (o.strip() for o in (env.get("BONEMET_CORS_ORIGINS") or "").split(","))
+        return cls(
+            model_tag=text("BONEMET_BENTO_MODEL") or DEFAULT_MODEL_TAG,
+            cors_origins=tuple(o for o in origins if o),
+            follow_alias=text("BONEMET_FOLLOW_ALIAS"),
+            tracking_uri=text("MLFLOW_TRACKING_URI"),
+            reload_seconds=_positive(env, "BONEMET_RELOAD_SECONDS", DEFAULT_RELOAD_SECONDS),
+            api_token=text("BONEMET_API_TOKEN"),
+            max_body_bytes=_positive(
+                env, "BONEMET_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, integer=True
+            ),
+            body_timeout_seconds=_positive(
+                env, "BONEMET_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS
+            ),
+        )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, integer: bool = False):
+    """The positive number in variable ``name`` (``default`` when unset or empty)."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    kind = "a positive integer" if integer else "a positive number"
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}")
+    return value
