@@ -79,7 +79,7 @@ def build_store(tmp: Path, n_patients: int):
     from features.schema import PREDICTOR_COLUMNS
     from features.simulate import simulate_cohort, write_cohort
     from training.config import Settings, TrainConfig
-    from training.fitting.train import train
+    from training.tracking.training_run import train
     from training.tracking import registry
     from training.tracking import store as tracking
 

@@ -38,7 +38,7 @@ def cohort_rows(n: int, seed: int, world: str):
     """Eligible rows, target and truth (aligned) of a simulated cohort."""
     from features.contract import validate_cohort
     from features.simulate import simulate_cohort
-    from training.fitting.train import time_to_event_rows
+    from training.fitting.data import time_to_event_rows
     from training.models.competing import make_target
 
     sim = simulate_cohort(n, seed=seed, world=world)
@@ -55,7 +55,7 @@ def score_world(world: str, families, args, seed: int) -> list[dict]:
     from training.config import TrainConfig
     from training.evaluation.metrics import fast_harrell_c, truth_agreement
     from training.fitting.search import search_family
-    from training.fitting.train import fit_risk_model
+    from training.fitting.family_run import fit_risk_model
 
     X, y, _ = cohort_rows(args.n_train, seed, world)
     X_test, y_test, truth = cohort_rows(args.n_test, seed + 5000, world)

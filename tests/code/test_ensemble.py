@@ -7,7 +7,7 @@ import pytest
 
 from tests.code.test_risk_model import _training_rows
 from training.config import TrainConfig
-from training.fitting.train import fit_risk_model
+from training.fitting.family_run import fit_risk_model
 from training.models.competing import DAYS_PER_MONTH, make_target
 from training.models.ensemble import StackedEnsemble, brier_weights
 from training.models.families import ENSEMBLE_MEMBERS, FAMILIES

@@ -21,7 +21,8 @@ from training.artifact.explain import (
     training_percentiles,
 )
 from training.config import TrainConfig
-from training.fitting.train import fit_risk_model, split, time_to_event_rows
+from training.fitting.data import split, time_to_event_rows
+from training.fitting.family_run import fit_risk_model
 from training.models.families import FAMILIES
 
 LOG_HAZARD = {"cox_ridge", "cox_elasticnet", "gbsa", "xgb_cox", "cox_spline"}
