@@ -54,8 +54,8 @@ def score_world(world: str, families, args, seed: int) -> list[dict]:
 
     from training.config import TrainConfig
     from training.evaluation.metrics import fast_harrell_c, truth_agreement
-    from training.fitting.search import search_family
     from training.fitting.family_run import fit_risk_model
+    from training.fitting.search import search_family
 
     X, y, _ = cohort_rows(args.n_train, seed, world)
     X_test, y_test, truth = cohort_rows(args.n_test, seed + 5000, world)

@@ -12,9 +12,9 @@ from features.landmark import TRAJECTORY_FEATURES, landmark_dataset
 from features.simulate import simulate_cohort
 from features.transformers import TrajectoryFeatures, make_feature_pipeline
 from training.config import ConfigError, TrainConfig, load_config
-from training.fitting.search import folds
 from training.fitting.data import split, time_to_event_rows
 from training.fitting.landmarks import landmark_rows
+from training.fitting.search import folds
 
 LANDMARKS = (0.0, 91.0, 183.0, 365.0)
 

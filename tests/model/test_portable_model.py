@@ -2,9 +2,9 @@
 environment holding only the model's own ``requirements.txt``, outside the project folder.
 
 One model per family is fitted (the first configuration of its grid, no search: the search is
-not what travels), logged with :func:`training.tracking.training_model.log_risk_model` to a file store, copied
-to a folder outside the project, and loaded by a fresh ``python -m venv`` with only the
-union of the models' requirements installed (pip's configured wheelhouse makes this work
+not what travels), logged with :func:`training.tracking.training_model.log_risk_model` to a file
+store, copied to a folder outside the project, and loaded by a fresh ``python -m venv`` with only
+the union of the models' requirements installed (pip's configured wheelhouse makes this work
 offline). Its predictions must equal the in-project ones.
 """
 
