@@ -142,8 +142,9 @@ def main() -> None:
     from features.contract import validate_cohort
     from training.config import FAMILIES as DEFAULT_FAMILIES
     from training.config import TrainConfig
+    from training.fitting.data import time_to_event_rows
+    from training.fitting.family_run import fit_risk_model
     from training.fitting.search import search_family
-    from training.fitting.train import fit_risk_model, time_to_event_rows
     from training.models.competing import make_target
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

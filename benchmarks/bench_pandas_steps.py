@@ -43,7 +43,8 @@ def main() -> None:
 
     from features.contract import load_cohort
     from features.simulate import simulate_cohort, write_cohort
-    from training.fitting.train import landmark_rows, time_to_event_rows
+    from training.fitting.data import time_to_event_rows
+    from training.fitting.landmarks import landmark_rows
 
     out: dict[str, object] = {"pandas": pd.__version__, "n_patients": args.n_patients}
     with tempfile.TemporaryDirectory() as tmp:

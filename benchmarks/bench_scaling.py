@@ -34,8 +34,8 @@ def worker(cohort_dir: str, family: str) -> None:
 
     from features.contract import load_cohort
     from training.config import TrainConfig
+    from training.fitting.data import split, time_to_event_rows
     from training.fitting.search import fit_pipeline
-    from training.fitting.train import split, time_to_event_rows
     from training.models.catalog import FAMILIES
 
     cohort = load_cohort(Path(cohort_dir) / "patients.csv")

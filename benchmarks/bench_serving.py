@@ -68,9 +68,9 @@ def build_store(tmp: Path, n_patients: int):
     from features.schema import PREDICTOR_COLUMNS
     from features.simulate import simulate_cohort, write_cohort
     from training.config import Settings, TrainConfig
-    from training.fitting.train import train
     from training.tracking import registry
     from training.tracking import store as tracking
+    from training.tracking.training_run import train
 
     write_cohort(simulate_cohort(n_patients, seed=42), tmp / "cohort")
     cohort = load_cohort(tmp / "cohort" / "patients.csv", tmp / "cohort" / "oc_measurements.csv")

@@ -37,7 +37,7 @@ def cohort_rows(n: int, seed: int, world: str):
     """Eligible rows, target and truth (aligned) of a simulated cohort."""
     from features.contract import validate_cohort
     from features.simulate import simulate_cohort
-    from training.fitting.train import time_to_event_rows
+    from training.fitting.data import time_to_event_rows
     from training.models.competing import make_target
 
     sim = simulate_cohort(n, seed=seed, world=world)
@@ -54,8 +54,8 @@ def score_world(world: str, families, args, seed: int) -> list[dict]:
     from training.config import TrainConfig
     from training.evaluation.concordance import fast_harrell_c
     from training.evaluation.truth import truth_agreement
+    from training.fitting.family_run import fit_risk_model
     from training.fitting.search import search_family
-    from training.fitting.train import fit_risk_model
 
     X, y, _ = cohort_rows(args.n_train, seed, world)
     X_test, y_test, truth = cohort_rows(args.n_test, seed + 5000, world)

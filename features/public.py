@@ -6,7 +6,7 @@ women with node-positive primary breast cancer, recurrence-free survival in days
 
 It records **one event type** and **no osteocalcin marker**, which is what makes it useful
 here: a real cohort on which ``bonemet train`` must fit a clinical-only model with the death
-hazard taken as zero (``training.fitting.train.competing_deaths``). Its outcome is recurrence or
+hazard taken as zero (``training.fitting.data.competing_deaths``). Its outcome is recurrence or
 death,
 not bone metastasis; mapped to the contract's ``bone_metastasis`` event it stands in for the
 outcome, so a model trained on it predicts recurrence-free survival and says nothing about

@@ -21,7 +21,8 @@ from training.artifact.explain import (
 )
 from training.artifact.feature_inputs import feature_groups, feature_inputs
 from training.config import TrainConfig
-from training.fitting.train import fit_risk_model, split, time_to_event_rows
+from training.fitting.data import split, time_to_event_rows
+from training.fitting.family_run import fit_risk_model
 from training.models.catalog import FAMILIES
 
 LOG_HAZARD = {"cox_ridge", "cox_elasticnet", "gbsa", "xgb_cox", "cox_spline"}

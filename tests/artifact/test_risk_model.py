@@ -17,7 +17,7 @@ from features.schema import PREDICTOR_COLUMNS
 from features.simulate import simulate_cohort
 from features.transformers import transform_rows
 from training.config import TrainConfig
-from training.fitting.train import fit_risk_model
+from training.fitting.family_run import fit_risk_model
 from training.models.catalog import FAMILIES
 from training.models.competing import DAYS_PER_MONTH, make_target
 

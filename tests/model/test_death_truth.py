@@ -19,7 +19,7 @@ from features.simulate import simulate_cohort, truth_columns
 from features.transformers import make_feature_pipeline
 from training.artifact.risk_model import predict_competing
 from training.config import TrainConfig
-from training.fitting.train import split, time_to_event_rows
+from training.fitting.data import split, time_to_event_rows
 from training.models.catalog import FAMILIES
 
 pytestmark = pytest.mark.slow

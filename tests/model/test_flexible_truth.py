@@ -16,7 +16,7 @@ import pytest
 
 from tests.artifact.test_risk_model import _training_rows
 from training.config import TrainConfig
-from training.fitting.train import fit_risk_model
+from training.fitting.family_run import fit_risk_model
 from training.models.catalog import FAMILIES
 
 pytestmark = pytest.mark.slow

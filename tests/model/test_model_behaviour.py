@@ -102,7 +102,9 @@ def test_predictions_identical_after_mlflow_and_bentoml_round_trip(store, tmp_pa
     import mlflow
 
     from features.contract import check_patients
-    from training.fitting.train import fit_risk_model, log_risk_model, split, time_to_event_rows
+    from training.fitting.data import split, time_to_event_rows
+    from training.fitting.family_run import fit_risk_model
+    from training.tracking.training_model import log_risk_model
 
     cohort = load_cohort(store["cohort"] / "patients.csv")
     config = TrainConfig()

@@ -19,7 +19,7 @@ from features.contract import validate_cohort
 from features.simulate import simulate_cohort
 from features.transformers import make_feature_pipeline
 from training.config import TrainConfig
-from training.fitting.train import split, time_to_event_rows
+from training.fitting.data import split, time_to_event_rows
 from training.models.catalog import FAMILIES
 from training.models.competing import DAYS_PER_MONTH
 

@@ -8,12 +8,9 @@ import pandas as pd
 import pytest
 
 from features.contract import Cohort
-from training.fitting.train import (
-    FamilySkipped,
-    competing_deaths,
-    has_marker_values,
-    run_family_or_skip,
-)
+from training.fitting.data import TrainingData, competing_deaths
+from training.fitting.family_run import FamilySkipped, SilentProgress, run_family_or_skip
+from training.fitting.marker import has_marker_values
 from training.models.bases import RSF_LIMITS
 from training.models.catalog import FAMILIES
 from training.models.cause_specific import CauseSpecificHazards
@@ -80,16 +77,14 @@ def test_a_cohort_without_any_marker_value():
 def test_a_family_that_cannot_be_fitted_is_skipped_with_its_reason(monkeypatch):
     from tests.artifact.test_risk_model import _training_rows
     from training.config import TrainConfig
-    from training.fitting.train import _Silent
 
     X, y, _ = _training_rows(300, seed=4)
     # The forest's size bound is a real refusal of the family: make it refuse these data.
     monkeypatch.setitem(RSF_LIMITS, "max_bytes_per_cause", 1.0)
     config = TrainConfig(families=("rsf",), outer_folds=2, inner_folds=2, max_grid=1)
     half = len(X) // 2
-    out = run_family_or_skip(
-        "rsf", config, X.iloc[:half], y[:half], X.iloc[half:], y[half:], _Silent()
-    )
+    data = TrainingData(config, X.iloc[:half], X.iloc[half:], y[:half], y[half:], {}, 0)
+    out = run_family_or_skip("rsf", data, SilentProgress())
     assert isinstance(out, FamilySkipped) and out.family == "rsf"
     assert "ValueError" in out.reason and "rsf" in out.reason
     assert "rsf" in FAMILIES  # nothing else changed

@@ -8,7 +8,7 @@ import pytest
 from tests.artifact.test_risk_model import _training_rows
 from tests.models.data import competing_data
 from training.config import TrainConfig
-from training.fitting.train import fit_risk_model
+from training.fitting.family_run import fit_risk_model
 from training.models.catalog import ENSEMBLE_MEMBERS, FAMILIES
 from training.models.competing import DAYS_PER_MONTH, make_target
 from training.models.ensemble import StackedEnsemble, brier_weights

@@ -197,7 +197,7 @@ class RiskModel:
         landmark is predicted as at the last landmark, with a warning.
     competing_death : bool
         True: death without bone metastasis is a modelled competing event. False: the
-        training data had too few deaths (``training.fitting.train.competing_deaths``), the death
+        training data had too few deaths (``training.fitting.data.competing_deaths``), the death
         hazard is zero and the incidence of bone metastasis is ``1 - S(t)``.
     """
 

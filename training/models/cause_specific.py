@@ -261,7 +261,7 @@ class CauseSpecificHazards(BaseEstimator):
                 "no bone_metastasis events in the training data: cannot fit its hazard"
             )
         # A cohort that records no competing death (one event type, or deaths recoded as
-        # censored by training.fitting.train.competing_deaths): the death hazard is zero, so the
+        # censored by training.fitting.data.competing_deaths): the death hazard is zero, so the
         # incidence is 1 - S(t) of bone metastasis.
         causes = (BONE_METASTASIS, DEATH) if np.any(y["cause"] == DEATH) else (BONE_METASTASIS,)
         params = self._base_params()

@@ -12,8 +12,9 @@ from features.landmark import TRAJECTORY_FEATURES, landmark_dataset
 from features.simulate import simulate_cohort
 from features.transformers import TrajectoryFeatures, make_feature_pipeline
 from training.config import ConfigError, TrainConfig, load_config
+from training.fitting.data import split, time_to_event_rows
+from training.fitting.landmarks import landmark_rows
 from training.fitting.search import folds
-from training.fitting.train import landmark_rows, split, time_to_event_rows
 
 LANDMARKS = (0.0, 91.0, 183.0, 365.0)
 
@@ -129,7 +130,7 @@ def test_enrollment_view_is_landmark_zero(cohort):
 
 def test_landmark_model_explains_the_trend_and_the_prediction_day(cohort):
     from training.artifact.explain import explain
-    from training.fitting.train import fit_risk_model
+    from training.fitting.family_run import fit_risk_model
 
     rows, _ = time_to_event_rows(cohort)
     stacked, y = landmark_rows(rows, cohort.measurements, LANDMARKS)
@@ -154,7 +155,7 @@ def test_landmark_model_explains_the_trend_and_the_prediction_day(cohort):
 
 def test_landmark_metrics_per_prediction_time(cohort):
     from training.evaluation.concordance import harrell_c
-    from training.fitting.train import landmark_metrics
+    from training.fitting.landmarks import landmark_metrics
 
     rows, _ = time_to_event_rows(cohort)
     stacked, y = landmark_rows(rows, cohort.measurements, LANDMARKS)

@@ -1,8 +1,8 @@
 """The ``spark-submit`` entry point of ``bonemet predict --engine spark``.
 
-``spark-submit [options] training/scoring/spark_submit.py --patients P ... --out DIR`` runs the
-command line's ``predict`` with the Spark engine (docs/scoring-at-scale.md). A module of its
-own so that the engine (:mod:`training.scoring.spark`) does not import the command line.
+``spark-submit [options] training/cli/spark_submit.py --patients P ... --out DIR`` runs the
+command line's ``predict`` with the Spark engine (docs/scoring-at-scale.md). It lives with the
+command line so that the engine (:mod:`training.scoring.spark`) does not import it.
 """
 
 from __future__ import annotations

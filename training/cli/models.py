@@ -1,0 +1,246 @@
+"""Commands over models: train, evaluate, promote, compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from training.cli.app import (
+    DEFAULT_MODEL_URI,
+    JsonOpt,
+    MeasurementsOpt,
+    ModelUriOpt,
+    PatientsOpt,
+    fail,
+    library_output,
+    load,
+    store_settings,
+)
+from training.cli.output import (
+    Bars,
+    candidate_table,
+    evaluation_by_landmark,
+    print_comparison,
+    print_transposed,
+    summary_json,
+    table,
+    with_interval,
+)
+from training.evaluation.names import EVALUATION
+
+
+def _family_names() -> str:
+    from training.config import FAMILY_NAMES, OPTIONAL_FAMILIES  # names only (no estimators)
+
+    return ", ".join(FAMILY_NAMES) + f" (default: all but {', '.join(OPTIONAL_FAMILIES)})"
+
+
+def train(
+    patients: PatientsOpt,
+    measurements: MeasurementsOpt = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option("--experiment", help="MLflow experiment (default: bone-metastasis)"),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="YAML training config: fields of training.config.TrainConfig (default: none)",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="overrides the config seed (default: 42)")
+    ] = None,
+    families: Annotated[
+        str | None,
+        typer.Option("--families", help=f"comma-separated model families: {_family_names()}"),
+    ] = None,
+    landmarks: Annotated[
+        str | None,
+        typer.Option(
+            "--landmarks",
+            help="comma-separated landmark days starting with 0 (e.g. 0,91,183,365): train "
+            "landmark models that predict from any prediction_day with the draws known by "
+            "then (default: none: models predict from enrollment)",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train every family, log to MLflow, register versions, set the challenger alias.
+
+    Ends with a table of the candidates (selection metric, headline metrics with 95 %
+    intervals, promotion-gate verdicts, the challenger) and the next command to run.
+    """
+    from training.config import ConfigError, load_config
+    from training.fitting.data import TrainingDataError
+    from training.tracking.registry import RegistryError
+    from training.tracking.training_run import train as run_train
+
+    cohort = load(patients, measurements)
+    try:
+        cfg = load_config(
+            config, experiment=experiment, seed=seed, families=families, landmark_days=landmarks
+        )
+        with Bars() as bars, library_output():
+            result = run_train(
+                cohort, cfg, store_settings(), source=str(Path(patients).resolve()), progress=bars
+            )
+    except (ConfigError, TrainingDataError, RegistryError) as err:
+        fail(f"cannot train: {err}")
+    if as_json:
+        typer.echo(summary_json(result))
+        return
+    patients_text = f"{result.n_train_patients} training and {result.n_test_patients} test patients"
+    if result.landmark_days:
+        patients_text += f" ({result.n_train} and {result.n_test} landmark rows)"
+    typer.echo(f"trained on {patients_text}; parent run {result.parent_run_id}")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    for skipped in result.skipped:
+        typer.echo(f"skipped {skipped.family}: {skipped.reason}")
+    candidates = candidate_table(result)
+    challenger = candidates.loc[candidates["version"] == result.challenger_version].iloc[0]
+    candidates["family"] = candidates.pop("").str.cat(candidates["family"], sep="\n").str.strip()
+    print_transposed(
+        candidates, "family", title=f"candidates (selected by {result.selection_metric})"
+    )
+    version = result.challenger_version
+    if challenger["gates"] == "pass":
+        typer.echo(
+            f"next: bonemet promote   (champion -> the challenger, version {version}; "
+            "then: bonemet serve)"
+        )
+    else:
+        failed = challenger["gates"].removeprefix("FAIL:").replace("\n", " ").strip()
+        typer.echo(
+            f"next: bonemet compare   (the challenger, version {version}, fails the gate(s) "
+            f"{failed}: bonemet promote refuses it; bonemet promote --force --reason '...' "
+            "records an override)"
+        )
+
+
+def evaluate(
+    patients: PatientsOpt,
+    measurements: MeasurementsOpt = None,
+    model_uri: ModelUriOpt = DEFAULT_MODEL_URI,
+    experiment: Annotated[
+        str, typer.Option("--experiment", help="MLflow experiment of the evaluation run")
+    ] = "bone-metastasis-evaluation",
+    n_bootstrap: Annotated[
+        int, typer.Option("--n-bootstrap", min=0, max=5000, help="bootstrap resamples (0-5000)")
+    ] = 200,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a registered model on a cohort with outcomes (external validation).
+
+    Works for every registered model; a landmark model is evaluated on the cohort's landmark
+    rows and at each landmark on its own.
+    """
+    import json
+
+    from training.fitting.data import TrainingDataError
+    from training.scoring.predict import ScoringError
+    from training.tracking.training_evaluation import evaluate_model
+
+    cohort = load(patients, measurements)
+    try:
+        with library_output():
+            result = evaluate_model(
+                cohort,
+                model_uri,
+                store_settings(),
+                experiment=experiment,
+                source=str(Path(patients).resolve()),
+                n_bootstrap=n_bootstrap,
+            )
+    except (ScoringError, TrainingDataError) as err:
+        fail(f"cannot evaluate: {err}")
+    shown = {f"eval_{name}" for name in EVALUATION}
+    headline = {k: round(v, 4) for k, v in result.metrics.items() if k in shown}
+    landmarks = {
+        k: round(v, 4) for k, v in result.metrics.items() if k.startswith("eval_landmark_")
+    }
+    if as_json:
+        document = {"run_id": result.run_id, "model_uri": result.model_uri}
+        document.update(version=result.version, **headline, **landmarks)
+        typer.echo(json.dumps(document, indent=2))
+        return
+    import pandas as pd
+
+    typer.echo(
+        f"evaluated {result.model_uri} (version {result.version or 'n/a'}); run {result.run_id}"
+    )
+    table(
+        pd.DataFrame(
+            [
+                {"metric": k.removeprefix("eval_"), "estimate": with_interval(result.metrics, k)}
+                for k in headline
+            ]
+        ),
+        title="pooled" if landmarks else None,
+    )
+    if landmarks:
+        table(evaluation_by_landmark(result.metrics), title="at each landmark")
+
+
+def promote(
+    version: Annotated[str | None, typer.Option("--version", help="version to promote")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="promote even if a gate fails (needs --reason)")
+    ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="why (recorded on the version; required with --force)"),
+    ] = None,
+) -> None:
+    """Move the champion alias (default: to the challenger) if the promotion gates pass."""
+    from training.tracking import registry
+    from training.tracking import store as tracking
+
+    tracking.configure(store_settings())
+    try:
+        with library_output():
+            done = registry.promote(version, force=force, reason=reason)
+    except registry.RegistryError as err:
+        fail(f"cannot promote: {err}")
+    for gate in done.gates:
+        typer.echo(f"gate {gate.name}: {'pass' if gate.passed else 'FAIL'} ({gate.detail})")
+    if done.forced_reason:
+        typer.echo(f"forced: {done.forced_reason}")
+    typer.echo(
+        f"champion: version {done.version} (was {done.previous or 'none'}) of bone-metastasis-risk"
+    )
+
+
+def compare(
+    versions: Annotated[
+        str | None,
+        typer.Option("--versions", help="comma-separated versions (default: all)"),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print registered versions side by side, flagging metrics outside the promotion gates,
+    and the latest training runs (finished, running, or killed).
+
+    Columns: version, family, alias, data digest, state (complete or not), the selection
+    metric, gate verdicts and headline metrics with 95 % intervals; the table fits the
+    terminal's width.
+    """
+    from training.tracking import registry
+    from training.tracking import store as tracking
+
+    tracking.configure(store_settings())
+    with library_output():
+        tracking.reap_stale_runs()
+    wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
+    try:
+        with library_output():
+            compared = registry.compare(wanted)
+    except registry.RegistryError as err:
+        fail(f"cannot compare: {err}")
+    if compared.empty:
+        fail("no versions registered yet: run bonemet train first")
+    print_comparison(compared, registry.training_history(), as_json)

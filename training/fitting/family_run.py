@@ -1,0 +1,320 @@
+"""One family's run, without MLflow: nested CV, final search and fit, the test evaluation and
+the marker's increment; every configured family in turn or in worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from features.schema import HEADLINE_HORIZON_MONTHS
+from training.artifact.explain import training_percentiles
+from training.artifact.risk_model import RiskModel, predict_pipeline
+from training.config import TrainConfig
+from training.evaluation.bootstrap import Interval
+from training.evaluation.names import HEADLINE_SUFFIX
+from training.evaluation.suite import (
+    SplitEvaluation,
+    auc_curve,
+    cv_summary,
+    evaluate_split,
+    point_metrics,
+)
+from training.fitting.data import TrainingData
+from training.fitting.search import Trial, fit_pipeline, folds, n_fits, search
+from training.models.catalog import FAMILIES
+from training.models.competing import DAYS_PER_MONTH
+
+NUMERIC_RANGE_INPUTS = (
+    "age_years",
+    "ki67_percent",
+    "tumor_size_mm",
+    "positive_lymph_nodes",
+    "alkaline_phosphatase_u_per_l",
+)
+
+
+def fit_risk_model(
+    family: str,
+    params: Mapping[str, Any],
+    config: TrainConfig,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    include_marker: bool | None = None,
+) -> RiskModel:
+    """Fit features and estimator of one family on typed rows ``X`` and target ``y``.
+
+    Parameters
+    ----------
+    family : str
+        Name in :data:`training.models.catalog.FAMILIES`.
+    params : mapping
+        Hyperparameters of the family (one configuration of its grid).
+    include_marker : bool, optional
+        Override of ``config.include_marker`` (False: the clinical-only model).
+    """
+    marker = config.include_marker if include_marker is None else include_marker
+    fam = FAMILIES[family]
+    pipeline = fit_pipeline(fam.make, params, X, y, marker, flexible=fam.flexible)
+    score = pipeline.predict(X)
+    cutoffs = tuple(float(c) for c in np.quantile(score, [1 / 3, 2 / 3]))
+    ranges = {}
+    inputs = NUMERIC_RANGE_INPUTS + (("oc_positive_percent",) if marker else ())
+    for column in inputs:
+        values = X[column].to_numpy(dtype=float)
+        values = values[~np.isnan(values)]
+        if values.size:
+            ranges[column] = (float(values.min()), float(values.max()))
+    follow_up = float(np.quantile(y["time"], 0.9)) / DAYS_PER_MONTH
+    landmarks = tuple(config.landmark_days) if "landmark_day" in X.columns else ()
+    return RiskModel(
+        competing_death=bool(np.any(y["cause"] == 2)),
+        family=family,
+        pipeline=pipeline,
+        risk_cutoffs=cutoffs,  # type: ignore[arg-type]
+        horizons_months=tuple(config.horizons_months),
+        max_follow_up_months=follow_up,
+        include_marker=marker,
+        training_ranges=ranges,
+        training_percentiles=training_percentiles(X),
+        landmark_days=landmarks,
+    )
+
+
+class Progress(Protocol):
+    """Receives progress of a training run (the CLI draws bars; the library stays silent)."""
+
+    def start(self, total: int, description: str) -> None: ...
+
+    def advance(self, description: str) -> None: ...
+
+
+class SilentProgress:
+    """Progress that shows nothing (the default of a library call)."""
+
+    def start(self, total: int, description: str) -> None:
+        return None
+
+    def advance(self, description: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class FamilySkipped:
+    """A family that could not be fitted on this cohort, and why (the others go on)."""
+
+    family: str
+    reason: str
+
+
+@dataclass
+class FamilyOutcome:
+    """Everything a training run learned about one family."""
+
+    family: str
+    model: RiskModel
+    params: dict[str, Any]
+    cv: dict[str, float]
+    fold_metrics: list[dict[str, float]]
+    trials: tuple[Trial, ...]
+    test: SplitEvaluation
+    clinical_test: dict[str, float]
+    increments: dict[str, Interval]
+    clinical_auc: tuple[list, list] | None
+    importance: pd.Series
+    test_risk: np.ndarray
+
+
+def _risk_and_cif(pipe, X: pd.DataFrame, horizons):
+    risk, cif = predict_pipeline(pipe, X, horizons)
+    return risk, {h: cif[:, j] for j, h in enumerate(horizons)}
+
+
+def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutcome:
+    """Nested CV, final search, fit, test evaluation and marker increment of one family."""
+    from training.evaluation.accuracy import cumulative_dynamic_auc
+    from training.evaluation.bootstrap import paired_bootstrap_difference
+    from training.evaluation.concordance import fast_harrell_c, uno_c
+    from training.evaluation.importance import feature_importance
+
+    config = data.config
+    X_train, y_train, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
+    family = FAMILIES[name]
+    horizons = tuple(config.horizons_months)
+    grid = family.grid[: config.max_grid]
+
+    def tick(what: str) -> None:
+        progress.advance(f"{name}: {what}")
+
+    fold_metrics = []
+    for k, (tr, te) in enumerate(folds(X_train, config.outer_folds, config.seed)):
+        inner = search(
+            family.make,
+            grid,
+            X_train.iloc[tr],
+            y_train[tr],
+            include_marker=config.include_marker,
+            n_folds=config.inner_folds,
+            seed=config.seed + k + 1,
+            tick=tick,
+            flexible=family.flexible,
+        )
+        pipe = fit_pipeline(
+            family.make,
+            inner.best_params,
+            X_train.iloc[tr],
+            y_train[tr],
+            config.include_marker,
+            flexible=family.flexible,
+        )
+        tick(f"outer fold {k + 1}")
+        risk, cif = _risk_and_cif(pipe, X_train.iloc[te], horizons)
+        fold_metrics.append(point_metrics(y_train[tr], y_train[te], risk, cif))
+    final = search(
+        family.make,
+        grid,
+        X_train,
+        y_train,
+        include_marker=config.include_marker,
+        n_folds=config.inner_folds,
+        seed=config.seed,
+        tick=tick,
+        flexible=family.flexible,
+    )
+    model = fit_risk_model(name, final.best_params, config, X_train, y_train)
+    tick("final fit")
+    risk, cif = _risk_and_cif(model.pipeline, X_test, horizons)
+    test = evaluate_split(
+        y_train, y_test, risk, cif, X_test, n_boot=config.n_bootstrap, seed=config.seed
+    )
+    Xt_test = model.pipeline[:-1].transform(X_test)
+    importance = feature_importance(
+        model.estimator,
+        Xt_test,
+        y_test,
+        model.pipeline[0].get_feature_names_out(),
+        seed=config.seed,
+    )
+    outcome = FamilyOutcome(
+        family=name,
+        model=model,
+        params=dict(final.best_params),
+        cv=cv_summary(fold_metrics),
+        fold_metrics=fold_metrics,
+        trials=final.trials,
+        test=test,
+        clinical_test={},
+        increments={},
+        clinical_auc=None,
+        importance=importance,
+        test_risk=risk,
+    )
+    if not config.include_marker:  # already clinical-only: no increment to measure
+        return outcome
+    clinical = fit_risk_model(
+        name, final.best_params, config, X_train, y_train, include_marker=False
+    )
+    tick("clinical-only fit")
+    risk_c, cif_c = _risk_and_cif(clinical.pipeline, X_test, horizons)
+    outcome.clinical_test = point_metrics(y_train, y_test, risk_c, cif_c)
+    outcome.clinical_auc = auc_curve(y_train, y_test, risk_c)
+    tau = 60 * DAYS_PER_MONTH
+
+    def increment(fn) -> Interval:
+        """Marker minus clinical-only, paired bootstrap interval on the same resamples."""
+        if config.n_bootstrap:
+            return paired_bootstrap_difference(
+                fn, y_test, risk, risk_c, n_boot=config.n_bootstrap, seed=config.seed
+            )
+        nan = float("nan")
+        return Interval(fn(y_test, risk) - fn(y_test, risk_c), nan, nan, 0)
+
+    increments = outcome.increments
+    increments["harrell_c"] = increment(lambda yy, r: fast_harrell_c(yy, r))
+    increments["uno_c"] = increment(lambda yy, r: uno_c(y_train, yy, r, tau))
+    # An interval at the clinical horizon only (bootstrapping sksurv's AUC is the costly part);
+    # the AUC-over-time figure shows both feature sets at every horizon.
+    headline = HEADLINE_HORIZON_MONTHS
+    if headline < float(y_test["time"].max()) / DAYS_PER_MONTH:
+        increments[f"td_auc_{HEADLINE_SUFFIX}"] = increment(
+            lambda yy, r: cumulative_dynamic_auc(y_train, yy, r, headline)
+        )
+    return outcome
+
+
+def run_family_or_skip(
+    name: str, data: TrainingData, progress: Progress
+) -> FamilyOutcome | FamilySkipped:
+    """:func:`run_family`, or the reason the family cannot be fitted on this cohort.
+
+    A family whose estimator fails on these data (a solver that does not converge, a
+    classifier with one class at a horizon, too little memory) must not stop the others.
+    """
+    try:
+        return run_family(name, data, progress)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError, MemoryError) as err:
+        return FamilySkipped(name, f"{type(err).__name__}: {err}".strip())
+
+
+def family_outcomes(
+    data: TrainingData, progress: Progress
+) -> Iterator[FamilyOutcome | FamilySkipped]:
+    """Run every family of ``data.config``, in order (:func:`run_family_or_skip`); with
+    ``config.n_jobs`` > 1 in parallel worker processes.
+
+    Workers run with one BLAS/OpenMP thread each: on this project's 2-core machines OpenMP
+    code with more threads than cores was erratically 10-100x slower.
+    """
+    config = data.config
+    total = sum(
+        n_fits(min(len(FAMILIES[f].grid), config.max_grid), config.outer_folds, config.inner_folds)
+        + 1
+        for f in config.families
+    )
+    progress.start(total, "training")
+    if config.n_jobs == 1 or len(config.families) == 1:
+        for name in config.families:
+            yield run_family_or_skip(name, data, progress)
+        return
+    import multiprocessing
+    import threading
+
+    from joblib import Parallel, delayed, parallel_config
+
+    # Workers report each fit through a managed queue; a thread here moves the bar.
+    with multiprocessing.Manager() as manager:
+        queue = manager.Queue()
+        relay = threading.Thread(target=_relay, args=(queue, progress), daemon=True)
+        relay.start()
+        try:
+            with parallel_config(backend="loky", inner_max_num_threads=1):
+                results = Parallel(n_jobs=config.n_jobs, return_as="generator")(
+                    delayed(run_family_or_skip)(name, data, _QueueProgress(queue))
+                    for name in config.families
+                )
+                yield from results
+        finally:
+            queue.put(None)
+            relay.join(timeout=10)
+
+
+class _QueueProgress:
+    """Progress that forwards each step to a queue (used inside worker processes)."""
+
+    def __init__(self, queue) -> None:
+        self.queue = queue
+
+    def start(self, total: int, description: str) -> None:
+        return None
+
+    def advance(self, description: str) -> None:
+        self.queue.put(description)
+
+
+def _relay(queue, progress: Progress) -> None:
+    while (item := queue.get()) is not None:
+        progress.advance(item)

@@ -1,0 +1,155 @@
+"""The model card's facts of one family trained by :func:`training.tracking.training_run.train`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from features.contract import Cohort
+from features.schema import CONTRACT_VERSION
+from training.config import MODEL_NAME, TrainConfig
+from training.evaluation.names import HEADLINE, PER_HORIZON
+from training.fitting.data import TrainingData
+from training.fitting.family_run import FamilyOutcome
+from training.models.catalog import FAMILIES
+from training.models.competing import DAYS_PER_MONTH
+from training.tracking.model_card import ModelCardFacts
+from training.tracking.store import git_commit
+
+
+def _performance(out: FamilyOutcome, config: TrainConfig) -> pd.DataFrame:
+    """Headline metrics with CV mean and sd, test estimate and interval; then the other
+    horizons' calibration and accuracy (no interval)."""
+    nan = float("nan")
+    rows = []
+    for name in HEADLINE:
+        iv = out.test.intervals.get(name)
+        rows.append(
+            {
+                "metric": name,
+                "cv_mean": out.cv.get(f"cv_{name}_mean", nan),
+                "cv_sd": out.cv.get(f"cv_{name}_sd", nan),
+                "estimate": out.test.metrics.get(name, nan),
+                "lo": iv.lo if iv else nan,
+                "hi": iv.hi if iv else nan,
+            }
+        )
+    for h in config.horizons_months:
+        for name in (f"{metric}_{h}m" for metric in PER_HORIZON):
+            if name not in HEADLINE and name in out.test.metrics:
+                rows.append(
+                    {
+                        "metric": name,
+                        "cv_mean": out.cv.get(f"cv_{name}_mean", nan),
+                        "cv_sd": out.cv.get(f"cv_{name}_sd", nan),
+                        "estimate": out.test.metrics[name],
+                        "lo": nan,
+                        "hi": nan,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def card_facts(
+    out: FamilyOutcome,
+    data: TrainingData,
+    *,
+    run_id: str,
+    dataset_digest: str,
+    source: str,
+    cohort: Cohort,
+    lr_test: Mapping[str, float] | None,
+    version: str | None = None,
+) -> ModelCardFacts:
+    """The model card's facts; counts are of patients (``data.patients_y``: one target per
+    patient and split), a landmark model's stacked rows (``data.y_*``) are counted apart."""
+    from training.artifact.risk_model import MARKER_INPUTS, MODEL_INPUTS
+
+    config, patients_y = data.config, data.patients_y
+    inputs = MODEL_INPUTS + (MARKER_INPUTS if out.model.include_marker else ())
+    missing = {c: float(data.X_train[c].isna().mean()) for c in inputs}
+    counts = {
+        split: {
+            "n": int(len(yy)),
+            "bone_metastasis": int(np.sum(yy["cause"] == 1)),
+            "death": int(np.sum(yy["cause"] == 2)),
+            "censored": int(np.sum(yy["cause"] == 0)),
+        }
+        for split, yy in patients_y.items()
+    }
+    landmark_rows = (
+        {"train": int(len(data.y_train)), "test": int(len(data.y_test))}
+        if config.landmark_days
+        else None
+    )
+    settings_seen = ", ".join(sorted(set(cohort.patients["disease_setting"].dropna())))
+    grid = FAMILIES[out.family].grid[: config.max_grid]
+    space: dict[str, list] = {}
+    for g in grid:
+        for k, v in g.items():
+            space.setdefault(k, [])
+            if v not in space[k]:
+                space[k].append(v)
+    return ModelCardFacts(
+        model_name=MODEL_NAME,
+        family=out.family,
+        model_version=version,
+        run_id=run_id,
+        git_commit=git_commit(),
+        training_date=datetime.now(UTC).strftime("%Y-%m-%d"),
+        data_digest=dataset_digest,
+        contract_version=CONTRACT_VERSION,
+        data_source=source,
+        simulated=("demo" in source or "simulat" in source) or None,
+        setting=settings_seen,
+        n_patients=int(sum(len(yy) for yy in patients_y.values())),
+        n_excluded_bone_met_at_enrollment=data.n_excluded,
+        horizons_months=tuple(config.horizons_months),
+        median_follow_up_months=float(np.median(patients_y["train"]["time"]) / DAYS_PER_MONTH),
+        landmark_days=tuple(config.landmark_days),
+        landmark_rows=landmark_rows,
+        competing_death=out.model.competing_death,
+        modelling_notes=data.notes,
+        input_columns=tuple(inputs),
+        engineered_features=tuple(str(n) for n in out.model.pipeline[0].get_feature_names_out()),
+        missing_share=missing,
+        split_counts=counts,
+        hyperparameter_search=(
+            f"grid of {len(grid)} configurations, ranked by inner "
+            f"{config.inner_folds}-fold CV Uno's C (60 months)"
+        ),
+        search_space=space,
+        selected_params=out.params,
+        cv_scheme=(
+            f"nested CV on the training split: {config.outer_folds} outer folds x "
+            f"{config.inner_folds} inner folds, stratified by outcome and setting"
+        ),
+        evaluation=(
+            f"held-out test split ({config.test_size:.0%}, stratified), percentile "
+            f"bootstrap 95 % intervals ({config.n_bootstrap} resamples)"
+        ),
+        risk_cutoffs=tuple(out.model.risk_cutoffs),
+        performance=_performance(out, config),
+        subgroups=out.test.subgroups,
+        marker_increment={
+            f"delta {k}": (iv.estimate, iv.lo, iv.hi) for k, iv in out.increments.items()
+        },
+        marker_lr_test=(
+            {
+                "statistic": lr_test["marker_lr_statistic"],
+                "df": lr_test["marker_lr_df"],
+                "p_value": lr_test["marker_lr_p_value"],
+            }
+            if lr_test
+            else None
+        ),
+        marker_method=(
+            "same family and hyperparameters refitted without the osteocalcin "
+            "features; paired bootstrap of the test split"
+            if out.model.include_marker
+            else "not measured: the cohort has no marker values (clinical-only model)"
+        ),
+    )

@@ -1,0 +1,379 @@
+"""The MLflow training run: fit every candidate family (:mod:`training.fitting`), log each
+as a child run with its figures, tables and model card, register it, pick the challenger."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.contract import Cohort
+from features.schema import CONTRACT_VERSION, HEADLINE_HORIZON_MONTHS
+from training.config import Settings, TrainConfig
+from training.evaluation.names import CANDIDATES, HEADLINE_SUFFIX
+from training.fitting.data import TrainingData, TrainingDataError, prepare_training_data
+from training.fitting.family_run import (
+    FamilyOutcome,
+    FamilySkipped,
+    Progress,
+    SilentProgress,
+    family_outcomes,
+)
+from training.fitting.landmarks import landmark_metrics
+from training.fitting.marker import marker_lr_test
+from training.fitting.search import SEARCH_METRIC
+from training.tracking.store import git_commit
+from training.tracking.training_card import card_facts
+from training.tracking.training_model import log_risk_model
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """One fitted family: its run, registered version and test metrics."""
+
+    family: str
+    run_id: str
+    version: str
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``train`` did: the parent run, each candidate, and the new challenger.
+
+    ``notes`` say how the cohort was modelled when it departs from the default (no competing
+    deaths, no marker); ``skipped`` lists the families that could not be fitted.
+    """
+
+    parent_run_id: str
+    experiment_id: str
+    candidates: tuple[CandidateResult, ...]
+    challenger_version: str
+    selection_metric: str
+    n_train: int
+    n_test: int
+    n_excluded_bone_met_at_enrollment: int
+    dataset_digest: str
+    notes: tuple[str, ...] = ()
+    skipped: tuple[FamilySkipped, ...] = ()
+    n_train_patients: int | None = None
+    n_test_patients: int | None = None
+    landmark_days: tuple[float, ...] = field(default_factory=tuple)
+
+
+def model_notes(config: TrainConfig, death_note: str | None) -> dict[str, str]:
+    """Run tags saying how the outcome and the marker were modelled."""
+    return {
+        "competing_death": "zero hazard (incidence = 1 - S(t))" if death_note else "modelled",
+        "marker": "used" if config.include_marker else "none (clinical-only model)",
+    }
+
+
+def cohort_dataset(cohort: Cohort, source: str):
+    """The patients table as an MLflow dataset (name, digest, source, schema)."""
+    import mlflow
+
+    with warnings.catch_warnings():
+        # A local path matches two equivalent MLflow source types; MLflow picks one and warns.
+        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
+        return mlflow.data.from_pandas(cohort.patients, source=source, name="patients")
+
+
+def log_split_tables(evaluation) -> None:
+    """Calibration, decision-curve and subgroup tables of a split's evaluation, in the
+    active run (``tables/...``)."""
+    import mlflow
+
+    for h, table in evaluation.calibration.items():
+        mlflow.log_table(table, f"tables/calibration_{h}m.json")
+    if evaluation.decision_curve is not None:
+        mlflow.log_table(evaluation.decision_curve, f"tables/decision_curve_{HEADLINE_SUFFIX}.json")
+    if evaluation.subgroups is not None:
+        mlflow.log_table(evaluation.subgroups, "tables/subgroups.json")
+
+
+def log_decision_curve_figure(evaluation) -> None:
+    """The decision curve at the headline horizon, when there is one, in the active run."""
+    import mlflow
+
+    from training.evaluation import figures
+
+    if evaluation.decision_curve is not None:
+        mlflow.log_figure(
+            figures.decision_curve_figure(evaluation.decision_curve, HEADLINE_HORIZON_MONTHS),
+            f"figures/decision_curve_{HEADLINE_SUFFIX}.png",
+        )
+
+
+def _log_trials(out: FamilyOutcome) -> None:
+    """Each final-search configuration as a nested run, and the trials table."""
+    import mlflow
+
+    experiment_id = mlflow.active_run().info.experiment_id
+    mean, sd = f"inner_cv_{SEARCH_METRIC}_mean", f"inner_cv_{SEARCH_METRIC}_sd"
+    for i, trial in enumerate(out.trials):
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"{out.family}-trial-{i + 1}", nested=True
+        ):
+            mlflow.log_params({"family": out.family, **trial.params})
+            mlflow.set_tag("selected", str(trial.params == out.params).lower())
+            mlflow.log_metrics(
+                {k: v for k, v in ((mean, trial.mean), (sd, trial.sd)) if np.isfinite(v)}
+            )
+    trials = pd.DataFrame([{**t.params, mean: t.mean, sd: t.sd} for t in out.trials])
+    mlflow.log_table(trials, "tables/trials.json")
+
+
+def _log_family(out: FamilyOutcome, y_test: np.ndarray, X_test: pd.DataFrame) -> dict[str, float]:
+    """Metrics, trial runs, tables and figures of one family into the active run."""
+    import mlflow
+
+    from training.evaluation import figures
+
+    metrics = {**out.test.flat("test_"), **out.cv}
+    metrics.update(
+        {f"clinical_test_{k}": v for k, v in out.clinical_test.items() if np.isfinite(v)}
+    )
+    for k, iv in out.increments.items():
+        for suffix, value in (("", iv.estimate), ("_lo", iv.lo), ("_hi", iv.hi)):
+            if np.isfinite(value):
+                metrics[f"delta_{k}_marker{suffix}"] = float(value)
+    metrics.update(landmark_metrics(X_test, y_test, out.test_risk))
+    mlflow.log_metrics(metrics)
+    mlflow.log_params({f"selected_{k}": v for k, v in out.params.items()})
+    _log_trials(out)
+    mlflow.log_table(pd.DataFrame(out.fold_metrics), "tables/cv_outer_folds.json")
+    log_split_tables(out.test)
+    mlflow.log_table(
+        out.importance.rename("importance").reset_index(), "tables/feature_importance.json"
+    )
+    annotations = {}
+    for h in out.test.calibration:
+        slope = out.test.metrics.get(f"calibration_slope_{h}m", float("nan"))
+        ici = out.test.metrics.get(f"ici_{h}m", float("nan"))
+        annotations[h] = f"slope {slope:.2f}\nICI {ici:.3f}"
+    mlflow.log_figure(
+        figures.calibration_figure(out.test.calibration, annotations), "figures/calibration.png"
+    )
+    groups = out.model.risk_group(out.test_risk)
+    mlflow.log_figure(
+        figures.incidence_by_group_figure(y_test, groups), "figures/incidence_by_risk_group.png"
+    )
+    mlflow.log_figure(
+        figures.auc_over_time_figure(
+            np.asarray(out.test.auc_months),
+            np.asarray(out.test.auc_values),
+            "with osteocalcin marker" if out.model.include_marker else "clinical only",
+            other=(
+                {"clinical only": tuple(np.asarray(a) for a in out.clinical_auc)}
+                if out.clinical_auc is not None
+                else {}
+            ),
+        ),
+        "figures/auc_over_time.png",
+    )
+    log_decision_curve_figure(out.test)
+    mlflow.log_figure(figures.importance_figure(out.importance), "figures/feature_importance.png")
+    return metrics
+
+
+def _log_parent(data: TrainingData, dataset) -> dict[str, float] | None:
+    """Configuration, data, tags, counts and the marker's likelihood-ratio test of the
+    parent run (active); returns the test's finite values (None if not run or none)."""
+    import mlflow
+
+    from training.tracking import store as tracking
+
+    config = data.config
+    mlflow.log_params(config.to_params())
+    mlflow.log_dict(asdict(config), "config.yaml")
+    tracking.log_input(dataset, "training")
+    mlflow.set_tags(
+        {
+            "git_commit": git_commit(),
+            "contract_version": str(CONTRACT_VERSION),
+            "dataset_digest": dataset.digest,
+            "seed": str(config.seed),
+            **model_notes(config, data.death_note),
+        }
+    )
+    if data.notes:
+        mlflow.log_text("\n".join(data.notes) + "\n", "notes.txt")
+    y_train, y_test = data.y_train, data.y_test
+    counts = {
+        "n_train": len(data.X_train),
+        "n_test": len(data.X_test),
+        "n_train_patients": len(data.patients_y["train"]),
+        "n_test_patients": len(data.patients_y["test"]),
+        "n_excluded_bone_met_at_enrollment": data.n_excluded,
+        "n_bone_met_events_train": int(np.sum(y_train["cause"] == 1)),
+        "n_death_events_train": int(np.sum(y_train["cause"] == 2)),
+        "n_bone_met_events_test": int(np.sum(y_test["cause"] == 1)),
+    }
+    mlflow.log_metrics(counts)
+    lr_test = marker_lr_test(data.X_train, y_train) if config.include_marker else None
+    if lr_test:
+        lr_test = {k: v for k, v in lr_test.items() if np.isfinite(v)} or None
+    if lr_test:
+        mlflow.log_metrics(lr_test)
+    return lr_test
+
+
+def train(
+    cohort: Cohort,
+    config: TrainConfig,
+    settings: Settings,
+    *,
+    source: str = "cohort",
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train every configured family and register each as a version of the model.
+
+    For each family: bounded hyperparameter search nested in cross-validation on the training
+    split (each final-search trial a child run), a final fit, the evaluation suite on the
+    held-out test split with bootstrap intervals, calibration, decision curve and subgroups,
+    the same family without the osteocalcin features (incremental value), figures, a model
+    card, and a registered version tagged with its headline metrics. The best version by
+    ``config.selection_metric`` gets the ``challenger`` alias.
+
+    Parameters
+    ----------
+    cohort : features.contract.Cohort
+        A validated cohort with outcomes.
+    config : TrainConfig
+        Families, search sizes, seed, split.
+    settings : Settings
+        The MLflow store.
+    source : str
+        Where the cohort came from (a path), recorded with the dataset.
+    progress : Progress, optional
+        Receives one ``advance`` per fitted model.
+
+    Returns
+    -------
+    TrainResult
+    """
+    import mlflow
+
+    from training.tracking import model_card as mc
+    from training.tracking import registry
+    from training.tracking import store as tracking
+
+    progress = progress or SilentProgress()
+    data = prepare_training_data(cohort, config)
+    config = data.config
+    X_test, y_test = data.X_test, data.y_test
+
+    tracking.configure(settings)
+    experiment_id = tracking.ensure_experiment(config.experiment, settings)
+    dataset = cohort_dataset(cohort, source)
+    # Runs left RUNNING by a killed training are marked failed before this one starts.
+    tracking.reap_stale_runs()
+    candidates = []
+    # The run is created with its owner's tags: a kill at any later point can be detected.
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name="train", tags=tracking.owner_tags()
+    ) as parent:
+        # Under `mlflow run` the project's run is resumed as the parent: children follow it.
+        experiment_id = parent.info.experiment_id
+        tracking.mark_training_experiment(experiment_id)
+        lr_test = _log_parent(data, dataset)
+        outcomes = family_outcomes(data, progress)
+        skipped = []
+        for name, out in zip(config.families, outcomes, strict=True):
+            if isinstance(out, FamilySkipped):
+                skipped.append(out)
+                with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
+                    mlflow.set_tags({"family": name, "skipped": "true", "skip_reason": out.reason})
+                continue
+            with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True) as child:
+                mlflow.log_params({**config.to_params(), "family": name})
+                tracking.log_input(dataset, "training")
+                mlflow.set_tags(
+                    {
+                        "family": name,
+                        "git_commit": git_commit(),
+                        "dataset_digest": dataset.digest,
+                        **model_notes(config, data.death_note),
+                    }
+                )
+                metrics = _log_family(out, y_test, X_test)
+                is_cox = name in ("cox_ridge", "cox_elasticnet")
+                if lr_test and is_cox:
+                    mlflow.log_metrics(lr_test)
+                    metrics.update(lr_test)
+                card_args = dict(
+                    run_id=child.info.run_id,
+                    dataset_digest=dataset.digest,
+                    source=source,
+                    cohort=cohort,
+                    lr_test=lr_test if is_cox else None,
+                )
+                card = mc.render_model_card(card_facts(out, data, **card_args))
+                info = log_risk_model(out.model, model_card=card)
+                mlflow.log_dict(
+                    {
+                        "risk_cutoffs": list(out.model.risk_cutoffs),
+                        "selected_params": out.params,
+                        "feature_names": out.model.pipeline[0].get_feature_names_out().tolist(),
+                        "max_follow_up_months": out.model.max_follow_up_months,
+                    },
+                    "model_summary.json",
+                )
+            # Registered only once the family's run finished, with every tag in the create
+            # request: a training killed at any point leaves no version without its metrics.
+            tags = registry.version_tags(
+                name,
+                metrics,
+                dataset.digest,
+                child.info.run_id,
+                config.selection_metric,
+                landmark_days=config.landmark_days,
+                training_run_id=parent.info.run_id,
+            )
+            version = registry.register_version(info.model_uri, tags)
+            card = mc.render_model_card(card_facts(out, data, version=version, **card_args))
+            registry.describe_version(
+                version, card, child.info.run_id, name, metrics, config.selection_metric
+            )
+            candidates.append(CandidateResult(name, child.info.run_id, version, metrics))
+        if skipped:
+            mlflow.set_tag(
+                "skipped_families", "; ".join(f"{s.family}: {s.reason}" for s in skipped)[:4900]
+            )
+        if not candidates:
+            raise TrainingDataError(
+                "no model family could be fitted on this cohort: "
+                + "; ".join(f"{s.family}: {s.reason}" for s in skipped)
+            )
+        best = registry.choose_challenger(candidates, config.selection_metric)
+        mlflow.set_tag("challenger_version", best.version)
+        table = pd.DataFrame(
+            [
+                {
+                    "family": c.family,
+                    "version": c.version,
+                    **{k: c.metrics.get(k) for k in CANDIDATES},
+                }
+                for c in candidates
+            ]
+        )
+        mlflow.log_table(table, "tables/candidates.json")
+    return TrainResult(
+        parent_run_id=parent.info.run_id,
+        experiment_id=experiment_id,
+        candidates=tuple(candidates),
+        challenger_version=best.version,
+        selection_metric=config.selection_metric,
+        n_train=len(data.X_train),
+        n_test=len(X_test),
+        n_excluded_bone_met_at_enrollment=data.n_excluded,
+        dataset_digest=dataset.digest,
+        notes=data.notes,
+        skipped=tuple(skipped),
+        n_train_patients=len(data.patients_y["train"]),
+        n_test_patients=len(data.patients_y["test"]),
+        landmark_days=tuple(config.landmark_days),
+    )
