@@ -445,13 +445,13 @@ def promote(
     ] = None,
 ) -> None:
     """Move the champion alias (default: to the challenger) if the promotion gates pass."""
-    from training.tracking import registry
+    from training.tracking import gates, registry
     from training.tracking import store as tracking
 
     tracking.configure(_settings())
     try:
         with _library_output():
-            done = registry.promote(version, force=force, reason=reason)
+            done = gates.promote(version, force=force, reason=reason)
     except registry.RegistryError as err:
         _fail(f"cannot promote: {err}")
     for gate in done.gates:
@@ -480,6 +480,8 @@ def compare(
     """
     from training.tracking import registry
     from training.tracking import store as tracking
+    from training.tracking.compare import compare as compare_versions
+    from training.tracking.compare import comparison_rows_text
 
     tracking.configure(_settings())
     with _library_output():
@@ -487,7 +489,7 @@ def compare(
     wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
     try:
         with _library_output():
-            table = registry.compare(wanted)
+            table = comparison_rows_text(compare_versions(wanted))
     except registry.RegistryError as err:
         _fail(f"cannot compare: {err}")
     if table.empty:
@@ -778,7 +780,7 @@ def tracking_server(
     ] = None,
 ) -> None:
     """Start an MLflow tracking server for a team (PostgreSQL store, served artifacts)."""
-    from training.tracking.store import ServerConfigError, tracking_server_command
+    from training.tracking.server import ServerConfigError, tracking_server_command
 
     settings = _settings()
     destination = artifacts_destination or str(settings.data_dir / "server-artifacts")
@@ -807,7 +809,7 @@ def tracking_server(
 @app.command("ui-command")
 def ui_command() -> None:
     """Print the command that opens the MLflow UI on this project's store."""
-    from training.tracking.store import mlflow_ui_command
+    from training.tracking.server import mlflow_ui_command
 
     typer.echo(mlflow_ui_command(_settings()))
 

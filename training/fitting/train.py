@@ -295,7 +295,7 @@ def log_risk_model(
     import features
     import training
     from training import artifact
-    from training.tracking import registry
+    from training.tracking import logged_model
 
     model_code = str(Path(artifact.__file__).with_name("pyfunc_model.py"))
     if example is None:
@@ -325,9 +325,9 @@ def log_risk_model(
             name="model",
             python_model=model_code,
             artifacts=artifacts,
-            signature=registry.relax_input_schema(signature),
+            signature=logged_model.relax_input_schema(signature),
             input_example=example,
-            pip_requirements=registry.pip_requirements(xgboost=needs_xgboost),
+            pip_requirements=logged_model.pip_requirements(xgboost=needs_xgboost),
             # The project's own packages travel with the model: it loads in an environment
             # with only its requirements.txt installed, outside the project folder.
             code_paths=[str(Path(pkg.__file__).parent) for pkg in (features, training)],
@@ -953,8 +953,8 @@ def train(
     """
     import mlflow
 
+    from training.tracking import gates, registry
     from training.tracking import model_card as mc
-    from training.tracking import registry
     from training.tracking import store as tracking
 
     progress = progress or _Silent()
@@ -1099,7 +1099,7 @@ def train(
                 "no model family could be fitted on this cohort: "
                 + "; ".join(f"{s.family}: {s.reason}" for s in skipped)
             )
-        best = registry.choose_challenger(candidates, config.selection_metric)
+        best = gates.choose_challenger(candidates, config.selection_metric)
         mlflow.set_tag("challenger_version", best.version)
         table = pd.DataFrame(
             [
@@ -1161,10 +1161,10 @@ def candidate_table(result: TrainResult) -> pd.DataFrame:
 
     Columns: ``""`` (``* challenger`` on the challenger), family, version, the selection metric, the
     :data:`TABLE_METRICS` as ``estimate [lo, hi]`` and ``gates``: ``pass`` or ``FAIL`` with
-    the promotion gates (``training.tracking.registry.check_gates``, against the current champion)
+    the promotion gates (``training.tracking.gates.check_gates``, against the current champion)
     the version would fail.
     """
-    from training.tracking import registry
+    from training.tracking import gates, registry
 
     champion = registry.alias_version(registry.CHAMPION)
     champion_tags = None
@@ -1186,7 +1186,7 @@ def candidate_table(result: TrainResult) -> pd.DataFrame:
         other = champion_tags if c.version != champion else None
         failed = [
             g.name
-            for g in registry.check_gates(tags, other, registry.PromotionPolicy())
+            for g in gates.check_gates(tags, other, gates.PromotionPolicy())
             if not g.passed
         ]
         row = {
