@@ -69,15 +69,6 @@ class VersionComparison:
     metrics: dict[str, MetricValue | None]
 
 
-def _gate_metrics(policy: PromotionPolicy) -> dict[str, str]:
-    """Gate name to the metric it reads."""
-    gate_metric = {"discrimination": policy.discrimination_metric}
-    for h in policy.horizons_months:
-        gate_metric[f"calibration_slope_{h}m"] = policy.slope_metric.format(h=h)
-        gate_metric[f"calibration_in_the_large_{h}m"] = policy.citl_metric.format(h=h)
-    return gate_metric
-
-
 def compare(
     versions: Sequence[str] | None = None, policy: PromotionPolicy | None = None
 ) -> list[VersionComparison]:
@@ -98,7 +89,6 @@ def compare(
     from mlflow.exceptions import MlflowException
 
     policy = policy or PromotionPolicy()
-    gate_metric = _gate_metrics(policy)
     client = mlflow_client()
     found = client.search_model_versions(f"name='{MODEL_NAME}'")
     if versions:
@@ -124,8 +114,9 @@ def compare(
         missing = [t for t in REQUIRED_VERSION_TAGS if not tags.get(t)]
         selection = tags.get("selection_metric", "")
         other = champion_tags if str(v.version) != champion else None
-        failed = tuple(g.name for g in check_gates(values, other, policy) if not g.passed)
-        flagged = {gate_metric[name] for name in failed}
+        failed_gates = [g for g in check_gates(values, other, policy) if not g.passed]
+        failed = tuple(g.name for g in failed_gates)
+        flagged = {g.metric for g in failed_gates}
         metrics: dict[str, MetricValue | None] = {}
         for name in COMPARE_METRICS:
             est = tag_float(values, name)

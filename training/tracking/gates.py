@@ -63,11 +63,12 @@ class PromotionPolicy:
 
 @dataclass(frozen=True)
 class Gate:
-    """One gate's verdict."""
+    """One gate's verdict: its name, whether it passed, why, and the metric it read."""
 
     name: str
     passed: bool
     detail: str
+    metric: str = ""
 
 
 class PromotionRefused(RegistryError):
@@ -95,9 +96,9 @@ def _bounded_gate(candidate: dict[str, str], name: str, metric: str, ok, describ
     """A gate on one recorded value: fails when the value is absent or out of bounds."""
     value = tag_float(candidate, metric)
     if value is None:
-        return Gate(name, False, f"{metric} is not recorded on the version")
+        return Gate(name, False, f"{metric} is not recorded on the version", metric)
     passed = bool(ok(value))
-    return Gate(name, passed, f"{metric} {describe(value, passed)}")
+    return Gate(name, passed, f"{metric} {describe(value, passed)}", metric)
 
 
 def gate_values(version) -> dict[str, str]:
@@ -123,15 +124,18 @@ def check_gates(
     cand = tag_float(candidate, metric)
     champ = tag_float(champion, metric) if champion is not None else None
     if cand is None:
-        gates.append(Gate("discrimination", False, f"{metric} is not recorded on the version"))
+        gates.append(
+            Gate("discrimination", False, f"{metric} is not recorded on the version", metric)
+        )
     elif champion is None:
-        gates.append(Gate("discrimination", True, f"{metric} {cand:.4f}; no champion yet"))
+        gates.append(Gate("discrimination", True, f"{metric} {cand:.4f}; no champion yet", metric))
     elif champ is None:
         gates.append(
             Gate(
                 "discrimination",
                 True,
                 f"{metric} {cand:.4f}; the champion has no {metric} to compare",
+                metric,
             )
         )
     else:
@@ -142,6 +146,7 @@ def check_gates(
                 ok,
                 f"{metric} {cand:.4f} vs champion {champ:.4f} (allowed margin "
                 f"{policy.discrimination_margin:g})" + ("" if ok else ": worse beyond the margin"),
+                metric,
             )
         )
     lo, hi = policy.slope_band
