@@ -21,6 +21,7 @@ from training.cli.app import (
 from training.cli.output import (
     Bars,
     candidate_table,
+    comparison_rows_text,
     evaluation_by_landmark,
     print_comparison,
     print_transposed,
@@ -197,13 +198,13 @@ def promote(
     ] = None,
 ) -> None:
     """Move the champion alias (default: to the challenger) if the promotion gates pass."""
-    from training.tracking import registry
+    from training.tracking import gates, registry
     from training.tracking import store as tracking
 
     tracking.configure(store_settings())
     try:
         with library_output():
-            done = registry.promote(version, force=force, reason=reason)
+            done = gates.promote(version, force=force, reason=reason)
     except registry.RegistryError as err:
         fail(f"cannot promote: {err}")
     for gate in done.gates:
@@ -231,6 +232,7 @@ def compare(
     """
     from training.tracking import registry
     from training.tracking import store as tracking
+    from training.tracking.compare import compare as compare_versions
 
     tracking.configure(store_settings())
     with library_output():
@@ -238,7 +240,7 @@ def compare(
     wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
     try:
         with library_output():
-            compared = registry.compare(wanted)
+            compared = comparison_rows_text(compare_versions(wanted))
     except registry.RegistryError as err:
         fail(f"cannot compare: {err}")
     if compared.empty:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from training.evaluation.names import HEADLINE_SUFFIX, HEADLINE_TEST, PER_LANDMARK
+
+if TYPE_CHECKING:
+    from training.tracking.compare import VersionComparison
 
 #: Short labels of the :data:`training.evaluation.names.HEADLINE_TEST` metrics in tables.
 _LABELS = {
@@ -170,13 +175,13 @@ def candidate_table(result):
 
     Columns: ``""`` (``* challenger`` on the challenger), family, version, the selection metric, the
     :data:`TABLE_METRICS` as ``estimate [lo, hi]`` and ``gates``: ``pass`` or ``FAIL`` with
-    the promotion gates (``training.tracking.registry.check_gates``, against the current champion)
+    the promotion gates (``training.tracking.gates.check_gates``, against the current champion)
     the version would fail.
     """
     import pandas as pd
 
     from training.config import MODEL_NAME
-    from training.tracking import registry
+    from training.tracking import gates, registry
 
     champion = registry.alias_version(registry.CHAMPION)
     champion_tags = None
@@ -197,9 +202,7 @@ def candidate_table(result):
         tags = {k: str(v) for k, v in c.metrics.items()}
         other = champion_tags if c.version != champion else None
         failed = [
-            g.name
-            for g in registry.check_gates(tags, other, registry.PromotionPolicy())
-            if not g.passed
+            g.name for g in gates.check_gates(tags, other, gates.PromotionPolicy()) if not g.passed
         ]
         row = {
             "": "* challenger" if c.version == result.challenger_version else "",
@@ -239,3 +242,42 @@ def summary_json(result) -> str:
         },
         indent=2,
     )
+
+
+def comparison_rows_text(rows: Sequence[VersionComparison]) -> pd.DataFrame:
+    """The command line's text of :func:`compare` (``bonemet compare`` and its ``--json``).
+
+    ``selection`` is ``<metric>=<value>``, ``gates`` is
+    ``pass`` or ``FAIL`` with the failing gates, a metric reads ``estimate [lo, hi]`` (three
+    decimals) and one outside its gate has ``" !"`` after its estimate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row of strings per version, in the order given.
+    """
+    table = []
+    for r in rows:
+        row = {
+            "version": r.version,
+            "family": r.family,
+            "alias": ",".join(r.aliases),
+            "data_digest": r.data_digest,
+            "state": "complete" if r.complete else "incomplete",
+            "selection": (
+                f"{r.selection_metric}={r.selection_value:.3f}"
+                if r.selection_value is not None
+                else r.selection_metric
+            ),
+            "gates": "FAIL " + ",".join(r.failed_gates) if r.failed_gates else "pass",
+        }
+        for name, m in r.metrics.items():
+            if m is None:
+                row[name] = ""
+                continue
+            mark = " !" if m.flagged else ""
+            row[name] = f"{m.estimate:.3f}{mark}"
+            if m.lo is not None and m.hi is not None:
+                row[name] += f" [{m.lo:.3f}, {m.hi:.3f}]"
+        table.append(row)
+    return pd.DataFrame(table)

@@ -1,14 +1,17 @@
 """Bring a registered MLflow version into the BentoML model store for serving.
 
-The BentoML store lives in ``<data_dir>/bentoml`` (``BENTOML_HOME``) unless the environment
-already names one. The imported model keeps the MLflow model unchanged (BentoML's MLflow
-import) and records the registry facts the service reports with every answer.
+The BentoML store lives in ``<data_dir>/bentoml`` unless ``BENTOML_HOME`` already names one;
+importing leaves the process environment as it found it. The imported model keeps the MLflow
+model unchanged (BentoML's MLflow import) and records the registry facts the service reports
+with every answer.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +55,25 @@ def bentoml_home(settings: Settings) -> Path:
     return Path(os.environ.get("BENTOML_HOME") or settings.data_dir / "bentoml").resolve()
 
 
+@contextmanager
+def _bentoml_home(home: Path) -> Iterator[None]:
+    """``BENTOML_HOME`` set to ``home`` while BentoML opens its store, then as it was.
+
+    BentoML takes its store folder from the environment the first time a process uses the
+    store (it offers no public argument for it); the serving process gets the same folder from
+    :meth:`ServingModel.environment`.
+    """
+    before = os.environ.get("BENTOML_HOME")
+    os.environ["BENTOML_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("BENTOML_HOME", None)
+        else:
+            os.environ["BENTOML_HOME"] = before
+
+
 def import_for_serving(model_uri: str, settings: Settings) -> ServingModel:
     """Resolve ``model_uri`` in the registry and import that version into BentoML.
 
@@ -63,10 +85,6 @@ def import_for_serving(model_uri: str, settings: Settings) -> ServingModel:
         raise BentoImportError(str(err)) from err
     home = bentoml_home(settings)
     home.mkdir(parents=True, exist_ok=True)
-    os.environ["BENTOML_HOME"] = str(home)  # before bentoml is imported: it reads it once
-    import bentoml
-    from bentoml.exceptions import NotFound
-
     tag = f"{resolved.name}:v{resolved.version}"
     metadata = {
         "name": resolved.name,
@@ -76,12 +94,16 @@ def import_for_serving(model_uri: str, settings: Settings) -> ServingModel:
         "model_uri": resolved.uri,
         "tags": json.dumps(resolved.tags),
     }
-    try:
-        bentoml.models.get(tag)
-    except NotFound:
-        bentoml.mlflow.import_model(
-            tag, resolved.uri, labels={"registry_version": resolved.version}, metadata=metadata
-        )
+    with _bentoml_home(home):
+        import bentoml
+        from bentoml.exceptions import NotFound
+
+        try:
+            bentoml.models.get(tag)
+        except NotFound:
+            bentoml.mlflow.import_model(
+                tag, resolved.uri, labels={"registry_version": resolved.version}, metadata=metadata
+            )
     return ServingModel(
         resolved=resolved, bento_tag=tag, bentoml_home=home, tracking_uri=settings.tracking_uri
     )

@@ -1,4 +1,9 @@
-"""MLflow store set-up: tracking URI, experiments with a project-local artifact location."""
+"""MLflow store set-up: tracking URI, experiments with a project-local artifact location, the
+owner of a training run and the reaping of runs whose process was killed, dataset inputs.
+
+The commands that serve a store (team tracking server, local UI) are in
+:mod:`training.tracking.server`.
+"""
 
 from __future__ import annotations
 
@@ -203,112 +208,6 @@ def git_commit(path: Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"
-
-
-def mlflow_ui_command(settings: Settings) -> str:
-    """The command that opens the MLflow UI on the same store."""
-    return (
-        f"mlflow ui --backend-store-uri '{settings.tracking_uri}' --workers 1 "
-        "--host 127.0.0.1 --port 5000"
-    )
-
-
-class ServerConfigError(ValueError):
-    """A tracking-server option that cannot be used, with the reason."""
-
-
-def tracking_server_command(
-    backend_store_uri: str,
-    artifacts_destination: str,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 5000,
-    workers: int = 1,
-    auth: bool = False,
-    auth_db_uri: str | None = None,
-    state_dir: Path,
-) -> tuple[list[str], dict[str, str]]:
-    """The ``mlflow server`` command line and environment of a team's tracking server.
-
-    A PostgreSQL (or SQLite) backend store holds runs and the registry; artifacts are served
-    through the server (``--serve-artifacts``) from ``artifacts_destination`` (a folder or an
-    object-store URI), so clients need no access to the storage. Small-machine settings:
-    ``workers`` uvicorn workers (one by default) and no background job consumers (MLflow's
-    GenAI job execution, which otherwise starts its own worker processes).
-
-    With ``auth``, MLflow's basic-auth app (``mlflow[auth]``): users and permissions live in
-    ``auth_db_uri`` (default an SQLite file in ``state_dir``); the admin is created on the first
-    start with the password of ``MLFLOW_AUTH_ADMIN_PASSWORD``.
-
-    Returns
-    -------
-    tuple
-        The argument list and the environment variables to add.
-
-    Raises
-    ------
-    ServerConfigError
-        An unsupported backend store, or ``auth`` without an admin password.
-    """
-    import os
-    import secrets
-    import sys
-
-    backend = database_uri(backend_store_uri)
-    if not backend.startswith(("postgresql+psycopg://", "sqlite:///", "mysql")):
-        raise ServerConfigError(
-            f"--backend-store-uri must be a database URI (postgresql://user@host:port/db or "
-            f"sqlite:///path), got {backend_store_uri!r}"
-        )
-    if "://" not in artifacts_destination:
-        folder = Path(artifacts_destination).resolve()
-        folder.mkdir(parents=True, exist_ok=True)
-        artifacts_destination = folder.as_uri()
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        backend,
-        "--serve-artifacts",
-        "--artifacts-destination",
-        artifacts_destination,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    if auth:
-        if not os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
-            raise ServerConfigError(
-                "--auth needs MLFLOW_AUTH_ADMIN_PASSWORD: the password of the 'admin' user "
-                "created on the first start (ignored once that user exists)"
-            )
-        state_dir.mkdir(parents=True, exist_ok=True)
-        users = database_uri(auth_db_uri or f"sqlite:///{(state_dir / 'basic_auth.db').resolve()}")
-        config = state_dir / "basic_auth.ini"
-        config.write_text(
-            "[mlflow]\n"
-            "default_permission = READ\n"
-            f"database_uri = {users}\n"
-            "admin_username = admin\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-            # Without it every request re-hashes the password (PBKDF2): a training's thousands
-            # of requests then cost minutes. Changes through the API apply at once on the
-            # worker that made them; others (several workers) may lag up to 60 s.
-            "auth_cache_ttl_seconds = 60\n"
-        )
-        env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
-        # CSRF key of the auth app; several servers behind one address must share one.
-        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = os.environ.get(
-            "MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32)
-        )
-        cmd += ["--app-name", "basic-auth"]
-    return cmd, env
 
 
 def log_input(dataset, context: str, attempts: int = 3) -> None:

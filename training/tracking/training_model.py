@@ -47,7 +47,7 @@ def log_risk_model(
     import features
     import training
     from training import artifact
-    from training.tracking import registry
+    from training.tracking import logged_model
 
     model_code = str(Path(artifact.__file__).with_name("pyfunc_model.py"))
     if example is None:
@@ -56,7 +56,7 @@ def log_risk_model(
     output = model.predict_frame(typed, model.horizons_months)
     with warnings.catch_warnings():
         # MLflow hints that integer columns cannot hold missing values; the input schema is
-        # relaxed to Any below (registry.relax_input_schema), so the hint does not apply.
+        # relaxed to Any below (logged_model.relax_input_schema), so the hint does not apply.
         warnings.filterwarnings("ignore", message=".*Inferred schema contains integer")
         signature = infer_signature(
             example,
@@ -77,9 +77,9 @@ def log_risk_model(
             name="model",
             python_model=model_code,
             artifacts=artifacts,
-            signature=registry.relax_input_schema(signature),
+            signature=logged_model.relax_input_schema(signature),
             input_example=example,
-            pip_requirements=registry.pip_requirements(xgboost=needs_xgboost),
+            pip_requirements=logged_model.pip_requirements(xgboost=needs_xgboost),
             # The project's own packages travel with the model: it loads in an environment
             # with only its requirements.txt installed, outside the project folder.
             code_paths=[str(Path(pkg.__file__).parent) for pkg in (features, training)],

@@ -257,8 +257,8 @@ def train(
     """
     import mlflow
 
+    from training.tracking import gates, registry
     from training.tracking import model_card as mc
-    from training.tracking import registry
     from training.tracking import store as tracking
 
     progress = progress or SilentProgress()
@@ -348,7 +348,7 @@ def train(
                 "no model family could be fitted on this cohort: "
                 + "; ".join(f"{s.family}: {s.reason}" for s in skipped)
             )
-        best = registry.choose_challenger(candidates, config.selection_metric)
+        best = gates.choose_challenger(candidates, config.selection_metric)
         mlflow.set_tag("challenger_version", best.version)
         table = pd.DataFrame(
             [

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.registry.conftest import fast_env, kill_hard, start_cli, train_args, wait_for
+from tests.tracking.conftest import fast_env, kill_hard, start_cli, train_args, wait_for
 
 pytestmark = pytest.mark.slow
 NAME = "bone-metastasis-risk"

@@ -101,7 +101,7 @@ def fault_cohort(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL 15 server on a free loopback port for the whole session."""
-    from tests.registry.postgres import start_postgres
+    from tests.tracking.postgres import start_postgres
 
     server = start_postgres()
     yield server
@@ -114,7 +114,7 @@ def start_tracking_server(
     """``bonemet tracking-server`` on a free port; returns (process, tracking URI)."""
     import requests
 
-    from tests.registry.postgres import free_port
+    from tests.tracking.postgres import free_port
 
     port = free_port()
     env = {**cli_env(work / "data"), **(env_extra or {})}

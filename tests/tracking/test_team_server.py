@@ -1,7 +1,7 @@
 """A team's tracking server on a real PostgreSQL: many hands, a killed training, permissions.
 
 ``bonemet tracking-server`` runs MLflow on a PostgreSQL database of the session's server
-(``tests/registry/postgres.py``) with artifacts served through it; every command below talks to
+(``tests/tracking/postgres.py``) with artifacts served through it; every command below talks to
 it through ``MLFLOW_TRACKING_URI=http://...`` only, as a colleague's shell would.
 """
 
@@ -12,7 +12,7 @@ import json
 import pytest
 
 from tests.conftest import cli_env, run_cli
-from tests.registry.conftest import (
+from tests.tracking.conftest import (
     FAST,
     kill_hard,
     start_cli,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from training.config import lower_is_better
-from training.tracking.registry import PromotionPolicy, check_gates, select_challenger
+from training.tracking.gates import PromotionPolicy, check_gates, select_challenger
 
 HORIZONS = (12, 24, 36)
 GOOD = {

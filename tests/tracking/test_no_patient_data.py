@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli
-from tests.registry.conftest import fast_env, train_args
+from tests.tracking.conftest import fast_env, train_args
 
 pytestmark = pytest.mark.slow
 MARK = "Zq7Xv"

@@ -1,6 +1,5 @@
-"""The model card: TRIPOD+AI sections, interval formatting, units from the data contract and
-"not available" for facts training did not supply.
-"""
+"""The model card: its TRIPOD+AI sections, interval formatting, units from the data contract and
+"not available" for facts training did not supply."""
 
 from __future__ import annotations
 
@@ -9,9 +8,9 @@ import pandas as pd
 import pytest
 
 from features.schema import PATIENT_SPECS
-from tests.evaluation.cohorts import risk_group_cohort
 from training.evaluation.bootstrap import Interval
 from training.evaluation.subgroups import subgroup_metrics
+from training.models.competing import DAYS_PER_MONTH, make_target
 from training.tracking.model_card import (
     NOT_AVAILABLE,
     SECTION_HEADINGS,
@@ -23,7 +22,19 @@ from training.tracking.model_card import (
 
 @pytest.fixture(scope="module")
 def cohort():
-    return risk_group_cohort((12, 24, 36))
+    """400 patients, exponential competing hazards, bone metastasis rising with the score x:
+    the target, the true 24-month incidence, x and tertile risk groups."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=400)
+    hazards = np.column_stack([6e-4 * np.exp(x), np.full(x.size, 3e-4)])
+    times = np.column_stack([rng.exponential(1 / hazards), rng.uniform(300, 2500, x.size)])
+    first = times.argmin(axis=1)
+    events = np.array(["bone_metastasis", "death", "censored"])[first]
+    total = hazards.sum(axis=1)
+    p24 = hazards[:, 0] / total * (1 - np.exp(-total * 24 * DAYS_PER_MONTH))
+    cut = np.quantile(x, [1 / 3, 2 / 3])
+    groups = np.array(["low", "intermediate", "high"], dtype=object)[np.searchsorted(cut, x)]
+    return make_target(events, times.min(axis=1)), {24: p24}, x, groups
 
 
 def full_facts(cohort, **overrides) -> ModelCardFacts:

@@ -1,0 +1,393 @@
+"""Promotion gates: the written policy, each gate's verdict, choosing the challenger and
+moving the champion.
+
+:class:`PromotionPolicy` states the gates (discrimination against the champion, calibration
+slope and calibration-in-the-large at the headline horizons); :func:`check_gates` evaluates them
+on a version's values (:func:`gate_values`); :func:`select_challenger` prefers candidates that
+pass them; :func:`promote` moves ``champion`` only to a complete version that loads, predicts a
+synthetic case and passes the gates (or with ``force`` and a recorded reason).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from training.config import MODEL_NAME, lower_is_better
+from training.tracking.registry import (
+    CHALLENGER,
+    CHAMPION,
+    REQUIRED_VERSION_TAGS,
+    RegistryError,
+    alias_version,
+    current_user,
+    mlflow_client,
+    permission_denied,
+)
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    """Written gates a version must pass to become ``champion`` (docs/modeling.md).
+
+    Parameters
+    ----------
+    discrimination_metric : str
+        Version tag compared with the champion's (higher is better).
+    discrimination_margin : float
+        The candidate may be worse than the champion by at most this much.
+    slope_metric : str
+        Version tag of the calibration slope on the test split, ``{h}`` standing for a horizon.
+    slope_band : tuple of float
+        Inclusive band the calibration slope must lie in at every horizon.
+    citl_metric : str
+        Version tag of calibration-in-the-large (predicted minus observed), ``{h}`` a horizon.
+    citl_max : float
+        Largest allowed absolute calibration-in-the-large at every horizon.
+    horizons_months : tuple of int
+        Headline horizons whose probability must be calibrated (12, 24 and 36 months).
+    selection_discrimination_metric : str
+        Candidate metric of the discrimination gate of :func:`choose_challenger`.
+    """
+
+    discrimination_metric: str = "test_uno_c"
+    discrimination_margin: float = 0.01
+    slope_metric: str = "test_calibration_slope_{h}m"
+    slope_band: tuple[float, float] = (0.8, 1.2)
+    citl_metric: str = "test_calibration_in_the_large_{h}m"
+    citl_max: float = 0.05
+    horizons_months: tuple[int, ...] = (12, 24, 36)
+    selection_discrimination_metric: str = "cv_uno_c_mean"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate's verdict: its name, whether it passed, why, and the metric it read."""
+
+    name: str
+    passed: bool
+    detail: str
+    metric: str = ""
+
+
+class PromotionRefused(RegistryError):
+    """A promotion that failed its gates; ``gates`` holds every verdict."""
+
+    def __init__(self, version: str, gates: list[Gate]) -> None:
+        self.gates = gates
+        failed = "; ".join(g.detail for g in gates if not g.passed)
+        super().__init__(
+            f"version {version} fails the promotion gates: {failed}. "
+            "Use --force --reason '...' to promote anyway (the reason is recorded)."
+        )
+
+
+def tag_float(tags: dict[str, str], name: str) -> float | None:
+    """The finite number recorded under ``name`` (tags and run metrics are strings), or None."""
+    try:
+        value = float(tags[name])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _bounded_gate(candidate: dict[str, str], name: str, metric: str, ok, describe) -> Gate:
+    """A gate on one recorded value: fails when the value is absent or out of bounds."""
+    value = tag_float(candidate, metric)
+    if value is None:
+        return Gate(name, False, f"{metric} is not recorded on the version", metric)
+    passed = bool(ok(value))
+    return Gate(name, passed, f"{metric} {describe(value, passed)}", metric)
+
+
+def gate_values(version) -> dict[str, str]:
+    """What the gates and ``compare`` read of a version: its training run's metrics (every
+    horizon, intervals) under its tags (the headline values it was registered with)."""
+    from mlflow.exceptions import MlflowException
+
+    tags = dict(version.tags or {})
+    try:
+        run_metrics = mlflow_client().get_run(version.run_id).data.metrics if version.run_id else {}
+    except MlflowException:
+        run_metrics = {}
+    return {**{k: str(x) for k, x in run_metrics.items()}, **tags}
+
+
+def check_gates(
+    candidate: dict[str, str], champion: dict[str, str] | None, policy: PromotionPolicy
+) -> list[Gate]:
+    """Evaluate the promotion gates on a version's values (:func:`gate_values`; the champion's
+    may be None)."""
+    gates = []
+    metric = policy.discrimination_metric
+    cand = tag_float(candidate, metric)
+    champ = tag_float(champion, metric) if champion is not None else None
+    if cand is None:
+        gates.append(
+            Gate("discrimination", False, f"{metric} is not recorded on the version", metric)
+        )
+    elif champion is None:
+        gates.append(Gate("discrimination", True, f"{metric} {cand:.4f}; no champion yet", metric))
+    elif champ is None:
+        gates.append(
+            Gate(
+                "discrimination",
+                True,
+                f"{metric} {cand:.4f}; the champion has no {metric} to compare",
+                metric,
+            )
+        )
+    else:
+        ok = cand >= champ - policy.discrimination_margin
+        gates.append(
+            Gate(
+                "discrimination",
+                ok,
+                f"{metric} {cand:.4f} vs champion {champ:.4f} (allowed margin "
+                f"{policy.discrimination_margin:g})" + ("" if ok else ": worse beyond the margin"),
+                metric,
+            )
+        )
+    lo, hi = policy.slope_band
+    for h in policy.horizons_months:
+        gates.append(
+            _bounded_gate(
+                candidate,
+                f"calibration_slope_{h}m",
+                policy.slope_metric.format(h=h),
+                lambda v: lo <= v <= hi,
+                lambda v, ok: f"{v:.3f} " + ("within" if ok else "outside") + f" [{lo:g}, {hi:g}]",
+            )
+        )
+        gates.append(
+            _bounded_gate(
+                candidate,
+                f"calibration_in_the_large_{h}m",
+                policy.citl_metric.format(h=h),
+                lambda v: abs(v) <= policy.citl_max,
+                lambda v, ok: (
+                    f"{v:+.3f} " + ("within" if ok else "beyond") + f" +/-{policy.citl_max:g}"
+                ),
+            )
+        )
+    return gates
+
+
+def choose_challenger(
+    candidates: Sequence, selection_metric: str, policy: PromotionPolicy | None = None
+):
+    """Set ``challenger`` on :func:`select_challenger`'s choice and return it."""
+    best = select_challenger(candidates, selection_metric, policy)
+    mlflow_client().set_registered_model_alias(MODEL_NAME, CHALLENGER, best.version)
+    return best
+
+
+def select_challenger(
+    candidates: Sequence, selection_metric: str, policy: PromotionPolicy | None = None
+):
+    """The best candidate by ``selection_metric`` (each has ``metrics`` and ``version``).
+
+    Best is the lowest for Brier scores and ICI, the highest otherwise
+    (:func:`training.config.lower_is_better`). Discrimination and calibration are gates, not
+    the score: candidates that pass the calibration gates of ``policy`` at every headline
+    horizon come first (a miscalibrated model is not offered while a calibrated one exists),
+    and among those, only the ones whose nested-CV Uno's C is within
+    ``policy.discrimination_margin`` of the best of them. Ties go to the first listed.
+    """
+    policy = policy or PromotionPolicy()
+    scored = [c for c in candidates if math.isfinite(c.metrics.get(selection_metric, math.nan))]
+    if not scored:
+        raise RegistryError(f"no candidate has a finite {selection_metric}")
+
+    def calibrated(c) -> bool:
+        tags = {k: str(v) for k, v in c.metrics.items()}
+        gates = check_gates(tags, None, policy)
+        return all(g.passed for g in gates if g.name != "discrimination")
+
+    pool = [c for c in scored if calibrated(c)] or scored
+    c_index = [c.metrics.get(policy.selection_discrimination_metric, math.nan) for c in pool]
+    finite = [v for v in c_index if math.isfinite(v)]
+    if finite:
+        floor = max(finite) - policy.discrimination_margin
+        pool = [c for c, v in zip(pool, c_index, strict=True) if math.isfinite(v) and v >= floor]
+    sign = 1.0 if lower_is_better(selection_metric) else -1.0
+    return min(pool, key=lambda c: sign * c.metrics[selection_metric])
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Result of a promotion: the version that is now champion, the one it replaced, gates."""
+
+    version: str
+    previous: str | None
+    gates: tuple[Gate, ...] = ()
+    forced_reason: str | None = None
+
+
+def smoke_check(version: str) -> None:
+    """Load ``version`` and predict synthetic contract rows; raise if either fails.
+
+    Serving follows ``champion``: a version whose artifact is damaged or whose predictions are
+    not finite probabilities must never get it. The rows come from the contract
+    (:func:`features.examples.synthetic_patient_rows`), not from any patient.
+
+    Raises
+    ------
+    RegistryError
+        Naming the version and what failed.
+    """
+    import mlflow
+    import numpy as np
+
+    from features.examples import synthetic_patient_rows
+
+    uri = f"models:/{MODEL_NAME}/{version}"
+    rows = synthetic_patient_rows()
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    except Exception as err:  # a damaged artifact fails in any way (pickle, IO)
+        raise RegistryError(
+            f"version {version} does not load ({type(err).__name__}: {err}); it cannot be "
+            "served, so it is not promoted (not even with --force)"
+        ) from err
+    try:
+        out = model.predict(rows)
+    except Exception as err:  # whatever the loaded code raises, it cannot serve
+        raise RegistryError(
+            f"version {version} loads but fails to predict a synthetic case "
+            f"({type(err).__name__}: {err}); it is not promoted (not even with --force)"
+        ) from err
+    probabilities = [c for c in out.columns if str(c).startswith("p_bone_met_")]
+    values = out[["risk_score", *probabilities]].to_numpy(dtype=float) if len(out) else None
+    bad = (
+        values is None
+        or len(out) != len(rows)
+        or not probabilities
+        or not np.isfinite(values).all()
+        or not ((values[:, 1:] >= 0) & (values[:, 1:] <= 1)).all()
+    )
+    if bad:
+        raise RegistryError(
+            f"version {version} answers the synthetic case without a finite risk score and "
+            "probabilities in [0, 1] for every row; it is not promoted (not even with --force)"
+        )
+
+
+def check_complete(version) -> None:
+    """Refuse a version that a finished ``bonemet train`` did not fully register.
+
+    A complete version is READY, carries :data:`REQUIRED_VERSION_TAGS` and its training run
+    finished; anything else (a version registered by hand, a run killed or failed) is refused
+    whatever ``--force`` says.
+
+    Parameters
+    ----------
+    version : mlflow.entities.model_registry.ModelVersion
+    """
+    from mlflow.exceptions import MlflowException
+
+    tags = dict(version.tags or {})
+    missing = [t for t in REQUIRED_VERSION_TAGS if not tags.get(t)]
+    if str(version.status) != "READY":
+        raise RegistryError(f"version {version.version} is {version.status}, not READY")
+    if missing:
+        raise RegistryError(
+            f"version {version.version} lacks the tag(s) {', '.join(missing)} a finished "
+            "bonemet train records: it is incomplete and is not promoted (not even with --force)"
+        )
+    try:
+        status = mlflow_client().get_run(tags["run_id"]).info.status
+    except MlflowException as err:
+        raise RegistryError(
+            f"version {version.version}: its training run {tags['run_id']} cannot be read "
+            f"({err.message})"
+        ) from err
+    if status != "FINISHED":
+        raise RegistryError(
+            f"version {version.version}: its training run {tags['run_id']} is {status}, not "
+            "FINISHED; the version is incomplete and is not promoted (not even with --force)"
+        )
+
+
+def promote(
+    version: str | None = None,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    policy: PromotionPolicy | None = None,
+) -> Promotion:
+    """Move ``champion`` to ``version`` (default: the current ``challenger``) if its gates pass.
+
+    Whatever ``force`` says, the version must be complete (:func:`check_complete`) and must load
+    and predict a synthetic case (:func:`smoke_check`). Who promoted, when and why is recorded
+    on the version (``promoted_by``, ``promoted_at``, ``promotion_reason``).
+
+    Raises
+    ------
+    PromotionRefused
+        When a gate fails and ``force`` is not set.
+    RegistryError
+        Unknown version, no challenger, ``force`` without a reason, an incomplete or broken
+        version, or a user without the right to move the alias.
+    """
+    from datetime import UTC, datetime
+
+    from mlflow.exceptions import MlflowException
+
+    policy = policy or PromotionPolicy()
+    client = mlflow_client()
+    reason = reason.strip() if reason and reason.strip() else None
+    if force and not reason:
+        raise RegistryError("--force requires --reason: the reason is recorded on the version")
+    if version is None:
+        version = alias_version(CHALLENGER)
+        if version is None:
+            raise RegistryError(
+                f"no version of {MODEL_NAME} has the alias '{CHALLENGER}': train first or "
+                "name one with --version"
+            )
+    try:
+        candidate = client.get_model_version(MODEL_NAME, str(version))
+    except MlflowException as err:
+        if permission_denied(err):
+            raise RegistryError(f"you may not read {MODEL_NAME}: {err.message}") from err
+        raise RegistryError(f"{MODEL_NAME} has no version {version}") from err
+    check_complete(candidate)
+    smoke_check(str(version))
+    previous = alias_version(CHAMPION)
+    champion_tags = None
+    if previous is not None and previous != str(version):
+        champion_tags = gate_values(client.get_model_version(MODEL_NAME, previous))
+    gates = check_gates(gate_values(candidate), champion_tags, policy)
+    if not all(g.passed for g in gates) and not force:
+        raise PromotionRefused(str(version), gates)
+    audit = {
+        "promoted_from": previous or "none",
+        "promotion_gates": "; ".join(
+            f"{g.name}: {'pass' if g.passed else 'FAIL'} ({g.detail})" for g in gates
+        ),
+        "promoted_by": current_user(),
+        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "promotion_reason": reason or "promotion gates passed",
+    }
+    if force:
+        audit["forced_promotion_reason"] = reason
+    try:
+        client.set_registered_model_alias(MODEL_NAME, CHAMPION, str(version))
+        for key, value in audit.items():
+            client.set_model_version_tag(MODEL_NAME, str(version), key, value)
+    except MlflowException as err:
+        if permission_denied(err):
+            raise RegistryError(
+                f"user {current_user()!r} may not move '{CHAMPION}' of {MODEL_NAME} (the tracking "
+                "server refused: permission denied). Promotion needs EDIT or MANAGE on the "
+                "registered model; ask an administrator of the tracking server."
+            ) from err
+        raise
+    return Promotion(
+        version=str(version),
+        previous=previous,
+        gates=tuple(gates),
+        forced_reason=reason if force else None,
+    )
