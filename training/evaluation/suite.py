@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import HEADLINE_HORIZON_MONTHS
+from training.evaluation import names
 from training.evaluation.accuracy import (
     brier_score,
     cumulative_dynamic_auc,
@@ -31,15 +32,7 @@ from training.models.competing import DAYS_PER_MONTH
 
 _H = HEADLINE_HORIZON_MONTHS
 #: Headline metrics that get bootstrap confidence intervals.
-HEADLINE = (
-    "harrell_c",
-    "uno_c",
-    f"td_auc_{_H}m",
-    f"ipcw_auc_{_H}m",
-    f"brier_{_H}m",
-    f"calibration_slope_{_H}m",
-    f"calibration_in_the_large_{_H}m",
-)
+HEADLINE = names.HEADLINE
 SUBGROUP_VARIABLES = ("disease_setting", "menopausal_status", "er_status")
 #: Headline horizons (months) of the selection score ``brier_headline``: the probabilities a
 #: clinician reads and the truth benchmark scores (60 months sits at the edge of follow-up).
