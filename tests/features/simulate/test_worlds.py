@@ -10,7 +10,7 @@ import pytest
 
 from features.simulate import SimulationConfig, _cif_direct, simulate_cohort
 from features.worlds import WORLDS, _piece_cumhaz, draw_bm_years, get_world, world_cif
-from tests.code.test_simulate import DAYS_PER_MONTH, _outcome, aalen_johansen
+from tests.features.simulate.test_simulate import DAYS_PER_MONTH, _outcome, aalen_johansen
 
 HORIZONS = (1.0, 2.0, 3.0, 5.0)
 CFG = SimulationConfig()
