@@ -38,6 +38,8 @@ __all__ = [
     "make_feature_pipeline",
     "raw_missing",
     "marker_percent",
+    "PERCENT_FLOOR",
+    "log2_percent",
 ]
 
 
@@ -98,6 +100,21 @@ def marker_percent(percent: np.ndarray, events: np.ndarray, pbmc: np.ndarray) ->
     return np.where(have_counts, from_counts, percent)
 
 
+#: Smallest osteocalcin-positive percent taken at face value before the log2: a reported 0 %
+#: (no positive event counted) stays finite. Percents from counts (:func:`marker_percent`, half
+#: an event of continuity correction) never go below 1.25e-4 % (400,000 PBMC events), so the
+#: floor only touches reported percents. One value for the model's marker feature
+#: (:class:`MarkerFeatures`), the landmark trajectory (:mod:`features.landmark`) and the study.
+#: Models logged by 0.1.0 keep the 0.0005 their ``MarkerFeatures`` stored.
+PERCENT_FLOOR = 1e-4
+
+
+def log2_percent(percent: np.ndarray, floor: float = PERCENT_FLOOR) -> np.ndarray:
+    """The marker on its model scale: log2 of the percent raised to ``floor`` (NaN stays NaN)."""
+    with np.errstate(invalid="ignore"):
+        return np.log2(np.maximum(np.asarray(percent, dtype=float), floor))
+
+
 def raw_missing(X: Rows) -> dict[str, np.ndarray]:
     """Missingness of each clinical input; visceral status is known (absent) in early disease."""
     out = {c: is_missing(X[c]) for c in ClinicalFeatures.columns_in}
@@ -111,18 +128,19 @@ class MarkerFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
     """Osteocalcin-positive fraction on a log2 scale.
 
     A coefficient on ``oc_log2_percent`` is an effect per doubling of the marker, the scale the
-    study reports on. Reported percents below ``floor_percent`` (a zero read from a small
-    denominator) are raised to it before the logarithm.
+    study reports on. Percents below ``floor_percent`` (a reported zero) are raised to it
+    before the logarithm (:func:`log2_percent`).
 
     Parameters
     ----------
-    floor_percent : float, default=0.0005
-        Smallest percent taken at face value: half an event in 100,000 PBMC events.
+    floor_percent : float, default=PERCENT_FLOOR (1e-4)
+        Smallest percent taken at face value. Stored with the fitted model: models logged by
+        0.1.0 keep the 0.0005 (half an event in 100,000 PBMC events) they were trained with.
     """
 
     columns_in = ("oc_positive_percent", "oc_positive_events", "pbmc_events")
 
-    def __init__(self, floor_percent: float = 0.0005) -> None:
+    def __init__(self, floor_percent: float = PERCENT_FLOOR) -> None:
         self.floor_percent = floor_percent
 
     def fit(self, X: Rows, y: object = None) -> MarkerFeatures:
@@ -139,8 +157,7 @@ class MarkerFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
         p = marker_percent(
             _num(X, "oc_positive_percent"), _num(X, "oc_positive_events"), _num(X, "pbmc_events")
         )
-        with np.errstate(invalid="ignore"):
-            return np.log2(np.maximum(p, self.floor_percent))
+        return log2_percent(p, self.floor_percent)
 
     def transform(self, X: Rows) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
