@@ -470,6 +470,9 @@ class FlexibleFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
         Largest number of added columns (degrees of freedom).
     include_marker : bool, default=True
         False: no marker terms (the clinical-only model).
+    floor_percent : float, default=PERCENT_FLOOR (1e-4)
+        Floor of the marker before its log2, as :class:`MarkerFeatures`. Models logged by 0.1.0
+        (before this was a parameter) keep the 0.0005 they were trained with.
     """
 
     columns_in = MarkerFeatures.columns_in + (
@@ -481,9 +484,17 @@ class FlexibleFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
         "bone_targeted_therapy",
     )
 
-    def __init__(self, max_df: int = 8, include_marker: bool = True) -> None:
+    def __init__(
+        self, max_df: int = 8, include_marker: bool = True, floor_percent: float = PERCENT_FLOOR
+    ) -> None:
         self.max_df = max_df
         self.include_marker = include_marker
+        self.floor_percent = floor_percent
+
+    def __setstate__(self, state: dict) -> None:
+        # Pickled by 0.1.0, whose marker floor was MarkerFeatures' default then: 0.0005 %.
+        state.setdefault("floor_percent", 0.0005)
+        super().__setstate__(state)
 
     def _inputs(self, X: Rows) -> dict[str, np.ndarray]:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -494,7 +505,7 @@ class FlexibleFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
                 "log_tumor_size_mm": np.log(_num(X, "tumor_size_mm")),
             }
         if self.include_marker:
-            values["oc_log2_percent"] = MarkerFeatures()._log_percent(X)
+            values["oc_log2_percent"] = MarkerFeatures(self.floor_percent)._log_percent(X)
         return values
 
     @staticmethod
