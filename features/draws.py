@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from features.landmark import TRAJECTORY_FEATURES, latest_usable_draw, summarize_draws
-from features.transformers import marker_percent
+from features.marker import marker_percent
 
 __all__ = [
     "MARKER_FIELDS",

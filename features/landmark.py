@@ -28,7 +28,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from features.transformers import PERCENT_FLOOR, log2_percent, marker_percent
+from features.marker import PERCENT_FLOOR, log2_percent, marker_percent
 
 __all__ = [
     "TRAJECTORY_FEATURES",
@@ -69,7 +69,7 @@ def latest_usable_draw(days: np.ndarray, percent: np.ndarray, day: float) -> int
     days : numpy.ndarray
         Days since enrollment of one patient's draws (any order).
     percent : numpy.ndarray
-        Best estimate of each draw's percent (:func:`features.transformers.marker_percent`);
+        Best estimate of each draw's percent (:func:`features.marker.marker_percent`);
         NaN for a draw without a usable marker.
     day : float
         Day of the prediction.
@@ -106,7 +106,7 @@ def summarize_draws(days: np.ndarray, percent: np.ndarray, landmark_day: float) 
         Days since enrollment of the draws (any order).
     percent : numpy.ndarray
         Best estimate of the osteocalcin-positive percent of each draw (callers derive it from
-        the counts with :func:`features.transformers.marker_percent`); NaN for an unusable draw.
+        the counts with :func:`features.marker.marker_percent`); NaN for an unusable draw.
     landmark_day : float
         Day of the prediction (finite, >= 0).
 
@@ -200,7 +200,7 @@ def draw_table(patients: pd.DataFrame, measurements: pd.DataFrame | None) -> pd.
     """Each patient's usable draws, from the typed contract tables.
 
     A draw is usable when it yields a percent: from both counts
-    (:func:`features.transformers.marker_percent`, half-event continuity correction) or from
+    (:func:`features.marker.marker_percent`, half-event continuity correction) or from
     the reported percent. The patients row's enrollment marker is the day-0 draw of a patient
     without a day-0 row in ``measurements``. Draws on or after the patient's ``time_days`` are
     dropped (contract rule); patients without an outcome keep all their draws.
