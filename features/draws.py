@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from features.landmark import TRAJECTORY_FEATURES, latest_usable_draw, summarize_draws
-from features.marker import marker_percent
+from features.marker import MARKER_COLUMNS, marker_percent
 
 __all__ = [
     "MARKER_FIELDS",
@@ -21,7 +21,8 @@ __all__ = [
     "trajectory_at",
 ]
 
-MARKER_FIELDS = ("oc_positive_percent", "oc_positive_events", "pbmc_events")
+#: The marker fields of a draw (:data:`features.marker.MARKER_COLUMNS`).
+MARKER_FIELDS = MARKER_COLUMNS
 #: The columns of one patient's draws that :func:`draws_at` reads.
 DRAW_FIELDS = ("day", *MARKER_FIELDS, "alkaline_phosphatase_u_per_l")
 

@@ -28,7 +28,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from features.marker import PERCENT_FLOOR, log2_percent, marker_percent
+from features.marker import MARKER_COLUMNS, PERCENT_FLOOR, log2_percent, marker_percent
 
 __all__ = [
     "TRAJECTORY_FEATURES",
@@ -52,7 +52,6 @@ TRAJECTORY_FEATURES = (
 )
 DAYS_PER_YEAR = 365.25
 
-_MARKER_COLUMNS = ("oc_positive_percent", "oc_positive_events", "pbmc_events")
 _N_FEATURES = len(TRAJECTORY_FEATURES)
 
 
@@ -156,7 +155,7 @@ def _draw_rows(patients: pd.DataFrame, measurements: pd.DataFrame | None) -> pd.
     ``percent`` is the best estimate (from counts when present); the three contract marker
     columns are kept as reported so a landmark row can carry them.
     """
-    columns = ["patient_id", "day", "percent", *_MARKER_COLUMNS]
+    columns = ["patient_id", "day", "percent", *MARKER_COLUMNS]
     parts = []
     have_day0: set[str] = set()
     if measurements is not None and len(measurements):
@@ -165,7 +164,7 @@ def _draw_rows(patients: pd.DataFrame, measurements: pd.DataFrame | None) -> pd.
             {
                 "patient_id": m["patient_id"].to_numpy(dtype=object),
                 "day": m["day"].to_numpy(dtype=float),
-                **{c: m[c].to_numpy(dtype=float) for c in _MARKER_COLUMNS},
+                **{c: m[c].to_numpy(dtype=float) for c in MARKER_COLUMNS},
             }
         )
         parts.append(part)
@@ -174,7 +173,7 @@ def _draw_rows(patients: pd.DataFrame, measurements: pd.DataFrame | None) -> pd.
         {
             "patient_id": patients["patient_id"].to_numpy(dtype=object),
             "day": 0.0,
-            **{c: patients[c].to_numpy(dtype=float) for c in _MARKER_COLUMNS},
+            **{c: patients[c].to_numpy(dtype=float) for c in MARKER_COLUMNS},
         }
     )
     parts.append(enrol.loc[~enrol["patient_id"].isin(have_day0).to_numpy()])
@@ -330,7 +329,7 @@ def landmark_dataset(
     ids = out["patient_id"].to_numpy(dtype=object)
     values, latest = _features_from_rows(ids, rows, np.full(len(out), landmark))
     found = latest >= 0
-    for column in _MARKER_COLUMNS:
+    for column in MARKER_COLUMNS:
         marker = np.full(len(out), np.nan)
         marker[found] = rows[column].to_numpy(dtype=float)[latest[found]]
         out[column] = marker

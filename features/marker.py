@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PERCENT_FLOOR", "log2_percent", "marker_percent"]
+from features.typed_rows import Rows, numeric
+
+__all__ = ["MARKER_COLUMNS", "PERCENT_FLOOR", "log2_percent", "marker_percent", "rows_log2_percent"]
+
+#: The contract's marker fields of a draw (patients row or ``oc_measurements`` row).
+MARKER_COLUMNS = ("oc_positive_percent", "oc_positive_events", "pbmc_events")
 
 
 def marker_percent(percent: np.ndarray, events: np.ndarray, pbmc: np.ndarray) -> np.ndarray:
@@ -40,3 +45,8 @@ def log2_percent(percent: np.ndarray, floor: float = PERCENT_FLOOR) -> np.ndarra
     """The marker on its model scale: log2 of the percent raised to ``floor`` (NaN stays NaN)."""
     with np.errstate(invalid="ignore"):
         return np.log2(np.maximum(np.asarray(percent, dtype=float), floor))
+
+
+def rows_log2_percent(X: Rows, floor: float = PERCENT_FLOOR) -> np.ndarray:
+    """The log2 marker of each typed contract row (:func:`marker_percent`, then the floor)."""
+    return log2_percent(marker_percent(*(numeric(X, c) for c in MARKER_COLUMNS)), floor)
