@@ -81,16 +81,28 @@ def _fmt_number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def _first_rows(keys: Sequence[object], rows: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Mark rows whose key was already seen; map each key to the 1-based row of its first use."""
-    duplicated = np.zeros(len(keys), dtype=bool)
+def _report_repeats(
+    report: Report,
+    keys: Sequence[object],
+    rows: np.ndarray,
+    column: str,
+    raw: np.ndarray | None,
+    rule: str,
+) -> None:
+    """Report each row whose key an earlier row already has; ``rule`` names that row (``first``).
+
+    ``keys[k]`` is the key of row ``rows[k]`` (0-based); rows not listed are not compared.
+    """
+    repeated = np.zeros(report.n_rows, dtype=bool)
     first: dict = {}
-    for k, (key, row) in enumerate(zip(keys, rows, strict=True)):
+    key_of: dict[int, object] = {}
+    for key, row in zip(keys, rows, strict=True):
         if key in first:
-            duplicated[k] = True
+            repeated[row] = True
+            key_of[int(row)] = key
         else:
             first[key] = int(row) + 1
-    return duplicated, first
+    report.rows(repeated, column, raw, lambda i: rule.format(first=first[key_of[i]]))
 
 
 def check_patients(
@@ -165,15 +177,7 @@ def _check_patient_table(
     parsed = parse_table(raw, specs, report, () if allow_outcome else OUTCOME_COLUMNS)
     pid = parsed["patient_id"]
     rows = np.flatnonzero(pid.valid)
-    duplicated, first = _first_rows(pid.values[rows], rows)
-    is_duplicate = np.zeros(len(raw), dtype=bool)
-    is_duplicate[rows[duplicated]] = True
-    report.rows(
-        is_duplicate,
-        "patient_id",
-        pid.raw,
-        lambda i: RULE_UNIQUE_ID.format(first=first[pid.values[i]]),
-    )
+    _report_repeats(report, pid.values[rows], rows, "patient_id", pid.raw, RULE_UNIQUE_ID)
     _check_counts(parsed, report)
 
     setting = parsed["disease_setting"]
@@ -276,15 +280,7 @@ def _check_measurement_table(
 
     rows = np.flatnonzero(pid.valid & day.valid)
     keys = list(zip(pid.values[rows], day.values[rows].tolist(), strict=True))
-    duplicated, first = _first_rows(keys, rows)
-    is_duplicate = np.zeros(len(raw), dtype=bool)
-    is_duplicate[rows[duplicated]] = True
-    report.rows(
-        is_duplicate,
-        "day",
-        day.raw,
-        lambda i: RULE_UNIQUE_DRAW.format(first=first[(pid.values[i], day.values[i])]),
-    )
+    _report_repeats(report, keys, rows, "day", day.raw, RULE_UNIQUE_DRAW)
 
     percent = parsed["oc_positive_percent"].present
     events = parsed["oc_positive_events"].present

@@ -196,6 +196,7 @@ class Report:
 
     def __init__(self, table: str, n_rows: int) -> None:
         self.table = table
+        self.n_rows = n_rows
         self.items: list[Violation] = []
         self.ids: np.ndarray = np.full(n_rows, None, dtype=object)
 
