@@ -28,12 +28,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from features.transformers import marker_percent
+from features.marker import MARKER_COLUMNS, PERCENT_FLOOR, log2_percent, marker_percent
 
 __all__ = [
     "TRAJECTORY_FEATURES",
     "PERCENT_FLOOR",
     "DAYS_PER_YEAR",
+    "latest_usable_draw",
     "summarize_draws",
     "draw_table",
     "trajectory_features",
@@ -49,15 +50,39 @@ TRAJECTORY_FEATURES = (
     "oc_n_draws",
     "oc_days_since_latest",
 )
-#: Percents below this are raised to it before the logarithm, so a reported 0 % draw (no
-#: positive event counted) stays finite. Percents from counts (:func:`marker_percent`, with half
-#: an event of continuity correction) never go below 1.25e-4 % (400,000 PBMC events), so the
-#: floor only touches reported percents.
-PERCENT_FLOOR = 1e-4
 DAYS_PER_YEAR = 365.25
 
-_MARKER_COLUMNS = ("oc_positive_percent", "oc_positive_events", "pbmc_events")
 _N_FEATURES = len(TRAJECTORY_FEATURES)
+
+
+def latest_usable_draw(days: np.ndarray, percent: np.ndarray, day: float) -> int:
+    """Which draw a prediction at ``day`` takes as the patient's current marker.
+
+    The one rule for training rows (:func:`landmark_dataset`), batch scoring
+    (:func:`features.draws.rows_at`) and the prediction API: the latest draw on or before
+    ``day`` with a usable percent (finite). Days are unique per patient in the contract; on a
+    tie the last listed draw counts.
+
+    Parameters
+    ----------
+    days : numpy.ndarray
+        Days since enrollment of one patient's draws (any order).
+    percent : numpy.ndarray
+        Best estimate of each draw's percent (:func:`features.marker.marker_percent`);
+        NaN for a draw without a usable marker.
+    day : float
+        Day of the prediction.
+
+    Returns
+    -------
+    int
+        Position of that draw in ``days``; -1 when no draw qualifies.
+    """
+    d = np.asarray(days, dtype=float)
+    use = np.flatnonzero((d <= day) & np.isfinite(np.asarray(percent, dtype=float)))
+    if use.size == 0:
+        return -1
+    return int(use[use.size - 1 - int(np.argmax(d[use][::-1]))])
 
 
 def summarize_draws(days: np.ndarray, percent: np.ndarray, landmark_day: float) -> np.ndarray:
@@ -80,7 +105,7 @@ def summarize_draws(days: np.ndarray, percent: np.ndarray, landmark_day: float) 
         Days since enrollment of the draws (any order).
     percent : numpy.ndarray
         Best estimate of the osteocalcin-positive percent of each draw (callers derive it from
-        the counts with :func:`features.transformers.marker_percent`); NaN for an unusable draw.
+        the counts with :func:`features.marker.marker_percent`); NaN for an unusable draw.
     landmark_day : float
         Day of the prediction (finite, >= 0).
 
@@ -108,9 +133,8 @@ def summarize_draws(days: np.ndarray, percent: np.ndarray, landmark_day: float) 
     if n == 0:
         return out
     d = d[use]
-    y = np.log2(np.maximum(p[use], PERCENT_FLOOR))
-    # Days are unique per patient in the contract; on a tie the last listed draw counts.
-    last = n - 1 - int(np.argmax(d[::-1]))
+    y = log2_percent(p[use])
+    last = latest_usable_draw(d, p[use], landmark)
     first = int(np.argmin(d))
     out[0] = y[last]
     out[1] = y[first]
@@ -131,7 +155,7 @@ def _draw_rows(patients: pd.DataFrame, measurements: pd.DataFrame | None) -> pd.
     ``percent`` is the best estimate (from counts when present); the three contract marker
     columns are kept as reported so a landmark row can carry them.
     """
-    columns = ["patient_id", "day", "percent", *_MARKER_COLUMNS]
+    columns = ["patient_id", "day", "percent", *MARKER_COLUMNS]
     parts = []
     have_day0: set[str] = set()
     if measurements is not None and len(measurements):
@@ -140,7 +164,7 @@ def _draw_rows(patients: pd.DataFrame, measurements: pd.DataFrame | None) -> pd.
             {
                 "patient_id": m["patient_id"].to_numpy(dtype=object),
                 "day": m["day"].to_numpy(dtype=float),
-                **{c: m[c].to_numpy(dtype=float) for c in _MARKER_COLUMNS},
+                **{c: m[c].to_numpy(dtype=float) for c in MARKER_COLUMNS},
             }
         )
         parts.append(part)
@@ -149,7 +173,7 @@ def _draw_rows(patients: pd.DataFrame, measurements: pd.DataFrame | None) -> pd.
         {
             "patient_id": patients["patient_id"].to_numpy(dtype=object),
             "day": 0.0,
-            **{c: patients[c].to_numpy(dtype=float) for c in _MARKER_COLUMNS},
+            **{c: patients[c].to_numpy(dtype=float) for c in MARKER_COLUMNS},
         }
     )
     parts.append(enrol.loc[~enrol["patient_id"].isin(have_day0).to_numpy()])
@@ -175,7 +199,7 @@ def draw_table(patients: pd.DataFrame, measurements: pd.DataFrame | None) -> pd.
     """Each patient's usable draws, from the typed contract tables.
 
     A draw is usable when it yields a percent: from both counts
-    (:func:`features.transformers.marker_percent`, half-event continuity correction) or from
+    (:func:`features.marker.marker_percent`, half-event continuity correction) or from
     the reported percent. The patients row's enrollment marker is the day-0 draw of a patient
     without a day-0 row in ``measurements``. Draws on or after the patient's ``time_days`` are
     dropped (contract rule); patients without an outcome keep all their draws.
@@ -208,8 +232,12 @@ def _landmarks(landmark_day: float | np.ndarray, n: int) -> np.ndarray:
 
 def _features_from_rows(
     patient_ids: np.ndarray, rows: pd.DataFrame, landmarks: np.ndarray
-) -> np.ndarray:
-    """Kernel applied per patient; rows sorted by patient (as :func:`_draw_rows` returns)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel applied per patient; rows sorted by patient (as :func:`_draw_rows` returns).
+
+    Returns the features, and per patient the position in ``rows`` of its latest usable draw
+    by its landmark (:func:`latest_usable_draw`; -1 when none).
+    """
     ids = rows["patient_id"].to_numpy(dtype=object)
     days = rows["day"].to_numpy(dtype=float)
     percent = rows["percent"].to_numpy(dtype=float)
@@ -218,14 +246,13 @@ def _features_from_rows(
         change = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1], True])
         starts = {ids[a]: (a, b) for a, b in zip(change[:-1], change[1:], strict=True)}
     out = np.empty((len(patient_ids), _N_FEATURES))
-    empty = np.empty(0)
+    latest = np.full(len(patient_ids), -1)
     for i, pid in enumerate(patient_ids):
         a, b = starts.get(pid, (0, 0))
-        if b > a:
-            out[i] = summarize_draws(days[a:b], percent[a:b], landmarks[i])
-        else:
-            out[i] = summarize_draws(empty, empty, landmarks[i])
-    return out
+        out[i] = summarize_draws(days[a:b], percent[a:b], landmarks[i])
+        k = latest_usable_draw(days[a:b], percent[a:b], landmarks[i])
+        latest[i] = a + k if k >= 0 else -1
+    return out, latest
 
 
 def trajectory_features(
@@ -251,7 +278,8 @@ def trajectory_features(
     """
     landmarks = _landmarks(landmark_day, len(patients))
     rows = _draw_rows(patients, measurements)
-    values = _features_from_rows(patients["patient_id"].to_numpy(dtype=object), rows, landmarks)
+    ids = patients["patient_id"].to_numpy(dtype=object)
+    values = _features_from_rows(ids, rows, landmarks)[0]
     return pd.DataFrame(values, columns=list(TRAJECTORY_FEATURES))
 
 
@@ -298,14 +326,15 @@ def landmark_dataset(
     )
     out = patients.loc[at_risk].reset_index(drop=True)
     rows = _draw_rows(out, measurements)
-    rows = rows.loc[rows["day"].to_numpy() <= landmark]
-    latest = rows.drop_duplicates("patient_id", keep="last").set_index("patient_id")
     ids = out["patient_id"].to_numpy(dtype=object)
-    for column in _MARKER_COLUMNS:
-        out[column] = latest[column].reindex(ids).to_numpy(dtype=float)
+    values, latest = _features_from_rows(ids, rows, np.full(len(out), landmark))
+    found = latest >= 0
+    for column in MARKER_COLUMNS:
+        marker = np.full(len(out), np.nan)
+        marker[found] = rows[column].to_numpy(dtype=float)[latest[found]]
+        out[column] = marker
     out["time_days"] = out["time_days"].to_numpy(dtype=float) - landmark
     out["landmark_day"] = landmark
-    values = _features_from_rows(ids, rows, np.full(len(out), landmark))
     for j, name in enumerate(TRAJECTORY_FEATURES):
         out[name] = values[:, j]
     return out

@@ -15,8 +15,6 @@ Pipeline (see :func:`make_feature_pipeline`)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -24,6 +22,23 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
+
+from features.marker import (
+    MARKER_COLUMNS,
+    PERCENT_FLOOR,
+    log2_percent,
+    marker_percent,
+    rows_log2_percent,
+)
+from features.splines import (
+    HARRELL_KNOT_QUANTILES,
+    INTERACTIONS,
+    SPLINE_INPUTS,
+    FlexibleFeatures,
+    harrell_knots,
+    rcs_basis,
+)
+from features.typed_rows import Rows, equals, is_missing, numeric, require_columns
 
 __all__ = [
     "MarkerFeatures",
@@ -38,64 +53,12 @@ __all__ = [
     "make_feature_pipeline",
     "raw_missing",
     "marker_percent",
+    "PERCENT_FLOOR",
+    "log2_percent",
+    "Rows",
+    "is_missing",
+    "transform_rows",
 ]
-
-
-#: Typed contract rows: a DataFrame, or a mapping of column name to a 1-D array (numbers and
-#: booleans float with NaN, categories object with None), the cheaper form for a few rows.
-Rows = pd.DataFrame | Mapping[str, np.ndarray]
-
-
-def _require_columns(X: Rows, columns: Sequence[str], who: str) -> None:
-    if not isinstance(X, pd.DataFrame | Mapping):
-        raise TypeError(
-            f"{who} expects a pandas DataFrame or a mapping of column arrays of contract rows, "
-            f"got {type(X).__name__}"
-        )
-    missing = [c for c in columns if c not in X]
-    if missing:
-        raise KeyError(f"{who}: input lacks contract column(s): {', '.join(missing)}")
-
-
-def _num(X: Rows, column: str) -> np.ndarray:
-    values = X[column]
-    if isinstance(values, pd.Series):
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    return np.asarray(values, dtype=float)
-
-
-def is_missing(values: pd.Series | np.ndarray) -> np.ndarray:
-    """Boolean mask of missing values (NaN, None, NA) of one column."""
-    if isinstance(values, pd.Series):
-        return values.isna().to_numpy()
-    values = np.asarray(values)
-    if values.dtype.kind == "f":
-        return np.isnan(values)
-    return pd.isna(values)
-
-
-def _is(X: Rows, column: str, value: str) -> np.ndarray:
-    """1.0 where ``column == value``, 0.0 where another value, NaN where missing."""
-    col = X[column]
-    missing = is_missing(col)
-    out = (np.asarray(col, dtype=object) == value).astype(float)
-    out[missing] = np.nan
-    return out
-
-
-def marker_percent(percent: np.ndarray, events: np.ndarray, pbmc: np.ndarray) -> np.ndarray:
-    """Best estimate of the osteocalcin-positive percent from a draw.
-
-    From the counts when both are present, with a continuity correction of half an event so
-    that a draw with zero positive events (common at 0.01-0.05 % of 100,000 events) has a
-    finite logarithm; from the reported percent otherwise; NaN when neither.
-    """
-    events = np.asarray(events, dtype=float)
-    pbmc = np.asarray(pbmc, dtype=float)
-    percent = np.asarray(percent, dtype=float)
-    from_counts = 100.0 * (events + 0.5) / (pbmc + 0.5)
-    have_counts = ~np.isnan(events) & ~np.isnan(pbmc)
-    return np.where(have_counts, from_counts, percent)
 
 
 def raw_missing(X: Rows) -> dict[str, np.ndarray]:
@@ -111,22 +74,23 @@ class MarkerFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
     """Osteocalcin-positive fraction on a log2 scale.
 
     A coefficient on ``oc_log2_percent`` is an effect per doubling of the marker, the scale the
-    study reports on. Reported percents below ``floor_percent`` (a zero read from a small
-    denominator) are raised to it before the logarithm.
+    study reports on. Percents below ``floor_percent`` (a reported zero) are raised to it
+    before the logarithm (:func:`log2_percent`).
 
     Parameters
     ----------
-    floor_percent : float, default=0.0005
-        Smallest percent taken at face value: half an event in 100,000 PBMC events.
+    floor_percent : float, default=PERCENT_FLOOR (1e-4)
+        Smallest percent taken at face value. Stored with the fitted model: models logged by
+        0.1.0 keep the 0.0005 (half an event in 100,000 PBMC events) they were trained with.
     """
 
-    columns_in = ("oc_positive_percent", "oc_positive_events", "pbmc_events")
+    columns_in = MARKER_COLUMNS
 
-    def __init__(self, floor_percent: float = 0.0005) -> None:
+    def __init__(self, floor_percent: float = PERCENT_FLOOR) -> None:
         self.floor_percent = floor_percent
 
     def fit(self, X: Rows, y: object = None) -> MarkerFeatures:
-        _require_columns(X, self.columns_in, type(self).__name__)
+        require_columns(X, self.columns_in, type(self).__name__)
         if not self.floor_percent > 0:
             raise ValueError(f"floor_percent must be > 0, got {self.floor_percent!r}")
         self.n_features_in_ = len(self.columns_in)
@@ -136,15 +100,11 @@ class MarkerFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
         return self
 
     def _log_percent(self, X: Rows) -> np.ndarray:
-        p = marker_percent(
-            _num(X, "oc_positive_percent"), _num(X, "oc_positive_events"), _num(X, "pbmc_events")
-        )
-        with np.errstate(invalid="ignore"):
-            return np.log2(np.maximum(p, self.floor_percent))
+        return rows_log2_percent(X, self.floor_percent)
 
     def transform(self, X: Rows) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
-        _require_columns(X, self.columns_in, type(self).__name__)
+        require_columns(X, self.columns_in, type(self).__name__)
         out = self._log_percent(X).reshape(-1, 1)
         if self.indicator_:
             out = np.column_stack([out, np.isnan(out[:, 0]).astype(float)])
@@ -222,7 +182,7 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
         self.many_nodes = many_nodes
 
     def fit(self, X: Rows, y: object = None) -> ClinicalFeatures:
-        _require_columns(X, self.columns_in, type(self).__name__)
+        require_columns(X, self.columns_in, type(self).__name__)
         if not self.many_nodes >= 2:
             raise ValueError(f"many_nodes must be >= 2, got {self.many_nodes!r}")
         self.n_features_in_ = len(self.columns_in)
@@ -237,25 +197,25 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
 
     def transform(self, X: Rows) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
-        _require_columns(X, self.columns_in, type(self).__name__)
-        size = _num(X, "tumor_size_mm")
-        nodes = _num(X, "positive_lymph_nodes")
-        er = _is(X, "er_status", "positive")
-        pr = _is(X, "pr_status", "positive")
-        her2 = _is(X, "her2_status", "positive")
-        metastatic = _is(X, "disease_setting", "metastatic")
-        visceral = _num(X, "visceral_metastasis")
+        require_columns(X, self.columns_in, type(self).__name__)
+        size = numeric(X, "tumor_size_mm")
+        nodes = numeric(X, "positive_lymph_nodes")
+        er = equals(X, "er_status", "positive")
+        pr = equals(X, "pr_status", "positive")
+        her2 = equals(X, "her2_status", "positive")
+        metastatic = equals(X, "disease_setting", "metastatic")
+        visceral = numeric(X, "visceral_metastasis")
         # Visceral disease cannot exist in early disease: known, not missing.
         visceral = np.where(metastatic == 0.0, 0.0, visceral)
-        post = _is(X, "menopausal_status", "post")
-        btt = 1.0 - _is(X, "bone_targeted_therapy", "none")
+        post = equals(X, "menopausal_status", "post")
+        btt = 1.0 - equals(X, "bone_targeted_therapy", "none")
         with np.errstate(invalid="ignore", divide="ignore"):
             hormone = np.fmax(er, pr)  # 1 if either positive; NaN only if both unknown
             hormone = np.where((er == 1) | (pr == 1), 1.0, hormone)
             cols = [
-                _num(X, "age_years"),
-                _num(X, "ki67_percent"),
-                _num(X, "histologic_grade"),
+                numeric(X, "age_years"),
+                numeric(X, "ki67_percent"),
+                numeric(X, "histologic_grade"),
                 np.log(size),
                 np.where(np.isnan(size), np.nan, (size > self.large_tumor_mm).astype(float)),
                 er,
@@ -268,9 +228,9 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
                 np.where(np.isnan(nodes), np.nan, (nodes >= self.many_nodes)),
                 metastatic,
                 visceral,
-                np.log(_num(X, "alkaline_phosphatase_u_per_l")),
-                _num(X, "endocrine_therapy"),
-                _num(X, "chemotherapy"),
+                np.log(numeric(X, "alkaline_phosphatase_u_per_l")),
+                numeric(X, "endocrine_therapy"),
+                numeric(X, "chemotherapy"),
                 post,
                 btt * post,
                 btt * (1.0 - post),
@@ -311,12 +271,12 @@ class TrajectoryFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         self.max_slope = max_slope
 
     def _values(self, X: Rows) -> np.ndarray:
-        days = _num(X, "landmark_day")
-        slope = np.clip(_num(X, "oc_slope_log2_per_year"), -self.max_slope, self.max_slope)
-        return np.column_stack([days / 365.25, _num(X, "oc_change_log2"), slope])
+        days = numeric(X, "landmark_day")
+        slope = np.clip(numeric(X, "oc_slope_log2_per_year"), -self.max_slope, self.max_slope)
+        return np.column_stack([days / 365.25, numeric(X, "oc_change_log2"), slope])
 
     def fit(self, X: Rows, y: object = None) -> TrajectoryFeatures:
-        _require_columns(X, self.columns_in, type(self).__name__)
+        require_columns(X, self.columns_in, type(self).__name__)
         if not self.max_slope > 0:
             raise ValueError(f"max_slope must be > 0, got {self.max_slope!r}")
         self.n_features_in_ = len(self.columns_in)
@@ -330,218 +290,12 @@ class TrajectoryFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     def transform(self, X: Rows) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
-        _require_columns(X, self.columns_in, type(self).__name__)
+        require_columns(X, self.columns_in, type(self).__name__)
         out = self._values(X)
         if self.indicators_:
             flags = np.isnan(out[:, list(self.indicators_)]).astype(float)
             out = np.column_stack([out, flags])
         return out
-
-    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        check_is_fitted(self, "feature_names_out_")
-        return self.feature_names_out_.copy()
-
-
-#: Knot positions (quantiles) of a restricted cubic spline by number of knots (Harrell,
-#: Regression Modeling Strategies, 2nd ed., section 2.4.6).
-HARRELL_KNOT_QUANTILES: dict[int, tuple[float, ...]] = {
-    3: (0.10, 0.50, 0.90),
-    4: (0.05, 0.35, 0.65, 0.95),
-    5: (0.05, 0.275, 0.50, 0.725, 0.95),
-}
-
-#: Continuous inputs given a restricted cubic spline, in order of priority when the degrees of
-#: freedom are short: the marker (the question of the study), then age, ALP, Ki-67, size.
-SPLINE_INPUTS: tuple[str, ...] = (
-    "oc_log2_percent",
-    "age_years",
-    "log_alp",
-    "ki67_percent",
-    "log_tumor_size_mm",
-)
-
-#: Pre-specified interactions of the marker: (name, clinical reason). Each adds one degree of
-#: freedom: the marker (centred at its training median) times the modifier.
-INTERACTIONS: tuple[tuple[str, str], ...] = (
-    (
-        "metastatic",
-        "the marker's signal may differ once disease has spread (the study's published hazard "
-        "ratio is from metastatic disease; early disease has no figure)",
-    ),
-    (
-        "bone_targeted_therapy",
-        "bone-targeted agents suppress bone turnover, which lowers the marker, and act on the "
-        "bone niche itself; domain.md: therapy is an effect modifier, not a plain covariate",
-    ),
-)
-
-
-def harrell_knots(values: np.ndarray, n_knots: int) -> np.ndarray:
-    """Knots at Harrell's quantiles of the non-missing ``values`` (fewer if values tie).
-
-    Parameters
-    ----------
-    values : numpy.ndarray
-    n_knots : {3, 4, 5}
-
-    Returns
-    -------
-    numpy.ndarray
-        Strictly increasing knots; fewer than 3 when the values do not support a spline.
-    """
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return np.empty(0)
-    return np.unique(np.quantile(finite, HARRELL_KNOT_QUANTILES[n_knots]))
-
-
-def rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
-    """Non-linear terms of a restricted cubic (natural) spline, Harrell's parametrisation.
-
-    With knots ``t_1 < ... < t_k`` the spline is ``b0 x + sum_j b_j f_j(x)``, linear beyond the
-    outer knots, with for ``j = 1 .. k - 2``::
-
-        f_j(x) = [(x - t_j)+^3 - (x - t_{k-1})+^3 (t_k - t_j) / (t_k - t_{k-1})
-                  + (x - t_k)+^3 (t_{k-1} - t_j) / (t_k - t_{k-1})] / (t_k - t_1)^2
-
-    (the division makes the terms the scale of ``x``). NaN stays NaN.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n, k - 2)``.
-    """
-    t = np.asarray(knots, dtype=float)
-    k = len(t)
-    x = np.asarray(x, dtype=float)[:, None]
-    tj = t[None, : k - 2]
-    span = t[-1] - t[-2]
-
-    def cube(u: np.ndarray) -> np.ndarray:
-        return np.maximum(u, 0.0) ** 3
-
-    terms = (
-        cube(x - tj) - cube(x - t[-2]) * (t[-1] - tj) / span + cube(x - t[-1]) * (t[-2] - tj) / span
-    )
-    return terms / (t[-1] - t[0]) ** 2
-
-
-class FlexibleFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
-    """Restricted cubic splines and pre-specified marker interactions (flexible families).
-
-    Adds columns to the linear features of :class:`MarkerFeatures` and :class:`ClinicalFeatures`
-    (which keep the linear term of each input): the non-linear terms of a restricted cubic
-    spline (:func:`rcs_basis`, knots at Harrell's quantiles of the training values) of each
-    input of :data:`SPLINE_INPUTS`, and the marker's interactions of :data:`INTERACTIONS`.
-
-    The added degrees of freedom are bounded by ``max_df``, which training sets from the events
-    (``events // 15``: Harrell's rule of about 15 events per parameter, applied to the added
-    terms because the linear base model is penalised). They are spent in order of priority: the
-    marker's spline (4 knots, 2 df; 3 knots, 1 df when only one is left), the marker x setting
-    and marker x bone-targeted-therapy interactions (1 df each), then 3-knot splines (1 df) of
-    age, log ALP, Ki-67, log tumor size; what does not fit is left linear.
-
-    Missing inputs are imputed at their training median *before* the basis (so a missing value
-    gets the spline's value at the median, as its linear term gets the median downstream); a
-    missing bone-targeted therapy counts as none in the interaction (the imputer would choose
-    the same: most patients are untreated), the missing-value indicator of the clinical
-    builder carries the rest.
-
-    Parameters
-    ----------
-    max_df : int, default=8
-        Largest number of added columns (degrees of freedom).
-    include_marker : bool, default=True
-        False: no marker terms (the clinical-only model).
-    """
-
-    columns_in = MarkerFeatures.columns_in + (
-        "age_years",
-        "alkaline_phosphatase_u_per_l",
-        "ki67_percent",
-        "tumor_size_mm",
-        "disease_setting",
-        "bone_targeted_therapy",
-    )
-
-    def __init__(self, max_df: int = 8, include_marker: bool = True) -> None:
-        self.max_df = max_df
-        self.include_marker = include_marker
-
-    def _inputs(self, X: Rows) -> dict[str, np.ndarray]:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = {
-                "age_years": _num(X, "age_years"),
-                "log_alp": np.log(_num(X, "alkaline_phosphatase_u_per_l")),
-                "ki67_percent": _num(X, "ki67_percent"),
-                "log_tumor_size_mm": np.log(_num(X, "tumor_size_mm")),
-            }
-        if self.include_marker:
-            values["oc_log2_percent"] = MarkerFeatures()._log_percent(X)
-        return values
-
-    @staticmethod
-    def _modifiers(X: Rows) -> dict[str, np.ndarray]:
-        btt = 1.0 - _is(X, "bone_targeted_therapy", "none")
-        return {
-            "metastatic": np.nan_to_num(_is(X, "disease_setting", "metastatic")),
-            "bone_targeted_therapy": np.nan_to_num(btt),
-        }
-
-    def fit(self, X: Rows, y: object = None) -> FlexibleFeatures:
-        columns = self.columns_in if self.include_marker else self.columns_in[3:]
-        _require_columns(X, columns, type(self).__name__)
-        if isinstance(self.max_df, bool) or not isinstance(self.max_df, int | np.integer):
-            raise ValueError(f"max_df must be an integer >= 0, got {self.max_df!r}")
-        if self.max_df < 0:
-            raise ValueError(f"max_df must be an integer >= 0, got {self.max_df!r}")
-        self.n_features_in_ = len(columns)
-        values = self._inputs(X)
-        self.medians_ = {
-            name: float(np.nanmedian(v)) if np.isfinite(v).any() else 0.0
-            for name, v in values.items()
-        }
-        budget = int(self.max_df)
-        knots: dict[str, np.ndarray] = {}
-        interactions: list[str] = []
-
-        def spline(name: str, n_knots: int) -> None:
-            nonlocal budget
-            if name not in values:
-                return
-            t = harrell_knots(values[name], n_knots)
-            if len(t) >= 3 and len(t) - 2 <= budget:
-                knots[name] = t
-                budget -= len(t) - 2
-
-        if self.include_marker:
-            spline("oc_log2_percent", 4 if budget >= 2 else 3)
-            for name, _ in INTERACTIONS:
-                if budget >= 1:
-                    interactions.append(name)
-                    budget -= 1
-        for name in SPLINE_INPUTS[1:]:
-            spline(name, 3)
-        self.knots_ = knots
-        self.interactions_ = tuple(interactions)
-        names = [f"{n}:rcs{j + 1}" for n, t in knots.items() for j in range(len(t) - 2)]
-        names += [f"oc_log2_percent:x_{m}" for m in self.interactions_]
-        self.feature_names_out_ = np.array(names, dtype=object)
-        return self
-
-    def transform(self, X: Rows) -> np.ndarray:
-        check_is_fitted(self, "feature_names_out_")
-        columns = self.columns_in if self.include_marker else self.columns_in[3:]
-        _require_columns(X, columns, type(self).__name__)
-        values = self._inputs(X)
-        filled = {name: np.where(np.isnan(v), self.medians_[name], v) for name, v in values.items()}
-        n = len(next(iter(values.values())))
-        parts = [rcs_basis(filled[name], t) for name, t in self.knots_.items()]
-        if self.interactions_:
-            centred = filled["oc_log2_percent"] - self.medians_["oc_log2_percent"]
-            modifiers = self._modifiers(X)
-            parts += [(centred * modifiers[m])[:, None] for m in self.interactions_]
-        return np.hstack(parts) if parts else np.empty((n, 0))
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")

@@ -265,7 +265,7 @@ def world_cif(
     steps_per_year : int
     death : bool, default False
         Also the cumulative incidence of death without bone metastasis, after the horizons
-        of bone metastasis on the last axis (as :func:`features.simulate._cif_direct`).
+        of bone metastasis on the last axis (as :func:`features.simulate.truth.cif_direct`).
 
     Returns
     -------

@@ -50,7 +50,7 @@ with bentoml.importing():
     from starlette.responses import JSONResponse
 
     from features.contract import check_measurement_records, check_patient_records
-    from features.draws import MARKER_FIELDS, trajectory_at
+    from features.draws import DRAW_FIELDS, MARKER_FIELDS, draws_at
     from features.landmark import TRAJECTORY_FEATURES
 
 logger = logging.getLogger("bonemet.service")
@@ -59,7 +59,6 @@ logger = logging.getLogger("bonemet.service")
 #: CORS policy are part of the class definition below, evaluated at import. The service and the
 #: gateway take their settings from this object; nothing else reads the environment.
 SETTINGS = ServingSettings.from_env()
-_DRAW = ("day",) + MARKER_FIELDS  # the draw columns trajectory_at reads
 _NOT_COLUMNS = ("oc_measurements", "prediction_day")  # request fields beside the contract row
 INLINE_PATIENTS = 20  # requests up to this size are answered on the event loop (see predict)
 #: A loaded version answers this synthetic patient (built from the contract, nobody's record)
@@ -235,18 +234,16 @@ def _apply_draws(
     ``typed`` holds the validated patients columns and ``draws`` the validated draws (column
     arrays from :func:`features.contract.check_patient_records` /
     :func:`~features.contract.check_measurement_records`, percent derived from the counts
-    where missing); ``typed`` is updated in place. Only draws on or before ``prediction_day``
-    (default: the latest draw, or 0) are used:
-
-    - the marker columns take the latest usable draw (the current value);
-    - a landmark model (``risk_model.landmark_days``) also gets ``landmark_day`` and the
-      trajectory columns (:func:`features.draws.trajectory_at`, the rule of the training rows);
-    - a model trained at enrollment answers with the latest marker and says so;
-    - a clinical-only model ignores the draws, and says so.
+    where missing); ``typed`` is updated in place. ``prediction_day`` defaults to the latest
+    draw, or 0; what is used at that day is the rule of batch scoring
+    (:func:`features.draws.draws_at`): the marker columns take the latest usable draw, a
+    landmark model (``risk_model.landmark_days``) also gets ``landmark_day`` and the trajectory
+    columns, a model trained at enrollment answers with the latest marker and says so, a
+    clinical-only model ignores the draws and says so.
 
     Returns the per-patient notes (warnings).
     """
-    notes: list[list[str]] = [[] for _ in patients]
+    notes: list[list[str]] = []
     landmark = bool(risk_model.landmark_days)
     uses_marker = bool(risk_model.include_marker)
     if landmark:
@@ -259,45 +256,20 @@ def _apply_draws(
         by_patient.setdefault(i, []).append(k)
     for i, p in enumerate(patients):
         rows = by_patient.get(i, [])
-        days = draws["day"][rows] if rows else np.empty(0)
+        mine = {f: draws[f][rows] if rows else np.empty(0) for f in DRAW_FIELDS}
         day = p.prediction_day
         if day is None:
-            day = float(days.max()) if rows else 0.0
-        usable = [k for k, d in zip(rows, days, strict=True) if d <= day]
-        ignored = len(rows) - len(usable)
-        if ignored:
-            notes[i].append(f"{ignored} draw(s) after prediction_day {day:g} ignored")
-        if rows and not uses_marker:
-            notes[i].append("oc_measurements ignored: this model does not use the marker")
-            usable = []
+            day = float(mine["day"].max()) if rows else 0.0
+        enrollment = tuple(float(typed[f][i]) for f in MARKER_FIELDS)
+        used = draws_at(enrollment, mine, day, landmark=landmark, uses_marker=uses_marker)
+        notes.append(used.notes)
         if landmark:
             typed["landmark_day"][i] = day
-            enrollment = tuple(float(typed[f][i]) for f in MARKER_FIELDS)
-            values = trajectory_at(
-                enrollment, tuple(draws[f][usable] if usable else np.empty(0) for f in _DRAW), day
-            )
-            for name, value in zip(TRAJECTORY_FEATURES, values, strict=True):
+            for name, value in zip(TRAJECTORY_FEATURES, used.trajectory, strict=True):
                 typed[name][i] = value
-        with_marker = [k for k in usable if not np.isnan(draws["oc_positive_percent"][k])]
-        if with_marker:
-            latest = max(with_marker, key=lambda k: draws["day"][k])
+        if used.latest >= 0:
             for field in MARKER_FIELDS:
-                typed[field][i] = draws[field][latest]
-            if draws["day"][latest] > 0:
-                notes[i].append(
-                    f"marker from the draw of day {draws['day'][latest]:g} used as the current "
-                    "value"
-                )
-        if any(not np.isnan(draws["alkaline_phosphatase_u_per_l"][k]) for k in usable):
-            notes[i].append(
-                "alkaline_phosphatase_u_per_l of the draws ignored: the model uses the "
-                "enrollment value"
-            )
-        if day > 0 and not landmark:
-            notes[i].append(
-                f"prediction_day {day:g}: this model was trained at enrollment; horizons are "
-                "counted from enrollment-style risk with the latest marker value"
-            )
+                typed[field][i] = mine[field][used.latest]
     return notes
 
 

@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from features.cytometry.gating import GateRef
+from features.cytometry.strategy import GateRef
 
 _IN, _OUT = "#D55E00", "#7F7F7F"  # Okabe-Ito vermillion and grey
 _MAX_POINTS = 20_000

@@ -32,6 +32,26 @@ from features.contract import (
     check_measurements,
     read_table,
 )
+from features.cytometry.problems import (
+    RULE_BAD_FCS,
+    RULE_FCS_FILE_REQUIRED,
+    RULE_FEW_PBMC,
+    RULE_FILE_MISSING,
+    RULE_FILE_UNREADABLE,
+    RULE_GATING_FAILED,
+    RULE_MANIFEST_COLUMN,
+    RULE_MISSING_CHANNELS,
+    RULE_NOT_FCS,
+    CytometryError,
+    Problem,
+)
+from features.cytometry.strategy import (
+    GateRef,
+    first_line,
+    load_strategy,
+    required_channels,
+    resolve_gates,
+)
 from features.schema import MEASUREMENT_COLUMNS
 
 MANIFEST_TABLE = "manifest"
@@ -53,84 +73,6 @@ KEPT_KEYWORDS: dict[str, str] = {
     "date": "acquisition_date",
     "tot": "total_events",
 }
-
-RULE_FILE_MISSING = "file not found: {path}"
-RULE_FILE_UNREADABLE = "cannot read file: {problem}"
-RULE_NOT_FCS = (
-    "not an FCS file: it does not start with an FCS version header (FCS2.0, 3.0, 3.1 or 3.2)"
-)
-RULE_BAD_FCS = "truncated or corrupt FCS file: {problem}"
-RULE_MISSING_CHANNELS = "channel(s) the gating needs are missing: {missing} (file has: {present})"
-RULE_GATING_FAILED = "FlowKit could not gate the file: {problem}"
-RULE_FEW_PBMC = "too few events in the PBMC gate {gate}: {count} < {minimum} (--min-pbmc-events)"
-RULE_FCS_FILE_REQUIRED = "required value missing: a path to the draw's FCS file"
-RULE_MANIFEST_COLUMN = (
-    "unknown manifest column: expected patient_id, day, fcs_file and optionally "
-    "alkaline_phosphatase_u_per_l (counts come from the FCS files)"
-)
-RULE_GATING_UNREADABLE = "cannot read the GatingML 2.0 file: {problem}"
-RULE_GATE_UNKNOWN = "gate id {gate!r} (--{option}) is not in the gating strategy (gates: {known})"
-RULE_GATE_AMBIGUOUS = "gate id {gate!r} (--{option}) occurs at several paths: give one of {paths}"
-RULE_OC_OUTSIDE_PBMC = "the OC gate {oc} does not lie within the PBMC gate {pbmc}"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One quality-control failure.
-
-    Parameters
-    ----------
-    rule : str
-        What is wrong, as a sentence a person can act on.
-    row : int or None
-        1-based manifest row (header excluded); None for a problem of the whole batch.
-    fcs_file : str or None
-        The file as written in the manifest.
-    patient_id : str or None
-        The row's patient id when known.
-    """
-
-    rule: str
-    row: int | None = None
-    fcs_file: str | None = None
-    patient_id: str | None = None
-
-    def __str__(self) -> str:
-        where = []
-        if self.row is not None:
-            where.append(f"manifest row {self.row}")
-        if self.patient_id is not None:
-            where.append(f"patient_id {self.patient_id}")
-        if self.fcs_file is not None:
-            where.append(f"file {self.fcs_file}")
-        return (", ".join(where) + ": " if where else "") + self.rule
-
-
-class CytometryError(ValueError):
-    """The batch failed quality control; ``problems`` lists every failure found."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(
-            f"cytometry quality control failed ({len(self.problems)} problem(s)); "
-            f"nothing written:\n{lines}"
-        )
-
-
-@dataclass(frozen=True)
-class GateRef:
-    """A gate of the strategy: its id and the ids of its ancestors (``root`` first)."""
-
-    name: str
-    path: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return "/".join((*self.path[1:], self.name))
-
-    @property
-    def full_path(self) -> tuple[str, ...]:
-        return (*self.path, self.name)
 
 
 @dataclass
@@ -174,109 +116,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_strategy(gating_file: Path):
-    """Parse a GatingML 2.0 file with FlowKit; raise :class:`CytometryError` if it cannot."""
-    import flowkit as fk
-
-    path = Path(gating_file)
-    if not path.is_file():
-        problem = "no such file" if not path.exists() else "is a directory"
-        raise CytometryError([Problem(RULE_GATING_UNREADABLE.format(problem=f"{path}: {problem}"))])
-    try:
-        return fk.parse_gating_xml(str(path))
-    except (ValueError, KeyError, TypeError, AttributeError, OSError, SyntaxError) as exc:
-        # lxml's XMLSyntaxError derives from SyntaxError; FlowKit raises ValueError for
-        # documents that are not GatingML and KeyError/AttributeError for broken references.
-        problem = f"{path}: {type(exc).__name__}: {_first_line(exc)}"
-        raise CytometryError([Problem(RULE_GATING_UNREADABLE.format(problem=problem))]) from exc
-
-
-def resolve_gate(strategy, spec: str, option: str) -> GateRef:
-    """The gate named by ``spec``: a gate id, or a path ``A/B/id`` where an id repeats.
-
-    Raises
-    ------
-    CytometryError
-        When the id is not in the strategy, or repeats and no path picks one.
-    """
-    parts = tuple(p for p in spec.strip("/").split("/") if p)
-    name = parts[-1] if parts else spec
-    paths = strategy.find_matching_gate_paths(name)
-    wanted = ("root", *parts[:-1]) if len(parts) > 1 else None
-    if not paths or (wanted is not None and wanted not in paths):
-        known = ", ".join(sorted({str(GateRef(n, p)) for n, p in strategy.get_gate_ids()}))
-        rule = RULE_GATE_UNKNOWN.format(gate=spec, option=option, known=known)
-        raise CytometryError([Problem(rule)])
-    if wanted is not None:
-        return GateRef(name, wanted)
-    if len(paths) > 1:
-        choices = ", ".join(str(GateRef(name, p)) for p in paths)
-        rule = RULE_GATE_AMBIGUOUS.format(gate=spec, option=option, paths=choices)
-        raise CytometryError([Problem(rule)])
-    return GateRef(name, paths[0])
-
-
-def resolve_gates(strategy, pbmc_gate: str, oc_gate: str) -> tuple[GateRef, GateRef]:
-    """Both gates, checking that the OC gate lies within the PBMC gate; every problem at once."""
-    problems: list[Problem] = []
-    refs: list[GateRef | None] = []
-    for spec, option in ((pbmc_gate, "pbmc-gate"), (oc_gate, "oc-gate")):
-        try:
-            refs.append(resolve_gate(strategy, spec, option))
-        except CytometryError as err:
-            problems += err.problems
-            refs.append(None)
-    pbmc, oc = refs
-    if pbmc is not None and oc is not None:
-        inside = oc.path[: len(pbmc.full_path)] == pbmc.full_path
-        if not inside:
-            problems.append(Problem(RULE_OC_OUTSIDE_PBMC.format(oc=oc, pbmc=pbmc)))
-    if problems:
-        raise CytometryError(problems)
-    return pbmc, oc  # type: ignore[return-value]
-
-
-def required_channels(strategy) -> list[str]:
-    """Channel labels ($PnN or $PnS) that the strategy's gates read, in first-use order."""
-    from flowkit import QuadrantDivider, RatioDimension
-
-    needed: list[str] = []
-    for name, path in strategy.get_gate_ids():
-        gate = strategy.get_gate(name, path) if not _is_quadrant(strategy, name, path) else None
-        if gate is None or not hasattr(gate, "dimensions"):
-            continue
-        for dim in gate.dimensions:
-            if isinstance(dim, RatioDimension):
-                labels = list(strategy.get_transform(dim.ratio_ref).dimensions)
-            elif isinstance(dim, QuadrantDivider):
-                labels = [dim.dimension_ref]
-            else:
-                labels = [dim.id]
-            ref = dim.compensation_ref
-            if ref not in (None, "uncompensated", "FCS") and ref in strategy.comp_matrices:
-                matrix = strategy.comp_matrices[ref]
-                # A compensated dimension may name a fluorochrome: the file needs the detectors.
-                labels = [
-                    matrix.detectors[matrix.fluorochromes.index(lab)]
-                    if lab in matrix.fluorochromes
-                    else lab
-                    for lab in labels
-                ]
-                labels += list(matrix.detectors)
-            needed += [lab for lab in labels if lab not in needed]
-    return needed
-
-
-def _is_quadrant(strategy, name: str, path: tuple[str, ...]) -> bool:
-    from flowkit.exceptions import QuadrantReferenceError
-
-    try:
-        strategy.get_gate(name, path)
-    except QuadrantReferenceError:
-        return True
-    return False
-
-
 @dataclass(frozen=True)
 class _Task:
     row: int
@@ -296,11 +135,6 @@ class _Outcome:
 
 
 _FCS_MAGIC = (b"FCS2.0", b"FCS3.0", b"FCS3.1", b"FCS3.2")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _read_sample(path: Path, sample_id: str):
@@ -332,7 +166,7 @@ def _read_sample(path: Path, sample_id: str):
                 UnicodeDecodeError,
                 struct.error,
             ) as exc:
-                raise _BadFCS(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                raise _BadFCS(f"{type(exc).__name__}: {first_line(exc)}") from exc
     return sample, sorted({str(w.message) for w in caught})
 
 
@@ -378,7 +212,7 @@ def gate_file(
     except _BadFCS as exc:
         return _Outcome(task.row, [Problem(RULE_BAD_FCS.format(problem=exc), **where)])
     except OSError as exc:
-        problem = exc.strerror or _first_line(exc)
+        problem = exc.strerror or first_line(exc)
         return _Outcome(task.row, [Problem(RULE_FILE_UNREADABLE.format(problem=problem), **where)])
     labels = set(sample.pnn_labels) | {s for s in sample.pns_labels if s}
     missing = [c for c in needed if c not in labels]
@@ -397,7 +231,7 @@ def gate_file(
             results = strategy.gate_sample(sample)
         reader_warnings += sorted({str(w.message) for w in caught})
     except (LookupError, ValueError, ZeroDivisionError) as exc:
-        problem = f"{type(exc).__name__}: {_first_line(exc)}"
+        problem = f"{type(exc).__name__}: {first_line(exc)}"
         return _Outcome(task.row, [Problem(RULE_GATING_FAILED.format(problem=problem), **where)])
     n_pbmc = int(results.get_gate_count(pbmc.name, pbmc.path))
     n_oc = int(results.get_gate_count(oc.name, oc.path))

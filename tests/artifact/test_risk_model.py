@@ -24,7 +24,7 @@ from training.models.competing import DAYS_PER_MONTH, make_target
 HORIZONS = (12, 24, 36, 60)
 
 
-def _training_rows(n: int, seed: int, world: str = "baseline", with_truth: bool = False):
+def training_rows(n: int, seed: int, world: str = "baseline", with_truth: bool = False):
     """Rows free of bone metastasis at enrollment, their target, all predictor rows (and truth)."""
     sim = simulate_cohort(n, seed=seed, world=world)
     cohort = validate_cohort(sim.patients, sim.measurements)
@@ -40,7 +40,7 @@ def _training_rows(n: int, seed: int, world: str = "baseline", with_truth: bool 
 
 @pytest.fixture(scope="module")
 def fitted():
-    X, y, rows = _training_rows(500, seed=21)
+    X, y, rows = training_rows(500, seed=21)
     models = {
         name: fit_risk_model(name, FAMILIES[name].grid[0], TrainConfig(), X, y) for name in FAMILIES
     }

@@ -13,7 +13,7 @@ from features.transformers import (
     rcs_basis,
     transform_rows,
 )
-from tests.artifact.test_risk_model import _training_rows
+from tests.artifact.test_risk_model import training_rows
 from training.fitting.search import EVENTS_PER_DF, fit_pipeline, flexible_df
 
 KNOTS = np.array([1.0, 2.0, 4.0, 7.0])
@@ -21,7 +21,7 @@ KNOTS = np.array([1.0, 2.0, 4.0, 7.0])
 
 @pytest.fixture(scope="module")
 def rows():
-    X, y, _ = _training_rows(600, seed=4)
+    X, y, _ = training_rows(600, seed=4)
     return X, y
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.artifact.test_risk_model import _training_rows
+from tests.artifact.test_risk_model import training_rows
 from training.config import TrainConfig
 from training.fitting.family_run import fit_risk_model
 from training.models.catalog import FAMILIES
@@ -25,8 +25,8 @@ MONTHS = (12, 24, 36)
 
 
 def test_flexible_cox_is_closer_to_the_truth_in_the_interaction_world():
-    X, y, _ = _training_rows(2500, seed=5, world="interaction")
-    X_test, _, _, truth = _training_rows(3000, seed=105, world="interaction", with_truth=True)
+    X, y, _ = training_rows(2500, seed=5, world="interaction")
+    X_test, _, _, truth = training_rows(3000, seed=105, world="interaction", with_truth=True)
     wanted = truth[[f"cif_bm_{m}m" for m in MONTHS]].to_numpy()
     mae = {}
     for family in ("cox_ridge", "cox_spline"):

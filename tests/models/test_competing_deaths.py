@@ -75,10 +75,10 @@ def test_a_cohort_without_any_marker_value():
 
 
 def test_a_family_that_cannot_be_fitted_is_skipped_with_its_reason(monkeypatch):
-    from tests.artifact.test_risk_model import _training_rows
+    from tests.artifact.test_risk_model import training_rows
     from training.config import TrainConfig
 
-    X, y, _ = _training_rows(300, seed=4)
+    X, y, _ = training_rows(300, seed=4)
     # The forest's size bound is a real refusal of the family: make it refuse these data.
     monkeypatch.setitem(RSF_LIMITS, "max_bytes_per_cause", 1.0)
     config = TrainConfig(families=("rsf",), outer_folds=2, inner_folds=2, max_grid=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.artifact.test_risk_model import _training_rows
+from tests.artifact.test_risk_model import training_rows
 from tests.models.data import competing_data
 from training.config import TrainConfig
 from training.fitting.family_run import fit_risk_model
@@ -82,7 +82,7 @@ def test_fitting_leaves_the_member_parameters_unfitted():
 
 @pytest.mark.slow
 def test_ensemble_is_the_weighted_sum_of_its_refitted_members():
-    X, y, rows = _training_rows(500, seed=8)
+    X, y, rows = training_rows(500, seed=8)
     model = fit_risk_model("stacked_ensemble", {}, TrainConfig(), X, y)
     est = model.estimator
     assert set(est.all_weights_) == set(ENSEMBLE_MEMBERS)

@@ -24,7 +24,7 @@ import pytest
 from features.contract import check_patients
 from features.records import contract_rows
 from features.schema import PREDICTOR_COLUMNS
-from tests.artifact.test_risk_model import _training_rows
+from tests.artifact.test_risk_model import training_rows
 from training.config import TrainConfig
 from training.fitting.family_run import fit_risk_model
 from training.models.catalog import FAMILIES
@@ -62,7 +62,7 @@ def _outside_env(tmp: Path) -> dict[str, str]:
 def test_every_family_loads_and_predicts_in_a_fresh_venv(tmp_path):
     import mlflow
 
-    X, y, rows = _training_rows(300, seed=5)
+    X, y, rows = training_rows(300, seed=5)
     example = contract_rows(rows.head(3))
     scoring = contract_rows(rows.head(25)[list(PREDICTOR_COLUMNS)])
     typed, violations = check_patients(scoring, table="input", allow_outcome=False)

@@ -58,7 +58,7 @@ def log_cytometry_run(
     import mlflow
 
     from features.cytometry.figures import gate_figure
-    from features.cytometry.gating import load_strategy
+    from features.cytometry.strategy import load_strategy
     from training.tracking import store as tracking
 
     tracking.configure(settings)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from features.landmark import PERCENT_FLOOR
+from features.marker import log2_percent
 from training.evaluation.figures import incidence_by_group_figure, new_figure
 from training.models.competing import DAYS_PER_MONTH, make_target
 from training.study.stats.comparisons import Cutoff, RocAnalysis
@@ -86,7 +86,7 @@ def trajectory_figure(
     info = sub.set_index("patient_id")
     n_fewer = len(sub) - len(repeated)
     d = draws[draws["patient_id"].isin(repeated)].copy()
-    d["log2"] = np.log2(np.maximum(d["percent"].to_numpy(), PERCENT_FLOOR))
+    d["log2"] = log2_percent(d["percent"].to_numpy())
     d["event"] = info["event"].reindex(d["patient_id"]).to_numpy(dtype=object)
     d["time_days"] = info["time_days"].reindex(d["patient_id"]).to_numpy(dtype=float)
     baseline = d.groupby("patient_id")["log2"].transform("first")

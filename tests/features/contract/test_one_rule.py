@@ -31,7 +31,7 @@ from features.contract import (
 from features.schema import MAX_INTEGER
 from serving.schemas import PatientRecord
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BASE = {
     "patient_id": "P0001",
     "age_years": 54.0,

@@ -27,14 +27,12 @@ from features.simulate import (
     MARKER_CUTOFF_PERCENT,
     SimulatedCohort,
     SimulationConfig,
-    _bm_log_rate,
-    _cif_direct,
-    _cif_table,
-    _interp_cif,
     simulate_cohort,
     truth_columns,
     write_cohort,
 )
+from features.simulate.hazards import bm_log_rate
+from features.simulate.truth import cif_direct, cif_table, interp_cif
 
 DAYS_PER_MONTH = 365.25 / 12
 BOOLEAN_COLUMNS = [c.name for c in PATIENT_COLUMNS if c.kind == "boolean"]
@@ -234,7 +232,7 @@ def test_bone_targeted_therapy_is_an_effect_modifier():
         "visceral": np.zeros(n, dtype=bool),
         "alp": np.full(n, cfg.alp_median),
     }
-    hr = np.exp(_bm_log_rate(cov, cfg)[0::2] - _bm_log_rate(cov, cfg)[1::2])
+    hr = np.exp(bm_log_rate(cov, cfg)[0::2] - bm_log_rate(cov, cfg)[1::2])
     assert hr == pytest.approx([cfg.hr_bm_btt_early_post, 1.0, 1.0, cfg.hr_bm_btt_metastatic])
     assert 0.6 <= cfg.hr_bm_btt_early_post <= 0.75  # domain.md: HR about 0.62-0.75
 
@@ -431,8 +429,8 @@ def test_cif_table_matches_direct_integration():
     log_r = rng.uniform(-10, 3, 500)
     log_q = rng.uniform(-8, 2, 500)
     horizons = tuple(h / 12 for h in HORIZONS_MONTHS)
-    lr, lq, table = _cif_table(cfg.bm_shape_early, cfg.death_shape_early, cfg.truth_steps_per_year)
-    direct = _cif_direct(
+    lr, lq, table = cif_table(cfg.bm_shape_early, cfg.death_shape_early, cfg.truth_steps_per_year)
+    direct = cif_direct(
         log_r,
         log_q,
         cfg.bm_shape_early,
@@ -441,19 +439,19 @@ def test_cif_table_matches_direct_integration():
         steps_per_year=1200,
         death=True,
     )
-    assert np.abs(_interp_cif(lr, lq, table, log_r, log_q) - direct).max() < 1e-3
+    assert np.abs(interp_cif(lr, lq, table, log_r, log_q) - direct).max() < 1e-3
 
 
 def test_cif_direct_matches_closed_form_for_exponential_hazards():
     # Constant hazards r and q: F_bm(t) = r / (r + q) * (1 - exp(-(r + q) t)), F_death alike
     # with q in the numerator.
     r, q = 0.2, 0.1
-    got = _cif_direct(
-        np.log([r]), np.log([q]), 1.0, 1.0, (1.0, 5.0), steps_per_year=12, death=True
-    )[0]
+    got = cif_direct(np.log([r]), np.log([q]), 1.0, 1.0, (1.0, 5.0), steps_per_year=12, death=True)[
+        0
+    ]
     want = [c / (r + q) * (1 - math.exp(-(r + q) * t)) for c in (r, q) for t in (1.0, 5.0)]
     assert got == pytest.approx(want, rel=1e-12)
-    plain = _cif_direct(np.log([r]), np.log([q]), 1.0, 1.0, (1.0, 5.0), steps_per_year=12)[0]
+    plain = cif_direct(np.log([r]), np.log([q]), 1.0, 1.0, (1.0, 5.0), steps_per_year=12)[0]
     assert plain == pytest.approx(want[:2], rel=1e-12)
 
 

@@ -57,3 +57,44 @@ def test_a_model_at_enrollment_and_a_clinical_model(cohort):
         )
     with pytest.raises(ValueError, match="prediction_day must be"):
         rows_at(cohort.patients, cohort.measurements, -1.0, landmark=True)
+
+
+def test_latest_usable_draw_is_the_last_known_with_a_marker():
+    from features.landmark import latest_usable_draw
+
+    days = np.array([0.0, 90.0, 180.0, 270.0])
+    percent = np.array([0.04, 0.05, np.nan, 0.06])
+    assert latest_usable_draw(days, percent, 200.0) == 1  # day 180 has no usable marker
+    assert latest_usable_draw(days, percent, 270.0) == 3
+    assert latest_usable_draw(days[::-1], percent[::-1], 1000.0) == 0  # any order
+    assert latest_usable_draw(days, np.full(4, np.nan), 1000.0) == -1
+    assert latest_usable_draw(np.empty(0), np.empty(0), 0.0) == -1
+    assert latest_usable_draw(np.array([5.0, 5.0]), np.array([0.1, 0.2]), 9.0) == 1  # tie: last
+
+
+def test_draws_at_gives_the_rows_at_answer_for_one_patient(cohort):
+    from features.draws import DRAW_FIELDS, draws_at
+
+    m = cohort.measurements
+    rows, notes = rows_at(cohort.patients, m, 150.0, landmark=True)
+    for i, pid in enumerate(cohort.patients["patient_id"][:10]):
+        mine = m.loc[m["patient_id"] == pid]
+        enrollment = tuple(cohort.patients.loc[i, f] for f in MARKER_FIELDS)
+        draws = {f: mine[f].to_numpy(dtype=float) for f in DRAW_FIELDS}
+        used = draws_at(enrollment, draws, 150.0, landmark=True)
+        assert used.notes == notes[i]
+        trajectory = rows.loc[i, list(TRAJECTORY_FEATURES)].to_numpy(dtype=float)
+        np.testing.assert_array_equal(used.trajectory, trajectory)
+        if used.latest >= 0:
+            expected = [draws[f][used.latest] for f in MARKER_FIELDS]
+            got = rows.loc[i, list(MARKER_FIELDS)].to_numpy(dtype=float)
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_one_floor_for_the_log2_marker():
+    from features import landmark
+    from features.transformers import PERCENT_FLOOR, MarkerFeatures
+
+    assert MarkerFeatures().floor_percent == PERCENT_FLOOR == landmark.PERCENT_FLOOR
+    zero = landmark.summarize_draws(np.array([0.0]), np.array([0.0]), 0.0)
+    assert zero[0] == np.log2(PERCENT_FLOOR)

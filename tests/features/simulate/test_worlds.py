@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.simulate import SimulationConfig, _cif_direct, simulate_cohort
+from features.simulate import SimulationConfig, simulate_cohort
+from features.simulate.truth import cif_direct
 from features.worlds import WORLDS, _piece_cumhaz, draw_bm_years, get_world, world_cif
-from tests.code.test_simulate import DAYS_PER_MONTH, _outcome, aalen_johansen
+from tests.features.simulate.test_simulate import DAYS_PER_MONTH, _outcome, aalen_johansen
 
 HORIZONS = (1.0, 2.0, 3.0, 5.0)
 CFG = SimulationConfig()
@@ -49,7 +50,7 @@ def test_baseline_world_integral_equals_the_simulator_integral():
     got = world_cif(
         WORLDS["baseline"], _cov(300), log_r0, log_q, eps, 1.1, 1.2, BETA, HORIZONS, 120
     )
-    want = _cif_direct(log_r0 + BETA * eps, log_q, 1.1, 1.2, HORIZONS, 120)
+    want = cif_direct(log_r0 + BETA * eps, log_q, 1.1, 1.2, HORIZONS, 120)
     assert np.abs(got - want).max() < 1e-12
 
 

@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 
 from features.contract import check_measurements
 from features.cytometry import CytometryError, compare_counts, gate_batch, write_result
-from features.cytometry.gating import KEPT_KEYWORDS, resolve_gate
+from features.cytometry.gating import KEPT_KEYWORDS
 from features.cytometry.simulate_fcs import draw_events, write_fcs_draws
+from features.cytometry.strategy import resolve_gate
 from training.cli import app
 
 # GatingML 2.0 in the form of FlowKit's reference files (data/gate_ref/gml): a polygon on the
@@ -484,7 +485,7 @@ def test_compensation_named_by_the_gatingml_is_applied(tmp_path):
 
 def test_qc_figure_draws_both_gates(batch):
     from features.cytometry.figures import gate_figure
-    from features.cytometry.gating import resolve_gates
+    from features.cytometry.strategy import resolve_gates
 
     strategy = fk.parse_gating_xml(str(batch / "gating.xml"))
     pbmc, oc = resolve_gates(strategy, "Lymph", "OCpos")
