@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: Contract files, good and bad (tests/features/contract/good, bad), for the CLI tests.
+CONTRACT_FILES = REPO / "tests" / "features" / "contract"
 BONEMET = [sys.executable, "-m", "training.cli"]
 
 

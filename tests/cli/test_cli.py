@@ -12,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import cli_env, run_cli
+from tests.conftest import CONTRACT_FILES, cli_env, run_cli
 from training.config import SELECTION_METRIC
 
 pytestmark = pytest.mark.slow
-GOOD = Path(__file__).resolve().parents[1] / "data" / "good"
-BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
+GOOD = CONTRACT_FILES / "good"
+BAD = CONTRACT_FILES / "bad"
 
 
 def test_console_script_is_installed():

@@ -15,12 +15,12 @@ import pytest
 
 from features.contract import validate_cohort
 from features.simulate import SimulationConfig, simulate_cohort
-from tests.conftest import REPO, cli_env, run_cli
+from tests.conftest import CONTRACT_FILES, cli_env, run_cli
 from training.study.report.build import build_study, write_study
 from training.study.report.config import StudyConfig
 from training.study.report.render import render_html
 
-BAD = str(REPO / "tests" / "data" / "bad" / "patients_out_of_range.csv")
+BAD = str(CONTRACT_FILES / "bad" / "patients_out_of_range.csv")
 FAST = StudyConfig(n_boot=50, n_perm=199)
 
 

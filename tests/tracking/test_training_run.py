@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import CONTRACT_FILES, run_cli
 from training.config import SELECTION_METRIC
 
 pytestmark = pytest.mark.slow
@@ -178,7 +178,7 @@ def test_mlflow_run_entry_points(trained_store, tmp_path):
 
     ok = mlflow_run("validate", f"patients={cohort / 'patients.csv'}")
     assert ok.returncode == 0, ok.stderr
-    bad_file = Path(__file__).resolve().parents[1] / "data" / "bad" / "patients_out_of_range.csv"
+    bad_file = CONTRACT_FILES / "bad" / "patients_out_of_range.csv"
     bad = mlflow_run("validate", f"patients={bad_file}")
     assert bad.returncode != 0 and "must be 18-100" in bad.stdout + bad.stderr
     trained = mlflow_run(
