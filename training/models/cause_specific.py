@@ -29,7 +29,7 @@ from training.models.competing import (
     CENSORED,
     DAYS_PER_MONTH,
     DEATH,
-    check_target,
+    check_fit_data,
     competing_cumulative_incidence,
     competing_cumulative_incidences,
     grid_steps_needed,
@@ -252,10 +252,7 @@ class CauseSpecificHazards(BaseEstimator):
         -------
         self
         """
-        y = check_target(y)
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or X.shape[0] != y.shape[0]:
-            raise ValueError("X must be 2-D with one row per target")
+        X, y = check_fit_data(X, y)
         if not np.any(y["cause"] == BONE_METASTASIS):
             raise ValueError(
                 "no bone_metastasis events in the training data: cannot fit its hazard"

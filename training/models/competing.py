@@ -81,6 +81,16 @@ def check_target(y: np.ndarray) -> np.ndarray:
     return y
 
 
+def check_fit_data(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(X as a float matrix, y)`` for ``fit``: ``y`` a target (:func:`check_target`), ``X``
+    2-D with one row per target (ValueError otherwise)."""
+    y = check_target(y)
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[0] != y.shape[0]:
+        raise ValueError("X must be 2-D with one row per target")
+    return X, y
+
+
 def censoring_survival(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Kaplan-Meier estimate of the censoring distribution G(t) = P(C > t).
 

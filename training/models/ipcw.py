@@ -25,6 +25,7 @@ from training.models.competing import (
     DAYS_PER_MONTH,
     DEATH,
     censoring_survival,
+    check_fit_data,
     check_target,
     ipcw_labels,
 )
@@ -189,10 +190,7 @@ class IPCWHorizonBase(BaseEstimator):
         -------
         self
         """
-        y = check_target(y)
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or X.shape[0] != y.shape[0]:
-            raise ValueError("X must be 2-D with one row per target")
+        X, y = check_fit_data(X, y)
         horizons = np.sort(np.asarray(self.horizons_months, dtype=float))
         if self.score_horizon_months not in set(horizons.tolist()):
             raise ValueError("score_horizon_months must be one of horizons_months")
