@@ -46,3 +46,19 @@ def test_step_values_are_right_continuous_with_a_value_before_the_first_time():
         step_values(times, curves, np.array([0.5, 3.0])), [[0.0, 2.0], [0.0, 4.0]]
     )
     np.testing.assert_array_equal(step_values(np.array([]), np.array([]), [1.0, 2.0], 1.0), [1, 1])
+
+
+def test_censoring_survival_by_hand_with_ties():
+    """Kaplan-Meier of the censoring, counted by hand: an event tied with a censoring at t=2
+    stays at risk of being censored (5 at risk at 1, 4 at 2, 2 at 3)."""
+    from training.models.competing import censoring_survival, make_target, step_values
+
+    y = make_target(
+        ["censored", "bone_metastasis", "censored", "censored", "death"],
+        np.array([1.0, 2.0, 2.0, 3.0, 4.0]),
+    )
+    times, surv = censoring_survival(y)
+    at = np.array([0.5, 1.0, 2.0, 2.5, 3.0, 4.0, 9.0])
+    got = step_values(times, surv, at, before=1.0)
+    np.testing.assert_allclose(got, [1.0, 0.8, 0.6, 0.6, 0.3, 0.3, 0.3], rtol=0, atol=1e-15)
+    assert censoring_survival(y[:0])[0].size == 0

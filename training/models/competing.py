@@ -94,25 +94,23 @@ def check_fit_data(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def censoring_survival(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Kaplan-Meier estimate of the censoring distribution G(t) = P(C > t).
 
-    Any event (bone metastasis or death) censors the censoring time.
+    Any event (bone metastasis or death) censors the censoring time. scikit-survival's
+    ``kaplan_meier_estimator`` with censoring as the event (not its ``reverse=True`` form, which
+    orders tied event and censoring times differently): at a time with both, the patients with
+    an event are still at risk of being censored, the convention of the IPCW weights here.
 
     Returns
     -------
     times, surv : numpy.ndarray
         Step function: ``G(t) = surv[k]`` for ``times[k] <= t < times[k+1]``, 1 before.
     """
+    from sksurv.nonparametric import kaplan_meier_estimator
+
     y = check_target(y)
-    t = y["time"]
-    cens = y["cause"] == CENSORED
-    times = np.unique(t[cens])
-    order = np.sort(t)
-    at_risk = order.size - np.searchsorted(order, times, side="left")
-    cens_sorted = np.sort(t[cens])
-    n_cens = np.searchsorted(cens_sorted, times, side="right") - np.searchsorted(
-        cens_sorted, times, side="left"
-    )
-    surv = np.cumprod(1.0 - n_cens / np.maximum(at_risk, 1))
-    return times, surv
+    if y.shape[0] == 0:
+        return np.empty(0), np.empty(0)
+    times, surv = kaplan_meier_estimator(y["cause"] == CENSORED, y["time"].astype(float))
+    return np.asarray(times, dtype=float), np.asarray(surv, dtype=float)
 
 
 def step_values(
