@@ -1,17 +1,13 @@
 """Real cohort: the champion against scikit-survival's tuned Coxnet and random survival forest.
 
-One command:  .venv/bin/python benchmarks/bench_gbsg2.py [--splits 5] [--grid 2]
+One command:  .venv/bin/python -m benchmarks.bench_gbsg2 [--splits 5] [--grid 2]
 
 GBSG2 (German Breast Cancer Study Group 2, 686 node-positive patients; ships with
-scikit-survival, ``sksurv.datasets.load_gbsg2``, no network) mapped to data contract v1 by a
-minimal mapping written here (another branch writes the project's mapping; this one will be
-replaced by it): ``age`` -> ``age_years``; ``menostat`` -> ``menopausal_status`` (pre/post);
-``estrec``, ``progrec`` >= 10 fmol/mg -> ER/PR positive; ``tgrade`` -> grade; ``tsize`` ->
-``tumor_size_mm``; ``pnodes`` -> nodes; ``horTh`` -> ``endocrine_therapy``; early setting, no
-bone metastasis at enrollment; HER2, Ki-67, chemotherapy, ALP, bone-targeted therapy and the
-marker unknown. **Outcome**: GBSG2's event is recurrence (any site) or death
-(recurrence-free survival), mapped to ``bone_metastasis`` with no competing event: this scores
-the pipeline's ranking on real data, not bone metastasis.
+scikit-survival, ``sksurv.datasets.load_gbsg2``, no network) mapped to data contract v1 by the
+project's mapping (:func:`features.public.gbsg2_patients`, documented there). **Outcome**:
+GBSG2's event is recurrence (any site) or death (recurrence-free survival), mapped to
+``bone_metastasis`` with no competing event: this scores the pipeline's ranking on real data,
+not bone metastasis.
 
 For each seeded, outcome-stratified 75/25 split: the champion is chosen among the families as
 ``bonemet train`` chooses it (each family tuned by inner CV on the training part, the champion
@@ -34,52 +30,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from benchmarks.common import machine, write_section  # noqa: E402
 
 SECTION = "## Real cohort: GBSG2 (benchmarks/bench_gbsg2.py)"
-RECEPTOR_CUTOFF_FMOL = 10.0
-
-
-def gbsg2_patients():
-    """GBSG2 as a contract ``patients`` frame (minimal mapping, see the module docstring)."""
-    import numpy as np
-    import pandas as pd
-    from sksurv.datasets import load_gbsg2
-
-    X, y = load_gbsg2()
-    n = len(X)
-    missing = pd.array([pd.NA] * n, dtype="boolean")
-    nothing = np.full(n, np.nan)
-    grade = {"I": 1, "II": 2, "III": 3}
-    return pd.DataFrame(
-        {
-            "patient_id": pd.array([f"G{i:04d}" for i in range(1, n + 1)], dtype="str"),
-            "age_years": X["age"].to_numpy(dtype=float),
-            "menopausal_status": pd.array(
-                X["menostat"].astype(str).str.lower().to_numpy(), dtype="str"
-            ),
-            "er_status": pd.array(
-                np.where(X["estrec"] >= RECEPTOR_CUTOFF_FMOL, "positive", "negative"), dtype="str"
-            ),
-            "pr_status": pd.array(
-                np.where(X["progrec"] >= RECEPTOR_CUTOFF_FMOL, "positive", "negative"), dtype="str"
-            ),
-            "her2_status": pd.array([pd.NA] * n, dtype="str"),
-            "ki67_percent": nothing,
-            "histologic_grade": pd.array(X["tgrade"].astype(str).map(grade), dtype="Int64"),
-            "tumor_size_mm": X["tsize"].to_numpy(dtype=float),
-            "positive_lymph_nodes": pd.array(X["pnodes"].astype(int), dtype="Int64"),
-            "disease_setting": pd.array(["early"] * n, dtype="str"),
-            "visceral_metastasis": pd.array([False] * n, dtype="boolean"),
-            "bone_metastasis_at_enrollment": pd.array([False] * n, dtype="boolean"),
-            "bone_targeted_therapy": pd.array([pd.NA] * n, dtype="str"),
-            "endocrine_therapy": pd.array(X["horTh"].astype(str) == "yes", dtype="boolean"),
-            "chemotherapy": missing,
-            "alkaline_phosphatase_u_per_l": nothing,
-            "oc_positive_percent": nothing,
-            "oc_positive_events": pd.array([pd.NA] * n, dtype="Int64"),
-            "pbmc_events": pd.array([pd.NA] * n, dtype="Int64"),
-            "time_days": y["time"].astype(float),
-            "event": pd.array(np.where(y["cens"], "bone_metastasis", "censored"), dtype="str"),
-        }
-    )
 
 
 def sksurv_features(rows):
@@ -139,7 +89,7 @@ def main() -> None:
     from sksurv.metrics import concordance_index_censored
     from sksurv.util import Surv
 
-    from features.contract import validate_cohort
+    from features.public import gbsg2_cohort
     from training.config import FAMILIES as DEFAULT_FAMILIES
     from training.config import TrainConfig
     from training.fitting.data import time_to_event_rows
@@ -155,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    rows, _ = time_to_event_rows(validate_cohort(gbsg2_patients(), None))
+    rows, _ = time_to_event_rows(gbsg2_cohort())
     y = make_target(rows["event"].to_numpy(dtype=object), rows["time_days"].to_numpy(dtype=float))
     y_sk = Surv.from_arrays(y["cause"] == 1, y["time"], "cens", "time")
     X_sk = sksurv_features(rows)
@@ -174,8 +124,7 @@ def main() -> None:
                     name, rows.iloc[tr], y[tr], max_grid=args.grid, n_folds=3, seed=seed
                 )
             except ValueError as err:
-                # GBSG2 has no competing deaths: the cause-specific families cannot fit a
-                # death hazard on this branch (another branch handles cohorts without deaths).
+                # A family that cannot be fitted here is reported below, as train skips it.
                 skipped[name] = str(err)
                 continue
             if best is None or found.best_score < best[0]:
@@ -192,7 +141,7 @@ def main() -> None:
     lines = [
         SECTION,
         "",
-        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/bench_gbsg2.py --splits "
+        f"Machine: {machine()}. Command: `.venv/bin/python -m benchmarks.bench_gbsg2 --splits "
         f"{args.splits} --grid {args.grid}` ({minutes:.1f} min). GBSG2 ({len(rows)} patients, "
         f"{int(np.sum(y['cause'] == 1))} recurrences or deaths; outcome recurrence-free "
         "survival mapped to the contract's event, see the script), seeded outcome-stratified "
@@ -213,9 +162,7 @@ def main() -> None:
         "",
         *(
             [
-                "Families not fitted (no competing deaths in GBSG2): "
-                + "; ".join(f"{k} ({v})" for k, v in skipped.items())
-                + ".",
+                "Families not fitted: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + ".",
                 "",
             ]
             if skipped
