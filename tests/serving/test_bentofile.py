@@ -42,8 +42,8 @@ LOAD_AND_EXPLAIN = """
 import io, json, lzma, sys
 # Not the project's editable install: only the shipped files.
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in (f.__module__ or "")]
-src, fixture = sys.argv[1], sys.argv[2]
-sys.path.insert(0, src)
+# The shipped files are the working folder, first on the path of ``python -c``.
+fixture = sys.argv[2]
 import joblib, pandas as pd, sksurv.linear_model
 from features.contract import validate_cohort
 import serving.clinician, serving.gateway, serving.openapi, serving.settings
