@@ -11,7 +11,7 @@ import sys
 import pytest
 import requests
 
-from tests.conftest import run_cli
+from tests.conftest import cli_env, run_cli
 from tests.serving.test_service import free_port, running_server
 
 pytestmark = pytest.mark.slow
@@ -19,9 +19,17 @@ LANDMARKS = "0,91,183,365"
 
 
 @pytest.fixture(scope="module")
-def landmark_server(trained_store, tmp_path_factory):
-    """The trained store plus a landmark version, served by version number."""
-    env, work, cohort = trained_store["env"], trained_store["dir"], trained_store["cohort"]
+def landmark_store(tmp_path_factory, small_cohort):
+    """A store of its own: the landmark version must not become a version of the session's
+    shared ``trained_store`` (other tests read every version there)."""
+    work = tmp_path_factory.mktemp("landmark-serving")
+    return {"dir": work, "env": cli_env(work / "data"), "cohort": small_cohort}
+
+
+@pytest.fixture(scope="module")
+def landmark_server(landmark_store, tmp_path_factory):
+    """A landmark version, served by version number."""
+    env, work, cohort = landmark_store["env"], landmark_store["dir"], landmark_store["cohort"]
     train = run_cli(
         [
             "train",
@@ -156,7 +164,7 @@ def test_explain_answers_for_a_landmark_model(landmark_server):
     assert answer["risk_score"] == predicted["risk_score"]
 
 
-def test_the_run_records_metrics_per_landmark(landmark_server, trained_store):
+def test_the_run_records_metrics_per_landmark(landmark_server, landmark_store):
     from pathlib import Path
 
     from mlflow import MlflowClient
@@ -164,7 +172,7 @@ def test_the_run_records_metrics_per_landmark(landmark_server, trained_store):
     from training.config import Settings
 
     run_id = requests.get(f"{landmark_server}/model", timeout=10).json()["run_id"]
-    uri = Settings(data_dir=Path(trained_store["env"]["BONEMET_DATA_DIR"])).tracking_uri
+    uri = Settings(data_dir=Path(landmark_store["env"]["BONEMET_DATA_DIR"])).tracking_uri
     metrics = MlflowClient(tracking_uri=uri).get_run(run_id).data.metrics
     for day in LANDMARKS.split(","):
         assert metrics[f"test_landmark_{day}_n"] > 0
