@@ -157,3 +157,20 @@ def test_landmark_card_counts_patients(landmark_store, landmark_version):
     sample = card.split("## Sample size and events")[1].split("##")[0]
     counts = re.search(r"\| train \| (\d+) \|", sample)
     assert counts and int(counts.group(1)) == landmark_version["n_train_patients"]
+
+
+def test_spark_engine_scores_a_landmark_model_as_the_local_engine(
+    landmark_store, landmark_version, tmp_path
+):
+    from tests.scoring.test_spark_predict import same_predictions
+
+    env, work, cohort = landmark_store["env"], landmark_store["dir"], landmark_store["cohort"]
+    uri = f"models:/bone-metastasis-risk/{landmark_version['challenger_version']}"
+    inputs = ["--patients", str(cohort / "patients.csv"), "--model-uri", uri]
+    inputs += ["--measurements", str(cohort / "oc_measurements.csv"), "--prediction-day", "200"]
+    run_cli(["predict", *inputs, "--out", str(tmp_path / "local.csv")], env, work)
+    spark_out = tmp_path / "spark.parquet"
+    spark_args = ["--engine", "spark", "--spark-master", "local[2]", "--out", str(spark_out)]
+    run_cli(["predict", *inputs, *spark_args], env, work)
+    local = pd.read_csv(tmp_path / "local.csv", dtype={"patient_id": str, "risk_group": str})
+    same_predictions(local, pd.read_parquet(spark_out))

@@ -52,19 +52,15 @@ def predict(
 
     if engine not in ("local", "spark"):
         fail(f"cannot predict: --engine must be local or spark, got {engine!r}")
-    if engine == "spark" and prediction_day is not None:
-        # The pyfunc takes contract patients rows only, not the draws a later day needs.
-        fail(
-            "cannot predict: --prediction-day is not available with --engine spark yet "
-            "(the Spark engine scores at enrollment); use the local engine"
-        )
     cohort = load(patients, measurements)
     tracking.configure(store_settings())
     if engine == "spark":
         from training.scoring.spark import score_cohort_spark
 
         try:
-            n = score_cohort_spark(cohort, model_uri, out, master=spark_master)
+            n = score_cohort_spark(
+                cohort, model_uri, out, master=spark_master, prediction_day=prediction_day
+            )
         except ScoringError as err:
             fail(f"cannot predict: {err}")
         typer.echo(f"wrote {n} predictions to {out} (Parquet folder, Spark {spark_master})")

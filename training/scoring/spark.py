@@ -1,8 +1,13 @@
 """Batch scoring on Apache Spark: the registered pyfunc as a Spark UDF.
 
-The rows handed to the model are the local engine's (:func:`training.scoring.predict.scoring_rows`),
-the model is the same MLflow pyfunc (``mlflow.pyfunc.spark_udf``), and the output has the same
-columns; Spark spreads the rows over its executors and writes a Parquet folder. With
+At enrollment, the rows handed to the model are the local engine's
+(:func:`training.scoring.predict.scoring_rows`), the model is the same MLflow pyfunc
+(``mlflow.pyfunc.spark_udf``), and the output has the same columns; Spark spreads the rows over
+its executors and writes a Parquet folder. From a prediction day, each patient's draws known
+by then are needed beside the patient's row: patients and draws are cogrouped by bucket of
+patients and each group is scored by the local engine's own function
+(:func:`training.scoring.predict.predict_patients`, the rule of ``POST /predict``) with the
+registered model's fitted risk model, shipped to the executors with the task. With
 ``--spark-master local[*]`` it runs on this machine; with a cluster's master URL (or under
 ``spark-submit``) on the cluster (docs/scoring-at-scale.md).
 """
@@ -17,12 +22,14 @@ from pathlib import Path
 import pandas as pd
 
 from features.contract import Cohort
-from features.schema import PATIENT_SPECS
+from features.schema import MEASUREMENT_SPECS, OUTCOME_COLUMNS, PATIENT_SPECS
 from training.artifact.risk_model import RISK_GROUPS
 from training.scoring.predict import (
     DEFAULT_HORIZONS_MONTHS,
     OUTPUT_COLUMNS,
     ScoringError,
+    load_model,
+    predict_patients,
     scoring_rows,
 )
 
@@ -41,7 +48,7 @@ def _spark_schema(rows: pd.DataFrame):
     kinds = {"string": StringType(), "boolean": BooleanType(), "integer": LongType()}
     fields = []
     for name in rows.columns:
-        spec = PATIENT_SPECS.get(name)
+        spec = PATIENT_SPECS.get(name) or MEASUREMENT_SPECS.get(name)
         kind = "string" if spec is None or spec.kind == "category" else spec.kind
         fields.append(StructField(name, kinds.get(kind, DoubleType()), nullable=True))
     return StructType(fields)
@@ -81,8 +88,12 @@ def score_cohort_spark(
     *,
     master: str = "local[*]",
     env_manager: str = "local",
+    prediction_day: float | None = None,
 ) -> int:
-    """Score every patient with the model as a Spark UDF; write a Parquet folder ``out``.
+    """Score every patient with the model on Spark; write a Parquet folder ``out``.
+
+    At enrollment (no ``prediction_day``) the model runs as a Spark UDF
+    (``mlflow.pyfunc.spark_udf``); from ``prediction_day``, by :func:`score_at_day_spark`.
 
     Parameters
     ----------
@@ -97,7 +108,10 @@ def score_cohort_spark(
     env_manager : str
         MLflow's environment manager for the UDF: ``local`` (the executors' Python has
         bonemet installed), ``virtualenv`` or ``uv`` (MLflow builds the model's environment
-        from its logged requirements on each executor).
+        from its logged requirements on each executor). From a prediction day the executors
+        need bonemet installed (``local``).
+    prediction_day : float, optional
+        Days since enrollment: every patient scored at that day with the draws known by then.
 
     Returns
     -------
@@ -110,11 +124,13 @@ def score_cohort_spark(
 
     if out.exists():
         raise ScoringError(f"--out {out} exists: Spark writes a new Parquet folder")
+    if prediction_day is not None:
+        if env_manager != "local":
+            raise ScoringError("--prediction-day on Spark needs bonemet on the executors (local)")
+        return score_at_day_spark(cohort, model_uri, out, prediction_day, master=master)
     rows = scoring_rows(cohort)
     spark = spark_session(master)
-    frame = spark.createDataFrame(
-        rows.astype(object).where(rows.notna(), None), _spark_schema(rows)
-    )
+    frame = _spark_frame(spark, rows)
     horizons = [float(h) for h in DEFAULT_HORIZONS_MONTHS]
     try:
         udf = mlflow.pyfunc.spark_udf(
@@ -133,3 +149,64 @@ def score_cohort_spark(
     scored = scored.withColumn("risk_group", group)
     scored.select(*OUTPUT_COLUMNS).write.parquet(str(out))
     return len(rows)
+
+
+def _spark_frame(spark, frame: pd.DataFrame):
+    """A Spark DataFrame of a typed contract frame (missing values as nulls)."""
+    return spark.createDataFrame(
+        frame.astype(object).where(frame.notna(), None), _spark_schema(frame)
+    )
+
+
+def score_at_day_spark(
+    cohort: Cohort, model_uri: str, out: Path, prediction_day: float, *, master: str = "local[*]"
+) -> int:
+    """Every patient scored at ``prediction_day`` with the draws known by then, on Spark.
+
+    Patients and draws are cogrouped by bucket of patients (a few buckets per core); each
+    bucket is re-typed by the contract (:func:`features.contract.validate_cohort`) and scored
+    by :func:`training.scoring.predict.predict_patients` with the model's fitted risk model,
+    so the answer is the local engine's, row for row. Returns the number of rows written.
+    """
+    import numpy as np
+
+    from features.contract import validate_cohort
+    from features.records import contract_rows
+
+    day = float(prediction_day)
+    try:
+        risk_model = load_model(model_uri).unwrap_python_model().risk_model
+    except AttributeError as err:
+        raise ScoringError(f"{model_uri} is not a bonemet risk model: {err}") from err
+    horizons = [float(h) for h in DEFAULT_HORIZONS_MONTHS]
+    spark = spark_session(master)
+    patients = cohort.patients.drop(columns=list(OUTCOME_COLUMNS), errors="ignore")
+    n_buckets = max(1, min(len(patients), 4 * spark.sparkContext.defaultParallelism))
+    bucket_of = dict(zip(patients["patient_id"], np.arange(len(patients)) % n_buckets, strict=True))
+    patients = contract_rows(patients).assign(
+        _bucket=[str(bucket_of[p]) for p in patients["patient_id"]]
+    )
+    measurements = cohort.measurements
+    if measurements is None:
+        measurements = pd.DataFrame({c: pd.Series(dtype=object) for c in MEASUREMENT_SPECS})
+    measurements = contract_rows(measurements, table="oc_measurements").assign(
+        _bucket=[str(bucket_of[p]) for p in measurements["patient_id"]]
+    )
+    columns = list(OUTPUT_COLUMNS)
+
+    def score(p: pd.DataFrame, m: pd.DataFrame) -> pd.DataFrame:
+        p = p.drop(columns="_bucket")
+        m = m.drop(columns="_bucket")
+        if p.empty:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        bucket = validate_cohort(p, m if len(m) else None)
+        frame = predict_patients(
+            risk_model, bucket.patients, bucket.measurements, day, horizons_months=horizons
+        ).reindex(columns=columns)
+        return frame.astype(object).where(frame.notna(), None)
+
+    grouped = _spark_frame(spark, patients).groupBy("_bucket")
+    draws = _spark_frame(spark, measurements).groupBy("_bucket")
+    scored = grouped.cogroup(draws).applyInPandas(score, schema=_result_type(horizons))
+    scored.select(*columns).write.parquet(str(out))
+    return len(patients)
