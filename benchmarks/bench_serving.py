@@ -40,7 +40,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import descendants, machine, proc_table  # noqa: E402
 from benchmarks.common import write_section as _write_section_of  # noqa: E402
 
 SECTION = "## Serving: bonemet serve vs mlflow models serve (benchmarks/bench_serving.py)"
@@ -120,42 +120,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _proc_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, start time) of every process, from /proc."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        table[int(entry)] = (int(fields[1]), fields[19])
-    return table
-
-
-def descendants(pid: int) -> set[tuple[int, str]]:
-    """(pid, start time) of every descendant of ``pid``.
-
-    BentoML starts its API worker in a session of its own, outside the server's process group,
-    so stopping the group alone may leave it behind.
-    """
-    table = _proc_table()
-    children: dict[int, list[int]] = {}
-    for child, (parent, _) in table.items():
-        children.setdefault(parent, []).append(child)
-    out, todo = set(), list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        out.add((child, table[child][1]))
-        todo.extend(children.get(child, []))
-    return out
-
-
 def _alive(known: set[tuple[int, str]]) -> list[int]:
-    table = _proc_table()
+    table = proc_table()
     return [pid for pid, started in known if table.get(pid, (0, None))[1] == started]
 
 
