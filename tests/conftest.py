@@ -7,6 +7,7 @@ same path a user runs.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,3 +83,26 @@ def trained_store(tmp_path_factory, small_cohort):
         # A small cohort may miss a calibration gate; the gates have their own tests.
         promote = run_cli(["promote", "--force", "--reason", "test fixture"], env, work)
     return {"dir": work, "env": env, "train": train, "promote": promote, "cohort": small_cohort}
+
+
+#: Landmark days of the session's landmark model.
+LANDMARKS = "0,91,183,365"
+
+
+@pytest.fixture(scope="session")
+def landmark_store(tmp_path_factory, small_cohort):
+    """A store of its own holding one landmark ``cox_ridge`` version, trained once for the
+    session by ``bonemet train --landmarks``: it must not become a version (or move the aliases)
+    of the shared ``trained_store``. ``summary`` is the command's JSON answer."""
+    work = tmp_path_factory.mktemp("landmark-project")
+    env = cli_env(work / "data")
+    data = ["--patients", str(small_cohort / "patients.csv")]
+    data += ["--measurements", str(small_cohort / "oc_measurements.csv")]
+    train = run_cli(
+        ["train", *data, "--experiment", "tests-landmark", "--families", "cox_ridge"]
+        + ["--landmarks", LANDMARKS, "--json"],
+        env,
+        work,
+    )
+    summary = json.loads(train.stdout)
+    return {"dir": work, "env": env, "cohort": small_cohort, "summary": summary}

@@ -21,43 +21,15 @@ import requests
 from features.contract import load_cohort
 from features.records import contract_rows
 from features.schema import PREDICTOR_COLUMNS
-from tests.conftest import cli_env, run_cli
+from tests.conftest import LANDMARKS, run_cli
 from tests.serving.test_service import free_port, running_server
 
 pytestmark = pytest.mark.slow
-LANDMARKS = "0,91,183,365"
-
-
-@pytest.fixture(scope="module")
-def landmark_store(tmp_path_factory, small_cohort):
-    """A store of its own: the landmark version must not become a version (or move the
-    aliases) of the session's shared ``trained_store``."""
-    work = tmp_path_factory.mktemp("landmark-project")
-    return {"dir": work, "env": cli_env(work / "data"), "cohort": small_cohort}
 
 
 @pytest.fixture(scope="module")
 def landmark_version(landmark_store):
-    env, work, cohort = landmark_store["env"], landmark_store["dir"], landmark_store["cohort"]
-    train = run_cli(
-        [
-            "train",
-            "--patients",
-            str(cohort / "patients.csv"),
-            "--measurements",
-            str(cohort / "oc_measurements.csv"),
-            "--experiment",
-            "tests-landmark-cli",
-            "--families",
-            "cox_ridge",
-            "--landmarks",
-            LANDMARKS,
-            "--json",
-        ],
-        env,
-        work,
-    )
-    summary = json.loads(train.stdout)
+    summary = landmark_store["summary"]
     assert summary["n_train"] > summary["n_train_patients"]  # stacked landmark rows
     return summary
 

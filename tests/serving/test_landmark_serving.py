@@ -11,46 +11,17 @@ import sys
 import pytest
 import requests
 
-from tests.conftest import cli_env, run_cli
+from tests.conftest import LANDMARKS
 from tests.serving.test_service import free_port, running_server
 
 pytestmark = pytest.mark.slow
-LANDMARKS = "0,91,183,365"
-
-
-@pytest.fixture(scope="module")
-def landmark_store(tmp_path_factory, small_cohort):
-    """A store of its own: the landmark version must not become a version of the session's
-    shared ``trained_store`` (other tests read every version there)."""
-    work = tmp_path_factory.mktemp("landmark-serving")
-    return {"dir": work, "env": cli_env(work / "data"), "cohort": small_cohort}
 
 
 @pytest.fixture(scope="module")
 def landmark_server(landmark_store, tmp_path_factory):
-    """A landmark version, served by version number."""
-    env, work, cohort = landmark_store["env"], landmark_store["dir"], landmark_store["cohort"]
-    train = run_cli(
-        [
-            "train",
-            "--patients",
-            str(cohort / "patients.csv"),
-            "--measurements",
-            str(cohort / "oc_measurements.csv"),
-            "--experiment",
-            "tests-landmark",
-            "--families",
-            "cox_ridge",
-            "--landmarks",
-            LANDMARKS,
-            "--json",
-        ],
-        env,
-        work,
-    )
-    import json
-
-    version = json.loads(train.stdout)["challenger_version"]
+    """The session's landmark version, served by version number."""
+    env, work = landmark_store["env"], landmark_store["dir"]
+    version = landmark_store["summary"]["challenger_version"]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(port)]
