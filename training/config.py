@@ -25,6 +25,9 @@ FAMILIES = DEFAULT_FAMILIES
 #: training split: the test split stays an unbiased check of the chosen version instead of the
 #: thing it was chosen on.
 SELECTION_METRIC = "cv_brier_headline_mean"
+#: Smallest bound of the search subsample and of the bootstrap resamples: fewer patients hold
+#: too few events for a stratified inner fold or a stable interval.
+MIN_BOUNDED_PATIENTS = 200
 
 
 def lower_is_better(metric: str) -> bool:
@@ -69,6 +72,15 @@ class TrainConfig:
         At most this many configurations of each family's grid are searched (1 = defaults).
     n_bootstrap : int
         Bootstrap resamples for the test-split confidence intervals (0 = none).
+    search_max_patients : int
+        Large cohorts: the hyperparameter search (inner cross-validation) ranks the
+        configurations on a stratified random subsample of at most this many patients of its
+        training rows (0 = all); every model is then fitted on all of them. See
+        ``docs/modeling.md``, "Large cohorts".
+    bootstrap_max_patients : int
+        Large test splits: each bootstrap resample draws this many patients and the interval is
+        rescaled (the m-out-of-n bootstrap, :mod:`training.evaluation.bootstrap`; 0 = every
+        resample has all test patients).
     n_jobs : int
         Families trained in parallel worker processes (1 = in process, with per-fit progress).
     include_marker : bool
@@ -94,6 +106,8 @@ class TrainConfig:
     inner_folds: int = 3
     max_grid: int = 4
     n_bootstrap: int = 200
+    search_max_patients: int = 4000
+    bootstrap_max_patients: int = 2000
     n_jobs: int = 2
     include_marker: bool = True
     selection_metric: str = SELECTION_METRIC
@@ -124,6 +138,12 @@ class TrainConfig:
             raise ConfigError(f"n_jobs must be 1-16, got {self.n_jobs}")
         if not (self.n_bootstrap == 0 or 20 <= self.n_bootstrap <= 5000):
             raise ConfigError(f"n_bootstrap must be 0 or 20-5000, got {self.n_bootstrap}")
+        for name in ("search_max_patients", "bootstrap_max_patients"):
+            value = getattr(self, name)
+            if not (value == 0 or MIN_BOUNDED_PATIENTS <= value <= 10_000_000):
+                raise ConfigError(
+                    f"{name} must be 0 (no bound) or {MIN_BOUNDED_PATIENTS}-10000000, got {value}"
+                )
         days = self.landmark_days
         if days and (
             days[0] != 0

@@ -87,3 +87,36 @@ def test_decision_curve_with_censoring_uses_aalen_johansen(cohort):
     # The true model is useful: above both default strategies at a mid threshold.
     mid = dc.loc[np.isclose(dc["threshold"], 0.3)].iloc[0]
     assert mid["net_benefit_model"] > max(mid["net_benefit_all"], 0)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_cumulative_dynamic_auc_equals_sksurv_with_ties_and_reused_censoring(seed):
+    # Reference: scikit-survival's cumulative_dynamic_auc at one time point (refits the
+    # censoring on every call); the project's version takes the fitted censoring once.
+    from sksurv.metrics import cumulative_dynamic_auc as sksurv_auc
+
+    from tests.evaluation.cohorts import target
+    from training.evaluation.accuracy import cumulative_dynamic_auc
+    from training.evaluation.concordance import censoring_estimator, death_censored
+    from training.models.competing import DAYS_PER_MONTH
+
+    rng = np.random.default_rng(seed)
+    y_train = target(rng.integers(0, 3, size=300), np.ceil(rng.exponential(400, 300)) + 1)
+    n = int(rng.integers(10, 200))
+    y_test = target(rng.integers(0, 3, size=n), np.ceil(rng.exponential(400, n) / 7) * 7 + 1)
+    risk = np.round(rng.normal(size=n), int(rng.integers(0, 3)))
+    months = float(rng.uniform(1, 30))
+    days = [months * DAYS_PER_MONTH]
+    try:
+        ref = sksurv_auc(death_censored(y_train), death_censored(y_test), risk, days)[0][0]
+    except ValueError:
+        with pytest.raises(ValueError):
+            cumulative_dynamic_auc(y_train, y_test, risk, months)
+        return
+    got = cumulative_dynamic_auc(y_train, y_test, risk, months)
+    again = cumulative_dynamic_auc(y_train, y_test, risk, months, censoring_estimator(y_train))
+    if np.isnan(ref):
+        assert np.isnan(got) and np.isnan(again)
+    else:
+        assert got == pytest.approx(ref, abs=1e-12)
+        assert again == pytest.approx(ref, abs=1e-12)

@@ -43,3 +43,44 @@ def test_fast_harrell_c_equals_sksurv_on_small_heavily_tied_samples(seed):
             fast_harrell_c(y, risk)
         return
     assert fast_harrell_c(y, risk) == pytest.approx(ref, abs=1e-12)
+
+
+def _sk_target(y):
+    from training.evaluation.concordance import death_censored
+
+    return death_censored(y)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_uno_c_equals_sksurv_with_ties_truncation_and_reused_censoring(seed):
+    # Reference: scikit-survival's concordance_index_ipcw (refits the censoring on every call);
+    # the project's uno_c weights fast_harrell_c's per-event counts by 1 / G(T_i)^2.
+    from sksurv.metrics import concordance_index_ipcw
+
+    from training.evaluation.concordance import censoring_estimator, uno_c
+
+    rng = np.random.default_rng(seed)
+    y_train = target(rng.integers(0, 3, size=300), np.ceil(rng.exponential(400, 300)) + 1)
+    n = int(rng.integers(10, 200))
+    y_test = target(rng.integers(0, 3, size=n), np.ceil(rng.exponential(400, n) / 7) * 7 + 1)
+    risk = np.round(rng.normal(size=n), int(rng.integers(0, 3)))
+    tau_days = float(rng.uniform(200, 2500))
+    tau = np.nextafter(min(tau_days, y_test["time"].max(), y_train["time"].max()), 0)
+    try:
+        ref = concordance_index_ipcw(_sk_target(y_train), _sk_target(y_test), risk, tau=tau)[0]
+    except ValueError as err:
+        with pytest.raises(ValueError, match=str(err)[:20] if "censoring" in str(err) else ""):
+            uno_c(y_train, y_test, risk, tau_days)
+        return
+    assert uno_c(y_train, y_test, risk, tau_days) == pytest.approx(ref, abs=1e-12)
+    cens = censoring_estimator(y_train)
+    assert uno_c(y_train, y_test, risk, tau_days, cens) == pytest.approx(ref, abs=1e-12)
+
+
+def test_uno_c_without_bone_metastasis_has_no_comparable_pairs():
+    from training.evaluation.concordance import uno_c
+
+    y_train = target([1, 0, 2, 1, 0], [5, 10, 20, 25, 40])
+    y = target([0, 2, 0], [10, 20, 30])
+    with pytest.raises(ValueError, match="no comparable pairs"):
+        uno_c(y_train, y, np.array([1.0, 2.0, 3.0]), 25)

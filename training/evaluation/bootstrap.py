@@ -8,9 +8,25 @@ it raises ValueError or is not finite (no comparable pairs, no events) is left o
 out of ``n_boot_used``, where scipy would return NaN. With every resample defined the bounds
 are scipy's ``method="percentile"`` interval.
 
+On large samples the cost of a resample grows with n while the interval's information does not:
+with ``max_resample`` = m < n each resample draws m patients (with replacement) and the
+deviations from the full-sample estimate are rescaled by sqrt(m / n), the m-out-of-n bootstrap
+(Bickel, Goetze & van Zwet 1997; Politis, Romano & Wolf 1999, ch. 2):
+
+    lo = estimate + sqrt(m/n) * (q_{alpha/2} - estimate)
+    hi = estimate + sqrt(m/n) * (q_{1-alpha/2} - estimate)
+
+with q the quantiles of the m-patient replicates. It is valid for statistics that are
+asymptotically normal at rate sqrt(n) (concordance indices, AUC, Brier scores, calibration
+slope and intercept: all of this project's) and costs m/n of a resample; with m = n it is the
+percentile interval above.
+
 References
 ----------
 Efron B, Tibshirani RJ (1993). An Introduction to the Bootstrap. Chapman & Hall.
+Bickel PJ, Goetze F, van Zwet WR (1997). Resampling fewer than n observations: gains, losses,
+and remedies for losses. Statistica Sinica 7:1-31.
+Politis DN, Romano JP, Wolf M (1999). Subsampling. Springer.
 """
 
 from __future__ import annotations
@@ -38,12 +54,16 @@ class Interval:
         Percentile bootstrap bounds (NaN when no resample was usable).
     n_boot_used : int
         Resamples on which the statistic was defined (finite, no ValueError).
+    resample_size : int or None
+        Patients per resample when fewer than the sample's (the m-out-of-n bootstrap); None
+        when each resample has as many patients as the sample.
     """
 
     estimate: float
     lo: float
     hi: float
     n_boot_used: int
+    resample_size: int | None = None
 
 
 def _defined(fn: Callable[..., float], args: Sequence[Any]) -> float:
@@ -73,10 +93,7 @@ def _resampled(
     ``rng=seed`` gives ``numpy.random.default_rng(seed).integers(0, n, (n_boot, n))``: the
     resamples the hand-written bootstrap drew before scipy did it (same seed, same intervals).
     """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if int(n_boot) != n_boot or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot}")
+    _check_settings(n_boot, alpha)
     with warnings.catch_warnings():
         # scipy warns that its interval is NaN when a replicate is; the defined ones are used.
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
@@ -100,12 +117,65 @@ def _resampled(
     return float(lo), float(hi), int(used.size)
 
 
+def _check_settings(n_boot: int, alpha: float) -> None:
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if int(n_boot) != n_boot or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot}")
+
+
+def _m_out_of_n(
+    statistic: Callable[[np.ndarray], float],
+    estimate: float,
+    n: int,
+    m: int,
+    n_boot: int,
+    seed: int,
+    alpha: float,
+) -> tuple[float, float, int]:
+    """Rescaled m-out-of-n percentile bounds (module docstring) and resamples used."""
+    _check_settings(n_boot, alpha)
+    rng = np.random.default_rng(seed)
+    replicates = np.array(
+        [statistic(rng.integers(0, n, m)) for _ in range(int(n_boot))], dtype=float
+    )
+    used = replicates[np.isfinite(replicates)]
+    if used.size == 0 or not np.isfinite(estimate):
+        return float("nan"), float("nan"), int(used.size)
+    q_lo, q_hi = np.quantile(used, [alpha / 2.0, 1.0 - alpha / 2.0])
+    scale = np.sqrt(m / n)
+    return (
+        float(estimate + scale * (q_lo - estimate)),
+        float(estimate + scale * (q_hi - estimate)),
+        int(used.size),
+    )
+
+
+def _interval(
+    statistic: Callable[[np.ndarray], float],
+    estimate: float,
+    n: int,
+    n_boot: int,
+    seed: int,
+    alpha: float,
+    max_resample: int | None,
+) -> Interval:
+    """The percentile interval, or the m-out-of-n one when ``max_resample`` < n."""
+    if max_resample is not None and max_resample < 2:
+        raise ValueError(f"max_resample must be at least 2, got {max_resample}")
+    if max_resample is None or n <= max_resample:
+        return Interval(estimate, *_resampled(statistic, n, n_boot, seed, alpha))
+    bounds = _m_out_of_n(statistic, estimate, n, int(max_resample), n_boot, seed, alpha)
+    return Interval(estimate, *bounds, resample_size=int(max_resample))
+
+
 def bootstrap_ci(
     fn: Callable[..., float],
     *arrays: Any,
     n_boot: int = 200,
     seed: int = 0,
     alpha: float = 0.05,
+    max_resample: int | None = None,
 ) -> Interval:
     """Percentile bootstrap interval of ``fn(*arrays)``, resampling patients.
 
@@ -127,6 +197,9 @@ def bootstrap_ci(
         Seed of the resampling (``rng`` of :func:`scipy.stats.bootstrap`).
     alpha : float, default=0.05
         1 - confidence level.
+    max_resample : int, optional
+        At most this many patients per resample: on larger samples the m-out-of-n bootstrap
+        with m = ``max_resample`` (module docstring). None: every resample has n patients.
 
     Returns
     -------
@@ -139,7 +212,7 @@ def bootstrap_ci(
     def statistic(idx: np.ndarray) -> float:
         return _defined(fn, [a[idx] for a in arrs])
 
-    return Interval(estimate, *_resampled(statistic, n, n_boot, seed, alpha))
+    return _interval(statistic, estimate, n, n_boot, seed, alpha, max_resample)
 
 
 def paired_bootstrap_difference(
@@ -150,6 +223,7 @@ def paired_bootstrap_difference(
     n_boot: int = 200,
     seed: int = 0,
     alpha: float = 0.05,
+    max_resample: int | None = None,
 ) -> Interval:
     """Paired percentile bootstrap of ``fn(y, score_a) - fn(y, score_b)``.
 
@@ -168,7 +242,7 @@ def paired_bootstrap_difference(
         Structured target.
     score_a, score_b : numpy.ndarray
         Scores or predictions of the two models, one row per patient.
-    n_boot, seed, alpha
+    n_boot, seed, alpha, max_resample
         As in :func:`bootstrap_ci`.
 
     Returns
@@ -182,4 +256,4 @@ def paired_bootstrap_difference(
     def statistic(idx: np.ndarray) -> float:
         return _defined(fn, [y[idx], a[idx]]) - _defined(fn, [y[idx], b[idx]])
 
-    return Interval(estimate, *_resampled(statistic, n, n_boot, seed, alpha))
+    return _interval(statistic, estimate, n, n_boot, seed, alpha, max_resample)

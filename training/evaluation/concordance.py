@@ -6,7 +6,10 @@ metastasis counts as censoring (cause-specific concordance). Uno's C is truncate
 shorter). Harrell's C is computed by :func:`fast_harrell_c`, hand-written because no maintained
 library has an O(n log^2 n) version (scikit-survival's ``concordance_index_censored`` is
 O(n^2)) and the bootstrap calls it hundreds of times; it is tested equal to scikit-survival's
-to 1e-12.
+to 1e-12. Uno's C weights the same per-event counts by scikit-survival's inverse probability of
+censoring weights (its ``CensoringDistributionEstimator``, fitted once per training split and
+passed in by the bootstrap: refitting it on every resample cost 0.25 s on 60,000 training
+patients); it is tested equal to scikit-survival's ``concordance_index_ipcw`` to 1e-12.
 
 References
 ----------
@@ -22,13 +25,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sksurv.metrics import concordance_index_ipcw
+from sksurv.nonparametric import CensoringDistributionEstimator
 from sksurv.util import Surv
 
 from training.evaluation.inputs import check_y
 from training.models.competing import BONE_METASTASIS
 
-__all__ = ["death_censored", "harrell_c", "uno_c", "fast_harrell_c"]
+__all__ = ["censoring_estimator", "death_censored", "harrell_c", "uno_c", "fast_harrell_c"]
 
 
 def death_censored(y: np.ndarray) -> np.ndarray:
@@ -41,13 +44,59 @@ def harrell_c(y: np.ndarray, risk: np.ndarray) -> float:
     return fast_harrell_c(y, risk)
 
 
-def uno_c(y_train: np.ndarray, y_test: np.ndarray, risk: np.ndarray, tau_days: float) -> float:
-    """Uno's IPCW concordance index truncated at ``tau_days`` (censoring from the training set)."""
+def censoring_estimator(y_train: np.ndarray) -> CensoringDistributionEstimator:
+    """scikit-survival's Kaplan-Meier estimate of the censoring distribution of ``y_train``
+    (bone metastasis the event; death and end of follow-up censor), fitted."""
+    return CensoringDistributionEstimator().fit(death_censored(y_train))
+
+
+def uno_c(
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    risk: np.ndarray,
+    tau_days: float,
+    censoring: CensoringDistributionEstimator | None = None,
+) -> float:
+    """Uno's IPCW concordance index truncated at ``tau_days`` (censoring from the training set).
+
+    scikit-survival's ``concordance_index_ipcw`` (same definition and value): an event i before
+    ``tau`` weighs ``1 / G(T_i)^2`` in numerator and denominator, with ``G`` the censoring
+    survival of the training split, over the comparable pairs and risk ties of
+    :func:`fast_harrell_c`.
+
+    Parameters
+    ----------
+    y_train, y_test : numpy.ndarray
+        Structured targets; ``y_train`` estimates the censoring distribution.
+    risk : numpy.ndarray
+        Risk scores of ``y_test``'s patients.
+    tau_days : float
+        Truncation (capped just below the last follow-up of either split).
+    censoring : CensoringDistributionEstimator, optional
+        :func:`censoring_estimator` of ``y_train``, when the caller reuses it.
+
+    Raises
+    ------
+    ValueError
+        No comparable pairs, or a censoring survival of zero at an event time.
+    """
     tau = min(tau_days, float(y_test["time"].max()), float(y_train["time"].max()))
     tau = np.nextafter(tau, 0)
-    return float(
-        concordance_index_ipcw(death_censored(y_train), death_censored(y_test), risk, tau=tau)[0]
-    )
+    censoring = censoring_estimator(y_train) if censoring is None else censoring
+    cases, comparable, concordant, ties = _case_counts(check_y(y_test), risk)
+    if int(comparable.sum()) == 0:
+        raise ValueError("no comparable pairs: Uno's C is undefined")
+    time = y_test["time"][cases].astype(float)
+    before = time < tau
+    g = censoring.predict_proba(time[before])
+    if np.any(g == 0.0):
+        raise ValueError("censoring survival function is zero at one or more time points")
+    weight = np.zeros(time.size)
+    weight[before] = 1.0 / np.square(g)
+    denominator = float(np.sum(weight * comparable))
+    if denominator == 0.0:
+        return float("nan")
+    return float(np.sum(weight * (concordant + 0.5 * ties)) / denominator)
 
 
 def _prefix_counts(
@@ -113,7 +162,18 @@ def fast_harrell_c(y: np.ndarray, risk: np.ndarray, tied_tol: float = 1e-8) -> f
     ValueError
         No comparable pairs (for example no bone metastasis event).
     """
-    y = check_y(y)
+    cases, comparable, concordant, ties = _case_counts(check_y(y), risk, tied_tol)
+    total = int(comparable.sum())
+    if total == 0:
+        raise ValueError("no comparable pairs: Harrell's C is undefined")
+    return float((concordant.sum() + 0.5 * ties.sum()) / total)
+
+
+def _case_counts(
+    y: np.ndarray, risk: np.ndarray, tied_tol: float = 1e-8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per bone-metastasis case: its index in ``y``, and its comparable, concordant and
+    risk-tied pairs (the definitions of :func:`fast_harrell_c`)."""
     risk = np.asarray(risk, dtype=float)
     if risk.shape != y.shape or not np.all(np.isfinite(risk)):
         raise ValueError(f"risk must be finite with one value per patient: shape {risk.shape}")
@@ -149,8 +209,4 @@ def fast_harrell_c(y: np.ndarray, risk: np.ndarray, tied_tol: float = 1e-8) -> f
         for k, threshold in enumerate((below, upto))
     ]
     concordant, at_most_tied = counts
-    total = int(comparable.sum())
-    if total == 0:
-        raise ValueError("no comparable pairs: Harrell's C is undefined")
-    ties = at_most_tied - concordant
-    return float((concordant.sum() + 0.5 * ties.sum()) / total)
+    return order[cases], comparable, concordant, at_most_tied - concordant

@@ -25,7 +25,12 @@ from training.evaluation.accuracy import (
 )
 from training.evaluation.bootstrap import Interval, bootstrap_ci
 from training.evaluation.calibration import calibration_slope_intercept, calibration_table, ici
-from training.evaluation.concordance import fast_harrell_c, harrell_c, uno_c
+from training.evaluation.concordance import (
+    censoring_estimator,
+    fast_harrell_c,
+    harrell_c,
+    uno_c,
+)
 from training.evaluation.incidence import observed_incidence
 from training.evaluation.subgroups import subgroup_metrics
 from training.models.competing import DAYS_PER_MONTH
@@ -70,15 +75,16 @@ def point_metrics(
         ``calibration_intercept``, ``ici``, ``scaled_brier``; ``integrated_brier`` and
         ``brier_headline``.
     """
+    censoring = censoring_estimator(y_train)
     out = {
         "harrell_c": harrell_c(y_eval, risk),
-        "uno_c": uno_c(y_train, y_eval, risk, tau_months * DAYS_PER_MONTH),
+        "uno_c": uno_c(y_train, y_eval, risk, tau_months * DAYS_PER_MONTH, censoring),
     }
     horizons = sorted(cif)
     for h in horizons:
         p = np.asarray(cif[h], dtype=float)
         if h <= float(y_eval["time"].max()) / DAYS_PER_MONTH:
-            out[f"td_auc_{h}m"] = cumulative_dynamic_auc(y_train, y_eval, risk, h)
+            out[f"td_auc_{h}m"] = cumulative_dynamic_auc(y_train, y_eval, risk, h, censoring)
         out[f"ipcw_auc_{h}m"] = ipcw_auc(y_eval, p, h)
         out[f"brier_{h}m"] = ipcw_brier(y_eval, p, h)
         observed = observed_incidence(y_eval, h)
@@ -130,11 +136,13 @@ def mean_brier(y_eval: np.ndarray, cif: Mapping[int, np.ndarray]) -> float:
 
 
 def _headline_fn(name: str, y_train: np.ndarray, tau_days: float):
-    """A function (y, risk, p at the headline horizon) -> metric for the bootstrap."""
+    """A function (y, risk, p at the headline horizon) -> metric for the bootstrap (the
+    censoring distribution of ``y_train`` fitted once, not on every resample)."""
+    cens = censoring_estimator(y_train)
     fns = {
         "harrell_c": lambda y, r, p: fast_harrell_c(y, r),
-        "uno_c": lambda y, r, p: uno_c(y_train, y, r, tau_days),
-        f"td_auc_{_H}m": lambda y, r, p: cumulative_dynamic_auc(y_train, y, r, _H),
+        "uno_c": lambda y, r, p: uno_c(y_train, y, r, tau_days, cens),
+        f"td_auc_{_H}m": lambda y, r, p: cumulative_dynamic_auc(y_train, y, r, _H, cens),
         f"ipcw_auc_{_H}m": lambda y, r, p: ipcw_auc(y, p, _H),
         f"brier_{_H}m": lambda y, r, p: brier_score(y, p, _H),
         f"calibration_slope_{_H}m": lambda y, r, p: calibration_slope_intercept(y, p, _H).slope,
@@ -156,12 +164,19 @@ def bootstrap_intervals(
     seed: int,
     names: Sequence[str] = HEADLINE,
     tau_months: float = 60,
+    max_resample: int | None = None,
 ) -> dict[str, Interval]:
-    """Percentile bootstrap 95 % intervals of the headline metrics (patients resampled)."""
+    """Percentile bootstrap 95 % intervals of the headline metrics (patients resampled).
+
+    ``max_resample``: at most this many patients per resample, the m-out-of-n bootstrap on
+    larger splits (:mod:`training.evaluation.bootstrap`).
+    """
     out = {}
     for name in names:
         fn = _headline_fn(name, y_train, tau_months * DAYS_PER_MONTH)
-        out[name] = bootstrap_ci(fn, y_eval, risk, p24, n_boot=n_boot, seed=seed)
+        out[name] = bootstrap_ci(
+            fn, y_eval, risk, p24, n_boot=n_boot, seed=seed, max_resample=max_resample
+        )
     return out
 
 
@@ -169,11 +184,12 @@ def auc_curve(y_train: np.ndarray, y_eval: np.ndarray, risk: np.ndarray) -> tupl
     """Time-dependent AUC at 6-60 months (where the split has follow-up)."""
     months, values = [], []
     max_months = float(y_eval["time"].max()) / DAYS_PER_MONTH
+    censoring = censoring_estimator(y_train)
     for mo in AUC_CURVE_MONTHS:
         if mo >= max_months:
             break
         try:
-            values.append(cumulative_dynamic_auc(y_train, y_eval, risk, mo))
+            values.append(cumulative_dynamic_auc(y_train, y_eval, risk, mo, censoring))
             months.append(mo)
         except ValueError:
             continue
@@ -210,11 +226,19 @@ def evaluate_split(
     *,
     n_boot: int,
     seed: int,
+    max_resample: int | None = None,
 ) -> SplitEvaluation:
-    """The full suite on a held-out split: metrics, intervals, calibration, DCA, subgroups."""
+    """The full suite on a held-out split: metrics, intervals, calibration, DCA, subgroups.
+
+    ``max_resample`` bounds the patients of each bootstrap resample (:func:`bootstrap_intervals`).
+    """
     point = point_metrics(y_train, y_eval, risk, cif)
     p24 = np.asarray(cif[_H], dtype=float)
-    intervals = bootstrap_intervals(y_train, y_eval, risk, p24, n_boot, seed) if n_boot else {}
+    intervals = (
+        bootstrap_intervals(y_train, y_eval, risk, p24, n_boot, seed, max_resample=max_resample)
+        if n_boot
+        else {}
+    )
     tables = {}
     for h, p in sorted(cif.items()):
         try:

@@ -123,6 +123,29 @@ class TrainingData:
     death_note: str | None = None
 
 
+def bounded_work_notes(config: TrainConfig, n_train_patients: int, n_test_rows: int) -> list[str]:
+    """What a large cohort bounds (``search_max_patients``, ``bootstrap_max_patients``), said."""
+    notes = []
+    bound = config.search_max_patients
+    if bound and n_train_patients > bound:
+        notes.append(
+            f"large cohort ({n_train_patients:,} training patients): a hyperparameter search "
+            f"on more than {bound:,} patients ranks its configurations by inner "
+            f"cross-validation on a stratified random subsample of {bound:,} of them; the "
+            "outer folds, the final model and the clinical-only model are fitted on all "
+            "their patients"
+        )
+    bound = config.bootstrap_max_patients
+    if config.n_bootstrap and bound and n_test_rows > bound:
+        notes.append(
+            f"large test split: the {config.n_bootstrap} bootstrap resamples of the 95 % "
+            f"intervals draw {bound:,} of the {n_test_rows:,} test rows each and are rescaled "
+            f"by sqrt({bound:,} / {n_test_rows:,}) (the m-out-of-n bootstrap); point "
+            "estimates use every test row"
+        )
+    return notes
+
+
 def prepare_training_data(cohort: Cohort, config: TrainConfig) -> TrainingData:
     """Eligible rows, the held-out split (by patient), landmark rows and the event checks.
 
@@ -148,6 +171,7 @@ def prepare_training_data(cohort: Cohort, config: TrainConfig) -> TrainingData:
         X_test, y_test = landmark_rows(X_test, cohort.measurements, config.landmark_days)
     check_events(y_train, "training split")
     check_events(y_test, "test split", minimum=2)
+    notes.extend(bounded_work_notes(config, len(patients_y["train"]), len(y_test)))
     # Deaths are counted per patient (a landmark model stacks a patient's rows).
     _, _, death_note = competing_deaths(patients_y["train"], patients_y["test"])
     if death_note:

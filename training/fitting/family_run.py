@@ -138,7 +138,7 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
     """Nested CV, final search, fit, test evaluation and marker increment of one family."""
     from training.evaluation.accuracy import cumulative_dynamic_auc
     from training.evaluation.bootstrap import paired_bootstrap_difference
-    from training.evaluation.concordance import fast_harrell_c, uno_c
+    from training.evaluation.concordance import censoring_estimator, fast_harrell_c, uno_c
     from training.evaluation.importance import feature_importance
 
     config = data.config
@@ -162,6 +162,7 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
             seed=config.seed + k + 1,
             tick=tick,
             flexible=family.flexible,
+            max_patients=config.search_max_patients,
         )
         pipe = fit_pipeline(
             family.make,
@@ -184,12 +185,21 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
         seed=config.seed,
         tick=tick,
         flexible=family.flexible,
+        max_patients=config.search_max_patients,
     )
     model = fit_risk_model(name, final.best_params, config, X_train, y_train)
     tick("final fit")
     risk, cif = _risk_and_cif(model.pipeline, X_test, horizons)
+    bound = config.bootstrap_max_patients or None
     test = evaluate_split(
-        y_train, y_test, risk, cif, X_test, n_boot=config.n_bootstrap, seed=config.seed
+        y_train,
+        y_test,
+        risk,
+        cif,
+        X_test,
+        n_boot=config.n_bootstrap,
+        seed=config.seed,
+        max_resample=bound,
     )
     Xt_test = model.pipeline[:-1].transform(X_test)
     importance = feature_importance(
@@ -228,20 +238,27 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
         """Marker minus clinical-only, paired bootstrap interval on the same resamples."""
         if config.n_bootstrap:
             return paired_bootstrap_difference(
-                fn, y_test, risk, risk_c, n_boot=config.n_bootstrap, seed=config.seed
+                fn,
+                y_test,
+                risk,
+                risk_c,
+                n_boot=config.n_bootstrap,
+                seed=config.seed,
+                max_resample=bound,
             )
         nan = float("nan")
         return Interval(fn(y_test, risk) - fn(y_test, risk_c), nan, nan, 0)
 
     increments = outcome.increments
+    cens = censoring_estimator(y_train)  # once, not on every resample
     increments["harrell_c"] = increment(lambda yy, r: fast_harrell_c(yy, r))
-    increments["uno_c"] = increment(lambda yy, r: uno_c(y_train, yy, r, tau))
+    increments["uno_c"] = increment(lambda yy, r: uno_c(y_train, yy, r, tau, cens))
     # An interval at the clinical horizon only (bootstrapping sksurv's AUC is the costly part);
     # the AUC-over-time figure shows both feature sets at every horizon.
     headline = HEADLINE_HORIZON_MONTHS
     if headline < float(y_test["time"].max()) / DAYS_PER_MONTH:
         increments[f"td_auc_{HEADLINE_SUFFIX}"] = increment(
-            lambda yy, r: cumulative_dynamic_auc(y_train, yy, r, headline)
+            lambda yy, r: cumulative_dynamic_auc(y_train, yy, r, headline, cens)
         )
     return outcome
 

@@ -62,6 +62,51 @@ def folds(rows: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.nd
     return list(skf.split(np.zeros(len(rows)), strata(rows)))
 
 
+def subsample(
+    rows: pd.DataFrame, y: np.ndarray, max_patients: int, seed: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """A stratified random subsample of at most ``max_patients`` patients of ``rows``.
+
+    Patients are drawn without replacement within the outcome-by-setting strata of
+    :func:`strata` (proportional allocation, scikit-learn's ``train_test_split``); all the
+    rows of a drawn patient are kept (a landmark dataset has one per landmark, the patient's
+    first row giving the stratum). Rows stay in their order. With as many patients as the
+    bound or fewer, ``rows`` and ``y`` are returned as they are.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Typed rows with ``event`` and ``disease_setting`` (and ``patient_id`` when a patient
+        has several rows).
+    y : numpy.ndarray
+        Structured target, one per row.
+    max_patients : int
+        The bound (at least 2).
+    seed : int
+
+    Returns
+    -------
+    tuple of (pandas.DataFrame, numpy.ndarray)
+    """
+    from sklearn.model_selection import train_test_split
+
+    if max_patients < 2:
+        raise ValueError(f"max_patients must be at least 2, got {max_patients}")
+    ids = rows["patient_id"] if "patient_id" in rows.columns else pd.Series(range(len(rows)))
+    ids = ids.to_numpy()
+    first = ~pd.Series(ids).duplicated().to_numpy()
+    if int(first.sum()) <= max_patients:
+        return rows, y
+    chosen, _ = train_test_split(
+        ids[first],
+        train_size=max_patients,
+        random_state=seed,
+        stratify=strata(rows.iloc[np.flatnonzero(first)]),
+    )
+    keep = np.isin(ids, chosen)
+    return rows.iloc[np.flatnonzero(keep)], y[keep]
+
+
 def flexible_df(y: np.ndarray) -> int:
     """Degrees of freedom a flexible family may add: bone-metastasis events // 15."""
     return int(np.sum(y["cause"] == BONE_METASTASIS)) // EVENTS_PER_DF
@@ -136,14 +181,20 @@ def search(
     seed: int,
     tick: Tick = _noop,
     flexible: bool = False,
+    max_patients: int | None = None,
 ) -> SearchResult:
     """Score every configuration of ``grid`` by inner-CV mean Brier score; pick the lowest.
 
     A configuration whose fit fails on a fold (``ValueError``, e.g. too few events) scores NaN
-    there; a configuration with no finite score is never selected.
+    there; a configuration with no finite score is never selected. With ``max_patients`` the
+    inner cross-validation runs on a stratified subsample of at most that many patients
+    (:func:`subsample`, seeded by ``seed``): on a large cohort the ranking of a few
+    configurations needs far fewer patients than the fits it costs.
     """
     if not grid:
         raise ValueError("the hyperparameter grid is empty")
+    if max_patients:
+        X, y = subsample(X, y, max_patients, seed)
     splits = folds(X, n_folds, seed)
     trials = []
     last_error: ValueError | None = None

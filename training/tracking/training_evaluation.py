@@ -37,6 +37,7 @@ def evaluate_model(
     source: str = "cohort",
     n_bootstrap: int = 200,
     seed: int = 42,
+    bootstrap_max_patients: int | None = None,
 ) -> EvaluationResult:
     """Evaluate a registered model on a cohort with outcomes (e.g. external validation).
 
@@ -48,8 +49,15 @@ def evaluate_model(
     of the cohort (each patient still at risk at each of the model's landmarks, with the draws
     known by then; pooled ``eval_*`` metrics) and at each landmark on its own
     (``eval_landmark_<day>_*``: patients at risk, events, and the point metrics).
+
+    On a cohort of more than ``bootstrap_max_patients`` rows (default: training's
+    ``TrainConfig.bootstrap_max_patients``; 0 for no bound) each bootstrap resample draws that
+    many rows and the intervals are rescaled (the m-out-of-n bootstrap,
+    :mod:`training.evaluation.bootstrap`); the run's ``bootstrap_resample_size`` param says so.
     """
     import mlflow
+
+    from training.config import TrainConfig
 
     from training.evaluation import figures
     from training.scoring.predict import ScoringError, load_model
@@ -78,7 +86,12 @@ def evaluate_model(
         y = censor_deaths(y)  # evaluated as it was trained: death hazard zero
     risk, cif = predict_pipeline(risk_model.pipeline, rows, horizons)
     cif_by_h = {h: cif[:, j] for j, h in enumerate(horizons)}
-    ev = evaluate_split(y, y, risk, cif_by_h, rows, n_boot=n_bootstrap, seed=seed)
+    if bootstrap_max_patients is None:
+        bootstrap_max_patients = TrainConfig().bootstrap_max_patients
+    bound = bootstrap_max_patients if 0 < bootstrap_max_patients < len(rows) else None
+    ev = evaluate_split(
+        y, y, risk, cif_by_h, rows, n_boot=n_bootstrap, seed=seed, max_resample=bound
+    )
     metrics = ev.flat("eval_")
     if risk_model.landmark_days:
         metrics.update(per_landmark_metrics(rows, y, risk, cif_by_h, "eval_landmark_"))
@@ -101,6 +114,9 @@ def evaluate_model(
                 "n_eval_patients": n_patients,
                 "n_excluded_bone_met_at_enrollment": n_excluded,
             }
+        )
+        mlflow.log_params(
+            {"n_bootstrap": n_bootstrap, "bootstrap_resample_size": bound or len(rows)}
         )
         log_split_tables(ev)
         mlflow.log_figure(figures.calibration_figure(ev.calibration), "figures/calibration.png")
