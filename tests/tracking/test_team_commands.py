@@ -96,6 +96,12 @@ def as_admin(uri: str):
                 os.environ[key] = value
 
 
+def _cohort(cohort) -> list[str]:
+    """The ``--patients`` and ``--measurements`` options of ``cohort``'s tables."""
+    patients, measurements = cohort / "patients.csv", cohort / "oc_measurements.csv"
+    return ["--patients", str(patients), "--measurements", str(measurements)]
+
+
 def _registry_state(uri: str) -> tuple[list[str], dict[str, str]]:
     """(versions, aliases) of the registered model, read by the admin."""
     with as_admin(uri) as client:
@@ -147,21 +153,8 @@ def test_study_logs_its_run_and_report_through_the_server(team):
     work, cohort = team["work"], team["cohort"]
     out = work / "study-out"
     done = run_cli(
-        [
-            "study",
-            "--patients",
-            str(cohort / "patients.csv"),
-            "--measurements",
-            str(cohort / "oc_measurements.csv"),
-            "--out",
-            str(out),
-            "--experiment",
-            "team-study",
-            "--n-boot",
-            "20",
-            "--n-perm",
-            "99",
-        ],
+        ["study", *_cohort(cohort), "--out", str(out), "--experiment", "team-study"]
+        + ["--n-boot", "20", "--n-perm", "99"],
         team["admin"],
         work,
     )
@@ -242,17 +235,8 @@ def test_reader_trains_into_their_experiment_but_cannot_register(team):
     out = team["work"] / "reader-scores.csv"
     cohort = team["cohort"]
     run_cli(
-        [
-            "predict",
-            "--patients",
-            str(cohort / "patients.csv"),
-            "--measurements",
-            str(cohort / "oc_measurements.csv"),
-            "--model-uri",
-            f"models:/{models[0].model_id}",
-            "--out",
-            str(out),
-        ],
+        ["predict", *_cohort(cohort), "--model-uri", f"models:/{models[0].model_id}"]
+        + ["--out", str(out)],
         team["reader"],
         team["work"],
     )
