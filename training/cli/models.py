@@ -74,10 +74,12 @@ def train(
 
     Ends with a table of the candidates (selection metric, headline metrics with 95 %
     intervals, promotion-gate verdicts, the challenger) and the next command to run.
+    Exits 2 when the input or the store cannot be used, 3 when everything was trained and
+    logged but the tracking server refused to register versions (no EDIT on the model).
     """
     from training.config import ConfigError, load_config
     from training.fitting.data import TrainingDataError
-    from training.tracking.registry import RegistryError
+    from training.tracking.registry import RegistrationRefused, RegistryError
     from training.tracking.training_run import train as run_train
 
     cohort = load(patients, measurements)
@@ -89,6 +91,8 @@ def train(
             result = run_train(
                 cohort, cfg, store_settings(), source=str(Path(patients).resolve()), progress=bars
             )
+    except RegistrationRefused as err:
+        fail(f"trained but not registered: {err}", code=3)
     except (ConfigError, TrainingDataError, RegistryError) as err:
         fail(f"cannot train: {err}")
     if as_json:

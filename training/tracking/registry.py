@@ -39,6 +39,20 @@ class RegistryError(RuntimeError):
     """A registry request that cannot be carried out, with the reason."""
 
 
+class RegistrationRefused(RegistryError):
+    """The tracking server refused this user a new version of the registered model.
+
+    Raised by :func:`register_version`; :func:`training.tracking.training_run.train` raises it
+    again, once every family is logged and its run finished, with ``run_id`` (the training's
+    parent run) and ``experiment_id`` set and the message saying what was kept.
+    """
+
+    def __init__(self, message: str, run_id: str = "", experiment_id: str = "") -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+
+
 def mlflow_client():
     """An ``MlflowClient`` on the configured store (:func:`training.tracking.store.configure`)."""
     from mlflow import MlflowClient
@@ -119,6 +133,12 @@ def register_version(model_uri: str, tags: dict[str, str]) -> str:
     -------
     str
         The new version number.
+
+    Raises
+    ------
+    RegistrationRefused
+        The tracking server refused this user (no EDIT on the registered model); nothing was
+        registered.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -127,10 +147,10 @@ def register_version(model_uri: str, tags: dict[str, str]) -> str:
         return str(mlflow.register_model(model_uri, MODEL_NAME, tags=tags).version)
     except MlflowException as err:
         if permission_denied(err):
-            raise RegistryError(
-                f"user {current_user()!r} may not register versions of {MODEL_NAME} (the tracking "
-                f"server refused: permission denied); the run {tags.get('run_id', '')} and its "
-                "logged model are kept. Registering needs EDIT on the registered model."
+            raise RegistrationRefused(
+                f"user {current_user()!r} may not register versions of {MODEL_NAME} (the "
+                "tracking server refused: permission denied; registering needs EDIT on the "
+                "registered model)"
             ) from err
         raise
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from features.contract import Cohort
 from features.schema import CONTRACT_VERSION, HEADLINE_HORIZON_MONTHS
-from training.config import Settings, TrainConfig
+from training.config import MODEL_NAME, Settings, TrainConfig
 from training.evaluation.names import CANDIDATES, HEADLINE_SUFFIX
 from training.fitting.data import TrainingData, TrainingDataError, prepare_training_data
 from training.fitting.family_run import (
@@ -61,6 +61,10 @@ class TrainResult:
     n_train_patients: int | None = None
     n_test_patients: int | None = None
     landmark_days: tuple[float, ...] = field(default_factory=tuple)
+
+
+#: Tag of a training run whose versions the tracking server refused to register.
+REGISTRATION_REFUSED = "bonemet.registration_refused"
 
 
 def model_notes(config: TrainConfig, death_note: str | None) -> dict[str, str]:
@@ -254,6 +258,13 @@ def train(
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    training.tracking.registry.RegistrationRefused
+        The tracking server refused this user new versions (no EDIT on the registered model):
+        raised after every family was logged and the training run ended FINISHED, tagged
+        :data:`REGISTRATION_REFUSED`; nothing registered, no alias moved.
     """
     import mlflow
 
@@ -262,6 +273,8 @@ def train(
     from training.tracking import store as tracking
 
     progress = progress or SilentProgress()
+    refused: registry.RegistrationRefused | None = None
+    unregistered: list[str] = []  # "family (run id)" of the families logged, not registered
     data = prepare_training_data(cohort, config)
     config = data.config
     X_test, y_test = data.X_test, data.y_test
@@ -333,7 +346,15 @@ def train(
                 landmark_days=config.landmark_days,
                 training_run_id=parent.info.run_id,
             )
-            version = registry.register_version(info.model_uri, tags)
+            if refused is None:
+                try:
+                    version = registry.register_version(info.model_uri, tags)
+                except registry.RegistrationRefused as err:
+                    refused = err
+            if refused is not None:
+                # Not allowed to register: the next families are still logged in full.
+                unregistered.append(f"{name} (run {child.info.run_id})")
+                continue
             card = mc.render_model_card(card_facts(out, data, version=version, **card_args))
             registry.describe_version(
                 version, card, child.info.run_id, name, metrics, config.selection_metric
@@ -343,24 +364,38 @@ def train(
             mlflow.set_tag(
                 "skipped_families", "; ".join(f"{s.family}: {s.reason}" for s in skipped)[:4900]
             )
-        if not candidates:
+        if refused is not None:
+            note = f"{refused}; logged, not registered: {', '.join(unregistered)}"
+            mlflow.set_tag(REGISTRATION_REFUSED, note[:4900])
+        elif not candidates:
             raise TrainingDataError(
                 "no model family could be fitted on this cohort: "
                 + "; ".join(f"{s.family}: {s.reason}" for s in skipped)
             )
-        best = gates.choose_challenger(candidates, config.selection_metric)
-        mlflow.set_tag("challenger_version", best.version)
-        table = pd.DataFrame(
-            [
-                {
-                    "family": c.family,
-                    "version": c.version,
-                    **{k: c.metrics.get(k) for k in CANDIDATES},
-                }
-                for c in candidates
-            ]
-        )
-        mlflow.log_table(table, "tables/candidates.json")
+        else:
+            best = gates.choose_challenger(candidates, config.selection_metric)
+            mlflow.set_tag("challenger_version", best.version)
+            table = pd.DataFrame(
+                [
+                    {
+                        "family": c.family,
+                        "version": c.version,
+                        **{k: c.metrics.get(k) for k in CANDIDATES},
+                    }
+                    for c in candidates
+                ]
+            )
+            mlflow.log_table(table, "tables/candidates.json")
+    if refused is not None:
+        # Raised once the training run has ended FINISHED, with everything logged.
+        raise registry.RegistrationRefused(
+            f"{refused}. Training run {parent.info.run_id} (experiment {config.experiment!r}) "
+            f"finished with every family logged, model included: {', '.join(unregistered)}; "
+            f"no version was registered and no alias moved. To register, ask an admin or a "
+            f"user with MANAGE on {MODEL_NAME} for EDIT on it, then train again",
+            run_id=parent.info.run_id,
+            experiment_id=experiment_id,
+        ) from refused
     return TrainResult(
         parent_run_id=parent.info.run_id,
         experiment_id=experiment_id,
