@@ -1,0 +1,205 @@
+"""Several BentoML workers: ``bonemet serve --workers N`` / ``BONEMET_WORKERS`` (issue 15, point 6).
+
+Each worker is a process that loads the model and follows the alias; every accepted connection
+must have TCP_NODELAY (Nagle's algorithm off: with it on, each keep-alive answer waits ~40 ms
+for the client's delayed ACK).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from benchmarks.common import accepted_socket, descendants, tcp_nodelay
+from serving import settings as serving_settings
+from serving.settings import ServingSettings, SettingsError
+from training.cli import app
+from training.cli import serving as cli_serving
+from training.tracking import bento
+from training.tracking.registry import ResolvedModel
+
+RESOLVED = ResolvedModel(
+    name="bone-metastasis-risk",
+    version="3",
+    alias="champion",
+    run_id="r",
+    uri="models:/bone-metastasis-risk/3",
+    tags={},
+)
+
+
+# --------------------------------------------------------------------------- the setting
+
+
+def test_workers_default_to_one_and_are_read():
+    assert ServingSettings.from_env({}).workers == 1
+    assert ServingSettings.from_env({"BONEMET_WORKERS": ""}).workers == 1
+    assert ServingSettings.from_env({"BONEMET_WORKERS": "2"}).workers == 2
+    assert ServingSettings.from_env({"BONEMET_WORKERS": "16"}).workers == 16
+
+
+@pytest.mark.parametrize("value", ["0", "17", "-1", "two", "1.5"])
+def test_unusable_workers_name_the_variable_and_the_range(value):
+    with pytest.raises(
+        SettingsError, match=f"^BONEMET_WORKERS must be an integer from 1 to 16, got '{value}'$"
+    ):
+        ServingSettings.from_env({"BONEMET_WORKERS": value})
+
+
+def test_the_bound_is_the_same_for_the_cli_the_import_and_the_service():
+    assert cli_serving.MAX_WORKERS == bento.MAX_WORKERS == serving_settings.MAX_WORKERS == 16
+
+
+def test_the_served_environment_carries_the_workers(tmp_path):
+    model = bento.ServingModel(RESOLVED, "bone-metastasis-risk:v3", tmp_path, "sqlite:///x.db")
+    assert model.environment()[bento.ENV_WORKERS] == "1"
+    env = model.environment(2)
+    assert env[bento.ENV_WORKERS] == "2"
+    assert ServingSettings.from_env(env).workers == 2
+    with pytest.raises(ValueError, match="^workers must be 1-16, got 0$"):
+        model.environment(0)
+
+
+OPTION = "Invalid value for '--workers' (env var: 'BONEMET_WORKERS')"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--workers", "0"], {}, f"{OPTION}: Input should be greater than or equal to 1"),
+        (["--workers", "17"], {}, f"{OPTION}: Input should be less than or equal to 16"),
+        (["--workers", "two"], {}, f"{OPTION}: Input should be a valid integer"),
+        ([], {"BONEMET_WORKERS": "0"}, f"{OPTION}: Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_workers_stop_serve_before_anything_starts(tmp_path, args, env, message):
+    data = tmp_path / "data"
+    result = CliRunner().invoke(
+        app,
+        ["--verbose", "serve", "--port", "3999", *args],
+        env={"BONEMET_DATA_DIR": str(data), "COLUMNS": "200", **env},
+        terminal_width=200,
+    )
+    assert result.exit_code == 2
+    assert message in re.sub(r"[\s│]+", " ", result.output)  # the text, without rich's box
+    assert "serving " not in result.output
+    assert not data.exists()  # no registry opened, no model imported, no server started
+
+
+# --------------------------------------------------------------------------- the socket check
+
+
+def _pair(nodelay: bool):
+    """A real loopback connection: (listener, client, server end) with the option as asked."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server_end, _ = listener.accept()
+    server_end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
+    return listener, client, server_end
+
+
+@pytest.mark.parametrize("nodelay", [True, False])
+def test_the_server_end_of_a_connection_is_found_and_its_option_read(nodelay):
+    listener, client, server_end = _pair(nodelay)
+    try:
+        server_port = listener.getsockname()[1]
+        where = accepted_socket(os.getpid(), server_port, client.getsockname()[1])
+        assert where is not None
+        pid, fd = where
+        # The listener also has the local port: only the accepted end has the client as peer.
+        assert (pid, fd) == (os.getpid(), server_end.fileno())
+        assert tcp_nodelay(pid, fd) is nodelay
+        assert server_end.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == int(nodelay)
+    finally:
+        for s in (client, server_end, listener):
+            s.close()
+
+
+def test_no_holder_for_a_connection_that_does_not_exist():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        assert accepted_socket(os.getpid(), listener.getsockname()[1], 1) is None
+
+
+# --------------------------------------------------------------------------- two workers
+
+
+def _processes(root: int, *words: str) -> set[int]:
+    """Pids under ``root`` whose command line holds every one of ``words``."""
+    out = set()
+    for pid, _ in descendants(root):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if all(w in cmd for w in words):
+            out.add(pid)
+    return out
+
+
+@pytest.mark.slow
+def test_two_workers_each_answer_with_the_model_and_follow_the_alias(
+    trained_store, tmp_path_factory
+):
+    from tests.serving.test_service import P1, bonemet_serve
+
+    body = json.dumps({"patients": [P1], "horizons_months": [12, 24]})
+    with bonemet_serve(trained_store, tmp_path_factory, "workers2", BONEMET_WORKERS="2") as srv:
+        port = srv["port"]
+        (root,) = _processes(os.getpid(), "training.cli", "serve", "--port", str(port))
+        workers = _processes(root, "_bentoml_impl.worker.service")
+        assert len(workers) == 2, f"worker processes: {workers}"
+
+        def connect(_):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", "/readyz")
+            resp = conn.getresponse()
+            assert resp.status == 200, resp.read()
+            resp.read()
+            return conn
+
+        # The workers share the listening socket: whichever is free accepts. Concurrent
+        # connections reach both (a few rounds at most).
+        by_worker: dict[int, list[http.client.HTTPConnection]] = {}
+        opened = []
+        for _ in range(10):
+            with ThreadPoolExecutor(16) as pool:
+                conns = list(pool.map(connect, range(16)))
+            opened += conns
+            for conn in conns:
+                where = accepted_socket(root, port, conn.sock.getsockname()[1])
+                assert where is not None and where[0] in workers, where
+                by_worker.setdefault(where[0], []).append(conn)
+                assert tcp_nodelay(*where), f"Nagle's algorithm is on in worker {where[0]}"
+            if len(by_worker) == 2:
+                break
+        try:
+            assert set(by_worker) == workers
+            versions = set()
+            for conns in by_worker.values():
+                conn = conns[0]  # keep-alive: these requests reach this worker
+                conn.request("GET", "/readyz")
+                ready = json.loads(conn.getresponse().read())
+                assert ready["ready"] is True
+                assert ready["following"] is True and ready["alias"] == "champion"
+                conn.request("GET", "/model")
+                model = json.loads(conn.getresponse().read())
+                conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                answer = json.loads(resp.read())
+                assert resp.status == 200, answer
+                assert resp.getheader("X-Model-Version") == model["version"] == ready["version"]
+                (prediction,) = answer["predictions"]
+                versions.add((model["version"], prediction["risk_score"]))
+            # The same version in both workers, and the same answer for the same patient.
+            assert len(versions) == 1
+        finally:
+            for conn in opened:
+                conn.close()
