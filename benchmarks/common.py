@@ -73,6 +73,35 @@ def descendants(pid: int) -> set[tuple[int, str]]:
     return out
 
 
+def processes(root: int, *words: str) -> set[int]:
+    """Pids of the descendants of ``root`` whose command line holds every one of ``words``."""
+    out = set()
+    for pid, _ in descendants(root):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if all(w in cmd for w in words):
+            out.add(pid)
+    return out
+
+
+def cpu_seconds(pids: set[int]) -> float:
+    """User and system CPU seconds used so far by ``pids`` (those still running), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` and all its descendants (MB), read from /proc."""
     total = 0

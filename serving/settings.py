@@ -131,12 +131,13 @@ def _workers(env: Mapping[str, str]) -> int:
     raw = env.get("BONEMET_WORKERS")
     if not raw:
         return 1
+    problem = f"BONEMET_WORKERS must be an integer from 1 to {MAX_WORKERS}, got {raw!r}"
     try:
         value = int(raw)
     except ValueError:
-        value = 0
+        raise SettingsError(problem) from None
     if not 1 <= value <= MAX_WORKERS:
-        raise SettingsError(f"BONEMET_WORKERS must be an integer from 1 to {MAX_WORKERS}, got {raw!r}")
+        raise SettingsError(problem)
     return value
 
 

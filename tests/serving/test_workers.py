@@ -13,12 +13,11 @@ import os
 import re
 import socket
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.common import accepted_socket, descendants, tcp_nodelay
+from benchmarks.common import accepted_socket, processes, tcp_nodelay
 from serving import settings as serving_settings
 from serving.settings import ServingSettings, SettingsError
 from training.cli import app
@@ -131,19 +130,6 @@ def test_no_holder_for_a_connection_that_does_not_exist():
 # --------------------------------------------------------------------------- two workers
 
 
-def _processes(root: int, *words: str) -> set[int]:
-    """Pids under ``root`` whose command line holds every one of ``words``."""
-    out = set()
-    for pid, _ in descendants(root):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if all(w in cmd for w in words):
-            out.add(pid)
-    return out
-
-
 @pytest.mark.slow
 def test_two_workers_each_answer_with_the_model_and_follow_the_alias(
     trained_store, tmp_path_factory
@@ -153,8 +139,8 @@ def test_two_workers_each_answer_with_the_model_and_follow_the_alias(
     body = json.dumps({"patients": [P1], "horizons_months": [12, 24]})
     with bonemet_serve(trained_store, tmp_path_factory, "workers2", BONEMET_WORKERS="2") as srv:
         port = srv["port"]
-        (root,) = _processes(os.getpid(), "training.cli", "serve", "--port", str(port))
-        workers = _processes(root, "_bentoml_impl.worker.service")
+        (root,) = processes(os.getpid(), "training.cli", "serve", "--port", str(port))
+        workers = processes(root, "_bentoml_impl.worker.service")
         assert len(workers) == 2, f"worker processes: {workers}"
 
         def connect(_):
