@@ -39,19 +39,22 @@ def write_section(text: str, section: str | None = None) -> None:
     path.write_text(old.rstrip("\n") + "\n\n" + text)
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
 def proc_table() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, start time) of every process, from /proc."""
     table = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        table[int(entry)] = (int(fields[1]), fields[19])
+        if entry.isdigit() and (fields := _stat(entry)) is not None:
+            table[int(entry)] = (int(fields[1]), fields[19])
     return table
 
 
@@ -89,17 +92,11 @@ def processes(root: int, *words: str) -> set[int]:
 
 def cpu_seconds(pids: set[int]) -> float:
     """User and system CPU seconds used so far by ``pids`` (those still running), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+        if (fields := _stat(pid)) is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def tree_rss_mb(pid: int) -> float:
