@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -134,58 +135,66 @@ def test_no_holder_for_a_connection_that_does_not_exist():
 def test_two_workers_each_answer_with_the_model_and_follow_the_alias(
     trained_store, tmp_path_factory
 ):
-    from tests.serving.test_service import P1, bonemet_serve
+    from tests.serving.test_service import P1, free_port, running_server
 
     body = json.dumps({"patients": [P1], "horizons_months": [12, 24]})
-    with bonemet_serve(trained_store, tmp_path_factory, "workers2", BONEMET_WORKERS="2") as srv:
-        port = srv["port"]
+    # Twenty patients: a request that keeps the worker that accepted it busy for a moment.
+    busy = json.dumps({"patients": [dict(P1, patient_id=f"P{k}") for k in range(20)]})
+    port = free_port()
+    cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(port), "--workers", "2"]
+    log = tmp_path_factory.mktemp("workers2") / "server.log"
+    ready = f"http://127.0.0.1:{port}/readyz"
+    with running_server(cmd, trained_store["env"], trained_store["dir"], ready, log):
         (root,) = processes(os.getpid(), "training.cli", "serve", "--port", str(port))
         workers = processes(root, "_bentoml_impl.worker.service")
         assert len(workers) == 2, f"worker processes: {workers}"
 
         def connect(_):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            conn.request("GET", "/readyz")
-            resp = conn.getresponse()
-            assert resp.status == 200, resp.read()
-            resp.read()
+            for _ in range(3):
+                conn.request("POST", "/predict", busy, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                assert resp.status == 200, resp.read()
+                resp.read()
             return conn
 
-        # The workers share the listening socket: whichever is free accepts. Concurrent
-        # connections reach both (a few rounds at most).
-        by_worker: dict[int, list[http.client.HTTPConnection]] = {}
-        opened = []
-        for _ in range(10):
+        def check(conn: http.client.HTTPConnection) -> tuple[str, float]:
+            """Readiness, model and an answer from the worker holding ``conn`` (keep-alive)."""
+            conn.request("GET", "/readyz")
+            ready = json.loads(conn.getresponse().read())
+            assert ready["ready"] is True
+            assert ready["following"] is True and ready["alias"] == "champion"
+            conn.request("GET", "/model")
+            model = json.loads(conn.getresponse().read())
+            conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            answer = json.loads(resp.read())
+            assert resp.status == 200, answer
+            assert resp.getheader("X-Model-Version") == model["version"] == ready["version"]
+            (prediction,) = answer["predictions"]
+            return model["version"], prediction["risk_score"]
+
+        # The workers share the listening socket and the kernel hands each new connection to
+        # one that is free to accept: idle workers take them unevenly, busy ones leave some to
+        # the other. Rounds of concurrent connections that keep their worker busy reach both.
+        # Each worker is checked on a connection of the round it was seen in (the server closes
+        # a connection idle for a few seconds).
+        answers: dict[int, tuple[str, float]] = {}
+        for _ in range(20):
             with ThreadPoolExecutor(16) as pool:
                 conns = list(pool.map(connect, range(16)))
-            opened += conns
-            for conn in conns:
-                where = accepted_socket(root, port, conn.sock.getsockname()[1])
-                assert where is not None and where[0] in workers, where
-                by_worker.setdefault(where[0], []).append(conn)
-                assert tcp_nodelay(*where), f"Nagle's algorithm is on in worker {where[0]}"
-            if len(by_worker) == 2:
+            try:
+                for conn in conns:
+                    where = accepted_socket(root, port, conn.sock.getsockname()[1])
+                    assert where is not None and where[0] in workers, where
+                    assert tcp_nodelay(*where), f"Nagle's algorithm is on in worker {where[0]}"
+                    if where[0] not in answers:
+                        answers[where[0]] = check(conn)
+            finally:
+                for conn in conns:
+                    conn.close()
+            if len(answers) == 2:
                 break
-        try:
-            assert set(by_worker) == workers
-            versions = set()
-            for conns in by_worker.values():
-                conn = conns[0]  # keep-alive: these requests reach this worker
-                conn.request("GET", "/readyz")
-                ready = json.loads(conn.getresponse().read())
-                assert ready["ready"] is True
-                assert ready["following"] is True and ready["alias"] == "champion"
-                conn.request("GET", "/model")
-                model = json.loads(conn.getresponse().read())
-                conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                answer = json.loads(resp.read())
-                assert resp.status == 200, answer
-                assert resp.getheader("X-Model-Version") == model["version"] == ready["version"]
-                (prediction,) = answer["predictions"]
-                versions.add((model["version"], prediction["risk_score"]))
-            # The same version in both workers, and the same answer for the same patient.
-            assert len(versions) == 1
-        finally:
-            for conn in opened:
-                conn.close()
+        assert set(answers) == workers
+        # The same version in both workers, and the same answer for the same patient.
+        assert len(set(answers.values())) == 1, answers
