@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -144,7 +145,8 @@ def test_two_workers_each_answer_with_the_model_and_follow_the_alias(
     cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(port), "--workers", "2"]
     log = tmp_path_factory.mktemp("workers2") / "server.log"
     ready = f"http://127.0.0.1:{port}/readyz"
-    with running_server(cmd, trained_store["env"], trained_store["dir"], ready, log):
+    env = dict(trained_store["env"], BONEMET_RELOAD_SECONDS="1")
+    with running_server(cmd, env, trained_store["dir"], ready, log):
         (root,) = processes(os.getpid(), "training.cli", "serve", "--port", str(port))
         workers = processes(root, "_bentoml_impl.worker.service")
         assert len(workers) == 2, f"worker processes: {workers}"
@@ -174,27 +176,57 @@ def test_two_workers_each_answer_with_the_model_and_follow_the_alias(
             (prediction,) = answer["predictions"]
             return model["version"], prediction["risk_score"]
 
-        # The workers share the listening socket and the kernel hands each new connection to
-        # one that is free to accept: idle workers take them unevenly, busy ones leave some to
-        # the other. Rounds of concurrent connections that keep their worker busy reach both.
-        # Each worker is checked on a connection of the round it was seen in (the server closes
-        # a connection idle for a few seconds).
-        answers: dict[int, tuple[str, float]] = {}
-        for _ in range(20):
-            with ThreadPoolExecutor(16) as pool:
-                conns = list(pool.map(connect, range(16)))
-            try:
-                for conn in conns:
-                    where = accepted_socket(root, port, conn.sock.getsockname()[1])
-                    assert where is not None and where[0] in workers, where
-                    assert tcp_nodelay(*where), f"Nagle's algorithm is on in worker {where[0]}"
-                    if where[0] not in answers:
-                        answers[where[0]] = check(conn)
-            finally:
-                for conn in conns:
-                    conn.close()
-            if len(answers) == 2:
-                break
+        def per_worker(ask):
+            """``ask(conn)`` once in each worker, on a connection that worker accepted.
+
+            The workers share the listening socket and the kernel hands each new connection to
+            one that is free to accept: idle workers take them unevenly, busy ones leave some
+            to the other. Rounds of concurrent connections that keep their worker busy reach
+            both. A worker is asked on a connection of the round it was seen in (the server
+            closes a connection idle for a few seconds).
+            """
+            out = {}
+            for _ in range(20):
+                with ThreadPoolExecutor(16) as pool:
+                    conns = list(pool.map(connect, range(16)))
+                try:
+                    for conn in conns:
+                        where = accepted_socket(root, port, conn.sock.getsockname()[1])
+                        assert where is not None and where[0] in workers, where
+                        assert tcp_nodelay(*where), f"Nagle's algorithm is on in {where[0]}"
+                        if where[0] not in out:
+                            out[where[0]] = ask(conn)
+                finally:
+                    for conn in conns:
+                        conn.close()
+                if len(out) == 2:
+                    return out
+            raise AssertionError(f"20 rounds of 16 connections reached only workers {set(out)}")
+
+        answers = per_worker(check)
         assert set(answers) == workers
         # The same version in both workers, and the same answer for the same patient.
         assert len(set(answers.values())) == 1, answers
+
+        # Each worker follows the alias on its own: move it, both must serve the new target.
+        # (Moved back afterwards: the session's store keeps its aliases.)
+        import mlflow
+
+        ((before, _),) = set(answers.values())
+        after = "1" if before == "2" else "2"
+        uri = f"sqlite:///{trained_store['dir'] / 'data' / 'mlflow.db'}"
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        name = "bone-metastasis-risk"
+
+        def served(conn) -> str:
+            conn.request("GET", "/readyz")
+            return json.loads(conn.getresponse().read())["version"]
+
+        client.set_registered_model_alias(name, "champion", after)
+        try:
+            deadline = time.monotonic() + 90
+            while set((now := per_worker(served)).values()) != {after}:
+                assert time.monotonic() < deadline, f"versions served by the workers: {now}"
+                time.sleep(1.0)
+        finally:
+            client.set_registered_model_alias(name, "champion", before)
