@@ -105,7 +105,8 @@ def run_one(workers: int, tmp: Path, env: dict, body: dict, args) -> dict:
         result["rss_mb"] = tree_rss_mb(root)
     result.update(
         processes=n_processes,
-        workers_seen=len(worker_pids),
+        # how the workers took the concurrent connections (the kernel picks: per connection)
+        conns_by_worker=sorted((len(nodelay.get(pid, [])) for pid in worker_pids), reverse=True),
         nodelay=nodelay,
         nodelay_error=nodelay_error,
     )
@@ -177,6 +178,11 @@ def report(args, version: str, runs: dict[int, list[dict]]) -> str:
         ),
         ("single patient, p99", lambda r: p99(r["single_ms"]), "{:.2f} ms"),
         (
+            "single patient, median inside the server (its audit log: middleware to last byte)",
+            lambda r: statistics.median(r["single_server_ms"] or [float("nan")]),
+            "{:.2f} ms",
+        ),
+        (
             f"throughput, {args.clients} concurrent clients ({args.throughput_requests} "
             "single-patient requests)",
             lambda r: r["throughput_rps"],
@@ -221,7 +227,7 @@ def report(args, version: str, runs: dict[int, list[dict]]) -> str:
     ]
     for label, metric, fmt in metrics:
         a, b = _median_of(one, metric), _median_of(two, metric)
-        ratio = f"{b / a:.2f}x" if a else ""
+        ratio = f"{b / a:.2f}x" if a and a == a else ""  # none for 0 or NaN
         lines.append(f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {ratio} |")
     spread = "; ".join(
         f"round {k + 1}: " + " + ".join(f"{c:.1f}" for c in r["worker_cpu_s"]) + " s"
@@ -248,12 +254,10 @@ def nodelay_line(runs: dict[int, list[dict]]) -> str:
             continue
         conns = sum(len(v) for r in rs for v in r["nodelay"].values())
         on = sum(sum(v) for r in rs for v in r["nodelay"].values())
-        spread = "/".join(
-            "+".join(str(len(v)) for v in r["nodelay"].values()) for r in rs
-        )  # connections per worker, per round
+        spread = ", ".join("+".join(str(c) for c in r["conns_by_worker"]) for r in rs)
         parts.append(
             f"{n} worker(s): {on} of {conns} connections with TCP_NODELAY "
-            f"(connections per worker, by round: {spread})"
+            f"(connections taken by each worker, round by round: {spread})"
         )
     return (
         "Nagle's algorithm: TCP_NODELAY read on the server's end of each of "
