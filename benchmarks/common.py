@@ -39,19 +39,22 @@ def write_section(text: str, section: str | None = None) -> None:
     path.write_text(old.rstrip("\n") + "\n\n" + text)
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
 def proc_table() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, start time) of every process, from /proc."""
     table = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        table[int(entry)] = (int(fields[1]), fields[19])
+        if entry.isdigit() and (fields := _stat(entry)) is not None:
+            table[int(entry)] = (int(fields[1]), fields[19])
     return table
 
 
@@ -73,6 +76,29 @@ def descendants(pid: int) -> set[tuple[int, str]]:
     return out
 
 
+def processes(root: int, *words: str) -> set[int]:
+    """Pids of the descendants of ``root`` whose command line holds every one of ``words``."""
+    out = set()
+    for pid, _ in descendants(root):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if all(w in cmd for w in words):
+            out.add(pid)
+    return out
+
+
+def cpu_seconds(pids: set[int]) -> float:
+    """User and system CPU seconds used so far by ``pids`` (those still running), from /proc."""
+    total = 0
+    for pid in pids:
+        if (fields := _stat(pid)) is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` and all its descendants (MB), read from /proc."""
     total = 0
@@ -85,3 +111,75 @@ def tree_rss_mb(pid: int) -> float:
         except OSError:
             continue
     return total / 1024
+
+
+# --------------------------------------------------------------------------- server-side sockets
+
+_SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture (since 5.6)
+
+
+def _tcp_peers(port: int) -> dict[int, int]:
+    """Socket inode -> remote port of every TCP connection whose local port is ``port``."""
+    out = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.readlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, remote, inode = fields[1], fields[2], int(fields[9])
+            if int(local.rsplit(":", 1)[1], 16) == port and inode:
+                out[inode] = int(remote.rsplit(":", 1)[1], 16)
+    return out
+
+
+def accepted_socket(root_pid: int, server_port: int, client_port: int) -> tuple[int, int] | None:
+    """(pid, fd) of the process under ``root_pid`` holding the server's end of a connection.
+
+    The connection is the one from ``client_port`` to ``server_port`` on this machine; None
+    when no descendant of ``root_pid`` (or itself) holds it. Read from /proc (Linux).
+    """
+    peers = _tcp_peers(server_port)
+    inodes = {inode for inode, remote in peers.items() if remote == client_port}
+    for pid in [root_pid] + sorted(p for p, _ in descendants(root_pid)):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+                return pid, int(fd)
+    return None
+
+
+def tcp_nodelay(pid: int, fd: int) -> bool:
+    """Whether TCP_NODELAY is set on socket ``fd`` of process ``pid`` (Linux 5.6+).
+
+    Reads the option on a copy of the descriptor taken with ``pidfd_getfd``, which needs the
+    right to trace ``pid`` (a descendant of this process, or root).
+
+    Raises
+    ------
+    OSError
+        When the descriptor cannot be copied (no such process, or not allowed).
+    """
+    import ctypes
+    import socket
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        copy = libc.syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0)
+        if copy < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"pidfd_getfd of fd {fd} of process {pid}: {os.strerror(err)}")
+    finally:
+        os.close(pidfd)
+    with socket.socket(fileno=copy) as sock:  # closes the copy only
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))

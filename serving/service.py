@@ -402,9 +402,12 @@ def _failure(err: BaseException) -> str:
 
 
 # BentoML's own access log is off: the gateway's audit line records every request (with the
-# model version and request id, and nothing of the patient), at less cost per request.
+# model version and request id, and nothing of the patient), at less cost per request. The
+# workers (``BONEMET_WORKERS``, set by ``bonemet serve --workers``) are processes sharing the
+# listening socket, each running ``__init__``: its own model and its own alias follower.
 @bentoml.service(
     name="bonemet",
+    workers=SETTINGS.workers,
     traffic={"timeout": 60},
     logging={"access": {"enabled": False}},
     http={"cors": _cors_policy(SETTINGS.cors_origins)},

@@ -14,9 +14,12 @@ Variable                       Meaning                              Default
 ``BONEMET_API_TOKEN``          bearer token of the protected routes none: open
 ``BONEMET_MAX_BODY_BYTES``     largest request body                 10 MB
 ``BONEMET_BODY_TIMEOUT_SECONDS`` time to receive a body             30
+``BONEMET_WORKERS``            BentoML worker processes (1-16)      1
 ============================== ==================================== ==========================
 
-``bonemet serve`` (:mod:`training.tracking.bento`) sets the first four for the server process.
+``bonemet serve`` (:mod:`training.tracking.bento`) sets the first four for the server process,
+and ``BONEMET_WORKERS`` from its ``--workers`` option. Each worker is a process of its own that
+loads the model and follows the alias.
 An empty value counts as unset.
 """
 
@@ -34,6 +37,9 @@ DEFAULT_RELOAD_SECONDS = 10.0
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 #: Below BentoML's traffic timeout (60 s, a 504): a client that stalls its body gets a 408.
 DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
+#: More worker processes than this only add memory (each holds the model) on any machine the
+#: service is meant for; ``bonemet serve --workers`` has the same bound.
+MAX_WORKERS = 16
 
 
 class SettingsError(ValueError):
@@ -64,6 +70,8 @@ class ServingSettings:
         Largest request body accepted (``BONEMET_MAX_BODY_BYTES``).
     body_timeout_seconds : float
         Time a client has to send its body (``BONEMET_BODY_TIMEOUT_SECONDS``).
+    workers : int
+        BentoML worker processes, each with the model loaded (``BONEMET_WORKERS``, 1-16).
     """
 
     model_tag: str = DEFAULT_MODEL_TAG
@@ -74,6 +82,7 @@ class ServingSettings:
     api_token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    workers: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
@@ -91,7 +100,8 @@ class ServingSettings:
         Raises
         ------
         SettingsError
-            Naming the variable, when a number is not a positive finite number.
+            Naming the variable, when a number is not a positive finite number, or the
+            workers are not 1-16.
         """
         env = os.environ if environ is None else environ
 
@@ -112,7 +122,23 @@ class ServingSettings:
             body_timeout_seconds=_positive(
                 env, "BONEMET_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS
             ),
+            workers=_workers(env),
         )
+
+
+def _workers(env: Mapping[str, str]) -> int:
+    """The number of worker processes in ``BONEMET_WORKERS`` (1 when unset or empty)."""
+    raw = env.get("BONEMET_WORKERS")
+    if not raw:
+        return 1
+    problem = f"BONEMET_WORKERS must be an integer from 1 to {MAX_WORKERS}, got {raw!r}"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(problem) from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise SettingsError(problem)
+    return value
 
 
 def _positive(env: Mapping[str, str], name: str, default: float, integer: bool = False):

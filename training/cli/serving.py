@@ -21,6 +21,10 @@ from training.cli.app import (
     store_settings,
 )
 
+#: The bound of training.tracking.bento and serving.settings (a test keeps them equal), not
+#: imported from there: that would load the registry's modules for every ``bonemet --help``.
+MAX_WORKERS = 16
+
 
 def predict(
     patients: PatientsOpt,
@@ -79,6 +83,17 @@ def serve(
     model_uri: ModelUriOpt = DEFAULT_MODEL_URI,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port (1-65535)")] = 3000,
     host: Annotated[str, typer.Option("--host", help="address to bind")] = "127.0.0.1",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            envvar="BONEMET_WORKERS",
+            min=1,
+            max=MAX_WORKERS,
+            help=f"worker processes (1-{MAX_WORKERS}), each with the model loaded; a second one "
+            "pays off only with a core to spare (docs/serving.md)",
+        ),
+    ] = 1,
 ) -> None:
     """Serve a registered model with BentoML on HTTP.
 
@@ -103,10 +118,11 @@ def serve(
     except BentoImportError as err:
         fail(f"cannot serve: {err}")
     env = dict(os.environ)
-    env.update(info.environment())
+    env.update(info.environment(workers))
     typer.echo(
         f"serving {info.resolved.name} version {info.resolved.version} "
-        f"({model_uri}) at http://{host}:{port}/predict",
+        f"({model_uri}) at http://{host}:{port}/predict with {workers} "
+        f"worker{'s' if workers > 1 else ''}",
         err=True,
     )
     cmd = [

@@ -19,6 +19,9 @@ from training.config import Settings
 from training.tracking.registry import RegistryError, ResolvedModel, resolve
 
 ENV_MODEL_TAG = "BONEMET_BENTO_MODEL"
+#: Worker processes of the service (read by serving/settings.py, bounded the same way there).
+ENV_WORKERS = "BONEMET_WORKERS"
+MAX_WORKERS = 16
 
 
 class BentoImportError(RuntimeError):
@@ -34,16 +37,25 @@ class ServingModel:
     bentoml_home: Path
     tracking_uri: str
 
-    def environment(self) -> dict[str, str]:
+    def environment(self, workers: int = 1) -> dict[str, str]:
         """Environment for ``bentoml serve serving.service:BoneMetastasisService``.
 
         When the URI names an alias (``models:/name@champion``) the service follows it: it polls
         the registry (``MLFLOW_TRACKING_URI``) and swaps in the new version without downtime.
+        ``workers`` worker processes (1-16) answer, each with the model and the alias follower.
+
+        Raises
+        ------
+        ValueError
+            When ``workers`` is not 1-16.
         """
+        if not 1 <= workers <= MAX_WORKERS:
+            raise ValueError(f"workers must be 1-{MAX_WORKERS}, got {workers}")
         env = {
             ENV_MODEL_TAG: self.bento_tag,
             "BENTOML_HOME": str(self.bentoml_home),
             "MLFLOW_TRACKING_URI": self.tracking_uri,
+            ENV_WORKERS: str(workers),
         }
         if self.resolved.alias:
             env["BONEMET_FOLLOW_ALIAS"] = self.resolved.alias
