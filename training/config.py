@@ -106,7 +106,7 @@ class TrainConfig:
     inner_folds: int = 3
     max_grid: int = 4
     n_bootstrap: int = 200
-    search_max_patients: int = 4000
+    search_max_patients: int = 3000
     bootstrap_max_patients: int = 2000
     n_jobs: int = 2
     include_marker: bool = True

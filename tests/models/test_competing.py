@@ -62,3 +62,20 @@ def test_censoring_survival_by_hand_with_ties():
     got = step_values(times, surv, at, before=1.0)
     np.testing.assert_allclose(got, [1.0, 0.8, 0.6, 0.6, 0.3, 0.3, 0.3], rtol=0, atol=1e-15)
     assert censoring_survival(y[:0])[0].size == 0
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_censoring_survival_equals_sksurv_kaplan_meier(seed):
+    # Reference: scikit-survival's kaplan_meier_estimator with censoring as the event (the
+    # numpy version counts the same risk sets without its Python loop); ties of every kind.
+    from sksurv.nonparametric import kaplan_meier_estimator
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    time = np.round(rng.exponential(100, n), int(rng.integers(-1, 2))) + 1
+    cause = rng.integers(0, 3, n)
+    events = np.array(["censored", "bone_metastasis", "death"])[cause]
+    times, surv = censoring_survival(make_target(events, time))
+    ref_times, ref_surv = kaplan_meier_estimator(cause == 0, time.astype(float))
+    np.testing.assert_array_equal(times, ref_times)
+    np.testing.assert_allclose(surv, ref_surv, rtol=0, atol=1e-15)

@@ -28,6 +28,11 @@ from training.fitting.search import Trial, fit_pipeline, folds, n_fits, search
 from training.models.catalog import FAMILIES
 from training.models.competing import DAYS_PER_MONTH
 
+#: Families whose run takes longest on large cohorts (gradient boosting's O(n^2) loss, the
+#: forests), handed to the worker processes first so that the others fill the second worker
+#: meanwhile (longest-processing-time-first scheduling); results still come in config order.
+SLOW_FAMILIES = ("gbsa", "rsf", "stacked_ensemble")
+
 NUMERIC_RANGE_INPUTS = (
     "age_years",
     "ki67_percent",
@@ -302,6 +307,11 @@ def family_outcomes(
 
     from joblib import Parallel, delayed, parallel_config
 
+    # Slow families first; each result is yielded in config order as soon as it and the ones
+    # before it are done.
+    order = sorted(config.families, key=lambda f: f not in SLOW_FAMILIES)
+    done: dict[str, FamilyOutcome | FamilySkipped] = {}
+    pending = list(config.families)
     # Workers report each fit through a managed queue; a thread here moves the bar.
     with multiprocessing.Manager() as manager:
         queue = manager.Queue()
@@ -309,14 +319,22 @@ def family_outcomes(
         relay.start()
         try:
             with parallel_config(backend="loky", inner_max_num_threads=1):
-                results = Parallel(n_jobs=config.n_jobs, return_as="generator")(
-                    delayed(run_family_or_skip)(name, data, _QueueProgress(queue))
-                    for name in config.families
+                results = Parallel(n_jobs=config.n_jobs, return_as="generator_unordered")(
+                    delayed(_named)(name, data, _QueueProgress(queue)) for name in order
                 )
-                yield from results
+                for name, outcome in results:
+                    done[name] = outcome
+                    while pending and pending[0] in done:
+                        yield done.pop(pending.pop(0))
         finally:
             queue.put(None)
             relay.join(timeout=10)
+
+
+def _named(
+    name: str, data: TrainingData, progress: Progress
+) -> tuple[str, FamilyOutcome | FamilySkipped]:
+    return name, run_family_or_skip(name, data, progress)
 
 
 class _QueueProgress:

@@ -103,7 +103,7 @@ def subsample(
         random_state=seed,
         stratify=strata(rows.iloc[np.flatnonzero(first)]),
     )
-    keep = np.isin(ids, chosen)
+    keep = pd.Series(ids).isin(chosen).to_numpy()  # hashed: numpy's isin on strings is O(n m)
     return rows.iloc[np.flatnonzero(keep)], y[keep]
 
 

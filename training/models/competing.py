@@ -94,23 +94,33 @@ def check_fit_data(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def censoring_survival(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Kaplan-Meier estimate of the censoring distribution G(t) = P(C > t).
 
-    Any event (bone metastasis or death) censors the censoring time. scikit-survival's
-    ``kaplan_meier_estimator`` with censoring as the event (not its ``reverse=True`` form, which
-    orders tied event and censoring times differently): at a time with both, the patients with
-    an event are still at risk of being censored, the convention of the IPCW weights here.
+    Any event (bone metastasis or death) censors the censoring time. The values of
+    scikit-survival's ``kaplan_meier_estimator`` with censoring as the event (not its
+    ``reverse=True`` form, which orders tied event and censoring times differently): at a time
+    with both, the patients with an event are still at risk of being censored, the convention of
+    the IPCW weights here. Computed with numpy's grouped counts (tested equal to
+    scikit-survival's to 1e-15): scikit-survival counts the risk sets in a Python loop over the
+    distinct times (40 ms for 2,000 patients, 0.3 s for 60,000), and the IPCW metrics ask for
+    this estimate on every bootstrap resample.
 
     Returns
     -------
     times, surv : numpy.ndarray
         Step function: ``G(t) = surv[k]`` for ``times[k] <= t < times[k+1]``, 1 before.
     """
-    from sksurv.nonparametric import kaplan_meier_estimator
-
     y = check_target(y)
     if y.shape[0] == 0:
         return np.empty(0), np.empty(0)
-    times, surv = kaplan_meier_estimator(y["cause"] == CENSORED, y["time"].astype(float))
-    return np.asarray(times, dtype=float), np.asarray(surv, dtype=float)
+    times, inverse = np.unique(y["time"].astype(float), return_inverse=True)
+    at_time = np.bincount(inverse, minlength=times.size)
+    censored = np.bincount(
+        inverse, weights=(y["cause"] == CENSORED).astype(float), minlength=times.size
+    )
+    at_risk = y.shape[0] - np.concatenate(([0], np.cumsum(at_time)[:-1]))
+    ratio = np.divide(
+        censored, at_risk, out=np.zeros(times.size, dtype=float), where=censored != 0
+    )
+    return times, np.cumprod(1.0 - ratio)
 
 
 def step_values(
