@@ -117,9 +117,7 @@ def censoring_survival(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         inverse, weights=(y["cause"] == CENSORED).astype(float), minlength=times.size
     )
     at_risk = y.shape[0] - np.concatenate(([0], np.cumsum(at_time)[:-1]))
-    ratio = np.divide(
-        censored, at_risk, out=np.zeros(times.size, dtype=float), where=censored != 0
-    )
+    ratio = np.divide(censored, at_risk, out=np.zeros(times.size, dtype=float), where=censored != 0)
     return times, np.cumprod(1.0 - ratio)
 
 

@@ -58,7 +58,6 @@ def evaluate_model(
     import mlflow
 
     from training.config import TrainConfig
-
     from training.evaluation import figures
     from training.scoring.predict import ScoringError, load_model
     from training.tracking import registry
