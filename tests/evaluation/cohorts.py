@@ -13,6 +13,17 @@ def target(cause, time) -> np.ndarray:
     return make_target(EVENTS[np.asarray(cause)], np.asarray(time, dtype=float))
 
 
+def tied_split(seed: int):
+    """A random training target (300 patients), a test target (10-199 patients, times on a
+    weekly grid: ties of every kind) and tied risk scores of the test patients."""
+    rng = np.random.default_rng(seed)
+    y_train = target(rng.integers(0, 3, size=300), np.ceil(rng.exponential(400, 300)) + 1)
+    n = int(rng.integers(10, 200))
+    y_test = target(rng.integers(0, 3, size=n), np.ceil(rng.exponential(400, n) / 7) * 7 + 1)
+    risk = np.round(rng.normal(size=n), int(rng.integers(0, 3)))
+    return rng, y_train, y_test, risk
+
+
 def simulate(n: int, seed: int, beta: float = 1.0):
     """Exponential cause-specific hazards with a known cumulative incidence.
 

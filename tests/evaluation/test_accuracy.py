@@ -95,16 +95,12 @@ def test_cumulative_dynamic_auc_equals_sksurv_with_ties_and_reused_censoring(see
     # censoring on every call); the project's version takes the fitted censoring once.
     from sksurv.metrics import cumulative_dynamic_auc as sksurv_auc
 
-    from tests.evaluation.cohorts import target
+    from tests.evaluation.cohorts import tied_split
     from training.evaluation.accuracy import cumulative_dynamic_auc
     from training.evaluation.concordance import censoring_estimator, death_censored
     from training.models.competing import DAYS_PER_MONTH
 
-    rng = np.random.default_rng(seed)
-    y_train = target(rng.integers(0, 3, size=300), np.ceil(rng.exponential(400, 300)) + 1)
-    n = int(rng.integers(10, 200))
-    y_test = target(rng.integers(0, 3, size=n), np.ceil(rng.exponential(400, n) / 7) * 7 + 1)
-    risk = np.round(rng.normal(size=n), int(rng.integers(0, 3)))
+    rng, y_train, y_test, risk = tied_split(seed)
     months = float(rng.uniform(1, 30))
     days = [months * DAYS_PER_MONTH]
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.evaluation.cohorts import simulate, target
+from tests.evaluation.cohorts import simulate, target, tied_split
 from training.evaluation.concordance import fast_harrell_c, harrell_c
 
 
@@ -59,11 +59,7 @@ def test_uno_c_equals_sksurv_with_ties_truncation_and_reused_censoring(seed):
 
     from training.evaluation.concordance import censoring_estimator, uno_c
 
-    rng = np.random.default_rng(seed)
-    y_train = target(rng.integers(0, 3, size=300), np.ceil(rng.exponential(400, 300)) + 1)
-    n = int(rng.integers(10, 200))
-    y_test = target(rng.integers(0, 3, size=n), np.ceil(rng.exponential(400, n) / 7) * 7 + 1)
-    risk = np.round(rng.normal(size=n), int(rng.integers(0, 3)))
+    rng, y_train, y_test, risk = tied_split(seed)
     tau_days = float(rng.uniform(200, 2500))
     tau = np.nextafter(min(tau_days, y_test["time"].max(), y_train["time"].max()), 0)
     try:
