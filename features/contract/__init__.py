@@ -21,13 +21,15 @@ left out of the rules across columns, so one mistake never cascades into several
 Where each part lives: :mod:`~features.contract.violations` (the rule texts, :class:`Violation`,
 :class:`ContractError`), :mod:`~features.contract.columns` (the rules of one column and a
 table's header), :mod:`~features.contract.tables` (the rules of one table, from frames or
-records), :mod:`~features.contract.files` (reading CSV and Parquet) and
-:mod:`~features.contract.cohort` (both tables together: :class:`Cohort`). Import from here.
+records), :mod:`~features.contract.files` (reading CSV and Parquet, whole or in chunks),
+:mod:`~features.contract.cohort` (both tables together: :class:`Cohort`) and
+:mod:`~features.contract.chunks` (the same, chunk by chunk in bounded memory). Import from here.
 """
 
+from features.contract.chunks import DEFAULT_CHUNK_SIZE, CohortChunk, iter_cohort
 from features.contract.cohort import Cohort, load_cohort, validate_cohort
 from features.contract.columns import TYPED_FILE
-from features.contract.files import read_table
+from features.contract.files import read_chunks, read_table
 from features.contract.tables import (
     check_measurement_records,
     check_measurements,
@@ -70,13 +72,17 @@ from features.schema import CONTRACT_VERSION
 
 __all__ = [
     "Cohort",
+    "CohortChunk",
+    "DEFAULT_CHUNK_SIZE",
     "ContractError",
     "Violation",
     "check_measurement_records",
     "check_measurements",
     "check_patient_records",
     "check_patients",
+    "iter_cohort",
     "load_cohort",
+    "read_chunks",
     "read_table",
     "validate_cohort",
     "CONTRACT_VERSION",

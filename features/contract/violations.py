@@ -218,14 +218,23 @@ class Report:
             self.items.append(Violation(self.table, int(i) + 1, self.ids[i], column, value, text))
 
     def sorted(self, columns: Sequence[str]) -> list[Violation]:
-        order = {name: k for k, name in enumerate(columns)}
+        return in_report_order(self.items, columns)
 
-        def key(v: Violation) -> tuple[int, int]:
-            if v.row is None:
-                return (0, 0)  # table-level first, in the order found
-            return (v.row, order.get(v.column, len(order)) if v.column is not None else len(order))
 
-        return sorted(self.items, key=key)
+def in_report_order(violations: Iterable[Violation], columns: Sequence[str]) -> list[Violation]:
+    """Violations of one table as a report lists them: table-level first, then by row.
+
+    Within a row, by the column's place in ``columns`` (a violation of no column last); ties
+    keep the order given.
+    """
+    order = {name: k for k, name in enumerate(columns)}
+
+    def key(v: Violation) -> tuple[int, int]:
+        if v.row is None:
+            return (0, 0)  # table-level first, in the order found
+        return (v.row, order.get(v.column, len(order)) if v.column is not None else len(order))
+
+    return sorted(violations, key=key)
 
 
 def _python_value(value: object) -> object:

@@ -46,37 +46,71 @@ def predict(
     spark_master: Annotated[
         str, typer.Option("--spark-master", help="Spark master URL (with --engine spark)")
     ] = "local[*]",
+    chunk_size: Annotated[
+        int,
+        typer.Option(
+            "--chunk-size",
+            min=1,
+            help="patients read, checked and scored at a time by the local engine (memory "
+            "holds one chunk)",
+        ),
+    ] = 50_000,
 ) -> None:
     """Score a cohort with a registered model and write one row per patient.
 
-    Works for every registered model, landmark models included.
+    Works for every registered model, landmark models included. The local engine reads the
+    patients in chunks and writes the output only when every chunk is valid and scored.
     """
-    from training.scoring.predict import ScoringError, score_cohort
+    from training.scoring.predict import ScoringError
     from training.tracking import store as tracking
 
     if engine not in ("local", "spark"):
         fail(f"cannot predict: --engine must be local or spark, got {engine!r}")
+    if engine == "local":
+        _predict_local(patients, measurements, model_uri, out, prediction_day, chunk_size)
+        return
+    from training.scoring.spark import score_cohort_spark
+
     cohort = load(patients, measurements)
     tracking.configure(store_settings())
-    if engine == "spark":
-        from training.scoring.spark import score_cohort_spark
-
-        try:
-            n = score_cohort_spark(
-                cohort, model_uri, out, master=spark_master, prediction_day=prediction_day
-            )
-        except ScoringError as err:
-            fail(f"cannot predict: {err}")
-        typer.echo(f"wrote {n} predictions to {out} (Parquet folder, Spark {spark_master})")
-        return
     try:
-        with library_output():
-            frame = score_cohort(cohort, model_uri, prediction_day)
+        n = score_cohort_spark(
+            cohort, model_uri, out, master=spark_master, prediction_day=prediction_day
+        )
     except ScoringError as err:
         fail(f"cannot predict: {err}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False)
-    typer.echo(f"wrote {len(frame)} predictions to {out}")
+    typer.echo(f"wrote {n} predictions to {out} (Parquet folder, Spark {spark_master})")
+
+
+def _predict_local(
+    patients: Path,
+    measurements: Path | None,
+    model_uri: str,
+    out: Path,
+    prediction_day: float | None,
+    chunk_size: int,
+) -> None:
+    from features.contract import ContractError
+    from training.scoring.chunked import score_files
+    from training.scoring.predict import ScoringError
+    from training.tracking import store as tracking
+
+    tracking.configure(store_settings())
+    try:
+        with library_output():
+            n = score_files(
+                patients,
+                measurements,
+                model_uri,
+                out,
+                prediction_day=prediction_day,
+                chunk_size=chunk_size,
+            )
+    except ContractError as err:
+        fail(str(err))
+    except ScoringError as err:
+        fail(f"cannot predict: {err}")
+    typer.echo(f"wrote {n} predictions to {out}")
 
 
 def serve(

@@ -103,13 +103,40 @@ def score_cohort(
     See :func:`predict_patients` (at enrollment, or at ``prediction_day`` with the draws known
     by then); works for every registered model, landmark models included.
     """
+    risk_model = load_risk_model(model_uri)
+    return output_frame(risk_model, cohort.patients, cohort.measurements, prediction_day)
+
+
+def load_risk_model(model_uri: str):
+    """The fitted risk model of the registered bonemet model behind ``model_uri``.
+
+    Raises
+    ------
+    ScoringError
+        When the model cannot be loaded or is not a bonemet risk model.
+    """
     model = load_model(model_uri)
     try:
-        risk_model = model.unwrap_python_model().risk_model
+        return model.unwrap_python_model().risk_model
     except AttributeError as err:
         raise ScoringError(f"{model_uri} is not a bonemet risk model: {err}") from err
+
+
+def output_frame(
+    risk_model,
+    patients: pd.DataFrame,
+    measurements: pd.DataFrame | None,
+    prediction_day: float | None,
+) -> pd.DataFrame:
+    """:func:`predict_patients` in the batch output layout (:data:`OUTPUT_COLUMNS`).
+
+    Raises
+    ------
+    ScoringError
+        When the model cannot score these rows.
+    """
     try:
-        frame = predict_patients(risk_model, cohort.patients, cohort.measurements, prediction_day)
+        frame = predict_patients(risk_model, patients, measurements, prediction_day)
     except ValueError as err:
         raise ScoringError(str(err)) from err
     # A model trained before contract 1.1 has no p_death columns: they are left empty.

@@ -1,0 +1,82 @@
+"""The local engine on files: a cohort scored chunk by chunk, in bounded memory.
+
+:func:`score_files` reads the patients table in chunks (:func:`features.contract.iter_cohort`,
+which applies the contract's rules and messages, the rules across rows included), scores each
+chunk with :func:`~training.scoring.predict.predict_patients` and appends its rows to the output
+CSV. The output is written to a temporary file beside ``out`` and moved into place only when
+every chunk is valid and scored: a bad row in the last chunk leaves no output (and an existing
+``out`` untouched).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from features.contract import DEFAULT_CHUNK_SIZE, iter_cohort
+from training.scoring.predict import ScoringError, load_risk_model, output_frame
+
+
+def score_files(
+    patients: str | os.PathLike[str],
+    measurements: str | os.PathLike[str] | None,
+    model_uri: str,
+    out: str | os.PathLike[str],
+    *,
+    prediction_day: float | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> int:
+    """Score the cohort of these files and write one CSV row per patient to ``out``.
+
+    The output is :func:`~training.scoring.predict.score_cohort`'s on the whole cohort (same
+    rows, order and columns); memory holds one chunk of patients, the ids seen and the draws
+    table (:mod:`features.contract.chunks`).
+
+    Parameters
+    ----------
+    patients, measurements : str or os.PathLike
+        The contract tables (CSV or Parquet); ``measurements`` may be None.
+    model_uri : str
+        The registered model.
+    out : str or os.PathLike
+        The output CSV; its folder is created. Replaced only when all went well.
+    prediction_day : float, optional
+        Score at this day since enrollment with the draws known by then (default: enrollment).
+    chunk_size : int, default 50,000
+        Patients per chunk.
+
+    Returns
+    -------
+    int
+        The number of patients scored.
+
+    Raises
+    ------
+    features.contract.ContractError
+        When a file cannot be read or the cohort breaks the contract (nothing written).
+    ScoringError
+        When the model cannot be loaded or cannot score the cohort (nothing written).
+    """
+    chunks = iter_cohort(patients, measurements, chunk_size=chunk_size)
+    try:
+        risk_model = load_risk_model(model_uri)
+    except ScoringError:
+        for _ in chunks:  # a broken cohort is reported first, as when it is read whole
+            pass
+        raise
+    target = Path(out)
+    if target.is_dir():
+        raise ScoringError(f"cannot write {target}: it is a folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    n = 0
+    try:
+        with open(partial, "x", newline="", encoding="utf-8") as handle:
+            for chunk in chunks:
+                frame = output_frame(risk_model, chunk.patients, chunk.measurements, prediction_day)
+                frame.to_csv(handle, index=False, header=n == 0)
+                n += len(frame)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return n
