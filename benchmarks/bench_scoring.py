@@ -1,13 +1,15 @@
 """Scoring a population: the local engine against Spark local mode, by cohort size (issue 15).
 
 One command:  .venv/bin/python -m benchmarks.bench_scoring [--sizes 10000 100000 1000000]
+              [--engines local spark] [--chunk-size 50000]
 
 A ``cox_ridge`` model is trained on 2,000 simulated patients into a temporary store (one
 search configuration, no bootstrap). For each size a cohort is built from a simulated
 100,000-patient cohort (tiled with new patient ids beyond that size; the model's work per row
 does not depend on who the patient is) and written as Parquet (patients and draws). Then
-``bonemet predict`` scores it, as a user runs it, once per engine: ``--engine local`` (CSV out)
-and ``--engine spark --spark-master local[2]`` (Parquet folder out). Measured per run: wall
+``bonemet predict`` scores it, as a user runs it, once per engine: ``--engine local`` (chunks
+of ``--chunk-size`` patients, CSV out) and ``--engine spark --spark-master local[2]`` (Parquet
+folder out). Measured per run: wall
 time of the whole command (reading, validation, scoring, writing; Spark's JVM start
 included), rows per second, and the peak resident memory of the command and all its
 descendants (the JVM included), sampled every 0.2 s from /proc. Writes the table to
@@ -83,6 +85,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument(
+        "--engines", nargs="+", choices=("local", "spark"), default=["local", "spark"]
+    )
+    parser.add_argument(
+        "--chunk-size", type=int, default=50_000, help="patients per chunk of the local engine"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
 
@@ -115,14 +123,13 @@ def main() -> None:
             inputs = ["predict", "--patients", str(folder / "patients.parquet")]
             inputs += ["--measurements", str(folder / "oc_measurements.parquet")]
             inputs += ["--model-uri", "models:/bone-metastasis-risk/1"]
-            for engine, extra in (
-                ("local", ["--out", str(folder / "local.csv")]),
-                (
-                    "spark",
-                    ["--engine", "spark", "--spark-master", args.spark_master]
-                    + ["--out", str(folder / "spark.parquet")],
-                ),
-            ):
+            runs = {
+                "local": ["--chunk-size", str(args.chunk_size), "--out", str(folder / "local.csv")],
+                "spark": ["--engine", "spark", "--spark-master", args.spark_master]
+                + ["--out", str(folder / "spark.parquet")],
+            }
+            for engine in args.engines:
+                extra = runs[engine]
                 seconds, peak, _ = run_measured([*bonemet, *inputs, *extra], env, tmp)
                 results.append((n, engine, seconds, n / seconds, peak))
                 print(results[-1], flush=True)
@@ -131,23 +138,26 @@ def main() -> None:
         SECTION,
         "",
         f"Machine: {machine()}. Command: `.venv/bin/python -m benchmarks.bench_scoring --sizes "
-        f"{' '.join(str(s) for s in args.sizes)}`. One `bonemet predict` per engine and size "
-        "(cox_ridge, at enrollment; Parquet in; CSV out for local, a Parquet folder for "
-        f"Spark `{args.spark_master}`); wall time of the whole command, peak resident memory of "
+        f"{' '.join(str(s) for s in args.sizes)} --engines {' '.join(args.engines)} "
+        f"--chunk-size {args.chunk_size}`. One `bonemet predict` per engine and size "
+        "(cox_ridge, at enrollment; Parquet in; CSV out for local, read, checked and scored in "
+        f"chunks of {args.chunk_size:,} patients; a Parquet folder for Spark "
+        f"`{args.spark_master}`); wall time of the whole command, peak resident memory of "
         "the command and its descendants (Spark's JVM included).",
         "",
         "| patients | engine | wall s | rows/s | peak memory MB |",
         "|---|---|---|---|---|",
         *(f"| {n:,} | {e} | {s:.1f} | {r:,.0f} | {m:,.0f} |" for n, e, s, r, m in results),
     ]
-    by = {(n, e): s for n, e, s, _, _ in results}
-    faster = [n for n in args.sizes if by[(n, "spark")] < by[(n, "local")]]
-    lines += [
-        "",
-        "Spark local mode is faster than the local engine from "
-        + (f"{min(faster):,} patients on" if faster else "none of these sizes")
-        + " on this machine.",
-    ]
+    if set(args.engines) == {"local", "spark"}:
+        by = {(n, e): s for n, e, s, _, _ in results}
+        faster = [n for n in args.sizes if by[(n, "spark")] < by[(n, "local")]]
+        lines += [
+            "",
+            "Spark local mode is faster than the local engine from "
+            + (f"{min(faster):,} patients on" if faster else "none of these sizes")
+            + " on this machine.",
+        ]
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:

@@ -14,10 +14,13 @@ alone are kept across chunks:
   number and id, 16 bytes each, until the end shows whether any row carries one);
 - every draw's patient must exist (checked at the end, against the ids seen).
 
-The ``oc_measurements`` table is read and checked whole, before the first chunk (its own rules
-across rows, unique ``(patient_id, day)``, need every draw), and kept typed: each chunk comes
-with the draws of its patients, in file order. Memory therefore holds one chunk of patients,
-the ids seen and the typed draws table (about 100 bytes per draw).
+The ``oc_measurements`` table is read and checked in chunks too, before the first patient.
+Its rule across rows (unique ``(patient_id, day)``) and the check of each draw's patient run on
+two compact arrays (a patient code and the day: 12 bytes per draw); each chunk of patients then
+comes with the draws of its patients, in file order, taken from the draws kept typed and
+compact (a code and five floats: 44 bytes per draw), all of them or, for a prediction at
+enrollment, the day-0 ones only. Memory therefore holds one chunk of either table, the ids
+seen (about 100 bytes per patient) and about 12 bytes per draw (56 with every draw kept).
 """
 
 from __future__ import annotations
@@ -30,18 +33,20 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from features.contract.files import read_chunks, read_table
+from features.contract.files import read_chunks
 from features.contract.tables import check_measurements, check_patients
 from features.contract.violations import (
     MEASUREMENTS_TABLE,
     PATIENTS_TABLE,
     RULE_NO_ROWS,
     RULE_OUTCOME_MIXED,
+    RULE_UNIQUE_DRAW,
     RULE_UNIQUE_ID,
     RULE_UNKNOWN_PATIENT,
     ContractError,
     Violation,
     in_report_order,
+    python_value,
 )
 from features.schema import MEASUREMENT_COLUMNS, PATIENT_COLUMNS
 
@@ -50,6 +55,7 @@ DEFAULT_CHUNK_SIZE = 50_000
 
 # A chunk's own "already in row N" names a row of the chunk: replaced by the cohort's.
 _CHUNK_REPEAT = re.compile(re.escape(RULE_UNIQUE_ID).replace(re.escape("{first}"), r"\d+"))
+_CHUNK_DRAW_REPEAT = re.compile(re.escape(RULE_UNIQUE_DRAW).replace(re.escape("{first}"), r"\d+"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +83,7 @@ def iter_cohort(
     measurements_path: str | os.PathLike[str] | None = None,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    enrollment_draws_only: bool = False,
 ) -> Iterator[CohortChunk]:
     """Read and validate a cohort chunk by chunk, yielding each chunk while all is valid.
 
@@ -91,9 +98,12 @@ def iter_cohort(
     patients_path : str or os.PathLike
         The ``patients`` table (``.csv``, ``.parquet`` or ``.pq``), read in chunks.
     measurements_path : str or os.PathLike, optional
-        The ``oc_measurements`` table, read whole.
+        The ``oc_measurements`` table, read and checked in chunks before the first patient.
     chunk_size : int, default 50,000
-        Patients per chunk.
+        Rows per chunk (of either table).
+    enrollment_draws_only : bool, default False
+        Keep only the day-0 draws for the chunks (all a prediction at enrollment reads,
+        :func:`features.draws.enrollment_view`); the others are checked, then dropped.
 
     Yields
     ------
@@ -107,16 +117,9 @@ def iter_cohort(
     """
     unreadable: list[Violation] = []
     draws = None
-    draw_violations: list[Violation] = []
     if measurements_path is not None:
-        try:
-            raw = read_table(measurements_path, table=MEASUREMENTS_TABLE)
-        except ContractError as exc:
-            unreadable = exc.violations
-        else:
-            typed, draw_violations = check_measurements(raw, None)
-            del raw
-            draws = _DrawsByPatient(typed)
+        draws = _DrawsAcrossChunks(measurements_path, chunk_size, enrollment_draws_only)
+        unreadable = draws.unreadable
     rules = _AcrossChunks()
     chunks = read_chunks(patients_path, chunk_size, table=PATIENTS_TABLE)
     while True:
@@ -130,18 +133,15 @@ def iter_cohort(
             continue
         first_row = rules.n_rows + 1
         typed = rules.check(raw)
-        if len(typed) and not (draw_violations or rules.failed):
+        clean = not (rules.failed or (draws is not None and draws.failed))
+        if len(typed) and clean:
             mine = None if draws is None else draws.of(typed["patient_id"])
             yield CohortChunk(first_row, typed, mine)
     if unreadable:
         raise ContractError(unreadable)
     violations = rules.violations()
     if draws is not None:
-        if rules.has_ids:
-            draw_violations = in_report_order(
-                draw_violations + draws.unknown(rules.first_row), _names(MEASUREMENT_COLUMNS)
-            )
-        violations += draw_violations
+        violations += draws.violations(rules.first_row if rules.has_ids else None)
     if violations:
         raise ContractError(violations)
 
@@ -241,31 +241,120 @@ def _given(raw: pd.DataFrame, name: str) -> np.ndarray:
     return ~missing
 
 
-class _DrawsByPatient:
-    """The typed draws table, from which each chunk takes its patients' draws."""
+class _DrawsAcrossChunks:
+    """The ``oc_measurements`` table read and checked in chunks, kept compact for scoring.
 
-    def __init__(self, typed: pd.DataFrame) -> None:
-        self.frame = typed
-        codes, uniques = pd.factorize(typed["patient_id"], use_na_sentinel=True)
-        self._codes = codes
-        self._ids = pd.Index(uniques, dtype=object)
+    Per draw, a patient code (int32) and the day (float64) are kept for the rule across rows
+    (unique ``(patient_id, day)``) and for the check that each draw's patient exists; the draws
+    the chunks need (every draw, or the day-0 ones) are kept as a code and their float columns.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], chunk_size: int, day0_only: bool) -> None:
+        self.path = path
+        self.unreadable: list[Violation] = []
+        self._table_level: list[Violation] = []
+        self._rows: list[Violation] = []
+        self._code_of: dict[str, int] = {}
+        codes: list[np.ndarray] = []
+        days: list[np.ndarray] = []
+        kept: list[pd.DataFrame] = []
+        n_rows = 0
+        try:
+            for raw in read_chunks(path, chunk_size, table=MEASUREMENTS_TABLE):
+                typed, found = check_measurements(raw, None)
+                for v in found:
+                    if v.row is None:
+                        if n_rows == 0:  # the header is the same in every chunk
+                            self._table_level.append(v)
+                    elif not (v.column == "day" and _CHUNK_DRAW_REPEAT.fullmatch(v.rule)):
+                        self._rows.append(replace(v, row=v.row + n_rows))
+                code = self._codes(typed["patient_id"].to_numpy(dtype=object))
+                day = typed["day"].to_numpy(dtype=float)
+                codes.append(code)
+                days.append(day)
+                keep = day == 0.0 if day0_only else np.ones(len(day), dtype=bool)
+                kept.append(typed.loc[keep].assign(patient_id=code[keep]))
+                n_rows += len(raw)
+        except ContractError as exc:
+            self.unreadable = exc.violations
+            return
+        self._ids = np.array(list(self._code_of), dtype=object)
+        self._id_of_code = np.append(self._ids, None)  # code -1 (no valid id) reads None
+        self._codes_all = np.concatenate(codes) if codes else np.empty(0, dtype=np.int32)
+        self._repeats(np.concatenate(days) if days else np.empty(0))
+        self.frame = pd.concat(kept, ignore_index=True)
+
+    def _codes(self, ids: np.ndarray) -> np.ndarray:
+        """Each id's code (-1 for no valid id), numbering new ids in order of appearance."""
+        local, uniques = pd.factorize(ids, use_na_sentinel=True)
+        table = self._code_of
+        mapped = np.array([table.setdefault(pid, len(table)) for pid in uniques], dtype=np.int32)
+        return np.where(local >= 0, mapped[np.maximum(local, 0)] if len(mapped) else -1, -1)
+
+    def _repeats(self, days: np.ndarray) -> None:
+        """Every draw whose (patient_id, day) an earlier draw has: rows, and that first row."""
+        codes = self._codes_all
+        rows = np.flatnonzero((codes >= 0) & ~np.isnan(days))
+        order = rows[np.lexsort((days[rows], codes[rows]))]  # stable: file order within a key
+        same = np.zeros(len(order), dtype=bool)
+        same[1:] = (codes[order][1:] == codes[order][:-1]) & (days[order][1:] == days[order][:-1])
+        starts = np.maximum.accumulate(np.where(same, 0, np.arange(len(order))))
+        self._repeated = order[same]
+        self._first = order[starts][same]
+
+    @property
+    def failed(self) -> bool:
+        """Whether the table alone already breaks the contract."""
+        return bool(self._table_level or self._rows or len(self._repeated))
 
     def of(self, patient_ids: pd.Series) -> pd.DataFrame:
-        """The draws of these patients, in file order."""
-        found = self._ids.get_indexer(patient_ids.to_numpy(dtype=object))
+        """The kept draws of these patients, in file order, typed as the whole table."""
+        codes = self.frame["patient_id"].to_numpy()
         member = np.zeros(len(self._ids) + 1, dtype=bool)  # the last place: no valid id
-        member[found[found >= 0]] = True
-        mask = member[np.where(self._codes >= 0, self._codes, len(self._ids))]
-        return self.frame.loc[mask].reset_index(drop=True)
+        wanted = [self._code_of.get(pid) for pid in patient_ids.to_numpy(dtype=object)]
+        member[[c for c in wanted if c is not None]] = True
+        mine = self.frame.loc[member[np.where(codes >= 0, codes, len(self._ids))]]
+        ids = self._id_of_code[mine["patient_id"].to_numpy()]
+        mine = mine.assign(patient_id=pd.Series(ids, index=mine.index, dtype=object))
+        return mine.reset_index(drop=True)
 
-    def unknown(self, patients: dict[str, int]) -> list[Violation]:
-        """A violation for each draw whose (well-formed) patient_id is not a patient's."""
-        known = np.fromiter((pid in patients for pid in self._ids), dtype=bool)
-        known = np.append(known, True)  # draws without a valid id are not checked
-        rows = np.flatnonzero(~known[np.where(self._codes >= 0, self._codes, len(self._ids))])
-        ids = self.frame["patient_id"].to_numpy(dtype=object)
-        rule = RULE_UNKNOWN_PATIENT
-        return [
-            Violation(MEASUREMENTS_TABLE, int(i) + 1, ids[i], "patient_id", ids[i], rule)
-            for i in rows
-        ]
+    def violations(self, patients: dict[str, int] | None) -> list[Violation]:
+        """Every violation of the table, in the whole-table validation's order.
+
+        ``patients`` maps the patients' ids (None: the patients table has no id column, and
+        the draws' patients are not checked).
+        """
+        found = list(self._rows)
+        ids = self._id_of_code
+        codes = np.where(self._codes_all >= 0, self._codes_all, len(self._ids))
+        if len(self._repeated):
+            raw_days = _raw_values(self.path, self._repeated, "day", MEASUREMENTS_TABLE)
+            for row, first, value in zip(self._repeated, self._first, raw_days, strict=True):
+                rule = RULE_UNIQUE_DRAW.format(first=int(first) + 1)
+                pid = ids[codes[row]]
+                found.append(Violation(MEASUREMENTS_TABLE, int(row) + 1, pid, "day", value, rule))
+        if patients is not None:
+            known = np.fromiter((pid in patients for pid in self._ids), dtype=bool)
+            known = np.append(known, True)  # draws without a valid id are not checked
+            for row in np.flatnonzero(~known[codes]):
+                pid, rule = ids[codes[row]], RULE_UNKNOWN_PATIENT
+                found.append(
+                    Violation(MEASUREMENTS_TABLE, int(row) + 1, pid, "patient_id", pid, rule)
+                )
+        return self._table_level + in_report_order(found, _names(MEASUREMENT_COLUMNS))
+
+
+def _raw_values(
+    path: str | os.PathLike[str], rows: np.ndarray, column: str, table: str
+) -> list[object]:
+    """The values as read of ``column`` at these 0-based rows (a second reading of the file)."""
+    wanted = np.sort(rows)
+    values: dict[int, object] = {}
+    offset = 0
+    for raw in read_chunks(path, DEFAULT_CHUNK_SIZE, table=table):
+        labels = [str(c) for c in raw.columns]
+        here = wanted[(wanted >= offset) & (wanted < offset + len(raw))]
+        for row in here:
+            values[int(row)] = python_value(raw.iloc[int(row) - offset, labels.index(column)])
+        offset += len(raw)
+    return [values[int(row)] for row in rows]

@@ -214,7 +214,7 @@ class Report:
             return
         for i in np.flatnonzero(mask):
             text = rule(int(i)) if callable(rule) else rule
-            value = None if raw is None else _python_value(raw[i])
+            value = None if raw is None else python_value(raw[i])
             self.items.append(Violation(self.table, int(i) + 1, self.ids[i], column, value, text))
 
     def sorted(self, columns: Sequence[str]) -> list[Violation]:
@@ -237,7 +237,8 @@ def in_report_order(violations: Iterable[Violation], columns: Sequence[str]) -> 
     return sorted(violations, key=key)
 
 
-def _python_value(value: object) -> object:
+def python_value(value: object) -> object:
+    """A value as read, as a plain Python object (None for every kind of missing)."""
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or value is pd.NA or value is pd.NaT:

@@ -29,8 +29,8 @@ def score_files(
     """Score the cohort of these files and write one CSV row per patient to ``out``.
 
     The output is :func:`~training.scoring.predict.score_cohort`'s on the whole cohort (same
-    rows, order and columns); memory holds one chunk of patients, the ids seen and the draws
-    table (:mod:`features.contract.chunks`).
+    rows, order and columns); memory holds one chunk, the ids seen and a few bytes per draw
+    (:mod:`features.contract.chunks`).
 
     Parameters
     ----------
@@ -57,7 +57,13 @@ def score_files(
     ScoringError
         When the model cannot be loaded or cannot score the cohort (nothing written).
     """
-    chunks = iter_cohort(patients, measurements, chunk_size=chunk_size)
+    # At enrollment only the day-0 draws are read by the model (features.draws.enrollment_view).
+    chunks = iter_cohort(
+        patients,
+        measurements,
+        chunk_size=chunk_size,
+        enrollment_draws_only=prediction_day is None,
+    )
     try:
         risk_model = load_risk_model(model_uri)
     except ScoringError:

@@ -168,3 +168,34 @@ def test_a_header_only_file_has_no_rows(tmp_path):
     for size in (1, 7):
         _assert_same(path, None, size)
     assert list(read_chunks(path, 3))[0].empty
+
+
+def test_a_draw_repeated_in_a_later_chunk_names_its_first_row(rows, tmp_path):
+    draws = pd.DataFrame(
+        {
+            "patient_id": ["Q003", "Q004", "Q003", "Q005", "Q003"],
+            "day": ["0", "0", "30", "0", "0.0"],
+        }
+        | {"oc_positive_percent": ["1.5", "2", "0.5", "1", "1"]}
+    )
+    patients = _write(rows, tmp_path / "patients.csv")
+    measurements = _write(draws, tmp_path / "oc_measurements.csv")
+    for size in (1, 2, 7):
+        _assert_same(patients, measurements, size)
+        with pytest.raises(ContractError) as err:
+            list(iter_cohort(patients, measurements, chunk_size=size))
+        assert [str(v) for v in err.value.violations] == [
+            "oc_measurements row 5 (patient_id Q003), column day, value '0.0': "
+            "(patient_id, day) must be unique, already in row 1"
+        ]
+
+
+def test_enrollment_chunks_carry_the_day_0_draws_only(small_cohort):
+    patients, measurements = small_cohort / "patients.csv", small_cohort / "oc_measurements.csv"
+    whole = load_cohort(patients, measurements).measurements
+    day0 = whole[whole["day"] == 0.0]
+    chunks = list(iter_cohort(patients, measurements, chunk_size=50, enrollment_draws_only=True))
+    for chunk in chunks:
+        mine = day0[day0["patient_id"].isin(set(chunk.patients["patient_id"]))]
+        pd.testing.assert_frame_equal(chunk.measurements, mine.reset_index(drop=True))
+    assert sum(len(c.measurements) for c in chunks) == len(day0) > 0
