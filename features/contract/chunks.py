@@ -53,6 +53,9 @@ from features.schema import MEASUREMENT_COLUMNS, PATIENT_COLUMNS
 #: Patients per chunk of :func:`iter_cohort` by default.
 DEFAULT_CHUNK_SIZE = 50_000
 
+#: Draws sorted at once when looking for repeated (patient_id, day) keys.
+DRAWS_PER_SORT = 1_000_000
+
 # A chunk's own "already in row N" names a row of the chunk: replaced by the cohort's.
 _CHUNK_REPEAT = re.compile(re.escape(RULE_UNIQUE_ID).replace(re.escape("{first}"), r"\d+"))
 _CHUNK_DRAW_REPEAT = re.compile(re.escape(RULE_UNIQUE_DRAW).replace(re.escape("{first}"), r"\d+"))
@@ -280,8 +283,10 @@ class _DrawsAcrossChunks:
             return
         self._ids = np.array(list(self._code_of), dtype=object)
         self._id_of_code = np.append(self._ids, None)  # code -1 (no valid id) reads None
-        self._codes_all = np.concatenate(codes) if codes else np.empty(0, dtype=np.int32)
-        self._repeats(np.concatenate(days) if days else np.empty(0))
+        self._codes_all = np.concatenate(codes)
+        del codes
+        self._repeats(np.concatenate(days))
+        del days
         self.frame = pd.concat(kept, ignore_index=True)
 
     def _codes(self, ids: np.ndarray) -> np.ndarray:
@@ -292,15 +297,28 @@ class _DrawsAcrossChunks:
         return np.where(local >= 0, mapped[np.maximum(local, 0)] if len(mapped) else -1, -1)
 
     def _repeats(self, days: np.ndarray) -> None:
-        """Every draw whose (patient_id, day) an earlier draw has: rows, and that first row."""
+        """Every draw whose (patient_id, day) an earlier draw has: rows, and that first row.
+
+        The draws are sorted by key in parts of patients (about a million draws each), so that
+        the sort's working arrays stay small whatever the size of the table.
+        """
         codes = self._codes_all
-        rows = np.flatnonzero((codes >= 0) & ~np.isnan(days))
-        order = rows[np.lexsort((days[rows], codes[rows]))]  # stable: file order within a key
-        same = np.zeros(len(order), dtype=bool)
-        same[1:] = (codes[order][1:] == codes[order][:-1]) & (days[order][1:] == days[order][:-1])
-        starts = np.maximum.accumulate(np.where(same, 0, np.arange(len(order))))
-        self._repeated = order[same]
-        self._first = order[starts][same]
+        valid = (codes >= 0) & ~np.isnan(days)
+        parts = max(1, len(codes) // DRAWS_PER_SORT)
+        repeated, firsts = [], []
+        for part in range(parts):
+            rows = np.flatnonzero(valid & (codes % parts == part))
+            # A stable sort by (patient, day): within a key, the draws stay in file order.
+            order = rows[np.lexsort((days[rows], codes[rows]))]
+            key_codes, key_days = codes[order], days[order]
+            same = np.zeros(len(order), dtype=bool)
+            same[1:] = (key_codes[1:] == key_codes[:-1]) & (key_days[1:] == key_days[:-1])
+            starts = np.maximum.accumulate(np.where(same, 0, np.arange(len(order))))
+            repeated.append(order[same])
+            firsts.append(order[starts][same])
+        by_row = np.argsort(np.concatenate(repeated), kind="stable")
+        self._repeated = np.concatenate(repeated)[by_row]
+        self._first = np.concatenate(firsts)[by_row]
 
     @property
     def failed(self) -> bool:

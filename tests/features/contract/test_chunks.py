@@ -13,7 +13,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.contract import ContractError, iter_cohort, load_cohort, read_chunks, read_table
+from features.contract import (
+    ContractError,
+    chunks,
+    iter_cohort,
+    load_cohort,
+    read_chunks,
+    read_table,
+)
 
 HERE = Path(__file__).parent
 GOOD = HERE / "good"
@@ -170,7 +177,7 @@ def test_a_header_only_file_has_no_rows(tmp_path):
     assert list(read_chunks(path, 3))[0].empty
 
 
-def test_a_draw_repeated_in_a_later_chunk_names_its_first_row(rows, tmp_path):
+def test_a_draw_repeated_in_a_later_chunk_names_its_first_row(rows, tmp_path, monkeypatch):
     draws = pd.DataFrame(
         {
             "patient_id": ["Q003", "Q004", "Q003", "Q005", "Q003"],
@@ -180,7 +187,8 @@ def test_a_draw_repeated_in_a_later_chunk_names_its_first_row(rows, tmp_path):
     )
     patients = _write(rows, tmp_path / "patients.csv")
     measurements = _write(draws, tmp_path / "oc_measurements.csv")
-    for size in (1, 2, 7):
+    for size, per_sort in ((1, 1), (2, 2), (7, 1_000_000)):
+        monkeypatch.setattr(chunks, "DRAWS_PER_SORT", per_sort)  # sorted in parts of patients
         _assert_same(patients, measurements, size)
         with pytest.raises(ContractError) as err:
             list(iter_cohort(patients, measurements, chunk_size=size))
