@@ -95,7 +95,9 @@ def _predict_local(
     from training.scoring.predict import ScoringError
     from training.tracking import store as tracking
 
-    tracking.configure(store_settings())
+    def configure() -> None:
+        tracking.configure(store_settings())
+
     try:
         with library_output():
             n = score_files(
@@ -105,6 +107,7 @@ def _predict_local(
                 out,
                 prediction_day=prediction_day,
                 chunk_size=chunk_size,
+                before_loading=configure,
             )
     except ContractError as err:
         fail(str(err))

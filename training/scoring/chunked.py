@@ -10,7 +10,9 @@ every chunk is valid and scored: a bad row in the last chunk leaves no output (a
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from features.contract import DEFAULT_CHUNK_SIZE, iter_cohort
@@ -25,6 +27,7 @@ def score_files(
     *,
     prediction_day: float | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    before_loading: Callable[[], None] | None = None,
 ) -> int:
     """Score the cohort of these files and write one CSV row per patient to ``out``.
 
@@ -44,6 +47,10 @@ def score_files(
         Score at this day since enrollment with the draws known by then (default: enrollment).
     chunk_size : int, default 50,000
         Patients per chunk.
+    before_loading : callable, optional
+        Called once before the model is loaded, when the first chunk is valid (the command
+        line configures the MLflow store there: a cohort whose first chunk is already broken
+        creates nothing).
 
     Returns
     -------
@@ -64,21 +71,26 @@ def score_files(
         chunk_size=chunk_size,
         enrollment_draws_only=prediction_day is None,
     )
+    target = Path(out)
+    if target.is_dir():
+        raise ScoringError(f"cannot write {target}: it is a folder")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    first = next(chunks, None)  # nothing is loaded or written before a first valid chunk
+    if first is None:
+        raise ScoringError("no patient to score")  # not reached: iter_cohort raises first
+    if before_loading is not None:
+        before_loading()
     try:
         risk_model = load_risk_model(model_uri)
     except ScoringError:
         for _ in chunks:  # a broken cohort is reported first, as when it is read whole
             pass
         raise
-    target = Path(out)
-    if target.is_dir():
-        raise ScoringError(f"cannot write {target}: it is a folder")
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     n = 0
     try:
         with open(partial, "x", newline="", encoding="utf-8") as handle:
-            for chunk in chunks:
+            for chunk in itertools.chain([first], chunks):
                 frame = output_frame(risk_model, chunk.patients, chunk.measurements, prediction_day)
                 frame.to_csv(handle, index=False, header=n == 0)
                 n += len(frame)
