@@ -86,3 +86,43 @@ def test_cli_tracking_server_error_is_clear(tmp_path):
     )
     assert out.returncode == 2
     assert out.stderr.startswith("cannot start the tracking server: --backend-store-uri must")
+
+
+def test_set_alias_retries_a_write_conflict_but_not_a_refusal(tmp_path, monkeypatch):
+    # A real SQLite store; the first alias write fails as PostgreSQL's refusal of a second
+    # insert of the same alias row does (a server error), then goes through.
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from training.config import MODEL_NAME
+    from training.tracking.registry import set_alias
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    client = mlflow.MlflowClient(uri, uri)
+    client.create_registered_model(MODEL_NAME)
+    client.create_model_version(MODEL_NAME, str(tmp_path / "model"))
+    real = mlflow.MlflowClient.set_registered_model_alias
+    calls = []
+
+    def once_conflicting(self, name, alias, version):
+        calls.append(alias)
+        if len(calls) == 1:
+            raise MlflowException("duplicate key value violates unique constraint")
+        return real(self, name, alias, version)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_registered_model_alias", once_conflicting)
+    set_alias("challenger", "1")
+    assert calls == ["challenger", "challenger"]
+    assert str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == "1"
+
+    def refused(self, name, alias, version):
+        calls.append(alias)
+        raise MlflowException("no", error_code="PERMISSION_DENIED")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_registered_model_alias", refused)
+    calls.clear()
+    with pytest.raises(MlflowException):
+        set_alias("champion", "1")
+    assert calls == ["champion"]

@@ -24,6 +24,7 @@ from training.tracking.registry import (
     current_user,
     mlflow_client,
     permission_denied,
+    set_alias,
 )
 
 
@@ -179,7 +180,7 @@ def choose_challenger(
 ):
     """Set ``challenger`` on :func:`select_challenger`'s choice and return it."""
     best = select_challenger(candidates, selection_metric, policy)
-    mlflow_client().set_registered_model_alias(MODEL_NAME, CHALLENGER, best.version)
+    set_alias(CHALLENGER, best.version)
     return best
 
 
@@ -374,7 +375,7 @@ def promote(
     if force:
         audit["forced_promotion_reason"] = reason
     try:
-        client.set_registered_model_alias(MODEL_NAME, CHAMPION, str(version))
+        set_alias(CHAMPION, str(version))
         for key, value in audit.items():
             client.set_model_version_tag(MODEL_NAME, str(version), key, value)
     except MlflowException as err:

@@ -221,6 +221,29 @@ def current_user() -> str:
         return "unknown"
 
 
+def set_alias(alias: str, version: str, attempts: int = 4) -> None:
+    """Point ``alias`` of the registered model at ``version``, retrying a write conflict.
+
+    MLflow's SQL store sets an alias by reading the row, then inserting it when absent: two
+    trainings that set the same alias for the first time at the same moment (two shells on
+    one tracking server) both insert, and PostgreSQL refuses the second (a server error). The
+    row exists by then, so the retry updates it; the last writer wins, as it would one after
+    the other. A permission refusal is not retried.
+    """
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            mlflow_client().set_registered_model_alias(MODEL_NAME, alias, str(version))
+            return
+        except MlflowException as err:
+            if permission_denied(err) or attempt == attempts - 1:
+                raise
+            time.sleep(0.25 * (attempt + 1))
+
+
 def permission_denied(err) -> bool:
     """Whether an ``MlflowException`` is the server refusing this user (no right, no login)."""
     return getattr(err, "error_code", "") in ("PERMISSION_DENIED", "UNAUTHENTICATED") or (
