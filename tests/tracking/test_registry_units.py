@@ -93,6 +93,7 @@ def test_set_alias_retries_a_write_conflict_but_not_a_refusal(tmp_path, monkeypa
     # insert of the same alias row does (a server error), then goes through.
     import mlflow
     from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
 
     from training.config import MODEL_NAME
     from training.tracking.registry import set_alias
@@ -119,7 +120,7 @@ def test_set_alias_retries_a_write_conflict_but_not_a_refusal(tmp_path, monkeypa
 
     def refused(self, name, alias, version):
         calls.append(alias)
-        raise MlflowException("no", error_code="PERMISSION_DENIED")
+        raise MlflowException("no", error_code=PERMISSION_DENIED)
 
     monkeypatch.setattr(mlflow.MlflowClient, "set_registered_model_alias", refused)
     calls.clear()
