@@ -332,7 +332,17 @@
     return h;
   }
 
-  function askForToken(retry, rejected) {
+  // A 401 to a request sent with token `sentWith`: ask for a token, unless a newer one was
+  // given while the request was on its way (then it is retried with that one). Two requests
+  // leave on loading (the model, the prefilled result); the answer to one can come back after
+  // the user has already typed the next token.
+  function askForToken(retry, sentWith) {
+    var current = sessionStorage.getItem(TOKEN_KEY);
+    if (current && current !== sentWith) {
+      retry();
+      return;
+    }
+    var rejected = Boolean(sentWith);
     if (pending.indexOf(retry) < 0) pending.push(retry);
     var panel = document.getElementById("token-panel");
     var error = document.getElementById("token-error");
@@ -345,9 +355,10 @@
   }
 
   function loadModel() {
+    var sent = sessionStorage.getItem(TOKEN_KEY);
     return fetch("/model", { headers: headers(false) }).then(function (r) {
       if (r.status === 401) {
-        askForToken(loadModel, Boolean(sessionStorage.getItem(TOKEN_KEY)));
+        askForToken(loadModel, sent);
         return;
       }
       if (!r.ok) {
@@ -376,11 +387,12 @@
     statusBox.classList.remove("visually-hidden");
     var body = { patients: [patientRecord()], horizons_months: CURVE_MONTHS };
     statusBox.textContent = "Computing the risk...";
+    var sent = sessionStorage.getItem(TOKEN_KEY);
     return fetch("/explain", { method: "POST", headers: headers(true), body: JSON.stringify(body) })
       .then(function (r) {
         if (r.status === 401) {
           statusBox.textContent = "An access token is needed.";
-          askForToken(submit, Boolean(sessionStorage.getItem(TOKEN_KEY)));
+          askForToken(submit, sent);
           return;
         }
         return r.json().then(

@@ -99,9 +99,7 @@ def test_set_alias_retries_a_write_conflict_but_not_a_refusal(tmp_path, monkeypa
     from training.tracking.registry import set_alias
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
-    client = mlflow.MlflowClient(uri, uri)
+    client = mlflow.MlflowClient(uri, uri)  # this store only, whatever another test configured
     client.create_registered_model(MODEL_NAME)
     client.create_model_version(MODEL_NAME, str(tmp_path / "model"))
     real = mlflow.MlflowClient.set_registered_model_alias
@@ -114,7 +112,7 @@ def test_set_alias_retries_a_write_conflict_but_not_a_refusal(tmp_path, monkeypa
         return real(self, name, alias, version)
 
     monkeypatch.setattr(mlflow.MlflowClient, "set_registered_model_alias", once_conflicting)
-    set_alias("challenger", "1")
+    set_alias("challenger", "1", client=client)
     assert calls == ["challenger", "challenger"]
     assert str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == "1"
 
@@ -125,5 +123,5 @@ def test_set_alias_retries_a_write_conflict_but_not_a_refusal(tmp_path, monkeypa
     monkeypatch.setattr(mlflow.MlflowClient, "set_registered_model_alias", refused)
     calls.clear()
     with pytest.raises(MlflowException):
-        set_alias("champion", "1")
+        set_alias("champion", "1", client=client)
     assert calls == ["champion"]

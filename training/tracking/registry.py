@@ -221,22 +221,24 @@ def current_user() -> str:
         return "unknown"
 
 
-def set_alias(alias: str, version: str, attempts: int = 4) -> None:
+def set_alias(alias: str, version: str, attempts: int = 4, client=None) -> None:
     """Point ``alias`` of the registered model at ``version``, retrying a write conflict.
 
     MLflow's SQL store sets an alias by reading the row, then inserting it when absent: two
     trainings that set the same alias for the first time at the same moment (two shells on
     one tracking server) both insert, and PostgreSQL refuses the second (a server error). The
     row exists by then, so the retry updates it; the last writer wins, as it would one after
-    the other. A permission refusal is not retried.
+    the other. A permission refusal is not retried. ``client``: an ``MlflowClient`` (default:
+    :func:`mlflow_client`, the configured store).
     """
     import time
 
     from mlflow.exceptions import MlflowException
 
+    client = client or mlflow_client()
     for attempt in range(attempts):
         try:
-            mlflow_client().set_registered_model_alias(MODEL_NAME, alias, str(version))
+            client.set_registered_model_alias(MODEL_NAME, alias, str(version))
             return
         except MlflowException as err:
             if permission_denied(err) or attempt == attempts - 1:
