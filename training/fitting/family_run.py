@@ -258,7 +258,7 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
     cens = censoring_estimator(y_train)  # once, not on every resample
     increments["harrell_c"] = increment(lambda yy, r: fast_harrell_c(yy, r))
     increments["uno_c"] = increment(lambda yy, r: uno_c(y_train, yy, r, tau, cens))
-    # An interval at the clinical horizon only (bootstrapping sksurv's AUC is the costly part);
+    # An interval at the clinical horizon only (the AUC is the costliest statistic to resample);
     # the AUC-over-time figure shows both feature sets at every horizon.
     headline = HEADLINE_HORIZON_MONTHS
     if headline < float(y_test["time"].max()) / DAYS_PER_MONTH:
