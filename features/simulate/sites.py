@@ -145,7 +145,8 @@ def _check(sites: Sequence[Site], labs: Sequence[Lab]) -> None:
         raise ValueError("at least one site is needed")
     if not labs:
         raise ValueError("at least one lab is needed")
-    for kind, ids in (("site_id", [s.site_id for s in sites]), ("lab_id", [b.lab_id for b in labs])):
+    site_ids, lab_ids = [s.site_id for s in sites], [b.lab_id for b in labs]
+    for kind, ids in (("site_id", site_ids), ("lab_id", lab_ids)):
         if len(set(ids)) != len(ids):
             raise ValueError(f"{kind}s must be unique, got {ids}")
         for value in ids:
@@ -190,7 +191,9 @@ def random_sites(k: int, seed: int, spread: dict | None = None) -> tuple[Site, .
             site_id=f"S{i + 1:0{width}d}",
             metastatic_share=float(1 / (1 + math.exp(-logit[i]))),
             age_shift_years=float(sp["sd_age_shift_years"] * rng.standard_normal()),
-            hr_bone_metastasis=float(math.exp(sp["sd_log_hr_bone_metastasis"] * rng.standard_normal())),
+            hr_bone_metastasis=float(
+                math.exp(sp["sd_log_hr_bone_metastasis"] * rng.standard_normal())
+            ),
             hr_death=float(math.exp(sp["sd_log_hr_death"] * rng.standard_normal())),
             min_follow_up_years=float(rng.uniform(lo, hi)),
         )
@@ -214,7 +217,10 @@ def random_labs(
         lab_id = f"L{i + 1:0{width}d}"
         ratio = float(math.exp(sp["sd_log_lab_ratio"] * rng.standard_normal()))
         lots = tuple(
-            Lot(f"{lab_id}-LOT{j + 1}", float(math.exp(sp["sd_log_lot_ratio"] * rng.standard_normal())))
+            Lot(
+                f"{lab_id}-LOT{j + 1}",
+                float(math.exp(sp["sd_log_lot_ratio"] * rng.standard_normal())),
+            )
             for j in range(lots_per_lab)
         )
         labs.append(Lab(lab_id, ratio, lots))
@@ -269,7 +275,11 @@ def simulate_sites(
         For a bad count, seed, site or lab (non-unique or ill-formed ids, non-positive ratios,
         a site naming an unknown lab).
     """
-    if isinstance(n_patients, bool) or not isinstance(n_patients, int | np.integer) or n_patients < 1:
+    if (
+        isinstance(n_patients, bool)
+        or not isinstance(n_patients, int | np.integer)
+        or n_patients < 1
+    ):
         raise ValueError(f"n_patients must be an integer >= 1, got {n_patients!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

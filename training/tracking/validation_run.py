@@ -152,7 +152,9 @@ def validate_by_group(
         if len(idx) >= 2 and np.any(y["cause"][idx] == 1):
             calib[label] = calibration_table(y[idx], p, 24, n_groups=min(5, len(idx)))
             row = table.loc[table[by] == label].iloc[0]
-            notes[label] = f"{label}: slope {row['calibration_slope_24m']:.2f}, ICI {row['ici_24m']:.3f}"
+            notes[label] = (
+                f"{label}: slope {row['calibration_slope_24m']:.2f}, ICI {row['ici_24m']:.3f}"
+            )
     experiment_id = tracking.ensure_experiment(experiment, settings)
     dataset = cohort_dataset(cohort, source)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"validate-by-{by}") as run:

@@ -47,7 +47,10 @@ def forest_figure(
     ok = np.isfinite(est)
     ax.errorbar(
         est[ok], ys[ok],
-        xerr=[np.where(np.isfinite(lo), est - lo, 0)[ok], np.where(np.isfinite(hi), hi - est, 0)[ok]],
+        xerr=[
+            np.where(np.isfinite(lo), est - lo, 0)[ok],
+            np.where(np.isfinite(hi), hi - est, 0)[ok],
+        ],
         fmt="s", color="black", markersize=4, capsize=2,
     )
     for y, g, e in zip(ys, groups, est, strict=True):
@@ -131,7 +134,9 @@ def render_report(
                 "sites": entry.get("k"),
                 "estimate": entry.get("estimate"),
                 "CI": _interval(entry.get("ci_low"), entry.get("ci_high")),
-                "prediction interval (new site)": _interval(entry.get("pi_low"), entry.get("pi_high")),
+                "prediction interval (new site)": _interval(
+                    entry.get("pi_low"), entry.get("pi_high")
+                ),
                 "tau^2": entry.get("tau2"),
                 "I^2 (%)": entry.get("i2_percent"),
                 "note": entry.get("note") or "",
@@ -145,9 +150,12 @@ def render_report(
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
         "padding:3px 6px}th{background:#eee}.flag{color:#a00}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        "<ul>" + "".join(
-            f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in facts.items()
-        ) + "</ul>",
+        "<ul>"
+        + "".join(
+            f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>"
+            for k, v in facts.items()
+        )
+        + "</ul>",
         f"<h2>Per {html.escape(by)}</h2>",
         "<p>A row is <b>flagged</b> when the interval of its observed/expected ratio at the "
         "headline horizon excludes 1, or when the interval of its calibration slope lies wholly "
