@@ -150,7 +150,10 @@ def validate_by_group(
     for label, idx in _indices(labels).items():
         p = cif_by_h[24][idx]
         if len(idx) >= 2 and np.any(y["cause"][idx] == 1):
-            calib[label] = calibration_table(y[idx], p, 24, n_groups=min(5, len(idx)))
+            try:
+                calib[label] = calibration_table(y[idx], p, 24, n_groups=min(5, len(idx)))
+            except ValueError:  # a group too small to split: its row in the table says so
+                continue
             row = table.loc[table[by] == label].iloc[0]
             notes[label] = (
                 f"{label}: slope {row['calibration_slope_24m']:.2f}, ICI {row['ici_24m']:.3f}"
