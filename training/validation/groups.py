@@ -3,18 +3,22 @@
 Every number comes from :mod:`training.evaluation` (nothing is re-implemented here): Harrell's C
 of the risk score (death censored, :func:`~training.evaluation.concordance.harrell_c`) with its
 percentile bootstrap interval (:func:`~training.evaluation.bootstrap.bootstrap_ci`); at each
-horizon the observed incidence of bone metastasis (Aalen-Johansen, death competing, log-log
-interval: :func:`~training.evaluation.incidence.aalen_johansen_ci`), the mean predicted
-incidence, their ratio O/E, the calibration slope and intercept
+horizon the observed incidence of bone metastasis (Aalen-Johansen, death competing:
+:func:`~training.evaluation.incidence.observed_incidence`), the mean predicted incidence, their
+ratio O/E, the calibration slope and intercept
 (:func:`~training.evaluation.calibration.calibration_slope_intercept`, the slope with a bootstrap
 interval), the ICI, the IPCW AUC and Brier score (:mod:`training.evaluation.accuracy`).
 
-The O/E interval is the Aalen-Johansen interval of O over E (E, the mean of the model's
-predictions, is taken as known); the variance of log O/E for pooling is that of log O, recovered
-from the log-log interval (delta method: ``se(F) / F``). The C-index's variance on the logit
-scale comes from its bootstrap interval, ``((logit hi - logit lo) / (2 z))^2`` (Debray et al.
-2019). A group is **flagged** when the O/E interval at the headline horizon excludes 1, or when
-the calibration slope's interval lies wholly outside the promotion band (0.8-1.2 by default:
+The O/E interval is a percentile bootstrap interval of O/E (patients resampled, O and E
+recomputed together: the case mix of a resample moves both, and a good model's E follows its O),
+and the variance of log O/E for pooling is read from it, ``((log hi - log lo) / (2 z))^2``, as
+the C-index's variance on the logit scale is read from its bootstrap interval,
+``((logit hi - logit lo) / (2 z))^2`` (Debray et al. 2019). (Taking E as known and using the
+Aalen-Johansen variance of O alone overstates the variance of log O/E, so much that REML then
+finds no heterogeneity where there is: benchmarks/bench_pooling.py.)
+
+A group is **flagged** when the O/E interval at the headline horizon excludes 1, or when the
+calibration slope's interval lies wholly outside the promotion band (0.8-1.2 by default:
 ``training.tracking.gates.PromotionPolicy.slope_band``). What cannot be measured in a group (no bone
 metastasis, one patient, follow-up shorter than the horizon) is NaN with a ``note`` saying why,
 never a dropped row.
@@ -34,7 +38,7 @@ from training.evaluation.accuracy import ipcw_auc, ipcw_brier
 from training.evaluation.bootstrap import bootstrap_ci
 from training.evaluation.calibration import calibration_slope_intercept, ici
 from training.evaluation.concordance import harrell_c
-from training.evaluation.incidence import aalen_johansen_ci
+from training.evaluation.incidence import observed_incidence
 from training.models.competing import BONE_METASTASIS, DAYS_PER_MONTH, DEATH
 
 __all__ = [
@@ -42,7 +46,7 @@ __all__ = [
     "check_group_column",
     "group_file_name",
     "group_metrics",
-    "log_oe_variance",
+    "log_ratio_variance",
     "logit_c_variance",
 ]
 
@@ -103,18 +107,18 @@ def logit_c_variance(c: float, lo: float, hi: float, level: float = 0.95) -> flo
     return (width / (2 * _z(level))) ** 2 if width > 0 else math.nan
 
 
-def log_oe_variance(observed: float, lo: float, level: float = 0.95) -> float:
-    """Variance of log(O/E) = that of log O, from the log-log interval's lower bound of O.
+def log_ratio_variance(lo: float, hi: float, level: float = 0.95) -> float:
+    """Variance of log(O/E) from an interval of O/E: ``((log hi - log lo) / (2 z))^2``.
 
-    The log-log interval is ``F ** exp(z se / (F log F))`` (lower bound with the plus sign, as
-    ``F log F < 0``), so ``se(F) = F |log F| log(log lo / log F) / z`` and
-    ``var(log F) = (se(F) / F)^2``. NaN when F is 0 or 1 or the bound is degenerate.
-    """
-    if not (0 < lo < observed < 1):
+    NaN when the interval is missing or its lower bound is 0 (no finite logarithm)."""
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
         return math.nan
-    se_f = observed * abs(math.log(observed)) * math.log(math.log(lo) / math.log(observed))
-    se_f /= _z(level)
-    return (se_f / observed) ** 2
+    return ((math.log(hi) - math.log(lo)) / (2 * _z(level))) ** 2
+
+
+def _oe(y: np.ndarray, p: np.ndarray, months: float) -> float:
+    """Observed (Aalen-Johansen) over expected (mean predicted) incidence by ``months``."""
+    return observed_incidence(y, months) / float(np.mean(p))
 
 
 def _defined(fn, *args) -> float:
@@ -184,14 +188,16 @@ def _one_group(
             notes.append(f"follow-up shorter than {h} months: no {h}-month calibration")
             row.update({_at(k, h): v for k, v in values.items()})
             continue
-        aj = aalen_johansen_ci(y, h * DAYS_PER_MONTH, level).iloc[0]
         e = float(np.mean(p))
-        o = float(aj["cif"])
+        o = observed_incidence(y, h)
         values.update(observed=o, expected=e, oe_ratio=o / e)
         if o > 0 and n >= 2:
-            values.update(oe_ratio_low=float(aj["lo"]) / e, oe_ratio_high=float(aj["hi"]) / e)
+            ci = bootstrap_ci(
+                lambda a, b: _oe(a, b, h), y, p, n_boot=n_boot, seed=seed, alpha=alpha
+            )
+            values.update(oe_ratio_low=ci.lo, oe_ratio_high=ci.hi)
             values["log_oe_ratio"] = math.log(o / e)
-            values["log_oe_ratio_var"] = log_oe_variance(o, float(aj["lo"]), level)
+            values["log_oe_ratio_var"] = log_ratio_variance(ci.lo, ci.hi, level)
         elif o == 0:
             notes.append(f"no bone metastasis by {h} months: O/E is 0, without an interval")
         slope = _defined(_slope, y, p, h)
