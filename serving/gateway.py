@@ -47,7 +47,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-PROTECTED_PREFIXES = ("/predict", "/explain", "/model")
+#: /cds-services/* is not here: CDS clients authenticate with their signed JWT (serving.cds).
+PROTECTED_PREFIXES = ("/predict", "/explain", "/model", "/fhir/")
 #: The service's routes: the metric label and audit ``path`` of a request; any other is "other".
 ROUTES = frozenset(
     {
@@ -62,6 +63,10 @@ ROUTES = frozenset(
         "/readyz",
         "/metrics",
         "/docs.json",
+        "/cds-services",
+        "/cds-services/bone-metastasis-risk",
+        "/cds-services/bone-metastasis-risk/feedback",
+        "/fhir/RiskAssessment",
     }
 )
 #: Route prefixes of files (BentoML's Swagger UI assets), labelled by the prefix.

@@ -359,9 +359,40 @@ def _model_app():
         service = bentoml.get_current_service()
         return JSONResponse(service.state.details)
 
+    from serving.cds.hooks import CdsConfig, cds_routes
     from serving.clinician import clinician_routes
 
-    return Starlette(routes=[Route("/model", model_endpoint, methods=["GET"]), *clinician_routes()])
+    routes = [Route("/model", model_endpoint, methods=["GET"]), *clinician_routes()]
+    routes += cds_routes(CdsConfig.from_settings(SETTINGS), predict_records)
+    return Starlette(routes=routes)
+
+
+def predict_records(
+    patients: list[dict[str, Any]], horizons_months: list[float]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """``POST /predict``'s answer for patient records as JSON gives them (the CDS Hooks path).
+
+    The records go through the same request model (parsed from the same JSON), contract rules
+    and :func:`_predictions` as a ``/predict`` request, with the model state of the moment.
+
+    Returns
+    -------
+    answer : dict or None
+        The answer's JSON, None when the records break the contract.
+    violations : list of dict
+        ``{"loc": [...], "msg": ...}`` per violation (empty with an answer).
+    """
+    body = json.dumps({"patients": patients, "horizons_months": horizons_months})
+    try:
+        request = PredictRequest.model_validate_json(body)
+    except ValidationError as err:
+        return None, [{"loc": list(e["loc"]), "msg": e["msg"]} for e in err.errors()]
+    state = bentoml.get_current_service().state
+    answer = _predictions(state, request.patients, request.horizons_months, False)
+    if isinstance(answer, JSONResponse):
+        return None, json.loads(answer.body)["detail"]
+    response = PredictionResponse(model=state.info, predictions=answer)
+    return json.loads(response.model_dump_json()), []
 
 
 def _cors_policy(origins: Sequence[str]) -> dict[str, Any]:
