@@ -452,7 +452,9 @@ def card(config: CdsConfig, base: str, a: Assessment) -> dict[str, Any]:
         }]
         result["selectionBehavior"] = "at-most-one"
     else:
-        reason = prediction["warnings"][0] if prediction["warnings"] else "no risk to predict"
+        # The model's own reason (after the notes on draws and prediction_day).
+        reason = next((w for w in reversed(prediction["warnings"]) if "bone metastasis" in w),
+                      "no risk to predict")
         result["summary"] = f"No bone-metastasis risk given: {reason}."[:SUMMARY_LIMIT - 1]
     if config.smart_launch_url:
         links.append({"label": "Open the bonemet SMART app", "type": "smart",
