@@ -306,7 +306,8 @@ def detail(
         ]
         for entry in bm_curve:
             death = _at(death_curve, entry["months"])
-            bm, dead, neither = counts(entry["probability"], death["probability"] if death else None)
+            p_death = death["probability"] if death else None
+            bm, dead, neither = counts(entry["probability"], p_death)
             dead_text = f"{dead}{_range(death)}" if death else "not estimated"
             lines.append(f"| {_years(entry['months'])} | {bm}{_range(entry)} | {dead_text} | "
                          f"{neither} |")
@@ -403,7 +404,8 @@ async def assess(config: CdsConfig, predict: Predict, body: Any, hook: bool) -> 
         for key in config.mapping.rule("age_years").prefetch
         for r in resources.get(key, [])
     ):
-        raise NeedData(f"the Patient resource ({', '.join(config.mapping.rule('age_years').prefetch)}) is empty")
+        keys = ", ".join(config.mapping.rule("age_years").prefetch)
+        raise NeedData(f"the Patient resource ({keys}) is empty")
     answer, violations = predict([mapped.record], CARD_HORIZONS)
     return Assessment(
         patient, mapped.record, mapped.missing, mapped.basis, origin, answer, violations, now

@@ -131,7 +131,8 @@ class Ehr:
     def call(self, service_id: str, body: dict, token: str | None = None,
              path: str = "") -> requests.Response:
         url = f"{self.service}/cds-services/{service_id}{path}"
-        token = token if token is not None else self.jwt(f"{self.service}/cds-services/{service_id}")
+        if token is None:
+            token = self.jwt(f"{self.service}/cds-services/{service_id}")
         return requests.post(url, json=body, timeout=60,
                              headers={"Authorization": f"Bearer {token}"})
 
