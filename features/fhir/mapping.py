@@ -437,7 +437,9 @@ def map_patient(
     """
     out = MappedPatient(record={"patient_id": record_id})
     for rule in mapping.rules:
-        found = [r for key in rule.prefetch for r in resources.get(key) or () if r]
+        found = list({
+            _ref(r): r for key in rule.prefetch for r in resources.get(key) or () if r
+        }.values())
         value = _read(rule, found, mapping, patient_id, now, out)
         if value is None:
             out.missing.append(rule.field)
