@@ -16,7 +16,7 @@ import numpy as np
 CONTRACT_VERSION = 1
 #: The full contract version the prediction API answers (``GET /model``): 1.1 is version 1
 #: plus ``death_probability`` in each prediction; the tables and their rules are those of v1.
-CONTRACT_REVISION = "1.1"
+CONTRACT_REVISION = "1.2"
 
 #: The largest magnitude of an integer column: every value is held as a float64 (the typed
 #: tables, the models' input), which is exact for integers up to 2**53 and no further. A count
