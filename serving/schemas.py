@@ -327,3 +327,14 @@ class ModelDetails(ModelInfo):
     model_card_url: str | None = Field(
         None, description="path of the served version's model card (GET /model/card)"
     )
+    performance: dict[str, dict[str, float | None]] = Field(
+        default_factory=dict,
+        description="held-out discrimination and calibration with 95% bootstrap bounds: "
+        '{"uno_c": {"estimate": 0.71, "low": 0.66, "high": 0.76}, ...}; empty for a version '
+        "logged before contract 1.2",
+    )
+    development: dict[str, Any] | None = Field(
+        None,
+        description="the population the version was fitted on: patients, bone_metastases, "
+        "deaths_before_bone_metastasis, median/longest_follow_up_years, disease_setting shares",
+    )

@@ -398,7 +398,28 @@ def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any
         "trained_at": getattr(model.metadata, "utc_time_created", None),
         "model_card_url": "/model/card",
         "competing_risk": risk_model.competing_risk,
+        "performance": _performance(getattr(risk_model, "performance", None)),
+        "development": getattr(risk_model, "development", None),
     }
+
+
+#: The held-out metrics the page shows, with their intervals (names of
+#: ``training.evaluation.names.HEADLINE``).
+PAGE_METRICS = ("uno_c", "td_auc_24m", "calibration_slope_24m", "calibration_in_the_large_24m")
+
+
+def _performance(metrics: dict[str, float] | None) -> dict[str, dict[str, float]]:
+    """``{metric: {"estimate", "low", "high"}}`` of :data:`PAGE_METRICS` recorded with the
+    version (empty when it recorded none)."""
+    out = {}
+    for name in PAGE_METRICS:
+        if metrics and name in metrics:
+            out[name] = {
+                "estimate": metrics[name],
+                "low": metrics.get(f"{name}_lo"),
+                "high": metrics.get(f"{name}_hi"),
+            }
+    return out
 
 
 def _is_float(value: str) -> bool:

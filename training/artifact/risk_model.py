@@ -218,6 +218,26 @@ class PredictionBatch:
         return out
 
 
+def development_facts(X: pd.DataFrame, y: np.ndarray) -> dict:
+    """Who a version was fitted on, for the page and ``GET /model``: patients, first bone
+    metastases, deaths before bone metastasis, median and longest follow-up (years), the share
+    in each disease setting (a landmark model's rows counted once per patient)."""
+    first = np.ones(len(X), dtype=bool)
+    if "landmark_day" in X.columns:  # every patient has a row at landmark 0
+        first = X["landmark_day"].to_numpy(dtype=float) == 0.0
+    cause = y["cause"][first]
+    years = y["time"][first] / (12.0 * DAYS_PER_MONTH)
+    settings = X.loc[first, "disease_setting"].astype(str).value_counts(normalize=True)
+    return {
+        "patients": int(first.sum()),
+        "bone_metastases": int((cause == 1).sum()),
+        "deaths_before_bone_metastasis": int((cause == 2).sum()),
+        "median_follow_up_years": float(np.median(years)) if years.size else None,
+        "longest_follow_up_years": float(np.max(years)) if years.size else None,
+        "disease_setting": {str(k): float(v) for k, v in settings.items()},
+    }
+
+
 def probability_column(months: float, event: str = "bone_met") -> str:
     """Name of the output column for a horizon, e.g. ``p_bone_met_24m`` (``event="death"``:
     ``p_death_24m``)."""
@@ -275,6 +295,12 @@ class RiskModel:
     #: Per input, a few plausible values from the training data (:func:`plausible_values`):
     #: how far a missing input could move the answer. None in versions logged before.
     plausible: dict[str, tuple] | None = None
+    #: The population the version was fitted on (:func:`development_facts`): patients, events,
+    #: follow-up, settings. None in versions logged before contract 1.2.
+    development: dict | None = None
+    #: Held-out metrics with their bootstrap bounds (``<metric>``, ``<metric>_lo``,
+    #: ``<metric>_hi``), set by the training run before logging. None when not recorded.
+    performance: dict[str, float] | None = None
 
     @property
     def competing_risk(self) -> str:

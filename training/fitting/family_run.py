@@ -14,7 +14,13 @@ from features.schema import HEADLINE_HORIZON_MONTHS
 from training.artifact.explain import training_percentiles
 from training.artifact.intervals import fit_uncertainty
 from training.artifact.missing import plausible_values
-from training.artifact.risk_model import MODEL_INPUTS, RiskModel, predict_competing, predict_pipeline
+from training.artifact.risk_model import (
+    MODEL_INPUTS,
+    RiskModel,
+    development_facts,
+    predict_competing,
+    predict_pipeline,
+)
 from training.config import TrainConfig
 from training.evaluation.bootstrap import Interval
 from training.evaluation.names import HEADLINE_SUFFIX
@@ -82,6 +88,7 @@ def fit_risk_model(
     return RiskModel(
         uncertainty=uncertainty,
         plausible=plausible,
+        development=development_facts(X, y),
         competing_death=bool(np.any(y["cause"] == 2)),
         family=family,
         pipeline=pipeline,
