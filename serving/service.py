@@ -471,7 +471,9 @@ def predict_records(
     answer = _predictions(state, request.patients, request.horizons_months, False)
     if isinstance(answer, JSONResponse):
         return None, json.loads(answer.body)["detail"]
-    response = PredictionResponse(model=state.info, predictions=answer)
+    response = PredictionResponse(
+        model=state.info, interval_level=INTERVAL_LEVEL, predictions=answer
+    )
     return json.loads(response.model_dump_json()), []
 
 

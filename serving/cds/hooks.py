@@ -264,9 +264,10 @@ def _at(curve: list[dict[str, Any]], months: float) -> dict[str, Any] | None:
 
 
 def _range(entry: dict[str, Any]) -> str:
+    """The interval in the clinician page's words (contract 1.2), or nothing without one."""
     if entry.get("low") is None or entry.get("high") is None:
         return ""
-    return f" (uncertainty range {_round(entry['low'])} to {_round(entry['high'])})"
+    return f", likely between {_round(entry['low'])} and {_round(entry['high'])}"
 
 
 def summary(prediction: dict[str, Any]) -> str:
@@ -313,31 +314,40 @@ def detail(
                          f"{neither} |")
         lines += [
             "",
-            "Death before any bone metastasis, from any cause, is a competing event: a woman who "
-            "dies first cannot develop bone metastasis, so the two are counted apart.",
+            "Death before any bone metastasis, from any cause (breast cancer or another), is a "
+            "competing event: a woman who dies first cannot develop bone metastasis, so the two "
+            "are counted apart.",
         ]
         if interval and level is not None:
             lines.append(
-                f"Ranges are {level:.0%} uncertainty intervals of the number itself (the model's "
-                "estimation and the marker's counting noise), not of the event."
+                f"\"Likely between\": the {level:.0%} interval of the number itself (the model's "
+                "estimation uncertainty and the marker's counting noise), not of the event."
             )
     if missing:
         lines += ["", "**Not found in the record** (the model imputes them or goes without): "
                   + ", ".join(_label(m) for m in missing) + "."]
     if prediction.get("warnings"):
         lines += ["", "**Warnings**:"] + [f"- {w}" for w in prediction["warnings"]]
-    if "treatment_benefit" in prediction:
+    if "treatment_benefit" in prediction and bm_curve:
         benefit = prediction["treatment_benefit"] or []
         if not benefit:
-            lines += ["", "**Treatment benefit**: no trial-based benefit applies to a patient "
-                      "like this one."]
+            note = prediction.get("treatment_benefit_note") or "none applies to this patient"
+            lines += ["", f"**Treatment benefit**: none from the trials is shown: {note}."]
+        untreated = _at(bm_curve, HEADLINE_HORIZON_MONTHS)
         for t in benefit:
             at = _at(t.get("bone_metastasis_probability") or [], HEADLINE_HORIZON_MONTHS)
-            with_treatment = f"; with it, {_round(at['probability'])} out of 100 within " \
-                f"{_years(HEADLINE_HORIZON_MONTHS)}" if at else ""
-            lines += ["", f"**Treatment benefit**: {t['treatment'].replace('_', ' ')}, relative "
-                      f"risk {t['relative_risk']:g} ({t['relative_risk_low']:g}-"
-                      f"{t['relative_risk_high']:g}, {t.get('source', 'trial')}){with_treatment}."]
+            if at is None or untreated is None:
+                continue
+            lines += [
+                "",
+                f"**Treatment benefit**: with {t['treatment'].replace('_', ' ')}, "
+                f"{_round(at['probability'])} out of 100 within "
+                f"{_years(HEADLINE_HORIZON_MONTHS)}{_range(at)}, instead of "
+                f"{_round(untreated['probability'])} without it. From the trials, not from this "
+                f"model: the bone-metastasis rate is multiplied by {t['relative_risk']:g} (95% CI "
+                f"{t['relative_risk_low']:g}-{t['relative_risk_high']:g}). Source: "
+                f"{t['source']}.",
+            ]
     fetched = sorted(k for k, v in origin.items() if v == "server")
     lines += [
         "",

@@ -88,6 +88,15 @@ def assert_card_equals_predict(ehr: Ehr, card: dict) -> dict:
     n = int(re.match(r"(\d+) out of 100 women like this develop bone metastasis within 2 years",
                      card["summary"]).group(1))
     assert n == int(100 * p24 + 0.5)
+    entry24 = next(e for e in pred["bone_metastasis_probability"] if e["months"] == 24)
+    if entry24.get("low") is not None:  # contract 1.2: the interval in the page's words
+        low, high = int(100 * entry24["low"] + 0.5), int(100 * entry24["high"] + 0.5)
+        assert f", likely between {low} and {high}." in card["summary"]
+        interval = {(p["outcome"]["coding"][0]["code"], p["whenRange"]["high"]["value"]):
+                    {x["url"]: x["valueDecimal"] for x in p["extension"][0]["extension"]}
+                    for p in resource["prediction"]}
+        assert interval[("94222008", 24)]["low"] == entry24["low"]
+        assert interval[("94222008", 24)]["high"] == entry24["high"]
     assert len(card["summary"]) < 140
     return pred
 
@@ -110,6 +119,7 @@ def test_full_prefetch_card_equals_predict(world):
     assert_card_equals_predict(ehr, card)
     assert card["source"]["url"].endswith("/model/card")
     assert "die first, without bone metastasis" in card["detail"]
+    assert "**Treatment benefit**" in card["detail"]  # contract 1.2: a benefit, or why none
     for months in ("1 year", "2 years", "3 years", "5 years"):
         assert f"| {months} |" in card["detail"]
     # The record is the simulated patient's, read back through FHIR.
