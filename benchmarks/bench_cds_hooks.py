@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
                 records = {}
                 for k in range(args.warmup + args.requests):
                     pid = fhir_ids[k % len(fhir_ids)]
-                    for path in ("prefetch", "server"):
+                    for path in ("server", "prefetch"):  # the card kept is the prefetch path's
                         elapsed, card = hook(pid, path == "server")
                         if k >= args.warmup:
                             times[path].append(elapsed)
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
                     if k >= args.warmup:
                         times["predict"].append((time.perf_counter() - start) * 1000)
                     assert answer.status_code == 200, answer.text[:300]
+    load = os.getloadavg()[0]
     rows = [
         "| path | median ms | p90 ms |",
         "|---|---|---|",
@@ -142,7 +143,9 @@ def main(argv: list[str] | None = None) -> None:
             f"Machine: {machine()}. Model: cox_ridge version {version} trained on "
             f"{args.n_patients} simulated patients; {len(fhir_ids)} simulated patients in "
             f"sekmet-fhir 0.1.1 on loopback; {args.requests} calls per path after "
-            f"{args.warmup} warm-up calls, one keep-alive client, a new ES384 JWT per call.",
+            f"{args.warmup} warm-up calls, one keep-alive client, a new ES384 JWT per call; "
+            f"load average {load:.1f} at the end of the run (other work on the machine slows "
+            "every row alike).",
             "",
             *rows,
             "",

@@ -1,6 +1,6 @@
 """FHIR R4 and the data contract: the mapping table, reading a record, writing one as a Bundle."""
 
-from features.fhir.bundle import patient_bundle, patient_resources
+from features.fhir.bundle import fhir_id, patient_bundle, patient_resources, write_bundles
 from features.fhir.mapping import (
     DEFAULT_MAPPING,
     FhirMapping,
@@ -19,4 +19,6 @@ __all__ = [
     "map_patient",
     "patient_bundle",
     "patient_resources",
+    "fhir_id",
+    "write_bundles",
 ]

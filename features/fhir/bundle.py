@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from features.fhir.mapping import DAYS_PER_YEAR, Code, FhirMapping, FieldRule
 
-__all__ = ["EXAMPLE_CODES", "patient_bundle", "patient_resources"]
+__all__ = ["EXAMPLE_CODES", "fhir_id", "patient_bundle", "patient_resources", "write_bundles"]
 
 #: One concrete code for a row whose codes are groups: (field, value) -> (system, code, display).
 EXAMPLE_CODES = {
@@ -198,3 +199,55 @@ def patient_bundle(
             for r in patient_resources(row, draws, mapping, fhir_id, enrollment)
         ],
     }
+
+
+def write_bundles(
+    patients: Any,
+    measurements: Any,
+    folder: Path,
+    now: datetime,
+    mapping: FhirMapping | None = None,
+) -> Path:
+    """Every patient of a cohort as a transaction Bundle file ``folder/<patient_id>.json``.
+
+    Each patient's latest draw is an hour before ``now`` (day 0 moved accordingly), so a
+    prediction made now uses all of them; the Patient's id is ``pt-<patient_id in lower case>``.
+
+    Parameters
+    ----------
+    patients, measurements : pandas.DataFrame
+        The cohort's tables (``measurements`` may be None).
+    folder : Path
+        Created if needed.
+    now : datetime
+        The reference time (timezone-aware).
+    mapping : FhirMapping, optional
+        Default: the table shipped with bonemet.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
+    import json
+
+    from features.fhir.mapping import load_mapping
+
+    mapping = mapping or load_mapping()
+    folder.mkdir(parents=True, exist_ok=True)
+    by_patient: dict[str, list[dict[str, Any]]] = {}
+    if measurements is not None:
+        for draw in measurements.to_dict("records"):
+            by_patient.setdefault(draw["patient_id"], []).append(draw)
+    for row in patients.to_dict("records"):
+        draws = by_patient.get(row["patient_id"], [])
+        latest = max((float(d["day"]) for d in draws), default=0.0)
+        bundle = patient_bundle(row, draws, mapping, fhir_id(row["patient_id"]),
+                                now - timedelta(days=latest, hours=1))
+        (folder / f"{row['patient_id']}.json").write_text(json.dumps(bundle), encoding="utf-8")
+    return folder
+
+
+def fhir_id(patient_id: str) -> str:
+    """The FHIR Patient id of a contract ``patient_id`` in written Bundles."""
+    return "pt-" + patient_id.lower()

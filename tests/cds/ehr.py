@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,14 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from features.fhir import load_mapping, patient_bundle
+from features.fhir import fhir_id, write_bundles
 from tests.serving.test_service import free_port, running_server
 
 FHIR_TOKEN = "fhir-test-token"
 ISSUER = "https://ehr.test.invalid"
 KID = "ehr-key-1"
+PATIENT_NAME = "Testfamilyname"
+MRN = "MRN-4711-"
 
 
 @contextmanager
@@ -56,24 +59,28 @@ def fhir_server(folder: Path):
         yield base
 
 
-def load_patients(base: str, cohort, ids: list[str], now: datetime) -> dict[str, str]:
-    """Load patients of a simulated cohort as transaction Bundles; contract id -> FHIR id.
-
-    Each patient's latest draw is an hour before ``now`` (day 0 moved accordingly)."""
-    mapping = load_mapping()
-    fhir_ids = {}
-    for pid in ids:
-        row = cohort.patients.set_index("patient_id").loc[pid].to_dict() | {"patient_id": pid}
-        draws = cohort.measurements[cohort.measurements.patient_id == pid].to_dict("records")
-        latest = max((d["day"] for d in draws), default=0.0)
-        fhir_id = "pt-" + pid.lower()
-        bundle = patient_bundle(row, draws, mapping, fhir_id,
-                                now - timedelta(days=latest, hours=1))
+def load_bundles(base: str, files: list[Path]) -> None:
+    """Load transaction Bundle files (``bonemet simulate --fhir``) into the FHIR server, each
+    Patient given a name and a record number, as an EHR holds them."""
+    for path in files:
+        bundle = json.loads(path.read_text())
+        # What an EHR holds and must never reach the service's logs or metrics.
+        bundle["entry"][0]["resource"] |= {
+            "name": [{"family": PATIENT_NAME, "given": ["Jane"]}],
+            "identifier": [{"system": "urn:oid:1.2.3.4.5.1", "value": f"{MRN}{path.stem}"}],
+        }
         answer = requests.post(base, json=bundle, timeout=30, headers={
             "Authorization": f"Bearer {FHIR_TOKEN}", "Content-Type": "application/fhir+json"})
         assert answer.status_code == 200, answer.text[:500]
-        fhir_ids[pid] = fhir_id
-    return fhir_ids
+
+
+def load_patients(base: str, cohort, ids: list[str], now: datetime) -> dict[str, str]:
+    """Load patients of a simulated cohort (in memory); contract id -> FHIR id."""
+    folder = Path(tempfile.mkdtemp(prefix="bonemet-fhir-"))
+    write_bundles(cohort.patients[cohort.patients.patient_id.isin(ids)], cohort.measurements,
+                  folder, now)
+    load_bundles(base, [folder / f"{pid}.json" for pid in ids])
+    return {pid: fhir_id(pid) for pid in ids}
 
 
 def new_key():

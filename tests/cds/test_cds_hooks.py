@@ -8,12 +8,14 @@ import re
 import time
 from urllib.parse import parse_qsl, urlsplit
 
+import pandas as pd
 import pytest
 import requests
 import yaml
 
-from features.simulate import simulate_cohort
-from tests.cds.ehr import ISSUER, Ehr, fhir_server, load_patients, new_key, now_utc
+from features.fhir import fhir_id
+from tests.cds.ehr import ISSUER, MRN, PATIENT_NAME, Ehr, fhir_server, load_bundles, new_key
+from tests.conftest import cli_env, run_cli
 from tests.serving.test_service import bonemet_serve
 
 pytestmark = pytest.mark.slow
@@ -24,25 +26,29 @@ FIELDS_RECORD = {"patient_id", "prediction_day", "oc_measurements"}
 
 @pytest.fixture(scope="module")
 def world(trained_store, tmp_path_factory):
-    """The FHIR server with four simulated patients, the service trusting the EHR's key."""
-    cohort = simulate_cohort(40, seed=11)
-    p = cohort.patients
-    free = p[(~p.bone_metastasis_at_enrollment.astype(bool))
-             & (p.disease_setting == "metastatic")].patient_id.tolist()
-    early = p[p.disease_setting == "early"].patient_id.tolist()
-    bone = p[p.bone_metastasis_at_enrollment.astype(bool)].patient_id.tolist()
-    chosen = {"metastatic": free[0], "early": early[0], "bone": bone[0]}
-    key, jwks = new_key()
+    """`bonemet simulate --fhir` loaded into the FHIR server (three patients: metastatic, early,
+    bone metastasis already), and the service trusting the test EHR's key."""
     folder = tmp_path_factory.mktemp("cds")
+    sim = folder / "sim"
+    run_cli(["simulate", "--n-patients", "40", "--seed", "11", "--out", str(sim), "--fhir"],
+            cli_env(folder / "data"), folder)
+    p = pd.read_csv(sim / "patients.csv")
+    bone_met = p.bone_metastasis_at_enrollment.astype(bool)
+    chosen = {
+        "metastatic": p[~bone_met & (p.disease_setting == "metastatic")].patient_id.iloc[0],
+        "early": p[p.disease_setting == "early"].patient_id.iloc[0],
+        "bone": p[bone_met].patient_id.iloc[0],
+    }
+    key, jwks = new_key()
     trust = folder / "trust.yaml"
     trust.write_text(yaml.safe_dump({"clients": [{"iss": ISSUER, "jwks": jwks}]}))
     with fhir_server(folder) as fhir:
-        ids = load_patients(fhir, cohort, list(chosen.values()), now_utc())
+        load_bundles(fhir, [sim / "fhir" / f"{pid}.json" for pid in chosen.values()])
         with bonemet_serve(trained_store, tmp_path_factory, "cds-server",
                            BONEMET_CDS_TRUST=str(trust), BONEMET_API_TOKEN=API_TOKEN) as srv:
             ehr = Ehr(srv["base"], fhir, key)
-            yield {"ehr": ehr, "ids": {k: ids[v] for k, v in chosen.items()}, "log": srv["log"],
-                   "cohort": cohort, "chosen": chosen}
+            yield {"ehr": ehr, "ids": {k: fhir_id(v) for k, v in chosen.items()},
+                   "log": srv["log"], "patients": p.set_index("patient_id"), "chosen": chosen}
 
 
 def record_of(card: dict) -> dict:
@@ -123,7 +129,7 @@ def test_full_prefetch_card_equals_predict(world):
     for months in ("1 year", "2 years", "3 years", "5 years"):
         assert f"| {months} |" in card["detail"]
     # The record is the simulated patient's, read back through FHIR.
-    row = world["cohort"].patients.set_index("patient_id").loc[world["chosen"]["metastatic"]]
+    row = world["patients"].loc[world["chosen"]["metastatic"]]
     record = record_of(card)
     assert record["age_years"] == row.age_years and record["disease_setting"] == "metastatic"
     assert record["patient_id"].startswith("fhir-") and patient not in json.dumps(record)
@@ -211,8 +217,8 @@ def test_feedback_counted_without_patient_data(world):
     assert re.search(r'bonemet_cds_feedback_total\{outcome="accepted"\} 1\.0', metrics)
     # Nothing of the EHR's patients in the metrics or the server's log.
     log = world["log"].read_text()
-    for fhir_id in world["ids"].values():
-        assert fhir_id not in metrics and fhir_id not in log
+    for secret in [*world["ids"].values(), PATIENT_NAME, MRN]:
+        assert secret not in metrics and secret not in log
 
 
 def test_fhir_risk_assessment_route(world):
