@@ -29,6 +29,7 @@ __all__ = [
     "MappingError",
     "load_mapping",
     "map_patient",
+    "as_list",
     "resource_time",
 ]
 
@@ -339,9 +340,9 @@ def _parse_time(text: Any) -> datetime | None:
             when = datetime(int(text[:4]), int(text[5:7]), 1)
         else:
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date, or beyond year 1-9999 in UTC
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _codings(concept: Any) -> Iterable[tuple[str | None, str | None]]:
@@ -349,13 +350,23 @@ def _codings(concept: Any) -> Iterable[tuple[str | None, str | None]]:
         return ()
     return (
         (c.get("system"), c.get("code"))
-        for c in concept.get("coding") or ()
+        for c in as_list(concept.get("coding"))
         if isinstance(c, Mapping)
     )
 
 
 def _matches(concept: Any, codes: Sequence[Code]) -> bool:
     return any(code.matches(s, c) for s, c in _codings(concept) for code in codes)
+
+
+def as_list(value: Any) -> list[Any]:
+    """A JSON array as a list; anything else (null, a number, an object) as no items."""
+    return value if isinstance(value, list) else []
+
+
+def _one_of(value: Any, allowed: frozenset[str]) -> bool:
+    """``value in allowed`` for any JSON value (a list or an object is in no set of codes)."""
+    return isinstance(value, str) and value in allowed
 
 
 def _ref(resource: Mapping[str, Any]) -> str:
@@ -376,7 +387,7 @@ def _quantity(rule: FieldRule, q: Any) -> tuple[float | None, str | None]:
         return None, "no numeric valueQuantity"
     units = dict(rule.units)
     for unit in (q.get("code"), q.get("unit")):
-        if unit in units:
+        if isinstance(unit, str) and unit in units:
             return float(q["value"]) * units[unit], None
     given = q.get("code") or q.get("unit")
     return None, f"unit {given!r} not in the table ({', '.join(units)})"
@@ -476,8 +487,8 @@ def _read(
             r
             for r in mine
             if r.get("resourceType") == "Condition"
-            and any(c in ACTIVE_CONDITION for _, c in _codings(r.get("clinicalStatus")))
-            and not any(c in REFUTED for _, c in _codings(r.get("verificationStatus")))
+            and any(_one_of(c, ACTIVE_CONDITION) for _, c in _codings(r.get("clinicalStatus")))
+            and not any(_one_of(c, REFUTED) for _, c in _codings(r.get("verificationStatus")))
         ]
         return _coded_presence(rule, active, "code", out)
     active = [
@@ -521,7 +532,7 @@ def _observation(
     for r in mine:
         if r.get("resourceType") != "Observation" or not _matches(r.get("code"), rule.codes):
             continue
-        if r.get("status") not in mapping.observation_status:
+        if not _one_of(r.get("status"), mapping.observation_status):
             continue
         when = resource_time(r)
         if when is not None and when > now:
@@ -554,7 +565,7 @@ def _draws(rule: FieldRule, usable: list, now: datetime, out: MappedPatient) -> 
         if percent is not None:
             draw["oc_positive_percent"] = percent
         for column, code in rule.components:
-            for comp in r.get("component") or ():
+            for comp in as_list(r.get("component")):
                 if isinstance(comp, Mapping) and _matches(comp.get("code"), (code,)):
                     raw = comp.get("valueInteger")
                     if raw is None and isinstance(comp.get("valueQuantity"), Mapping):

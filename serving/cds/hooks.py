@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from features.fhir import FhirMapping, load_mapping, map_patient
+from features.fhir.mapping import as_list
 from features.schema import HEADLINE_HORIZON_MONTHS
 from serving.cds.risk_assessment import risk_assessment
 from serving.cds.trust import CdsTrust, TrustError
@@ -121,7 +122,7 @@ def _entries(key: str, value: Any) -> list[dict[str, Any]]:
     if value["resourceType"] == "Bundle":
         return [
             e["resource"]
-            for e in value.get("entry") or ()
+            for e in as_list(value.get("entry"))
             if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
         ]
     if value["resourceType"] == "OperationOutcome":
@@ -219,7 +220,7 @@ async def gather(
             url = next(
                 (
                     link.get("url")
-                    for link in page.get("link") or ()
+                    for link in as_list(page.get("link"))
                     if isinstance(link, Mapping) and link.get("relation") == "next"
                 ),
                 None,

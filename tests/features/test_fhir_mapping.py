@@ -111,3 +111,39 @@ def test_a_hospital_recoding_changes_configuration_not_code(tmp_path):
                                                 "code": "LA6577-6"}]}}
     mapped = map_patient({"pathology": [obs]}, mapping, "p1", NOW, "X")
     assert mapped.record["er_status"] == "negative" and mapped.basis == ["Observation/o1"]
+
+
+JUNK = [None, 1, -1.5, float("nan"), "x", [], {}, [1, "a"], {"a": 1}, True, "2020-13-45",
+        {"coding": "x"}, {"coding": [1]}, "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-12:00", {"value": 1e308, "unit": "%"}, {"value": True}]
+
+
+def test_no_fhir_input_crashes_the_mapping():
+    """Resources with any element replaced by any JSON value map to a record (or to missing
+    fields and notes), never an exception: an EHR's odd data must not crash the hook."""
+    import json
+    import random
+
+    mapping = load_mapping()
+    cohort = simulate_cohort(10, seed=1)
+    rng = random.Random(4)
+
+    def mutate(node, depth=0):
+        if isinstance(node, dict | list) and node:
+            k = rng.choice(list(node)) if isinstance(node, dict) else rng.randrange(len(node))
+            if rng.random() < 0.5 or depth > 3:
+                node[k] = rng.choice(JUNK)
+            else:
+                mutate(node[k], depth + 1)
+
+    for row in cohort.patients.head(3).to_dict("records"):
+        draws = cohort.measurements[cohort.measurements.patient_id == row["patient_id"]]
+        clean = patient_resources(row, draws.to_dict("records"), mapping, "p1",
+                                  NOW - timedelta(days=400))
+        for _ in range(200):
+            resources = json.loads(json.dumps(clean))
+            for _ in range(rng.randint(1, 5)):
+                mutate(rng.choice(resources))
+            mapped = map_patient({q.key: resources for q in mapping.prefetch}, mapping, "p1",
+                                 NOW, "X")
+            json.dumps(mapped.record)
