@@ -241,3 +241,31 @@ def test_fhir_risk_assessment_route(world):
                            headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert answer.status_code == 412
     assert answer.json()["resourceType"] == "OperationOutcome"
+
+
+def test_bad_hook_requests_are_400_naming_the_problem(world):
+    ehr = world["ehr"]
+    good = ehr.body(world["ids"]["metastatic"], None, server=True)
+    cases = [
+        (dict(good, hook="order-select"), "hook must be 'patient-view'"),
+        (dict(good, context={"patientId": "../etc"}), "context.patientId must be a FHIR id"),
+        (dict(good, prefetch={"patient": "Patient/1"}), "prefetch.patient must be a FHIR"),
+        ({k: v for k, v in good.items() if k != "fhirServer"},
+         "fhirAuthorization is given without fhirServer"),
+        ([1, 2], "the body must be a JSON object"),
+    ]
+    for body, message in cases:
+        answer = ehr.call(SERVICE, body)
+        assert answer.status_code == 400, (message, answer.text)
+        assert message in answer.json()["error"]
+    # Odd but valid FHIR data gives a card, never a failure.
+    odd = ehr.prefetch(ehr.discover()["prefetch"], world["ids"]["metastatic"])
+    odd["pathology"] = {"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "Observation", "id": "o1", "status": "final",
+                      "subject": {"reference": f"Patient/{world['ids']['metastatic']}"},
+                      "code": {"coding": [{"system": "http://loinc.org", "code": "21889-1"}]},
+                      "valueQuantity": {"value": 3, "unit": "inch"}}}]}
+    answer = ehr.call(SERVICE, ehr.body(world["ids"]["metastatic"], odd, server=False))
+    assert answer.status_code == 200, answer.text
+    (card,) = answer.json()["cards"]
+    assert "Tumour size" in card["detail"]  # not found (its unit is not in the table)
