@@ -494,17 +494,18 @@ def cds_routes(config: CdsConfig, predict: Predict) -> list:
     def error(status: int, message: str, extra: dict[str, str] | None = None) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=extra)
 
-    async def authenticate(request: Any) -> JSONResponse | None:
+    async def authenticate(request: Any) -> tuple[Any, JSONResponse | None]:
+        """(the trusted client, None), or (None, the 401 answer)."""
         base = _public_base(config, request)
         audiences = {f"{base}{service_path}", f"{base}{request.url.path}",
                      f"{base}/cds-services"}
         try:
-            await anyio.to_thread.run_sync(
+            client, _ = await anyio.to_thread.run_sync(
                 config.trust.verify, request.headers.get("authorization"), audiences
             )
         except TrustError as err:
-            return error(401, str(err), {"WWW-Authenticate": 'Bearer realm="bonemet-cds"'})
-        return None
+            return None, error(401, str(err), {"WWW-Authenticate": 'Bearer realm="bonemet-cds"'})
+        return client, None
 
     async def json_body(request: Any) -> Any:
         try:
@@ -516,11 +517,16 @@ def cds_routes(config: CdsConfig, predict: Predict) -> list:
         return JSONResponse(discovery(config.mapping))
 
     async def service(request: Any) -> JSONResponse:
-        refused = await authenticate(request)
+        client, refused = await authenticate(request)
         if refused is not None:
             return refused
         try:
-            a = await assess(config, predict, await json_body(request), hook=True)
+            body = await json_body(request)
+            server = body.get("fhirServer") if isinstance(body, Mapping) else None
+            if isinstance(server, str) and not client.allows_fhir_server(server):
+                return error(403, "fhirServer is not one this EHR is registered with "
+                             "(fhir_servers in the trust file)")
+            a = await assess(config, predict, body, hook=True)
         except BadRequest as err:
             return error(400, str(err))
         except NeedData as err:
@@ -528,7 +534,7 @@ def cds_routes(config: CdsConfig, predict: Predict) -> list:
         return JSONResponse({"cards": [card(config, _public_base(config, request), a)]})
 
     async def feedback(request: Any) -> JSONResponse:
-        refused = await authenticate(request)
+        _, refused = await authenticate(request)
         if refused is not None:
             return refused
         try:

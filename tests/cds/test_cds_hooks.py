@@ -41,8 +41,9 @@ def world(trained_store, tmp_path_factory):
     }
     key, jwks = new_key()
     trust = folder / "trust.yaml"
-    trust.write_text(yaml.safe_dump({"clients": [{"iss": ISSUER, "jwks": jwks}]}))
     with fhir_server(folder) as fhir:
+        trust.write_text(yaml.safe_dump(
+            {"clients": [{"iss": ISSUER, "jwks": jwks, "fhir_servers": [fhir]}]}))
         load_bundles(fhir, [sim / "fhir" / f"{pid}.json" for pid in chosen.values()])
         with bonemet_serve(trained_store, tmp_path_factory, "cds-server",
                            BONEMET_CDS_TRUST=str(trust), BONEMET_API_TOKEN=API_TOKEN) as srv:
@@ -258,6 +259,9 @@ def test_bad_hook_requests_are_400_naming_the_problem(world):
         answer = ehr.call(SERVICE, body)
         assert answer.status_code == 400, (message, answer.text)
         assert message in answer.json()["error"]
+    # A FHIR server the EHR is not registered with is never contacted.
+    answer = ehr.call(SERVICE, dict(good, fhirServer="http://127.0.0.1:9/fhir"))
+    assert answer.status_code == 403 and "fhir_servers" in answer.json()["error"]
     # Odd but valid FHIR data gives a card, never a failure.
     odd = ehr.prefetch(ehr.discover()["prefetch"], world["ids"]["metastatic"])
     odd["pathology"] = {"resourceType": "Bundle", "type": "searchset", "entry": [

@@ -81,6 +81,7 @@ def test_claims_and_replay(tmp_path):
                                             algorithm="ES384", headers={"kid": KID}), [AUD])
     with pytest.raises(TrustError, match="kid is not a key"):
         trust.verify(token(key, {"kid": "other"}), [AUD])
+    assert client_allows(trust)
     with pytest.raises(TrustError, match="no CDS client is trusted"):
         CdsTrust.from_file(None).verify(token(key), [AUD])
 
@@ -100,3 +101,16 @@ def test_a_bad_trust_file_is_refused_naming_the_entry(tmp_path, doc, message):
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(TrustConfigError, match=message):
         CdsTrust.from_file(path)
+
+
+def client_allows(trust: CdsTrust) -> bool:
+    """No fhir_servers list: any server; with one, only those prefixes."""
+    from serving.cds.trust import TrustedClient
+
+    (client,) = trust.clients.values()
+    listed = TrustedClient(iss=ISS, jku=("u",), fhir_servers=("https://fhir.h.example/r4",))
+    return (
+        client.allows_fhir_server("https://anything.example/fhir")
+        and listed.allows_fhir_server("https://fhir.h.example/r4/")
+        and not listed.allows_fhir_server("http://169.254.169.254/")
+    )
