@@ -16,9 +16,10 @@ import numpy as np
 #: The version of the tables and their rules (1.2 added the provenance columns
 #: :data:`PROVENANCE_COLUMNS`); a string, as every message and record formats it.
 CONTRACT_VERSION = "1.2"
-#: The full contract version the prediction API answers (``GET /model``): 1.1 is version 1
-#: plus ``death_probability`` in each prediction; the tables and their rules are those of v1.
-CONTRACT_REVISION = "1.1"
+#: The full contract version the prediction API answers (``GET /model``, the model card): 1.1
+#: added ``death_probability`` to each prediction, 1.2 the interval on every probability and
+#: ``treatment_benefit``.
+CONTRACT_REVISION = "1.2"
 
 #: The largest magnitude of an integer column: every value is held as a float64 (the typed
 #: tables, the models' input), which is exact for integers up to 2**53 and no further. A count

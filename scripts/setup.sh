@@ -11,3 +11,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade "pip>=24"
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+# sekmet-fhir: the FHIR R4 server the CDS Hooks tests start on loopback (tests/cds). Without its
+# dependencies: it asks for uvicorn[standard], whose uvloop and httptools would change the event
+# loop and HTTP parser BentoML's server runs on; its other dependencies are in the test extra.
+.venv/bin/python -m pip install --quiet --no-deps -c constraints.txt "sekmet-fhir==0.1.1"

@@ -11,8 +11,10 @@ Routes (added beside ``GET /model`` by :mod:`serving.service`):
 
 - ``GET /clinician``: the page;
 - ``GET /clinician/static/{name}``: its stylesheet and script (only those two names);
-- ``GET /model/card``: the served version's model card (Markdown, as plain text), behind the
-  bearer token like ``/model``.
+- ``GET /model/card``: the served version's model card, with the served version, contract
+  version and intended use (:func:`training.artifact.card.served_card`): an HTML page when the
+  ``Accept`` header prefers ``text/html`` (a browser), Markdown (``text/markdown``) otherwise;
+  behind the bearer token like ``/model``.
 """
 
 from __future__ import annotations
@@ -127,12 +129,37 @@ def page_fields() -> dict[str, Any]:
     }
 
 
+#: The card page: its own inline style, nothing else (no script at all).
+CARD_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+}
+
+
 def render_page() -> str:
     """The page's HTML with the field specifications embedded as JSON."""
     template = (STATIC_DIR / "clinician.html").read_text(encoding="utf-8")
     # Script contents are raw text: "<" as its JSON escape so nothing can end the element.
     fields = json.dumps(page_fields()).replace("<", "\\u003c")
     return template.replace("{{FIELDS_JSON}}", fields)
+
+
+def _prefers_html(accept: str) -> bool:
+    """Whether an Accept header ranks ``text/html`` above Markdown and plain text (a browser)."""
+    best: dict[str, float] = {}
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        quality = 1.0
+        for f in fields[1:]:
+            if f.startswith("q="):
+                try:
+                    quality = float(f[2:])
+                except ValueError:
+                    quality = 0.0
+        best[fields[0].lower()] = max(best.get(fields[0].lower(), 0.0), quality)
+    html_q = best.get("text/html", 0.0)
+    other = max(best.get("text/markdown", 0.0), best.get("text/plain", 0.0))
+    return html_q > 0 and html_q > other
 
 
 def clinician_routes() -> list:
@@ -170,7 +197,17 @@ def clinician_routes() -> list:
                 {"error": f"model version {state.info.version} was logged without a model card"},
                 status_code=404,
             )
-        return PlainTextResponse(card, headers={"X-Content-Type-Options": "nosniff"})
+        from features.schema import CONTRACT_REVISION
+        from training.artifact.card import card_html, served_card
+
+        landmark = bool(getattr(state.risk_model, "landmark_days", ()))
+        card = served_card(card, state.info.version, CONTRACT_REVISION, landmark)
+        if _prefers_html(request.headers.get("accept", "")):
+            title = f"Model card: {state.info.name} version {state.info.version}"
+            return HTMLResponse(card_html(card, title), headers={**headers, **CARD_HEADERS})
+        return PlainTextResponse(
+            card, media_type="text/markdown", headers={"X-Content-Type-Options": "nosniff"}
+        )
 
     return [
         Route("/clinician", clinician, methods=["GET"]),

@@ -1,8 +1,9 @@
 """ASGI middleware in front of the service: what reaches BentoML, and what is recorded of it.
 
-- **Bearer token**: when ``BONEMET_API_TOKEN`` is set, ``/predict``, ``/explain`` and ``/model``
-  require ``Authorization: Bearer <token>`` (401 otherwise; the scheme name in any case, RFC
-  7235); health, readiness, metrics and the API schema stay open for orchestrators.
+- **Bearer token**: when ``BONEMET_API_TOKEN`` is set, ``/predict``, ``/explain``, ``/model``
+  and ``/fhir/`` require ``Authorization: Bearer <token>`` (401 otherwise; the scheme name in any
+  case, RFC 7235); health, readiness, metrics and the API schema stay open for orchestrators.
+  ``/cds-services`` is not behind it: EHRs authenticate with their signed JWT (serving.cds).
 - **Bodies**: a body (``POST``, ``PUT``, ``PATCH``) must be ``application/json`` (415 otherwise:
   a form or multipart body never reaches BentoML's form parser, and a web page cannot make a
   browser post one blind), at most ``BONEMET_MAX_BODY_BYTES`` (default 10 MB; 413, whether
@@ -47,7 +48,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-PROTECTED_PREFIXES = ("/predict", "/explain", "/model")
+#: /cds-services/* is not here: CDS clients authenticate with their signed JWT (serving.cds).
+PROTECTED_PREFIXES = ("/predict", "/explain", "/model", "/fhir/")
 #: The service's routes: the metric label and audit ``path`` of a request; any other is "other".
 ROUTES = frozenset(
     {
@@ -62,6 +64,10 @@ ROUTES = frozenset(
         "/readyz",
         "/metrics",
         "/docs.json",
+        "/cds-services",
+        "/cds-services/bone-metastasis-risk",
+        "/cds-services/bone-metastasis-risk/feedback",
+        "/fhir/RiskAssessment",
     }
 )
 #: Route prefixes of files (BentoML's Swagger UI assets), labelled by the prefix.

@@ -161,6 +161,44 @@ class ProbabilityAt(_ResponseModel):
 
     months: float = Field(..., description="horizon in months from prediction_day")
     probability: float = Field(..., ge=0, le=1)
+    low: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="lower bound of the interval of this probability (contract 1.2; level: "
+        "the answer's interval_level): the model's estimation uncertainty and the counting "
+        "noise of the marker's draw; null only for a version logged without interval data "
+        "(a warning says so)",
+    )
+    high: float | None = Field(None, ge=0, le=1, description="upper bound of the interval")
+
+
+class TreatmentBenefit(_ResponseModel):
+    """A treatment's effect on bone metastasis established by randomised trials, applied to
+    this patient's prediction (contract 1.2; never the model's own treatment coefficient)."""
+
+    treatment: str = Field(..., description='e.g. "adjuvant_bisphosphonate"')
+    relative_risk: float = Field(
+        ..., description="the trial's rate ratio on the cause-specific hazard of bone metastasis"
+    )
+    relative_risk_low: float = Field(..., description="lower 95% confidence limit")
+    relative_risk_high: float = Field(..., description="upper 95% confidence limit")
+    source: str = Field(..., description="the trial evidence")
+    bone_metastasis_probability: list[ProbabilityAt] = Field(
+        default_factory=list,
+        description="cumulative incidence of bone metastasis by each horizon if the treatment "
+        "were given (low/high: the trial's confidence limits on the interval without it)",
+    )
+
+
+class MissingInput(_ResponseModel):
+    """A missing input and how far it could move the answer (``POST /explain``)."""
+
+    input: str = Field(..., description="contract field (or receptor_status)")
+    months: float = Field(..., description="the horizon of low/high")
+    low: float = Field(..., ge=0, le=1, description="lowest probability of bone metastasis "
+                       "over plausible values of this input (from the training data)")
+    high: float = Field(..., ge=0, le=1, description="highest such probability")
 
 
 class Contribution(_ResponseModel):
@@ -187,13 +225,33 @@ class Prediction(_ResponseModel):
         description="cumulative incidence of death without bone metastasis by each horizon "
         "(the competing event; contract 1.1); bone metastasis plus death is at most 1",
     )
+    treatment_benefit: list[TreatmentBenefit] = Field(
+        default_factory=list,
+        description="treatments with a trial-established effect for a patient like this one "
+        "(contract 1.2); empty when none applies, treatment_benefit_note then says why",
+    )
+    treatment_benefit_note: str | None = Field(
+        None, description="why no trial-based treatment benefit applies to this patient"
+    )
     warnings: list[str] = Field(default_factory=list)
 
 
 class ExplainedPrediction(Prediction):
     """One patient's answer with the largest contributions to the risk score."""
 
-    explanation: list[Contribution] = Field(default_factory=list)
+    explanation: list[Contribution] = Field(
+        default_factory=list,
+        description="largest contributions of the inputs given (never of an imputed value)",
+    )
+    missing_inputs: list[MissingInput] = Field(
+        default_factory=list,
+        description="missing inputs, the one that could change the answer most first",
+    )
+    too_uncertain: bool = Field(
+        False,
+        description="true when too little is known to show a number (docs/serving.md, "
+        "'Minimum information'): the page shows no number, only what to fill in",
+    )
 
 
 class ModelInfo(_ResponseModel):
@@ -217,6 +275,9 @@ class PredictionResponse(_ResponseModel):
     """Body of a successful ``POST /predict``."""
 
     model: ModelInfo
+    interval_level: float = Field(
+        0.9, description="level of every probability's low-high interval (contract 1.2)"
+    )
     predictions: list[Prediction]
 
     model_config = ConfigDict(protected_namespaces=())
@@ -226,6 +287,9 @@ class ExplanationResponse(_ResponseModel):
     """Body of a successful ``POST /explain``."""
 
     model: ModelInfo
+    interval_level: float = Field(
+        0.9, description="level of every probability's low-high interval (contract 1.2)"
+    )
     predictions: list[ExplainedPrediction]
 
     model_config = ConfigDict(protected_namespaces=())
@@ -262,4 +326,15 @@ class ModelDetails(ModelInfo):
     )
     model_card_url: str | None = Field(
         None, description="path of the served version's model card (GET /model/card)"
+    )
+    performance: dict[str, dict[str, float | None]] = Field(
+        default_factory=dict,
+        description="held-out discrimination and calibration with 95% bootstrap bounds: "
+        '{"uno_c": {"estimate": 0.71, "low": 0.66, "high": 0.76}, ...}; empty for a version '
+        "logged before contract 1.2",
+    )
+    development: dict[str, Any] | None = Field(
+        None,
+        description="the population the version was fitted on: patients, bone_metastases, "
+        "deaths_before_bone_metastasis, median/longest_follow_up_years, disease_setting shares",
     )

@@ -42,6 +42,7 @@ from serving.schemas import (
     Prediction,
     PredictionResponse,
     ProbabilityAt,
+    TreatmentBenefit,
 )
 from serving.settings import ServingSettings
 
@@ -53,6 +54,8 @@ with bentoml.importing():
     from features.contract import check_measurement_records, check_patient_records
     from features.draws import DRAW_FIELDS, MARKER_FIELDS, draws_at
     from features.landmark import TRAJECTORY_FEATURES
+    from training.artifact.intervals import INTERVAL_LEVEL
+    from training.artifact.treatment import applicable, benefit
 
 logger = logging.getLogger("bonemet.service")
 #: The environment, read once when BentoML imports this module to start the service: the model
@@ -277,15 +280,71 @@ def _apply_draws(
     return notes
 
 
-def _probabilities(horizons: list, table: Any, k: int) -> list[ProbabilityAt]:
-    """Row ``k`` of an ``(n, horizons)`` probability table; empty where there is none (no
-    table, or NaN: bone metastasis at enrollment)."""
+def _probabilities(
+    horizons: list, table: Any, k: int, low: Any = None, high: Any = None
+) -> list[ProbabilityAt]:
+    """Row ``k`` of an ``(n, horizons)`` probability table with its interval bounds (``low``,
+    ``high``: tables alike, None when the version has no interval data); empty where there is
+    none (no table, or NaN: bone metastasis at enrollment)."""
     if table is None or np.isnan(table[k]).any():
         return []
+    bounded = low is not None and high is not None
     return [
-        ProbabilityAt(months=h, probability=float(p))
-        for h, p in zip(horizons, table[k], strict=True)
+        ProbabilityAt(
+            months=h,
+            probability=float(table[k, j]),
+            low=float(low[k, j]) if bounded else None,
+            high=float(high[k, j]) if bounded else None,
+        )
+        for j, h in enumerate(horizons)
     ]
+
+
+def _treatment_benefit(
+    typed: dict[str, Any], batch: Any, horizons: list, k: int
+) -> tuple[list[TreatmentBenefit], str | None]:
+    """Patient ``k``'s trial-based treatment benefit (:mod:`training.artifact.treatment`) and,
+    when none applies, why."""
+    record = {
+        name: typed[name][k]
+        for name in (
+            "disease_setting",
+            "menopausal_status",
+            "bone_targeted_therapy",
+            "bone_metastasis_at_enrollment",
+        )
+    }
+    effects, reason = applicable(record)
+    if not effects or np.isnan(batch.probability[k]).any():
+        return [], reason
+    row = slice(k, k + 1)
+
+    def part(table: Any) -> Any:
+        return None if table is None else table[row]
+
+    out = []
+    for effect in effects:
+        treated = benefit(
+            effect,
+            batch.probability[row],
+            part(batch.low),
+            part(batch.high),
+            part(batch.death_probability),
+            horizons,
+        )
+        out.append(
+            TreatmentBenefit(
+                treatment=effect.treatment,
+                relative_risk=effect.relative_risk,
+                relative_risk_low=effect.relative_risk_low,
+                relative_risk_high=effect.relative_risk_high,
+                source=effect.source,
+                bone_metastasis_probability=_probabilities(
+                    horizons, treated["probability"], 0, treated["low"], treated["high"]
+                ),
+            )
+        )
+    return out, None
 
 
 @dataclass(frozen=True)
@@ -343,7 +402,28 @@ def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any
         "trained_at": getattr(model.metadata, "utc_time_created", None),
         "model_card_url": "/model/card",
         "competing_risk": risk_model.competing_risk,
+        "performance": _performance(getattr(risk_model, "performance", None)),
+        "development": getattr(risk_model, "development", None),
     }
+
+
+#: The held-out metrics the page shows, with their intervals (names of
+#: ``training.evaluation.names.HEADLINE``).
+PAGE_METRICS = ("uno_c", "td_auc_24m", "calibration_slope_24m", "calibration_in_the_large_24m")
+
+
+def _performance(metrics: dict[str, float] | None) -> dict[str, dict[str, float]]:
+    """``{metric: {"estimate", "low", "high"}}`` of :data:`PAGE_METRICS` recorded with the
+    version (empty when it recorded none)."""
+    out = {}
+    for name in PAGE_METRICS:
+        if metrics and name in metrics:
+            out[name] = {
+                "estimate": metrics[name],
+                "low": metrics.get(f"{name}_lo"),
+                "high": metrics.get(f"{name}_hi"),
+            }
+    return out
 
 
 def _is_float(value: str) -> bool:
@@ -363,9 +443,42 @@ def _model_app():
         service = bentoml.get_current_service()
         return JSONResponse(service.state.details)
 
+    from serving.cds.hooks import CdsConfig, cds_routes
     from serving.clinician import clinician_routes
 
-    return Starlette(routes=[Route("/model", model_endpoint, methods=["GET"]), *clinician_routes()])
+    routes = [Route("/model", model_endpoint, methods=["GET"]), *clinician_routes()]
+    routes += cds_routes(CdsConfig.from_settings(SETTINGS), predict_records)
+    return Starlette(routes=routes)
+
+
+def predict_records(
+    patients: list[dict[str, Any]], horizons_months: list[float]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """``POST /predict``'s answer for patient records as JSON gives them (the CDS Hooks path).
+
+    The records go through the same request model (parsed from the same JSON), contract rules
+    and :func:`_predictions` as a ``/predict`` request, with the model state of the moment.
+
+    Returns
+    -------
+    answer : dict or None
+        The answer's JSON, None when the records break the contract.
+    violations : list of dict
+        ``{"loc": [...], "msg": ...}`` per violation (empty with an answer).
+    """
+    body = json.dumps({"patients": patients, "horizons_months": horizons_months})
+    try:
+        request = PredictRequest.model_validate_json(body)
+    except ValidationError as err:
+        return None, [{"loc": list(e["loc"]), "msg": e["msg"]} for e in err.errors()]
+    state = bentoml.get_current_service().state
+    answer = _predictions(state, request.patients, request.horizons_months, False)
+    if isinstance(answer, JSONResponse):
+        return None, json.loads(answer.body)["detail"]
+    response = PredictionResponse(
+        model=state.info, interval_level=INTERVAL_LEVEL, predictions=answer
+    )
+    return json.loads(response.model_dump_json()), []
 
 
 def _cors_policy(origins: Sequence[str]) -> dict[str, Any]:
@@ -577,8 +690,10 @@ class BoneMetastasisService:
             answer.headers.update(headers)
             return answer
         if explain:
-            return ExplanationResponse(model=state.info, predictions=answer)
-        return PredictionResponse(model=state.info, predictions=answer)
+            return ExplanationResponse(
+                model=state.info, interval_level=INTERVAL_LEVEL, predictions=answer
+            )
+        return PredictionResponse(model=state.info, interval_level=INTERVAL_LEVEL, predictions=answer)
 
 
 def _predictions(
@@ -598,16 +713,30 @@ def _predictions(
     for k in range(len(patients)):
         score = float(batch.risk_score[k])
         has_probs = score == score  # NaN for bone metastasis at enrollment
+        benefits, why_not = _treatment_benefit(typed, batch, horizons_months, k)
         answer = dict(
             patient_id=batch.patient_id[k],
             risk_score=score if has_probs else None,
             risk_group=batch.risk_group[k] if has_probs else None,
-            bone_metastasis_probability=_probabilities(horizons_months, batch.probability, k),
-            death_probability=_probabilities(horizons_months, batch.death_probability, k),
+            bone_metastasis_probability=_probabilities(
+                horizons_months, batch.probability, k, batch.low, batch.high
+            ),
+            death_probability=_probabilities(
+                horizons_months, batch.death_probability, k, batch.death_low, batch.death_high
+            ),
+            treatment_benefit=benefits,
+            treatment_benefit_note=why_not,
             warnings=notes[k] + batch.warnings[k],
         )
         if explain:
-            predictions.append(ExplainedPrediction(**answer, explanation=batch.explanation[k]))
+            predictions.append(
+                ExplainedPrediction(
+                    **answer,
+                    explanation=batch.explanation[k],
+                    missing_inputs=batch.missing[k]["ranges"] if batch.missing else [],
+                    too_uncertain=batch.missing[k]["too_uncertain"] if batch.missing else False,
+                )
+            )
         else:
             predictions.append(Prediction(**answer))
     return predictions

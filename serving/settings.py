@@ -15,6 +15,10 @@ Variable                       Meaning                              Default
 ``BONEMET_MAX_BODY_BYTES``     largest request body                 10 MB
 ``BONEMET_BODY_TIMEOUT_SECONDS`` time to receive a body             30
 ``BONEMET_WORKERS``            BentoML worker processes (1-16)      1
+``BONEMET_CDS_TRUST``          CDS Hooks trusted EHRs (YAML file)   none: every hook refused
+``BONEMET_FHIR_MAPPING``       FHIR mapping table (YAML file)       the one shipped
+``BONEMET_PUBLIC_URL``         the service's address seen by EHRs   the request's own
+``BONEMET_SMART_LAUNCH_URL``   a SMART app offered on the card      none
 ============================== ==================================== ==========================
 
 ``bonemet serve`` (:mod:`training.tracking.bento`) sets the first four for the server process,
@@ -72,6 +76,10 @@ class ServingSettings:
         Time a client has to send its body (``BONEMET_BODY_TIMEOUT_SECONDS``).
     workers : int
         BentoML worker processes, each with the model loaded (``BONEMET_WORKERS``, 1-16).
+    cds_trust_file, fhir_mapping_file : str or None
+        CDS Hooks: the trusted EHRs and the FHIR mapping table (``docs/ehr.md``).
+    public_url, smart_launch_url : str or None
+        CDS Hooks: the address EHRs call (JWT audience, card links) and a SMART app link.
     """
 
     model_tag: str = DEFAULT_MODEL_TAG
@@ -83,6 +91,10 @@ class ServingSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
     workers: int = 1
+    cds_trust_file: str | None = None
+    fhir_mapping_file: str | None = None
+    public_url: str | None = None
+    smart_launch_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
@@ -123,6 +135,10 @@ class ServingSettings:
                 env, "BONEMET_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS
             ),
             workers=_workers(env),
+            cds_trust_file=text("BONEMET_CDS_TRUST"),
+            fhir_mapping_file=text("BONEMET_FHIR_MAPPING"),
+            public_url=text("BONEMET_PUBLIC_URL"),
+            smart_launch_url=text("BONEMET_SMART_LAUNCH_URL"),
         )
 
 

@@ -180,6 +180,11 @@
     var kind = control.dataset.kind;
     if (kind === "boolean") return text === "true" ? true : text === "false" ? false : text;
     if (kind === "number" || kind === "integer") {
+      // A decimal comma is read as a point ("0,05" is 0.05); "1,000" is ambiguous (a thousands
+      // separator?) and is sent as typed, so the message explains what to type.
+      if (kind === "number" && /^[+-]?\d*,\d+$/.test(text) && !/,\d{3}$/.test(text)) {
+        text = text.replace(",", ".");
+      }
       var n = Number(text);
       return text !== "" && isFinite(n) ? n : text;
     }
@@ -311,12 +316,37 @@
     return null;
   }
 
+  // The service's message in the clinician's words: what is wrong and what to type (no
+  // pattern syntax, no validator jargon); a contract rule keeps its words, fields by label.
+  function plainMessage(msg) {
+    var text = String(msg || "");
+    var m;
+    if (/match pattern/.test(text)) {
+      return "Use 1 to 64 letters, digits, _ or - (no spaces, not starting with -); never a name or record number.";
+    }
+    if (/valid integer|fractional part/.test(text)) {
+      return "Type a whole number without separators, e.g. 100000.";
+    }
+    if (/valid number|finite number|multiple of/.test(text)) {
+      return "Type a number, e.g. 0.05 (a decimal comma, 0,05, works too; no thousands separators).";
+    }
+    if ((m = /greater than or equal to ([^\s,]+)/.exec(text))) return "Must be at least " + m[1] + ".";
+    if ((m = /less than or equal to ([^\s,]+)/.exec(text))) return "Must be at most " + m[1] + ".";
+    if ((m = /greater than ([^\s,]+)/.exec(text))) return "Must be more than " + m[1] + ".";
+    if ((m = /less than ([^\s,]+)/.exec(text))) return "Must be less than " + m[1] + ".";
+    if (/Field required|Missing required/i.test(text)) return "Required: please fill this in.";
+    if (/^Input should be /.test(text)) return "Choose one of the options in the list.";
+    if (/Extra inputs/.test(text)) return "This is not a field of the form.";
+    return plainWarning(text);
+  }
+
   function showViolations(detail) {
     detail.forEach(function (v) {
       var loc = Array.isArray(v.loc) ? v.loc : [];
       var id = controlId(loc);
-      if (!id || !showFieldError(id, v.msg)) {
-        document.getElementById("error-list").appendChild(el("li", {}, loc.join(".") + ": " + v.msg));
+      var message = plainMessage(v.msg);
+      if (!id || !showFieldError(id, message)) {
+        document.getElementById("error-list").appendChild(el("li", {}, message));
       }
     });
     showSummary();
@@ -378,7 +408,39 @@
       text += " Predicts from any prediction day with the blood draws known by then.";
     }
     document.getElementById("model-text").textContent = text;
+    document.getElementById("model-accuracy").textContent = accuracyText(info.performance || {});
+    document.getElementById("model-population").textContent = populationText(info.development);
     if (info.model_card_url) document.getElementById("card-link").setAttribute("href", info.model_card_url);
+  }
+
+  function withInterval(m, digits) {
+    var text = m.estimate.toFixed(digits);
+    if (m.low !== null && m.low !== undefined && m.high !== null && m.high !== undefined) {
+      text += " (95% CI " + m.low.toFixed(digits) + " to " + m.high.toFixed(digits) + ")";
+    }
+    return text;
+  }
+
+  function accuracyText(p) {
+    var parts = [];
+    if (p.uno_c) parts.push("C-index " + withInterval(p.uno_c, 2) + " (0.5 is chance, 1 perfect ranking)");
+    if (p.td_auc_24m) parts.push("AUC at 2 years " + withInterval(p.td_auc_24m, 2));
+    if (p.calibration_slope_24m) parts.push("calibration slope at 2 years " + withInterval(p.calibration_slope_24m, 2) + " (1 is ideal)");
+    if (p.calibration_in_the_large_24m) parts.push("observed minus predicted at 2 years " + withInterval(p.calibration_in_the_large_24m, 3) + " (0 is ideal)");
+    return parts.length
+      ? "Accuracy on patients not used to fit it: " + parts.join("; ") + "."
+      : "The accuracy of this model version was not recorded with it: see the model card.";
+  }
+
+  function populationText(d) {
+    if (!d) return "The population this version was developed on was not recorded with it: see the model card.";
+    var settings = Object.keys(d.disease_setting || {}).map(function (k) {
+      return Math.round(100 * d.disease_setting[k]) + "% " + k;
+    }).join(", ");
+    return "Developed on " + d.patients.toLocaleString("en") + " patients (" + settings + " disease), with " +
+      d.bone_metastases + " first bone metastases and " + d.deaths_before_bone_metastasis +
+      " deaths before any bone metastasis; median follow-up " + d.median_follow_up_years.toFixed(1) +
+      " years (longest " + d.longest_follow_up_years.toFixed(1) + "). It applies to patients like these.";
   }
 
   function submit(event) {
@@ -455,7 +517,11 @@
     var bmCurve = pred.bone_metastasis_probability;
     var deathCurve = pred.death_probability || [];
     var figures = resultBody.querySelectorAll(".figure");
-    showList("warnings", pred.warnings.length ? pred.warnings.map(plainWarning) : ["None."]);
+    // Missing inputs are listed with what they could change (below); not again as warnings.
+    var shown = pred.warnings.filter(function (w) {
+      return !((pred.missing_inputs || []).length && / missing: imputed$/.test(w));
+    });
+    showList("warnings", shown.length ? shown.map(plainWarning) : ["None."]);
     if (!bmCurve.length) {
       document.getElementById("headline").textContent = pred.warnings[0] || "No risk to predict for this patient.";
       document.getElementById("subline").textContent = "";
@@ -473,17 +539,123 @@
     var pDeath = deathCurve.length ? at(deathCurve, horizon) : null;
     var c = counts(pBm, pDeath);
     var within = years(horizon);
-    var headline = c.bm + " out of 100 women like this develop bone metastasis within " + within + ".";
-    document.getElementById("headline").textContent = headline;
-    document.getElementById("headline").dataset.n = String(c.bm);
+    var bounds = outOf100(entry(bmCurve, horizon));
+    var headlineBox = document.getElementById("headline");
+    showMissing(pred.missing_inputs || [], pred.too_uncertain);
+    showTreatment(pred, horizon, c.bm);
+    if (pred.too_uncertain) {
+      var short = "Too uncertain to show a number: too little is known about this patient.";
+      headlineBox.textContent = short;
+      headlineBox.dataset.n = "";
+      document.getElementById("subline").textContent =
+        "Fill in the missing information listed below (the fields that could change the answer " +
+        "most come first), then choose \"Show the risk\" again.";
+      figures.forEach(function (f) {
+        f.hidden = true;
+      });
+      showReasons(pred.explanation || []);
+      statusBox.textContent = "Result: " + short;
+      statusBox.classList.add("visually-hidden");
+      focusHeadline();
+      return;
+    }
+    var headline = c.bm + " out of 100 women like this develop bone metastasis within " + within +
+      (bounds ? ", likely between " + bounds.low + " and " + bounds.high : "") + ".";
+    headlineBox.textContent = headline;
+    headlineBox.dataset.n = String(c.bm);
+    headlineBox.dataset.low = bounds ? String(bounds.low) : "";
+    headlineBox.dataset.high = bounds ? String(bounds.high) : "";
     document.getElementById("subline").textContent = pDeath === null
-      ? "This model version does not estimate deaths from other causes."
-      : c.death + " out of 100 die of other causes first, without bone metastasis; " + c.neither + " have neither.";
+      ? "This model version does not estimate deaths before bone metastasis."
+      : c.death + " out of 100 die before any bone metastasis (from any cause, breast cancer " +
+        "included); " + c.neither + " have neither.";
     drawIcons(c, within, pDeath !== null);
     drawCurves(bmCurve, deathCurve, horizon);
     showReasons(pred.explanation || []);
     statusBox.textContent = "Result: " + headline;
     statusBox.classList.add("visually-hidden"); // the headline shows it; screen readers hear it
+    focusHeadline();
+  }
+
+  // The answer is what the clinician asked for: scrolled into view and focused (1366x768, phone).
+  function focusHeadline() {
+    var box = document.getElementById("headline");
+    box.scrollIntoView({ block: "start" });
+    box.focus({ preventScroll: true });
+  }
+
+  function entry(curve, months) {
+    for (var i = 0; i < curve.length; i++) if (curve[i].months === months) return curve[i];
+    return null;
+  }
+
+  // An interval as whole women out of 100; null when the version has none.
+  function outOf100(e) {
+    if (!e || e.low === null || e.low === undefined || e.high === null || e.high === undefined) return null;
+    return { low: Math.round(100 * e.low), high: Math.round(100 * e.high) };
+  }
+
+  function fieldLabel(name) {
+    var spec = FIELDS.patient.concat(FIELDS.marker).filter(function (s) { return s.name === name; })[0];
+    return spec ? spec.label : name;
+  }
+
+  function showMissing(missing, tooUncertain) {
+    var section = document.getElementById("missing-section");
+    var list = document.getElementById("missing");
+    list.textContent = "";
+    section.hidden = !missing.length;
+    document.getElementById("missing-intro").textContent = tooUncertain
+      ? "Too little is known to show a number. These are missing; the first ones could change the answer most:"
+      : "These are missing. The model filled each with a typical value; with its real value the " +
+        "answer could lie in the range shown. Fill them in for a better answer.";
+    missing.forEach(function (m) {
+      var low = Math.round(100 * m.low), high = Math.round(100 * m.high);
+      var text = fieldLabel(m.input) + ": " + (low === high
+        ? "would hardly change the answer"
+        : "the answer could be anywhere from " + low + " to " + high + " out of 100 within " + years(m.months) +
+          ", depending on its value");
+      var item = el("li", { "data-input": m.input, "data-low": String(low), "data-high": String(high) });
+      var control = document.getElementById("f-" + m.input);
+      if (control) {
+        var link = el("a", { href: "#f-" + m.input }, text);
+        link.addEventListener("click", function (event) {
+          event.preventDefault();
+          control.focus();
+        });
+        item.appendChild(link);
+      } else {
+        item.textContent = text;
+      }
+      list.appendChild(item);
+    });
+  }
+
+  function showTreatment(pred, horizon, untreated) {
+    var box = document.getElementById("treatment");
+    box.textContent = "";
+    var benefits = pred.treatment_benefit || [];
+    if (!benefits.length) {
+      box.appendChild(el("p", { id: "treatment-none" }, "No treatment benefit from the trials is shown: " +
+        (pred.treatment_benefit_note || "none applies to this patient") + "."));
+      return;
+    }
+    benefits.forEach(function (b) {
+      var treated = entry(b.bone_metastasis_probability, horizon);
+      if (!treated) return;
+      var n = Math.round(100 * treated.probability);
+      var bounds = outOf100(treated);
+      var name = b.treatment === "adjuvant_bisphosphonate" ? "adjuvant bisphosphonate" : b.treatment.replace(/_/g, " ");
+      box.appendChild(el("p", {
+        class: "treatment", "data-treatment": b.treatment, "data-n": String(n),
+        "data-low": bounds ? String(bounds.low) : "", "data-high": bounds ? String(bounds.high) : "",
+      }, "With " + name + ": " + n + " out of 100 within " + years(horizon) +
+        (bounds ? ", likely between " + bounds.low + " and " + bounds.high : "") +
+        ", instead of " + untreated + " without it."));
+      box.appendChild(el("p", { class: "hint" }, "From the trials, not from this model: the bone-metastasis " +
+        "rate is multiplied by " + b.relative_risk + " (95% CI " + b.relative_risk_low + "-" +
+        b.relative_risk_high + "). Source: " + b.source + "."));
+    });
   }
 
   // Contract names in a warning read as the form's labels ("ki67_percent missing: imputed"
@@ -535,7 +707,7 @@
     var box = document.getElementById("icons");
     box.textContent = "";
     var text = "Of 100 women like this, within " + within + ": " + c.bm +
-      " develop bone metastasis, " + (withDeath ? c.death + " die of other causes first, " : "") +
+      " develop bone metastasis, " + (withDeath ? c.death + " die before any bone metastasis, " : "") +
       c.neither + " have neither.";
     document.getElementById("icon-text").textContent = text;
     var picture = svg("svg", {
@@ -556,7 +728,7 @@
     legend.textContent = "";
     [
       ["bm", c.bm + " develop bone metastasis"],
-      ["death", c.death + " die of other causes first"],
+      ["death", c.death + " die before any bone metastasis (any cause)"],
       ["neither", c.neither + " have neither"],
     ].forEach(function (pair) {
       if (pair[0] === "death" && !withDeath) return;
@@ -571,7 +743,7 @@
 
   function drawCurves(bmCurve, deathCurve, horizon) {
     var W = 460, H = 260, left = 48, right = 16, top = 14, bottom = 40;
-    var series = [["bm", bmCurve, "Bone metastasis", ""], ["death", deathCurve, "Death from other causes first", "6 4"]];
+    var series = [["bm", bmCurve, "Bone metastasis", ""], ["death", deathCurve, "Death before any bone metastasis (any cause)", "6 4"]];
     var highest = 0;
     series.forEach(function (s) {
       s[1].forEach(function (p) {
@@ -623,7 +795,7 @@
     var five = counts(at(bmCurve, 60), deathCurve.length ? at(deathCurve, 60) : null);
     box.appendChild(el("p", { id: "curves-text", class: "text-equivalent" },
       "Women out of 100 by each year from the prediction day, rising to " + five.bm +
-      " with bone metastasis" + (deathCurve.length ? " and " + five.death + " dead of other causes first" : "") +
+      " with bone metastasis" + (deathCurve.length ? " and " + five.death + " dead before any bone metastasis" : "") +
       " within 5 years; the vertical line marks " + years(horizon) + "."));
     var legend = document.getElementById("curve-legend");
     legend.textContent = "";

@@ -54,9 +54,17 @@ def _as_written(frame: pd.DataFrame) -> pd.DataFrame:
 def test_old_artifact_predicts_as_it_did(name, day, cohort):
     from training.scoring.predict import predict_patients
 
+    from training.artifact.intervals import NO_INTERVAL_WARNING
+
     model = _load(name)
     out = predict_patients(model, cohort.patients, cohort.measurements, float(day) if day else None)
     expected = pd.read_csv(FIXTURE / f"{name}_day{day}.csv")
+    # Logged before contract 1.2: no interval bounds (no columns), and every answer says so.
+    assert not [c for c in out.columns if c.endswith(("_low", "_high"))]
+    warned = out["warnings"].map(json.loads)
+    scored = out["risk_score"].notna()
+    assert all(NO_INTERVAL_WARNING in w for w in warned[scored])
+    out["warnings"] = [json.dumps([x for x in w if x != NO_INTERVAL_WARNING]) for w in warned]
     pd.testing.assert_frame_equal(_as_written(out), expected, rtol=1e-12, atol=1e-12)
 
 
@@ -73,12 +81,21 @@ def test_old_artifact_explains_as_it_did(name, cohort):
     for g, e in zip(got, expected, strict=True):
         for key in ("explanation",):
             g_items, e_items = json.loads(g.pop(key)), json.loads(e.pop(key))
+            # Since 1.2 an imputed input is never a reason: the old answer without those.
+            e_items = [i for i in e_items if i["value"] != "missing (imputed)"]
+            g_items = g_items[: len(e_items)]
             assert [i["input"] for i in g_items] == [i["input"] for i in e_items]
             assert [i["text"] for i in g_items] == [i["text"] for i in e_items]
             assert [i["contribution"] for i in g_items] == pytest.approx(
                 [i["contribution"] for i in e_items], rel=1e-9, abs=1e-12
             )
         assert g.keys() == e.keys()
+        from training.artifact.intervals import NO_INTERVAL_WARNING
+
+        if "warnings" in g and g["risk_score"] is not None:
+            warned = json.loads(g["warnings"])
+            assert NO_INTERVAL_WARNING in warned
+            g["warnings"] = json.dumps([w for w in warned if w != NO_INTERVAL_WARNING])
         for key, value in e.items():
             if isinstance(value, float):
                 assert g[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key

@@ -140,27 +140,19 @@ def test_predict_writes_the_batch_layout(trained_store, tmp_path):
         trained_store["dir"],
     )
     frame = pd.read_csv(out)
-    assert list(frame.columns) == [
-        "patient_id",
-        "risk_score",
-        "risk_group",
-        "p_bone_met_12m",
-        "p_bone_met_24m",
-        "p_bone_met_36m",
-        "p_bone_met_60m",
-        "p_death_12m",
-        "p_death_24m",
-        "p_death_36m",
-        "p_death_60m",
-        "warnings",
-    ]
+    horizons = ("12m", "24m", "36m", "60m")
+    points = {e: [f"p_{e}_{h}" for h in horizons] for e in ("bone_met", "death")}
+    bounded = [f"{c}{b}" for e in points for c in points[e] for b in ("", "_low", "_high")]
+    assert list(frame.columns) == ["patient_id", "risk_score", "risk_group", *bounded, "warnings"]
     patients = pd.read_csv(cohort / "patients.csv")
     assert frame["patient_id"].tolist() == patients["patient_id"].tolist()
     free = ~patients["bone_metastasis_at_enrollment"].astype(str).str.lower().eq("true")
-    for event in ("bone_met", "death"):
-        probs = frame.loc[free, [c for c in frame.columns if c.startswith(f"p_{event}_")]]
-        probs = probs.to_numpy()
+    for event, columns in points.items():
+        probs = frame.loc[free, columns].to_numpy()
         assert ((probs >= 0) & (probs <= 1)).all() and (probs[:, 1:] >= probs[:, :-1]).all()
+        low = frame.loc[free, [f"{c}_low" for c in columns]].to_numpy()
+        high = frame.loc[free, [f"{c}_high" for c in columns]].to_numpy()
+        assert (low <= probs).all() and (probs <= high).all() and (high > low).any()
     both = frame.loc[free, "p_bone_met_60m"] + frame.loc[free, "p_death_60m"]
     assert (both <= 1 + 1e-12).all()
     assert frame.loc[~free, ["p_bone_met_24m", "p_death_24m"]].isna().all().all()

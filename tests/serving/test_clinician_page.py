@@ -39,10 +39,36 @@ PATIENT = {
     "age_years": 54,
     "disease_setting": "metastatic",
     "bone_metastasis_at_enrollment": False,
+    "menopausal_status": "post",
     "er_status": "positive",
+    "pr_status": "positive",
+    "her2_status": "negative",
     "ki67_percent": 20,
+    "histologic_grade": 2,
+    "tumor_size_mm": 25,
+    "positive_lymph_nodes": 2,
+    "visceral_metastasis": False,
     "oc_positive_percent": 0.061,
 }
+#: The required fields and the marker only: too little to show a number.
+FIVE_FIELDS = {
+    "patient_id": "P0005",
+    "age_years": 54,
+    "disease_setting": "metastatic",
+    "bone_metastasis_at_enrollment": False,
+    "oc_positive_percent": 0.061,
+}
+#: Early disease, postmenopausal, no bone-targeted agent: the trials' benefit applies.
+EARLY_POST = dict(
+    PATIENT,
+    patient_id="P0002",
+    disease_setting="early",
+    bone_targeted_therapy="none",
+    endocrine_therapy=True,
+    chemotherapy=False,
+)
+PHONE = {"width": 390, "height": 844}
+LAPTOP = {"width": 1366, "height": 768}
 
 
 def chromium_path() -> str:
@@ -90,10 +116,22 @@ def api_answer(base: str, record: dict, months: float, headers: dict | None = No
     )
     assert r.status_code == 200, r.text
     (pred,) = r.json()["predictions"]
+    (bm,) = pred["bone_metastasis_probability"]
     return {
-        "bm": pred["bone_metastasis_probability"][0]["probability"],
+        "bm": bm["probability"],
+        "low": bm["low"],
+        "high": bm["high"],
         "death": pred["death_probability"][0]["probability"],
+        "answer": pred,
     }
+
+
+def headline_text(truth: dict, within: str) -> str:
+    n, low, high = (round(100 * truth[k]) for k in ("bm", "low", "high"))
+    return (
+        f"{n} out of 100 women like this develop bone metastasis within {within}, "
+        f"likely between {low} and {high}."
+    )
 
 
 def wait_for_result(page) -> str:
@@ -119,26 +157,27 @@ def test_url_prefill_shows_the_result_on_load_equal_to_the_api(server, page):
     assert page.input_value("#f-horizon_months") == "24"
     truth = api_answer(server, PATIENT, 24)
     n = round(100 * truth["bm"])
-    assert headline == f"{n} out of 100 women like this develop bone metastasis within 2 years."
+    assert headline == headline_text(truth, "2 years")
     counts = icon_counts(page)
     assert sum(counts.values()) == 100
     assert counts["bm"] == n
     assert counts["death"] == min(round(100 * truth["death"]), 100 - n)
     text = page.inner_text("#icon-text")
     assert f"{counts['bm']} develop bone metastasis" in text
-    assert f"{counts['death']} die of other causes first" in text
+    assert f"{counts['death']} die before any bone metastasis" in text
     assert f"{counts['neither']} have neither" in text
     # Curves of both over 5 years, reasons, every warning, the model, the notice.
     assert page.locator("#curves polyline").count() == 2
     assert page.locator("#curve-table tbody tr").count() == 5
     assert page.locator("#reasons li").count() >= 1
-    warnings = page.locator("#warnings li").all_inner_texts()
-    assert any("menopausal_status" in w and "imputed" in w for w in warnings)
+    missing = page.locator("#missing li").all_inner_texts()
+    assert any(m.startswith("Alkaline phosphatase") for m in missing)
     assert "version" in page.inner_text("#model-text")
     assert "trained 20" in page.inner_text("#model-text")
     assert page.is_visible("#research-notice")
     card = requests.get(server + page.get_attribute("#card-link", "href"), timeout=10)
     assert card.status_code == 200 and card.text.startswith("# Model card")
+    assert card.headers["content-type"].startswith("text/markdown")
 
 
 @pytest.mark.parametrize("months", [12, 60])
@@ -149,8 +188,7 @@ def test_n_and_the_three_counts_follow_the_api_at_each_horizon(server, page, mon
     truth = api_answer(server, record, months)
     n = round(100 * truth["bm"])
     years = months // 12
-    assert headline.startswith(f"{n} out of 100 women like this")
-    assert headline.endswith(f"within {years} year{'s' if years > 1 else ''}.")
+    assert headline == headline_text(truth, f"{years} year{'s' if years > 1 else ''}")
     counts = icon_counts(page)
     assert sum(counts.values()) == 100 and counts["bm"] == n
 
@@ -168,6 +206,12 @@ def test_form_round_trip_with_the_keyboard(server, page):
     page.select_option("#f-disease_setting", "early")
     page.select_option("#f-bone_metastasis_at_enrollment", "false")
     page.select_option("#f-her2_status", "positive")
+    page.select_option("#f-er_status", "negative")
+    page.select_option("#f-pr_status", "negative")
+    page.select_option("#f-menopausal_status", "pre")
+    page.fill("#f-tumor_size_mm", "18")
+    page.fill("#f-positive_lymph_nodes", "0")
+    page.fill("#f-histologic_grade", "3")
     page.fill("#f-oc_positive_percent", "0.05")
     page.click("#add-draw")
     page.fill("#d0-day", "120")
@@ -182,11 +226,16 @@ def test_form_round_trip_with_the_keyboard(server, page):
         "disease_setting": "early",
         "bone_metastasis_at_enrollment": False,
         "her2_status": "positive",
+        "er_status": "negative",
+        "pr_status": "negative",
+        "menopausal_status": "pre",
+        "tumor_size_mm": 18,
+        "positive_lymph_nodes": 0,
+        "histologic_grade": 3,
         "oc_positive_percent": 0.05,
         "oc_measurements": [{"day": 120, "oc_positive_percent": 0.08}],
     }
-    n = round(100 * api_answer(server, record, 48)["bm"])
-    assert headline == f"{n} out of 100 women like this develop bone metastasis within 4 years."
+    assert headline == headline_text(api_answer(server, record, 48), "4 years")
     warnings = page.locator("#warnings li").all_inner_texts()
     assert any("draw of day 120" in w for w in warnings) or any("landmark" in w for w in warnings)
     # The address bar now holds a link to this result: opening it shows the same answer.
@@ -332,3 +381,143 @@ def test_page_fields_cover_the_contract():
     page = render_page()
     embedded = page.split('id="fields">', 1)[1].split("</script>", 1)[0]
     assert json.loads(embedded) == fields
+
+
+def explain_answer(base: str, record: dict, months: float) -> dict:
+    r = requests.post(
+        f"{base}/explain", json={"patients": [record], "horizons_months": [months]}, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["interval_level"] == 0.9
+    return r.json()["predictions"][0]
+
+
+def test_competing_event_named_as_what_it_is(server, page):
+    page.goto(url(server, PATIENT, horizon_months=36))
+    wait_for_result(page)
+    body = page.inner_text("body")
+    assert "other causes" not in body
+    assert "die before any bone metastasis (from any cause" in page.inner_text("#subline")
+    assert page.is_visible("#competing-note")
+    assert "can no longer develop bone metastasis" in page.inner_text("#competing-note")
+    legend = page.locator("#curve-legend li").all_inner_texts()
+    assert any(t.startswith(" Death before any bone metastasis") or
+               "Death before any bone metastasis" in t for t in legend)
+
+
+def test_five_fields_too_uncertain_and_what_to_fill(server, page):
+    page.goto(url(server, FIVE_FIELDS, horizon_months=24))
+    headline = wait_for_result(page)
+    truth = explain_answer(server, FIVE_FIELDS, 24)
+    assert truth["too_uncertain"] is True
+    assert headline.startswith("Too uncertain to show a number")
+    assert page.inner_text("#headline").find(" out of 100") < 0
+    assert not page.is_visible("#icons")
+    # The missing fields, the one that could change the answer most first, as the API says.
+    items = page.locator("#missing li")
+    assert [items.nth(k).get_attribute("data-input") for k in range(items.count())] == [
+        m["input"] for m in truth["missing_inputs"]
+    ]
+    first = truth["missing_inputs"][0]
+    assert items.nth(0).get_attribute("data-low") == str(round(100 * first["low"]))
+    assert items.nth(0).get_attribute("data-high") == str(round(100 * first["high"]))
+    # A missing field is never a reason.
+    reasons = " ".join(page.locator("#reasons li").all_inner_texts())
+    assert "imputed" not in reasons and "missing" not in reasons
+    assert all(e["value"] != "missing (imputed)" for e in truth["explanation"])
+    # Its link leads to the field.
+    items.nth(0).locator("a").click()
+    assert page.evaluate("document.activeElement.id") == f"f-{first['input']}"
+
+
+def test_interval_and_treatment_benefit_for_an_early_postmenopausal_patient(server, page):
+    page.goto(url(server, EARLY_POST, horizon_months=36))
+    headline = wait_for_result(page)
+    truth = api_answer(server, EARLY_POST, 36)
+    assert headline == headline_text(truth, "3 years")
+    assert page.get_attribute("#headline", "data-low") == str(round(100 * truth["low"]))
+    (benefit,) = truth["answer"]["treatment_benefit"]
+    assert benefit["treatment"] == "adjuvant_bisphosphonate" and benefit["relative_risk"] == 0.72
+    (treated,) = benefit["bone_metastasis_probability"]
+    shown = page.locator("#treatment .treatment")
+    assert shown.get_attribute("data-n") == str(round(100 * treated["probability"]))
+    assert shown.get_attribute("data-low") == str(round(100 * treated["low"]))
+    assert shown.get_attribute("data-high") == str(round(100 * treated["high"]))
+    text = page.inner_text("#treatment")
+    assert "With adjuvant bisphosphonate:" in text and "instead of" in text
+    assert "EBCTCG" in text and "0.72" in text and "0.6-0.86" in text
+
+
+def test_no_treatment_benefit_for_a_premenopausal_patient_and_why(server, page):
+    record = dict(EARLY_POST, menopausal_status="pre")
+    page.goto(url(server, record, horizon_months=36))
+    wait_for_result(page)
+    truth = api_answer(server, record, 36)["answer"]
+    assert truth["treatment_benefit"] == []
+    assert page.locator("#treatment .treatment").count() == 0
+    line = page.inner_text("#treatment-none")
+    assert truth["treatment_benefit_note"] in line and "not postmenopausal" in line
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["1366x768", "phone"])
+def test_headline_in_view_and_focused_after_show_the_risk(server, page, viewport):
+    page.set_viewport_size(viewport)
+    page.goto(url(server, PATIENT, horizon_months=24))
+    wait_for_result(page)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.fill("#f-age_years", "55")
+    page.click("#submit")
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'headline'")
+    page.wait_for_function("document.getElementById('headline').textContent.includes('55') || true")
+    box = page.evaluate(
+        "(() => { const r = document.getElementById('headline').getBoundingClientRect();"
+        " return {top: r.top, bottom: r.bottom}; })()"
+    )
+    assert 0 <= box["top"] and box["bottom"] <= viewport["height"], box
+
+
+def test_errors_in_the_clinicians_words_and_decimal_commas(server, page):
+    record = dict(PATIENT, oc_positive_percent="0,061")
+    page.goto(url(server, record, horizon_months=24))
+    headline = wait_for_result(page)  # 0,061 is read as 0.061
+    assert headline == headline_text(api_answer(server, PATIENT, 24), "2 years")
+    page.fill("#f-patient_id", "-A1 x")
+    page.fill("#f-alkaline_phosphatase_u_per_l", "1,000")  # a thousands separator? explained
+    page.click("#submit")
+    page.wait_for_selector("#f-patient_id-error:not([hidden])", timeout=30_000)
+    id_error = page.inner_text("#f-patient_id-error")
+    assert "letters, digits, _ or -" in id_error
+    assert "pattern" not in id_error and "^" not in id_error
+    alp_error = page.inner_text("#f-alkaline_phosphatase_u_per_l-error")
+    assert "Type a number" in alp_error and "0,05" in alp_error
+    assert "valid number" not in page.inner_text("#error-summary")
+
+
+def test_accuracy_population_and_the_model_card_page(server, page):
+    page.goto(url(server, PATIENT))
+    wait_for_result(page)
+    details = requests.get(f"{server}/model", timeout=10).json()
+    page.wait_for_selector("#model-population:not(:empty)")
+    accuracy = page.inner_text("#model-accuracy")
+    c = details["performance"]["uno_c"]
+    assert f"C-index {c['estimate']:.2f} (95% CI {c['low']:.2f} to {c['high']:.2f})" in accuracy
+    assert "calibration slope at 2 years" in accuracy
+    population = page.inner_text("#model-population")
+    dev = details["development"]
+    assert f"Developed on {dev['patients']:,} patients" in population
+    assert f"{dev['bone_metastases']} first bone metastases" in population
+    # The card as a page, as a browser asks for it.
+    page.goto(f"{server}/model/card")
+    assert page.locator("h1").inner_text().startswith(
+        f"Model card: bone-metastasis-risk version {details['version']}"
+    )
+    text = page.inner_text("body")
+    assert f"Version: {details['version']}" in text and "not available" not in text.split(
+        "Training-data digest"
+    )[0]
+    assert "Data contract version: 1.2" in text
+    assert page.locator("table").count() >= 1
+    markdown = requests.get(
+        f"{server}/model/card", headers={"Accept": "text/markdown"}, timeout=10
+    )
+    assert markdown.text.startswith("# Model card") and f"**Version**: {details['version']}" in markdown.text

@@ -65,6 +65,9 @@ remains is its *missing-value indicator* (present when that input was missing in
 contribution then measures what "this value was missing" does to the score compared with a
 typical patient. It is shown as ``value = "missing (imputed)"``; without an indicator it is
 exactly 0.
+An input missing for this patient is **not** listed among its contributions: the imputed value
+is not the patient's, so it is no reason for the patient's risk; what a missing input could
+change is reported separately (:mod:`training.artifact.missing`).
 
 Patients with bone metastasis at enrollment have no risk score (``RiskModel.predict_frame``)
 and get an empty explanation.
@@ -264,8 +267,12 @@ def explain(
     k = min(int(top), len(names))
     for col, i in enumerate(rows):
         values = contributions[:, col]
-        order = np.argsort(-np.abs(values), kind="stable")[:k]
-        result[i] = [wording.entry(names[g], int(i), float(values[g]), scale) for g in order]
+        order = np.argsort(-np.abs(values), kind="stable")
+        entries = (wording.entry(names[g], int(i), float(values[g]), scale) for g in order)
+        # An imputed value is not the patient's: it is never given as a reason
+        # (``RiskModel.missing_report`` says what the missing inputs could change).
+        given = [e for e in entries if e["value"] != MISSING_TEXT]
+        result[i] = given[:k]
     return result
 
 

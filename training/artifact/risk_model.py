@@ -23,6 +23,13 @@ from features.transformers import (
     raw_missing,
     transform_rows,
 )
+from training.artifact.intervals import (
+    NO_INTERVAL_WARNING,
+    Uncertainty,
+    combine,
+    logit,
+    marker_bounds,
+)
 from training.models.competing import DAYS_PER_MONTH
 from training.models.ipcw import IPCWHorizonBase
 
@@ -105,6 +112,38 @@ def _take(typed: Rows, rows: np.ndarray) -> Rows:
     return {name: np.asarray(values)[rows] for name, values in typed.items()}
 
 
+def _stack_marker(rows: Rows, counted: np.ndarray, pct_lo: np.ndarray, pct_hi: np.ndarray) -> Rows:
+    """``rows`` followed by the ``counted`` rows at ``pct_lo`` and again at ``pct_hi`` (the
+    marker percent, and the latest draw of a landmark row, moved to the bound; the counts of
+    those copies removed, since the features read the counts first)."""
+    from features.marker import marker_percent
+
+    columns = {c: np.asarray(rows[c]) for c in rows}
+    point = marker_percent(
+        *(np.asarray(columns[c], dtype=float)[counted] for c in MARKER_INPUTS)
+    )
+    stacked = {}
+    for name, values in columns.items():
+        part = values[counted]
+        if name == "oc_positive_percent":
+            parts = [values, pct_lo, pct_hi]
+        elif name in ("oc_positive_events", "pbmc_events"):
+            gone = np.full(part.shape, np.nan)  # the bound is given as the percent
+            parts = [values.astype(float), gone, gone]
+        elif name == "oc_latest_log2":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                shift_lo = np.log2(np.maximum(pct_lo, 1e-4) / np.maximum(point, 1e-4))
+                shift_hi = np.log2(np.maximum(pct_hi, 1e-4) / np.maximum(point, 1e-4))
+            base = part.astype(float)
+            parts = [values, base + np.nan_to_num(shift_lo), base + np.nan_to_num(shift_hi)]
+        else:
+            parts = [values, part, part]
+        stacked[name] = np.concatenate(parts)
+    if isinstance(rows, pd.DataFrame):
+        return pd.DataFrame(stacked)
+    return stacked
+
+
 def _column(typed: Rows, name: str, dtype: type = float) -> np.ndarray:
     values = typed[name]
     if isinstance(values, pd.Series):
@@ -133,6 +172,10 @@ class PredictionBatch:
         ``(n, horizons)`` cumulative incidence of death without bone metastasis (the competing
         event, contract 1.1), NaN where there is no score; None when the model cannot
         estimate it.
+    low, high, death_low, death_high : numpy.ndarray or None
+        Bounds of the :data:`~training.artifact.intervals.INTERVAL_LEVEL` interval of each
+        probability (contract 1.2, :mod:`training.artifact.intervals`); None for a version
+        logged without interval data.
     """
 
     patient_id: np.ndarray
@@ -143,22 +186,56 @@ class PredictionBatch:
     warnings: list[list[str]]
     explanation: list[list[dict]] | None = None
     death_probability: np.ndarray | None = None
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    death_low: np.ndarray | None = None
+    death_high: np.ndarray | None = None
+    #: With ``explain``: per patient ``{"ranges": [...], "too_uncertain": bool}``
+    #: (:mod:`training.artifact.missing`).
+    missing: list[dict] | None = None
 
     def frame(self) -> pd.DataFrame:
-        """One row per patient: id, score, group, ``p_bone_met_<h>m`` columns, ``p_death_<h>m``
-        columns (when the model estimates death), JSON warnings (and JSON explanation)."""
+        """One row per patient: id, score, group, ``p_bone_met_<h>m`` columns with their
+        interval bounds ``p_bone_met_<h>m_low`` and ``_high`` (when the version has interval
+        data), ``p_death_<h>m`` columns and bounds (when the model estimates death), JSON
+        warnings (and JSON explanation)."""
         out = pd.DataFrame({"patient_id": self.patient_id})
         out["risk_score"] = self.risk_score
         out["risk_group"] = self.risk_group
-        for j, h in enumerate(self.horizons_months):
-            out[probability_column(h)] = self.probability[:, j]
+        tables = [("bone_met", self.probability, self.low, self.high)]
         if self.death_probability is not None:
+            tables.append(("death", self.death_probability, self.death_low, self.death_high))
+        for event, point, low, high in tables:
             for j, h in enumerate(self.horizons_months):
-                out[probability_column(h, "death")] = self.death_probability[:, j]
+                name = probability_column(h, event)
+                out[name] = point[:, j]
+                if low is not None and high is not None:
+                    out[f"{name}_low"] = low[:, j]
+                    out[f"{name}_high"] = high[:, j]
         out["warnings"] = [json.dumps(w) for w in self.warnings]
         if self.explanation is not None:
             out["explanation"] = [json.dumps(e) for e in self.explanation]
         return out
+
+
+def development_facts(X: pd.DataFrame, y: np.ndarray) -> dict:
+    """Who a version was fitted on, for the page and ``GET /model``: patients, first bone
+    metastases, deaths before bone metastasis, median and longest follow-up (years), the share
+    in each disease setting (a landmark model's rows counted once per patient)."""
+    first = np.ones(len(X), dtype=bool)
+    if "landmark_day" in X.columns:  # every patient has a row at landmark 0
+        first = X["landmark_day"].to_numpy(dtype=float) == 0.0
+    cause = y["cause"][first]
+    years = y["time"][first] / (12.0 * DAYS_PER_MONTH)
+    settings = X.loc[first, "disease_setting"].astype(str).value_counts(normalize=True)
+    return {
+        "patients": int(first.sum()),
+        "bone_metastases": int((cause == 1).sum()),
+        "deaths_before_bone_metastasis": int((cause == 2).sum()),
+        "median_follow_up_years": float(np.median(years)) if years.size else None,
+        "longest_follow_up_years": float(np.max(years)) if years.size else None,
+        "disease_setting": {str(k): float(v) for k, v in settings.items()},
+    }
 
 
 def probability_column(months: float, event: str = "bone_met") -> str:
@@ -212,6 +289,18 @@ class RiskModel:
     training_percentiles: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     landmark_days: tuple[float, ...] = ()
     competing_death: bool = True
+    #: Estimation uncertainty (:func:`training.artifact.intervals.fit_uncertainty`); None in
+    #: versions logged before contract 1.2 (answers without intervals, with a warning).
+    uncertainty: Uncertainty | None = None
+    #: Per input, a few plausible values from the training data (:func:`plausible_values`):
+    #: how far a missing input could move the answer. None in versions logged before.
+    plausible: dict[str, tuple] | None = None
+    #: The population the version was fitted on (:func:`development_facts`): patients, events,
+    #: follow-up, settings. None in versions logged before contract 1.2.
+    development: dict | None = None
+    #: Held-out metrics with their bootstrap bounds (``<metric>``, ``<metric>_lo``,
+    #: ``<metric>_hi``), set by the training run before logging. None when not recorded.
+    performance: dict[str, float] | None = None
 
     @property
     def competing_risk(self) -> str:
@@ -355,13 +444,27 @@ class RiskModel:
         group = np.full(n, None, dtype=object)
         already = _column(typed, "bone_metastasis_at_enrollment") == 1.0
         free = ~already
+        bounds = None
         if free.any():
             rows = typed if free.all() else _take(typed, free)
-            score[free], cif[free], found = predict_competing(self.pipeline, rows, horizons)
+            found_score, found_cif, found_death, found_bounds = self._predict_with_bounds(
+                rows, horizons
+            )
+            score[free], cif[free] = found_score, found_cif
             if death is not None:
-                death[free] = found
+                death[free] = found_death
             group[free] = self.risk_group(score[free])
+            if found_bounds is not None:
+                bounds = [np.full((n, len(horizons)), np.nan) for _ in range(4)]
+                for table, found in zip(bounds, found_bounds, strict=True):
+                    if found is not None:
+                        table[free] = found
+                if death is None:
+                    bounds[2] = bounds[3] = None
         warnings = self.warnings_for(typed, horizons)
+        if self.uncertainty is None:
+            for i in np.flatnonzero(free):
+                warnings[i].append(NO_INTERVAL_WARNING)
         if death is None:
             for i in np.flatnonzero(free):
                 warnings[i].append(
@@ -375,15 +478,94 @@ class RiskModel:
                 "bone metastasis present at enrollment: no risk of a first bone metastasis "
                 "to predict"
             ]
-        explanation = None
+        explanation = missing = None
         if explain:
             from training.artifact.explain import explain as explain_rows
 
             frame = typed if isinstance(typed, pd.DataFrame) else pd.DataFrame(typed)
             explanation = explain_rows(self, frame)
+            missing = self.missing_report(frame, horizons, free)
+        low, high, death_low, death_high = bounds if bounds is not None else (None,) * 4
         return PredictionBatch(
-            ids, score, group, cif, horizons, warnings, explanation, death_probability=death
+            ids,
+            score,
+            group,
+            cif,
+            horizons,
+            warnings,
+            explanation,
+            death_probability=death,
+            low=low,
+            high=high,
+            death_low=death_low,
+            death_high=death_high,
+            missing=missing,
         )
+
+    def missing_report(
+        self, frame: pd.DataFrame, horizons: Sequence[float], free: np.ndarray
+    ) -> list[dict]:
+        """Per row the missing inputs' ranges at the headline horizon and whether too little is
+        known to show a number (:mod:`training.artifact.missing`)."""
+        from features.schema import HEADLINE_HORIZON_MONTHS
+        from training.artifact.missing import missing_inputs, missing_ranges, too_uncertain
+
+        months = float(HEADLINE_HORIZON_MONTHS)
+        ranges = missing_ranges(self, frame, months)
+        plausible = self.plausible or {}
+        absent = missing_inputs(frame.reset_index(drop=True), plausible) if plausible else None
+        out = []
+        for i in range(len(frame)):
+            if not free[i]:
+                out.append({"ranges": [], "too_uncertain": False})
+                continue
+            given = [c for c in plausible if c not in absent[i]] if absent else []
+            out.append(
+                {"ranges": ranges[i], "too_uncertain": too_uncertain(self, given, ranges[i])}
+            )
+        return out
+
+    def _predict_with_bounds(self, rows: Rows, horizons: tuple[float, ...]):
+        """Score, incidences and their interval bounds (:mod:`training.artifact.intervals`).
+
+        The rows whose draw gives its counts are scored again at the two percentiles of the
+        fraction, in the same call as the rows themselves.
+        """
+        if self.uncertainty is None:
+            score, cif, death = predict_competing(self.pipeline, rows, horizons)
+            return score, cif, death, None
+        n = len(rows["patient_id"])
+        counted = np.zeros(n, dtype=bool)
+        if self.include_marker:
+            pct_lo, pct_hi = marker_bounds(
+                _column(rows, "oc_positive_events"), _column(rows, "pbmc_events")
+            )
+            counted = ~np.isnan(pct_lo)
+        if counted.any():
+            stacked = _stack_marker(rows, counted, pct_lo[counted], pct_hi[counted])
+            score, cif, death = predict_competing(self.pipeline, stacked, horizons)
+            m = int(counted.sum())
+            at = [np.full((n, len(horizons)), np.nan) for _ in range(4)]
+            for k, table in enumerate((cif, death)):
+                if table is None:
+                    continue
+                at[2 * k][counted] = table[n : n + m]
+                at[2 * k + 1][counted] = table[n + m :]
+            score, cif = score[:n], cif[:n]
+            death = None if death is None else death[:n]
+            marker = {"bone": (at[0], at[1]), "death": (at[2], at[3])}
+        else:
+            score, cif, death = predict_competing(self.pipeline, rows, horizons)
+            marker = {"bone": None, "death": None}
+        order = np.argsort(np.asarray(horizons), kind="stable")
+        out = []
+        for event, p in (("bone", cif), ("death", death)):
+            if p is None:
+                out += [None, None]
+                continue
+            est = self.uncertainty.deviations(event, logit(p), horizons)
+            out += list(combine(p, est, marker[event], order))
+        return score, cif, death, out
 
     def predict_frame(
         self,

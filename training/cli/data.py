@@ -60,6 +60,14 @@ def simulate(
         int | None,
         typer.Option("--lots", min=1, help="reagent lots per lab, each with its own bias"),
     ] = None,
+    fhir: Annotated[
+        bool,
+        typer.Option(
+            "--fhir",
+            help="also write each patient as a FHIR R4 transaction Bundle in OUT/fhir/ "
+            "(latest draw an hour ago; docs/ehr.md)",
+        ),
+    ] = False,
 ) -> None:
     """Write a synthetic cohort (patients.csv, oc_measurements.csv) and its truth file."""
     from features.simulate import simulate_cohort, write_cohort
@@ -82,6 +90,14 @@ def simulate(
         from features.cytometry.simulate_fcs import write_fcs_draws
 
         paths.update(write_fcs_draws(cohort.measurements, out / "fcs", fcs, seed))
+    if fhir:
+        from datetime import UTC, datetime
+
+        from features.fhir import write_bundles
+
+        paths["fhir"] = write_bundles(
+            cohort.patients, cohort.measurements, out / "fhir", datetime.now(UTC)
+        )
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 

@@ -12,7 +12,15 @@ import pandas as pd
 
 from features.schema import HEADLINE_HORIZON_MONTHS
 from training.artifact.explain import training_percentiles
-from training.artifact.risk_model import RiskModel, predict_pipeline
+from training.artifact.intervals import fit_uncertainty
+from training.artifact.missing import plausible_values
+from training.artifact.risk_model import (
+    MODEL_INPUTS,
+    RiskModel,
+    development_facts,
+    predict_competing,
+    predict_pipeline,
+)
 from training.config import TrainConfig
 from training.evaluation.bootstrap import Interval
 from training.evaluation.names import HEADLINE_SUFFIX
@@ -76,7 +84,11 @@ def fit_risk_model(
             ranges[column] = (float(values.min()), float(values.max()))
     follow_up = float(np.quantile(y["time"], 0.9)) / DAYS_PER_MONTH
     landmarks = tuple(config.landmark_days) if "landmark_day" in X.columns else ()
+    uncertainty, plausible = interval_data(pipeline, X, y, config, marker)
     return RiskModel(
+        uncertainty=uncertainty,
+        plausible=plausible,
+        development=development_facts(X, y),
         competing_death=bool(np.any(y["cause"] == 2)),
         family=family,
         pipeline=pipeline,
@@ -88,6 +100,19 @@ def fit_risk_model(
         training_percentiles=training_percentiles(X),
         landmark_days=landmarks,
     )
+
+
+def interval_data(pipeline, X: pd.DataFrame, y: np.ndarray, config: TrainConfig, marker: bool):
+    """What a version stores to answer with intervals and missing-input ranges (contract 1.2):
+    the estimation uncertainty (:func:`training.artifact.intervals.fit_uncertainty`) and the
+    plausible values of each input (:func:`training.artifact.missing.plausible_values`)."""
+    horizons = tuple(float(h) for h in config.horizons_months)
+    _, bone, death = predict_competing(pipeline, X, horizons)
+    cif = {"bone": bone} if death is None else {"bone": bone, "death": death}
+    groups = X["patient_id"].to_numpy() if "patient_id" in X.columns else None
+    uncertainty = fit_uncertainty(cif, y, horizons, groups, seed=int(config.seed))
+    inputs = MODEL_INPUTS + (("oc_positive_percent",) if marker else ())
+    return uncertainty, plausible_values(X, inputs)
 
 
 class Progress(Protocol):

@@ -11,20 +11,21 @@ from features.draws import enrollment_view, rows_at
 from features.records import contract_rows
 from features.schema import DEFAULT_HORIZONS_MONTHS, PREDICTOR_COLUMNS
 
-OUTPUT_COLUMNS = (
-    "patient_id",
-    "risk_score",
-    "risk_group",
-    "p_bone_met_12m",
-    "p_bone_met_24m",
-    "p_bone_met_36m",
-    "p_bone_met_60m",
-    "p_death_12m",
-    "p_death_24m",
-    "p_death_36m",
-    "p_death_60m",
-    "warnings",
-)
+def output_columns(horizons_months: Sequence[float]) -> tuple[str, ...]:
+    """The batch output's columns: id, score, group, then per event (bone metastasis, death)
+    and horizon the probability and its interval bounds (contract 1.2, level
+    :data:`training.artifact.intervals.INTERVAL_LEVEL`), then the warnings."""
+    from training.artifact.risk_model import probability_column
+
+    columns = ["patient_id", "risk_score", "risk_group"]
+    for event in ("bone_met", "death"):
+        for h in horizons_months:
+            name = probability_column(h, event)
+            columns += [name, f"{name}_low", f"{name}_high"]
+    return (*columns, "warnings")
+
+
+OUTPUT_COLUMNS = output_columns(DEFAULT_HORIZONS_MONTHS)
 
 
 class ScoringError(RuntimeError):
@@ -139,7 +140,8 @@ def output_frame(
         frame = predict_patients(risk_model, patients, measurements, prediction_day)
     except ValueError as err:
         raise ScoringError(str(err)) from err
-    # A model trained before contract 1.1 has no p_death columns: they are left empty.
+    # A model trained before contract 1.1 has no p_death columns, one logged before 1.2 no
+    # interval bounds: they are left empty (its warnings say why).
     return frame.reindex(columns=list(OUTPUT_COLUMNS))
 
 

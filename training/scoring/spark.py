@@ -27,6 +27,7 @@ from training.artifact.risk_model import RISK_GROUPS
 from training.scoring.predict import (
     DEFAULT_HORIZONS_MONTHS,
     OUTPUT_COLUMNS,
+    output_columns,
     ScoringError,
     load_model,
     predict_patients,
@@ -59,8 +60,8 @@ def _result_type(horizons: Sequence[float]):
 
     columns = [StructField("patient_id", StringType()), StructField("risk_score", DoubleType())]
     columns.append(StructField("risk_group", StringType()))
-    columns += [StructField(f"p_bone_met_{h:g}m", DoubleType()) for h in horizons]
-    columns += [StructField(f"p_death_{h:g}m", DoubleType()) for h in horizons]
+    names = output_columns(horizons)
+    columns += [StructField(name, DoubleType()) for name in names[3:-1]]
     columns.append(StructField("warnings", StringType()))
     return StructType(columns)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import Cohort
-from features.schema import CONTRACT_VERSION
+from features.schema import CONTRACT_REVISION
 from training.config import MODEL_NAME, TrainConfig
 from training.evaluation.names import HEADLINE, PER_HORIZON
 from training.fitting.data import TrainingData
@@ -101,7 +101,7 @@ def card_facts(
         git_commit=git_commit(),
         training_date=datetime.now(UTC).strftime("%Y-%m-%d"),
         data_digest=dataset_digest,
-        contract_version=CONTRACT_VERSION,
+        contract_version=CONTRACT_REVISION,
         data_source=source,
         simulated=("demo" in source or "simulat" in source) or None,
         setting=settings_seen,

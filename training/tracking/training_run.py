@@ -325,6 +325,7 @@ def train(
                     lr_test=lr_test if is_cox else None,
                 )
                 card = mc.render_model_card(card_facts(out, data, **card_args))
+                out.model.performance = out.test.flat("")  # the page's accuracy (contract 1.2)
                 info = log_risk_model(out.model, model_card=card)
                 mlflow.log_dict(
                     {

@@ -14,16 +14,9 @@ from features.schema import (
     PREDICTOR_COLUMNS,
     PROVENANCE_COLUMNS,
 )
+from training.artifact.card import DEFAULT_INTENDED_USE, LANDMARK_INTENDED_USE  # noqa: F401
 from training.tracking.model_card.text import is_number
 
-DEFAULT_INTENDED_USE = (
-    "Research use: estimate, for a patient with breast cancer who is free of bone metastasis at "
-    "enrollment, the cumulative incidence of bone metastasis by "
-    f"{', '.join(map(str, DEFAULT_HORIZONS_MONTHS[:-1]))} and {DEFAULT_HORIZONS_MONTHS[-1]} "
-    "months with death as a competing event, from clinical covariates and circulating "
-    "osteocalcin-positive cells at enrollment; and study whether the marker adds to the "
-    "clinical covariates."
-)
 DEFAULT_INTENDED_USERS = (
     "Researchers and clinicians studying bone-metastasis risk and the osteocalcin marker. Not "
     "for decisions about the care of individual patients."
@@ -164,7 +157,7 @@ class ModelCardFacts:
     git_commit: str | None = None
     training_date: str | None = None
     data_digest: str | None = None
-    contract_version: str | None = None
+    contract_version: int | str | None = None
     intended_use: str = DEFAULT_INTENDED_USE
     intended_users: str = DEFAULT_INTENDED_USERS
     data_source: str | None = None

@@ -9,7 +9,12 @@ from __future__ import annotations
 import pandas as pd
 
 from features.schema import PATIENT_SPECS, ColumnSpec
-from training.tracking.model_card.facts import SPLIT_KEYS, ModelCardFacts, estimate_parts
+from training.artifact.card import DEFAULT_INTENDED_USE, LANDMARK_INTENDED_USE
+from training.tracking.model_card.facts import (
+    SPLIT_KEYS,
+    ModelCardFacts,
+    estimate_parts,
+)
 from training.tracking.model_card.text import (
     NOT_AVAILABLE,
     ci_header,
@@ -89,7 +94,10 @@ def _model_details(f: ModelCardFacts) -> list[str]:
 
 
 def _intended_use(f: ModelCardFacts) -> list[str]:
-    return md_bullets({"Intended use": f.intended_use, "Intended users": f.intended_users})
+    use = f.intended_use
+    if f.landmark_days and use == DEFAULT_INTENDED_USE:
+        use = LANDMARK_INTENDED_USE
+    return md_bullets({"Intended use": use, "Intended users": f.intended_users})
 
 
 def _data(f: ModelCardFacts) -> list[str]:
