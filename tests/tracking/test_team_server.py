@@ -80,7 +80,8 @@ def test_two_shells_and_a_killed_training_on_postgres(postgres, fault_cohort, tm
         assert sorted(int(v.version) for v in versions) == [1, 2, 3]
         assert _pg_count(database, "SELECT count(*) FROM model_versions") == 3
         shown = json.loads(run_cli(["compare", "--json"], env, tmp_path).stdout)
-        assert [v["state"] for v in shown["versions"]] == ["complete"] * 3
+        # Version 3 came from the killed training: incomplete (issue 20.2).
+        assert [v["state"] for v in shown["versions"]] == ["incomplete", "complete", "complete"]
         rows = shown["training_runs"]
         assert len(rows) == 3
         assert rows[0]["status"] == "FAILED" and "ended without finishing" in rows[0]["note"]
