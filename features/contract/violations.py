@@ -35,7 +35,10 @@ RULE_FINITE = "must be a finite number"
 RULE_INTEGER = "must be an integer"
 RULE_MAX_INTEGER = f"must be <={MAX_INTEGER} (the largest integer a float64 holds exactly)"
 RULE_STRING = "must be a string"
-RULE_PATIENT_ID = "must be 1-64 characters of A-Z a-z 0-9 _ -"
+RULE_PATIENT_ID = (
+    "must be 1-64 characters of A-Z a-z 0-9 _ -, not beginning with - (a spreadsheet reads "
+    "it as a formula)"
+)
 RULE_UNIQUE_ID = "must be unique, already in row {first}"
 RULE_UNKNOWN_PATIENT = "must exist in patients"
 RULE_UNIQUE_DRAW = "(patient_id, day) must be unique, already in row {first}"

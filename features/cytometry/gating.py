@@ -32,6 +32,7 @@ from features.contract import (
     check_measurements,
     read_table,
 )
+from features.csv_output import write_csv
 from features.cytometry.problems import (
     RULE_BAD_FCS,
     RULE_FCS_FILE_REQUIRED,
@@ -458,8 +459,9 @@ def write_result(result: CytometryResult, out: str | os.PathLike[str]) -> dict[s
     out.parent.mkdir(parents=True, exist_ok=True)
     prov = out.with_name(out.stem + ".provenance.csv")
     frame = measurements_frame(result.measurements)
-    frame.to_csv(out, index=False, float_format="%.10g", lineterminator="\n")
-    result.provenance.to_csv(prov, index=False, float_format="%.10g", lineterminator="\n")
+    write_csv(frame, out, float_format="%.10g", lineterminator="\n")
+    # FCS keywords ($CYT, $CYTSN, channel names) are copied from the files: any text.
+    write_csv(result.provenance, prov, float_format="%.10g", lineterminator="\n")
     return {"oc_measurements": out, "provenance": prov}
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.csv_output import write_csv
+
 # Channels of the simulated files ($PnN) with their stain ($PnS).
 CHANNELS = ("FSC-A", "SSC-A", "OC-FITC-A", "Time")
 STAINS = ("", "", "Osteocalcin", "")
@@ -184,8 +186,12 @@ def write_fcs_draws(
             }
         )
     manifest = out / "manifest.csv"
-    pd.DataFrame(
-        rows, columns=["patient_id", "day", "fcs_file", "alkaline_phosphatase_u_per_l"]
-    ).to_csv(manifest, index=False, lineterminator="\n")
+    write_csv(
+        pd.DataFrame(
+            rows, columns=["patient_id", "day", "fcs_file", "alkaline_phosphatase_u_per_l"]
+        ),
+        manifest,
+        lineterminator="\n",
+    )
     gating = write_gatingml(out / "gating.xml")
     return {"gating": gating, "manifest": manifest, "files": files}

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from features.contract import DEFAULT_CHUNK_SIZE, iter_cohort
+from features.csv_output import write_csv
 from training.scoring.predict import ScoringError, load_risk_model, output_frame
 
 
@@ -92,7 +93,7 @@ def score_files(
         with open(partial, "x", newline="", encoding="utf-8") as handle:
             for chunk in itertools.chain([first], chunks):
                 frame = output_frame(risk_model, chunk.patients, chunk.measurements, prediction_day)
-                frame.to_csv(handle, index=False, header=n == 0)
+                write_csv(frame, handle, header=n == 0)
                 n += len(frame)
         os.replace(partial, target)
     finally:
