@@ -108,3 +108,48 @@ def test_a_second_promotion_replaces_the_first_ones_reason(store):
     assert tags["promotion_reason"] == "promotion gates passed"
     assert "forced_promotion_reason" not in tags
     assert tags["promoted_from"] == champion
+
+
+def test_the_command_says_in_one_line_what_state_a_failed_promotion_left(
+    store, monkeypatch, tmp_path
+):
+    from mlflow.exceptions import MlflowException
+    from typer.testing import CliRunner
+
+    from training.cli import app
+    from training.tracking import registry
+
+    client, champion, other = store
+    _fail_on(monkeypatch, "set_model_version_tag", 2, MlflowException("Connection aborted."))
+    res = CliRunner().invoke(
+        app,
+        ["promote", "--version", other, "--force", "--reason", "review"],
+        env={"BONEMET_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": ""},
+    )
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        f"cannot promote: the promotion of version {other} could not be recorded (Connection "
+        f"aborted.); 'champion' was not moved (still version {champion}); its promotion tags "
+        "are as before"
+    ]
+    assert registry.alias_version("champion") == champion
+
+
+def test_a_version_of_a_killed_training_is_incomplete_for_promote_and_compare(store):
+    from training.tracking import gates, registry
+    from training.tracking.compare import compare
+
+    client, champion, other = store
+    # The training that registered `other` ended FAILED, as bonemet's reaper marks a killed
+    # one; its family run finished and the version carries every tag.
+    training_run = client.get_model_version(NAME, other).tags["training_run_id"]
+    client.set_terminated(training_run, "FAILED")
+    with pytest.raises(registry.RegistryError) as refused:
+        gates.promote(other, force=True, reason="clinical review")
+    assert str(refused.value) == (
+        f"version {other} is incomplete: its training run {training_run} is FAILED, not "
+        "FINISHED; it is not promoted (not even with --force)"
+    )
+    states = {row.version: row.complete for row in compare()}
+    assert states[other] is False
+    assert registry.alias_version("champion") == champion
