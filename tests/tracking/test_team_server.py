@@ -213,7 +213,43 @@ def _server_commands(cohort, out) -> dict[str, list[str]]:
         "predict": ["predict", *data, "--out", str(out / "p.csv")],
         "study": ["study", *data, "--out", str(out / "study"), "--n-boot", "20", "--n-perm", "99"],
         "serve": ["serve", "--port", "1"],
+        "cytometry": _cytometry_args(out),
     }
+
+
+def _cytometry_args(out) -> list[str]:
+    """A one-file batch of the FCS simulator, gated, then logged (which the server refuses)."""
+    import numpy as np
+    import pandas as pd
+
+    from features.cytometry.simulate_fcs import write_fcs_draws
+
+    draws = pd.DataFrame(
+        {
+            "patient_id": ["P000001"],
+            "day": [0.0],
+            "oc_positive_percent": [np.nan],
+            "oc_positive_events": pd.array([5], dtype="Int64"),
+            "pbmc_events": pd.array([2000], dtype="Int64"),
+            "alkaline_phosphatase_u_per_l": [np.nan],
+        }
+    )
+    paths = write_fcs_draws(draws, out / "fcs", n_patients=1, seed=1)
+    return [
+        "cytometry",
+        "--manifest",
+        str(paths["manifest"]),
+        "--gating",
+        str(paths["gating"]),
+        "--pbmc-gate",
+        "PBMC",
+        "--oc-gate",
+        "OC_pos",
+        "--min-pbmc-events",
+        "1",
+        "--out",
+        str(out / "oc.csv"),
+    ]
 
 
 def _in_process(args, env, monkeypatch, capsys) -> tuple[int, str]:
@@ -300,5 +336,6 @@ def test_secrets_stay_private_and_a_wrong_password_is_named(
             lines = err.strip().splitlines()
             assert len(lines) == 1 and lines[0].count("authentication failed") == 1, (name, err)
             assert "train first" not in err
+        assert not (tmp_path / "oc.csv").exists()  # cytometry wrote nothing
     finally:
         stop_process(server)
