@@ -345,4 +345,6 @@ EVENTS: tuple[str, ...] = ("bone_metastasis", "death", "censored")
 #: Agreement of the percent with its counts: within 1 % relative or 0.0001 percentage points.
 PERCENT_REL_TOL = 0.01
 PERCENT_ABS_TOL = 0.0001
-PATIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+#: Contract 1.2: ids (and every id of the same pattern) never begin with ``-``, which a
+#: spreadsheet opening a CSV reads as the start of a formula.
+PATIENT_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"

@@ -20,6 +20,11 @@ from features.contract.violations import (
 )
 
 _EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+#: Widest header a contract CSV may have: the contract has a few dozen columns; a file of a
+#: million columns is refused before it is parsed (it took minutes and gigabytes).
+MAX_COLUMNS = 256
+#: Longest CSV cell: contract values are ids of 64 characters, categories and numbers.
+MAX_CELL_CHARS = 1024
 
 
 def read_table(path: str | os.PathLike[str], *, table: str | None = None) -> pd.DataFrame:
@@ -116,14 +121,19 @@ def _csv_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     # text is read as _read_csv reads it: a UTF-8 byte-order mark dropped, blank lines
     # skipped, every cell a string, a short row padded with "", a long row an error (with
     # pandas' words, so that both readers report it alike).
+    # Cells longer than csv's default limit are read so that their length can be reported as
+    # _read_csv reports it (the limit is the module's, only ever raised here).
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(_without_nul(handle))
         header = next((record for record in reader if record), None)
         if header is None:
             raise pd.errors.EmptyDataError("No columns to parse from file")
+        _check_header(header)
         width = len(header)
         rows: list[list[str]] = []
         first = True
+        n = 0
         for record in reader:
             if not record:
                 continue
@@ -132,12 +142,67 @@ def _csv_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
                     "Error tokenizing data. C error: Expected "
                     f"{width} fields in line {reader.line_num}, saw {len(record)}"
                 )
+            n += 1
+            if max(map(len, record)) > MAX_CELL_CHARS:
+                column = next(i for i, cell in enumerate(record) if len(cell) > MAX_CELL_CHARS)
+                raise _long_cell(len(record[column]), n, header[column])
             rows.append(record + [""] * (width - len(record)))
             if len(rows) == chunk_size:
                 yield _text_frame(rows, header)
                 rows, first = [], False
         if rows or first:
             yield _text_frame(rows, header)
+
+
+def _without_nul(lines: Iterator[str]) -> Iterator[str]:
+    """The lines of a CSV text, refused at the first holding a NUL character."""
+    for number, line in enumerate(lines, start=1):
+        if "\x00" in line:
+            raise _nul(number)
+        yield line
+
+
+def _nul(line: int) -> pd.errors.ParserError:
+    # Binary, not text: pandas' reader would silently cut the cell at the NUL ("P\0001" read
+    # as "P"), so both readers refuse the file, with the same words.
+    return pd.errors.ParserError(f"a NUL byte on line {line}: not CSV text")
+
+
+def _long_cell(length: int, row: int, column: str) -> pd.errors.ParserError:
+    name = column if len(column) <= 80 else column[:80] + "..."
+    return pd.errors.ParserError(
+        f"a cell of {length:,} characters in row {row}, column {name}: at most "
+        f"{MAX_CELL_CHARS:,} (contract values are short)"
+    )
+
+
+def _check_header(header: list[str]) -> None:
+    """Refuse a header wider than :data:`MAX_COLUMNS` or with a cell too long."""
+    if len(header) > MAX_COLUMNS:
+        raise pd.errors.ParserError(
+            f"the header has {len(header):,} columns; a contract table has at most "
+            f"{MAX_COLUMNS}"
+        )
+    for cell in header:
+        if len(cell) > MAX_CELL_CHARS:
+            raise _long_cell(len(cell), 0, "(header)")
+
+
+def _precheck_csv(path: Path) -> None:
+    """What pandas' reader would not see or would take minutes on: a NUL byte anywhere (as
+    :func:`_without_nul`) and the header's width (:func:`_check_header`), checked first."""
+    with open(path, "rb") as handle:
+        newlines = 0
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            at = block.find(b"\x00")
+            if at >= 0:
+                raise _nul(newlines + block.count(b"\n", 0, at) + 1)
+            newlines += block.count(b"\n")
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        header = next((record for record in csv.reader(handle) if record), None)
+    if header is not None:
+        _check_header(header)
 
 
 def _text_frame(rows: list[list[str]], header: list[str]) -> pd.DataFrame:
@@ -198,6 +263,7 @@ def _read_errors(path: str | os.PathLike[str], name: str) -> Iterator[None]:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    _precheck_csv(path)
     # The header is read as a data row so that a data row longer than the header is an error:
     # with header=0 pandas silently turns the extra leading cells into an index.
     cells = pd.read_csv(
@@ -206,6 +272,16 @@ def _read_csv(path: Path) -> pd.DataFrame:
     header = [str(c) for c in cells.iloc[0]] if len(cells) else []
     body = cells.iloc[1:].reset_index(drop=True)
     body.columns = header
+    # Cells longer than the bound, reported as _csv_chunks reports them (first by row, then
+    # by column).
+    first: tuple[int, int, int] | None = None
+    for k in range(body.shape[1]):
+        lengths = body.iloc[:, k].str.len().to_numpy()
+        over = (lengths > MAX_CELL_CHARS).nonzero()[0]
+        if len(over) and (first is None or over[0] < first[0]):
+            first = (int(over[0]), k, int(lengths[over[0]]))
+    if first is not None:
+        raise _long_cell(first[2], first[0] + 1, header[first[1]])
     return body
 
 

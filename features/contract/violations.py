@@ -35,7 +35,10 @@ RULE_FINITE = "must be a finite number"
 RULE_INTEGER = "must be an integer"
 RULE_MAX_INTEGER = f"must be <={MAX_INTEGER} (the largest integer a float64 holds exactly)"
 RULE_STRING = "must be a string"
-RULE_PATIENT_ID = "must be 1-64 characters of A-Z a-z 0-9 _ -"
+RULE_PATIENT_ID = (
+    "must be 1-64 characters of A-Z a-z 0-9 _ -, not beginning with - (a spreadsheet reads "
+    "it as a formula)"
+)
 RULE_UNIQUE_ID = "must be unique, already in row {first}"
 RULE_UNKNOWN_PATIENT = "must exist in patients"
 RULE_UNIQUE_DRAW = "(patient_id, day) must be unique, already in row {first}"
@@ -61,6 +64,19 @@ RULE_NO_ROWS = "no rows: the table has a header but no patient (a cohort needs a
 
 #: Rows listed in a ContractError's message for one rule broken in many rows of a column.
 FIRST_ROWS_SHOWN = 3
+#: Lines of a ContractError's message after its first; the rest are counted, not printed
+#: (``ContractError.violations`` keeps them all).
+MAX_LINES_SHOWN = 100
+#: Characters of an offending value echoed in a message; a longer one is cut and its length
+#: given (a 50 MB cell is not printed back).
+MAX_VALUE_SHOWN = 80
+
+
+def shown_value(value: object) -> str:
+    """``repr(value)``, a long text cut to :data:`MAX_VALUE_SHOWN` characters with its length."""
+    if isinstance(value, str) and len(value) > MAX_VALUE_SHOWN:
+        return f"{value[:MAX_VALUE_SHOWN]!r}... ({len(value):,} characters)"
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -101,7 +117,7 @@ class Violation:
         if self.column is not None:
             parts.append(f"column {self.column}")
         if self.value is not None:
-            parts.append(f"value {self.value!r}")
+            parts.append(f"value {shown_value(self.value)}")
         return ", ".join(parts) + f": {self.rule}"
 
     def as_dict(self) -> dict[str, object]:
@@ -158,7 +174,8 @@ def _message_lines(violations: Sequence[Violation]) -> list[str]:
     A column of the wrong type (a unit in every cell, text in a Parquet number column) breaks
     its rule in every row; the message then gives the rule once with the number of rows and
     the first :data:`FIRST_ROWS_SHOWN` of them, not hundreds of lines. The violations
-    themselves (``ContractError.violations``) stay complete.
+    themselves (``ContractError.violations``) stay complete; the message shows at most
+    :data:`MAX_LINES_SHOWN` lines and values cut to :data:`MAX_VALUE_SHOWN` characters.
     """
     groups: dict[tuple, list[Violation]] = {}
     for v in violations:
@@ -170,6 +187,9 @@ def _message_lines(violations: Sequence[Violation]) -> list[str]:
             lines.append(str(v))
         elif v is group[0]:
             lines.append(_paragraph(group))
+    if len(lines) > MAX_LINES_SHOWN:
+        hidden = len(lines) - MAX_LINES_SHOWN
+        lines = lines[:MAX_LINES_SHOWN] + [f"... and {hidden:,} more line(s) of violations"]
     return lines
 
 
@@ -186,7 +206,7 @@ def _paragraph(group: Sequence[Violation]) -> str:
         if v.patient_id is not None:
             text += f" (patient_id {v.patient_id})"
         if v.value is not None:
-            text += f" value {v.value!r}"
+            text += f" value {shown_value(v.value)}"
         shown.append(text)
     return f"{first.table}{column}: {first.rule}, in {len(group)} rows; first: " + "; ".join(shown)
 

@@ -33,6 +33,7 @@ from features.contract import (
     check_measurements,
     read_table,
 )
+from features.csv_output import write_csv
 from features.cytometry.problems import (
     RULE_BAD_FCS,
     RULE_FCS_FILE_REQUIRED,
@@ -44,6 +45,8 @@ from features.cytometry.problems import (
     RULE_MANIFEST_COLUMN,
     RULE_MISSING_CHANNELS,
     RULE_NOT_FCS,
+    RULE_OUTSIDE_FOLDER,
+    RULE_TOT_MISMATCH,
     CytometryError,
     Problem,
 )
@@ -239,6 +242,12 @@ def gate_file(
     except OSError as exc:
         problem = exc.strerror or first_line(exc)
         return _Outcome(task.row, [Problem(RULE_FILE_UNREADABLE.format(problem=problem), **where)])
+    held = int(sample.get_events(source="raw").shape[0])
+    if held != int(sample.event_count):
+        # FlowIO takes the event count from $TOT and the events from the data segment: a
+        # header that promises more (or fewer) events than the file holds is corrupt.
+        rule = RULE_TOT_MISMATCH.format(tot=int(sample.event_count), held=held)
+        return _Outcome(task.row, [Problem(rule, **where)])
     labels = set(sample.pnn_labels) | {s for s in sample.pns_labels if s}
     missing = [c for c in needed if c not in labels]
     if missing:
@@ -297,11 +306,16 @@ def _gate_in_worker(task: _Task) -> _Outcome:
     return gate_file(w["strategy"], task, w["pbmc"], w["oc"], w["needed"], w["min_pbmc_events"])
 
 
-def read_manifest(manifest: Path) -> tuple[pd.DataFrame, list[_Task], list[Problem]]:
+def read_manifest(
+    manifest: Path, allow_outside: bool = False
+) -> tuple[pd.DataFrame, list[_Task], list[Problem]]:
     """Read and check the manifest; return its rows, one task per row and the problems found.
 
     ``patient_id``, ``day`` and the ALP are checked by the data contract's own rules (the
-    ``oc_measurements`` ones: id format, day >= 0, ALP range, unique (patient_id, day)).
+    ``oc_measurements`` ones: id format, day >= 0, ALP range, unique (patient_id, day)). A file
+    must lie inside the manifest's folder once every symbolic link is followed (no absolute
+    path, ``..`` or link leading out of it) unless ``allow_outside``: a manifest names files,
+    it does not open the machine's.
     """
     manifest = Path(manifest)
     try:
@@ -329,8 +343,22 @@ def read_manifest(manifest: Path) -> tuple[pd.DataFrame, list[_Task], list[Probl
             if rel.strip() == "":
                 problems.append(Problem(RULE_FCS_FILE_REQUIRED, i + 1, None, pid))
                 continue
-            tasks.append(_Task(i + 1, pid, rel, manifest.parent / rel))
+            path = manifest.parent / rel
+            if not allow_outside and not _inside(path, manifest.parent):
+                folder = manifest.parent.resolve()
+                problems.append(Problem(RULE_OUTSIDE_FOLDER.format(folder=folder), i + 1, rel, pid))
+                continue
+            tasks.append(_Task(i + 1, pid, rel, path))
     return typed, tasks, problems
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, every symbolic link followed, lies inside ``folder``."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError, RuntimeError):  # outside, unreadable, or a link loop
+        return False
+    return True
 
 
 def default_workers(n_files: int) -> int:
@@ -348,6 +376,7 @@ def gate_batch(
     *,
     min_pbmc_events: int = DEFAULT_MIN_PBMC_EVENTS,
     workers: int | None = None,
+    allow_outside: bool = False,
 ) -> CytometryResult:
     """Gate every FCS file of a manifest with a GatingML 2.0 strategy.
 
@@ -365,6 +394,8 @@ def gate_batch(
         Fewest events in the PBMC gate for a file to pass.
     workers : int, optional
         Processes for the files; default :func:`default_workers`.
+    allow_outside : bool, default False
+        Read files outside the manifest's folder too (:func:`read_manifest`).
 
     Returns
     -------
@@ -378,7 +409,7 @@ def gate_batch(
     manifest, gating_file = Path(manifest), Path(gating_file)
     t0 = time.perf_counter()
     problems: list[Problem] = []
-    typed, tasks, manifest_problems = read_manifest(manifest)
+    typed, tasks, manifest_problems = read_manifest(manifest, allow_outside)
     problems += manifest_problems
     strategy = pbmc = oc = None
     try:
@@ -499,8 +530,9 @@ def write_result(result: CytometryResult, out: str | os.PathLike[str]) -> dict[s
     out.parent.mkdir(parents=True, exist_ok=True)
     prov = out.with_name(out.stem + ".provenance.csv")
     frame = measurements_frame(result.measurements)
-    frame.to_csv(out, index=False, float_format="%.10g", lineterminator="\n")
-    result.provenance.to_csv(prov, index=False, float_format="%.10g", lineterminator="\n")
+    write_csv(frame, out, float_format="%.10g", lineterminator="\n")
+    # FCS keywords ($CYT, $CYTSN, channel names) are copied from the files: any text.
+    write_csv(result.provenance, prov, float_format="%.10g", lineterminator="\n")
     return {"oc_measurements": out, "provenance": prov}
 
 

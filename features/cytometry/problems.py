@@ -28,6 +28,15 @@ RULE_GATING_UNREADABLE = "cannot read the GatingML 2.0 file: {problem}"
 RULE_GATE_UNKNOWN = "gate id {gate!r} (--{option}) is not in the gating strategy (gates: {known})"
 RULE_GATE_AMBIGUOUS = "gate id {gate!r} (--{option}) occurs at several paths: give one of {paths}"
 RULE_OC_OUTSIDE_PBMC = "the OC gate {oc} does not lie within the PBMC gate {pbmc}"
+RULE_TOT_MISMATCH = (
+    "truncated or corrupt FCS file: its header's $TOT says {tot} events but its data segment "
+    "holds {held}"
+)
+RULE_OUTSIDE_FOLDER = (
+    "the file lies outside the manifest's folder {folder} (an absolute path, '..' or a "
+    "symbolic link leading out of it): not read; --allow-files-outside reads it anyway"
+)
+RULE_QC_FIGURE = "the quality-control figure could not be drawn: {problem}"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.csv_output import write_csv
+
 # Channels of the simulated files ($PnN) with their stain ($PnS).
 CHANNELS = ("FSC-A", "SSC-A", "OC-FITC-A", "Time")
 STAINS = ("", "", "Osteocalcin", "")
@@ -196,6 +198,6 @@ def write_fcs_draws(
     frame = pd.DataFrame(rows, columns=[*columns, "lab_id", "reagent_lot"])
     # Provenance columns only when the cohort has any (a cohort of one unnamed lab has none).
     frame = frame.drop(columns=[c for c in ("lab_id", "reagent_lot") if not (frame[c] != "").any()])
-    frame.to_csv(manifest, index=False, lineterminator="\n")
+    write_csv(frame, manifest, lineterminator="\n")
     gating = write_gatingml(out / "gating.xml")
     return {"gating": gating, "manifest": manifest, "files": files}

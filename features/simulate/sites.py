@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.csv_output import write_csv
 from features.schema import PATIENT_ID_PATTERN
 from features.simulate.cohort import SimulatedCohort, simulate_cohort, write_cohort
 from features.simulate.config import STR_DTYPE, SimulationConfig
@@ -400,8 +401,8 @@ def write_sites(cohort: MultiSiteCohort, out_dir: str | os.PathLike[str]) -> dic
     out = Path(out_dir)
     paths["sites"] = out / SITES_FILE
     paths["labs"] = out / LABS_FILE
-    cohort.sites.to_csv(paths["sites"], index=False, lineterminator="\n", float_format="%.6g")
-    cohort.labs.to_csv(paths["labs"], index=False, lineterminator="\n", float_format="%.6g")
+    write_csv(cohort.sites, paths["sites"], lineterminator="\n", float_format="%.6g")
+    write_csv(cohort.labs, paths["labs"], lineterminator="\n", float_format="%.6g")
     return paths
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.csv_output import neutralise
 from features.schema import PATIENT_COLUMNS, PROVENANCE_COLUMNS
 from features.simulate.config import (
     STR_DTYPE,
@@ -105,7 +106,10 @@ def _text(column: pd.Series, float_format: str) -> list[str]:
         missing = column.isna().to_numpy().tolist()
         ints = column.to_numpy(dtype=np.int64, na_value=0).tolist()
         return ["" if na else str(v) for na, v in zip(missing, ints, strict=True)]
-    return ["" if v is None else str(v) for v in column.to_numpy(dtype=object, na_value=None)]
+    return [
+        "" if v is None else neutralise(str(v))
+        for v in column.to_numpy(dtype=object, na_value=None)
+    ]
 
 
 def write_csv(frame: pd.DataFrame, path: Path, float_format: str, block: int = 16384) -> None:
@@ -113,10 +117,11 @@ def write_csv(frame: pd.DataFrame, path: Path, float_format: str, block: int = 1
 
     Formatting is done here rather than by :meth:`pandas.DataFrame.to_csv` so that booleans are
     written ``true``/``false`` and the output does not depend on pandas' float printing. Rows are
-    written in blocks to keep memory bounded.
+    written in blocks to keep memory bounded. Text cells are neutralised as in every CSV the
+    project writes (:func:`features.csv_output.neutralise`).
     """
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(",".join(str(c) for c in frame.columns) + "\n")
+        fh.write(",".join(neutralise(str(c)) for c in frame.columns) + "\n")
         for start in range(0, len(frame), block):
             part = frame.iloc[start : start + block]
             cells = [_text(part[name], float_format) for name in part.columns]

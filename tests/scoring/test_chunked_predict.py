@@ -84,3 +84,55 @@ def test_a_bad_row_in_a_late_chunk_writes_nothing(trained_store, tmp_path):
     assert f"patients row 561 (patient_id {pid}), column age_years, value 'abc'" in done.stderr
     assert out.read_text() == "previous scores\n"
     assert [p.name for p in out_dir.iterdir()] == ["scores.csv"]
+
+
+def test_partial_outputs_are_removed_after_a_kill_and_on_sigterm(trained_store, tmp_path):
+    # Issue 20.9: a killed predict leaves a partial file of patient predictions; the next run
+    # removes it (its process is gone), and SIGTERM no longer leaves one behind.
+    import os
+    import signal
+    import subprocess
+
+    import psutil
+
+    from tests.conftest import BONEMET
+    from tests.tracking.conftest import wait_for
+
+    cohort = trained_store["cohort"]
+    patients = read_table(cohort / "patients.csv")
+    many = pd.concat(
+        [patients.assign(patient_id=patients["patient_id"] + f"x{k}") for k in range(20)]
+    )
+    big = tmp_path / "patients.csv"
+    many.to_csv(big, index=False)  # 12,000 patients: scored in 1,200 chunks below
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "scores.csv"
+    dead = next(p for p in range(4_000_000, 3_000_000, -1) if not psutil.pid_exists(p))
+    stale = out_dir / f".scores.csv.{dead}.partial"
+    stale.write_text("patient_id,risk_score\nP0001,0.3\n")
+    alive = out_dir / f".scores.csv.{os.getppid()}.partial"  # a live process's: kept
+    alive.write_text("in progress\n")
+
+    args = ["predict", "--patients", str(big), "--out", str(out), "--chunk-size", "10"]
+    proc = subprocess.Popen(
+        BONEMET + args,
+        env=trained_store["env"],
+        cwd=trained_store["dir"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        mine = out_dir / f".scores.csv.{proc.pid}.partial"
+        wait_for(lambda: mine.exists() or proc.poll() is not None, every=0.05, what="scoring")
+        assert proc.poll() is None, proc.communicate()
+        assert not stale.exists() and alive.exists()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert sorted(p.name for p in out_dir.iterdir()) == [alive.name]

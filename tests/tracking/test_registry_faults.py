@@ -143,14 +143,36 @@ def test_killed_trainings_leave_nothing_incomplete_or_promotable(fault_cohort, t
     assert refused.returncode == 2
     assert "lacks the tag(s) family" in refused.stderr and "not even with --force" in refused.stderr
 
+    # Version 1 came from a killed training (no description, no challenger chosen): it is
+    # incomplete, refused even with --force, and compare says so (issue 20.2).
+    killed = run_cli(
+        ["promote", "--version", "1", "--force", "--reason", "first model"],
+        env,
+        tmp_path,
+        check=False,
+    )
+    assert killed.returncode == 2 and len(killed.stderr.strip().splitlines()) == 1
+    assert "version 1 is incomplete: its training run" in killed.stderr
+    assert "is FAILED, not FINISHED" in killed.stderr and "not even with --force" in killed.stderr
+    shown = json.loads(run_cli(["compare", "--json"], env, tmp_path).stdout)["versions"]
+    assert {v["version"]: v["state"] for v in shown}["1"] == "incomplete"
+
+    # A training that finishes registers a complete version.
+    finished = json.loads(
+        run_cli([*train_args(fault_cohort, "cox_ridge", "faults"), "--json"], env, tmp_path).stdout
+    )
+    good = str(finished["challenger_version"])
+    complete = client.get_model_version(NAME, good)
+
     # A complete version whose artifact is damaged: refused with or without --force.
-    source = Path(v1_files.removeprefix("file://"))
+    v_files = client.get_model_version_download_uri(NAME, good)
+    source = Path(v_files.removeprefix("file://"))
     damaged_dir = tmp_path / "damaged-model"
     shutil.copytree(source, damaged_dir)
     joblib_file = next(damaged_dir.rglob("risk_model.joblib"))
     joblib_file.write_bytes(joblib_file.read_bytes()[:200])
     damaged = client.create_model_version(
-        NAME, damaged_dir.as_uri(), run_id=v1.run_id, tags=dict(v1.tags)
+        NAME, damaged_dir.as_uri(), run_id=complete.run_id, tags=dict(complete.tags)
     )
     for extra in ([], ["--force", "--reason", "clinical review"]):
         out = run_cli(
@@ -164,8 +186,10 @@ def test_killed_trainings_leave_nothing_incomplete_or_promotable(fault_cohort, t
         client.get_model_version_by_alias(NAME, "champion")
 
     # The complete, loadable version is promoted, and who/when/why is on it.
-    ok = run_cli(["promote", "--version", "1", "--force", "--reason", "first model"], env, tmp_path)
-    assert "champion: version 1" in ok.stdout
-    tags = client.get_model_version(NAME, "1").tags
+    ok = run_cli(
+        ["promote", "--version", good, "--force", "--reason", "first model"], env, tmp_path
+    )
+    assert f"champion: version {good}" in ok.stdout
+    tags = client.get_model_version(NAME, good).tags
     assert tags["promoted_by"] and tags["promoted_at"].startswith("20")
     assert tags["promotion_reason"] == "first model"

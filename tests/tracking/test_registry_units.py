@@ -66,6 +66,34 @@ def test_tracking_server_refuses_bad_options(tmp_path, monkeypatch):
     assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(tmp_path / "basic_auth.ini")
 
 
+def test_tracking_server_secrets_out_of_the_command_line_and_private(tmp_path, monkeypatch):
+    # Issue 20.4: passwords of database URIs never in argv (ps) nor in a 0644 file.
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "pw")
+    (tmp_path / "state").mkdir(mode=0o755)
+    (tmp_path / "state" / "basic_auth.ini").write_text("old")  # once written 0644
+    (tmp_path / "state" / "basic_auth.ini").chmod(0o644)
+    cmd, env = tracking_server_command(
+        "postgresql://team:s%3Acret%5Cpw@db.example:5433/mlflow",
+        str(tmp_path / "art"),
+        auth=True,
+        auth_db_uri="postgresql://keeper:users-pw@127.0.0.1/auth",
+        state_dir=tmp_path / "state",
+    )
+    assert "s:cret" not in " ".join(cmd) and "s%3Acret" not in " ".join(cmd)
+    assert "--backend-store-uri postgresql+psycopg://team@db.example:5433/mlflow" in " ".join(cmd)
+    ini = tmp_path / "state" / "basic_auth.ini"
+    pgpass = tmp_path / "state" / "pgpass"
+    assert "users-pw" not in ini.read_text()
+    assert "database_uri = postgresql+psycopg://keeper@127.0.0.1/auth" in ini.read_text()
+    assert env["PGPASSFILE"] == str(pgpass)
+    assert pgpass.read_text().splitlines() == [
+        "db.example:5433:mlflow:team:s\\:cret\\\\pw",
+        "127.0.0.1:5432:auth:keeper:users-pw",
+    ]
+    for private, mode in ((ini, 0o600), (pgpass, 0o600), (tmp_path / "state", 0o700)):
+        assert private.stat().st_mode & 0o777 == mode, private
+
+
 def test_cli_tracking_server_error_is_clear(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_AUTH_ADMIN_PASSWORD"}
     env["BONEMET_DATA_DIR"] = str(tmp_path)

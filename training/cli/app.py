@@ -9,7 +9,55 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(
+
+def store_failure(err: BaseException) -> str | None:
+    """One line for a failure of the MLflow store or tracking server that no command turned
+    into its own message (credentials rejected, permission denied, server unreachable or
+    failing), or None for anything else (a bug: its traceback is kept)."""
+    import sys
+
+    from_mlflow = type(err).__module__.split(".")[0] == "mlflow"
+    from_bonemet = type(err).__name__ == "AuthenticationFailed"
+    if not (from_mlflow or from_bonemet) or "mlflow" not in sys.modules:
+        return None
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from training.tracking.registry import (
+        AuthenticationFailed,
+        authentication_failed,
+        authentication_message,
+        permission_denied,
+    )
+
+    if isinstance(err, AuthenticationFailed):
+        return str(err)
+    if not isinstance(err, MlflowException):
+        return None
+    if authentication_failed(err):
+        return authentication_message()
+    first = " ".join(str(err.message).split())[:300]
+    if permission_denied(err):
+        return f"permission denied by the tracking server {mlflow.get_tracking_uri()}: {first}"
+    return f"the MLflow store {mlflow.get_tracking_uri()} failed: {first}"
+
+
+class _Bonemet(typer.Typer):
+    """The application: a store failure a command did not handle ends in one line and exit 2
+    (``--verbose`` keeps the traceback), never in a library's traceback."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as err:
+            message = None if _STATE["verbose"] else store_failure(err)
+            if message is None:
+                raise
+            typer.echo(message, err=True)
+            raise SystemExit(2) from None
+
+
+app = _Bonemet(
     name="bonemet",
     help="Bone metastasis risk: validate cohorts, simulate, train, register, predict, serve.",
     no_args_is_help=True,

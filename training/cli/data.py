@@ -126,11 +126,18 @@ def cytometry(
         Path | None,
         typer.Option("--expect", help="oc_measurements table whose counts must be matched"),
     ] = None,
+    allow_files_outside: Annotated[
+        bool,
+        typer.Option(
+            "--allow-files-outside",
+            help="read FCS files outside the manifest's folder (absolute paths, '..', links)",
+        ),
+    ] = False,
 ) -> None:
     """Gate FCS files with a GatingML 2.0 strategy (FlowKit) into the oc_measurements table."""
     from features.contract import ContractError, check_measurements, read_table
-    from features.cytometry import CytometryError, compare_counts, gate_batch, write_result
-    from training.tracking.cytometry_run import log_cytometry_run
+    from features.cytometry import CytometryError, compare_counts, gate_batch
+    from training.tracking.cytometry_run import write_and_log
 
     if out.is_dir():
         fail(f"cannot write the table: --out {out} is a folder")
@@ -142,11 +149,12 @@ def cytometry(
             oc_gate,
             min_pbmc_events=min_pbmc_events,
             workers=workers,
+            allow_outside=allow_files_outside,
         )
+        # Tables and run only once everything, figures included, has succeeded.
+        paths, run_id = write_and_log(result, out, store_settings(), experiment, qc_figures)
     except CytometryError as err:
         fail(str(err))
-    paths = write_result(result, out)
-    run_id = log_cytometry_run(result, paths, store_settings(), experiment, qc_figures)
     rate = result.total_events / max(result.seconds, 1e-9)
     typer.echo(
         f"gated {len(result.files)} files ({result.total_events:,} events, "

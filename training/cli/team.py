@@ -16,7 +16,10 @@ def tracking_server(
         str,
         typer.Option(
             "--backend-store-uri",
-            help="runs and registry database, e.g. postgresql://user:password@host:5432/mlflow",
+            envvar="BONEMET_BACKEND_STORE_URI",
+            help="runs and registry database, e.g. postgresql://user@host:5432/mlflow (the "
+            "password from PGPASSWORD or ~/.pgpass; one given in the URI is moved to a 0600 "
+            "pgpass file, never to the server's command line)",
         ),
     ],
     artifacts_destination: Annotated[
@@ -35,7 +38,11 @@ def tracking_server(
     ] = False,
     auth_db_uri: Annotated[
         str | None,
-        typer.Option("--auth-db-uri", help="database of users and permissions (with --auth)"),
+        typer.Option(
+            "--auth-db-uri",
+            envvar="BONEMET_AUTH_DB_URI",
+            help="database of users and permissions (with --auth)",
+        ),
     ] = None,
 ) -> None:
     """Start an MLflow tracking server for a team (PostgreSQL store, served artifacts)."""

@@ -10,12 +10,16 @@ every chunk is valid and scored: a bad row in the last chunk leaves no output (a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from features.contract import DEFAULT_CHUNK_SIZE, iter_cohort
+from features.csv_output import write_csv
 from training.scoring.predict import ScoringError, load_risk_model, output_frame
 
 
@@ -74,7 +78,7 @@ def score_files(
     target = Path(out)
     if target.is_dir():
         raise ScoringError(f"cannot write {target}: it is a folder")
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial = partial_path(target, os.getpid())
     first = next(chunks, None)  # nothing is loaded or written before a first valid chunk
     if first is None:
         raise ScoringError("no patient to score")  # not reached: iter_cohort raises first
@@ -87,14 +91,64 @@ def score_files(
             pass
         raise
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(target)
     n = 0
     try:
-        with open(partial, "x", newline="", encoding="utf-8") as handle:
+        with _signals_unwind(), open(partial, "x", newline="", encoding="utf-8") as handle:
             for chunk in itertools.chain([first], chunks):
                 frame = output_frame(risk_model, chunk.patients, chunk.measurements, prediction_day)
-                frame.to_csv(handle, index=False, header=n == 0)
+                write_csv(frame, handle, header=n == 0)
                 n += len(frame)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
     return n
+
+
+def partial_path(target: Path, pid: int) -> Path:
+    """The file a scoring process ``pid`` writes before it becomes ``target``."""
+    return target.with_name(f".{target.name}.{pid}.partial")
+
+
+def remove_stale_partials(target: Path) -> list[Path]:
+    """Remove the partial outputs of ``target`` left by scoring processes that are gone.
+
+    A ``predict`` killed outright (``kill -9``, a lost machine) cannot remove its partial file
+    of patient predictions; the next run on the same output removes it. Partial files of
+    processes still running are theirs and stay.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    import psutil
+
+    removed = []
+    for path in target.parent.glob(f".{target.name}.*.partial"):
+        pid = path.name[len(target.name) + 2 : -len(".partial")]
+        if pid.isdigit() and int(pid) != os.getpid() and psutil.pid_exists(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def _signals_unwind() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the block by an exception (``SystemExit`` 128 + signal), so
+    that ``finally`` clauses remove partial files, as Ctrl-C (KeyboardInterrupt) already does.
+    Outside the main thread (no signal handlers there) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, unwind) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

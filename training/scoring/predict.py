@@ -37,9 +37,13 @@ def load_model(model_uri: str):
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from training.tracking.registry import authentication_failed, authentication_message
+
     try:
         return mlflow.pyfunc.load_model(model_uri)
     except (MlflowException, OSError) as err:
+        if authentication_failed(err):
+            raise ScoringError(authentication_message()) from err
         raise ScoringError(f"cannot load model {model_uri}: {err}") from err
 
 

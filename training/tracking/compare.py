@@ -15,9 +15,9 @@ from training.evaluation import names
 from training.tracking.gates import PromotionPolicy, check_gates, gate_values, tag_float
 from training.tracking.registry import (
     CHAMPION,
-    REQUIRED_VERSION_TAGS,
     RegistryError,
     alias_version,
+    incomplete_reason,
     mlflow_client,
 )
 
@@ -47,7 +47,8 @@ class VersionComparison:
     aliases : tuple of str
         Its aliases, sorted.
     complete : bool
-        READY and carrying every tag a finished ``bonemet train`` records.
+        Registered by a finished ``bonemet train``
+        (:func:`training.tracking.registry.incomplete_reason`: the rule ``promote`` applies).
     selection_metric : str
         The metric that ranked its training run (empty when untagged).
     selection_value : float or None
@@ -108,10 +109,10 @@ def compare(
     if champion is not None:
         champion_tags = gate_values(client.get_model_version(MODEL_NAME, champion))
     rows = []
+    run_status: dict[str, str] = {}
     for v in sorted(found, key=lambda v: int(v.version), reverse=True):
         tags = dict(v.tags or {})
         values = gate_values(v)
-        missing = [t for t in REQUIRED_VERSION_TAGS if not tags.get(t)]
         selection = tags.get("selection_metric", "")
         other = champion_tags if str(v.version) != champion else None
         failed_gates = [g for g in check_gates(values, other, policy) if not g.passed]
@@ -136,7 +137,7 @@ def compare(
                 family=tags.get("family", ""),
                 aliases=tuple(sorted(aliases.get(str(v.version), []))),
                 data_digest=tags.get("dataset_digest", ""),
-                complete=not missing and str(v.status) == "READY",
+                complete=incomplete_reason(v, run_status) is None,
                 selection_metric=selection,
                 selection_value=tag_float(values, selection) if selection else None,
                 failed_gates=failed,

@@ -18,10 +18,13 @@ from training.config import MODEL_NAME, lower_is_better
 from training.tracking.registry import (
     CHALLENGER,
     CHAMPION,
-    REQUIRED_VERSION_TAGS,
+    AuthenticationFailed,
     RegistryError,
     alias_version,
+    authentication_failed,
+    authentication_message,
     current_user,
+    incomplete_reason,
     mlflow_client,
     permission_denied,
     set_alias,
@@ -278,36 +281,20 @@ def smoke_check(version: str) -> None:
 def check_complete(version) -> None:
     """Refuse a version that a finished ``bonemet train`` did not fully register.
 
-    A complete version is READY, carries :data:`REQUIRED_VERSION_TAGS` and its training run
-    finished; anything else (a version registered by hand, a run killed or failed) is refused
+    The rule is :func:`training.tracking.registry.incomplete_reason` (READY, the tags of
+    :data:`REQUIRED_VERSION_TAGS`, its run and its training run FINISHED): anything else (a
+    version registered by hand, a training killed or failed, one still running) is refused
     whatever ``--force`` says.
 
     Parameters
     ----------
     version : mlflow.entities.model_registry.ModelVersion
     """
-    from mlflow.exceptions import MlflowException
-
-    tags = dict(version.tags or {})
-    missing = [t for t in REQUIRED_VERSION_TAGS if not tags.get(t)]
-    if str(version.status) != "READY":
-        raise RegistryError(f"version {version.version} is {version.status}, not READY")
-    if missing:
+    reason = incomplete_reason(version)
+    if reason is not None:
         raise RegistryError(
-            f"version {version.version} lacks the tag(s) {', '.join(missing)} a finished "
-            "bonemet train records: it is incomplete and is not promoted (not even with --force)"
-        )
-    try:
-        status = mlflow_client().get_run(tags["run_id"]).info.status
-    except MlflowException as err:
-        raise RegistryError(
-            f"version {version.version}: its training run {tags['run_id']} cannot be read "
-            f"({err.message})"
-        ) from err
-    if status != "FINISHED":
-        raise RegistryError(
-            f"version {version.version}: its training run {tags['run_id']} is {status}, not "
-            "FINISHED; the version is incomplete and is not promoted (not even with --force)"
+            f"version {version.version} is incomplete: {reason}; it is not promoted (not even "
+            "with --force)"
         )
 
 
@@ -322,7 +309,10 @@ def promote(
 
     Whatever ``force`` says, the version must be complete (:func:`check_complete`) and must load
     and predict a synthetic case (:func:`smoke_check`). Who promoted, when and why is recorded
-    on the version (``promoted_by``, ``promoted_at``, ``promotion_reason``).
+    on the version (``promoted_by``, ``promoted_at``, ``promotion_reason``, the gates, and
+    ``forced_promotion_reason`` for a forced one) before the alias moves, so ``champion``
+    never rests on a version without the record of this promotion
+    (:func:`_record_then_move`).
 
     Raises
     ------
@@ -330,7 +320,8 @@ def promote(
         When a gate fails and ``force`` is not set.
     RegistryError
         Unknown version, no challenger, ``force`` without a reason, an incomplete or broken
-        version, or a user without the right to move the alias.
+        version, a user without the right to move the alias, or a failure (the server lost,
+        Ctrl-C) while recording or moving, with what state it left.
     """
     from datetime import UTC, datetime
 
@@ -351,6 +342,8 @@ def promote(
     try:
         candidate = client.get_model_version(MODEL_NAME, str(version))
     except MlflowException as err:
+        if authentication_failed(err):
+            raise AuthenticationFailed(authentication_message()) from err
         if permission_denied(err):
             raise RegistryError(f"you may not read {MODEL_NAME}: {err.message}") from err
         raise RegistryError(f"{MODEL_NAME} has no version {version}") from err
@@ -372,23 +365,96 @@ def promote(
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "promotion_reason": reason or "promotion gates passed",
     }
-    if force:
-        audit["forced_promotion_reason"] = reason
-    try:
-        set_alias(CHAMPION, str(version))
-        for key, value in audit.items():
-            client.set_model_version_tag(MODEL_NAME, str(version), key, value)
-    except MlflowException as err:
-        if permission_denied(err):
-            raise RegistryError(
-                f"user {current_user()!r} may not move '{CHAMPION}' of {MODEL_NAME} (the tracking "
-                "server refused: permission denied). Promotion needs EDIT or MANAGE on the "
-                "registered model; ask an administrator of the tracking server."
-            ) from err
-        raise
+    # A forced reason of an earlier promotion of this version does not outlive this one.
+    audit["forced_promotion_reason"] = reason if force else None
+    _record_then_move(client, candidate, audit, previous)
     return Promotion(
         version=str(version),
         previous=previous,
         gates=tuple(gates),
         forced_reason=reason if force else None,
     )
+
+
+def _promotion_failure(err: BaseException) -> str:
+    """One line naming why a registry write failed."""
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted"
+    message = getattr(err, "message", None) or str(err) or type(err).__name__
+    return " ".join(message.split())[:300]
+
+
+def _record_then_move(client, candidate, audit: dict[str, str | None], previous) -> None:
+    """Write the promotion record on ``candidate``, then move ``champion`` to it.
+
+    The record comes first: a failure while writing it (connection lost, server restarted,
+    Ctrl-C) leaves the alias where it was, and the tags written so far are put back. A failure
+    while moving the alias puts the tags back only once the alias is read and seen not to
+    point at the version; otherwise the record stays (the alias may have moved). ``None`` in
+    ``audit`` deletes that tag. Raises :class:`RegistryError` saying which state is left.
+    """
+    from mlflow.exceptions import MlflowException
+
+    version = str(candidate.version)
+    before = {key: (candidate.tags or {}).get(key) for key in audit}
+
+    def write(tags: dict[str, str | None]) -> None:
+        for key, value in tags.items():
+            if value is not None:
+                client.set_model_version_tag(MODEL_NAME, version, key, value)
+            else:  # deleting an absent tag is no error
+                client.delete_model_version_tag(MODEL_NAME, version, key)
+
+    def restored() -> str:
+        try:
+            write(before)
+        except (MlflowException, KeyboardInterrupt) as err:
+            return (
+                f"putting back its earlier promotion tags failed too ({_promotion_failure(err)}): "
+                f"version {version}'s promotion tags may describe this promotion that did not "
+                "happen"
+            )
+        return "its promotion tags are as before"
+
+    def refused(err: MlflowException) -> RegistryError:
+        if authentication_failed(err):
+            return AuthenticationFailed(authentication_message())
+        return RegistryError(
+            f"user {current_user()!r} may not move '{CHAMPION}' of {MODEL_NAME} (the tracking "
+            "server refused: permission denied). Promotion needs EDIT or MANAGE on the "
+            "registered model; ask an administrator of the tracking server."
+        )
+
+    was = f"still version {previous}" if previous else "still on no version"
+    try:
+        write(audit)
+    except (MlflowException, KeyboardInterrupt) as err:
+        state = restored()
+        if isinstance(err, MlflowException) and permission_denied(err):
+            raise refused(err) from err
+        raise RegistryError(
+            f"the promotion of version {version} could not be recorded "
+            f"({_promotion_failure(err)}); '{CHAMPION}' was not moved ({was}); {state}"
+        ) from err
+    try:
+        set_alias(CHAMPION, version, client=client)
+    except (MlflowException, KeyboardInterrupt) as err:
+        try:
+            now = alias_version(CHAMPION)
+        except (MlflowException, RegistryError, KeyboardInterrupt):
+            now = "unknown"
+        if now == version:
+            return  # the alias moved before the failure: recorded and done
+        if now == "unknown":
+            state = (
+                f"whether '{CHAMPION}' moved cannot be read now, so version {version} keeps the "
+                "record of this promotion; run bonemet compare to see where it points"
+            )
+        else:
+            state = f"'{CHAMPION}' was not moved ({was}); {restored()}"
+        if isinstance(err, MlflowException) and permission_denied(err):
+            raise refused(err) from err
+        raise RegistryError(
+            f"moving '{CHAMPION}' to version {version} failed ({_promotion_failure(err)}); "
+            f"{state}"
+        ) from err

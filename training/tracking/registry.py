@@ -65,6 +65,47 @@ def mlflow_client():
 REQUIRED_VERSION_TAGS = ("family", "dataset_digest", "run_id", "selection_metric")
 
 
+def incomplete_reason(version, run_status: dict[str, str] | None = None) -> str | None:
+    """Why a version is not one a finished ``bonemet train`` registered, or None if it is.
+
+    Complete means READY, carrying :data:`REQUIRED_VERSION_TAGS`, its family's run FINISHED
+    and the training (parent) run that registered it (``training_run_id``) FINISHED: a
+    training killed after registering a version leaves it without its description and
+    without a challenger chosen among its candidates, so that version is incomplete too.
+    ``promote`` refuses an incomplete version whatever ``--force`` says and ``compare`` shows
+    it as incomplete (one rule, here).
+
+    Parameters
+    ----------
+    version : mlflow.entities.model_registry.ModelVersion
+    run_status : dict, optional
+        A cache of run id to status shared across calls (``compare`` reads many versions).
+    """
+    from mlflow.exceptions import MlflowException
+
+    tags = dict(version.tags or {})
+    if str(version.status) != "READY":
+        return f"it is {version.status}, not READY"
+    missing = [t for t in REQUIRED_VERSION_TAGS if not tags.get(t)]
+    if missing:
+        return f"it lacks the tag(s) {', '.join(missing)} a finished bonemet train records"
+    cache = run_status if run_status is not None else {}
+    runs = [("run", tags["run_id"])]
+    if tags.get("training_run_id"):
+        runs.append(("training run", tags["training_run_id"]))
+    for what, run_id in runs:
+        if run_id not in cache:
+            try:
+                cache[run_id] = str(mlflow_client().get_run(run_id).info.status)
+            except MlflowException as err:
+                if authentication_failed(err):
+                    raise AuthenticationFailed(authentication_message()) from err
+                cache[run_id] = f"unreadable ({err.message.splitlines()[0][:200]})"
+        if cache[run_id] != "FINISHED":
+            return f"its {what} {run_id} is {cache[run_id]}, not FINISHED"
+    return None
+
+
 def version_tags(
     family: str,
     metrics: dict[str, float],
@@ -197,14 +238,45 @@ def describe_version(
         client.update_registered_model(MODEL_NAME, description=MODEL_DESCRIPTION)
 
 
+class AuthenticationFailed(RegistryError):
+    """The tracking server did not accept this user's credentials (HTTP 401)."""
+
+
+def authentication_failed(err) -> bool:
+    """Whether an ``MlflowException`` is the server rejecting the credentials (wrong or no
+    password), not a refusal of a known user (:func:`permission_denied`)."""
+    return getattr(err, "error_code", "") == "UNAUTHENTICATED" or (
+        getattr(err, "get_http_status_code", lambda: 0)() == 401
+    )
+
+
+def authentication_message() -> str:
+    """The one line every command prints when the tracking server rejects the credentials."""
+    import mlflow
+
+    return (
+        f"authentication failed: the tracking server {mlflow.get_tracking_uri()} did not "
+        "accept the credentials (check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+    )
+
+
 def alias_version(alias: str) -> str | None:
-    """Version carrying ``alias``, or None."""
+    """Version carrying ``alias``, or None when no version carries it (or no model exists yet).
+
+    Any other failure (credentials rejected, server unreachable) is raised, never read as
+    "no such alias": :class:`AuthenticationFailed` for rejected credentials, the
+    ``MlflowException`` otherwise.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         return str(mlflow_client().get_model_version_by_alias(MODEL_NAME, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as err:
+        if authentication_failed(err):
+            raise AuthenticationFailed(authentication_message()) from err
+        if getattr(err, "error_code", "") in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
+            return None
+        raise
 
 
 def current_user() -> str:
@@ -282,6 +354,8 @@ def resolve(model_uri: str) -> ResolvedModel:
             alias = None
             mv = client.get_model_version(name, ver)
     except MlflowException as err:
+        if authentication_failed(err):
+            raise AuthenticationFailed(authentication_message()) from err
         raise RegistryError(f"cannot resolve {model_uri}: {err.message}") from err
     return ResolvedModel(
         name=name,

@@ -22,6 +22,58 @@ class ServerConfigError(ValueError):
     """A tracking-server option that cannot be used, with the reason."""
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable and writable by its owner only (0600), also when the
+    file existed with wider permissions: it holds secrets or where to find them."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def split_password(uri: str) -> tuple[str, str | None]:
+    """``uri`` without the password of its user, and that password (None when there is none).
+
+    The password of a database URI must not reach a command line (``ps`` shows it to every
+    local user) nor a world-readable file; :func:`tracking_server_command` hands it to the
+    server through a pgpass file instead.
+    """
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = (parts.username or "") + "@" + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
+
+
+def pgpass_line(uri: str, password: str) -> str:
+    """The ``~/.pgpass`` line (libpq's format: host:port:database:user:password, ``:`` and
+    ``\\`` escaped) that gives ``password`` to connections made with ``uri``."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+
+    def field(value: str) -> str:
+        return value.replace("\\", "\\\\").replace(":", "\\:")
+
+    fields = [
+        parts.hostname or "localhost",
+        str(parts.port or 5432),
+        unquote(parts.path.lstrip("/")) or "*",
+        unquote(parts.username or "") or "*",
+        password,
+    ]
+    return ":".join(field(f) for f in fields)
+
+
 def tracking_server_command(
     backend_store_uri: str,
     artifacts_destination: str,
@@ -45,6 +97,11 @@ def tracking_server_command(
     ``auth_db_uri`` (default an SQLite file in ``state_dir``); the admin is created on the first
     start with the password of ``MLFLOW_AUTH_ADMIN_PASSWORD``.
 
+    Secrets never reach a command line or a file other users can read: a password in a
+    PostgreSQL URI is taken out of it and written to ``state_dir/pgpass`` (0600, libpq's
+    ``PGPASSFILE``), ``basic_auth.ini`` is written 0600 and ``state_dir`` is 0700. A URI
+    without a password uses libpq's own ``PGPASSWORD`` or ``~/.pgpass``.
+
     Returns
     -------
     tuple
@@ -60,6 +117,11 @@ def tracking_server_command(
     import sys
 
     backend = database_uri(backend_store_uri)
+    secrets_found: list[tuple[str, str]] = []
+    if backend.startswith("postgresql+psycopg://"):
+        backend, password = split_password(backend)
+        if password is not None:
+            secrets_found.append((backend, password))
     if not backend.startswith(("postgresql+psycopg://", "sqlite:///", "mysql")):
         raise ServerConfigError(
             f"--backend-store-uri must be a database URI (postgresql://user@host:port/db or "
@@ -93,10 +155,14 @@ def tracking_server_command(
                 "--auth needs MLFLOW_AUTH_ADMIN_PASSWORD: the password of the 'admin' user "
                 "created on the first start (ignored once that user exists)"
             )
-        state_dir.mkdir(parents=True, exist_ok=True)
         users = database_uri(auth_db_uri or f"sqlite:///{(state_dir / 'basic_auth.db').resolve()}")
-        config = state_dir / "basic_auth.ini"
-        config.write_text(
+        if users.startswith("postgresql+psycopg://"):
+            users, password = split_password(users)
+            if password is not None:
+                secrets_found.append((users, password))
+        config = _private_dir(state_dir) / "basic_auth.ini"
+        write_private(
+            config,
             "[mlflow]\n"
             "default_permission = READ\n"
             f"database_uri = {users}\n"
@@ -105,7 +171,7 @@ def tracking_server_command(
             # Without it every request re-hashes the password (PBKDF2): a training's thousands
             # of requests then cost minutes. Changes through the API apply at once on the
             # worker that made them; others (several workers) may lag up to 60 s.
-            "auth_cache_ttl_seconds = 60\n"
+            "auth_cache_ttl_seconds = 60\n",
         )
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
         # CSRF key of the auth app; several servers behind one address must share one.
@@ -113,4 +179,17 @@ def tracking_server_command(
             "MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32)
         )
         cmd += ["--app-name", "basic-auth"]
+    if secrets_found:
+        # libpq reads passwords from this file (PGPASSFILE) when the URI has none: not in the
+        # command line, not in the environment of every child, 0600 like ~/.pgpass must be.
+        pgpass = _private_dir(state_dir) / "pgpass"
+        write_private(pgpass, "".join(pgpass_line(u, pw) + "\n" for u, pw in secrets_found))
+        env["PGPASSFILE"] = str(pgpass.resolve())
     return cmd, env
+
+
+def _private_dir(path: Path) -> Path:
+    """``path`` created if needed and closed to other users (0700)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path

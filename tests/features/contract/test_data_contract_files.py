@@ -31,7 +31,10 @@ _DRAW = (
     " pbmc_events, or all three"
 )
 _EMPTY_WHEN_BONE_MET = "must be empty when bone_metastasis_at_enrollment is true"
-_PATTERN = "must be 1-64 characters of A-Z a-z 0-9 _ -"
+_PATTERN = (
+    "must be 1-64 characters of A-Z a-z 0-9 _ -, not beginning with - (a spreadsheet reads it "
+    "as a formula)"
+)
 _LONG_ID = "P000000000100000000020000000003000000000400000000050000000006XXXX"  # 65 characters
 
 # File name -> the exact violations, in report order; "{path}" stands for the file's path.
@@ -125,6 +128,10 @@ EXPECTED: dict[str, list[str]] = {
         f"patients row 2, column patient_id, value 'P 0002': {_PATTERN}",
         f"patients row 3, column patient_id, value 'PÜ003': {_PATTERN}",
         f"patients row 4, column patient_id, value '{_LONG_ID}': {_PATTERN}",
+    ],
+    # Contract 1.2 (issue 20.8): a leading '-' is a formula in a spreadsheet.
+    "patients_id_leading_dash.csv": [
+        f"patients row 2, column patient_id, value '-A1-B1': {_PATTERN}",
     ],
     "patients_id_duplicate.csv": [
         "patients row 3 (patient_id P0001), column patient_id, value 'P0001':"

@@ -304,7 +304,7 @@ def test_duplicate_draw_and_bad_patient_id(batch):
     rewrite_manifest(batch, lambda m: m.__setitem__("day", ["0", "90", "0"]))
     assert problems_of(batch) == [
         "manifest row 2, column patient_id, value 'P1 x': must be 1-64 characters of A-Z a-z "
-        "0-9 _ -",
+        "0-9 _ -, not beginning with - (a spreadsheet reads it as a formula)",
         "manifest row 3 (patient_id P1), column day, value '0': (patient_id, day) must be "
         "unique, already in row 1",
     ]

@@ -1,0 +1,155 @@
+"""Promotion records why before ``champion`` moves (issue 20.2).
+
+A copy of the session's trained store (its database; the artifacts it points at are shared and
+only read) so that moving aliases here leaves ``trained_store`` as the other tests expect it.
+Failures of the registry are injected where the client writes: a dropped connection and a
+Ctrl-C while the audit tags are written, and while the alias moves.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+NAME = "bone-metastasis-risk"
+#: Gates that any finite metric passes: which version passes the real gates depends on the
+#: data; here only the write path is under test.
+LENIENT = dict(
+    discrimination_margin=1.0, slope_band=(-1e9, 1e9), citl_max=1e9
+)
+
+
+@pytest.fixture()
+def store(trained_store, tmp_path):
+    import mlflow
+
+    from training.tracking import registry
+
+    shutil.copy(trained_store["dir"] / "data" / "mlflow.db", tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = registry.mlflow_client()
+    champion = registry.alias_version("champion")
+    versions = sorted(str(v.version) for v in client.search_model_versions(f"name='{NAME}'"))
+    other = next(v for v in versions if v != champion)
+    yield client, champion, other
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
+
+
+def _fail_on(monkeypatch, method: str, call: int, error: BaseException) -> None:
+    """Make ``MlflowClient.<method>`` raise ``error`` on its ``call``-th call."""
+    from mlflow import MlflowClient
+
+    real = getattr(MlflowClient, method)
+    calls = {"n": 0}
+
+    def broken(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise error
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, method, broken)
+
+
+def _dropped():
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException(
+        "API request to endpoint /api/2.0/mlflow/model-versions/set-tag failed with exception "
+        "ConnectionResetError(104, 'Connection reset by peer')"
+    )
+
+
+@pytest.mark.parametrize("error", [_dropped(), KeyboardInterrupt()], ids=["dropped", "ctrl-c"])
+def test_a_failed_audit_leaves_the_alias_and_the_tags_as_they_were(store, monkeypatch, error):
+    from training.tracking import gates, registry
+
+    client, champion, other = store
+    tags_before = dict(client.get_model_version(NAME, other).tags)
+    _fail_on(monkeypatch, "set_model_version_tag", 3, error)
+    with pytest.raises(registry.RegistryError) as refused:
+        gates.promote(other, force=True, reason="clinical review")
+    message = str(refused.value)
+    assert "could not be recorded" in message and "'champion' was not moved" in message
+    assert f"still version {champion}" in message and "\n" not in message
+    assert registry.alias_version("champion") == champion
+    assert dict(client.get_model_version(NAME, other).tags) == tags_before
+
+
+def test_a_failed_alias_move_rolls_the_audit_back(store, monkeypatch):
+    from training.tracking import gates, registry
+
+    client, champion, other = store
+    tags_before = dict(client.get_model_version(NAME, other).tags)
+    _fail_on(monkeypatch, "set_registered_model_alias", 1, KeyboardInterrupt())
+    with pytest.raises(registry.RegistryError, match="moving 'champion' to version .* failed"):
+        gates.promote(other, force=True, reason="clinical review")
+    assert registry.alias_version("champion") == champion
+    assert dict(client.get_model_version(NAME, other).tags) == tags_before
+
+
+def test_a_second_promotion_replaces_the_first_ones_reason(store):
+    from training.tracking import gates, registry
+
+    client, champion, other = store
+    gates.promote(other, force=True, reason="first, forced")
+    tags = client.get_model_version(NAME, other).tags
+    assert tags["forced_promotion_reason"] == tags["promotion_reason"] == "first, forced"
+    gates.promote(champion, force=True, reason="back")
+    assert client.get_model_version(NAME, other).tags["promotion_reason"] == "first, forced"
+    done = gates.promote(other, policy=gates.PromotionPolicy(**LENIENT))
+    assert done.forced_reason is None and registry.alias_version("champion") == other
+    tags = client.get_model_version(NAME, other).tags
+    assert tags["promotion_reason"] == "promotion gates passed"
+    assert "forced_promotion_reason" not in tags
+    assert tags["promoted_from"] == champion
+
+
+def test_the_command_says_in_one_line_what_state_a_failed_promotion_left(
+    store, monkeypatch, tmp_path
+):
+    from mlflow.exceptions import MlflowException
+    from typer.testing import CliRunner
+
+    from training.cli import app
+    from training.tracking import registry
+
+    client, champion, other = store
+    _fail_on(monkeypatch, "set_model_version_tag", 2, MlflowException("Connection aborted."))
+    res = CliRunner().invoke(
+        app,
+        ["promote", "--version", other, "--force", "--reason", "review"],
+        env={"BONEMET_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": ""},
+    )
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        f"cannot promote: the promotion of version {other} could not be recorded (Connection "
+        f"aborted.); 'champion' was not moved (still version {champion}); its promotion tags "
+        "are as before"
+    ]
+    assert registry.alias_version("champion") == champion
+
+
+def test_a_version_of_a_killed_training_is_incomplete_for_promote_and_compare(store):
+    from training.tracking import gates, registry
+    from training.tracking.compare import compare
+
+    client, champion, other = store
+    # The training that registered `other` ended FAILED, as bonemet's reaper marks a killed
+    # one; its family run finished and the version carries every tag.
+    training_run = client.get_model_version(NAME, other).tags["training_run_id"]
+    client.set_terminated(training_run, "FAILED")
+    with pytest.raises(registry.RegistryError) as refused:
+        gates.promote(other, force=True, reason="clinical review")
+    assert str(refused.value) == (
+        f"version {other} is incomplete: its training run {training_run} is FAILED, not "
+        "FINISHED; it is not promoted (not even with --force)"
+    )
+    states = {row.version: row.complete for row in compare()}
+    assert states[other] is False
+    assert registry.alias_version("champion") == champion
