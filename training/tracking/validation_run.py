@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from features.csv_output import write_csv
 from features.contract import Cohort
 from training.artifact.risk_model import predict_pipeline
 from training.config import Settings
@@ -123,7 +124,7 @@ def validate_by_group(
         "pooled": out / "pooled.json",
         "report": out / "report.html",
     }
-    table.to_csv(paths["table"], index=False, float_format="%.6g", lineterminator="\n")
+    write_csv(table, paths["table"], float_format="%.6g", lineterminator="\n")
     document = {
         "by": by,
         "model_uri": model_uri,
