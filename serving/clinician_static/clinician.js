@@ -180,9 +180,9 @@
     var kind = control.dataset.kind;
     if (kind === "boolean") return text === "true" ? true : text === "false" ? false : text;
     if (kind === "number" || kind === "integer") {
-      // A decimal comma is read as a point ("0,05" is 0.05); "1,000" is ambiguous (a thousands
-      // separator?) and is sent as typed, so the message explains what to type.
-      if (kind === "number" && /^[+-]?\d*,\d+$/.test(text) && !/,\d{3}$/.test(text)) {
+      // A decimal comma is read as a point ("0,061" is 0.061); "1,000" is ambiguous (a
+      // thousands separator?) and is sent as typed, so the message explains what to type.
+      if (kind === "number" && /^[+-]?\d*,\d+$/.test(text) && !/^[+-]?[1-9]\d{0,2},\d{3}$/.test(text)) {
         text = text.replace(",", ".");
       }
       var n = Number(text);
@@ -231,8 +231,8 @@
       if (FIELDS.horizons_months.map(String).indexOf(h) >= 0) {
         document.getElementById("f-horizon_months").value = h;
       } else {
-        problems.push(["f-horizon_months", "horizon_months must be one of " +
-          FIELDS.horizons_months.join(", ") + " (months: 1 to 5 years), got " + h]);
+        problems.push(["f-horizon_months", "The time frame in the link must be 1, 2, 3, 4 or 5 years (" +
+          FIELDS.horizons_months.join(", ") + " months); it gave " + h + ". Choose one in the list."]);
       }
     }
     if (params.has("oc_measurements")) {

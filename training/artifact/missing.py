@@ -13,8 +13,8 @@ needs is how much that number depends on what is not known:
   all in one batched call; reported as the lowest and highest, largest range first.
 - **Minimum information** (:func:`too_uncertain`): the answer is too uncertain to show as a
   number when fewer than :data:`MIN_OPTIONAL_GIVEN` of the optional inputs the model reads are
-  given, or when the ranges of the missing inputs add up to more than
-  :data:`MAX_MISSING_SPREAD` (30 in 100). The page then shows what to fill in instead of a
+  given, or when a single missing input could move the answer by more than
+  :data:`MAX_MISSING_SPREAD` (25 in 100: its range is wider than that). The page then shows what to fill in instead of a
   number; the API still returns the number (and ``too_uncertain``) for programs.
 """
 
@@ -28,9 +28,9 @@ import pandas as pd
 
 #: Fraction of the model's optional inputs that must be given for a number to be shown.
 MIN_OPTIONAL_GIVEN = 0.5
-#: Largest sum of the missing inputs' ranges (probability at the headline horizon) for which a
-#: number is shown.
-MAX_MISSING_SPREAD = 0.30
+#: Widest range of one missing input (probability at the headline horizon) for which a number
+#: is shown.
+MAX_MISSING_SPREAD = 0.25
 #: Inputs every record has (contract: required), never "missing".
 REQUIRED_INPUTS = ("age_years", "disease_setting", "bone_metastasis_at_enrollment")
 _MAX_CATEGORIES = 6
@@ -149,5 +149,5 @@ def too_uncertain(
     if not plausible:
         return False
     share = len([c for c in given if c in plausible]) / len(plausible)
-    spread = sum(e["high"] - e["low"] for e in ranges)
+    spread = max((e["high"] - e["low"] for e in ranges), default=0.0)
     return share < MIN_OPTIONAL_GIVEN or spread > MAX_MISSING_SPREAD
