@@ -490,7 +490,7 @@ class RiskModel:
             from training.artifact.explain import explain as explain_rows
 
             frame = typed if isinstance(typed, pd.DataFrame) else pd.DataFrame(typed)
-            explanation = explain_rows(self, frame)
+            explanation = explain_rows(self, frame, given_only=True)
             missing = self.missing_report(frame, horizons, free)
         low, high, death_low, death_high = bounds if bounds is not None else (None,) * 4
         return PredictionBatch(
