@@ -101,8 +101,6 @@ def missing_ranges(
 
     Empty for every row when the version carries no plausible values (logged before them).
     """
-    from training.artifact.risk_model import predict_pipeline
-
     plausible = getattr(risk_model, "plausible", None) or {}
     typed = typed.reset_index(drop=True)
     result: list[list[dict[str, Any]]] = [[] for _ in range(len(typed))]
@@ -125,7 +123,7 @@ def missing_ranges(
     frame = pd.DataFrame(copies).reset_index(drop=True)
     for column in typed.columns:
         frame[column] = frame[column].astype(typed[column].dtype, errors="ignore")
-    _, cif = predict_pipeline(risk_model.pipeline, frame, [months])
+    _, cif = risk_model.predict_arrays(frame, [months])
     spans: dict[tuple[int, str], list[float]] = {}
     for (i, column), p in zip(where, cif[:, 0], strict=True):
         spans.setdefault((i, column), []).append(float(p))
