@@ -541,7 +541,7 @@
     var within = years(horizon);
     var bounds = outOf100(entry(bmCurve, horizon));
     var headlineBox = document.getElementById("headline");
-    showMissing(pred.missing_inputs || [], pred.too_uncertain);
+    showMissing(pred.missing_inputs || [], pred.too_uncertain, horizon);
     showTreatment(pred, horizon, c.bm);
     if (pred.too_uncertain) {
       var short = "Too uncertain to show a number: too little is known about this patient.";
@@ -600,7 +600,7 @@
     return spec ? spec.label : name;
   }
 
-  function showMissing(missing, tooUncertain) {
+  function showMissing(missing, tooUncertain, horizon) {
     var section = document.getElementById("missing-section");
     var list = document.getElementById("missing");
     list.textContent = "";
@@ -610,10 +610,11 @@
       : "These are missing. The model filled each with a typical value; with its real value the " +
         "answer could lie in the range shown. Fill them in for a better answer.";
     missing.forEach(function (m) {
-      var low = Math.round(100 * m.low), high = Math.round(100 * m.high);
+      var here = (m.at_horizons || []).filter(function (r) { return r.months === horizon; })[0] || m;
+      var low = Math.round(100 * here.low), high = Math.round(100 * here.high);
       var text = fieldLabel(m.input) + ": " + (low === high
         ? "would hardly change the answer"
-        : "the answer could be anywhere from " + low + " to " + high + " out of 100 within " + years(m.months) +
+        : "the answer could be anywhere from " + low + " to " + high + " out of 100 within " + years(here.months) +
           ", depending on its value");
       var item = el("li", { "data-input": m.input, "data-low": String(low), "data-high": String(high) });
       var control = document.getElementById("f-" + m.input);

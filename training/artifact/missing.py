@@ -95,9 +95,12 @@ def _impossible(column: str, value: Any, row: pd.Series) -> bool:
 
 
 def missing_ranges(
-    risk_model: Any, typed: pd.DataFrame, months: float
+    risk_model: Any, typed: pd.DataFrame, months: float, horizons: Sequence[float] = ()
 ) -> list[list[dict[str, Any]]]:
-    """Per row, ``{"input", "months", "low", "high"}`` for each missing input, widest first.
+    """Per row, ``{"input", "months", "low", "high", "at_horizons"}`` for each missing input,
+    widest first: ``low``/``high`` at ``months`` (the headline horizon, which ranks them),
+    ``at_horizons`` the same at each of ``horizons`` (``{"months", "low", "high"}``), all from
+    one batched call.
 
     Empty for every row when the version carries no plausible values (logged before them).
     """
@@ -123,13 +126,27 @@ def missing_ranges(
     frame = pd.DataFrame(copies).reset_index(drop=True)
     for column in typed.columns:
         frame[column] = frame[column].astype(typed[column].dtype, errors="ignore")
-    _, cif = risk_model.predict_arrays(frame, [months])
-    spans: dict[tuple[int, str], list[float]] = {}
-    for (i, column), p in zip(where, cif[:, 0], strict=True):
-        spans.setdefault((i, column), []).append(float(p))
+    others = [float(h) for h in horizons if float(h) != float(months)]
+    _, cif = risk_model.predict_arrays(frame, [float(months), *others])
+    spans: dict[tuple[int, str], list[np.ndarray]] = {}
+    for (i, column), p in zip(where, cif, strict=True):
+        spans.setdefault((i, column), []).append(p)
     for (i, column), ps in spans.items():
+        table = np.vstack(ps)
+        low, high = table.min(axis=0), table.max(axis=0)
+        at = {float(months): (low[0], high[0])}
+        at.update({h: (low[k], high[k]) for k, h in enumerate(others, start=1)})
         result[i].append(
-            {"input": column, "months": float(months), "low": min(ps), "high": max(ps)}
+            {
+                "input": column,
+                "months": float(months),
+                "low": float(low[0]),
+                "high": float(high[0]),
+                "at_horizons": [
+                    {"months": float(h), "low": float(at[float(h)][0]), "high": float(at[float(h)][1])}
+                    for h in (horizons or [months])
+                ],
+            }
         )
     for entries in result:
         entries.sort(key=lambda e: -(e["high"] - e["low"]))

@@ -518,7 +518,7 @@ class RiskModel:
         from training.artifact.missing import missing_inputs, missing_ranges, too_uncertain
 
         months = float(HEADLINE_HORIZON_MONTHS)
-        ranges = missing_ranges(self, frame, months)
+        ranges = missing_ranges(self, frame, months, horizons)
         plausible = self.plausible or {}
         absent = missing_inputs(frame.reset_index(drop=True), plausible) if plausible else None
         out = []
