@@ -32,16 +32,24 @@ SECTION = "## Interval benchmark (benchmarks/bench_intervals.py)"
 MONTHS = (12, 24, 36)
 
 
-def latency_ms(model, row: dict, repeats: int = 2000) -> float:
+def latency_ms(models, row: dict, rounds: int = 15, block: int = 200) -> list[float]:
+    """Median single-patient ``predict_batch`` time of each model, in ms: blocks of ``block``
+    calls alternate between the models for ``rounds`` rounds and each model keeps its fastest
+    block median (what the code costs, not what other processes on the machine took)."""
     import numpy as np
 
-    model.predict_batch(row)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+    best = [float("inf")] * len(models)
+    for model in models:
         model.predict_batch(row)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
+    for _ in range(rounds):
+        for k, model in enumerate(models):
+            times = []
+            for _ in range(block):
+                t = time.perf_counter()
+                model.predict_batch(row)
+                times.append(time.perf_counter() - t)
+            best[k] = min(best[k], float(np.median(times)) * 1e3)
+    return best
 
 
 def score(world: str, family: str, args, seed: int) -> dict:
@@ -67,8 +75,9 @@ def score(world: str, family: str, args, seed: int) -> dict:
     out["width"] = np.median(batch.high - batch.low, axis=0)
     counted = Xt[Xt["oc_positive_events"].notna() & Xt["pbmc_events"].notna()].head(1)
     row = {c: counted[c].to_numpy() for c in counted.columns}
-    out["ms_with"] = latency_ms(model, row)
-    out["ms_without"] = latency_ms(dataclasses.replace(model, uncertainty=None), row)
+    out["ms_with"], out["ms_without"] = latency_ms(
+        [model, dataclasses.replace(model, uncertainty=None)], row
+    )
     return out
 
 
@@ -106,7 +115,8 @@ def main() -> None:
         "bone metastasis lies in the 90 % interval, at 12 / 24 / 36 months, against the truth "
         "given what a model observes (`cif_bm_*`) and given the latent marker (`oracle_*`). "
         "Width: median `high - low`. Latency: median single-patient `predict_batch` (a draw "
-        "with its counts), with and without the interval.",
+        "with its counts, the service's call), with and without the interval, the fastest of 15 "
+        "alternating blocks of 200 calls each.",
         "",
         "| world | family | coverage, observed truth | coverage, oracle truth | median width "
         "| ms with interval | ms without | added ms |",

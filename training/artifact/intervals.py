@@ -6,8 +6,8 @@ probability, and added in quadrature on each side (independent errors):
 1. **The model's estimation uncertainty** (:class:`Uncertainty`, computed once at training time by
    :func:`fit_uncertainty` and stored with the version). On the training rows, at each training
    horizon and for each event, the IPCW-weighted status by the horizon
-   (:func:`training.models.ipcw.status_at_horizon`) is regressed (weighted logistic, a weak ridge
-   on the feature terms) on ``z = [1, logit p, x]``: the logit of the model's predicted
+   (:func:`training.models.ipcw.status_at_horizon`) is regressed (weighted logistic, a ridge on the
+   feature terms whose prior variance, 1 / p per term, bounds the spread without data) on ``z = [1, logit p, x]``: the logit of the model's predicted
    cumulative incidence and the features the estimator sees. The inverse information of that
    regression, ``Sigma``, says how precisely the training data determine the risk of a patient
    with these features at this level (it grows with few events, with rare feature combinations,
@@ -139,7 +139,7 @@ def fit_uncertainty(
     y: np.ndarray,
     horizons_months: Sequence[float],
     *,
-    ridge: float = 1.0,
+    ridge: float | None = None,
     max_rows: int = 20000,
     seed: int = 0,
 ) -> Uncertainty:
@@ -169,6 +169,10 @@ def fit_uncertainty(
     order = np.argsort(np.asarray(horizons_months, dtype=float))
     horizons = tuple(float(horizons_months[j]) for j in order)
     q = X.shape[1] + 2
+    # A prior variance of 1 / p per feature term: without data, a patient's logit would be
+    # uncertain by about +-1.6 in all (90 %), not by p times that; with many events the data
+    # dominate it.
+    ridge = float(max(X.shape[1], 1)) if ridge is None else ridge
     cov: dict[str, np.ndarray] = {}
     for event, cause in (("bone", 1), ("death", 2)):
         if event not in cif:
@@ -211,13 +215,11 @@ def combine(
     p: np.ndarray,
     estimation: tuple[np.ndarray, np.ndarray],
     marker: tuple[np.ndarray, np.ndarray] | None,
-    order: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``low``, ``high`` of ``(n, horizons)`` probabilities ``p``.
 
     ``estimation``: lower/upper logit half-widths (>= 0); ``marker``: the probabilities at the two
-    marker percentiles (NaN where no counts); ``order``: the horizons' increasing order (the
-    bounds are made non-decreasing along it, as the probabilities are).
+    marker percentiles (NaN where no counts).
     """
     L = logit(p)
     dlo, dhi = -estimation[0], estimation[1]
@@ -229,8 +231,8 @@ def combine(
         mhi = np.maximum(np.maximum(m1, m2) - L, 0.0)
         dlo = -np.sqrt(dlo**2 + mlo**2)
         dhi = np.sqrt(dhi**2 + mhi**2)
+    # Each horizon's bounds are its own (not made monotone across the horizons asked for): the
+    # answer at a horizon must not depend on which other horizons a request lists.
     low = np.minimum(expit(L + dlo), p)
     high = np.maximum(expit(L + dhi), p)
-    low[:, order] = np.maximum.accumulate(low[:, order], axis=1)
-    high[:, order] = np.maximum.accumulate(high[:, order], axis=1)
-    return np.clip(np.minimum(low, p), 0.0, 1.0), np.clip(np.maximum(high, p), 0.0, 1.0)
+    return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)

@@ -568,14 +568,13 @@ class RiskModel:
             score, cif, death = predict_features(self.estimator, X, horizons, death_too)
             marker = {"bone": None, "death": None}
         X = np.asarray(X, dtype=float)[:n]
-        order = np.argsort(np.asarray(horizons), kind="stable")
         out = []
         for event, p in (("bone", cif), ("death", death)):
             if p is None:
                 out += [None, None]
                 continue
             half = self.uncertainty.half_widths(event, logit(p), X, horizons)
-            out += list(combine(p, (half, half), marker[event], order))
+            out += list(combine(p, (half, half), marker[event]))
         return score, cif, death, out
 
     def predict_frame(
