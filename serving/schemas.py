@@ -191,6 +191,14 @@ class TreatmentBenefit(_ResponseModel):
     )
 
 
+class RangeAt(_ResponseModel):
+    """The range of a probability at one horizon."""
+
+    months: float
+    low: float = Field(..., ge=0, le=1)
+    high: float = Field(..., ge=0, le=1)
+
+
 class MissingInput(_ResponseModel):
     """A missing input and how far it could move the answer (``POST /explain``)."""
 
@@ -199,6 +207,9 @@ class MissingInput(_ResponseModel):
     low: float = Field(..., ge=0, le=1, description="lowest probability of bone metastasis "
                        "over plausible values of this input (from the training data)")
     high: float = Field(..., ge=0, le=1, description="highest such probability")
+    at_horizons: list[RangeAt] = Field(
+        default_factory=list, description="the same range at each requested horizon"
+    )
 
 
 class Contribution(_ResponseModel):

@@ -180,9 +180,9 @@
     var kind = control.dataset.kind;
     if (kind === "boolean") return text === "true" ? true : text === "false" ? false : text;
     if (kind === "number" || kind === "integer") {
-      // A decimal comma is read as a point ("0,05" is 0.05); "1,000" is ambiguous (a thousands
-      // separator?) and is sent as typed, so the message explains what to type.
-      if (kind === "number" && /^[+-]?\d*,\d+$/.test(text) && !/,\d{3}$/.test(text)) {
+      // A decimal comma is read as a point ("0,061" is 0.061); "1,000" is ambiguous (a
+      // thousands separator?) and is sent as typed, so the message explains what to type.
+      if (kind === "number" && /^[+-]?\d*,\d+$/.test(text) && !/^[+-]?[1-9]\d{0,2},\d{3}$/.test(text)) {
         text = text.replace(",", ".");
       }
       var n = Number(text);
@@ -231,8 +231,8 @@
       if (FIELDS.horizons_months.map(String).indexOf(h) >= 0) {
         document.getElementById("f-horizon_months").value = h;
       } else {
-        problems.push(["f-horizon_months", "horizon_months must be one of " +
-          FIELDS.horizons_months.join(", ") + " (months: 1 to 5 years), got " + h]);
+        problems.push(["f-horizon_months", "The time frame in the link must be 1, 2, 3, 4 or 5 years (" +
+          FIELDS.horizons_months.join(", ") + " months); it gave " + h + ". Choose one in the list."]);
       }
     }
     if (params.has("oc_measurements")) {
@@ -541,7 +541,7 @@
     var within = years(horizon);
     var bounds = outOf100(entry(bmCurve, horizon));
     var headlineBox = document.getElementById("headline");
-    showMissing(pred.missing_inputs || [], pred.too_uncertain);
+    showMissing(pred.missing_inputs || [], pred.too_uncertain, horizon);
     showTreatment(pred, horizon, c.bm);
     if (pred.too_uncertain) {
       var short = "Too uncertain to show a number: too little is known about this patient.";
@@ -600,7 +600,7 @@
     return spec ? spec.label : name;
   }
 
-  function showMissing(missing, tooUncertain) {
+  function showMissing(missing, tooUncertain, horizon) {
     var section = document.getElementById("missing-section");
     var list = document.getElementById("missing");
     list.textContent = "";
@@ -610,10 +610,11 @@
       : "These are missing. The model filled each with a typical value; with its real value the " +
         "answer could lie in the range shown. Fill them in for a better answer.";
     missing.forEach(function (m) {
-      var low = Math.round(100 * m.low), high = Math.round(100 * m.high);
+      var here = (m.at_horizons || []).filter(function (r) { return r.months === horizon; })[0] || m;
+      var low = Math.round(100 * here.low), high = Math.round(100 * here.high);
       var text = fieldLabel(m.input) + ": " + (low === high
         ? "would hardly change the answer"
-        : "the answer could be anywhere from " + low + " to " + high + " out of 100 within " + years(m.months) +
+        : "the answer could be anywhere from " + low + " to " + high + " out of 100 within " + years(here.months) +
           ", depending on its value");
       var item = el("li", { "data-input": m.input, "data-low": String(low), "data-high": String(high) });
       var control = document.getElementById("f-" + m.input);

@@ -254,14 +254,12 @@ def test_bone_metastasis_at_enrollment_shows_the_warning_not_a_risk(server, page
     assert page.locator("#icons [data-kind]").count() == 0 or not page.is_visible("#icons")
 
 
-def test_field_errors_next_to_their_fields_with_the_contracts_message(server, page):
+def test_field_errors_next_to_their_fields_in_the_clinicians_words(server, page):
     bad = dict(PATIENT, age_years=17, er_status="pos", disease_setting="early")
     bad["visceral_metastasis"] = True
     page.goto(url(server, bad, horizon_months=7))
     # A horizon outside 1-5 years is refused before anything is sent.
-    assert "horizon_months must be one of 12, 24, 36, 48, 60" in page.inner_text(
-        "#f-horizon_months-error"
-    )
+    assert "must be 1, 2, 3, 4 or 5 years" in page.inner_text("#f-horizon_months-error")
     page.select_option("#f-horizon_months", "36")
     page.click("#submit")
     page.wait_for_selector("#f-age_years-error:not([hidden])", timeout=30_000)
@@ -272,8 +270,11 @@ def test_field_errors_next_to_their_fields_with_the_contracts_message(server, pa
     )
     assert answer.status_code == 400
     messages = {d["loc"][-1]: d["msg"] for d in answer.json()["detail"]}
+    # What is wrong and what to type, not the validator's words.
+    plain = {"age_years": "Must be at least 18.", "er_status": "Choose one of the options in the list."}
+    assert "greater than or equal to 18" in messages["age_years"]
     for field in ("age_years", "er_status"):
-        assert page.inner_text(f"#f-{field}-error") == messages[field], field
+        assert page.inner_text(f"#f-{field}-error") == plain[field], field
         assert page.get_attribute(f"#f-{field}", "aria-invalid") == "true"
         # The error is read with the field (aria-describedby).
         assert f"f-{field}-error" in page.get_attribute(f"#f-{field}", "aria-describedby")
@@ -468,12 +469,11 @@ def test_headline_in_view_and_focused_after_show_the_risk(server, page, viewport
     page.fill("#f-age_years", "55")
     page.click("#submit")
     page.wait_for_function("document.activeElement && document.activeElement.id === 'headline'")
-    page.wait_for_function("document.getElementById('headline').textContent.includes('55') || true")
     box = page.evaluate(
         "(() => { const r = document.getElementById('headline').getBoundingClientRect();"
         " return {top: r.top, bottom: r.bottom}; })()"
     )
-    assert 0 <= box["top"] and box["bottom"] <= viewport["height"], box
+    assert -1 <= box["top"] and box["bottom"] <= viewport["height"], box  # sub-pixel scroll
 
 
 def test_errors_in_the_clinicians_words_and_decimal_commas(server, page):

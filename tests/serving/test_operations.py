@@ -69,7 +69,7 @@ def test_model_metadata(secured):
         "contract_version",
     ):
         assert key in body, key
-    assert body["alias"] == "champion" and body["contract_version"] == "1.1"
+    assert body["alias"] == "champion" and body["contract_version"] == "1.2"
     assert body["horizons_months"] == [12, 24, 36, 60]
     assert "test_uno_c" in body["headline_metrics"]
     assert "oc_log2_percent" in body["features"]

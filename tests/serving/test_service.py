@@ -120,8 +120,15 @@ def test_contract_example_request_and_response_shape(server):
         "risk_group",
         "bone_metastasis_probability",
         "death_probability",
+        "treatment_benefit",
+        "treatment_benefit_note",
         "warnings",
     }
+    # Contract 1.2: the interval's level once, low <= probability <= high on every entry.
+    assert body["interval_level"] == 0.9
+    for entry in pred["bone_metastasis_probability"] + pred["death_probability"]:
+        assert 0 <= entry["low"] <= entry["probability"] <= entry["high"] <= 1, entry
+    assert pred["treatment_benefit"] == [] and "early breast cancer" in pred["treatment_benefit_note"]
     assert pred["patient_id"] == "P0001"
     assert pred["risk_group"] in {"low", "intermediate", "high"}
     probs = [p["probability"] for p in pred["bone_metastasis_probability"]]

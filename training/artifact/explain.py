@@ -65,9 +65,10 @@ remains is its *missing-value indicator* (present when that input was missing in
 contribution then measures what "this value was missing" does to the score compared with a
 typical patient. It is shown as ``value = "missing (imputed)"``; without an indicator it is
 exactly 0.
-An input missing for this patient is **not** listed among its contributions: the imputed value
-is not the patient's, so it is no reason for the patient's risk; what a missing input could
-change is reported separately (:mod:`training.artifact.missing`).
+The service and the page (``RiskModel.predict_batch(explain=True)``, ``given_only=True``) do
+**not** list an input missing for this patient among its reasons: the imputed value is not the
+patient's, so it is no reason for the patient's risk; what a missing input could change is
+reported separately (:mod:`training.artifact.missing`).
 
 Patients with bone metastasis at enrollment have no risk score (``RiskModel.predict_frame``)
 and get an empty explanation.
@@ -208,6 +209,7 @@ def explain(
     typed: pd.DataFrame,
     top: int = 5,
     reference: Mapping[str, Sequence[float]] | None = None,
+    given_only: bool = False,
 ) -> list[list[Contribution]]:
     """The inputs that move each patient's risk score most, by occlusion against the reference.
 
@@ -225,6 +227,9 @@ def explain(
     reference : mapping, optional
         Training ``(p10, p50, p90)`` per numeric input (:func:`training_percentiles`), for the
         wording; defaults to the model's ``training_percentiles`` attribute when it has one.
+    given_only : bool, default False
+        Leave out the inputs missing for the patient (``value`` ``"missing (imputed)"``): what
+        the service and the page give as reasons.
 
     Returns
     -------
@@ -268,11 +273,14 @@ def explain(
     for col, i in enumerate(rows):
         values = contributions[:, col]
         order = np.argsort(-np.abs(values), kind="stable")
-        entries = (wording.entry(names[g], int(i), float(values[g]), scale) for g in order)
-        # An imputed value is not the patient's: it is never given as a reason
+        # An imputed value is not the patient's: the service never gives it as a reason
         # (``RiskModel.missing_report`` says what the missing inputs could change).
-        given = [e for e in entries if e["value"] != MISSING_TEXT]
-        result[i] = given[:k]
+        for g in order:
+            entry = wording.entry(names[g], int(i), float(values[g]), scale)
+            if not (given_only and entry["value"] == MISSING_TEXT):
+                result[i].append(entry)
+                if len(result[i]) == k:
+                    break
     return result
 
 

@@ -6,19 +6,22 @@ probability, and added in quadrature on each side (independent errors):
 1. **The model's estimation uncertainty** (:class:`Uncertainty`, computed once at training time by
    :func:`fit_uncertainty` and stored with the version). On the training rows, at each training
    horizon and for each event, the IPCW-weighted status by the horizon
-   (:func:`training.models.ipcw.status_at_horizon`) is regressed on the logit of the model's
-   predicted cumulative incidence (a two-parameter calibration line: intercept and slope). The
-   regression is refitted on ``n_boot`` patient-level bootstrap resamples (a patient's landmark
-   rows resampled together), and the 5th and 95th percentiles of each resample's line minus the
-   full-data line are stored on a grid of the logit: how far the absolute risk at that level
-   could be off given how many patients and events the version learnt from. Rows beyond
-   ``max_rows`` are subsampled for this fit and the deviations scaled by ``sqrt(m / n)`` (a
-   bootstrap deviation shrinks as one over the square root of the sample size).
-   Serving reads the grid by linear interpolation (microseconds); a horizon between two training
-   horizons interpolates between them, beyond them takes the nearest.
+   (:func:`training.models.ipcw.status_at_horizon`) is regressed (weighted logistic, a ridge on the
+   feature terms whose prior variance, 1 / p per term, bounds the spread without data) on ``z = [1, logit p, x]``: the logit of the model's predicted
+   cumulative incidence and the features the estimator sees. The inverse information of that
+   regression, ``Sigma``, says how precisely the training data determine the risk of a patient
+   with these features at this level (it grows with few events, with rare feature combinations,
+   with far-out features): the interval's half-width on the logit scale is ``1.645 *
+   sqrt(z' Sigma z)``. This is the delta method applied to a local refit of the model's
+   prediction, so it serves every family alike; only ``Sigma`` (a small matrix per event and
+   horizon) is stored. Serving computes one quadratic form per horizon (microseconds); a
+   horizon between two training horizons interpolates the standard deviation, beyond them
+   takes the nearest. Rows beyond ``max_rows`` are subsampled for the fit and ``Sigma``
+   scaled by ``m / n``.
 
    It does not capture everything: a structure the family cannot represent (a misspecified
-   model) is bias, not estimation noise. The benchmark against the simulator's truth
+   model) is bias, not estimation noise, and a landmark model's rows of one patient are
+   counted as independent. The benchmark against the simulator's truth
    (``benchmarks/bench_intervals.py``, ``docs/benchmarks.md``) says how often the interval
    covers the true incidence in each simulated world.
 
@@ -40,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtri
 
 #: Level of every interval of the API, the batch output and the page.
 INTERVAL_LEVEL = 0.9
@@ -49,7 +53,8 @@ NO_INTERVAL_WARNING = (
     "no estimate of its uncertainty"
 )
 _EPS = 1e-6
-_GRID = np.linspace(-12.0, 12.0, 97)
+#: The standard normal quantile of the interval's upper end (1.645 for 90 %).
+_Z = float(ndtri((1 + INTERVAL_LEVEL) / 2))
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -63,103 +68,94 @@ def expit(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Uncertainty:
-    """Estimation uncertainty of a version, per event and training horizon, on a logit grid.
+    """Estimation uncertainty of a version, per event and training horizon.
 
     Attributes
     ----------
     horizons_months : tuple of float
         Training horizons, increasing.
-    grid : numpy.ndarray
-        Logit values at which the deviations are stored.
-    lower, upper : dict of str to numpy.ndarray
-        Per event (``"bone"``, ``"death"``) a ``(horizons, grid)`` array of the lower (<= 0) and
-        upper (>= 0) deviation on the logit scale.
-    n_boot : int
-        Bootstrap resamples behind the percentiles.
+    cov : dict of str to numpy.ndarray
+        Per event (``"bone"``, ``"death"``) a ``(horizons, q, q)`` covariance of the
+        coefficients of the local recalibration model on ``z = [1, logit p, features]``.
     """
 
     horizons_months: tuple[float, ...]
-    grid: np.ndarray
-    lower: dict[str, np.ndarray]
-    upper: dict[str, np.ndarray]
-    n_boot: int
+    cov: dict[str, np.ndarray]
 
-    def deviations(
-        self, event: str, L: np.ndarray, horizons_months: Sequence[float]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper logit deviations for ``(n, horizons)`` logits ``L`` of ``event``
-        (zeros for an event without stored deviations)."""
-        if event not in self.lower:
-            return np.zeros_like(L), np.zeros_like(L)
+    def half_widths(
+        self, event: str, L: np.ndarray, X: np.ndarray, horizons_months: Sequence[float]
+    ) -> np.ndarray:
+        """``(n, horizons)`` half-widths on the logit scale of the interval of ``event`` for
+        logits ``L`` (``(n, horizons)``) and features ``X`` (``(n, p)``); zeros for an event
+        without stored covariance."""
+        if event not in self.cov:
+            return np.zeros_like(L)
+        cov = self.cov[event]  # (K, q, q), z = [1, L, x]
+        # z' S z = S00 + 2 x.S0x + x'Sxx x + 2 L (S01 + x.S1x) + L^2 S11, for every stored
+        # horizon k at once; the requested horizons interpolate the standard deviation.
+        fixed = cov[:, 0, 0][:, None] + 2 * (X @ cov[:, 0, 2:].T).T
+        fixed += np.einsum("np,kpr,nr->kn", X, cov[:, 2:, 2:], X)
+        linear = cov[:, 0, 1][:, None] + (X @ cov[:, 1, 2:].T).T  # (K, n)
         known = np.asarray(self.horizons_months, dtype=float)
-        lo = np.empty_like(L)
-        hi = np.empty_like(L)
-        for j, h in enumerate(horizons_months):
-            k = int(np.searchsorted(known, h))
-            if k == 0 or k == known.size:
-                k = min(k, known.size - 1)
-                w, a, b = 1.0, k, k
-            else:
-                a, b = k - 1, k
-                w = (known[b] - h) / (known[b] - known[a])
-            for out, table in ((lo, self.lower[event]), (hi, self.upper[event])):
-                ya = np.interp(L[:, j], self.grid, table[a])
-                yb = np.interp(L[:, j], self.grid, table[b])
-                out[:, j] = w * ya + (1.0 - w) * yb
-        return lo, hi
+        h = np.asarray(horizons_months, dtype=float)
+        hi = np.clip(np.searchsorted(known, h), 0, known.size - 1)
+        lo = np.clip(hi - 1, 0, known.size - 1)
+        span = known[hi] - known[lo]
+        at = np.clip(h, known[0], known[-1])
+        w = np.where(span > 0, (known[hi] - at) / np.where(span > 0, span, 1.0), 0.0)
+
+        def sd(k: np.ndarray) -> np.ndarray:  # (n, horizons)
+            var = fixed[k].T + 2 * L * linear[k].T + L * L * cov[k, 1, 1]
+            return np.sqrt(np.maximum(var, 0.0))
+
+        return _Z * (w * sd(lo) + (1.0 - w) * sd(hi))
 
 
-def _calibration_line(
-    L: np.ndarray, label: np.ndarray, weight: np.ndarray, iterations: int = 25
+def _recalibration_cov(
+    Z: np.ndarray, label: np.ndarray, weight: np.ndarray, ridge: float, iterations: int = 30
 ) -> np.ndarray:
-    """Weighted logistic regression of ``label`` on ``[1, L]`` per column of ``weight``
-    (``(n, B)``); ``(B, 2)`` coefficients by Newton's method (a tiny ridge keeps it finite)."""
-    B = weight.shape[1]
-    beta = np.zeros((B, 2))
-    beta[:, 1] = 1.0
-    X = np.column_stack([np.ones_like(L), L])
+    """Inverse (penalised) information of a weighted logistic regression of ``label`` on
+    ``Z``, at its fit by Newton's method."""
+    q = Z.shape[1]
+    beta = np.zeros(q)
+    penalty = ridge * np.eye(q)
+    penalty[0, 0] = penalty[1, 1] = 1e-6  # intercept and slope on the model's logit: free
     for _ in range(iterations):
-        eta = np.clip(X @ beta.T, -30, 30)  # (n, B)
-        mu = expit(eta)
-        r = weight * (label[:, None] - mu)
-        g = X.T @ r  # (2, B)
-        v = weight * mu * (1 - mu)
-        h00 = v.sum(0) + 1e-6
-        h01 = (v * L[:, None]).sum(0)
-        h11 = (v * (L * L)[:, None]).sum(0) + 1e-6
-        det = h00 * h11 - h01 * h01
-        step0 = (h11 * g[0] - h01 * g[1]) / det
-        step1 = (h00 * g[1] - h01 * g[0]) / det
-        beta[:, 0] += step0
-        beta[:, 1] += step1
-        if np.max(np.abs(np.concatenate([step0, step1]))) < 1e-8:
+        mu = expit(np.clip(Z @ beta, -30, 30))
+        grad = Z.T @ (weight * (label - mu)) - penalty @ beta
+        info = (Z * (weight * mu * (1 - mu))[:, None]).T @ Z + penalty
+        step = np.linalg.solve(info, grad)
+        beta += step
+        if np.max(np.abs(step)) < 1e-8:
             break
-    return beta
+    mu = expit(np.clip(Z @ beta, -30, 30))
+    info = (Z * (weight * mu * (1 - mu))[:, None]).T @ Z + penalty
+    return np.linalg.inv(info)
 
 
 def fit_uncertainty(
     cif: dict[str, np.ndarray],
+    X: np.ndarray,
     y: np.ndarray,
     horizons_months: Sequence[float],
-    groups: np.ndarray | None = None,
     *,
-    n_boot: int = 200,
+    ridge: float | None = None,
     max_rows: int = 20000,
     seed: int = 0,
 ) -> Uncertainty:
-    """The estimation-uncertainty grid of a fitted model (module docstring, part 1).
+    """The estimation uncertainty of a fitted model (module docstring, part 1).
 
     Parameters
     ----------
     cif : dict
         ``"bone"`` (and ``"death"`` when the model estimates it): ``(n, horizons)`` predicted
         cumulative incidences of the training rows.
+    X : numpy.ndarray
+        ``(n, p)`` the training rows' features as the estimator sees them.
     y : numpy.ndarray
         The training target (:func:`training.models.competing.make_target`).
     horizons_months : sequence of float
         The columns of ``cif``.
-    groups : numpy.ndarray, optional
-        The patient of each row (landmark rows of one patient are resampled together).
     """
     from training.models.competing import DAYS_PER_MONTH, censoring_survival
     from training.models.ipcw import status_at_horizon
@@ -167,21 +163,21 @@ def fit_uncertainty(
     rng = np.random.default_rng(seed)
     n = y.shape[0]
     rows = np.arange(n) if n <= max_rows else np.sort(rng.choice(n, max_rows, replace=False))
-    scale = np.sqrt(rows.size / n)
-    codes = np.unique(groups[rows], return_inverse=True)[1] if groups is not None else None
-    n_groups = int(codes.max()) + 1 if codes is not None else rows.size
-    counts = rng.poisson(1.0, size=(n_groups, n_boot)).astype(float)
-    boot = counts[codes] if codes is not None else counts
+    scale = rows.size / n  # a variance shrinks as one over the sample size
+    X = np.asarray(X, dtype=float)[rows]
     censoring = censoring_survival(y)
     order = np.argsort(np.asarray(horizons_months, dtype=float))
     horizons = tuple(float(horizons_months[j]) for j in order)
-    lower: dict[str, np.ndarray] = {}
-    upper: dict[str, np.ndarray] = {}
+    q = X.shape[1] + 2
+    # A prior variance of 1 / p per feature term: without data, a patient's logit would be
+    # uncertain by about +-1.6 in all (90 %), not by p times that; with many events the data
+    # dominate it.
+    ridge = float(max(X.shape[1], 1)) if ridge is None else ridge
+    cov: dict[str, np.ndarray] = {}
     for event, cause in (("bone", 1), ("death", 2)):
         if event not in cif:
             continue
-        lo = np.zeros((len(horizons), _GRID.size))
-        hi = np.zeros_like(lo)
+        out = np.zeros((len(horizons), q, q))
         for k, j in enumerate(order):
             status = status_at_horizon(
                 y, float(horizons_months[j]) * DAYS_PER_MONTH, cause=cause, censoring=censoring
@@ -190,16 +186,12 @@ def fit_uncertainty(
             weight = status.weight[rows]
             known = weight > 0
             if known.sum() < 10 or np.unique(label[known]).size < 2:
-                continue  # nothing to learn the level from: no stored spread at this horizon
-            L = logit(cif[event][rows, j])[known]
-            full = _calibration_line(L, label[known], weight[known][:, None])[0]
-            lines = _calibration_line(L, label[known], weight[known][:, None] * boot[known])
-            dev = (lines[:, :1] - full[0]) + (lines[:, 1:] - full[1]) * _GRID[None, :]
-            q = np.quantile(dev, [(1 - INTERVAL_LEVEL) / 2, (1 + INTERVAL_LEVEL) / 2], axis=0)
-            lo[k] = np.minimum(q[0], 0.0) * scale
-            hi[k] = np.maximum(q[1], 0.0) * scale
-        lower[event], upper[event] = lo, hi
-    return Uncertainty(horizons, _GRID.copy(), lower, upper, n_boot)
+                continue  # nothing to learn from at this horizon: no stored spread
+            L = logit(cif[event][rows, j])
+            Z = np.column_stack([np.ones(rows.size), L, X])[known]
+            out[k] = _recalibration_cov(Z, label[known], weight[known], ridge) * scale
+        cov[event] = out
+    return Uncertainty(horizons, cov)
 
 
 def marker_bounds(events: np.ndarray, pbmc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,16 +215,14 @@ def combine(
     p: np.ndarray,
     estimation: tuple[np.ndarray, np.ndarray],
     marker: tuple[np.ndarray, np.ndarray] | None,
-    order: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``low``, ``high`` of ``(n, horizons)`` probabilities ``p``.
 
-    ``estimation``: lower/upper logit deviations; ``marker``: the probabilities at the two
-    marker percentiles (NaN where no counts); ``order``: the horizons' increasing order (the
-    bounds are made non-decreasing along it, as the probabilities are).
+    ``estimation``: lower/upper logit half-widths (>= 0); ``marker``: the probabilities at the two
+    marker percentiles (NaN where no counts).
     """
     L = logit(p)
-    dlo, dhi = estimation
+    dlo, dhi = -estimation[0], estimation[1]
     if marker is not None:
         m1, m2 = logit(np.where(np.isnan(marker[0]), p, marker[0])), logit(
             np.where(np.isnan(marker[1]), p, marker[1])
@@ -241,8 +231,8 @@ def combine(
         mhi = np.maximum(np.maximum(m1, m2) - L, 0.0)
         dlo = -np.sqrt(dlo**2 + mlo**2)
         dhi = np.sqrt(dhi**2 + mhi**2)
+    # Each horizon's bounds are its own (not made monotone across the horizons asked for): the
+    # answer at a horizon must not depend on which other horizons a request lists.
     low = np.minimum(expit(L + dlo), p)
     high = np.maximum(expit(L + dhi), p)
-    low[:, order] = np.maximum.accumulate(low[:, order], axis=1)
-    high[:, order] = np.maximum.accumulate(high[:, order], axis=1)
-    return np.clip(np.minimum(low, p), 0.0, 1.0), np.clip(np.maximum(high, p), 0.0, 1.0)
+    return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)

@@ -13,8 +13,8 @@ needs is how much that number depends on what is not known:
   all in one batched call; reported as the lowest and highest, largest range first.
 - **Minimum information** (:func:`too_uncertain`): the answer is too uncertain to show as a
   number when fewer than :data:`MIN_OPTIONAL_GIVEN` of the optional inputs the model reads are
-  given, or when the ranges of the missing inputs add up to more than
-  :data:`MAX_MISSING_SPREAD` (30 in 100). The page then shows what to fill in instead of a
+  given, or when a single missing input could move the answer by more than
+  :data:`MAX_MISSING_SPREAD` (25 in 100: its range is wider than that). The page then shows what to fill in instead of a
   number; the API still returns the number (and ``too_uncertain``) for programs.
 """
 
@@ -28,9 +28,9 @@ import pandas as pd
 
 #: Fraction of the model's optional inputs that must be given for a number to be shown.
 MIN_OPTIONAL_GIVEN = 0.5
-#: Largest sum of the missing inputs' ranges (probability at the headline horizon) for which a
-#: number is shown.
-MAX_MISSING_SPREAD = 0.30
+#: Widest range of one missing input (probability at the headline horizon) for which a number
+#: is shown.
+MAX_MISSING_SPREAD = 0.25
 #: Inputs every record has (contract: required), never "missing".
 REQUIRED_INPUTS = ("age_years", "disease_setting", "bone_metastasis_at_enrollment")
 _MAX_CATEGORIES = 6
@@ -95,14 +95,15 @@ def _impossible(column: str, value: Any, row: pd.Series) -> bool:
 
 
 def missing_ranges(
-    risk_model: Any, typed: pd.DataFrame, months: float
+    risk_model: Any, typed: pd.DataFrame, months: float, horizons: Sequence[float] = ()
 ) -> list[list[dict[str, Any]]]:
-    """Per row, ``{"input", "months", "low", "high"}`` for each missing input, widest first.
+    """Per row, ``{"input", "months", "low", "high", "at_horizons"}`` for each missing input,
+    widest first: ``low``/``high`` at ``months`` (the headline horizon, which ranks them),
+    ``at_horizons`` the same at each of ``horizons`` (``{"months", "low", "high"}``), all from
+    one batched call.
 
     Empty for every row when the version carries no plausible values (logged before them).
     """
-    from training.artifact.risk_model import predict_pipeline
-
     plausible = getattr(risk_model, "plausible", None) or {}
     typed = typed.reset_index(drop=True)
     result: list[list[dict[str, Any]]] = [[] for _ in range(len(typed))]
@@ -125,13 +126,27 @@ def missing_ranges(
     frame = pd.DataFrame(copies).reset_index(drop=True)
     for column in typed.columns:
         frame[column] = frame[column].astype(typed[column].dtype, errors="ignore")
-    _, cif = predict_pipeline(risk_model.pipeline, frame, [months])
-    spans: dict[tuple[int, str], list[float]] = {}
-    for (i, column), p in zip(where, cif[:, 0], strict=True):
-        spans.setdefault((i, column), []).append(float(p))
+    others = [float(h) for h in horizons if float(h) != float(months)]
+    _, cif = risk_model.predict_arrays(frame, [float(months), *others])
+    spans: dict[tuple[int, str], list[np.ndarray]] = {}
+    for (i, column), p in zip(where, cif, strict=True):
+        spans.setdefault((i, column), []).append(p)
     for (i, column), ps in spans.items():
+        table = np.vstack(ps)
+        low, high = table.min(axis=0), table.max(axis=0)
+        at = {float(months): (low[0], high[0])}
+        at.update({h: (low[k], high[k]) for k, h in enumerate(others, start=1)})
         result[i].append(
-            {"input": column, "months": float(months), "low": min(ps), "high": max(ps)}
+            {
+                "input": column,
+                "months": float(months),
+                "low": float(low[0]),
+                "high": float(high[0]),
+                "at_horizons": [
+                    {"months": float(h), "low": float(at[float(h)][0]), "high": float(at[float(h)][1])}
+                    for h in (horizons or [months])
+                ],
+            }
         )
     for entries in result:
         entries.sort(key=lambda e: -(e["high"] - e["low"]))
@@ -149,5 +164,5 @@ def too_uncertain(
     if not plausible:
         return False
     share = len([c for c in given if c in plausible]) / len(plausible)
-    spread = sum(e["high"] - e["low"] for e in ranges)
+    spread = max((e["high"] - e["low"] for e in ranges), default=0.0)
     return share < MIN_OPTIONAL_GIVEN or spread > MAX_MISSING_SPREAD

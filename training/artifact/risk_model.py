@@ -77,8 +77,15 @@ def estimates_death(estimator) -> bool:
 def _predict(
     pipeline: Pipeline, typed: Rows, horizons_months: Sequence[float], death: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    X = transform_rows(pipeline[:-1], typed)
-    estimator = pipeline[-1]
+    return predict_features(
+        pipeline[-1], transform_rows(pipeline[:-1], typed), horizons_months, death
+    )
+
+
+def predict_features(
+    estimator, X: np.ndarray, horizons_months: Sequence[float], death: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """As :func:`predict_competing` from the features the estimator sees (``X``)."""
     times = np.asarray(horizons_months, dtype=float) * DAYS_PER_MONTH
     cif_death = None
     if death and hasattr(estimator, "predict_with_incidences"):
@@ -483,7 +490,7 @@ class RiskModel:
             from training.artifact.explain import explain as explain_rows
 
             frame = typed if isinstance(typed, pd.DataFrame) else pd.DataFrame(typed)
-            explanation = explain_rows(self, frame)
+            explanation = explain_rows(self, frame, given_only=True)
             missing = self.missing_report(frame, horizons, free)
         low, high, death_low, death_high = bounds if bounds is not None else (None,) * 4
         return PredictionBatch(
@@ -511,7 +518,7 @@ class RiskModel:
         from training.artifact.missing import missing_inputs, missing_ranges, too_uncertain
 
         months = float(HEADLINE_HORIZON_MONTHS)
-        ranges = missing_ranges(self, frame, months)
+        ranges = missing_ranges(self, frame, months, horizons)
         plausible = self.plausible or {}
         absent = missing_inputs(frame.reset_index(drop=True), plausible) if plausible else None
         out = []
@@ -541,9 +548,11 @@ class RiskModel:
                 _column(rows, "oc_positive_events"), _column(rows, "pbmc_events")
             )
             counted = ~np.isnan(pct_lo)
+        death_too = estimates_death(self.estimator)
         if counted.any():
             stacked = _stack_marker(rows, counted, pct_lo[counted], pct_hi[counted])
-            score, cif, death = predict_competing(self.pipeline, stacked, horizons)
+            X = transform_rows(self.pipeline[:-1], stacked)
+            score, cif, death = predict_features(self.estimator, X, horizons, death_too)
             m = int(counted.sum())
             at = [np.full((n, len(horizons)), np.nan) for _ in range(4)]
             for k, table in enumerate((cif, death)):
@@ -555,16 +564,17 @@ class RiskModel:
             death = None if death is None else death[:n]
             marker = {"bone": (at[0], at[1]), "death": (at[2], at[3])}
         else:
-            score, cif, death = predict_competing(self.pipeline, rows, horizons)
+            X = transform_rows(self.pipeline[:-1], rows)
+            score, cif, death = predict_features(self.estimator, X, horizons, death_too)
             marker = {"bone": None, "death": None}
-        order = np.argsort(np.asarray(horizons), kind="stable")
+        X = np.asarray(X, dtype=float)[:n]
         out = []
         for event, p in (("bone", cif), ("death", death)):
             if p is None:
                 out += [None, None]
                 continue
-            est = self.uncertainty.deviations(event, logit(p), horizons)
-            out += list(combine(p, est, marker[event], order))
+            half = self.uncertainty.half_widths(event, logit(p), X, horizons)
+            out += list(combine(p, (half, half), marker[event]))
         return score, cif, death, out
 
     def predict_frame(

@@ -18,9 +18,11 @@ from training.artifact.risk_model import (
     MODEL_INPUTS,
     RiskModel,
     development_facts,
-    predict_competing,
+    estimates_death,
+    predict_features,
     predict_pipeline,
 )
+from features.transformers import transform_rows
 from training.config import TrainConfig
 from training.evaluation.bootstrap import Interval
 from training.evaluation.names import HEADLINE_SUFFIX
@@ -107,10 +109,10 @@ def interval_data(pipeline, X: pd.DataFrame, y: np.ndarray, config: TrainConfig,
     the estimation uncertainty (:func:`training.artifact.intervals.fit_uncertainty`) and the
     plausible values of each input (:func:`training.artifact.missing.plausible_values`)."""
     horizons = tuple(float(h) for h in config.horizons_months)
-    _, bone, death = predict_competing(pipeline, X, horizons)
+    features = transform_rows(pipeline[:-1], X)
+    _, bone, death = predict_features(pipeline[-1], features, horizons, estimates_death(pipeline[-1]))
     cif = {"bone": bone} if death is None else {"bone": bone, "death": death}
-    groups = X["patient_id"].to_numpy() if "patient_id" in X.columns else None
-    uncertainty = fit_uncertainty(cif, y, horizons, groups, seed=int(config.seed))
+    uncertainty = fit_uncertainty(cif, features, y, horizons, seed=int(config.seed))
     inputs = MODEL_INPUTS + (("oc_positive_percent",) if marker else ())
     return uncertainty, plausible_values(X, inputs)
 
