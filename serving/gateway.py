@@ -1,14 +1,26 @@
 """ASGI middleware in front of the service: what reaches BentoML, and what is recorded of it.
 
-- **Bearer token**: when ``BONEMET_API_TOKEN`` is set, ``/predict``, ``/explain`` and ``/model``
-  require ``Authorization: Bearer <token>`` (401 otherwise; the scheme name in any case, RFC
-  7235); health, readiness, metrics and the API schema stay open for orchestrators.
-- **Bodies**: a body (``POST``, ``PUT``, ``PATCH``) must be ``application/json`` (415 otherwise:
-  a form or multipart body never reaches BentoML's form parser, and a web page cannot make a
-  browser post one blind), at most ``BONEMET_MAX_BODY_BYTES`` (default 10 MB; 413, whether
-  announced by ``Content-Length`` or streamed), complete within ``BONEMET_BODY_TIMEOUT_SECONDS``
-  (default 30; 408 for a slow or stalled client), and a JSON object may name a key only once
-  (400, ``loc`` the object's place in the body: JSON parsers keep the last, silently).
+- **Bearer token, closed by default**: when ``BONEMET_API_TOKEN`` is set, every path requires
+  ``Authorization: Bearer <token>`` (401 otherwise; the scheme name in any case, RFC 7235)
+  except those of :data:`PUBLIC_ROUTES` (health, readiness, the API document, the clinician
+  page and its files): a route added to the service is protected without being listed here.
+  A CORS preflight passes only when CORS is on (the CORS middleware answers it).
+- **Bodies**: a body sent to a route that takes it (``POST``, ``PUT``, ``PATCH``; any other
+  route answers its own 404 or 405) must be ``application/json`` without a
+  ``Content-Encoding`` (415 otherwise: a form or multipart body never reaches BentoML's form
+  parser, and a web page cannot make a browser post one blind), at most
+  ``BONEMET_MAX_BODY_BYTES`` (default 10 MB; 413, whether announced by ``Content-Length`` or
+  streamed), complete within ``BONEMET_BODY_TIMEOUT_SECONDS`` (default 30; 408 for a slow or
+  stalled client), and a JSON object may name a key only once (400 at the first object that
+  does, at most :data:`MAX_REPORTED` places; a large body is checked in a worker thread).
+- **Errors in the contract's words**: a 400 listing violations (``detail`` items with ``loc``
+  and ``msg``, pydantic's or the contract's) is rewritten so each item names the ``field``,
+  the offending ``value`` (bounded), the ``rule`` and, for an unknown field name, the closest
+  ``suggestion``; at most :data:`MAX_REPORTED` items.
+- **Connections**: a connection must complete a request's headers within
+  ``BONEMET_HEADER_TIMEOUT_SECONDS`` (default 10) of opening or of its previous answer, or it
+  is closed (silent and slow-header connections; :func:`limit_header_time`).
+- **HTML**: an HTML answer without a ``Content-Security-Policy`` gets :data:`DEFAULT_CSP`.
 - **Metric labels**: BentoML labels its request metrics with the request path; here the label is
   the route (:data:`ROUTES`) or ``"other"``, so no client-sent path reaches ``/metrics`` and its
   size does not grow with the paths asked for (:func:`bound_metric_labels`).
@@ -29,6 +41,7 @@ middleware its settings object.
 
 from __future__ import annotations
 
+import difflib
 import hmac
 import json
 import logging
@@ -47,7 +60,34 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-PROTECTED_PREFIXES = ("/predict", "/explain", "/model")
+#: The only paths answered without the token when one is configured (``*``: any path under
+#: the prefix): health and readiness for orchestrators, the API document and its files, the
+#: clinician page and its files (the page asks for the token). Everything else, including any
+#: route added later, needs the token.
+PUBLIC_ROUTES = (
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/",
+    "/docs.json",
+    "/api/static/*",
+    "/static_content/*",
+    "/clinician",
+    "/clinician/static/*",
+)
+_PUBLIC_EXACT = frozenset(r for r in PUBLIC_ROUTES if not r.endswith("*"))
+_PUBLIC_PREFIXES = tuple(r[:-1] for r in PUBLIC_ROUTES if r.endswith("*"))
+#: Most places reported in one 400 (duplicate keys, violations); the count says how many.
+MAX_REPORTED = 50
+#: Longest offending value echoed in a 400 (characters of its JSON text).
+MAX_VALUE_CHARS = 80
+#: Bodies larger than this are checked for duplicate keys in a worker thread.
+INLINE_PARSE_BYTES = 64 * 1024
+#: Content-Security-Policy of an HTML answer that sets none: nothing but the service's own.
+DEFAULT_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
+)
 #: The service's routes: the metric label and audit ``path`` of a request; any other is "other".
 ROUTES = frozenset(
     {
@@ -64,8 +104,8 @@ ROUTES = frozenset(
         "/docs.json",
     }
 )
-#: Route prefixes of files (BentoML's Swagger UI assets), labelled by the prefix.
-ROUTE_PREFIXES = ("/static_content/", "/clinician/static/")
+#: Route prefixes of files (the API page's and the clinician page's), labelled by the prefix.
+ROUTE_PREFIXES = ("/static_content/", "/api/static/", "/clinician/static/")
 OTHER_ROUTE = "other"
 JSON_MEDIA_TYPE = "application/json"
 audit_logger = logging.getLogger("bonemet.audit")
@@ -146,24 +186,25 @@ def _configure_audit_logger() -> None:
 
 
 class GatewayMiddleware:
-    """Authentication, body-size limit and audit logging for the BentoML ASGI app."""
+    """Authentication, body checks, error wording and audit logging for the BentoML app."""
 
     def __init__(
         self,
         app: Callable[..., Awaitable[None]],
         readiness: Callable[[], dict[str, Any] | None] | None = None,
-        document: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         settings: ServingSettings | None = None,
     ) -> None:
         self.app = app
         self.readiness = readiness
-        self.document = document
         settings = ServingSettings.from_env() if settings is None else settings
-        self.token = settings.api_token
+        self.token = settings.api_token.encode() if settings.api_token else None
+        self.cors = bool(settings.cors_origins)
         self.max_body = settings.max_body_bytes
         self.body_seconds = settings.body_timeout_seconds
+        self._accepts: dict[tuple[str, str], bool] = {}
         _configure_audit_logger()
         logs.install()
+        limit_header_time(settings.header_timeout_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -177,12 +218,19 @@ class GatewayMiddleware:
             if message["type"] == "http.response.start":
                 facts["status"] = message["status"]
                 headers = list(message.get("headers", []))
+                html = csp = False
                 for key, value in headers:
                     if key == b"x-model-version":
                         facts["model_version"] = value.decode("latin-1")
                     elif key == b"x-patients":
                         facts["n_patients"] = int(value)
+                    elif key == b"content-type":
+                        html = value.startswith(b"text/html")
+                    elif key == b"content-security-policy":
+                        csp = True
                 headers.append((b"x-request-id", request_id.encode()))
+                if html and not csp:
+                    headers.append((b"content-security-policy", DEFAULT_CSP))
                 message["headers"] = headers
             await send(message)
 
@@ -209,12 +257,11 @@ class GatewayMiddleware:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         method = scope.get("method")
-        # A CORS preflight (OPTIONS) carries no credentials by design; it reaches no handler.
-        if (
-            self.token
-            and method != "OPTIONS"
-            and path.startswith(PROTECTED_PREFIXES)
-            and not self._authorized(scope)
+        heads = _headers(scope)
+        if self.token and not (
+            is_public(path)
+            or (method == "OPTIONS" and self.cors and b"access-control-request-method" in heads)
+            or _authorized(heads.get(b"authorization"), self.token)
         ):
             await _json(
                 send,
@@ -223,13 +270,11 @@ class GatewayMiddleware:
                 [(b"www-authenticate", b'Bearer realm="bonemet"')],
             )
             return
-        if method in ("POST", "PUT", "PATCH"):
-            if _media_type(scope) != JSON_MEDIA_TYPE:
-                await _json(send, 415, {"error": f"unsupported media type: send {JSON_MEDIA_TYPE}"})
-                return
-            declared = _content_length(scope)
-            if declared is not None and declared > self.max_body:
-                await _json(send, 413, _too_large(self.max_body))
+        body = None
+        if method in ("POST", "PUT", "PATCH") and self._route_accepts(method, path):
+            problem = _body_problem(heads, self.max_body)
+            if problem is not None:
+                await _json(send, *problem)
                 return
             try:
                 with anyio.fail_after(self.body_seconds):
@@ -245,29 +290,48 @@ class GatewayMiddleware:
             if too_large:
                 await _json(send, 413, _too_large(self.max_body))
                 return
-            duplicates = duplicate_keys(body)
+            if len(body) > INLINE_PARSE_BYTES:
+                duplicates = await anyio.to_thread.run_sync(duplicate_keys, body)
+            else:
+                duplicates = duplicate_keys(body)
             if duplicates:
                 detail = [
                     {"loc": loc, "msg": "duplicate key: a JSON object may name a key only once"}
                     for loc in duplicates
                 ]
-                await _json(
-                    send,
-                    400,
-                    {"error": f"{len(detail)} duplicate key(s) in the JSON body", "detail": detail},
-                )
+                await _json(send, 400, {"error": "duplicate key in the JSON body", "detail": detail})
                 return
             receive = _replay(body, receive)
+            send = _worded_errors(send, body)
         if method == "GET" and path == "/readyz" and self.readiness is not None:
             readiness = self.readiness
             await self._rewrite(
                 scope, receive, send, lambda _: {"ready": True, **(readiness() or {})}
             )
             return
-        if method == "GET" and path == "/docs.json" and self.document is not None:
-            await self._rewrite(scope, receive, send, self.document)
-            return
         await self.app(scope, receive, send)
+
+    def _route_accepts(self, method: str, path: str) -> bool:
+        """Whether a route of the app takes ``method`` on ``path`` (Starlette's own matching).
+
+        A body sent where no route takes it is left to the app's 404 or 405, unread. Known
+        routes are remembered (a bounded cache); the route table is found by following the
+        app's ``app`` attributes to its router (True when there is none: every body checked).
+        """
+        key = (method, path)
+        known = self._accepts.get(key)
+        if known is not None:
+            return known
+        router = find_router(self.app)
+        if router is None:
+            return True
+        from starlette.routing import Match
+
+        probe = {"type": "http", "path": path, "method": method, "root_path": ""}
+        accepted = any(route.matches(probe)[0] == Match.FULL for route in router.routes)
+        if route_label(path) == path:
+            self._accepts[key] = accepted
+        return accepted
 
     async def _rewrite(
         self,
@@ -298,39 +362,110 @@ class GatewayMiddleware:
                 body = None
             await _json(send, 200, rewrite(body))
 
-    def _authorized(self, scope: Scope) -> bool:
-        for key, value in scope.get("headers", []):
-            if key == b"authorization":
-                scheme, _, credentials = value.strip().partition(b" ")
-                return scheme.lower() == b"bearer" and hmac.compare_digest(
-                    credentials.strip(), self.token.encode()
-                )
+
+def is_public(path: str) -> bool:
+    """Whether ``path`` is answered without the token (:data:`PUBLIC_ROUTES`)."""
+    return path in _PUBLIC_EXACT or path.startswith(_PUBLIC_PREFIXES)
+
+
+def find_router(app: Any, depth: int = 32) -> Any:
+    """The Starlette router behind ``app`` (the object with ``routes``), or None."""
+    for _ in range(depth):
+        if app is None:
+            return None
+        if isinstance(getattr(app, "routes", None), list):
+            return app
+        app = getattr(app, "app", None)
+    return None
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """The request headers the gateway reads, in one pass (the first of each name)."""
+    found: dict[bytes, bytes] = {}
+    for key, value in scope.get("headers", []):
+        if key in _READ_HEADERS and key not in found:
+            found[key] = value
+    return found
+
+
+_READ_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"content-type",
+        b"content-length",
+        b"content-encoding",
+        b"access-control-request-method",
+    }
+)
+
+
+def _authorized(value: bytes | None, token: bytes) -> bool:
+    if value is None:
         return False
+    scheme, _, credentials = value.strip().partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), token)
+
+
+def _body_problem(heads: dict[bytes, bytes], limit: int) -> tuple[int, dict[str, str]] | None:
+    """The 415 or 413 a body gets from its headers alone, or None."""
+    media = heads.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    if media != JSON_MEDIA_TYPE.encode():
+        return 415, {"error": f"unsupported media type: send {JSON_MEDIA_TYPE}"}
+    encoding = heads.get(b"content-encoding", b"identity").strip().lower()
+    if encoding not in (b"identity", b""):
+        return 415, {
+            "error": "unsupported Content-Encoding: send the body uncompressed (identity)"
+        }
+    try:
+        declared = int(heads[b"content-length"]) if b"content-length" in heads else None
+    except ValueError:
+        declared = None
+    if declared is not None and declared > limit:
+        return 413, _too_large(limit)
+    return None
+
+
+class _Duplicate(Exception):
+    """A JSON object names a key twice (stops the first parse early)."""
+
+
+def _unique(items: list[tuple[str, Any]]) -> dict:
+    obj = dict(items)
+    if len(obj) != len(items):
+        raise _Duplicate
+    return obj
 
 
 def duplicate_keys(body: bytes) -> list[list[Any]]:
     """Where a JSON body names a key twice in one object, as ``loc`` lists (object path + key).
 
     Returns ``[]`` for a body without duplicates and for one that is not JSON at all (the
-    service's own parser answers that with a 400). The body is parsed once more for this; it
-    costs microseconds for a patient, milliseconds for a full batch.
+    service's own parser answers that with a 400). The check parses the body once (the C
+    parser building each object, a length comparison per object); only a body with a
+    duplicate is parsed again to find at most :data:`MAX_REPORTED` places, so a body made of
+    a million repeated keys costs one parse and answers a few lines.
     """
+    try:
+        json.loads(body, object_pairs_hook=_unique)
+    except _Duplicate:
+        pass
+    except (ValueError, RecursionError):
+        return []
+    else:
+        return []
     found: list[tuple[dict, str]] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict:
-        obj: dict = {}
-        for key, value in items:
-            if key in obj:
-                found.append((obj, key))
-            obj[key] = value
+        obj = dict(items)
+        if len(obj) != len(items) and len(found) < MAX_REPORTED:
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen and len(found) < MAX_REPORTED:
+                    found.append((obj, key))
+                seen.add(key)
         return obj
 
-    try:
-        tree = json.loads(body, object_pairs_hook=pairs)
-    except (ValueError, RecursionError):
-        return []
-    if not found:
-        return []
+    tree = json.loads(body, object_pairs_hook=pairs)
     places: dict[int, list[Any]] = {}
 
     def walk(node: Any, loc: list[Any]) -> None:
@@ -346,28 +481,207 @@ def duplicate_keys(body: bytes) -> list[list[Any]]:
         walk(tree, [])
     except RecursionError:  # nested nearly as deep as the parser allows: the key alone
         places.clear()
-    return [[*places.get(id(obj), []), key] for obj, key in found]
+    unique = {(id(obj), key): [*places.get(id(obj), []), key] for obj, key in found}
+    return list(unique.values())
 
 
-def _media_type(scope: Scope) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == b"content-type":
-            return value.decode("latin-1").split(";", 1)[0].strip().lower()
-    return None
+#: pydantic's wording -> the contract's (the start of a message).
+_RULE_WORDS = (
+    ("Input should be", "must be"),
+    ("Extra inputs are not permitted", "unknown field: data contract {version} has no field "
+     "of this name"),
+    ("Field required", "required by data contract {version}"),
+)
+
+
+def _worded_errors(send: Send, body: bytes) -> Send:
+    """``send``, with a 400 listing violations rewritten by :func:`contract_words`."""
+    held: list[Message] = []
+
+    async def wrapper(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 400:
+            held.append(message)
+            return
+        if not held:
+            await send(message)
+            return
+        held.append(message)
+        if message.get("more_body", False):
+            return
+        start, *chunks = held
+        payload = b"".join(m.get("body", b"") for m in chunks)
+        try:
+            answer = json.loads(payload)
+            if len(body) > INLINE_PARSE_BYTES:
+                worded = await anyio.to_thread.run_sync(contract_words, answer, body)
+            else:
+                worded = contract_words(answer, body)
+        except (ValueError, RecursionError, TypeError, AttributeError):
+            worded = None
+        if worded is None:
+            await send(start)
+            for m in chunks:
+                await send(m)
+            return
+        payload = json.dumps(worded).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+        headers.append((b"content-length", str(len(payload)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    return wrapper
+
+
+_MISSING = object()
+
+
+def contract_words(answer: Any, body: bytes) -> dict[str, Any] | None:
+    """A 400 that lists violations, each with ``field``, ``value``, ``rule`` (and
+    ``suggestion`` for an unknown field); None for any other answer (left as it is).
+
+    Parameters
+    ----------
+    answer : object
+        The 400's JSON body: ``{"error": ..., "detail": [{"loc": [...], "msg": ...}, ...]}``
+        (pydantic's through BentoML, or the contract's own).
+    body : bytes
+        The request body, to quote the offending values from.
+    """
+    from features.schema import CONTRACT_REVISION
+
+    if not isinstance(answer, dict) or not isinstance(answer.get("detail"), list):
+        return None
+    detail = answer["detail"]
+    if not detail or not all(isinstance(d, dict) and "loc" in d for d in detail):
+        return None
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError):
+        request = _MISSING
+    version = f"v{CONTRACT_REVISION}"
+    items = []
+    for d in detail[:MAX_REPORTED]:
+        loc = list(d.get("loc") or [])
+        msg = str(d.get("msg", ""))
+        rule = msg
+        for before, after in _RULE_WORDS:
+            if rule.startswith(before):
+                rule = after.format(version=version) + rule[len(before) :]
+                break
+        names = [part for part in loc if isinstance(part, str)]
+        item: dict[str, Any] = {"loc": loc, "field": names[-1] if names else None}
+        value = _at(request, loc)
+        if value is not _MISSING:
+            item["value"] = _bounded(value)
+        item["rule"] = rule
+        item["msg"] = rule
+        if d.get("type") == "extra_forbidden" and names:
+            close = difflib.get_close_matches(names[-1], sorted(logs.API_FIELDS), n=1)
+            if close:
+                item["suggestion"] = f"did you mean {close[0]!r}?"
+        items.append(item)
+    worded: dict[str, Any] = {
+        "error": f"{len(detail)} violation(s) of data contract {version}",
+        "detail": items,
+    }
+    if len(detail) > len(items):
+        worded["omitted"] = len(detail) - len(items)
+    return worded
+
+
+def _at(tree: Any, loc: list[Any]) -> Any:
+    node = tree
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return _MISSING
+    return node
+
+
+def _bounded(value: Any) -> Any:
+    """The value as sent, or a summary when it is long (a string cut, a container counted)."""
+    if isinstance(value, dict):
+        return f"<object with {len(value)} key(s)>"
+    if isinstance(value, list):
+        return f"<list of {len(value)} item(s)>"
+    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+        return value[:MAX_VALUE_CHARS] + f"... ({len(value)} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"<integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    return value
+
+
+_HEADER_SECONDS: list[float] = []
+
+
+def limit_header_time(seconds: float) -> None:
+    """Close a connection that has not completed a request's headers within ``seconds``.
+
+    uvicorn (0.54, BentoML's server) holds a new connection that sends nothing, or sends its
+    headers a byte at a time, for ever: its keep-alive timer starts only after an answer and
+    any byte received cancels it (2,000 silent connections were held). Each connection gets
+    one timer, armed when it opens and after each answer; when it fires and no request is
+    being answered (the headers are not complete), the connection is closed. Idempotent; the
+    last ``seconds`` given wins.
+    """
+    _HEADER_SECONDS[:] = [seconds]
+    from uvicorn.protocols.http import h11_impl
+
+    classes = [h11_impl.H11Protocol]
+    try:
+        from uvicorn.protocols.http import httptools_impl
+
+        classes.append(httptools_impl.HttpToolsProtocol)
+    except ImportError:  # httptools is optional
+        pass
+    for cls in classes:
+        if getattr(cls, "bonemet_header_timer", False):
+            continue
+        _patch_protocol(cls)
+
+
+def _patch_protocol(cls: Any) -> None:
+    made, complete, lost = cls.connection_made, cls.on_response_complete, cls.connection_lost
+
+    def arm(protocol: Any) -> None:
+        old = getattr(protocol, "_bonemet_timer", None)
+        if old is not None:
+            old.cancel()
+        protocol._bonemet_timer = protocol.loop.call_later(
+            _HEADER_SECONDS[0], _header_deadline, protocol
+        )
+
+    def connection_made(self: Any, transport: Any) -> None:
+        made(self, transport)
+        arm(self)
+
+    def on_response_complete(self: Any) -> None:
+        complete(self)
+        arm(self)
+
+    def connection_lost(self: Any, exc: Exception | None) -> None:
+        timer = getattr(self, "_bonemet_timer", None)
+        if timer is not None:
+            timer.cancel()
+        lost(self, exc)
+
+    cls.connection_made = connection_made
+    cls.on_response_complete = on_response_complete
+    cls.connection_lost = connection_lost
+    cls.bonemet_header_timer = True
+
+
+def _header_deadline(protocol: Any) -> None:
+    cycle = protocol.cycle
+    if (cycle is None or cycle.response_complete) and not protocol.transport.is_closing():
+        protocol.transport.close()
 
 
 def _too_large(limit: int) -> dict[str, str]:
     return {"error": f"request body larger than {limit} bytes"}
-
-
-def _content_length(scope: Scope) -> int | None:
-    for key, value in scope.get("headers", []):
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
