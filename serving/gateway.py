@@ -41,7 +41,6 @@ middleware its settings object.
 
 from __future__ import annotations
 
-import difflib
 import hmac
 import json
 import logging
@@ -53,6 +52,8 @@ from typing import Any
 import anyio
 
 from serving import logs
+from serving.connections import limit_header_time
+from serving.errors import MAX_REPORTED, contract_words
 from serving.settings import ServingSettings
 
 Scope = MutableMapping[str, Any]
@@ -77,10 +78,6 @@ PUBLIC_ROUTES = (
 )
 _PUBLIC_EXACT = frozenset(r for r in PUBLIC_ROUTES if not r.endswith("*"))
 _PUBLIC_PREFIXES = tuple(r[:-1] for r in PUBLIC_ROUTES if r.endswith("*"))
-#: Most places reported in one 400 (duplicate keys, violations); the count says how many.
-MAX_REPORTED = 50
-#: Longest offending value echoed in a 400 (characters of its JSON text).
-MAX_VALUE_CHARS = 80
 #: Bodies larger than this are checked for duplicate keys in a worker thread.
 INLINE_PARSE_BYTES = 64 * 1024
 #: Content-Security-Policy of an HTML answer that sets none: nothing but the service's own.
@@ -299,7 +296,8 @@ class GatewayMiddleware:
                     {"loc": loc, "msg": "duplicate key: a JSON object may name a key only once"}
                     for loc in duplicates
                 ]
-                await _json(send, 400, {"error": "duplicate key in the JSON body", "detail": detail})
+                answer = {"error": "duplicate key in the JSON body", "detail": detail}
+                await _json(send, 400, answer)
                 return
             receive = _replay(body, receive)
             send = _worded_errors(send, body)
@@ -406,7 +404,7 @@ def _authorized(value: bytes | None, token: bytes) -> bool:
     return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), token)
 
 
-def _body_problem(heads: dict[bytes, bytes], limit: int) -> tuple[int, dict[str, str]] | None:
+def _body_problem(heads: dict[bytes, bytes], limit: int) -> tuple[int, dict] | None:
     """The 415 or 413 a body gets from its headers alone, or None."""
     media = heads.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
     if media != JSON_MEDIA_TYPE.encode():
@@ -485,15 +483,6 @@ def duplicate_keys(body: bytes) -> list[list[Any]]:
     return list(unique.values())
 
 
-#: pydantic's wording -> the contract's (the start of a message).
-_RULE_WORDS = (
-    ("Input should be", "must be"),
-    ("Extra inputs are not permitted", "unknown field: data contract {version} has no field "
-     "of this name"),
-    ("Field required", "required by data contract {version}"),
-)
-
-
 def _worded_errors(send: Send, body: bytes) -> Send:
     """``send``, with a 400 listing violations rewritten by :func:`contract_words`."""
     held: list[Message] = []
@@ -530,154 +519,6 @@ def _worded_errors(send: Send, body: bytes) -> Send:
         await send({"type": "http.response.body", "body": payload})
 
     return wrapper
-
-
-_MISSING = object()
-
-
-def contract_words(answer: Any, body: bytes) -> dict[str, Any] | None:
-    """A 400 that lists violations, each with ``field``, ``value``, ``rule`` (and
-    ``suggestion`` for an unknown field); None for any other answer (left as it is).
-
-    Parameters
-    ----------
-    answer : object
-        The 400's JSON body: ``{"error": ..., "detail": [{"loc": [...], "msg": ...}, ...]}``
-        (pydantic's through BentoML, or the contract's own).
-    body : bytes
-        The request body, to quote the offending values from.
-    """
-    from features.schema import CONTRACT_REVISION
-
-    if not isinstance(answer, dict) or not isinstance(answer.get("detail"), list):
-        return None
-    detail = answer["detail"]
-    if not detail or not all(isinstance(d, dict) and "loc" in d for d in detail):
-        return None
-    try:
-        request = json.loads(body)
-    except (ValueError, RecursionError):
-        request = _MISSING
-    version = f"v{CONTRACT_REVISION}"
-    items = []
-    for d in detail[:MAX_REPORTED]:
-        loc = list(d.get("loc") or [])
-        msg = str(d.get("msg", ""))
-        rule = msg
-        for before, after in _RULE_WORDS:
-            if rule.startswith(before):
-                rule = after.format(version=version) + rule[len(before) :]
-                break
-        names = [part for part in loc if isinstance(part, str)]
-        item: dict[str, Any] = {"loc": loc, "field": names[-1] if names else None}
-        value = _at(request, loc)
-        if value is not _MISSING:
-            item["value"] = _bounded(value)
-        item["rule"] = rule
-        item["msg"] = rule
-        if d.get("type") == "extra_forbidden" and names:
-            close = difflib.get_close_matches(names[-1], sorted(logs.API_FIELDS), n=1)
-            if close:
-                item["suggestion"] = f"did you mean {close[0]!r}?"
-        items.append(item)
-    worded: dict[str, Any] = {
-        "error": f"{len(detail)} violation(s) of data contract {version}",
-        "detail": items,
-    }
-    if len(detail) > len(items):
-        worded["omitted"] = len(detail) - len(items)
-    return worded
-
-
-def _at(tree: Any, loc: list[Any]) -> Any:
-    node = tree
-    for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            return _MISSING
-    return node
-
-
-def _bounded(value: Any) -> Any:
-    """The value as sent, or a summary when it is long (a string cut, a container counted)."""
-    if isinstance(value, dict):
-        return f"<object with {len(value)} key(s)>"
-    if isinstance(value, list):
-        return f"<list of {len(value)} item(s)>"
-    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
-        return value[:MAX_VALUE_CHARS] + f"... ({len(value)} characters)"
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
-        return f"<integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
-    return value
-
-
-_HEADER_SECONDS: list[float] = []
-
-
-def limit_header_time(seconds: float) -> None:
-    """Close a connection that has not completed a request's headers within ``seconds``.
-
-    uvicorn (0.54, BentoML's server) holds a new connection that sends nothing, or sends its
-    headers a byte at a time, for ever: its keep-alive timer starts only after an answer and
-    any byte received cancels it (2,000 silent connections were held). Each connection gets
-    one timer, armed when it opens and after each answer; when it fires and no request is
-    being answered (the headers are not complete), the connection is closed. Idempotent; the
-    last ``seconds`` given wins.
-    """
-    _HEADER_SECONDS[:] = [seconds]
-    from uvicorn.protocols.http import h11_impl
-
-    classes = [h11_impl.H11Protocol]
-    try:
-        from uvicorn.protocols.http import httptools_impl
-
-        classes.append(httptools_impl.HttpToolsProtocol)
-    except ImportError:  # httptools is optional
-        pass
-    for cls in classes:
-        if getattr(cls, "bonemet_header_timer", False):
-            continue
-        _patch_protocol(cls)
-
-
-def _patch_protocol(cls: Any) -> None:
-    made, complete, lost = cls.connection_made, cls.on_response_complete, cls.connection_lost
-
-    def arm(protocol: Any) -> None:
-        old = getattr(protocol, "_bonemet_timer", None)
-        if old is not None:
-            old.cancel()
-        protocol._bonemet_timer = protocol.loop.call_later(
-            _HEADER_SECONDS[0], _header_deadline, protocol
-        )
-
-    def connection_made(self: Any, transport: Any) -> None:
-        made(self, transport)
-        arm(self)
-
-    def on_response_complete(self: Any) -> None:
-        complete(self)
-        arm(self)
-
-    def connection_lost(self: Any, exc: Exception | None) -> None:
-        timer = getattr(self, "_bonemet_timer", None)
-        if timer is not None:
-            timer.cancel()
-        lost(self, exc)
-
-    cls.connection_made = connection_made
-    cls.on_response_complete = on_response_complete
-    cls.connection_lost = connection_lost
-    cls.bonemet_header_timer = True
-
-
-def _header_deadline(protocol: Any) -> None:
-    cycle = protocol.cycle
-    if (cycle is None or cycle.response_complete) and not protocol.transport.is_closing():
-        protocol.transport.close()
 
 
 def _too_large(limit: int) -> dict[str, str]:

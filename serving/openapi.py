@@ -139,7 +139,9 @@ def _version() -> str:
         return "unknown"
 
 
-def complete(spec: dict[str, Any], examples: dict[str, Any] | None = None) -> dict[str, Any]:
+def complete(
+    spec: dict[str, Any], examples: dict[str, Any] | None = None, secured: bool = False
+) -> dict[str, Any]:
     """Complete BentoML's OpenAPI document of the service (in place); return it.
 
     Parameters
@@ -150,14 +152,17 @@ def complete(spec: dict[str, Any], examples: dict[str, Any] | None = None) -> di
         Real answers of the served model: ``"/predict"`` and ``"/explain"`` to
         :data:`EXAMPLE_REQUEST`, ``"/model"`` its ``GET /model``; each becomes its 200's
         example.
+    secured : bool, default False
+        Whether the service has a token: then every route that is not public is documented
+        with the bearer scheme and its 401 (without a token nothing asks for one).
 
     Returns
     -------
     dict
         The same document with the project's title, version and description, the request
         example, the 400 answer as the service gives it (a list of violations), the gateway's
-        answers (401, 408, 413, 415), ``GET /model``, the bearer scheme on every route that
-        needs it, and no 500 (the service answers none by design).
+        answers (401 with a token, 408, 413, 415), ``GET /model``, the bearer scheme on every
+        route that needs it, and no 500 (the service answers none by design).
     """
     examples = examples or {}
     spec["info"] = {
@@ -165,12 +170,12 @@ def complete(spec: dict[str, Any], examples: dict[str, Any] | None = None) -> di
         "version": _version(),
         "description": DESCRIPTION,
     }
+    unauthorized = _json("missing or invalid bearer token", _ref_error())
     errors = {
         "400": _json(
             f"the body breaks data contract v{CONTRACT_REVISION}",
             {"$ref": _ref("ContractViolations")},
         ),
-        "401": _json("missing or invalid bearer token (when a token is set)", _ref_error()),
         "408": _json("the body did not arrive in time", _ref_error()),
         "413": _json("the body is too large", _ref_error()),
         "415": _json("the body is not application/json, or is compressed", _ref_error()),
@@ -191,7 +196,8 @@ def complete(spec: dict[str, Any], examples: dict[str, Any] | None = None) -> di
     components["ModelDetails"] = details
     components["ContractViolations"] = VIOLATIONS_SCHEMA
     components["Error"] = ERROR_SCHEMA
-    spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    if secured:
+        spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     spec.setdefault("paths", {})["/model"] = {
         "get": {
             "tags": ["Service APIs"],
@@ -201,7 +207,6 @@ def complete(spec: dict[str, Any], examples: dict[str, Any] | None = None) -> di
             "names a version that could not be loaded) that version and why.",
             "responses": {
                 "200": _json("the version answering", {"$ref": _ref("ModelDetails")}),
-                "401": errors["401"],
             },
         }
     }
@@ -211,9 +216,9 @@ def complete(spec: dict[str, Any], examples: dict[str, Any] | None = None) -> di
                 continue
             for code in [c for c in operation["responses"] if str(c).startswith("5")]:
                 del operation["responses"][code]
-            if not is_public(path):
+            if secured and not is_public(path):
                 operation["security"] = [{"bearer": []}]
-                operation["responses"].setdefault("401", errors["401"])
+                operation["responses"]["401"] = unauthorized
             example = examples.get(path)
             ok = operation["responses"].get("200", {}).get("content", {}).get("application/json")
             if example is not None and ok is not None and method in ("get", "post"):
@@ -222,7 +227,9 @@ def complete(spec: dict[str, Any], examples: dict[str, Any] | None = None) -> di
 
 
 def api_routes(
-    generated: Callable[[], dict[str, Any]], examples: Callable[[], dict[str, Any]]
+    generated: Callable[[], dict[str, Any]],
+    examples: Callable[[], dict[str, Any]],
+    secured: bool = False,
 ) -> list[Any]:
     """The routes of the API page: ``GET /``, ``GET /docs.json``, ``GET /api/static/{name}``.
 
@@ -233,6 +240,8 @@ def api_routes(
     examples : callable
         The served model's real answers (:func:`complete`'s ``examples``), asked at each
         ``GET /docs.json``.
+    secured : bool, default False
+        Whether the service has a token (:func:`complete`).
     """
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
@@ -247,7 +256,7 @@ def api_routes(
         )
 
     async def document(request: Any) -> JSONResponse:
-        return JSONResponse(complete(copy.deepcopy(base()), examples()))
+        return JSONResponse(complete(copy.deepcopy(base()), examples(), secured))
 
     async def static(request: Any) -> Response:
         name = request.path_params["name"]

@@ -371,7 +371,11 @@ def _model_app():
         routes=[
             Route("/model", model_endpoint, methods=["GET"]),
             *clinician_routes(),
-            *api_routes(lambda: BoneMetastasisService.openapi_spec.asdict(), _examples),
+            *api_routes(
+                lambda: BoneMetastasisService.openapi_spec.asdict(),
+                _examples,
+                secured=SETTINGS.api_token is not None,
+            ),
         ]
     )
 

@@ -36,7 +36,7 @@ def test_route_labels_come_from_a_fixed_set():
 
 def test_published_example_is_a_valid_patient_and_400_schema_is_openapi30():
     PatientRecord.model_validate_json(json.dumps(EXAMPLE_REQUEST["patients"][0]))
-    spec = complete({"paths": {"/predict": {"post": {"responses": {"404": {}}}}}})
+    spec = complete({"paths": {"/predict": {"post": {"responses": {"404": {}}}}}}, secured=True)
     assert spec["info"]["title"].startswith("bonemet") and spec["info"]["version"] != "None"
     assert set(spec["paths"]) == {"/predict", "/model"}
     assert set(spec["paths"]["/predict"]["post"]["responses"]) == {
@@ -62,14 +62,8 @@ from starlette.routing import Mount, Route  # noqa: E402
 import anyio  # noqa: E402
 import httpx  # noqa: E402
 
-from serving.gateway import (  # noqa: E402
-    MAX_REPORTED,
-    MAX_VALUE_CHARS,
-    PUBLIC_ROUTES,
-    GatewayMiddleware,
-    contract_words,
-    is_public,
-)
+from serving.errors import MAX_REPORTED, MAX_VALUE_CHARS, contract_words  # noqa: E402
+from serving.gateway import PUBLIC_ROUTES, GatewayMiddleware, is_public  # noqa: E402
 from serving.settings import ServingSettings  # noqa: E402
 
 TOKEN = "gateway-token"
@@ -156,7 +150,8 @@ def test_a_body_to_a_route_that_takes_none_is_405_and_encodings_are_refused():
     r = client.post("/predict", headers=gz, content=b"{}")
     assert r.status_code == 415 and "Content-Encoding" in r.json()["error"]
     plain = {**auth, "Content-Type": "application/json", "Content-Encoding": "identity"}
-    assert client.post("/predict", headers=plain, content=b'{"patients": [{"a": 1}]}').status_code == 400
+    r = client.post("/predict", headers=plain, content=b'{"patients": [{"a": 1}]}')
+    assert r.status_code == 400
 
 
 def test_amplifying_duplicate_keys_get_a_bounded_answer():
@@ -205,8 +200,13 @@ def test_published_document_lists_no_server_error_and_marks_the_token():
             "/healthz": {"get": {"responses": {"200": {}, "500": {}}}},
         }
     }
-    complete(spec)
+    open_spec = complete(json.loads(json.dumps(spec)))
+    complete(spec, secured=True)
     for path, item in spec["paths"].items():
-        for operation in item.values():
+        for method, operation in item.items():
             assert not any(str(code).startswith("5") for code in operation["responses"])
             assert ("security" in operation) == (not is_public(path)), path
+            assert ("401" in operation["responses"]) == (not is_public(path)), path
+            # Without a token nothing asks for one.
+            unsecured = open_spec["paths"][path][method]
+            assert "security" not in unsecured and "401" not in unsecured["responses"]

@@ -485,7 +485,7 @@ def test_api_page_loads_nothing_from_elsewhere(hard):
             page.on("request", lambda req: requested.append(req.url))
             page.on(
                 "response",
-                lambda res: problems.append(f"{res.status} {res.url}") if res.status >= 400 else None,
+                lambda res: res.status >= 400 and problems.append(f"{res.status} {res.url}"),
             )
             page.on("pageerror", lambda err: problems.append(str(err)))
             page.on(

@@ -144,7 +144,12 @@ def serve(
       GET  /livez     liveness (BentoML)
       GET  /readyz    readiness: a model is loaded (BentoML)
       GET  /metrics   Prometheus metrics (BentoML)
-      GET  /docs      OpenAPI documentation (Swagger UI)
+      GET  /model/card  the served version's model card
+      GET  /clinician the clinician's risk page
+      GET  /          the API page (Swagger UI); GET /docs.json the OpenAPI document
+
+    With BONEMET_API_TOKEN set, every route but health, readiness, the API page and the
+    clinician page needs Authorization: Bearer <token> (default: no token, all open).
     """
     from training.tracking import store as tracking
     from training.tracking.bento import BentoImportError, import_for_serving, smoke_load
