@@ -18,8 +18,10 @@ against the session's real MLflow store:
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +32,7 @@ import pytest
 import requests
 
 from serving.gateway import PUBLIC_ROUTES, ROUTES, is_public
-from tests.serving.test_service import bonemet_serve
+from tests.serving.test_service import bonemet_serve, free_port
 
 pytestmark = pytest.mark.slow
 TOKEN = "hardening-token"
@@ -445,9 +447,10 @@ def test_deleted_alias_is_not_claimed(hard):
     assert ready["alias_error"] is None and ready["version"] == before
 
 
-def test_a_second_server_keeps_the_first_ones_metrics(hard, tmp_path_factory):
+def test_a_second_server_keeps_the_first_ones_metrics(hard, tmp_path):
     """20.5: a second ``bonemet serve`` on the same data folder emptied the first one's
-    Prometheus files (its ``/metrics`` read 0 from then on)."""
+    Prometheus files as BentoML started (its ``/metrics`` read 0 from then on). The second
+    server is stopped once BentoML has started it (the folder is prepared before that line)."""
 
     def predictions_counted() -> float:
         text = requests.get(f"{hard['base']}/metrics", headers=AUTH, timeout=5).text
@@ -461,9 +464,27 @@ def test_a_second_server_keeps_the_first_ones_metrics(hard, tmp_path_factory):
     assert post(hard, {"patients": [PATIENT]}).status_code == 200
     counted = predictions_counted()
     assert counted >= 1
-    with bonemet_serve(hard["store"], tmp_path_factory, "second-server") as second:
-        assert requests.get(f"{second['base']}/readyz", timeout=5).status_code == 200
+    store = hard["store"]
+    log_path = tmp_path / "second.log"
+    cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(free_port())]
+    with open(log_path, "w") as log:
+        second = subprocess.Popen(
+            cmd, env=store["env"], cwd=store["dir"], stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while "Starting production HTTP BentoServer" not in log_path.read_text():
+            assert second.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.5)
         assert predictions_counted() >= counted
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        try:
+            second.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(second.pid, signal.SIGKILL)
 
 
 def test_api_page_loads_nothing_from_elsewhere(hard):
