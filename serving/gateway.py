@@ -1,15 +1,28 @@
 """ASGI middleware in front of the service: what reaches BentoML, and what is recorded of it.
 
-- **Bearer token**: when ``BONEMET_API_TOKEN`` is set, ``/predict``, ``/explain``, ``/model``
-  and ``/fhir/`` require ``Authorization: Bearer <token>`` (401 otherwise; the scheme name in any
-  case, RFC 7235); health, readiness, metrics and the API schema stay open for orchestrators.
-  ``/cds-services`` is not behind it: EHRs authenticate with their signed JWT (serving.cds).
-- **Bodies**: a body (``POST``, ``PUT``, ``PATCH``) must be ``application/json`` (415 otherwise:
-  a form or multipart body never reaches BentoML's form parser, and a web page cannot make a
-  browser post one blind), at most ``BONEMET_MAX_BODY_BYTES`` (default 10 MB; 413, whether
-  announced by ``Content-Length`` or streamed), complete within ``BONEMET_BODY_TIMEOUT_SECONDS``
-  (default 30; 408 for a slow or stalled client), and a JSON object may name a key only once
-  (400, ``loc`` the object's place in the body: JSON parsers keep the last, silently).
+- **Bearer token, closed by default**: when ``BONEMET_API_TOKEN`` is set, every path requires
+  ``Authorization: Bearer <token>`` (401 otherwise; the scheme name in any case, RFC 7235)
+  except those of :data:`PUBLIC_ROUTES` (health, readiness, the API document, the clinician
+  page and its files): a route added to the service is protected without being listed here.
+  The CDS Hooks routes (``/cds-services``...) are public to the token: EHRs authenticate with
+  their signed JWT, checked by :mod:`serving.cds`; ``/fhir/RiskAssessment`` needs the token.
+  A CORS preflight passes only when CORS is on (the CORS middleware answers it).
+- **Bodies**: a body sent to a route that takes it (``POST``, ``PUT``, ``PATCH``; any other
+  route answers its own 404 or 405) must be ``application/json`` without a
+  ``Content-Encoding`` (415 otherwise: a form or multipart body never reaches BentoML's form
+  parser, and a web page cannot make a browser post one blind), at most
+  ``BONEMET_MAX_BODY_BYTES`` (default 10 MB; 413, whether announced by ``Content-Length`` or
+  streamed), complete within ``BONEMET_BODY_TIMEOUT_SECONDS`` (default 30; 408 for a slow or
+  stalled client), and a JSON object may name a key only once (400 at the first object that
+  does, at most :data:`MAX_REPORTED` places; a large body is checked in a worker thread).
+- **Errors in the contract's words**: a 400 listing violations (``detail`` items with ``loc``
+  and ``msg``, pydantic's or the contract's) is rewritten so each item names the ``field``,
+  the offending ``value`` (bounded), the ``rule`` and, for an unknown field name, the closest
+  ``suggestion``; at most :data:`MAX_REPORTED` items.
+- **Connections**: a connection must complete a request's headers within
+  ``BONEMET_HEADER_TIMEOUT_SECONDS`` (default 10) of opening or of its previous answer, or it
+  is closed (silent and slow-header connections; :func:`limit_header_time`).
+- **HTML**: an HTML answer without a ``Content-Security-Policy`` gets :data:`DEFAULT_CSP`.
 - **Metric labels**: BentoML labels its request metrics with the request path; here the label is
   the route (:data:`ROUTES`) or ``"other"``, so no client-sent path reaches ``/metrics`` and its
   size does not grow with the paths asked for (:func:`bound_metric_labels`).
@@ -41,6 +54,8 @@ from typing import Any
 import anyio
 
 from serving import logs
+from serving.connections import limit_header_time
+from serving.errors import MAX_REPORTED, contract_words
 from serving.settings import ServingSettings
 
 Scope = MutableMapping[str, Any]
@@ -48,8 +63,33 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-#: /cds-services/* is not here: CDS clients authenticate with their signed JWT (serving.cds).
-PROTECTED_PREFIXES = ("/predict", "/explain", "/model", "/fhir/")
+#: The only paths answered without the token when one is configured (``*``: any path under
+#: the prefix): health and readiness for orchestrators, the API document and its files, the
+#: clinician page and its files (the page asks for the token). Everything else, including any
+#: route added later, needs the token.
+PUBLIC_ROUTES = (
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/",
+    "/docs.json",
+    "/api/static/*",
+    "/static_content/*",
+    "/clinician",
+    "/clinician/static/*",
+    # CDS Hooks: the EHR's signed JWT is checked by serving.cds instead of the token.
+    "/cds-services",
+    "/cds-services/*",
+)
+_PUBLIC_EXACT = frozenset(r for r in PUBLIC_ROUTES if not r.endswith("*"))
+_PUBLIC_PREFIXES = tuple(r[:-1] for r in PUBLIC_ROUTES if r.endswith("*"))
+#: Bodies larger than this are checked for duplicate keys in a worker thread.
+INLINE_PARSE_BYTES = 64 * 1024
+#: Content-Security-Policy of an HTML answer that sets none: nothing but the service's own.
+DEFAULT_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
+)
 #: The service's routes: the metric label and audit ``path`` of a request; any other is "other".
 ROUTES = frozenset(
     {
@@ -70,8 +110,8 @@ ROUTES = frozenset(
         "/fhir/RiskAssessment",
     }
 )
-#: Route prefixes of files (BentoML's Swagger UI assets), labelled by the prefix.
-ROUTE_PREFIXES = ("/static_content/", "/clinician/static/")
+#: Route prefixes of files (the API page's and the clinician page's), labelled by the prefix.
+ROUTE_PREFIXES = ("/static_content/", "/api/static/", "/clinician/static/")
 OTHER_ROUTE = "other"
 JSON_MEDIA_TYPE = "application/json"
 audit_logger = logging.getLogger("bonemet.audit")
@@ -152,24 +192,25 @@ def _configure_audit_logger() -> None:
 
 
 class GatewayMiddleware:
-    """Authentication, body-size limit and audit logging for the BentoML ASGI app."""
+    """Authentication, body checks, error wording and audit logging for the BentoML app."""
 
     def __init__(
         self,
         app: Callable[..., Awaitable[None]],
         readiness: Callable[[], dict[str, Any] | None] | None = None,
-        document: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         settings: ServingSettings | None = None,
     ) -> None:
         self.app = app
         self.readiness = readiness
-        self.document = document
         settings = ServingSettings.from_env() if settings is None else settings
-        self.token = settings.api_token
+        self.token = settings.api_token.encode() if settings.api_token else None
+        self.cors = bool(settings.cors_origins)
         self.max_body = settings.max_body_bytes
         self.body_seconds = settings.body_timeout_seconds
+        self._accepts: dict[tuple[str, str], bool] = {}
         _configure_audit_logger()
         logs.install()
+        limit_header_time(settings.header_timeout_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -183,12 +224,19 @@ class GatewayMiddleware:
             if message["type"] == "http.response.start":
                 facts["status"] = message["status"]
                 headers = list(message.get("headers", []))
+                html = csp = False
                 for key, value in headers:
                     if key == b"x-model-version":
                         facts["model_version"] = value.decode("latin-1")
                     elif key == b"x-patients":
                         facts["n_patients"] = int(value)
+                    elif key == b"content-type":
+                        html = value.startswith(b"text/html")
+                    elif key == b"content-security-policy":
+                        csp = True
                 headers.append((b"x-request-id", request_id.encode()))
+                if html and not csp:
+                    headers.append((b"content-security-policy", DEFAULT_CSP))
                 message["headers"] = headers
             await send(message)
 
@@ -215,12 +263,11 @@ class GatewayMiddleware:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         method = scope.get("method")
-        # A CORS preflight (OPTIONS) carries no credentials by design; it reaches no handler.
-        if (
-            self.token
-            and method != "OPTIONS"
-            and path.startswith(PROTECTED_PREFIXES)
-            and not self._authorized(scope)
+        heads = _headers(scope)
+        if self.token and not (
+            is_public(path)
+            or (method == "OPTIONS" and self.cors and b"access-control-request-method" in heads)
+            or _authorized(heads.get(b"authorization"), self.token)
         ):
             await _json(
                 send,
@@ -229,13 +276,11 @@ class GatewayMiddleware:
                 [(b"www-authenticate", b'Bearer realm="bonemet"')],
             )
             return
-        if method in ("POST", "PUT", "PATCH"):
-            if _media_type(scope) != JSON_MEDIA_TYPE:
-                await _json(send, 415, {"error": f"unsupported media type: send {JSON_MEDIA_TYPE}"})
-                return
-            declared = _content_length(scope)
-            if declared is not None and declared > self.max_body:
-                await _json(send, 413, _too_large(self.max_body))
+        body = None
+        if method in ("POST", "PUT", "PATCH") and self._route_accepts(method, path):
+            problem = _body_problem(heads, self.max_body)
+            if problem is not None:
+                await _json(send, *problem)
                 return
             try:
                 with anyio.fail_after(self.body_seconds):
@@ -251,29 +296,49 @@ class GatewayMiddleware:
             if too_large:
                 await _json(send, 413, _too_large(self.max_body))
                 return
-            duplicates = duplicate_keys(body)
+            if len(body) > INLINE_PARSE_BYTES:
+                duplicates = await anyio.to_thread.run_sync(duplicate_keys, body)
+            else:
+                duplicates = duplicate_keys(body)
             if duplicates:
                 detail = [
                     {"loc": loc, "msg": "duplicate key: a JSON object may name a key only once"}
                     for loc in duplicates
                 ]
-                await _json(
-                    send,
-                    400,
-                    {"error": f"{len(detail)} duplicate key(s) in the JSON body", "detail": detail},
-                )
+                answer = {"error": "duplicate key in the JSON body", "detail": detail}
+                await _json(send, 400, answer)
                 return
             receive = _replay(body, receive)
+            send = _worded_errors(send, body)
         if method == "GET" and path == "/readyz" and self.readiness is not None:
             readiness = self.readiness
             await self._rewrite(
                 scope, receive, send, lambda _: {"ready": True, **(readiness() or {})}
             )
             return
-        if method == "GET" and path == "/docs.json" and self.document is not None:
-            await self._rewrite(scope, receive, send, self.document)
-            return
         await self.app(scope, receive, send)
+
+    def _route_accepts(self, method: str, path: str) -> bool:
+        """Whether a route of the app takes ``method`` on ``path`` (Starlette's own matching).
+
+        A body sent where no route takes it is left to the app's 404 or 405, unread. Known
+        routes are remembered (a bounded cache); the route table is found by following the
+        app's ``app`` attributes to its router (True when there is none: every body checked).
+        """
+        key = (method, path)
+        known = self._accepts.get(key)
+        if known is not None:
+            return known
+        router = find_router(self.app)
+        if router is None:
+            return True
+        from starlette.routing import Match
+
+        probe = {"type": "http", "path": path, "method": method, "root_path": ""}
+        accepted = any(route.matches(probe)[0] == Match.FULL for route in router.routes)
+        if route_label(path) == path:
+            self._accepts[key] = accepted
+        return accepted
 
     async def _rewrite(
         self,
@@ -304,39 +369,110 @@ class GatewayMiddleware:
                 body = None
             await _json(send, 200, rewrite(body))
 
-    def _authorized(self, scope: Scope) -> bool:
-        for key, value in scope.get("headers", []):
-            if key == b"authorization":
-                scheme, _, credentials = value.strip().partition(b" ")
-                return scheme.lower() == b"bearer" and hmac.compare_digest(
-                    credentials.strip(), self.token.encode()
-                )
+
+def is_public(path: str) -> bool:
+    """Whether ``path`` is answered without the token (:data:`PUBLIC_ROUTES`)."""
+    return path in _PUBLIC_EXACT or path.startswith(_PUBLIC_PREFIXES)
+
+
+def find_router(app: Any, depth: int = 32) -> Any:
+    """The Starlette router behind ``app`` (the object with ``routes``), or None."""
+    for _ in range(depth):
+        if app is None:
+            return None
+        if isinstance(getattr(app, "routes", None), list):
+            return app
+        app = getattr(app, "app", None)
+    return None
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """The request headers the gateway reads, in one pass (the first of each name)."""
+    found: dict[bytes, bytes] = {}
+    for key, value in scope.get("headers", []):
+        if key in _READ_HEADERS and key not in found:
+            found[key] = value
+    return found
+
+
+_READ_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"content-type",
+        b"content-length",
+        b"content-encoding",
+        b"access-control-request-method",
+    }
+)
+
+
+def _authorized(value: bytes | None, token: bytes) -> bool:
+    if value is None:
         return False
+    scheme, _, credentials = value.strip().partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), token)
+
+
+def _body_problem(heads: dict[bytes, bytes], limit: int) -> tuple[int, dict] | None:
+    """The 415 or 413 a body gets from its headers alone, or None."""
+    media = heads.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    if media != JSON_MEDIA_TYPE.encode():
+        return 415, {"error": f"unsupported media type: send {JSON_MEDIA_TYPE}"}
+    encoding = heads.get(b"content-encoding", b"identity").strip().lower()
+    if encoding not in (b"identity", b""):
+        return 415, {
+            "error": "unsupported Content-Encoding: send the body uncompressed (identity)"
+        }
+    try:
+        declared = int(heads[b"content-length"]) if b"content-length" in heads else None
+    except ValueError:
+        declared = None
+    if declared is not None and declared > limit:
+        return 413, _too_large(limit)
+    return None
+
+
+class _Duplicate(Exception):
+    """A JSON object names a key twice (stops the first parse early)."""
+
+
+def _unique(items: list[tuple[str, Any]]) -> dict:
+    obj = dict(items)
+    if len(obj) != len(items):
+        raise _Duplicate
+    return obj
 
 
 def duplicate_keys(body: bytes) -> list[list[Any]]:
     """Where a JSON body names a key twice in one object, as ``loc`` lists (object path + key).
 
     Returns ``[]`` for a body without duplicates and for one that is not JSON at all (the
-    service's own parser answers that with a 400). The body is parsed once more for this; it
-    costs microseconds for a patient, milliseconds for a full batch.
+    service's own parser answers that with a 400). The check parses the body once (the C
+    parser building each object, a length comparison per object); only a body with a
+    duplicate is parsed again to find at most :data:`MAX_REPORTED` places, so a body made of
+    a million repeated keys costs one parse and answers a few lines.
     """
+    try:
+        json.loads(body, object_pairs_hook=_unique)
+    except _Duplicate:
+        pass
+    except (ValueError, RecursionError):
+        return []
+    else:
+        return []
     found: list[tuple[dict, str]] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict:
-        obj: dict = {}
-        for key, value in items:
-            if key in obj:
-                found.append((obj, key))
-            obj[key] = value
+        obj = dict(items)
+        if len(obj) != len(items) and len(found) < MAX_REPORTED:
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen and len(found) < MAX_REPORTED:
+                    found.append((obj, key))
+                seen.add(key)
         return obj
 
-    try:
-        tree = json.loads(body, object_pairs_hook=pairs)
-    except (ValueError, RecursionError):
-        return []
-    if not found:
-        return []
+    tree = json.loads(body, object_pairs_hook=pairs)
     places: dict[int, list[Any]] = {}
 
     def walk(node: Any, loc: list[Any]) -> None:
@@ -352,28 +488,50 @@ def duplicate_keys(body: bytes) -> list[list[Any]]:
         walk(tree, [])
     except RecursionError:  # nested nearly as deep as the parser allows: the key alone
         places.clear()
-    return [[*places.get(id(obj), []), key] for obj, key in found]
+    unique = {(id(obj), key): [*places.get(id(obj), []), key] for obj, key in found}
+    return list(unique.values())
 
 
-def _media_type(scope: Scope) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == b"content-type":
-            return value.decode("latin-1").split(";", 1)[0].strip().lower()
-    return None
+def _worded_errors(send: Send, body: bytes) -> Send:
+    """``send``, with a 400 listing violations rewritten by :func:`contract_words`."""
+    held: list[Message] = []
+
+    async def wrapper(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 400:
+            held.append(message)
+            return
+        if not held:
+            await send(message)
+            return
+        held.append(message)
+        if message.get("more_body", False):
+            return
+        start, *chunks = held
+        payload = b"".join(m.get("body", b"") for m in chunks)
+        try:
+            answer = json.loads(payload)
+            if len(body) > INLINE_PARSE_BYTES:
+                worded = await anyio.to_thread.run_sync(contract_words, answer, body)
+            else:
+                worded = contract_words(answer, body)
+        except (ValueError, RecursionError, TypeError, AttributeError):
+            worded = None
+        if worded is None:
+            await send(start)
+            for m in chunks:
+                await send(m)
+            return
+        payload = json.dumps(worded).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+        headers.append((b"content-length", str(len(payload)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    return wrapper
 
 
 def _too_large(limit: int) -> dict[str, str]:
     return {"error": f"request body larger than {limit} bytes"}
-
-
-def _content_length(scope: Scope) -> int | None:
-    for key, value in scope.get("headers", []):
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:

@@ -16,6 +16,9 @@ answering can quote request values too (e.g. a ``KeyError`` naming a requested h
 - any other exception keeps its traceback (files, lines, source code: no values) and the
   exception types of its chain, without the messages.
 
+A rejected request (a ``ValidationError``, or a BentoML error with a 4xx code) is the client's
+error, not the server's: its record is lowered to INFO (BentoML logs it at ERROR).
+
 :func:`install` puts the filter on the loggers that log request failures (their own records,
 whatever handlers they get later) and on every handler configured at the time (records from
 any logger, e.g. uvicorn's). :mod:`serving.gateway` installs it at import and again when the
@@ -107,6 +110,8 @@ def redact(record: logging.LogRecord) -> None:
     if not exc_info or getattr(record, "bonemet_redacted", False):
         return
     error = exc_info[1] if isinstance(exc_info, tuple) else None
+    if _client_error(error) and record.levelno > logging.INFO:
+        record.levelno, record.levelname = logging.INFO, "INFO"
     if isinstance(error, ValidationError):
         record.msg = f"{record.getMessage()}: rejected, {describe_validation_error(error)}"
         record.args = None
@@ -117,6 +122,14 @@ def redact(record: logging.LogRecord) -> None:
         record.exc_text = None
     record.exc_info = None
     record.bonemet_redacted = True
+
+
+def _client_error(error: BaseException | None) -> bool:
+    """Whether ``error`` is answered with a 4xx (the request's fault)."""
+    if isinstance(error, ValidationError):
+        return True
+    code = getattr(getattr(error, "error_code", None), "value", None)
+    return isinstance(code, int) and 400 <= code < 500
 
 
 class RedactRequestValues(logging.Filter):

@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from features.schema import CONTRACT_VERSION
 from serving.gateway import GatewayMiddleware
-from serving.openapi import complete as complete_openapi
+from serving.openapi import EXAMPLE_REQUEST, api_routes
 from serving.schemas import (
     DEFAULT_HORIZONS,
     MAX_PATIENTS,
@@ -364,12 +364,17 @@ class ModelState:
         """The fitted RiskModel inside the MLflow pyfunc."""
         return self.model.unwrap_python_model().risk_model
 
-    def diverged(self, target: str | None, error: str | None) -> ModelState:
+    def diverged(
+        self, target: str | None, error: str | None, alias: Any = dataclasses.MISSING
+    ) -> ModelState:
         """This state, reporting that the alias names ``target``, which failed with ``error``.
 
-        ``None`` for both: the alias names the version served again.
+        ``None`` for both: the alias names the version served again. ``alias``, when given,
+        replaces the alias the version is served as (None: it is no longer the alias's).
         """
-        facts = {"alias_target": target, "alias_error": error}
+        facts: dict[str, Any] = {"alias_target": target, "alias_error": error}
+        if alias is not dataclasses.MISSING:
+            facts["alias"] = alias
         return dataclasses.replace(
             self, info=self.info.model_copy(update=facts), details={**self.details, **facts}
         )
@@ -435,7 +440,8 @@ def _is_float(value: str) -> bool:
 
 
 def _model_app():
-    """Routes mounted beside the BentoML APIs: ``GET /model``, the clinician's page."""
+    """Routes mounted beside the BentoML APIs: ``GET /model``, the clinician's page, the API
+    page and document (``GET /``, ``GET /docs.json``: ours, matched before BentoML's)."""
     from starlette.applications import Starlette
     from starlette.routing import Route
 
@@ -446,7 +452,15 @@ def _model_app():
     from serving.cds.hooks import CdsConfig, cds_routes
     from serving.clinician import clinician_routes
 
-    routes = [Route("/model", model_endpoint, methods=["GET"]), *clinician_routes()]
+    routes = [
+        Route("/model", model_endpoint, methods=["GET"]),
+        *clinician_routes(),
+        *api_routes(
+            lambda: BoneMetastasisService.openapi_spec.asdict(),
+            _examples,
+            secured=SETTINGS.api_token is not None,
+        ),
+    ]
     routes += cds_routes(CdsConfig.from_settings(SETTINGS), predict_records)
     return Starlette(routes=routes)
 
@@ -481,6 +495,32 @@ def predict_records(
     return json.loads(response.model_dump_json()), []
 
 
+_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _examples() -> dict[str, Any]:
+    """The served model's real answers to the document's example request (once per version)."""
+    state = bentoml.get_current_service().state
+    key = (state.info.version, state.info.run_id)
+    if key not in _EXAMPLES:
+        patients = [
+            PatientRecord.model_validate_json(json.dumps(p)) for p in EXAMPLE_REQUEST["patients"]
+        ]
+        horizons = list(EXAMPLE_REQUEST["horizons_months"])
+        answers = {}
+        for route, explain, kind in (
+            ("/predict", False, PredictionResponse),
+            ("/explain", True, ExplanationResponse),
+        ):
+            found = _predictions(state, patients, horizons, explain)
+            if isinstance(found, list):
+                answers[route] = kind(model=state.info, predictions=found).model_dump(mode="json")
+        answers["/model"] = state.details
+        _EXAMPLES.clear()
+        _EXAMPLES[key] = answers
+    return _EXAMPLES[key]
+
+
 def _cors_policy(origins: Sequence[str]) -> dict[str, Any]:
     """BentoML's CORS settings: none unless ``BONEMET_CORS_ORIGINS`` lists allowed origins.
 
@@ -513,9 +553,16 @@ def _readiness() -> dict[str, Any] | None:
 
 
 def _failure(err: BaseException) -> str:
-    """Why a version failed: the exception type and the first line of its message."""
+    """Why a version failed, for the log: the exception type and the first line of its message
+    (server paths included)."""
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
+
+
+def _public_failure(err: BaseException) -> str:
+    """Why a version failed, for answers and the public ``/readyz``: the exception type only
+    (its message may name server paths); the log has the message."""
+    return f"{type(err).__name__} while loading (details in the server log)"
 
 
 # BentoML's own access log is off: the gateway's audit line records every request (with the
@@ -598,8 +645,10 @@ class BoneMetastasisService:
         try:
             mv = client.get_model_version_by_alias(name, alias)
         except (MlflowException, OSError) as err:
+            if self._alias_gone(client, name, alias):
+                return
             logger.warning(
-                "alias follower: alias lookup failed (registry unreachable, or no such alias), "
+                "alias follower: alias lookup failed (registry unreachable), "
                 "keeping version %s (%s)",
                 self.state.info.version,
                 type(err).__name__,
@@ -607,9 +656,11 @@ class BoneMetastasisService:
             return
         target = str(mv.version)
         current = self.state
-        if target == current.info.version:
-            if current.info.alias_target is not None:
-                self.state = current.diverged(None, None)
+        # The same number is the same model only with the same run: a new registry numbers
+        # its versions from 1 again.
+        if target == current.info.version and (mv.run_id or "") == current.info.run_id:
+            if current.info.alias_target is not None or current.info.alias != alias:
+                self.state = current.diverged(None, None, alias=alias)
                 logger.info("%s@%s names version %s again, as served", name, alias, target)
             return
         last = failed.get(target)
@@ -624,7 +675,7 @@ class BoneMetastasisService:
             # GET /model, every answer and /readyz name the target and why, and the log does.
             failed[target] = time.monotonic()
             reason = _failure(err)
-            self.state = self.state.diverged(target, reason)
+            self.state = self.state.diverged(target, _public_failure(err))
             logger.error(
                 "alias follower: %s@%s names version %s, which cannot be served (%s); "
                 "still serving version %s",
@@ -638,6 +689,32 @@ class BoneMetastasisService:
         failed.pop(target, None)
         self.state = state
         logger.info("now serving %s version %s (%s)", name, target, alias)
+
+    def _alias_gone(self, client: Any, name: str, alias: str) -> bool:
+        """After a failed lookup: True (and the state says so) when the registry answers and
+        the model has no such alias any more (deleted), False when the registry cannot say.
+
+        The version served keeps answering, but no longer under the alias's name: answers
+        carry ``alias: null`` and ``/readyz`` says the alias names no version.
+        """
+        try:
+            aliases = client.get_registered_model(name).aliases or {}
+        except Exception:  # noqa: BLE001 - unreachable registry: the caller logs it
+            return False
+        if alias in aliases:
+            return False
+        current = self.state
+        reason = f"the registry's alias {alias} names no version now"
+        if current.info.alias is not None or current.info.alias_error != reason:
+            self.state = current.diverged(None, reason, alias=None)
+            logger.warning(
+                "alias follower: %s@%s was deleted; still serving version %s, not as %s",
+                name,
+                alias,
+                current.info.version,
+                alias,
+            )
+        return True
 
     def _load_version(self, name: str, alias: str, mv: Any) -> ModelState:
         """Load a registry version and check it answers the smoke patient; its state."""
@@ -744,5 +821,5 @@ def _predictions(
 
 BoneMetastasisService.mount_asgi_app(_model_app(), path="/")
 BoneMetastasisService.add_asgi_middleware(
-    GatewayMiddleware, readiness=_readiness, document=complete_openapi, settings=SETTINGS
+    GatewayMiddleware, readiness=_readiness, settings=SETTINGS
 )

@@ -11,9 +11,10 @@ Variable                       Meaning                              Default
 ``BONEMET_FOLLOW_ALIAS``       registry alias to follow             the imported version's
 ``MLFLOW_TRACKING_URI``        registry to poll for the alias       none: alias not followed
 ``BONEMET_RELOAD_SECONDS``     seconds between alias polls          10
-``BONEMET_API_TOKEN``          bearer token of the protected routes none: open
+``BONEMET_API_TOKEN``          bearer token of non-public routes    none: open
 ``BONEMET_MAX_BODY_BYTES``     largest request body                 10 MB
 ``BONEMET_BODY_TIMEOUT_SECONDS`` time to receive a body             30
+``BONEMET_HEADER_TIMEOUT_SECONDS`` time to send a request's headers 10
 ``BONEMET_WORKERS``            BentoML worker processes (1-16)      1
 ``BONEMET_CDS_TRUST``          CDS Hooks trusted EHRs (YAML file)   none: every hook refused
 ``BONEMET_FHIR_MAPPING``       FHIR mapping table (YAML file)       the one shipped
@@ -41,6 +42,9 @@ DEFAULT_RELOAD_SECONDS = 10.0
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 #: Below BentoML's traffic timeout (60 s, a 504): a client that stalls its body gets a 408.
 DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
+#: A connection that has not sent a request's headers this long after opening or after its
+#: previous answer is closed (silent and slow-header connections).
+DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
 #: More worker processes than this only add memory (each holds the model) on any machine the
 #: service is meant for; ``bonemet serve --workers`` has the same bound.
 MAX_WORKERS = 16
@@ -68,12 +72,16 @@ class ServingSettings:
     reload_seconds : float
         Seconds between two looks at the alias (``BONEMET_RELOAD_SECONDS``).
     api_token : str or None
-        Bearer token of ``/predict``, ``/explain`` and ``/model`` (``BONEMET_API_TOKEN``);
-        None: those routes are open.
+        Bearer token of every route but the public ones (``serving.gateway.PUBLIC_ROUTES``;
+        ``BONEMET_API_TOKEN``); None, the default: every route is open to whoever can reach
+        the port.
     max_body_bytes : int
         Largest request body accepted (``BONEMET_MAX_BODY_BYTES``).
     body_timeout_seconds : float
         Time a client has to send its body (``BONEMET_BODY_TIMEOUT_SECONDS``).
+    header_timeout_seconds : float
+        Time a connection has to send a request's headers, from its opening or its previous
+        answer (``BONEMET_HEADER_TIMEOUT_SECONDS``).
     workers : int
         BentoML worker processes, each with the model loaded (``BONEMET_WORKERS``, 1-16).
     cds_trust_file, fhir_mapping_file : str or None
@@ -90,6 +98,7 @@ class ServingSettings:
     api_token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT_SECONDS
     workers: int = 1
     cds_trust_file: str | None = None
     fhir_mapping_file: str | None = None
@@ -133,6 +142,9 @@ class ServingSettings:
             ),
             body_timeout_seconds=_positive(
                 env, "BONEMET_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS
+            ),
+            header_timeout_seconds=_positive(
+                env, "BONEMET_HEADER_TIMEOUT_SECONDS", DEFAULT_HEADER_TIMEOUT_SECONDS
             ),
             workers=_workers(env),
             cds_trust_file=text("BONEMET_CDS_TRUST"),

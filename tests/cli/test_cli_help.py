@@ -38,7 +38,8 @@ def test_serve_help_lists_every_endpoint():
         "GET /livez",
         "GET /readyz",
         "GET /metrics",
-        "GET /docs",
+        "GET /docs.json",
+        "GET /clinician",
     ):
         assert endpoint in text
     assert "default: 3000" in text

@@ -79,6 +79,10 @@ def shipped(repo: Path, into: Path) -> list[str]:
 def test_the_image_ships_no_training_machinery(tmp_path):
     files = shipped(REPO, tmp_path)
     assert "serving/service.py" in files and "training/artifact/risk_model.py" in files
+    # The pages' own files: the service answers them (API page, clinician page).
+    for folder in ("serving/api_static", "serving/clinician_static"):
+        here = {p.relative_to(REPO).as_posix() for p in (REPO / folder).iterdir() if p.is_file()}
+        assert here <= set(files), here - set(files)
     assert not [f for f in files if f.startswith(NOT_SHIPPED)]
 
 

@@ -162,7 +162,8 @@ def test_validation_error_is_logged_as_types_and_field_paths_only():
     assert MARK in unredacted  # what BentoML would have written
     text = _formatted(_record(caught.value))
     _assert_no_marker(text, "record")
-    assert text.startswith("ERROR Exception on /predict [POST]: rejected, 3 validation error(s)")
+    # A rejected request is the client's error: logged at INFO, not ERROR (issue 23).
+    assert text.startswith("INFO Exception on /predict [POST]: rejected, 3 validation error(s)")
     assert "string_pattern_mismatch at patient_id" in text
     assert "greater_than_equal at age_years" in text
     assert "extra_forbidden at <unknown field>" in text

@@ -198,17 +198,17 @@ def test_risk_rises_with_marker_through_the_api(server):
     ("body", "loc", "msg"),
     [
         ({"patients": []}, ["patients"], "at least 1 item"),
-        ({}, ["patients"], "Field required"),
+        ({}, ["patients"], "required by data contract"),
         (
             {"patients": [dict(P1, favourite_colour="blue")]},
             ["patients", 0, "favourite_colour"],
-            "Extra inputs are not permitted",
+            "unknown field",
         ),
-        ({"patients": [P1], "extra": 1}, ["extra"], "Extra inputs are not permitted"),
+        ({"patients": [P1], "extra": 1}, ["extra"], "unknown field"),
         (
             {"patients": [dict(P1, age_years="old")]},
             ["patients", 0, "age_years"],
-            "Input should be a valid number",
+            "must be a valid number",
         ),
         (
             {"patients": [dict(P1, age_years=17)]},
@@ -218,7 +218,7 @@ def test_risk_rises_with_marker_through_the_api(server):
         (
             {"patients": [dict(P1, er_status="pos")]},
             ["patients", 0, "er_status"],
-            "Input should be 'positive' or 'negative'",
+            "must be 'positive' or 'negative'",
         ),
         (
             {"patients": [dict(P1, patient_id="Jane Doe")]},
@@ -234,7 +234,7 @@ def test_risk_rises_with_marker_through_the_api(server):
         (
             {"patients": [dict(P1, time_days=100, event="death")]},
             ["patients", 0, "time_days"],
-            "Extra inputs are not permitted",
+            "unknown field",
         ),
     ],
 )
@@ -243,6 +243,11 @@ def test_field_violations_are_400_with_path_and_reason(server, body, loc, msg):
     assert r.status_code == 400, r.text
     detail = r.json()["detail"]
     assert any(d["loc"] == loc and msg in d["msg"] for d in detail), detail
+    # The contract's words (issue 23): the field, the rule, the value where one was sent.
+    (item,) = [d for d in detail if d["loc"] == loc and msg in d["msg"]]
+    assert item["rule"] == item["msg"] and item["field"] == next(
+        (p for p in reversed(loc) if isinstance(p, str)), None
+    )
 
 
 def test_contract_cross_field_rules_are_400_with_every_violation(server):
@@ -260,7 +265,7 @@ def test_contract_cross_field_rules_are_400_with_every_violation(server):
     ]
     r = post(server, {"patients": bad})
     assert r.status_code == 400, r.text
-    detail = r.json()["detail"]
+    detail = [{"loc": d["loc"], "msg": d["msg"]} for d in r.json()["detail"]]
     assert {
         "loc": ["patients", 0, "visceral_metastasis"],
         "msg": "must not be true when disease_setting is early",

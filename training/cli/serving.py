@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -143,15 +144,22 @@ def serve(
       GET  /livez     liveness (BentoML)
       GET  /readyz    readiness: a model is loaded (BentoML)
       GET  /metrics   Prometheus metrics (BentoML)
-      GET  /docs      OpenAPI documentation (Swagger UI)
+      GET  /model/card  the served version's model card
+      GET  /clinician the clinician's risk page
+      GET  /          the API page (Swagger UI); GET /docs.json the OpenAPI document
+
+    With BONEMET_API_TOKEN set, every route but health, readiness, the API page and the
+    clinician page needs Authorization: Bearer <token> (default: no token, all open).
     """
     from training.tracking import store as tracking
-    from training.tracking.bento import BentoImportError, import_for_serving
+    from training.tracking.bento import BentoImportError, import_for_serving, smoke_load
 
     settings = store_settings()
     tracking.configure(settings)
     try:
-        info = import_for_serving(model_uri, settings)
+        with library_output():
+            info = import_for_serving(model_uri, settings)
+            smoke_load(info)  # a damaged model: one line and exit 2, not a crash loop
     except BentoImportError as err:
         fail(f"cannot serve: {err}")
     env = dict(os.environ)
@@ -162,15 +170,52 @@ def serve(
         f"worker{'s' if workers > 1 else ''}",
         err=True,
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "serving.service:BoneMetastasisService",
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    metrics_dir = _metrics_folder(info.bentoml_home)
+    cmd = [sys.executable, "-c", _LAUNCH, str(metrics_dir)]
+    cmd += ["serve", "serving.service:BoneMetastasisService", "--host", host, "--port", str(port)]
+    try:
+        code = subprocess.call(cmd, env=env)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    raise typer.Exit(code)
+
+
+#: ``python -m bentoml`` with BentoML's Prometheus multiprocess folder set to ``argv[1]``.
+#: BentoML derives that folder from ``BENTOML_HOME`` and empties it when a server starts: two
+#: servers sharing a model store would delete each other's metrics files (the first one's
+#: ``/metrics`` then reads 0). Each ``bonemet serve`` gets a folder of its own.
+_LAUNCH = (
+    "import sys\n"
+    "from bentoml._internal.configuration.containers import BentoMLContainer\n"
+    "BentoMLContainer.prometheus_multiproc_dir.set(sys.argv.pop(1))\n"
+    "from bentoml_cli.cli import cli\n"
+    "sys.argv[0] = 'bentoml'\n"
+    "cli()\n"
+)
+
+
+def _metrics_folder(home: Path) -> Path:
+    """A Prometheus multiprocess folder for this server, removing those of exited servers.
+
+    ``<BENTOML_HOME>/prometheus/<pid>``: the folder of a server killed without cleaning up is
+    removed by the next ``bonemet serve`` once no process has that id.
+    """
+    root = home / "prometheus"
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        if old.name.isdigit() and not _alive(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    mine = root / str(os.getpid())
+    shutil.rmtree(mine, ignore_errors=True)
+    mine.mkdir()
+    return mine
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -8,6 +8,7 @@ with every answer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -86,10 +87,58 @@ def _bentoml_home(home: Path) -> Iterator[None]:
             os.environ["BENTOML_HOME"] = before
 
 
+def bento_tag(resolved: ResolvedModel) -> str:
+    """The BentoML tag of a registered version: its number and a digest of its identity.
+
+    The number alone is not an identity: a new registry (``mlflow.db`` deleted, or the data
+    folder pointed at another tracking server) numbers its versions from 1 again, and a copy
+    keyed ``v1`` would serve the old registry's model under the new registry's name. The
+    digest covers the run that logged the version and where its model is (the registry's
+    ``source``), so another model never reuses a copy.
+    """
+    identity = hashlib.sha256(f"{resolved.run_id}\n{resolved.source}".encode()).hexdigest()
+    return f"{resolved.name}:v{resolved.version}-{identity[:16]}"
+
+
+def _identity(resolved: ResolvedModel) -> dict[str, str]:
+    """The registry facts a BentoML copy must carry to be served for ``resolved``."""
+    return {
+        "name": resolved.name,
+        "version": resolved.version,
+        "run_id": resolved.run_id,
+        "source": resolved.source,
+    }
+
+
+def check_copy(metadata: dict, resolved: ResolvedModel, tag: str) -> None:
+    """Refuse a BentoML copy whose recorded registry facts are not the registry's now.
+
+    Raises
+    ------
+    BentoImportError
+        Naming the fact that differs and how to remove the copy.
+    """
+    for key, expected in _identity(resolved).items():
+        found = str(metadata.get(key, ""))
+        if found != expected:
+            raise BentoImportError(
+                f"the BentoML copy {tag} is not the registry's {resolved.uri} ({key} is "
+                f"{found!r} in the copy, {expected!r} in the registry); refusing to serve it "
+                f"(remove it: BENTOML_HOME=... bentoml models delete {tag})"
+            )
+
+
 def import_for_serving(model_uri: str, settings: Settings) -> ServingModel:
     """Resolve ``model_uri`` in the registry and import that version into BentoML.
 
-    A version already imported is reused (its tag names the registry version).
+    A copy imported before is reused only when it is the same model (:func:`bento_tag`), and
+    only after its recorded run id, version and source are checked against the registry
+    (:func:`check_copy`).
+
+    Raises
+    ------
+    BentoImportError
+        When the URI does not resolve, or a copy disagrees with the registry.
     """
     try:
         resolved = resolve(model_uri)
@@ -97,12 +146,10 @@ def import_for_serving(model_uri: str, settings: Settings) -> ServingModel:
         raise BentoImportError(str(err)) from err
     home = bentoml_home(settings)
     home.mkdir(parents=True, exist_ok=True)
-    tag = f"{resolved.name}:v{resolved.version}"
+    tag = bento_tag(resolved)
     metadata = {
-        "name": resolved.name,
-        "version": resolved.version,
+        **_identity(resolved),
         "alias": resolved.alias or "",
-        "run_id": resolved.run_id,
         "model_uri": resolved.uri,
         "tags": json.dumps(resolved.tags),
     }
@@ -111,11 +158,53 @@ def import_for_serving(model_uri: str, settings: Settings) -> ServingModel:
         from bentoml.exceptions import NotFound
 
         try:
-            bentoml.models.get(tag)
+            copy = bentoml.models.get(tag)
         except NotFound:
-            bentoml.mlflow.import_model(
+            copy = bentoml.mlflow.import_model(
                 tag, resolved.uri, labels={"registry_version": resolved.version}, metadata=metadata
             )
+        check_copy(copy.info.metadata, resolved, tag)
     return ServingModel(
         resolved=resolved, bento_tag=tag, bentoml_home=home, tracking_uri=settings.tracking_uri
     )
+
+
+def smoke_load(model: ServingModel) -> None:
+    """Load the BentoML copy that will be served and predict synthetic contract rows.
+
+    ``bonemet serve`` calls this before it starts the server: a damaged model is refused in
+    one line here instead of crash-looping the server's workers.
+
+    Raises
+    ------
+    BentoImportError
+        Naming the version and what failed (the exception type and its first line).
+    """
+    import numpy as np
+
+    from features.examples import synthetic_patient_rows
+
+    name = f"{model.resolved.name} version {model.resolved.version}"
+    with _bentoml_home(model.bentoml_home):
+        import bentoml
+
+        try:
+            loaded = bentoml.mlflow.load_model(model.bento_tag)
+        except Exception as err:  # noqa: BLE001 - a damaged artifact fails in any way
+            raise BentoImportError(f"{name} does not load ({_first_line(err)})") from err
+        try:
+            out = loaded.predict(synthetic_patient_rows())
+        except Exception as err:  # noqa: BLE001 - whatever the loaded code raises
+            raise BentoImportError(
+                f"{name} loads but fails to predict a synthetic case ({_first_line(err)})"
+            ) from err
+    probabilities = out[[c for c in out.columns if c.startswith("p_bone_met_")]].to_numpy(float)
+    if probabilities.size == 0 or not (
+        np.isfinite(probabilities).all() and ((probabilities >= 0) & (probabilities <= 1)).all()
+    ):
+        raise BentoImportError(f"{name} predicts no probability in [0, 1] for a synthetic case")
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__

@@ -335,6 +335,8 @@ class ResolvedModel:
     run_id: str
     uri: str
     tags: dict[str, str]
+    #: Where the registry says the version's model is (``ModelVersion.source``).
+    source: str = ""
 
 
 def resolve(model_uri: str) -> ResolvedModel:
@@ -364,6 +366,7 @@ def resolve(model_uri: str) -> ResolvedModel:
         run_id=mv.run_id,
         uri=f"models:/{name}/{mv.version}",
         tags=dict(mv.tags or {}),
+        source=str(mv.source or ""),
     )
 
 
