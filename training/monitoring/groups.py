@@ -5,14 +5,15 @@ Tests: the two-sided Mann-Whitney rank-sum test (location shift of a distributio
 multiplicative shift of the marker is a location shift of its log, and ranks ignore how zeros
 are logged) and Fisher's exact test (a share larger than the reference's). Holm's (1979)
 step-down correction keeps the family-wise false-alarm rate over the groups of one check at
-``alpha``. The onset of a flagged shift is the change point of a one-sided CUSUM of the group's
-standardised values in date order (Page 1954): the first draw after the statistic last left
-zero before its maximum.
+``alpha``. The onset of a flagged shift is the change point of the group's
+standardised values in date order: the maximum-likelihood change point of a mean that was the
+reference's before (Hinkley 1970).
 
 References
 ----------
 Holm S (1979). A simple sequentially rejective multiple test procedure. Scand J Stat 6:65-70.
-Page ES (1954). Continuous inspection schemes. Biometrika 41:100-115.
+Hinkley DV (1970). Inference about the change-point in a sequence of random variables.
+Biometrika 57:1-17.
 """
 
 from __future__ import annotations
@@ -51,20 +52,17 @@ def iso(day) -> str | None:
 def onset_index(values: np.ndarray, center: float, scale: float, direction: float) -> int:
     """Index (in the given order) where a shift of ``values`` away from ``center`` began.
 
-    A one-sided CUSUM ``S_j = max(0, S_{j-1} + d z_j - k)`` of ``z = (x - center) / scale`` in
-    the shift's direction ``d`` with ``k`` half the shift estimated over the whole group; the
-    onset is the first value after ``S`` was last zero before its maximum.
+    The maximum-likelihood change point of a normal mean that is ``center`` before and
+    unknown after (in the shift's direction ``d``): with ``z = d (x - center) / scale`` and
+    ``S_k = sum_{j >= k} z_j``, the ``k`` maximising ``S_k^2 / (n - k)`` among ``S_k > 0``
+    (Hinkley 1970).
     """
     z = direction * (np.asarray(values, dtype=float) - center) / (scale if scale > 0 else 1.0)
-    k = max(float(np.median(z)), 0.0) / 2.0
-    s = 0.0
-    path = np.empty(z.size)
-    for j, zj in enumerate(z):
-        s = max(0.0, s + zj - k)
-        path[j] = s
-    peak = int(np.argmax(path))
-    zeros = np.flatnonzero(path[: peak + 1] == 0.0)
-    return int(zeros[-1] + 1) if zeros.size else 0
+    if z.size == 0:
+        return 0
+    tail = np.cumsum(z[::-1])[::-1]
+    stat = np.where(tail > 0, tail**2 / (z.size - np.arange(z.size)), -np.inf)
+    return int(np.argmax(stat))
 
 
 def _reference_rows(

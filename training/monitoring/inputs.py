@@ -251,3 +251,54 @@ def load_monitor_cohort(patients_path, measurements_path=None):
 
 
 __all__ += ["cohort_files", "load_monitor_cohort"]
+
+
+def check_predictions(frame: pd.DataFrame, patient_ids, free, table: str) -> pd.DataFrame:
+    """A batch-scoring output (``bonemet predict``) for the monitor: ``patient_id`` and
+    ``p_bone_met_<h>m`` columns (``p_death_<h>m`` optional), a row for every patient free of
+    bone metastasis at enrollment, probabilities in [0, 1].
+
+    Raises
+    ------
+    MonitorInputError
+        Naming the missing columns, patients or bad values.
+    """
+    problems: list[Problem] = []
+    columns = [str(c) for c in frame.columns]
+    horizons = [c for c in columns if re.match(r"^p_bone_met_\d+(\.\d+)?m$", c)]
+    if "patient_id" not in columns:
+        problems.append(Problem(table, None, "patient_id", None, "required column missing"))
+    if not horizons:
+        problems.append(Problem(table, None, "p_bone_met_<h>m", None,
+                                "no predicted incidence column (the layout of bonemet predict)"))
+    if problems:
+        raise MonitorInputError(problems)
+    prob_cols = horizons + [c for c in columns if re.match(r"^p_death_\d+(\.\d+)?m$", c)]
+    out = pd.DataFrame({"patient_id": frame["patient_id"].astype(str).str.strip()})
+    for c in prob_cols:
+        values = pd.to_numeric(frame[c].map(lambda v: np.nan if isinstance(v, str) and v.strip() == "" else v),
+                               errors="coerce")
+        bad = values.notna() & ~values.between(0.0, 1.0)
+        raw_text = frame[c].astype(str).str.strip()
+        bad |= values.isna() & ~raw_text.isin(["", "nan", "None", "<NA>"])
+        problems += [Problem(table, i + 1, c, frame[c].iloc[i], "must be a probability in [0, 1]")
+                     for i in np.flatnonzero(bad.to_numpy())[:20]]
+        out[c] = values.to_numpy(dtype=float)
+    dup = out["patient_id"].duplicated().to_numpy()
+    problems += [Problem(table, i + 1, "patient_id", out["patient_id"].iloc[i], "duplicate patient_id")
+                 for i in np.flatnonzero(dup)[:20]]
+    needed = {str(p) for p, f in zip(patient_ids, free, strict=True) if f}
+    have = set(out["patient_id"])
+    missing = sorted(needed - have)
+    if missing:
+        problems.append(Problem(table, None, "patient_id", ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
+                                f"{len(missing)} patient(s) of the cohort have no prediction"))
+    lacking = out.loc[out["patient_id"].isin(needed), horizons].isna().any(axis=1).to_numpy()
+    problems += [Problem(table, i + 1, "p_bone_met_<h>m", None, "missing prediction for a patient free of "
+                         "bone metastasis at enrollment") for i in np.flatnonzero(lacking)[:20]]
+    if problems:
+        raise MonitorInputError(problems)
+    return out
+
+
+__all__ += ["check_predictions"]

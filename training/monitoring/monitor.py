@@ -166,9 +166,16 @@ def _qc(qc: pd.DataFrame, result: MonitorResult) -> None:
         "violations": violations,
         "notes": [f"{r.lab_id} {r.instrument_id} {r.control_level}: {r.note}" for r in notes.itertuples()],
     }
+    # One alarm per lot of an instrument: its rules and levels, the first day one was broken.
+    lots: dict[tuple, list[dict]] = {}
     for v in violations:
-        _alarm(result, "westgard", v, ("lab_id", "instrument_id", "reagent_lot", "control_level"),
-               f"rule {v['rule']} ({v['count']} result(s), last {v['last']})")
+        lots.setdefault((v["lab_id"], v["instrument_id"], v["reagent_lot"]), []).append(v)
+    for (lab, instrument, lot), found in lots.items():
+        began = min(v["began"] for v in found)
+        rules = sorted({f"{v['rule']} ({v['control_level']})" for v in found})
+        _alarm(result, "westgard", {"lab_id": lab, "instrument_id": instrument, "reagent_lot": lot,
+                                     "began": began}, ("lab_id", "instrument_id", "reagent_lot"),
+               f"{', '.join(rules)}; last violation {max(v['last'] for v in found)}")
 
 
 def _free_rows(mc: MonitorCohort) -> np.ndarray:

@@ -14,8 +14,9 @@ Groth 1981) are, on consecutive results of the series:
 * ``4-1s``: four consecutive beyond 1 SD on the same side;
 * ``10x``: ten consecutive on the same side of the mean.
 
-A violation is reported with the lot of the result that completed it and the date of the first
-result of its window (the day it began). A lot is charged with the violations of its results.
+Consecutive results are counted within one lot (a new lot restarts the count), so a violation
+belongs to one lot; it is reported with the date of the first result of its window (the day it
+began).
 
 Reference: Westgard JO, Barry PL, Hunt MR, Groth T (1981). A multi-rule Shewhart chart for
 quality control in clinical chemistry. Clin Chem 27:493-501.
@@ -89,7 +90,9 @@ def westgard(qc: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     fired: list[list[str]] = [[] for _ in range(len(chart))]
     starts: dict[tuple[int, str], int] = {}
     checked = ~chart["baseline"].to_numpy() & np.isfinite(chart["z"].to_numpy())
-    for _, s in chart.groupby(list(SERIES), sort=False):
+    # Consecutive results are counted within one lot: a lot change restarts the count (a
+    # violation is then charged to the lot whose results made it).
+    for _, s in chart.groupby([*SERIES, "reagent_lot"], sort=False):
         idx = s.index.to_numpy()[checked[s.index.to_numpy()]]
         z = chart.loc[idx, "z"].to_numpy()
         for name, window, limit in WESTGARD_RULES:
