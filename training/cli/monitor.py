@@ -121,9 +121,10 @@ def monitor(
         if problems:
             fail("\n".join(problems))
     elif not no_model:
-        from training.tracking import store as tracking
+        if model_uri.startswith(("models:/", "runs:/")):  # a path needs no store
+            from training.tracking import store as tracking
 
-        tracking.configure(store_settings())
+            tracking.configure(store_settings())
         try:
             with library_output():
                 predictions, _ = model_predictions(model_uri, cohorts)
