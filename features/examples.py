@@ -58,6 +58,8 @@ def synthetic_patient_rows() -> pd.DataFrame:
                 value = setting == "metastatic" if full else None
             elif not full and not spec.required:
                 value = None
+            elif spec.kind == "string":  # (1.2) provenance: accepted, never a predictor
+                value = f"SYNTHETIC-{name}"
             elif spec.kind == "category":
                 value = spec.allowed[i % len(spec.allowed)]
             elif spec.kind == "boolean":

@@ -1,4 +1,4 @@
-"""Column specifications of data contract v1 (``shared/data-contract.md``).
+"""Column specifications of data contract v1.2 (``shared/data-contract.md``).
 
 This module is the single source of truth for the names, types and allowed values of the two
 tables. The validator (:mod:`features.contract`), the feature builders, the simulator and the
@@ -13,7 +13,9 @@ from typing import Literal
 
 import numpy as np
 
-CONTRACT_VERSION = 1
+#: The version of the tables and their rules (1.2 added the provenance columns
+#: :data:`PROVENANCE_COLUMNS`); a string, as every message and record formats it.
+CONTRACT_VERSION = "1.2"
 #: The full contract version the prediction API answers (``GET /model``): 1.1 is version 1
 #: plus ``death_probability`` in each prediction; the tables and their rules are those of v1.
 CONTRACT_REVISION = "1.1"
@@ -126,6 +128,21 @@ def integer_value(value: object) -> object:
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _provenance(name: str, description: str) -> ColumnSpec:
+    """A (1.2) provenance column: a string with the pattern of ``patient_id``."""
+    return ColumnSpec(name, "string", description=description + "; same pattern as patient_id")
+
+
+#: (1.2) Where a patient and a draw come from. Every string column of the contract follows
+#: :data:`PATIENT_ID_PATTERN`. They describe the data, never the patient: no model uses them as
+#: predictors (a model must not learn the hospital); validation groups by them.
+_LAB = _provenance("lab_id", "the laboratory that measured the draw")
+_INSTRUMENT = _provenance("instrument_id", "the cytometer (serial or local name) of the draw")
+_LOT = _provenance("reagent_lot", "the anti-osteocalcin antibody lot of the draw")
+_SITE = _provenance("site_id", "the centre that enrolled the patient")
+PROVENANCE_COLUMNS: tuple[str, ...] = ("site_id", "lab_id", "instrument_id", "reagent_lot")
 
 
 PATIENT_COLUMNS: tuple[ColumnSpec, ...] = (
@@ -247,6 +264,10 @@ PATIENT_COLUMNS: tuple[ColumnSpec, ...] = (
         unit="events",
         description="gated PBMC events (the denominator)",
     ),
+    _SITE,
+    _LAB,
+    _INSTRUMENT,
+    _LOT,
     ColumnSpec(
         "time_days",
         "number",
@@ -305,6 +326,9 @@ MEASUREMENT_COLUMNS: tuple[ColumnSpec, ...] = (
         unit="U/L",
         description="serum ALP",
     ),
+    _LAB,
+    _INSTRUMENT,
+    _LOT,
 )
 
 PATIENT_SPECS: dict[str, ColumnSpec] = {c.name: c for c in PATIENT_COLUMNS}

@@ -119,8 +119,8 @@ def _field(spec: ColumnSpec) -> tuple[Any, Any]:
         typ = Literal[spec.allowed]  # type: ignore[valid-type]
     else:
         typ = str
-        if spec.name == "patient_id":
-            bounds["pattern"] = PATIENT_ID_PATTERN
+        # Every string column is an identifier (patient_id; since 1.2 site_id, lab_id, ...).
+        bounds["pattern"] = PATIENT_ID_PATTERN
     if spec.required:
         return typ, Field(..., description=description, **bounds)
     return typ | None, Field(None, description=description, **bounds)

@@ -28,6 +28,7 @@ import bentoml
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from features.schema import CONTRACT_VERSION
 from serving.gateway import GatewayMiddleware
 from serving.openapi import complete as complete_openapi
 from serving.schemas import (
@@ -108,7 +109,10 @@ class PredictRequest(IODescriptor):
 
 def _bad_request(detail: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse(
-        {"error": f"{len(detail)} violation(s) of data contract v1", "detail": detail},
+        {
+            "error": f"{len(detail)} violation(s) of data contract v{CONTRACT_VERSION}",
+            "detail": detail,
+        },
         status_code=400,
     )
 

@@ -1,4 +1,4 @@
-"""Validator of data contract v1 (``shared/data-contract.md``).
+"""Validator of data contract v1.2 (``shared/data-contract.md``).
 
 Loading a cohort validates all of it before anything else runs: every violation of both tables is
 collected and raised at once in a :class:`ContractError`, each naming the table, the row (1-based,

@@ -170,11 +170,10 @@ def _parse_text(
         ok[is_text] = [t in allowed for t in texts]
         report.rows((codes != _MISSING) & ~ok, spec.name, raw, f"must be {spec.range_text()}")
     else:
-        if spec.name == "patient_id":
-            ok[is_text] = [_PATIENT_ID.fullmatch(t) is not None for t in texts]
-            report.rows(is_text & ~ok, spec.name, raw, RULE_PATIENT_ID)
-        else:
-            ok[is_text] = True
+        # Every string column of the contract is an identifier with the pattern of patient_id
+        # (patient_id itself and, since 1.2, the provenance columns).
+        ok[is_text] = [_PATIENT_ID.fullmatch(t) is not None for t in texts]
+        report.rows(is_text & ~ok, spec.name, raw, RULE_PATIENT_ID)
         report.rows((codes != _MISSING) & ~is_text, spec.name, raw, RULE_STRING)
     values = np.full(len(raw), None, dtype=object)
     values[ok] = raw[ok]

@@ -16,6 +16,7 @@ import hashlib
 import os
 import struct
 import time
+import re
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +40,7 @@ from features.cytometry.problems import (
     RULE_FILE_MISSING,
     RULE_FILE_UNREADABLE,
     RULE_GATING_FAILED,
+    RULE_INSTRUMENT_MISMATCH,
     RULE_MANIFEST_COLUMN,
     RULE_MISSING_CHANNELS,
     RULE_NOT_FCS,
@@ -56,7 +58,11 @@ from features.schema import MEASUREMENT_COLUMNS
 
 MANIFEST_TABLE = "manifest"
 MANIFEST_REQUIRED = ("patient_id", "day", "fcs_file")
-MANIFEST_OPTIONAL = ("alkaline_phosphatase_u_per_l",)
+#: (1.2) The draw's provenance comes with it: lab and reagent lot from the manifest, the
+#: instrument from the FCS file's $CYTSN (serial), else $CYT (model) (:func:`instrument_id`),
+#: else the manifest's ``instrument_id``; a manifest value the file contradicts is a problem.
+MANIFEST_PROVENANCE = ("lab_id", "instrument_id", "reagent_lot")
+MANIFEST_OPTIONAL = ("alkaline_phosphatase_u_per_l", *MANIFEST_PROVENANCE)
 # A fraction of tens of positive events needs enough gated cells to be stable: at 0.045 % (the
 # study's cut-off, shared/domain.md) 10,000 PBMC events hold about 4.5 expected positives,
 # whose Poisson coefficient of variation (47 %) is about the largest a lab would report.
@@ -183,6 +189,25 @@ def kept_metadata(metadata: dict[str, str]) -> dict[str, str]:
     return {
         out: str(metadata[key]).strip() for key, out in KEPT_KEYWORDS.items() if key in metadata
     }
+
+
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def instrument_id(provenance: dict[str, object]) -> str | None:
+    """The contract's ``instrument_id`` from a file's kept keywords: $CYTSN, else $CYT.
+
+    Free text such as ``BD FACSCanto II`` becomes an identifier of the contract's pattern: each
+    run of other characters becomes ``_``, leading ``_``/``-`` are dropped, at most 64 kept.
+    None when the file holds neither keyword (or nothing of it is left).
+    """
+    for key in ("instrument_serial", "instrument"):
+        text = provenance.get(key)
+        if isinstance(text, str):
+            ident = _NOT_ID.sub("_", text).lstrip("_-")[:64].rstrip("_")
+            if ident:
+                return ident
+    return None
 
 
 def gate_file(
@@ -393,6 +418,9 @@ def gate_batch(
     by_row = {o.row: o for o in outcomes}
     rows = [by_row[t.row] for t in tasks]
     measured = typed.copy()
+    problems = _take_instruments(measured, tasks, rows)
+    if problems:
+        raise CytometryError(problems)
     measured["pbmc_events"] = np.array([o.pbmc_events for o in rows], dtype=float)
     measured["oc_positive_events"] = np.array([o.oc_positive_events for o in rows], dtype=float)
     measured["oc_positive_percent"] = (
@@ -434,19 +462,32 @@ def gate_batch(
     )
 
 
+def _take_instruments(
+    measured: pd.DataFrame, tasks: Sequence[_Task], rows: Sequence[_Outcome]
+) -> list[Problem]:
+    """Set each draw's ``instrument_id`` from its file (:func:`instrument_id`), the manifest's
+    where the file names none; a manifest value the file contradicts is a problem."""
+    given = measured["instrument_id"].to_numpy(dtype=object)
+    found = np.array([instrument_id(o.provenance) for o in rows], dtype=object)
+    problems = []
+    for i, (task, ident) in enumerate(zip(tasks, found, strict=True)):
+        if ident is not None and given[i] is not None and given[i] != ident:
+            rule = RULE_INSTRUMENT_MISMATCH.format(manifest=given[i], file=ident)
+            where = {"row": task.row, "fcs_file": task.fcs_file, "patient_id": task.patient_id}
+            problems.append(Problem(rule, **where))
+    measured["instrument_id"] = np.where(pd.isna(found), given, found)
+    return problems
+
+
 def measurements_frame(measured: pd.DataFrame) -> pd.DataFrame:
-    """The contract's ``oc_measurements`` columns as plain values (integer counts, no ALP column
-    when the manifest gave none)."""
+    """The contract's ``oc_measurements`` columns as plain values (integer counts, no ALP or
+    provenance column when neither the manifest nor the files gave any)."""
     cols = [c.name for c in MEASUREMENT_COLUMNS if c.name in measured.columns]
     frame = measured[cols].copy()
     for c in ("pbmc_events", "oc_positive_events"):
         frame[c] = frame[c].astype("int64")
-    if (
-        "alkaline_phosphatase_u_per_l" in frame
-        and frame["alkaline_phosphatase_u_per_l"].isna().all()
-    ):
-        frame = frame.drop(columns="alkaline_phosphatase_u_per_l")
-    return frame
+    unused = [c for c in MANIFEST_OPTIONAL if c in frame and frame[c].isna().all()]
+    return frame.drop(columns=unused)
 
 
 def write_result(result: CytometryResult, out: str | os.PathLike[str]) -> dict[str, Path]:

@@ -17,7 +17,12 @@ RULE_FEW_PBMC = "too few events in the PBMC gate {gate}: {count} < {minimum} (--
 RULE_FCS_FILE_REQUIRED = "required value missing: a path to the draw's FCS file"
 RULE_MANIFEST_COLUMN = (
     "unknown manifest column: expected patient_id, day, fcs_file and optionally "
-    "alkaline_phosphatase_u_per_l (counts come from the FCS files)"
+    "alkaline_phosphatase_u_per_l, lab_id, instrument_id, reagent_lot (counts come from the FCS "
+    "files)"
+)
+RULE_INSTRUMENT_MISMATCH = (
+    "instrument_id {manifest!r} in the manifest, but the FCS file names instrument {file!r} "
+    "($CYTSN, else $CYT)"
 )
 RULE_GATING_UNREADABLE = "cannot read the GatingML 2.0 file: {problem}"
 RULE_GATE_UNKNOWN = "gate id {gate!r} (--{option}) is not in the gating strategy (gates: {known})"

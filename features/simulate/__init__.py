@@ -1,6 +1,6 @@
 """Synthetic cohort generator: patients, repeated osteocalcin draws and the true risk.
 
-The generator draws a cohort that satisfies data contract v1 (``shared/data-contract.md``) and
+The generator draws a cohort that satisfies data contract v1.2 (``shared/data-contract.md``) and
 knows, for every patient, the true cumulative incidence of bone metastasis (death competing) at
 12, 24, 36 and 60 months. It serves tests, demos and scaling benchmarks; the model, every
 parameter and the figure of ``shared/domain.md`` it comes from are described in

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,9 @@ from features.simulate.marker_draws import (
     positive_fraction,
 )
 from features.simulate.tables import (
+    DRAW_PROVENANCE,
     patient_ids,
+    provenance_columns,
     patients_frame,
     write_csv,
 )
@@ -77,7 +80,7 @@ class SimulatedCohort:
 def simulate_cohort(
     n_patients: int, seed: int, config: SimulationConfig | None = None, world: str = "baseline"
 ) -> SimulatedCohort:
-    """Simulate a cohort that satisfies data contract v1, with its true risks.
+    """Simulate a cohort that satisfies data contract v1.2, with its true risks.
 
     Parameters
     ----------
@@ -124,7 +127,10 @@ def simulate_cohort(
     w0 = rng.standard_normal(n) * cfg.marker_within_sdlog
     log_m0 = a + cfg.marker_between_sdlog * eps + w0
     pbmc0 = draw_pbmc(rng, n, cfg)
-    events0 = rng.binomial(pbmc0, positive_fraction(log_m0))
+    # What the lab measures: the true level times its calibration ratio (1: unbiased).
+    shift = math.log(cfg.marker_measurement_ratio)
+    a_measured = a + shift
+    events0 = rng.binomial(pbmc0, positive_fraction(log_m0 + shift))
 
     beta = marker_log_hazard(cov["met"], cfg)
     bm_years = None
@@ -149,7 +155,7 @@ def simulate_cohort(
         rng,
         cov,
         out,
-        a,
+        a_measured,
         eps,
         pbmc0,
         events0,
@@ -163,11 +169,13 @@ def simulate_cohort(
     patients = patients_frame(ids, cov, miss, percent0, events0, pbmc0, counts_kept0, out)
     row = measurements.pop("_row").to_numpy()
     measurements.insert(0, "patient_id", pd.array(ids[row], dtype=STR_DTYPE))
+    for name, column in provenance_columns(len(measurements), DRAW_PROVENANCE).items():
+        measurements[name] = column.to_numpy()
     measurements = measurements[[c.name for c in MEASUREMENT_COLUMNS]]
 
     obs_kind = np.where(~measured0, OBS_NONE, np.where(counts_kept0, OBS_COUNTS, OBS_PERCENT))
     truth = truth_frame(
-        ids, cov, a, log_r0, log_q, eps, obs_kind, events0, pbmc0, percent0, cfg, wld
+        ids, cov, a_measured, log_r0, log_q, eps, obs_kind, events0, pbmc0, percent0, cfg, wld
     )
     return SimulatedCohort(patients=patients, measurements=measurements, truth=truth)
 

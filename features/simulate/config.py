@@ -167,6 +167,10 @@ class SimulationConfig:
     marker_rise_ratio: float = 2.0
     marker_rise_tau_days: float = 120.0
     # domain: "a draw of 100,000 PBMC events" -> log-normal, median 120,000, 30,000-400,000.
+    # (contract 1.2) the measuring lab and reagent lot: the measured fraction is the true one
+    # times this ratio (a calibration bias of the assay; 1 = unbiased). features.simulate.sites
+    # sets it per lab and lot; the truth knows it (docs/simulator.md, Sites and labs).
+    marker_measurement_ratio: float = 1.0
     pbmc_median: float = 120_000.0
     pbmc_sdlog: float = 0.35
     pbmc_min: int = 30_000

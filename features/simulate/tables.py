@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import PATIENT_COLUMNS
+from features.schema import PATIENT_COLUMNS, PROVENANCE_COLUMNS
 from features.simulate.config import (
     STR_DTYPE,
 )
@@ -34,6 +34,15 @@ def int_column(values: np.ndarray, missing: np.ndarray) -> pd.Series:
     arr = pd.array(values.astype(np.int64), dtype="Int64")
     arr[missing] = pd.NA
     return pd.Series(arr)
+
+
+#: The provenance columns of a draw (``oc_measurements``): all but the patient's ``site_id``.
+DRAW_PROVENANCE = tuple(c for c in PROVENANCE_COLUMNS if c != "site_id")
+
+
+def provenance_columns(n: int, names: tuple[str, ...] = PROVENANCE_COLUMNS) -> dict:
+    """The (1.2) provenance columns, all missing: a cohort of one unnamed site and lab."""
+    return {name: pd.Series(pd.array([None] * n, dtype=STR_DTYPE)) for name in names}
 
 
 def patients_frame(
@@ -73,6 +82,7 @@ def patients_frame(
         "oc_positive_percent": pd.Series(percent0),
         "oc_positive_events": int_column(events0, ~counts_kept0),
         "pbmc_events": int_column(pbmc0, ~counts_kept0),
+        **provenance_columns(n),
         "time_days": pd.Series(out["time_days"]),
         "event": _str_column(
             np.maximum(out["event"], 0), ("bone_metastasis", "death", "censored"), event_missing

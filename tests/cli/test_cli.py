@@ -79,7 +79,7 @@ def test_validate_good_and_bad(tmp_path):
         check=False,
     )
     assert bad.returncode == 2
-    assert "cohort breaks data contract v1" in bad.stderr
+    assert "cohort breaks data contract v1.2" in bad.stderr
     assert "must be 18-100" in bad.stderr
 
 

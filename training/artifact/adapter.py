@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from features.contract import ContractError, check_patients
+from features.contract import CONTRACT_VERSION, ContractError, check_patients
 from training.artifact.risk_model import RiskModel
 
 
@@ -20,7 +20,7 @@ class PredictionInputError(ValueError):
     def __init__(self, violations: list) -> None:
         self.violations = violations
         lines = "\n".join(str(v) for v in violations)
-        super().__init__(f"input breaks data contract v1: {len(violations)} violation(s)\n{lines}")
+        super().__init__(f"input breaks data contract v{CONTRACT_VERSION}: {len(violations)} violation(s)\n{lines}")
 
 
 def horizons_from_params(params: Mapping[str, Any] | None, default: tuple[int, ...]) -> list[float]:

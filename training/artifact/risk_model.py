@@ -208,7 +208,7 @@ class RiskModel:
     max_follow_up_months: float
     include_marker: bool = True
     training_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
-    contract_version: int = CONTRACT_VERSION
+    contract_version: int | str = CONTRACT_VERSION  # an int (1) in models of bonemet < 1.2
     training_percentiles: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     landmark_days: tuple[float, ...] = ()
     competing_death: bool = True

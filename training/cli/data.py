@@ -7,17 +7,18 @@ from typing import Annotated
 
 import typer
 
+from features.schema import CONTRACT_VERSION
 from training.cli.app import MeasurementsOpt, PatientsOpt, fail, load, store_settings
 
 
 def validate(patients: PatientsOpt, measurements: MeasurementsOpt = None) -> None:
-    """Check a cohort against data contract v1; list every violation, exit 2 if any."""
+    """Check a cohort against data contract v1.2; list every violation, exit 2 if any."""
     cohort = load(patients, measurements)
     n_meas = 0 if cohort.measurements is None else len(cohort.measurements)
     kind = "training/evaluation" if cohort.has_outcome else "scoring"
     typer.echo(
         f"valid: {len(cohort.patients)} patients, {n_meas} measurements ({kind} cohort, "
-        "contract v1)"
+        f"contract v{CONTRACT_VERSION})"
     )
 
 

@@ -38,7 +38,7 @@ _LONG_ID = "P000000000100000000020000000003000000000400000000050000000006XXXX"  
 EXPECTED: dict[str, list[str]] = {
     # Table layout.
     "patients_unknown_column.csv": [
-        "patients, column ki67_precent: unknown column: not in data contract v1"
+        "patients, column ki67_precent: unknown column: not in data contract v1.2"
         " (did you mean ki67_percent?)",
     ],
     # A header and no data row: one answer for validate, train and predict (issue 10.5).
@@ -203,6 +203,16 @@ EXPECTED: dict[str, list[str]] = {
         f"oc_measurements row 2 (patient_id P0001), column oc_positive_percent, value '4.5':"
         f" {_AGREE}",
     ],
+    # (1.2) The provenance columns are identifiers with the pattern of patient_id.
+    "patients_provenance_pattern.csv": [
+        f"patients row 1 (patient_id P0001), column site_id, value 'SITE A': {_PATTERN}",
+        f"patients row 1 (patient_id P0001), column instrument_id, value 'CANTO II': {_PATTERN}",
+        f"patients row 2 (patient_id P0002), column lab_id, value 'L\u00dcB': {_PATTERN}",
+    ],
+    "oc_measurements_provenance_pattern.csv": [
+        f"oc_measurements row 1 (patient_id P0001), column lab_id, value 'LAB 1': {_PATTERN}",
+        f"oc_measurements row 2 (patient_id P0002), column reagent_lot, value 'lot/2': {_PATTERN}",
+    ],
     "oc_measurements_out_of_range.csv": [
         "oc_measurements row 2 (patient_id P0001), column day, value '-1': must be >=0",
         "oc_measurements row 2 (patient_id P0001), column alkaline_phosphatase_u_per_l,"
@@ -232,7 +242,7 @@ def test_bad_file_is_rejected_with_every_violation(name: str) -> None:
     expected = [line.format(path=BAD / name) for line in EXPECTED[name]]
     assert [str(v) for v in caught.value.violations] == expected
     assert str(caught.value).splitlines() == [
-        f"cohort breaks data contract v1: {len(expected)} violation(s)",
+        f"cohort breaks data contract v1.2: {len(expected)} violation(s)",
         *expected,
     ]
 
@@ -300,7 +310,7 @@ def test_violations_of_both_tables_are_reported_together(tmp_path: Path) -> None
         {"patient_id": ["P0001", "P0003"], "day": [-3.0, 0.0], "oc_positive_percent": [0.05, 0.04]}
     ).to_parquet(draws, index=False)
     with pytest.raises(
-        ContractError, match=r"^cohort breaks data contract v1: 6 violation\(s\)\n"
+        ContractError, match=r"^cohort breaks data contract v1.2: 6 violation\(s\)\n"
     ) as caught:
         load_cohort(patients, draws)
     assert [str(v) for v in caught.value.violations] == [

@@ -267,7 +267,7 @@ def test_violation_fields() -> None:
 def test_cohort_error_lists_everything_in_its_message() -> None:
     with pytest.raises(
         ContractError,
-        match=r"^cohort breaks data contract v1: 2 violation\(s\)\n"
+        match=r"^cohort breaks data contract v1.2: 2 violation\(s\)\n"
         r"patients, column bone_metastasis_at_enrollment: required column missing\n"
         r"patients row 1 \(patient_id P0000\), column age_years, value '1':",
     ):

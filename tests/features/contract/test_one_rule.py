@@ -122,7 +122,7 @@ def test_a_rule_broken_in_a_whole_column_is_one_paragraph(tmp_path):
         load_cohort(path)
     assert len(caught.value.violations) == 401  # every violation stays available
     assert str(caught.value).splitlines() == [
-        "cohort breaks data contract v1: 401 violation(s)",
+        "cohort breaks data contract v1.2: 401 violation(s)",
         "patients, column age_years: must be a number, in 400 rows; first: row 1 (patient_id "
         "P0000) value '50 y'; row 2 (patient_id P0001) value '51 y'; row 3 (patient_id P0002) "
         "value '52 y'",
@@ -155,6 +155,6 @@ def test_header_only_file_gets_one_answer_from_validate_train_and_predict(tmp_pa
         assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
         answers.append(proc.stderr.strip())
     assert (
-        answers == [f"cohort breaks data contract v1: 1 violation(s)\npatients: {RULE_NO_ROWS}"] * 3
+        answers == [f"cohort breaks data contract v1.2: 1 violation(s)\npatients: {RULE_NO_ROWS}"] * 3
     )
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "data" / "mlflow.db").exists()

@@ -181,6 +181,7 @@ def test_output_is_a_valid_contract_table(batch, tmp_path):
         "oc_positive_events",
         "pbmc_events",
         "alkaline_phosphatase_u_per_l",
+        "instrument_id",
     ]
     _, violations = check_measurements(raw, {"P1", "P2"})
     assert violations == []
@@ -317,8 +318,39 @@ def test_manifest_columns(batch):
     rewrite_manifest(batch, edit)
     assert problems_of(batch) == [
         "column oc_positive_percent: unknown manifest column: expected patient_id, day, "
-        "fcs_file and optionally alkaline_phosphatase_u_per_l (counts come from the FCS files)",
+        "fcs_file and optionally alkaline_phosphatase_u_per_l, lab_id, instrument_id, "
+        "reagent_lot (counts come from the FCS files)",
         "manifest row 2, patient_id P1: required value missing: a path to the draw's FCS file",
+    ]
+
+
+def test_draw_provenance_from_the_manifest_and_the_files(batch):
+    """(1.2) Lab and lot come from the manifest; the instrument from $CYTSN, else $CYT (made an
+    identifier), else the manifest; a manifest instrument the file contradicts is a problem."""
+    write_fcs(batch / "fcs/P1_90.fcs", make_events(100, 50, 2200, 7), header=IDENTIFYING)
+    no_serial = {k: v for k, v in HEADER.items() if k != "$CYTSN"}
+    write_fcs(batch / "fcs/P2_0.fcs", make_events(0, 10, 1300, 0), header=no_serial)
+
+    def edit(m):
+        m["lab_id"] = ["LAB_1", "LAB_1", ""]
+        m["reagent_lot"] = ["LOT-7", "LOT-8", "LOT-7"]
+        m["instrument_id"] = ["", "Canto_2", ""]
+
+    rewrite_manifest(batch, edit)
+    out = run(batch).measurements
+    assert out["lab_id"].tolist() == ["LAB_1", "LAB_1", None]
+    assert out["reagent_lot"].tolist() == ["LOT-7", "LOT-8", "LOT-7"]
+    assert out["instrument_id"].tolist() == ["SN-42", "Canto_2", "TestCytometer_3000"]
+    rewrite_manifest(batch, lambda m: m.__setitem__("instrument_id", ["SN-41", "", "x y"]))
+    assert problems_of(batch) == [
+        "manifest row 3 (patient_id P2), column instrument_id, value 'x y': must be 1-64 "
+        "characters of "
+        "A-Z a-z 0-9 _ -",
+    ]
+    rewrite_manifest(batch, lambda m: m.__setitem__("instrument_id", ["SN-41", "", ""]))
+    assert problems_of(batch) == [
+        "manifest row 1, patient_id P1, file fcs/P1_0.fcs: instrument_id 'SN-41' in the "
+        "manifest, but the FCS file names instrument 'SN-42' ($CYTSN, else $CYT)",
     ]
 
 

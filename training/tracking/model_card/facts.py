@@ -8,7 +8,12 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from features.schema import DEFAULT_HORIZONS_MONTHS, PATIENT_SPECS, PREDICTOR_COLUMNS
+from features.schema import (
+    DEFAULT_HORIZONS_MONTHS,
+    PATIENT_SPECS,
+    PREDICTOR_COLUMNS,
+    PROVENANCE_COLUMNS,
+)
 from training.tracking.model_card.text import is_number
 
 DEFAULT_INTENDED_USE = (
@@ -25,8 +30,9 @@ DEFAULT_INTENDED_USERS = (
 )
 
 #: Inputs that are not predictors: the identifier, and the eligibility flag (patients with bone
-#: metastasis at enrollment are excluded, so the flag is constant in training).
-_NOT_PREDICTORS = ("patient_id", "bone_metastasis_at_enrollment")
+#: metastasis at enrollment are excluded, so the flag is constant in training), and the (1.2)
+#: provenance columns: a model must not learn the hospital, the lab or the reagent lot.
+_NOT_PREDICTORS = ("patient_id", "bone_metastasis_at_enrollment", *PROVENANCE_COLUMNS)
 
 SPLIT_KEYS = ("n", "bone_metastasis", "death", "censored")
 _SUBGROUP_COLUMNS = ("variable", "level", "n", "events", "metric", "value")
@@ -66,7 +72,7 @@ class ModelCardFacts:
         Date of training (ISO 8601).
     data_digest : str, optional
         Digest of the training data.
-    contract_version : int, optional
+    contract_version : str, optional
         Data contract version (``features.schema.CONTRACT_VERSION``).
     intended_use, intended_users : str
         Who should use the predictions, for what; defaults are the project's statement.
@@ -158,7 +164,7 @@ class ModelCardFacts:
     git_commit: str | None = None
     training_date: str | None = None
     data_digest: str | None = None
-    contract_version: int | None = None
+    contract_version: str | None = None
     intended_use: str = DEFAULT_INTENDED_USE
     intended_users: str = DEFAULT_INTENDED_USERS
     data_source: str | None = None
