@@ -326,3 +326,19 @@ def write_tables(patients: pd.DataFrame, measurements: pd.DataFrame | None, out_
 
 
 __all__.append("write_tables")
+
+
+def truth_predictions(scn: MonitoringScenario, patient_ids) -> pd.DataFrame:
+    """The truth as a model: each patient's oracle incidences (given the latent marker) in the
+    layout of ``bonemet predict`` (``patient_id``, ``p_bone_met_<h>m``, ``p_death_<h>m``), the
+    in-control answer for the monitor's outcome checks. Hazards changed by
+    :func:`change_hazard` are not in it (that is the point)."""
+    truth = scn.truth.set_index("patient_id").reindex(list(patient_ids))
+    out = pd.DataFrame({"patient_id": list(patient_ids)})
+    for h in HORIZONS_MONTHS:
+        out[f"p_bone_met_{float(h):g}m"] = truth[f"oracle_cif_bm_{float(h):g}m"].to_numpy(dtype=float)
+        out[f"p_death_{float(h):g}m"] = truth[f"oracle_cif_death_{float(h):g}m"].to_numpy(dtype=float)
+    return out
+
+
+__all__.append("truth_predictions")

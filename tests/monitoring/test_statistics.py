@@ -128,3 +128,14 @@ def test_enrollment_dates_all_or_none():
         split_enrollment(raw)
     rest, dates = split_enrollment(raw.assign(enrollment_date=["2025-01-01", "2025-02-01"]))
     assert list(rest.columns) == ["patient_id"] and str(dates[1]) == "2025-02-01"
+
+
+def test_westgard_false_rejections_of_in_control_results():
+    # Two levels, two labs, daily for five years, on target: the multirule rejects 0.3-1.5 % of
+    # results (1-3s alone 0.27 %; Westgard et al. 1981 give about 1 % per run for this set).
+    from features.simulate.drift import monitoring_scenario, qc_results
+
+    scn = monitoring_scenario(50, seed=0, n_labs=2)
+    chart, _ = westgard(check_qc(qc_results(scn, every_days=1).astype(str)))
+    assert len(chart) > 7000
+    assert 0.003 < (chart["rules"] != "").mean() < 0.015
