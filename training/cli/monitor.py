@@ -49,6 +49,7 @@ def monitor(
     cusum_arl: Annotated[float, typer.Option("--cusum-arl", help="in-control average run length, in expected bone metastases")] = 1000.0,
     window_days: Annotated[float, typer.Option("--window-days", min=30, help="width of the calibration windows (days of enrollment)")] = 365.0,
     window_step_days: Annotated[float, typer.Option("--window-step-days", min=1, help="step between windows (days)")] = 91.0,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=20, max=2000, help="bootstrap resamples of each calibration window")] = 100,
     experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment of the run")] = "bone-metastasis-monitoring",
     seed: Annotated[int, typer.Option("--seed", help="seed of the bootstrap")] = 0,
     as_json: JsonOpt = False,
@@ -84,7 +85,8 @@ def monitor(
     try:
         config = MonitorConfig(by=_split(by), alpha=alpha, marker_draws=marker_draws,
                                cusum_hazard_ratio=cusum_hazard_ratio, cusum_arl=cusum_arl,
-                               window_days=window_days, window_step_days=window_step_days, seed=seed)
+                               window_days=window_days, window_step_days=window_step_days,
+                               n_boot=n_boot, seed=seed)
     except ValueError as err:
         fail(f"cannot monitor: {err}")
     problems = []

@@ -159,19 +159,59 @@ def run_lengths(
     return out
 
 
+def _records(hazard_ratio: float, n_runs: int, seed: int, horizon: float):
+    """In-control paths of the CUSUM without a limit, up to ``horizon`` expected events: each
+    run's successive record highs of ``G`` and when they happened, sorted by run then time."""
+    theta, k = np.log(hazard_ratio), hazard_ratio - 1.0
+    rng = np.random.default_rng(seed)
+    g = np.zeros(n_runs)
+    t = np.zeros(n_runs)
+    best = np.zeros(n_runs)
+    runs, values, times = [], [], []
+    while (t < horizon).any():
+        gap = rng.standard_exponential(n_runs)
+        t += gap
+        g = np.maximum(0.0, g - k * gap) + theta
+        new = (g > best) & (t < horizon)
+        if new.any():
+            idx = np.flatnonzero(new)
+            runs.append(idx)
+            values.append(g[idx])
+            times.append(t[idx])
+            best[idx] = g[idx]
+    run, value, time = (np.concatenate(x) for x in (runs, values, times))
+    order = np.argsort(run, kind="stable")  # chronological within a run
+    return run[order], value[order], time[order]
+
+
 @lru_cache(maxsize=32)
 def control_limit(arl: float, hazard_ratio: float, n_runs: int = 2000, seed: int = 0) -> float:
     """The control limit ``h`` whose simulated in-control ARL (expected bone metastases) is
-    ``arl``: bisection on ``h`` with common random numbers (a run's length grows with ``h``),
-    to 0.01."""
+    ``arl``, to 0.01.
+
+    ``n_runs`` in-control paths are simulated once, to 10 times ``arl`` (a longer run has
+    probability about exp(-10)), keeping each path's record highs; the run length for a limit
+    ``h`` is when the path first reached it, so the ARL is known for every ``h`` and found by
+    bisection.
+    """
     if not arl > 1.0:
         raise ValueError(f"the in-control average run length must be > 1, got {arl}")
-    lo, hi = 0.0, float(np.log(hazard_ratio))
-    while run_lengths(hi, hazard_ratio, 1.0, n_runs, seed, 50 * arl).mean() < arl:
-        lo, hi = hi, 2 * hi
-    while hi - lo > 0.01:
+    horizon = 10.0 * arl
+    run, value, time = _records(hazard_ratio, n_runs, seed, horizon)
+
+    def mean_run_length(h: float) -> float:
+        hit = value >= h
+        first_runs, first = np.unique(run[hit], return_index=True)
+        lengths = np.full(n_runs, horizon)
+        lengths[first_runs] = time[hit][first]
+        return float(lengths.mean())
+
+    lo, hi = 0.0, float(value.max())
+    if mean_run_length(hi) < arl:
+        raise ValueError(f"cannot reach an in-control run length of {arl}: simulate longer")
+    while hi - lo > 0.005:
         mid = (lo + hi) / 2
-        if run_lengths(mid, hazard_ratio, 1.0, n_runs, seed, 50 * arl).mean() < arl:
+        if mean_run_length(mid) < arl:
             lo = mid
         else:
             hi = mid
