@@ -66,7 +66,9 @@ def one(seed: int, n: int, root: Path) -> dict:
     for month in range(1, 13):
         cut = str(np.datetime64(start) + np.timedelta64(30 * month, "D"))
         res = run_checks(*_cohorts(shifted, root, False, until=cut), None, config)
-        flagged = {(a.get("lab_id"), a.get("reagent_lot")) for a in res.alarms if a["kind"] in MARKER}
+        flagged = {
+            (a.get("lab_id"), a.get("reagent_lot")) for a in res.alarms if a["kind"] in MARKER
+        }
         row["marker_other_flagged"] |= bool(flagged - {("L2", "L2-LOT03")})
         if ("L2", "L2-LOT03") in flagged:
             row["marker_delay_days"] = 30 * month
@@ -78,7 +80,9 @@ def one(seed: int, n: int, root: Path) -> dict:
     signal = res.numbers["cusum"]["signal"]
     row["cusum_before_change"] = signal is not None and signal < CHANGE
     row["cusum_delay_days"] = (
-        int((np.datetime64(signal) - np.datetime64(CHANGE)).astype(int)) if signal and signal >= CHANGE else None
+        int((np.datetime64(signal) - np.datetime64(CHANGE)).astype(int))
+        if signal and signal >= CHANGE
+        else None
     )
     return row
 
@@ -103,8 +107,15 @@ def main() -> None:
 
     def median(key):
         values = [r[key] for r in rows if r[key] is not None]
-        return (f"{np.median(values):.0f} (IQR {np.percentile(values, 25):.0f}-{np.percentile(values, 75):.0f}), "
-                f"found in {len(values)}/{reps}") if values else f"never found in {reps}"
+        return (
+            (
+                f"{np.median(values):.0f} (IQR "
+                f"{np.percentile(values, 25):.0f}-{np.percentile(values, 75):.0f}), "
+                f"found in {len(values)}/{reps}"
+            )
+            if values
+            else f"never found in {reps}"
+        )
 
     expected = np.mean([r["cusum_expected_events"] for r in rows])
     text = (
@@ -114,10 +125,13 @@ def main() -> None:
         "| check | false alarms (null runs) | detection delay (days, median) |\n|---|---|---|\n"
         f"| marker per lab/instrument/lot, a lot read x1.3 from its first day (monthly runs) | "
         f"{share('marker_null_alarm'):.0%} of runs (three Holm families at alpha 0.01); "
-        f"another group flagged in {share('marker_other_flagged'):.0%} | {median('marker_delay_days')} |\n"
+        f"another group flagged in {share('marker_other_flagged'):.0%} | "
+        f"{median('marker_delay_days')} |\n"
         f"| risk-adjusted CUSUM (hazard ratio 2, ARL 1000 expected), hazard x2 from {CHANGE} | "
-        f"{share('cusum_null_signal'):.0%} of runs (about {expected:.0f} expected bone metastases each); "
-        f"signal before the change in {share('cusum_before_change'):.0%} | {median('cusum_delay_days')} |\n"
+        f"{share('cusum_null_signal'):.0%} of runs (about {expected:.0f} expected bone metastases "
+        "each); "
+        f"signal before the change in {share('cusum_before_change'):.0%} | "
+        f"{median('cusum_delay_days')} |\n"
     )
     print(text)
     if not args.no_write:

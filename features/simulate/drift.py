@@ -30,7 +30,7 @@ import pandas as pd
 
 from features.incidence import cause_specific_cumhaz, cumhaz_at
 from features.monitor_schema import ENROLLMENT_DATE
-from features.simulate.cohort import SimulatedCohort, simulate_cohort
+from features.simulate.cohort import simulate_cohort
 from features.simulate.config import DAYS_PER_YEAR, HORIZONS_MONTHS
 
 __all__ = [
@@ -78,8 +78,9 @@ class MonitoringScenario:
         offset = (np.asarray(lab_index) * self.lot_days) // max(len(self.labs), 1)
         k = (np.asarray(day, dtype=float) + offset) // self.lot_days + 1
         labs = np.asarray(self.labs, dtype=object)[lab_index]
-        return np.asarray([f"{lab}-LOT{int(i):02d}" for lab, i in zip(labs, k, strict=True)],
-                          dtype=object)
+        return np.asarray(
+            [f"{lab}-LOT{int(i):02d}" for lab, i in zip(labs, k, strict=True)], dtype=object
+        )
 
     def contract_patients(self) -> pd.DataFrame:
         """``patients`` without the monitor's :data:`ENROLLMENT_DATE` (for ``validate``)."""
@@ -87,7 +88,9 @@ class MonitoringScenario:
 
 
 def _days(frame: pd.DataFrame, start: str) -> np.ndarray:
-    return (frame[ENROLLMENT_DATE].to_numpy(dtype="datetime64[D]") - np.datetime64(start)).astype(float)
+    return (frame[ENROLLMENT_DATE].to_numpy(dtype="datetime64[D]") - np.datetime64(start)).astype(
+        float
+    )
 
 
 def monitoring_scenario(
@@ -138,7 +141,9 @@ def monitoring_scenario(
     p["reagent_lot"] = scn.lot(lab_index, enrol)
     m["lab_id"] = np.asarray(labs, dtype=object)[lab_index[mrow]]
     m["instrument_id"] = [f"{lab}-CYT1" for lab in m["lab_id"]]
-    m["reagent_lot"] = scn.lot(lab_index[mrow], enrol[mrow] + np.round(m["day"].to_numpy(dtype=float)))
+    m["reagent_lot"] = scn.lot(
+        lab_index[mrow], enrol[mrow] + np.round(m["day"].to_numpy(dtype=float))
+    )
     cut = str(np.datetime64(start) + np.timedelta64(cut_day, "D"))
     return replace(scn, patients=p, measurements=m, cut=cut)
 
@@ -156,7 +161,8 @@ def _shift_counts(rng, events, pbmc, percent, factor):
     pbmc = np.asarray(pbmc, dtype=float)
     new_events = np.where(counted, np.minimum(new_events, pbmc), np.nan)
     new_percent = np.where(
-        counted & (pbmc > 0), 100.0 * new_events / np.where(pbmc > 0, pbmc, 1.0),
+        counted & (pbmc > 0),
+        100.0 * new_events / np.where(pbmc > 0, pbmc, 1.0),
         np.asarray(percent, dtype=float) * factor,
     )
     return new_events, np.minimum(_round6(new_percent), 100.0)
@@ -165,7 +171,9 @@ def _shift_counts(rng, events, pbmc, percent, factor):
 def _round6(x: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         digits = np.where(x > 0, 5 - np.floor(np.log10(np.abs(np.where(x > 0, x, 1.0)))), 0)
-    return np.asarray([round(v, int(d)) if np.isfinite(v) else v for v, d in zip(x, digits, strict=True)])
+    return np.asarray(
+        [round(v, int(d)) if np.isfinite(v) else v for v, d in zip(x, digits, strict=True)]
+    )
 
 
 def shift_marker(
@@ -195,10 +203,18 @@ def shift_marker(
 
     mh = hit(m, m_date)
     if mh.any():
-        ev, pc = _shift_counts(rng, m.loc[mh, "oc_positive_events"].to_numpy(dtype=float),
-                               m.loc[mh, "pbmc_events"].to_numpy(dtype=float),
-                               m.loc[mh, "oc_positive_percent"].to_numpy(dtype=float), factor)
-        m.loc[mh, "oc_positive_events"] = pd.array(np.where(np.isnan(ev), pd.NA, ev), dtype="Int64") if np.isnan(ev).any() else ev.astype(np.int64)
+        ev, pc = _shift_counts(
+            rng,
+            m.loc[mh, "oc_positive_events"].to_numpy(dtype=float),
+            m.loc[mh, "pbmc_events"].to_numpy(dtype=float),
+            m.loc[mh, "oc_positive_percent"].to_numpy(dtype=float),
+            factor,
+        )
+        m.loc[mh, "oc_positive_events"] = (
+            pd.array(np.where(np.isnan(ev), pd.NA, ev), dtype="Int64")
+            if np.isnan(ev).any()
+            else ev.astype(np.int64)
+        )
         m.loc[mh, "oc_positive_percent"] = pc
     ph = hit(p, enrol)
     day0 = m.loc[m["day"] == 0.0].set_index("patient_id")
@@ -209,10 +225,16 @@ def shift_marker(
                 p.at[i, c] = day0.at[pid, c]
     alone = ph & ~p["patient_id"].isin(day0.index).to_numpy()
     if alone.any():
-        ev, pc = _shift_counts(rng, p.loc[alone, "oc_positive_events"].to_numpy(dtype=float),
-                               p.loc[alone, "pbmc_events"].to_numpy(dtype=float),
-                               p.loc[alone, "oc_positive_percent"].to_numpy(dtype=float), factor)
-        p.loc[alone, "oc_positive_events"] = pd.array([pd.NA if np.isnan(v) else int(v) for v in ev], dtype="Int64")
+        ev, pc = _shift_counts(
+            rng,
+            p.loc[alone, "oc_positive_events"].to_numpy(dtype=float),
+            p.loc[alone, "pbmc_events"].to_numpy(dtype=float),
+            p.loc[alone, "oc_positive_percent"].to_numpy(dtype=float),
+            factor,
+        )
+        p.loc[alone, "oc_positive_events"] = pd.array(
+            [pd.NA if np.isnan(v) else int(v) for v in ev], dtype="Int64"
+        )
         p.loc[alone, "oc_positive_percent"] = pc
     shift = Shift(lab_id, float(factor), from_date, reagent_lot)
     return replace(scn, patients=p, measurements=m, shifts=(*scn.shifts, shift))
@@ -232,7 +254,12 @@ def change_hazard(scn: MonitoringScenario, ratio: float, from_date: str) -> Moni
     f2 = truth[[f"oracle_cif_death_{h:g}m" for h in months]].to_numpy(dtype=float)
     grid = np.concatenate([[0.0], np.asarray(months) * _DAYS_PER_MONTH])
     cumhaz = cause_specific_cumhaz(f1, f2)
-    s = np.maximum((np.datetime64(from_date) - p[ENROLLMENT_DATE].to_numpy(dtype="datetime64[D]")).astype(float), 0.0)
+    s = np.maximum(
+        (np.datetime64(from_date) - p[ENROLLMENT_DATE].to_numpy(dtype="datetime64[D]")).astype(
+            float
+        ),
+        0.0,
+    )
     time = p["time_days"].to_numpy(dtype=float)
     at_risk = np.isfinite(time) & (time > s) & np.isfinite(cumhaz).all(axis=1)
     target = cumhaz_at(grid, cumhaz, s) + rng.standard_exponential(len(p)) / (ratio - 1.0)
@@ -240,7 +267,9 @@ def change_hazard(scn: MonitoringScenario, ratio: float, from_date: str) -> Moni
     new = at_risk & (extra < time)
     p.loc[new, "time_days"] = np.maximum(np.round(extra[new], 1), 0.1)
     p.loc[new, "event"] = "bone_metastasis"
-    end = pd.Series(p["time_days"].to_numpy(dtype=float), index=p["patient_id"].to_numpy(dtype=object))
+    end = pd.Series(
+        p["time_days"].to_numpy(dtype=float), index=p["patient_id"].to_numpy(dtype=object)
+    )
     ends = end.reindex(m["patient_id"].to_numpy(dtype=object)).to_numpy()
     changed = set(p.loc[new, "patient_id"])
     keep = ~(m["patient_id"].isin(changed).to_numpy() & (m["day"].to_numpy(dtype=float) > ends))
@@ -285,26 +314,38 @@ def qc_results(
                 if sh.reagent_lot is not None:
                     mask &= lots == sh.reagent_lot
                 factor[mask] *= sh.factor
-            noise = np.exp(rng.normal(-sdlog**2 / 2, sdlog, days.size))
-            rows.append(pd.DataFrame({
-                "lab_id": lab, "instrument_id": f"{lab}-CYT1", "reagent_lot": lots,
-                "date": days.astype(str), "control_level": level,
-                "value": np.round(value * factor * noise, 6),
-                "target_mean": value, "target_sd": round(value * cv, 6),
-            }))
+            noise = np.exp(rng.normal(-(sdlog**2) / 2, sdlog, days.size))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "lab_id": lab,
+                        "instrument_id": f"{lab}-CYT1",
+                        "reagent_lot": lots,
+                        "date": days.astype(str),
+                        "control_level": level,
+                        "value": np.round(value * factor * noise, 6),
+                        "target_mean": value,
+                        "target_sd": round(value * cv, 6),
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True)
 
 
-def split_at(scn: MonitoringScenario, date: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def split_at(
+    scn: MonitoringScenario, date: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Reference (enrolled before ``date``) and current (on or after) ``patients`` and
     ``oc_measurements`` tables, the monitor's input layout."""
     enrolled = scn.patients[ENROLLMENT_DATE].to_numpy(dtype="datetime64[D]") < np.datetime64(date)
     ids = set(scn.patients.loc[enrolled, "patient_id"])
     in_ref = scn.measurements["patient_id"].isin(ids).to_numpy()
-    return (scn.patients.loc[enrolled].reset_index(drop=True),
-            scn.measurements.loc[in_ref].reset_index(drop=True),
-            scn.patients.loc[~enrolled].reset_index(drop=True),
-            scn.measurements.loc[~in_ref].reset_index(drop=True))
+    return (
+        scn.patients.loc[enrolled].reset_index(drop=True),
+        scn.measurements.loc[in_ref].reset_index(drop=True),
+        scn.patients.loc[~enrolled].reset_index(drop=True),
+        scn.measurements.loc[~in_ref].reset_index(drop=True),
+    )
 
 
 def write_tables(patients: pd.DataFrame, measurements: pd.DataFrame | None, out_dir) -> dict:
@@ -336,8 +377,12 @@ def truth_predictions(scn: MonitoringScenario, patient_ids) -> pd.DataFrame:
     truth = scn.truth.set_index("patient_id").reindex(list(patient_ids))
     out = pd.DataFrame({"patient_id": list(patient_ids)})
     for h in HORIZONS_MONTHS:
-        out[f"p_bone_met_{float(h):g}m"] = truth[f"oracle_cif_bm_{float(h):g}m"].to_numpy(dtype=float)
-        out[f"p_death_{float(h):g}m"] = truth[f"oracle_cif_death_{float(h):g}m"].to_numpy(dtype=float)
+        out[f"p_bone_met_{float(h):g}m"] = truth[f"oracle_cif_bm_{float(h):g}m"].to_numpy(
+            dtype=float
+        )
+        out[f"p_death_{float(h):g}m"] = truth[f"oracle_cif_death_{float(h):g}m"].to_numpy(
+            dtype=float
+        )
     return out
 
 

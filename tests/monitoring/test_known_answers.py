@@ -60,11 +60,19 @@ def test_a_lot_read_higher_is_flagged_in_its_lab_and_no_other(scenario, tmp_path
     marker = [a for a in result.alarms if a["kind"] == "marker_shift"]
     assert [(a["lab_id"], a["reagent_lot"]) for a in marker] == [("L2", "L2-LOT03")]
     assert abs((np.datetime64(marker[0]["began"]) - np.datetime64(start)).astype(int)) <= 30
-    row = next(r for r in result.numbers["marker"]["marker_shift"] if r["reagent_lot"] == "L2-LOT03")
+    row = next(
+        r for r in result.numbers["marker"]["marker_shift"] if r["reagent_lot"] == "L2-LOT03"
+    )
     assert 1.15 < row["ratio"] < 1.5
-    qc_lots = {(a["lab_id"], a["reagent_lot"]): a["began"] for a in result.alarms if a["kind"] == "westgard"}
+    qc_lots = {
+        (a["lab_id"], a["reagent_lot"]): a["began"]
+        for a in result.alarms
+        if a["kind"] == "westgard"
+    }
     assert qc_lots.get(("L2", "L2-LOT03")) is not None
-    assert np.datetime64(qc_lots[("L2", "L2-LOT03")]) - np.datetime64(start) <= np.timedelta64(14, "D")
+    assert np.datetime64(qc_lots[("L2", "L2-LOT03")]) - np.datetime64(start) <= np.timedelta64(
+        14, "D"
+    )
 
 
 def test_a_lab_shifted_from_a_day_says_the_day(scenario, tmp_path):

@@ -33,11 +33,27 @@ def test_monitor_with_the_champion_raises_the_shifted_lot(trained_store, tmp_pat
     scn = shift_marker(scn, 1.8, start, "L2", "L2-LOT03")
     ref, cur = _folders(scn, tmp_path)
     qc_results(scn, every_days=7, since=start).query("date < '2025-09-01'").to_csv(
-        tmp_path / "qc.csv", index=False)
+        tmp_path / "qc.csv", index=False
+    )
     out = tmp_path / "out"
-    proc = run_cli(["monitor", "--reference", str(ref), "--current", str(cur), "--qc",
-                    str(tmp_path / "qc.csv"), "--out", str(out), "--n-boot", "20"],
-                   trained_store["env"], trained_store["dir"], check=False)
+    proc = run_cli(
+        [
+            "monitor",
+            "--reference",
+            str(ref),
+            "--current",
+            str(cur),
+            "--qc",
+            str(tmp_path / "qc.csv"),
+            "--out",
+            str(out),
+            "--n-boot",
+            "20",
+        ],
+        trained_store["env"],
+        trained_store["dir"],
+        check=False,
+    )
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "L2-LOT03" in proc.stdout and "ALARM" in proc.stdout
     numbers = json.loads((out / "monitor.json").read_text())
@@ -64,11 +80,27 @@ def test_monitor_with_prediction_files_and_no_alarm(trained_store, tmp_path):
     rp, _, cp, _ = split_at(scn, SPLIT)
     truth_predictions(scn, rp["patient_id"]).to_csv(tmp_path / "ref_pred.csv", index=False)
     truth_predictions(scn, cp["patient_id"]).to_csv(tmp_path / "cur_pred.csv", index=False)
-    proc = run_cli(["monitor", "--reference", str(ref), "--current", str(cur),
-                    "--reference-predictions", str(tmp_path / "ref_pred.csv"),
-                    "--current-predictions", str(tmp_path / "cur_pred.csv"),
-                    "--out", str(tmp_path / "out"), "--n-boot", "20", "--json"],
-                   trained_store["env"], trained_store["dir"], check=False)
+    proc = run_cli(
+        [
+            "monitor",
+            "--reference",
+            str(ref),
+            "--current",
+            str(cur),
+            "--reference-predictions",
+            str(tmp_path / "ref_pred.csv"),
+            "--current-predictions",
+            str(tmp_path / "cur_pred.csv"),
+            "--out",
+            str(tmp_path / "out"),
+            "--n-boot",
+            "20",
+            "--json",
+        ],
+        trained_store["env"],
+        trained_store["dir"],
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     answer = json.loads(proc.stdout)
     assert answer["alarm"] is False and answer["run_id"]

@@ -31,10 +31,19 @@ def test_a_shifted_group_is_flagged_alone_with_its_onset():
     rng = np.random.default_rng(1)
     dates = np.datetime64("2025-01-01") + np.arange(300).astype("timedelta64[D]")
     ref = pd.DataFrame({"lab_id": rng.choice(["A", "B"], 600), "x": rng.normal(0, 0.5, 600)})
-    cur = pd.DataFrame({"lab_id": np.repeat(["A", "B"], 150), "date": np.concatenate([dates[:150]] * 2),
-                        "x": rng.normal(0, 0.5, 300)})
-    cur.loc[(cur["lab_id"] == "B") & (cur["date"] >= np.datetime64("2025-03-02")), "x"] += np.log(1.6)
-    rows = {r["lab_id"]: r for r in compare_groups(cur, ref, "x", ["lab_id"], ["lab_id"], "rank", 0.01)}
+    cur = pd.DataFrame(
+        {
+            "lab_id": np.repeat(["A", "B"], 150),
+            "date": np.concatenate([dates[:150]] * 2),
+            "x": rng.normal(0, 0.5, 300),
+        }
+    )
+    cur.loc[(cur["lab_id"] == "B") & (cur["date"] >= np.datetime64("2025-03-02")), "x"] += np.log(
+        1.6
+    )
+    rows = {
+        r["lab_id"]: r for r in compare_groups(cur, ref, "x", ["lab_id"], ["lab_id"], "rank", 0.01)
+    }
     assert not rows["A"]["alarm"] and rows["B"]["alarm"]
     began = np.datetime64(rows["B"]["began"])
     assert abs((began - np.datetime64("2025-03-02")).astype(int)) <= 10
@@ -64,9 +73,18 @@ def test_control_limit_gives_the_stated_run_length():
 
 def _series(z, lot="LOT1", level="low", start="2025-01-01"):
     dates = (np.datetime64(start) + np.arange(len(z)).astype("timedelta64[D]")).astype(str)
-    return pd.DataFrame({"lab_id": "L1", "instrument_id": "C1", "reagent_lot": lot, "date": dates,
-                         "control_level": level, "value": 1.0 + 0.1 * np.asarray(z),
-                         "target_mean": 1.0, "target_sd": 0.1})
+    return pd.DataFrame(
+        {
+            "lab_id": "L1",
+            "instrument_id": "C1",
+            "reagent_lot": lot,
+            "date": dates,
+            "control_level": level,
+            "value": 1.0 + 0.1 * np.asarray(z),
+            "target_mean": 1.0,
+            "target_sd": 0.1,
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -94,7 +112,9 @@ def test_r4s_is_within_a_run_and_a_new_lot_restarts_the_count():
 
 def test_without_targets_the_first_20_results_set_them():
     rng = np.random.default_rng(3)
-    qc = _series(np.concatenate([rng.normal(0, 1, 20), [0.0, 8.0]])).drop(columns=["target_mean", "target_sd"])
+    qc = _series(np.concatenate([rng.normal(0, 1, 20), [0.0, 8.0]])).drop(
+        columns=["target_mean", "target_sd"]
+    )
     chart, violations = westgard(check_qc(qc))
     assert chart["baseline"].sum() == 20 and [v["rule"] for v in violations] == ["1-3s"]
     short = check_qc(qc.iloc[:15])

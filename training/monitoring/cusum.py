@@ -98,7 +98,8 @@ def cusum(
     bone_met : numpy.ndarray of bool
         Whether follow-up ended with bone metastasis.
     grid, cumhaz : numpy.ndarray
-        The model's cause-specific cumulative hazards (:func:`~training.monitoring.curves.cumulative_hazard`).
+        The model's cause-specific cumulative hazards
+        (:func:`~training.monitoring.curves.cumulative_hazard`).
     hazard_ratio : float
         ``rho`` > 1, the increase to detect.
     limit : float
@@ -127,8 +128,14 @@ def cusum(
         if signal is None and g >= limit:
             signal, onset = float(c), float(excursion)
     last = np.searchsorted(ev, days, side="right") - 1
-    base = np.where(last >= 0, g_after[np.clip(last, 0, None)], 0.0) if ev.size else np.zeros(days.size)
-    a_last = np.where(last >= 0, a_ev[np.clip(last, 0, None)], 0.0) if ev.size else np.zeros(days.size)
+    base = (
+        np.where(last >= 0, g_after[np.clip(last, 0, None)], 0.0)
+        if ev.size
+        else np.zeros(days.size)
+    )
+    a_last = (
+        np.where(last >= 0, a_ev[np.clip(last, 0, None)], 0.0) if ev.size else np.zeros(days.size)
+    )
     stat = np.maximum(0.0, base - k * (a_days - a_last))
     observed = np.searchsorted(ev, days, side="right").astype(float)
     rate = float(a_days[-1] / max(days[-1] - days[0], 1.0))
@@ -136,7 +143,11 @@ def cusum(
 
 
 def run_lengths(
-    limit: float, hazard_ratio: float, rate: float = 1.0, n_runs: int = 2000, seed: int = 0,
+    limit: float,
+    hazard_ratio: float,
+    rate: float = 1.0,
+    n_runs: int = 2000,
+    seed: int = 0,
     max_length: float = 1e6,
 ) -> np.ndarray:
     """Simulated run lengths (in expected bone metastases, the clock ``A``) of the CUSUM with

@@ -56,7 +56,9 @@ def draw_table(cohort: Cohort, enrollment: np.ndarray | None) -> pd.DataFrame:
         if "site_id" in p.columns
         else np.full(n, MISSING_GROUP, dtype=object)
     )
-    enrol = enrollment if enrollment is not None else np.full(n, np.datetime64("NaT"), "datetime64[D]")
+    enrol = (
+        enrollment if enrollment is not None else np.full(n, np.datetime64("NaT"), "datetime64[D]")
+    )
     frames = [
         pd.DataFrame(
             {

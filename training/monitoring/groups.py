@@ -136,11 +136,15 @@ def compare_groups(
         r = ref[value].to_numpy(dtype=float)
         row = {**key, "n": int(x.size), "n_reference": int(r.size), "reference": scope}
         if kind == "rank":
-            row.update(current_value=float(np.median(x)),
-                       reference_value=float(np.median(r)) if r.size else None)
+            row.update(
+                current_value=float(np.median(x)),
+                reference_value=float(np.median(r)) if r.size else None,
+            )
         else:
-            row.update(current_value=float(np.mean(x)),
-                       reference_value=float(np.mean(r)) if r.size else None)
+            row.update(
+                current_value=float(np.mean(x)),
+                reference_value=float(np.mean(r)) if r.size else None,
+            )
         row.update(p_value=None, p_adjusted=None, alarm=False, began=None, began_draw=None)
         if x.size < min_n or r.size < min_n:
             row["note"] = f"too few to test (fewer than {min_n} current or reference rows)"
@@ -166,7 +170,9 @@ def compare_groups(
         if not row["alarm"] or dates is None or np.isnat(dates).all():
             continue
         center = float(np.median(r)) if kind == "rank" else float(np.mean(r))
-        scale = float(np.std(r)) if kind == "rank" else float(np.sqrt(max(center * (1 - center), 1e-9)))
+        scale = (
+            float(np.std(r)) if kind == "rank" else float(np.sqrt(max(center * (1 - center), 1e-9)))
+        )
         direction = 1.0 if (np.median(x) if kind == "rank" else np.mean(x)) >= center else -1.0
         j = onset_index(x, center, scale, direction)
         row["began_draw"] = j

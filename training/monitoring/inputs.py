@@ -61,9 +61,11 @@ class MonitorInputError(ValueError):
     """Inputs the monitor cannot use; ``problems`` lists every one."""
 
     def __init__(self, problems: list[Problem] | str):
-        self.problems = [Problem("input", None, None, None, problems)] if isinstance(
-            problems, str
-        ) else list(problems)
+        self.problems = (
+            [Problem("input", None, None, None, problems)]
+            if isinstance(problems, str)
+            else list(problems)
+        )
         shown = self.problems[:50]
         more = len(self.problems) - len(shown)
         text = "\n".join(str(p) for p in shown)
@@ -94,7 +96,9 @@ def parse_dates(values: pd.Series, table: str, column: str) -> tuple[np.ndarray,
     return out, problems
 
 
-def split_enrollment(raw: pd.DataFrame, table: str = "patients") -> tuple[pd.DataFrame, np.ndarray | None]:
+def split_enrollment(
+    raw: pd.DataFrame, table: str = "patients"
+) -> tuple[pd.DataFrame, np.ndarray | None]:
     """The raw patients table without ``enrollment_date`` and the dates (None when absent).
 
     Raises
@@ -109,8 +113,13 @@ def split_enrollment(raw: pd.DataFrame, table: str = "patients") -> tuple[pd.Dat
     bad_rows = {p.row for p in problems}
     if missing.any() and not missing.all():
         problems += [
-            Problem(table, i + 1, ENROLLMENT_DATE, None, "missing: give every patient an "
-                    "enrollment date or leave the column out")
+            Problem(
+                table,
+                i + 1,
+                ENROLLMENT_DATE,
+                None,
+                "missing: give every patient an enrollment date or leave the column out",
+            )
             for i in np.flatnonzero(missing)
             if i + 1 not in bad_rows
         ]
@@ -132,8 +141,15 @@ def check_qc(raw: pd.DataFrame) -> pd.DataFrame:
     known = {c.name for c in QC_COLUMNS}
     for c in columns:
         if c not in known:
-            problems.append(Problem(QC_TABLE, None, c, None, "unknown column (allowed: "
-                                    + ", ".join(sorted(known)) + ")"))
+            problems.append(
+                Problem(
+                    QC_TABLE,
+                    None,
+                    c,
+                    None,
+                    "unknown column (allowed: " + ", ".join(sorted(known)) + ")",
+                )
+            )
     for spec in QC_COLUMNS:
         if spec.required and spec.name not in columns:
             problems.append(Problem(QC_TABLE, None, spec.name, None, "required column missing"))
@@ -154,33 +170,52 @@ def check_qc(raw: pd.DataFrame) -> pd.DataFrame:
             bad = {p.row for p in found}
             problems += [
                 Problem(QC_TABLE, i + 1, spec.name, None, "required value missing")
-                for i in np.flatnonzero(np.isnat(dates)) if i + 1 not in bad
+                for i in np.flatnonzero(np.isnat(dates))
+                if i + 1 not in bad
             ]
             typed[spec.name] = dates
         elif spec.kind == "id":
-            text = values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v))
-                              else str(v).strip())
+            text = values.map(
+                lambda v: (
+                    "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
+                )
+            )
             for i, v in enumerate(text.tolist()):
                 if v == "":
-                    problems.append(Problem(QC_TABLE, i + 1, spec.name, None,
-                                            "required value missing"))
+                    problems.append(
+                        Problem(QC_TABLE, i + 1, spec.name, None, "required value missing")
+                    )
                 elif not _ID.match(v):
-                    problems.append(Problem(QC_TABLE, i + 1, spec.name, v, "1-64 characters of "
-                                            "A-Z a-z 0-9 _ -, not beginning with -"))
+                    problems.append(
+                        Problem(
+                            QC_TABLE,
+                            i + 1,
+                            spec.name,
+                            v,
+                            "1-64 characters of A-Z a-z 0-9 _ -, not beginning with -",
+                        )
+                    )
             typed[spec.name] = text.astype(object)
         else:
-            numbers = pd.to_numeric(values.map(lambda v: np.nan if isinstance(v, str)
-                                               and v.strip() == "" else v), errors="coerce")
+            numbers = pd.to_numeric(
+                values.map(lambda v: np.nan if isinstance(v, str) and v.strip() == "" else v),
+                errors="coerce",
+            )
             for i, (v, x) in enumerate(zip(values.tolist(), numbers.tolist(), strict=True)):
-                empty = v is None or (isinstance(v, float) and np.isnan(v)) or (
-                    isinstance(v, str) and v.strip() == "")
+                empty = (
+                    v is None
+                    or (isinstance(v, float) and np.isnan(v))
+                    or (isinstance(v, str) and v.strip() == "")
+                )
                 if empty:
                     if spec.required:
-                        problems.append(Problem(QC_TABLE, i + 1, spec.name, None,
-                                                "required value missing"))
+                        problems.append(
+                            Problem(QC_TABLE, i + 1, spec.name, None, "required value missing")
+                        )
                 elif not np.isfinite(x) or x <= 0:
-                    problems.append(Problem(QC_TABLE, i + 1, spec.name, v,
-                                            "must be a finite number > 0"))
+                    problems.append(
+                        Problem(QC_TABLE, i + 1, spec.name, v, "must be a finite number > 0")
+                    )
             typed[spec.name] = numbers.astype(float)
     if problems:
         raise MonitorInputError(sorted(problems, key=lambda p: (p.row or 0, p.column or "")))
@@ -203,12 +238,19 @@ def cohort_files(path, measurements=None) -> tuple:
     if not p.exists():
         raise MonitorInputError(f"{p}: no such file or folder")
     if p.is_dir():
-        found = [p / f"patients.{ext}" for ext in ("csv", "parquet", "pq") if (p / f"patients.{ext}").exists()]
+        found = [
+            p / f"patients.{ext}"
+            for ext in ("csv", "parquet", "pq")
+            if (p / f"patients.{ext}").exists()
+        ]
         if not found:
             raise MonitorInputError(f"{p}: the folder has no patients.csv or patients.parquet")
         if measurements is None:
-            extra = [p / f"oc_measurements.{ext}" for ext in ("csv", "parquet", "pq")
-                     if (p / f"oc_measurements.{ext}").exists()]
+            extra = [
+                p / f"oc_measurements.{ext}"
+                for ext in ("csv", "parquet", "pq")
+                if (p / f"oc_measurements.{ext}").exists()
+            ]
             measurements = extra[0] if extra else None
         return found[0], measurements
     return p, measurements
@@ -269,33 +311,61 @@ def check_predictions(frame: pd.DataFrame, patient_ids, free, table: str) -> pd.
     if "patient_id" not in columns:
         problems.append(Problem(table, None, "patient_id", None, "required column missing"))
     if not horizons:
-        problems.append(Problem(table, None, "p_bone_met_<h>m", None,
-                                "no predicted incidence column (the layout of bonemet predict)"))
+        problems.append(
+            Problem(
+                table,
+                None,
+                "p_bone_met_<h>m",
+                None,
+                "no predicted incidence column (the layout of bonemet predict)",
+            )
+        )
     if problems:
         raise MonitorInputError(problems)
     prob_cols = horizons + [c for c in columns if re.match(r"^p_death_\d+(\.\d+)?m$", c)]
     out = pd.DataFrame({"patient_id": frame["patient_id"].astype(str).str.strip()})
     for c in prob_cols:
-        values = pd.to_numeric(frame[c].map(lambda v: np.nan if isinstance(v, str) and v.strip() == "" else v),
-                               errors="coerce")
+        values = pd.to_numeric(
+            frame[c].map(lambda v: np.nan if isinstance(v, str) and v.strip() == "" else v),
+            errors="coerce",
+        )
         bad = values.notna() & ~values.between(0.0, 1.0)
         raw_text = frame[c].astype(str).str.strip()
         bad |= values.isna() & ~raw_text.isin(["", "nan", "None", "<NA>"])
-        problems += [Problem(table, i + 1, c, frame[c].iloc[i], "must be a probability in [0, 1]")
-                     for i in np.flatnonzero(bad.to_numpy())[:20]]
+        problems += [
+            Problem(table, i + 1, c, frame[c].iloc[i], "must be a probability in [0, 1]")
+            for i in np.flatnonzero(bad.to_numpy())[:20]
+        ]
         out[c] = values.to_numpy(dtype=float)
     dup = out["patient_id"].duplicated().to_numpy()
-    problems += [Problem(table, i + 1, "patient_id", out["patient_id"].iloc[i], "duplicate patient_id")
-                 for i in np.flatnonzero(dup)[:20]]
+    problems += [
+        Problem(table, i + 1, "patient_id", out["patient_id"].iloc[i], "duplicate patient_id")
+        for i in np.flatnonzero(dup)[:20]
+    ]
     needed = {str(p) for p, f in zip(patient_ids, free, strict=True) if f}
     have = set(out["patient_id"])
     missing = sorted(needed - have)
     if missing:
-        problems.append(Problem(table, None, "patient_id", ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
-                                f"{len(missing)} patient(s) of the cohort have no prediction"))
+        problems.append(
+            Problem(
+                table,
+                None,
+                "patient_id",
+                ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
+                f"{len(missing)} patient(s) of the cohort have no prediction",
+            )
+        )
     lacking = out.loc[out["patient_id"].isin(needed), horizons].isna().any(axis=1).to_numpy()
-    problems += [Problem(table, i + 1, "p_bone_met_<h>m", None, "missing prediction for a patient free of "
-                         "bone metastasis at enrollment") for i in np.flatnonzero(lacking)[:20]]
+    problems += [
+        Problem(
+            table,
+            i + 1,
+            "p_bone_met_<h>m",
+            None,
+            "missing prediction for a patient free of bone metastasis at enrollment",
+        )
+        for i in np.flatnonzero(lacking)[:20]
+    ]
     if problems:
         raise MonitorInputError(problems)
     return out

@@ -35,18 +35,33 @@ def observed_expected(y: np.ndarray, p: np.ndarray, months: float, conf_level: f
     h = months * DAYS_PER_MONTH
     followed = int(np.sum(y["time"] >= h))
     row = {
-        "months": months, "n": int(y.shape[0]), "conf_level": conf_level, "followed": followed,
+        "months": months,
+        "n": int(y.shape[0]),
+        "conf_level": conf_level,
+        "followed": followed,
         "events": int(np.sum((y["cause"] == BONE_METASTASIS) & (y["time"] <= h))),
         "expected": float(np.mean(p)),
     }
     if followed == 0 or row["expected"] <= 0:
-        row.update(observed=None, observed_lo=None, observed_hi=None, ratio=None,
-                   ratio_lo=None, ratio_hi=None)
+        row.update(
+            observed=None,
+            observed_lo=None,
+            observed_hi=None,
+            ratio=None,
+            ratio_lo=None,
+            ratio_hi=None,
+        )
         return row
     ci = aalen_johansen_ci(y, [h], conf_level).iloc[0]
     e = row["expected"]
-    row.update(observed=float(ci["cif"]), observed_lo=float(ci["lo"]), observed_hi=float(ci["hi"]),
-               ratio=float(ci["cif"]) / e, ratio_lo=float(ci["lo"]) / e, ratio_hi=float(ci["hi"]) / e)
+    row.update(
+        observed=float(ci["cif"]),
+        observed_lo=float(ci["lo"]),
+        observed_hi=float(ci["hi"]),
+        ratio=float(ci["cif"]) / e,
+        ratio_lo=float(ci["lo"]) / e,
+        ratio_hi=float(ci["hi"]) / e,
+    )
     return row
 
 
@@ -103,10 +118,13 @@ def calibration_windows(
             except ValueError:
                 continue
         boots_arr = np.asarray(boots) if boots else np.empty((0, 2))
-        row.update(slope=fit.slope, intercept=fit.intercept,
-                   slope_se=float(np.std(boots_arr[:, 0], ddof=1)) if len(boots) > 1 else None,
-                   intercept_se=float(np.std(boots_arr[:, 1], ddof=1)) if len(boots) > 1 else None,
-                   n_boot_used=len(boots))
+        row.update(
+            slope=fit.slope,
+            intercept=fit.intercept,
+            slope_se=float(np.std(boots_arr[:, 0], ddof=1)) if len(boots) > 1 else None,
+            intercept_se=float(np.std(boots_arr[:, 1], ddof=1)) if len(boots) > 1 else None,
+            n_boot_used=len(boots),
+        )
         out.append(row)
         start += step_days
     return out
@@ -121,11 +139,16 @@ def window_alarms(windows: list[dict], alpha: float) -> None:
         return
     z = float(norm.ppf(1 - alpha / (2 * 2 * len(done))))
     for w in done:
-        w["slope_lo"], w["slope_hi"] = w["slope"] - z * w["slope_se"], w["slope"] + z * w["slope_se"]
+        w["slope_lo"], w["slope_hi"] = (
+            w["slope"] - z * w["slope_se"],
+            w["slope"] + z * w["slope_se"],
+        )
         w["intercept_lo"] = w["intercept"] - z * w["intercept_se"]
         w["intercept_hi"] = w["intercept"] + z * w["intercept_se"]
-        w["alarm"] = bool(not (w["slope_lo"] <= 1.0 <= w["slope_hi"])
-                          or not (w["intercept_lo"] <= 0.0 <= w["intercept_hi"]))
+        w["alarm"] = bool(
+            not (w["slope_lo"] <= 1.0 <= w["slope_hi"])
+            or not (w["intercept_lo"] <= 0.0 <= w["intercept_hi"])
+        )
 
 
 __all__.append("window_alarms")

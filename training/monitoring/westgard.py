@@ -118,8 +118,15 @@ def westgard(qc: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
         key = (r["lab_id"], r["instrument_id"], r["reagent_lot"], r["control_level"], name)
         entry = found.setdefault(
             key,
-            dict(zip(("lab_id", "instrument_id", "reagent_lot", "control_level", "rule"), key,
-                     strict=True), began=iso(chart.loc[start, "date"]), count=0),
+            dict(
+                zip(
+                    ("lab_id", "instrument_id", "reagent_lot", "control_level", "rule"),
+                    key,
+                    strict=True,
+                ),
+                began=iso(chart.loc[start, "date"]),
+                count=0,
+            ),
         )
         entry["count"] += 1
         entry["last"] = iso(r["date"])

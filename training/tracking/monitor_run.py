@@ -48,8 +48,14 @@ def model_predictions(model_uri: str, cohorts: list[Cohort]) -> tuple[list[pd.Da
     out = []
     for cohort in cohorts:
         try:
-            out.append(predict_patients(risk_model, cohort.patients, cohort.measurements,
-                                        horizons_months=MODEL_GRID_MONTHS))
+            out.append(
+                predict_patients(
+                    risk_model,
+                    cohort.patients,
+                    cohort.measurements,
+                    horizons_months=MODEL_GRID_MONTHS,
+                )
+            )
         except ValueError as err:
             raise ScoringError(f"{model_uri} cannot score the cohort: {err}") from err
     return out, risk_model
@@ -77,10 +83,17 @@ def write_outputs(result: MonitorResult, out_dir: Path, sources: dict[str, str])
     """``monitor.json``, ``report.html`` and ``figures/*.png`` under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     page, figures = render_report(result, "; ".join(f"{k}: {v}" for k, v in sources.items()))
-    paths = {"numbers": out_dir / "monitor.json", "report": out_dir / "report.html",
-             "figures": out_dir / "figures"}
-    document = {"contract_version": str(CONTRACT_VERSION), "sources": sources,
-                "alarm": bool(result.alarms), **result.numbers}
+    paths = {
+        "numbers": out_dir / "monitor.json",
+        "report": out_dir / "report.html",
+        "figures": out_dir / "figures",
+    }
+    document = {
+        "contract_version": str(CONTRACT_VERSION),
+        "sources": sources,
+        "alarm": bool(result.alarms),
+        **result.numbers,
+    }
     paths["numbers"].write_text(json.dumps(json_ready(document), indent=2) + "\n", encoding="utf-8")
     paths["report"].write_text(page, encoding="utf-8")
     paths["figures"].mkdir(exist_ok=True)
@@ -89,8 +102,14 @@ def write_outputs(result: MonitorResult, out_dir: Path, sources: dict[str, str])
     return paths
 
 
-def log_monitor(result: MonitorResult, paths: dict[str, Path], settings: Settings, config: MonitorConfig,
-                experiment: str, sources: dict[str, str]) -> str:
+def log_monitor(
+    result: MonitorResult,
+    paths: dict[str, Path],
+    settings: Settings,
+    config: MonitorConfig,
+    experiment: str,
+    sources: dict[str, str],
+) -> str:
     """The MLflow run of a monitoring run: settings, counts of alarms by kind, headline numbers,
     the report, ``monitor.json`` and the figures."""
     import mlflow
@@ -100,10 +119,19 @@ def log_monitor(result: MonitorResult, paths: dict[str, Path], settings: Setting
     tracking.configure(settings)
     experiment_id = tracking.ensure_experiment(experiment, settings)
     with mlflow.start_run(experiment_id=experiment_id, run_name="monitor") as run:
-        params = {k: ",".join(map(str, v)) if isinstance(v, tuple) else str(v) for k, v in asdict(config).items()}
+        params = {
+            k: ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+            for k, v in asdict(config).items()
+        }
         mlflow.log_params({**params, **{k: v[:500] for k, v in sources.items()}})
-        mlflow.set_tags({"git_commit": tracking.git_commit(), "contract_version": str(CONTRACT_VERSION),
-                         "report": "monitor", "alarm": "yes" if result.alarms else "no"})
+        mlflow.set_tags(
+            {
+                "git_commit": tracking.git_commit(),
+                "contract_version": str(CONTRACT_VERSION),
+                "report": "monitor",
+                "alarm": "yes" if result.alarms else "no",
+            }
+        )
         mlflow.log_metrics(_metrics(result))
         mlflow.log_artifact(str(paths["report"]))
         mlflow.log_artifact(str(paths["numbers"]))
@@ -125,5 +153,9 @@ def run_monitor(
     sources = dict(sources or {})
     result = run_checks(reference, current, qc, config)
     paths = write_outputs(result, Path(out_dir), sources)
-    run_id = None if settings is None else log_monitor(result, paths, settings, config, experiment, sources)
+    run_id = (
+        None
+        if settings is None
+        else log_monitor(result, paths, settings, config, experiment, sources)
+    )
     return MonitorRun(paths, run_id, result.alarms, result.not_computed, result.numbers)
