@@ -243,7 +243,8 @@ def _predicted(mc: MonitorCohort, months: float) -> pd.DataFrame:
         else np.nan
     )
     frame["date"] = mc.enrollment if mc.enrollment is not None else np.datetime64("NaT")
-    return frame.loc[free].reset_index(drop=True)
+    # Date order, so that a flagged group's onset is the day its predictions moved.
+    return frame.loc[free].sort_values("date", kind="stable").reset_index(drop=True)
 
 
 def _drift(
