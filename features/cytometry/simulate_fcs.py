@@ -119,6 +119,11 @@ def write_fcs(
     return path
 
 
+def _text(value: object, default: str) -> str:
+    """A provenance value as text; ``default`` when missing."""
+    return default if value is None or pd.isna(value) else str(value)
+
+
 def draws_for_fcs(measurements: pd.DataFrame, n_patients: int) -> pd.DataFrame:
     """The draws of the first ``n_patients`` patients (by id) that carry both counts."""
     counted = measurements.dropna(subset=["pbmc_events", "oc_positive_events"])
@@ -167,7 +172,7 @@ def write_fcs_draws(
             files / name,
             events,
             {
-                "$CYT": "bonemet simulated cytometer",
+                "$CYT": _text(getattr(draw, "instrument_id", None), "bonemet simulated cytometer"),
                 "$DATE": date.strftime("%d-%b-%Y").upper(),
                 # What a real file often carries and bonemet must never copy.
                 "$FIL": name,
@@ -181,11 +186,16 @@ def write_fcs_draws(
                 "day": f"{day:g}",
                 "fcs_file": f"files/{name}",
                 "alkaline_phosphatase_u_per_l": "" if pd.isna(alp) else f"{float(alp):g}",
+                # (1.2) the lab and lot come with the manifest, the instrument with the file.
+                "lab_id": _text(getattr(draw, "lab_id", None), ""),
+                "reagent_lot": _text(getattr(draw, "reagent_lot", None), ""),
             }
         )
     manifest = out / "manifest.csv"
-    pd.DataFrame(
-        rows, columns=["patient_id", "day", "fcs_file", "alkaline_phosphatase_u_per_l"]
-    ).to_csv(manifest, index=False, lineterminator="\n")
+    columns = ["patient_id", "day", "fcs_file", "alkaline_phosphatase_u_per_l"]
+    frame = pd.DataFrame(rows, columns=[*columns, "lab_id", "reagent_lot"])
+    # Provenance columns only when the cohort has any (a cohort of one unnamed lab has none).
+    frame = frame.drop(columns=[c for c in ("lab_id", "reagent_lot") if not (frame[c] != "").any()])
+    frame.to_csv(manifest, index=False, lineterminator="\n")
     gating = write_gatingml(out / "gating.xml")
     return {"gating": gating, "manifest": manifest, "files": files}

@@ -20,7 +20,10 @@ class PredictionInputError(ValueError):
     def __init__(self, violations: list) -> None:
         self.violations = violations
         lines = "\n".join(str(v) for v in violations)
-        super().__init__(f"input breaks data contract v{CONTRACT_VERSION}: {len(violations)} violation(s)\n{lines}")
+        super().__init__(
+            f"input breaks data contract v{CONTRACT_VERSION}: {len(violations)} violation(s)\n"
+            f"{lines}"
+        )
 
 
 def horizons_from_params(params: Mapping[str, Any] | None, default: tuple[int, ...]) -> list[float]:

@@ -40,17 +40,44 @@ def simulate(
             "interaction, mixture, waning (docs/simulator.md, Worlds)",
         ),
     ] = "baseline",
+    sites: Annotated[
+        int | None,
+        typer.Option(
+            "--sites",
+            min=1,
+            help="enrol at K sites differing in case mix, baseline hazards and follow-up; "
+            "writes sites.csv, the truth per site (docs/simulator.md, Sites and labs)",
+        ),
+    ] = None,
+    labs: Annotated[
+        int | None,
+        typer.Option(
+            "--labs", min=1, help="measure the draws in L labs, each reading the marker with "
+            "its own multiplicative bias; writes labs.csv",
+        ),
+    ] = None,
+    lots: Annotated[
+        int | None,
+        typer.Option("--lots", min=1, help="reagent lots per lab, each with its own bias"),
+    ] = None,
 ) -> None:
     """Write a synthetic cohort (patients.csv, oc_measurements.csv) and its truth file."""
     from features.simulate import simulate_cohort, write_cohort
+    from features.simulate.sites import simulate_sites, write_sites
     from features.worlds import get_world
 
     try:
         get_world(world)
     except ValueError as err:
         fail(str(err))
-    cohort = simulate_cohort(n_patients, seed, world=world)
-    paths = write_cohort(cohort, out)
+    if sites is None and labs is None and lots is None:
+        cohort = simulate_cohort(n_patients, seed, world=world)
+        paths = write_cohort(cohort, out)
+    else:
+        cohort = simulate_sites(
+            n_patients, seed, sites or 1, labs or 1, lots_per_lab=lots or 1, world=world
+        )
+        paths = write_sites(cohort, out)
     if fcs:
         from features.cytometry.simulate_fcs import write_fcs_draws
 

@@ -138,11 +138,35 @@ def evaluate(
         int, typer.Option("--n-bootstrap", min=0, max=5000, help="bootstrap resamples (0-5000)")
     ] = 200,
     as_json: JsonOpt = False,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="validate group by group on this patients column (site_id, lab_id, ...) and "
+            "pool the groups (docs/validation.md); needs --out",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="folder of by_<group>.csv, pooled.json and report.html"),
+    ] = None,
+    tau2: Annotated[
+        str,
+        typer.Option("--tau2", help="estimator of the between-group variance: REML or DL"),
+    ] = "REML",
+    hartung_knapp: Annotated[
+        bool,
+        typer.Option(
+            "--hartung-knapp/--no-hartung-knapp",
+            help="Hartung-Knapp adjustment of the pooled interval (t quantiles)",
+        ),
+    ] = True,
 ) -> None:
     """Evaluate a registered model on a cohort with outcomes (external validation).
 
     Works for every registered model; a landmark model is evaluated on the cohort's landmark
-    rows and at each landmark on its own.
+    rows and at each landmark on its own. With ``--by site_id --out DIR``: the performance in
+    each site, pooled across sites with a prediction interval for a new site.
     """
     import json
 
@@ -150,6 +174,10 @@ def evaluate(
     from training.scoring.predict import ScoringError
     from training.tracking.training_evaluation import evaluate_model
 
+    if by is not None or out is not None:
+        _evaluate_by(patients, measurements, model_uri, experiment, n_bootstrap, as_json, by,
+                     out, tau2, hartung_knapp)
+        return
     cohort = load(patients, measurements)
     try:
         with library_output():
@@ -189,6 +217,72 @@ def evaluate(
     )
     if landmarks:
         table(evaluation_by_landmark(result.metrics), title="at each landmark")
+
+
+def _evaluate_by(
+    patients: Path,
+    measurements: Path | None,
+    model_uri: str,
+    experiment: str,
+    n_bootstrap: int,
+    as_json: bool,
+    by: str | None,
+    out: Path | None,
+    tau2: str,
+    hartung_knapp: bool,
+) -> None:
+    """``bonemet evaluate --by``: every argument checked before anything is loaded."""
+    import json
+
+    from training.fitting.data import TrainingDataError
+    from training.scoring.predict import ScoringError
+    from training.validation.groups import check_group_column
+    from training.validation.meta import METHODS
+
+    if by is None or out is None:
+        fail("--by and --out go together: --by COLUMN --out DIR")
+    try:
+        check_group_column(by)
+    except ValueError as err:
+        fail(str(err))
+    if tau2 not in METHODS:
+        fail(f"--tau2 {tau2}: must be one of {', '.join(METHODS)}")
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: exists and is not a folder")
+    from training.tracking.validation_run import validate_by_group
+
+    cohort = load(patients, measurements)
+    try:
+        with library_output():
+            result = validate_by_group(
+                cohort, model_uri, store_settings(), by, out, experiment=experiment,
+                source=str(Path(patients).resolve()), method=tau2,
+                hartung_knapp=hartung_knapp, n_bootstrap=n_bootstrap,
+            )
+    except (ScoringError, TrainingDataError, ValueError) as err:
+        fail(f"cannot evaluate: {err}")
+    if as_json:
+        document = {"run_id": result.run_id, "model_uri": result.model_uri,
+                    "version": result.version, **{k: str(v) for k, v in result.paths.items()}}
+        typer.echo(json.dumps(document, indent=2))
+        return
+    table = result.table
+    typer.echo(
+        f"validated {result.model_uri} (version {result.version or 'n/a'}) by {by}: "
+        f"{len(table)} groups, flagged: {', '.join(table.loc[table['flagged'], by]) or 'none'}; "
+        f"run {result.run_id}"
+    )
+    for name, entry in result.pooled.items():
+        if entry.get("estimate") is None:
+            continue
+        typer.echo(
+            f"  {name}: {entry['estimate']:.3f} (CI {entry['ci_low']:.3f}-{entry['ci_high']:.3f}"
+            + (f"; new site {entry['pi_low']:.3f}-{entry['pi_high']:.3f}"
+               if entry.get("pi_low") is not None else "")
+            + f"; k={entry['k']})"
+        )
+    for path in result.paths.values():
+        typer.echo(f"  {path}")
 
 
 def promote(

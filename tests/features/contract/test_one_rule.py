@@ -155,6 +155,7 @@ def test_header_only_file_gets_one_answer_from_validate_train_and_predict(tmp_pa
         assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
         answers.append(proc.stderr.strip())
     assert (
-        answers == [f"cohort breaks data contract v1.2: 1 violation(s)\npatients: {RULE_NO_ROWS}"] * 3
+        answers
+        == [f"cohort breaks data contract v1.2: 1 violation(s)\npatients: {RULE_NO_ROWS}"] * 3
     )
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "data" / "mlflow.db").exists()

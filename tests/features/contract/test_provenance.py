@@ -66,7 +66,9 @@ def test_parquet_provenance_must_be_text(tmp_path: Path) -> None:
 
 
 def test_json_records_follow_the_same_rules() -> None:
-    raw = pd.DataFrame({**_BASE, "site_id": ["S 1", "S2"], "instrument_id": [None, 3]}, dtype=object)
+    raw = pd.DataFrame(
+        {**_BASE, "site_id": ["S 1", "S2"], "instrument_id": [None, 3]}, dtype=object
+    )
     _, violations = check_patients(raw)
     assert [str(v) for v in violations] == [
         f"patients row 1 (patient_id P1), column site_id, value 'S 1': {_PATTERN}",
