@@ -64,6 +64,12 @@ def test_monitor_with_the_champion_raises_the_shifted_lot(trained_store, tmp_pat
     # The model's predictions were checked too (drift, O/E, windows, CUSUM computed).
     assert {"prediction_drift", "observed_expected", "cusum"} <= set(numbers)
     assert numbers["cusum"]["limit"] > 0
+    # The lot read higher moves its lab's predicted risk (the model uses the marker), the
+    # other lab's not: the drift table shows it (its test at alpha 0.01 needs more patients
+    # than this small cohort has to raise an alarm).
+    drift = {r["lab_id"]: r for r in numbers["prediction_drift"]["lab_id"]}
+    assert drift["L2"]["current_value"] > 1.3 * drift["L2"]["reference_value"]
+    assert 0.9 < drift["L1"]["current_value"] / drift["L1"]["reference_value"] < 1.1
     page = (out / "report.html").read_text()
     assert "L2-LOT03" in page and "data:image/png;base64," in page
     import mlflow
