@@ -37,7 +37,7 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
     # MLflow 3's UI opens the training runs, not its GenAI view (issue 9, point 5).
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([exp.experiment_id])
-    parents = [r for r in runs if r.info.run_name == "train"]
+    parents = [r for r in runs if r.info.run_name.startswith("train · ")]
     assert len(parents) == 1
     parent = parents[0]
     for tag in ("git_commit", "dataset_digest", "seed", "contract_version"):
@@ -45,7 +45,7 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
     assert parent.inputs.dataset_inputs[0].dataset.digest == parent.data.tags["dataset_digest"]
     assert "marker_lr_p_value" in parent.data.metrics
     children = {
-        r.info.run_name: r
+        r.data.tags["family"]: r
         for r in runs
         if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     }
@@ -198,7 +198,7 @@ def test_mlflow_run_entry_points(trained_store, tmp_path):
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     exp = mlflow.get_experiment_by_name("mlproject")
     runs = mlflow.search_runs([exp.experiment_id])
-    names = set(runs["tags.mlflow.runName"])
+    names = {name.split(" · ")[0] for name in runs["tags.mlflow.runName"]}
     assert {"train", "cox_ridge"} <= names  # the family child sits under the project run
     # The experiment `mlflow run` created is marked as holding training runs, like ours.
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"

@@ -67,6 +67,13 @@ class TrainResult:
 REGISTRATION_REFUSED = "bonemet.registration_refused"
 
 
+def run_name(what: str, cohort: Cohort, digest: str) -> str:
+    """A run's name in the MLflow UI: what it is (``train`` or the family) and the data it
+    was trained on (patients, the dataset's digest), e.g. ``cox_ridge · 2000 patients ·
+    data 2981c147``."""
+    return f"{what} · {len(cohort.patients)} patients · data {digest}"
+
+
 def model_notes(config: TrainConfig, death_note: str | None) -> dict[str, str]:
     """Run tags saying how the outcome and the marker were modelled."""
     return {
@@ -287,7 +294,9 @@ def train(
     candidates = []
     # The run is created with its owner's tags: a kill at any later point can be detected.
     with mlflow.start_run(
-        experiment_id=experiment_id, run_name="train", tags=tracking.owner_tags()
+        experiment_id=experiment_id,
+        run_name=run_name("train", cohort, dataset.digest),
+        tags=tracking.owner_tags(),
     ) as parent:
         # Under `mlflow run` the project's run is resumed as the parent: children follow it.
         experiment_id = parent.info.experiment_id
@@ -298,10 +307,18 @@ def train(
         for name, out in zip(config.families, outcomes, strict=True):
             if isinstance(out, FamilySkipped):
                 skipped.append(out)
-                with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
+                with mlflow.start_run(
+                    experiment_id=experiment_id,
+                    run_name=run_name(name, cohort, dataset.digest),
+                    nested=True,
+                ):
                     mlflow.set_tags({"family": name, "skipped": "true", "skip_reason": out.reason})
                 continue
-            with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True) as child:
+            with mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=run_name(name, cohort, dataset.digest),
+                nested=True,
+            ) as child:
                 mlflow.log_params({**config.to_params(), "family": name})
                 tracking.log_input(dataset, "training")
                 mlflow.set_tags(
