@@ -53,7 +53,9 @@ def test_a_table_wider_than_the_terminal_wraps_at_spaces(capsys, monkeypatch):
 
 
 def test_progress_is_a_line_per_family_when_stderr_is_not_a_terminal(capsys):
-    with Bars() as bars:
+    from training.cli.app import library_output
+
+    with Bars() as bars, library_output():  # as train runs it: libraries' output dropped
         bars.start(6, "training")
         for step in ("fold 1", "fold 2", "final fit"):
             bars.advance(f"cox_ridge: {step}")

@@ -164,7 +164,8 @@ class Bars:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-        self._lines = not sys.stderr.isatty()
+        self._stream = sys.stderr  # the real stream, outside library_output
+        self._lines = not self._stream.isatty()
         self._task = None
         self._total, self._done, self._seen = 0, 0, set()
         if self._lines:
@@ -177,7 +178,7 @@ class Bars:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(file=sys.stderr),  # the real stream, outside library_output
+            console=Console(file=self._stream),
             transient=False,
         )
         self._progress.__enter__()
@@ -189,7 +190,7 @@ class Bars:
         elapsed = int(time.monotonic() - self._started)
         print(
             f"[{elapsed // 60:d}:{elapsed % 60:02d}] {self._done}/{self._total} fits: {text}",
-            file=sys.stderr,
+            file=self._stream,
             flush=True,
         )
 
