@@ -46,6 +46,8 @@ bonemet compare
 echo
 echo "MLflow UI on the same store:"
 echo "  $PWD/.venv/bin/$(bonemet ui-command)"
+echo "  then open http://127.0.0.1:5000 and click 'Model training' once at the top of the sidebar"
+echo "  (MLflow 3.17 opens experiments on its GenAI view until then; docs/comparing-versions.md)"
 echo "Prediction API: http://127.0.0.1:$PORT/predict  (health: /healthz, /readyz; try:)"
 echo "  curl -s -X POST http://127.0.0.1:$PORT/predict -H 'Content-Type: application/json' \\"
 echo "    -d '{\"patients\": [{\"patient_id\": \"P0001\", \"age_years\": 54, \"disease_setting\": \"metastatic\", \"bone_metastasis_at_enrollment\": false, \"er_status\": \"positive\", \"oc_positive_percent\": 0.061}]}'"

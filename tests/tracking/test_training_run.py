@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import CONTRACT_FILES, run_cli
 from training.config import SELECTION_METRIC
+from training.evaluation.names import LABELS
 
 pytestmark = pytest.mark.slow
 FIGURES = {
@@ -76,6 +77,13 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
         ):
             assert key in m, (name, key)
         assert m["test_harrell_c_lo"] <= m["test_harrell_c"] <= m["test_harrell_c_hi"]
+        # The headline metrics under readable names in their own group, equal to their keys;
+        # every metric rounded to 4 significant digits.
+        for key, label in LABELS.items():
+            assert m[f"headline/{label}"] == m[key], (name, key)
+        assert m["headline/Uno C low"] == m["test_uno_c_lo"]
+        assert all(float(f"{v:.4g}") == v for v in m.values()), name
+        assert child.info.run_name.startswith(f"{name} · 600 patients · data ")
         files = {f.path for f in client.list_artifacts(child.info.run_id, "figures")}
         assert {Path(f).name for f in files} == FIGURES
         names = {f.path for f in client.list_artifacts(child.info.run_id)}

@@ -13,24 +13,16 @@ import pandas as pd
 from training.evaluation.names import (
     COMPARE,
     EVALUATION,
-    HEADLINE_SUFFIX,
     HEADLINE_TEST,
+    LABELS,
     PER_LANDMARK,
 )
 
 if TYPE_CHECKING:
     from training.tracking.compare import VersionComparison
 
-#: Short labels of the :data:`training.evaluation.names.HEADLINE_TEST` metrics in tables.
-_LABELS = {
-    "test_uno_c": "Uno C",
-    f"test_td_auc_{HEADLINE_SUFFIX}": f"AUC {HEADLINE_SUFFIX}",
-    f"test_brier_{HEADLINE_SUFFIX}": f"Brier {HEADLINE_SUFFIX}",
-    f"test_calibration_slope_{HEADLINE_SUFFIX}": f"slope {HEADLINE_SUFFIX}",
-    f"test_calibration_in_the_large_{HEADLINE_SUFFIX}": f"CITL {HEADLINE_SUFFIX}",
-}
 #: Columns of the closing table of ``bonemet train`` (test split, with 95 % intervals).
-TABLE_METRICS = tuple((name, _LABELS[name]) for name in HEADLINE_TEST)
+TABLE_METRICS = tuple((name, LABELS[name]) for name in HEADLINE_TEST)
 
 #: Short names of the promotion gates in tables.
 GATE_LABELS = {

@@ -12,7 +12,13 @@ import pandas as pd
 from features.contract import Cohort
 from features.schema import CONTRACT_VERSION, HEADLINE_HORIZON_MONTHS
 from training.config import MODEL_NAME, Settings, TrainConfig
-from training.evaluation.names import CANDIDATES, HEADLINE_SUFFIX
+from training.evaluation.names import (
+    CANDIDATES,
+    HEADLINE_SUFFIX,
+    LABELS,
+    LOGGED_DIGITS,
+    UI_GROUP,
+)
 from training.fitting.data import TrainingData, TrainingDataError, prepare_training_data
 from training.fitting.family_run import (
     FamilyOutcome,
@@ -118,6 +124,26 @@ def log_decision_curve_figure(evaluation) -> None:
         )
 
 
+def logged_value(value: float) -> float:
+    """A metric as logged: :data:`LOGGED_DIGITS` significant digits (counts stay whole)."""
+    value = float(value)
+    if value.is_integer():
+        return value
+    return float(f"{value:.{LOGGED_DIGITS}g}")
+
+
+def headline_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The headline metrics under readable names (:data:`LABELS`) in the UI's group, e.g.
+    ``headline/Uno C``, with their interval bounds (``... low``, ``... high``)."""
+    out = {}
+    for key, label in LABELS.items():
+        for suffix, words in (("", ""), ("_lo", " low"), ("_hi", " high")):
+            value = metrics.get(key + suffix)
+            if value is not None and np.isfinite(value):
+                out[f"{UI_GROUP}/{label}{words}"] = value
+    return out
+
+
 def _log_trials(out: FamilyOutcome) -> None:
     """Each final-search configuration as a nested run, and the trials table."""
     import mlflow
@@ -152,7 +178,9 @@ def _log_family(out: FamilyOutcome, y_test: np.ndarray, X_test: pd.DataFrame) ->
             if np.isfinite(value):
                 metrics[f"delta_{k}_marker{suffix}"] = float(value)
     metrics.update(landmark_metrics(X_test, y_test, out.test_risk))
-    mlflow.log_metrics(metrics)
+    # Logged, tagged and shown rounded alike; the headline metrics also under readable names.
+    metrics = {k: logged_value(v) for k, v in metrics.items()}
+    mlflow.log_metrics({**metrics, **headline_metrics(metrics)})
     mlflow.log_params({f"selected_{k}": v for k, v in out.params.items()})
     _log_trials(out)
     mlflow.log_table(pd.DataFrame(out.fold_metrics), "tables/cv_outer_folds.json")
