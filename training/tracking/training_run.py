@@ -254,7 +254,7 @@ def _log_parent(data: TrainingData, dataset) -> dict[str, float] | None:
     mlflow.log_metrics(counts)
     lr_test = marker_lr_test(data.X_train, y_train) if config.include_marker else None
     if lr_test:
-        lr_test = {k: v for k, v in lr_test.items() if np.isfinite(v)} or None
+        lr_test = {k: logged_value(v) for k, v in lr_test.items() if np.isfinite(v)} or None
     if lr_test:
         mlflow.log_metrics(lr_test)
     return lr_test
