@@ -32,10 +32,13 @@ WAIT = 90_000  # ms: the UI's first load on a busy 2-core machine
 
 @pytest.fixture(scope="module")
 def mlflow_ui(trained_store):
+    from training.config import Settings
+
     port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
+    store = Settings(data_dir=Path(trained_store["env"]["BONEMET_DATA_DIR"])).tracking_uri
     proc = subprocess.Popen(
-        [str(mlflow), "server", "--backend-store-uri", trained_store["env"]["MLFLOW_TRACKING_URI"]]
+        [str(mlflow), "server", "--backend-store-uri", store]
         + ["--workers", "1", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -106,7 +109,9 @@ def test_two_versions_compared_on_their_headline_metrics(mlflow_ui, page, tmp_pa
     expect(rows.nth(2)).to_be_visible()
     rows.nth(1).check()
     rows.nth(2).check()
-    page.get_by_role("button", name="Compare").click()
-    page.wait_for_url(re.compile(r"compare-runs"))
-    expect(page.get_by_text("headline/Uno C", exact=True).first).to_be_visible()
+    page.get_by_test_id("compareButton").click()
+    page.wait_for_url(re.compile(r"compare-model-versions"))
+    headline = page.get_by_text("headline/Uno C", exact=True).first
+    expect(headline).to_be_visible()
+    headline.scroll_into_view_if_needed()
     _shot(page, "compare", tmp_path)
