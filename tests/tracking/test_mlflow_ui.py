@@ -96,7 +96,8 @@ def test_one_click_opens_training_runs_and_the_registry(mlflow_ui, page, tmp_pat
     page.wait_for_url(re.compile(r"#/experiments/\d+"))
     assert "genai" not in page.url and "overview" not in page.url
     # The training runs, named by family and data.
-    expect(page.get_by_text(re.compile(r"cox_ridge · 600 patients · data \w+")).first).to_be_visible()
+    run = page.get_by_text(re.compile(r"cox_ridge · 600 patients · data \w+")).first
+    expect(run).to_be_visible()
     assert (REPO / "docs" / "comparing-versions.md").read_text().count("Model training") >= 1
     _shot(page, "runs", tmp_path)
 
