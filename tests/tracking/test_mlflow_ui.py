@@ -95,8 +95,8 @@ def test_one_click_opens_training_runs_and_the_registry(mlflow_ui, page, tmp_pat
     page.get_by_role("link", name="tests", exact=True).click()
     page.wait_for_url(re.compile(r"#/experiments/\d+"))
     assert "genai" not in page.url and "overview" not in page.url
-    # The training runs, named by family and data.
-    run = page.get_by_text(re.compile(r"cox_ridge · 600 patients · data \w+")).first
+    # The training runs (each family's run under its training's), named by what and data.
+    run = page.get_by_text(re.compile(r"train · 600 patients · data \w+")).first
     expect(run).to_be_visible()
     assert (REPO / "docs" / "comparing-versions.md").read_text().count("Model training") >= 1
     _shot(page, "runs", tmp_path)
@@ -114,5 +114,6 @@ def test_two_versions_compared_on_their_headline_metrics(mlflow_ui, page, tmp_pa
     page.wait_for_url(re.compile(r"compare-model-versions"))
     headline = page.get_by_text("headline/Uno C", exact=True).first
     expect(headline).to_be_visible()
-    headline.scroll_into_view_if_needed()
+    page.wait_for_timeout(3000)  # the table re-renders once loaded
+    page.get_by_text("headline/Uno C", exact=True).first.scroll_into_view_if_needed()
     _shot(page, "compare", tmp_path)
