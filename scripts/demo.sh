@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+STARTED=$SECONDS  # the demo's time is counted from here, after the install
 export PATH="$PWD/.venv/bin:$PATH"
 export OMP_WAIT_POLICY=PASSIVE
 N="${N_PATIENTS:-2000}"
@@ -11,6 +12,10 @@ PORT="${PORT:-3000}"
 # Landmark days (0 first): the models predict from any prediction_day with the draws known by
 # then. LANDMARKS="" trains models that predict from enrollment only (about half the time).
 LANDMARKS="${LANDMARKS-0,91,183,365}"
+# Model families trained by the demo: three of different kinds (a Cox model, gradient-boosted
+# trees, an IPCW classifier) so that it ends in about 5 minutes on 2 cores
+# (docs/benchmarks.md). FAMILIES="" trains every default family (the full run, about 10 min).
+FAMILIES="${FAMILIES-cox_ridge,xgb_cox,logistic_ipcw}"
 # Patients whose draws are also written as FCS files (data/demo/fcs) and gated by FlowKit.
 FCS_PATIENTS="${FCS_PATIENTS:-3}"
 echo "== simulate a demo cohort of $N patients (data/demo), FCS files for $FCS_PATIENTS of them"
@@ -26,9 +31,10 @@ bonemet validate --patients data/demo/patients.csv --measurements data/demo/oc_m
 echo "== the study report (aims 1 and 2, monitoring): data/demo/study/report.html"
 bonemet study --patients data/demo/patients.csv --measurements data/demo/oc_measurements.csv \
   --out data/demo/study
-echo "== train, log to MLflow and register candidate versions (landmarks: ${LANDMARKS:-none})"
+echo "== train, log to MLflow and register candidate versions (landmarks: ${LANDMARKS:-none};" \
+  "families: ${FAMILIES:-all defaults})"
 bonemet train --patients data/demo/patients.csv --measurements data/demo/oc_measurements.csv \
-  ${LANDMARKS:+--landmarks "$LANDMARKS"}
+  ${LANDMARKS:+--landmarks "$LANDMARKS"} ${FAMILIES:+--families "$FAMILIES"}
 echo "== promote the challenger to champion (gates: docs/modeling.md)"
 if ! bonemet promote; then
   echo "The challenger failed a promotion gate (above). On this simulated demo cohort it is"
@@ -40,6 +46,8 @@ bonemet compare
 echo
 echo "MLflow UI on the same store:"
 echo "  $PWD/.venv/bin/$(bonemet ui-command)"
+echo "  then open http://127.0.0.1:5000 and click 'Model training' once at the top of the sidebar"
+echo "  (MLflow 3.17 opens experiments on its GenAI view until then; docs/comparing-versions.md)"
 echo "Prediction API: http://127.0.0.1:$PORT/predict  (health: /healthz, /readyz; try:)"
 echo "  curl -s -X POST http://127.0.0.1:$PORT/predict -H 'Content-Type: application/json' \\"
 echo "    -d '{\"patients\": [{\"patient_id\": \"P0001\", \"age_years\": 54, \"disease_setting\": \"metastatic\", \"bone_metastasis_at_enrollment\": false, \"er_status\": \"positive\", \"oc_positive_percent\": 0.061}]}'"
@@ -54,5 +62,6 @@ else
   echo "  BONEMET_API_TOKEN=<secret> bash scripts/demo.sh   (or: BONEMET_API_TOKEN=<secret> bonemet serve)"
   echo "and clients add -H 'Authorization: Bearer <secret>' (docs/serving.md, Security and audit)."
 fi
+echo "(the demo took $(( (SECONDS - STARTED) / 60 )) min $(( (SECONDS - STARTED) % 60 )) s after the install)"
 echo "== serving the champion (Ctrl-C stops)"
 exec bonemet serve --port "$PORT"

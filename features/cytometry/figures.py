@@ -4,8 +4,11 @@ Each figure has two panels: all events on the PBMC gate's dimensions, then the P
 the OC gate's dimensions (a histogram for a one-dimensional gate). Colours are FlowKit's own
 gate membership, so a figure shows exactly what was counted; rectangle and polygon boundaries
 are drawn on top. Values are shown on the scale the gate uses (its GatingML transform and
-compensation); scatter panels show at most 20,000 events, all of those in the gate among
-them. Figures are built on their own Agg canvas, never through ``pyplot``.
+compensation). The axes span every event of the panel and the gate, so the events a gate
+leaves out are drawn beside it. Scatter panels draw at most 20,000 events: half of them on
+each side of the gate (all of a side's events when fewer: rare positives are all drawn), and
+the legend says how many of each side were drawn. Figures are built on
+their own Agg canvas, never through ``pyplot``.
 """
 
 from __future__ import annotations
@@ -53,19 +56,21 @@ def _draw_gate(
 ) -> None:
     dims = list(getattr(gate, "dimensions", []))
     shown = np.flatnonzero(parent)
+    n_in, n_out = int(members[shown].sum()), int((~members[shown]).sum())
     if len(dims) > 1 and len(shown) > _MAX_POINTS:
-        # Scatter plots show a subsample, every in-gate event kept: positives are rare.
-        rest = shown[~members[shown]]
-        keep = max(_MAX_POINTS - int(members[shown].sum()), 0)
-        if len(rest) > keep:
-            rest = rng.choice(rest, keep, replace=False)
-        shown = np.sort(np.concatenate([shown[members[shown]], rest]))
-    cols = [_dimension_values(sample, strategy, d)[shown] for d in dims[:2]]
+        shown = _subsample(shown, members[shown], rng)
+    values = [_dimension_values(sample, strategy, d) for d in dims[:2]]
+    # The axes span every event of the panel (drawn or not) and the gate, never only the gate.
+    limits = [_span(v[np.flatnonzero(parent)]) for v in values]
+    cols = [v[shown] for v in values]
     inside = members[shown]
+    drawn_in, drawn_out = int(inside.sum()), int((~inside).sum())
+    label_in = _legend("inside", drawn_in, n_in)
+    label_out = _legend("outside", drawn_out, n_out)
     if len(cols) == 1:
         bins = np.linspace(np.nanmin(cols[0]), np.nanmax(cols[0]), 80) if len(shown) else 10
-        ax.hist(cols[0][~inside], bins=bins, color=_OUT, label="outside")
-        ax.hist(cols[0][inside], bins=bins, color=_IN, label="inside")
+        ax.hist(cols[0][~inside], bins=bins, color=_OUT, label=label_out)
+        ax.hist(cols[0][inside], bins=bins, color=_IN, label=label_in)
         ax.set_yscale("log")
         ax.set_ylabel("events")
         lo, hi = getattr(dims[0], "min", None), getattr(dims[0], "max", None)
@@ -73,8 +78,8 @@ def _draw_gate(
             if edge is not None:
                 ax.axvline(edge, color="black", lw=1)
     else:
-        ax.scatter(cols[0][~inside], cols[1][~inside], s=1, color=_OUT, label="outside")
-        ax.scatter(cols[0][inside], cols[1][inside], s=1, color=_IN, label="inside")
+        ax.scatter(cols[0][~inside], cols[1][~inside], s=1, color=_OUT, label=label_out)
+        ax.scatter(cols[0][inside], cols[1][inside], s=1, color=_IN, label=label_in)
         ax.set_ylabel(_label(dims[1]))
         vertices = getattr(gate, "vertices", None)
         if vertices is not None:
@@ -87,9 +92,47 @@ def _draw_gate(
             x0, x1 = _bounds(dims[0], cols[0])
             y0, y1 = _bounds(dims[1], cols[1])
             ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="black", lw=1)
+        # Every event's range and the gate's outline (matplotlib's autoscale holds the latter).
+        axes = ((ax.get_xlim, ax.set_xlim), (ax.get_ylim, ax.set_ylim))
+        for limit, (get, put) in zip(limits, axes, strict=True):
+            if limit is not None:
+                lo, hi = get()
+                put(min(lo, limit[0]), max(hi, limit[1]))
     if dims:
         ax.set_xlabel(_label(dims[0]))
     ax.legend(loc="upper right", fontsize=7, markerscale=6)
+
+
+def _subsample(shown: np.ndarray, inside: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """At most :data:`_MAX_POINTS` of the ``shown`` events, both sides of the gate drawn: each
+    side gets half of the points, or all its events when fewer (the rest go to the other
+    side), so that rare events (the positives, or the few a wide gate leaves out) are all
+    drawn."""
+    sides = [shown[inside], shown[~inside]]
+    half = _MAX_POINTS // 2
+    quota = [min(len(side), half) for side in sides]
+    quota = [
+        min(len(side), _MAX_POINTS - other) for side, other in zip(sides, quota[::-1], strict=True)
+    ]
+    kept = [
+        side if len(side) <= k else rng.choice(side, k, replace=False)
+        for side, k in zip(sides, quota, strict=True)
+    ]
+    return np.sort(np.concatenate(kept))
+
+
+def _span(values: np.ndarray) -> tuple[float, float] | None:
+    """The finite range of ``values`` with a 2 % margin (None when none is finite)."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return None
+    lo, hi = float(finite.min()), float(finite.max())
+    margin = 0.02 * (hi - lo) if hi > lo else 1.0
+    return lo - margin, hi + margin
+
+
+def _legend(side: str, drawn: int, total: int) -> str:
+    return f"{side}: {total:,}" if drawn == total else f"{side}: {drawn:,} of {total:,} drawn"
 
 
 def _label(dim) -> str:

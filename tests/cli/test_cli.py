@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.cli.schemas import assert_schema
 from tests.conftest import CONTRACT_FILES, cli_env, run_cli
 from training.config import SELECTION_METRIC
 
@@ -272,10 +273,19 @@ def test_compare_prints_versions_side_by_side(trained_store):
     rows = document["versions"]
     assert [r["status"] for r in document["training_runs"]] == ["FINISHED"]
     assert len(rows) == 2 and all(r["state"] == "complete" for r in rows)
-    assert len(rows) == 2 and {"selection", "gates", "test_uno_c"} <= set(rows[0])
-    for row in rows:  # a metric outside a failing gate is flagged
-        slope = row["test_calibration_slope_24m"]  # flagged for its own horizon only
-        assert ("calibration_slope_24m" in row["gates"]) == (" !" in slope)
+    assert_schema(document, "compare")
+    champion = document["champion_version"]
+    assert champion in {r["version"] for r in rows}
+    for row in rows:  # numbers as numbers, intervals as objects, gates as fields
+        uno = row["metrics"]["test_uno_c"]
+        assert isinstance(uno["estimate"], float) and uno["low"] <= uno["estimate"] <= uno["high"]
+        assert isinstance(row["selection"]["value"], float)
+        gates = row["gates"]
+        assert gates["champion_version"] == champion and gates["passed"] == (not gates["failed"])
+        slope = row["metrics"]["test_calibration_slope_24m"]  # flagged for its horizon only
+        failing = {v["metric"] for v in gates["verdicts"] if not v["passed"]}
+        assert ("test_calibration_slope_24m" in failing) == slope["outside_gate"]
+    assert f"gates vs champion v{champion} now" in wide_text.replace("\n", " ")
     bad = run_cli(
         ["compare", "--versions", "7"], trained_store["env"], trained_store["dir"], check=False
     )

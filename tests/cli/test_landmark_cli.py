@@ -21,6 +21,7 @@ import requests
 from features.contract import load_cohort
 from features.records import contract_rows
 from features.schema import PREDICTOR_COLUMNS
+from tests.cli.schemas import assert_schema
 from tests.conftest import LANDMARKS, run_cli
 from tests.serving.test_service import free_port, running_server
 
@@ -30,7 +31,13 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def landmark_version(landmark_store):
     summary = landmark_store["summary"]
+    assert_schema(summary, "train")
     assert summary["n_train"] > summary["n_train_patients"]  # stacked landmark rows
+    (candidate,) = summary["candidates"]
+    assert candidate["challenger"] and candidate["version"] == summary["challenger_version"]
+    uno = candidate["metrics"]["test_uno_c"]
+    assert uno["low"] <= uno["estimate"] <= uno["high"]
+    assert candidate["selection"] == candidate["metrics"][summary["selection_metric"]]
     return summary
 
 
@@ -40,12 +47,14 @@ def test_evaluate_reports_each_landmark(landmark_store, landmark_version):
     args = ["evaluate", "--patients", str(cohort / "patients.csv")]
     args += ["--measurements", str(cohort / "oc_measurements.csv"), "--model-uri", uri]
     out = run_cli([*args, "--n-bootstrap", "0", "--json"], env, work)
-    metrics = json.loads(out.stdout)
-    assert 0.5 < metrics["eval_uno_c"] < 1
-    for day in LANDMARKS.split(","):
-        assert metrics[f"eval_landmark_{day}_n"] > 0
-        assert 0.5 < metrics[f"eval_landmark_{day}_harrell_c"] < 1
-    assert metrics["eval_landmark_0_n"] > metrics["eval_landmark_365_n"]
+    document = json.loads(out.stdout)
+    assert_schema(document, "evaluate")
+    assert 0.5 < document["metrics"]["eval_uno_c"]["estimate"] < 1
+    landmarks = {row["landmark_day"]: row for row in document["landmarks"]}
+    assert sorted(landmarks) == [float(day) for day in LANDMARKS.split(",")]
+    for row in landmarks.values():
+        assert row["n"] > 0 and 0.5 < row["harrell_c"] < 1
+    assert landmarks[0.0]["n"] > landmarks[365.0]["n"]
     table = run_cli([*args, "--n-bootstrap", "0"], env, work)
     assert "at each landmark" in table.stdout and "365" in table.stdout
 

@@ -60,7 +60,9 @@ def test_the_run_says_how_the_cohort_was_modelled(trained):
         [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
     )
     skipped = [r for r in children if r.data.tags.get("skipped") == "true"]
-    assert [r.info.run_name for r in skipped] == ["rsf"]
+    assert [r.data.tags["family"] for r in skipped] == ["rsf"]
+    name = skipped[0].info.run_name
+    assert name.startswith("rsf · ") and " patients · data " in name
     assert "rsf" in skipped[0].data.tags["skip_reason"]
     for c in result.candidates:
         assert np.isfinite(c.metrics["test_uno_c"]) and c.metrics["test_uno_c"] > 0.55

@@ -3,6 +3,7 @@ cohorts too small or too plain for a part (the report says why instead of crashi
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -168,7 +169,7 @@ def test_report_on_tiny_and_scoring_cohorts_never_crashes():
     assert "Aim 1" in study.numbers["aim1"]["not_computed"]
 
 
-def test_report_numbers_behind_every_figure():
+def test_report_numbers_behind_every_figure_and_key_findings_first():
     c = _cohort(400, 8)
     study = build_study(c, FAST)
     n_figures = 0
@@ -182,12 +183,38 @@ def test_report_numbers_behind_every_figure():
                 n_figures += 1
     assert n_figures >= 7
     assert pd.Series([p.key for p in study.parts]).tolist() == [
+        "findings",
         "cohort",
         "aim1",
         "aim2",
         "monitoring",
         "limits",
     ]
+    # No label runs off a figure: every figure's outer border is blank.
+    from matplotlib.image import imread
+
+    for part in study.parts:
+        for name, png in part.figures.items():
+            pixels = imread(io.BytesIO(png))[..., :3]
+            border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+            assert (border > 0.99).all(), name
+
+    # The report opens with its key findings and ends with its settings.
+    page = render_html(study)
+    order = [page.index(f'<section id="{k}">') for k in ("findings", "aim1", "aim2", "limits")]
+    assert order == sorted(order) and page.index('<section id="settings">') > order[-1]
+    assert "Settings:" not in page.split('<section id="findings">')[0]  # not in the header
+    findings = study.numbers["findings"]["findings"]
+    sections = {row["section"] for row in findings}
+    assert sections == {"aim1", "aim2"}
+    for row in findings:  # each with its interval (or said not computed) and its section
+        assert "95 % CI" in row["estimate"] or "not computed" in row["estimate"], row
+        assert f'<a href="#{row["section"]}">' in page
+    cutoff = next(r for r in findings if r["finding"].startswith("Youden cut-off"))
+    assert "published" in cutoff["estimate"] and "0.045 %" in cutoff["estimate"]
+    aim1 = next(part for part in study.parts if part.key == "aim1")
+    shown = float(cutoff["estimate"].split(" %")[0])
+    assert aim1.numbers["cutoff"].cutoff == pytest.approx(shown, abs=1e-4)
 
 
 def test_statistics_and_report_builder_import_no_mlflow(tmp_path):

@@ -87,7 +87,7 @@ def test_two_trainings_at_once_on_a_new_store(fault_cohort, tmp_path):
     client = _client(data)
     versions = _assert_versions_complete(client)
     assert sorted(int(v.version) for v in versions) == [1, 2]
-    parents = [r for r in _all_runs(client) if r.info.run_name == "train"]
+    parents = [r for r in _all_runs(client) if r.info.run_name.startswith("train · ")]
     assert len(parents) == 2 and {r.info.status for r in parents} == {"FINISHED"}
     assert len({r.info.experiment_id for r in parents}) == 1  # one experiment, made once
 

@@ -207,7 +207,7 @@ def test_reader_trains_into_their_experiment_but_cannot_register(team):
     with as_admin(team["uri"]) as client:
         experiment = client.get_experiment_by_name("reader-exp")
         runs = client.search_runs([experiment.experiment_id])
-        (parent,) = [r for r in runs if r.info.run_name == "train"]
+        (parent,) = [r for r in runs if r.info.run_name.startswith("train · ")]
         families = {
             r.data.tags["family"]: r
             for r in runs

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import CONTRACT_FILES, run_cli
 from training.config import SELECTION_METRIC
+from training.evaluation.names import LABELS
 
 pytestmark = pytest.mark.slow
 FIGURES = {
@@ -37,7 +38,7 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
     # MLflow 3's UI opens the training runs, not its GenAI view (issue 9, point 5).
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([exp.experiment_id])
-    parents = [r for r in runs if r.info.run_name == "train"]
+    parents = [r for r in runs if r.info.run_name.startswith("train · ")]
     assert len(parents) == 1
     parent = parents[0]
     for tag in ("git_commit", "dataset_digest", "seed", "contract_version"):
@@ -45,7 +46,7 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
     assert parent.inputs.dataset_inputs[0].dataset.digest == parent.data.tags["dataset_digest"]
     assert "marker_lr_p_value" in parent.data.metrics
     children = {
-        r.info.run_name: r
+        r.data.tags["family"]: r
         for r in runs
         if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     }
@@ -76,6 +77,13 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
         ):
             assert key in m, (name, key)
         assert m["test_harrell_c_lo"] <= m["test_harrell_c"] <= m["test_harrell_c_hi"]
+        # The headline metrics under readable names in their own group, equal to their keys;
+        # every metric rounded to 4 significant digits.
+        for key, label in LABELS.items():
+            assert m[f"headline/{label}"] == m[key], (name, key)
+        assert m["headline/Uno C low"] == m["test_uno_c_lo"]
+        assert all(float(f"{v:.4g}") == v for v in m.values()), name
+        assert child.info.run_name.startswith(f"{name} · 600 patients · data ")
         files = {f.path for f in client.list_artifacts(child.info.run_id, "figures")}
         assert {Path(f).name for f in files} == FIGURES
         names = {f.path for f in client.list_artifacts(child.info.run_id)}
@@ -198,7 +206,7 @@ def test_mlflow_run_entry_points(trained_store, tmp_path):
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     exp = mlflow.get_experiment_by_name("mlproject")
     runs = mlflow.search_runs([exp.experiment_id])
-    names = set(runs["tags.mlflow.runName"])
+    names = {name.split(" · ")[0] for name in runs["tags.mlflow.runName"]}
     assert {"train", "cox_ridge"} <= names  # the family child sits under the project run
     # The experiment `mlflow run` created is marked as holding training runs, like ours.
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"

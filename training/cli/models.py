@@ -21,8 +21,8 @@ from training.cli.app import (
 from training.cli.output import (
     Bars,
     candidate_table,
-    comparison_rows_text,
     evaluation_by_landmark,
+    evaluation_json,
     print_comparison,
     print_transposed,
     summary_json,
@@ -113,13 +113,14 @@ def train(
         candidates, "family", title=f"candidates (selected by {result.selection_metric})"
     )
     version = result.challenger_version
-    if challenger["gates"] == "pass":
+    verdict = challenger.iloc[-1]  # the gates, against the champion of this moment
+    if verdict == "pass":
         typer.echo(
             f"next: bonemet promote   (champion -> the challenger, version {version}; "
             "then: bonemet serve)"
         )
     else:
-        failed = challenger["gates"].removeprefix("FAIL:").replace("\n", " ").strip()
+        failed = verdict.removeprefix("FAIL:").replace("\n", " ").strip()
         typer.echo(
             f"next: bonemet compare   (the challenger, version {version}, fails the gate(s) "
             f"{failed}: bonemet promote refuses it; bonemet promote --force --reason '...' "
@@ -168,8 +169,6 @@ def evaluate(
     rows and at each landmark on its own. With ``--by site_id --out DIR``: the performance in
     each site, pooled across sites with a prediction interval for a new site.
     """
-    import json
-
     from training.fitting.data import TrainingDataError
     from training.scoring.predict import ScoringError
     from training.tracking.training_evaluation import evaluate_model
@@ -197,9 +196,7 @@ def evaluate(
         k: round(v, 4) for k, v in result.metrics.items() if k.startswith("eval_landmark_")
     }
     if as_json:
-        document = {"run_id": result.run_id, "model_uri": result.model_uri}
-        document.update(version=result.version, **headline, **landmarks)
-        typer.echo(json.dumps(document, indent=2))
+        typer.echo(evaluation_json(result))
         return
     import pandas as pd
 
@@ -338,9 +335,9 @@ def compare(
     wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
     try:
         with library_output():
-            compared = comparison_rows_text(compare_versions(wanted))
+            compared = compare_versions(wanted)
     except registry.RegistryError as err:
         fail(f"cannot compare: {err}")
-    if compared.empty:
+    if not compared:
         fail("no versions registered yet: run bonemet train first")
     print_comparison(compared, registry.training_history(), as_json)

@@ -74,3 +74,22 @@ PER_LANDMARK = (
     f"brier_{HEADLINE_SUFFIX}",
     f"calibration_slope_{HEADLINE_SUFFIX}",
 )
+
+#: Readable labels of the headline metrics, for tables and the MLflow UI (one spelling each).
+LABELS = {
+    "cv_brier_headline_mean": "CV Brier 12-36m",
+    "test_harrell_c": "Harrell C",
+    "test_uno_c": "Uno C",
+    f"test_td_auc_{HEADLINE_SUFFIX}": f"AUC {HEADLINE_SUFFIX}",
+    f"test_brier_{HEADLINE_SUFFIX}": f"Brier {HEADLINE_SUFFIX}",
+    f"test_calibration_slope_{HEADLINE_SUFFIX}": f"slope {HEADLINE_SUFFIX}",
+    f"test_calibration_in_the_large_{HEADLINE_SUFFIX}": f"CITL {HEADLINE_SUFFIX}",
+    "delta_uno_c_marker": "marker gain in Uno C",
+}
+
+#: Prefix of the headline metrics logged under their :data:`LABELS` in each family's run:
+#: the MLflow UI groups them (``headline/Uno C``, ...) apart from the run's other metrics.
+UI_GROUP = "headline"
+
+#: Significant digits of the metrics logged to MLflow.
+LOGGED_DIGITS = 4

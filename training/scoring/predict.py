@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from features.contract import Cohort
@@ -60,7 +61,10 @@ def predict_patients(
     missing enrollment marker, later draws are not used). With it, each patient is scored at
     that day with the draws known by then, by the rule of the prediction API
     (:func:`features.draws.rows_at`): a landmark model reads the marker's trajectory, a model
-    trained at enrollment the latest marker (and says so in the warnings).
+    trained at enrollment the latest marker (and says so in the warnings). Horizons count from
+    that day for a patient still free of bone metastasis then (the API's rule): a patient whose
+    outcome the table records on or before it gets no prediction or a warning
+    (:func:`outcome_by_day`).
 
     Parameters
     ----------
@@ -97,7 +101,59 @@ def predict_patients(
     if notes is not None:
         for i, extra in enumerate(notes):
             batch.warnings[i] = extra + batch.warnings[i]
+        ended, known = outcome_by_day(patients, prediction_day)
+        for i in np.flatnonzero(ended):
+            batch.risk_score[i] = np.nan
+            batch.risk_group[i] = None
+            batch.probability[i] = np.nan
+            if batch.death_probability is not None:
+                batch.death_probability[i] = np.nan
+        for i, note in enumerate(known):
+            if note:
+                batch.warnings[i] = [note] if ended[i] else [note, *batch.warnings[i]]
     return batch.frame()
+
+
+def outcome_by_day(patients: pd.DataFrame, prediction_day: float) -> tuple[np.ndarray, list[str]]:
+    """Which patients' recorded outcome came on or before ``prediction_day``.
+
+    Probabilities from a prediction day are for a patient still free of bone metastasis then.
+    A patient whose bone metastasis or death (``event``) the table records on or before that
+    day (``time_days``) is no longer at risk: no prediction, a warning saying why. One whose
+    follow-up ended (censored) on or before it is scored as if still free of bone metastasis,
+    with a warning that this is unknown. A table without outcome columns has no such patient.
+
+    Returns
+    -------
+    ended : numpy.ndarray of bool
+        Patients with no prediction.
+    notes : list of str
+        Per patient, the warning ("" when none).
+    """
+    n = len(patients)
+    if not {"time_days", "event"} <= set(patients.columns):
+        return np.zeros(n, dtype=bool), [""] * n
+    day = float(prediction_day)
+    time = pd.to_numeric(patients["time_days"], errors="coerce").to_numpy(dtype=float)
+    event = patients["event"].astype(object).to_numpy()
+    before = np.isfinite(time) & (time <= day)
+    ended = before & np.isin(event, ["bone_metastasis", "death"])
+    notes = []
+    for i in range(n):
+        if ended[i]:
+            what = str(event[i]).replace("_", " ")
+            notes.append(
+                f"{what} recorded on day {time[i]:g}, on or before prediction_day {day:g}: "
+                "no longer at risk, no prediction"
+            )
+        elif before[i]:
+            notes.append(
+                f"follow-up ended on day {time[i]:g} (censored), on or before prediction_day "
+                f"{day:g}: predicted as if still free of bone metastasis then, which is unknown"
+            )
+        else:
+            notes.append("")
+    return ended, notes
 
 
 def score_cohort(

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.contract import Cohort
-from features.schema import MEASUREMENT_SPECS, OUTCOME_COLUMNS, PATIENT_SPECS
+from features.schema import MEASUREMENT_SPECS, PATIENT_SPECS
 from training.artifact.risk_model import RISK_GROUPS
 from training.scoring.predict import (
     DEFAULT_HORIZONS_MONTHS,
@@ -181,7 +181,9 @@ def score_at_day_spark(
         raise ScoringError(f"{model_uri} is not a bonemet risk model: {err}") from err
     horizons = [float(h) for h in DEFAULT_HORIZONS_MONTHS]
     spark = spark_session(master)
-    patients = cohort.patients.drop(columns=list(OUTCOME_COLUMNS), errors="ignore")
+    # The outcome columns travel with the rows: predict_patients leaves out (or warns for) a
+    # patient whose outcome came on or before the prediction day.
+    patients = cohort.patients
     n_buckets = max(1, min(len(patients), 4 * spark.sparkContext.defaultParallelism))
     bucket_of = dict(zip(patients["patient_id"], np.arange(len(patients)) % n_buckets, strict=True))
     patients = contract_rows(patients).assign(

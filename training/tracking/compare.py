@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from training.config import MODEL_NAME
 from training.evaluation import names
-from training.tracking.gates import PromotionPolicy, check_gates, gate_values, tag_float
+from training.tracking.gates import Gate, PromotionPolicy, check_gates, gate_values, tag_float
 from training.tracking.registry import (
     CHAMPION,
     RegistryError,
@@ -57,6 +57,12 @@ class VersionComparison:
         Names of the promotion gates it fails against the current champion.
     metrics : dict
         :data:`COMPARE_METRICS` name to :class:`MetricValue`, or None when not recorded.
+    gates : tuple of Gate
+        Every gate's verdict (name, passed, detail, metric).
+    champion : str or None
+        The champion the gates were checked against, at the time of the comparison (None: no
+        champion yet; the champion's own gates are checked against no champion): a version
+        that passed when it was trained may fail once another version is promoted.
     """
 
     version: str
@@ -68,6 +74,8 @@ class VersionComparison:
     selection_value: float | None
     failed_gates: tuple[str, ...]
     metrics: dict[str, MetricValue | None]
+    gates: tuple[Gate, ...] = ()
+    champion: str | None = None
 
 
 def compare(
@@ -115,7 +123,8 @@ def compare(
         values = gate_values(v)
         selection = tags.get("selection_metric", "")
         other = champion_tags if str(v.version) != champion else None
-        failed_gates = [g for g in check_gates(values, other, policy) if not g.passed]
+        verdicts = check_gates(values, other, policy)
+        failed_gates = [g for g in verdicts if not g.passed]
         failed = tuple(g.name for g in failed_gates)
         flagged = {g.metric for g in failed_gates}
         metrics: dict[str, MetricValue | None] = {}
@@ -142,6 +151,8 @@ def compare(
                 selection_value=tag_float(values, selection) if selection else None,
                 failed_gates=failed,
                 metrics=metrics,
+                gates=tuple(verdicts),
+                champion=champion,
             )
         )
     return rows

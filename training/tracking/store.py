@@ -12,10 +12,12 @@ from pathlib import Path
 
 from training.config import Settings
 
-#: MLflow 3's UI opens an experiment in its GenAI view unless the experiment tag
-#: ``mlflow.experimentKind`` says otherwise (read by the UI's experiment page; values
+#: The experiment tag that says what kind of runs an experiment holds (values
 #: ``genai_development`` or ``custom_model_development``): every bonemet experiment holds
-#: model-training runs.
+#: model-training runs. MLflow 3.17.2's UI does not read it when it opens an experiment: it
+#: opens every experiment on the view of its sidebar's workflow switch (``?workflowType=`` in
+#: the address, else the choice remembered by the browser, GenAI by default), which
+#: :func:`training.tracking.server.mlflow_ui_address` sets (docs/comparing-versions.md).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
@@ -156,7 +158,7 @@ def reap_stale_runs() -> list[str]:
 
 def ensure_experiment(name: str, settings: Settings) -> str:
     """Experiment id of ``name``, created with its artifacts under the data folder and tagged
-    as a model-training experiment (:data:`EXPERIMENT_KIND`: the MLflow UI opens its runs).
+    as a model-training experiment (:data:`EXPERIMENT_KIND`).
 
     Without an explicit ``artifact_location`` MLflow writes artifacts to ``./mlruns`` of
     whatever directory the command runs in, even with an SQLite store.
@@ -185,7 +187,7 @@ def ensure_experiment(name: str, settings: Settings) -> str:
 
 def mark_training_experiment(experiment_id: str) -> None:
     """Tag an experiment (one MLflow created, e.g. under ``mlflow run``) as holding training
-    runs, so that the MLflow UI opens it on them (:data:`EXPERIMENT_KIND`)."""
+    runs (:data:`EXPERIMENT_KIND`)."""
     import mlflow
 
     client = mlflow.MlflowClient()

@@ -12,7 +12,13 @@ import pandas as pd
 from features.contract import Cohort
 from features.schema import CONTRACT_VERSION, HEADLINE_HORIZON_MONTHS
 from training.config import MODEL_NAME, Settings, TrainConfig
-from training.evaluation.names import CANDIDATES, HEADLINE_SUFFIX
+from training.evaluation.names import (
+    CANDIDATES,
+    HEADLINE_SUFFIX,
+    LABELS,
+    LOGGED_DIGITS,
+    UI_GROUP,
+)
 from training.fitting.data import TrainingData, TrainingDataError, prepare_training_data
 from training.fitting.family_run import (
     FamilyOutcome,
@@ -67,6 +73,13 @@ class TrainResult:
 REGISTRATION_REFUSED = "bonemet.registration_refused"
 
 
+def run_name(what: str, cohort: Cohort, digest: str) -> str:
+    """A run's name in the MLflow UI: what it is (``train`` or the family) and the data it
+    was trained on (patients, the dataset's digest), e.g. ``cox_ridge · 2000 patients ·
+    data 2981c147``."""
+    return f"{what} · {len(cohort.patients)} patients · data {digest}"
+
+
 def model_notes(config: TrainConfig, death_note: str | None) -> dict[str, str]:
     """Run tags saying how the outcome and the marker were modelled."""
     return {
@@ -111,6 +124,26 @@ def log_decision_curve_figure(evaluation) -> None:
         )
 
 
+def logged_value(value: float) -> float:
+    """A metric as logged: :data:`LOGGED_DIGITS` significant digits (counts stay whole)."""
+    value = float(value)
+    if value.is_integer():
+        return value
+    return float(f"{value:.{LOGGED_DIGITS}g}")
+
+
+def headline_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The headline metrics under readable names (:data:`LABELS`) in the UI's group, e.g.
+    ``headline/Uno C``, with their interval bounds (``... low``, ``... high``)."""
+    out = {}
+    for key, label in LABELS.items():
+        for suffix, words in (("", ""), ("_lo", " low"), ("_hi", " high")):
+            value = metrics.get(key + suffix)
+            if value is not None and np.isfinite(value):
+                out[f"{UI_GROUP}/{label}{words}"] = value
+    return out
+
+
 def _log_trials(out: FamilyOutcome) -> None:
     """Each final-search configuration as a nested run, and the trials table."""
     import mlflow
@@ -145,7 +178,9 @@ def _log_family(out: FamilyOutcome, y_test: np.ndarray, X_test: pd.DataFrame) ->
             if np.isfinite(value):
                 metrics[f"delta_{k}_marker{suffix}"] = float(value)
     metrics.update(landmark_metrics(X_test, y_test, out.test_risk))
-    mlflow.log_metrics(metrics)
+    # Logged, tagged and shown rounded alike; the headline metrics also under readable names.
+    metrics = {k: logged_value(v) for k, v in metrics.items()}
+    mlflow.log_metrics({**metrics, **headline_metrics(metrics)})
     mlflow.log_params({f"selected_{k}": v for k, v in out.params.items()})
     _log_trials(out)
     mlflow.log_table(pd.DataFrame(out.fold_metrics), "tables/cv_outer_folds.json")
@@ -219,7 +254,7 @@ def _log_parent(data: TrainingData, dataset) -> dict[str, float] | None:
     mlflow.log_metrics(counts)
     lr_test = marker_lr_test(data.X_train, y_train) if config.include_marker else None
     if lr_test:
-        lr_test = {k: v for k, v in lr_test.items() if np.isfinite(v)} or None
+        lr_test = {k: logged_value(v) for k, v in lr_test.items() if np.isfinite(v)} or None
     if lr_test:
         mlflow.log_metrics(lr_test)
     return lr_test
@@ -287,7 +322,9 @@ def train(
     candidates = []
     # The run is created with its owner's tags: a kill at any later point can be detected.
     with mlflow.start_run(
-        experiment_id=experiment_id, run_name="train", tags=tracking.owner_tags()
+        experiment_id=experiment_id,
+        run_name=run_name("train", cohort, dataset.digest),
+        tags=tracking.owner_tags(),
     ) as parent:
         # Under `mlflow run` the project's run is resumed as the parent: children follow it.
         experiment_id = parent.info.experiment_id
@@ -298,10 +335,18 @@ def train(
         for name, out in zip(config.families, outcomes, strict=True):
             if isinstance(out, FamilySkipped):
                 skipped.append(out)
-                with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
+                with mlflow.start_run(
+                    experiment_id=experiment_id,
+                    run_name=run_name(name, cohort, dataset.digest),
+                    nested=True,
+                ):
                     mlflow.set_tags({"family": name, "skipped": "true", "skip_reason": out.reason})
                 continue
-            with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True) as child:
+            with mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=run_name(name, cohort, dataset.digest),
+                nested=True,
+            ) as child:
                 mlflow.log_params({**config.to_params(), "family": name})
                 tracking.log_input(dataset, "training")
                 mlflow.set_tags(

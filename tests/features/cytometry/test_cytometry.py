@@ -527,3 +527,27 @@ def test_qc_figure_draws_both_gates(batch):
     assert right.get_title() == "Cells/Lymph/OCpos: 40 of 1,540 events"
     assert right.get_xlabel() == "FL1-H (Logicle_262144_0.5_4.5_0)"
     assert fig._suptitle.get_text() == "patient P1, day 0"
+    # Every event is drawn, those the gates leave out too, and the axes hold them all.
+    assert left.get_legend_handles_labels()[1] == ["outside: 500", "inside: 1,540"]
+    assert right.get_legend_handles_labels()[1] == ["outside: 1,500", "inside: 40"]
+    (outside, _inside) = left.collections[:2]
+    points = outside.get_offsets()
+    (x0, x1), (y0, y1) = left.get_xlim(), left.get_ylim()
+    assert len(points) == 500
+    assert (points[:, 0] >= x0).all() and (points[:, 0] <= x1).all()
+    assert (points[:, 1] >= y0).all() and (points[:, 1] <= y1).all()
+
+
+def test_qc_scatter_subsample_keeps_both_sides_of_a_gate():
+    from features.cytometry.figures import _MAX_POINTS, _subsample
+
+    rng = np.random.default_rng(0)
+    shown = np.arange(100_000)
+    for n_in in (90_000, 30):  # a wide gate (few left out), a rare positive gate
+        inside = shown < n_in
+        kept = _subsample(shown, inside, rng)
+        assert len(kept) == _MAX_POINTS and len(np.unique(kept)) == len(kept)
+        rare = min(n_in, len(shown) - n_in)
+        assert min(int(inside[kept].sum()), int((~inside[kept]).sum())) >= min(
+            rare, _MAX_POINTS // 2
+        )

@@ -12,6 +12,7 @@ from training.study.report.aim2 import aim2_part
 from training.study.report.cohort import cohort_part
 from training.study.report.config import StudyConfig
 from training.study.report.covariates import enrollment_log2
+from training.study.report.findings import findings_part
 from training.study.report.limits import limits_part
 from training.study.report.monitoring import monitoring_part
 from training.study.report.parts import Part, Study
@@ -32,7 +33,8 @@ def build_study(cohort: Cohort, config: StudyConfig | None = None) -> Study:
     Returns
     -------
     Study
-        Parts in report order; a part the data cannot support says why instead.
+        Parts in report order, the key findings first (:func:`findings_part`); a part the
+        data cannot support says why instead.
     """
     config = config or StudyConfig()
     log2_marker = enrollment_log2(cohort)
@@ -44,7 +46,9 @@ def build_study(cohort: Cohort, config: StudyConfig | None = None) -> Study:
     else:
         aim2 = aim2_part(cohort, log2_marker, cutoff, config)
     monitoring = monitoring_part(cohort, config)
-    return Study(config, [first, aim1, aim2, monitoring, limits_part()])
+    parts = [first, aim1, aim2, monitoring, limits_part()]
+    # The summary opens the report; it reads the numbers the other parts computed.
+    return Study(config, [findings_part(parts), *parts])
 
 
 def write_study(study: Study, out_dir: str | Path, source: str = "") -> dict[str, Path]:

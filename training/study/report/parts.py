@@ -54,9 +54,30 @@ class Part:
             f"<tbody>{body}</tbody></table>"
         )
 
+    def linked_table(self, rows: list[dict[str, object]], caption: str) -> None:
+        """:meth:`table` where a ``(text, anchor)`` cell links to ``#anchor`` (a section)."""
+        if not rows:
+            return
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in rows[0])
+
+        def cell(v: object) -> str:
+            if isinstance(v, tuple):
+                text, anchor = v
+                return f'<a href="#{html.escape(anchor)}">{html.escape(text)}</a>'
+            return html.escape(_fmt(v))
+
+        body = "".join(
+            "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r.values()) + "</tr>" for r in rows
+        )
+        self.blocks.append(
+            f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
+
     def figure(self, name: str, fig: Figure, caption: str) -> None:
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
+        # The bounding box grows to every label drawn: none is clipped at the edge.
+        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", pad_inches=0.1)
         png = buffer.getvalue()
         self.figures[name] = png
         data = base64.b64encode(png).decode("ascii")

@@ -32,13 +32,22 @@ def render_html(study: Study, source: str = "") -> str:
             f'<section id="{part.key}"><h2>{html.escape(part.title)}</h2>'
             f"{''.join(part.blocks)}</section>"
         )
-    cfg = html.escape(json.dumps(asdict(study.config)))
+    toc.append('<li><a href="#settings">Appendix: settings</a></li>')
+    settings = "".join(
+        f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(json.dumps(v))}</code></td></tr>"
+        for k, v in asdict(study.config).items()
+    )
+    parts_html.append(
+        '<section id="settings"><h2>Appendix: settings</h2>'
+        "<table><caption>The report's settings (training.study.report.config.StudyConfig)."
+        f"</caption><tbody>{settings}</tbody></table></section>"
+    )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         "<title>Osteocalcin-positive cells and bone metastasis: study report</title>"
         f"<style>{_STYLE}</style></head><body>"
         "<h1>Circulating osteocalcin-positive cells and bone metastasis: study report</h1>"
         f"<p>Cohort: {html.escape(source or 'in memory')}; data contract v{CONTRACT_VERSION}. "
-        f"Settings: <code>{cfg}</code>. Research software, not for patient care.</p>"
+        "Research software, not for patient care.</p>"
         f"<ul>{''.join(toc)}</ul>{''.join(parts_html)}</body></html>"
     )
