@@ -3,18 +3,24 @@ moving the champion.
 
 :class:`PromotionPolicy` states the gates (discrimination against the champion, calibration
 slope and calibration-in-the-large at the headline horizons); :func:`check_gates` evaluates them
-on a version's values (:func:`gate_values`); :func:`select_challenger` prefers candidates that
-pass them; :func:`promote` moves ``champion`` only to a complete version that loads, predicts a
-synthetic case and passes the gates (or with ``force`` and a recorded reason).
+on a version's values and intervals (:func:`gate_values`); :func:`select` chooses the challenger
+by the one-standard-error rule among the candidates the calibration gates do not refuse;
+:func:`promote` moves ``champion`` only to a complete version that loads, predicts a synthetic
+case and passes the gates (or with ``force`` and a recorded reason).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from training.config import MODEL_NAME, lower_is_better
+from training.models.names import SIMPLEST_FIRST
 from training.tracking.registry import (
     CHALLENGER,
     CHAMPION,
@@ -64,12 +70,16 @@ class PromotionPolicy:
 
 @dataclass(frozen=True)
 class Gate:
-    """One gate's verdict: its name, whether it passed, why, and the metric it read."""
+    """One gate's verdict: its name, whether it passed, why, the metric it read, and the
+    estimate with its 95 % interval (None where not recorded)."""
 
     name: str
     passed: bool
     detail: str
     metric: str = ""
+    estimate: float | None = None
+    lo: float | None = None
+    hi: float | None = None
 
 
 class PromotionRefused(RegistryError):
@@ -93,13 +103,59 @@ def tag_float(tags: dict[str, str], name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _bounded_gate(candidate: dict[str, str], name: str, metric: str, ok, describe) -> Gate:
-    """A gate on one recorded value: fails when the value is absent or out of bounds."""
-    value = tag_float(candidate, metric)
+def interval_of(values: dict[str, str], metric: str, estimate: float) -> tuple | None:
+    """The recorded 95 % interval ``(lo, hi)`` of ``metric`` (``<metric>_lo``/``_hi``), or
+    None when absent or when it does not contain the estimate (then it is not this
+    estimate's interval: a value changed by hand, and the gate reads the point alone)."""
+    lo, hi = tag_float(values, f"{metric}_lo"), tag_float(values, f"{metric}_hi")
+    if lo is None or hi is None or not lo - 1e-9 <= estimate <= hi + 1e-9:
+        return None
+    return lo, hi
+
+
+def _judged_gate(
+    values: dict[str, str], name: str, metric: str, band: tuple[float, float], ideal: float
+) -> Gate:
+    """A calibration gate judged on the evidence (:func:`check_gates`).
+
+    With an interval: refused only when the estimate is outside ``band`` *and* the 95 %
+    interval excludes the ``ideal`` value (the miscalibration is both beyond the tolerance and
+    more than the sample's noise). Without one: the point estimate must lie in ``band``.
+    Absent (too few events to fit it): refused.
+    """
+    value = tag_float(values, metric)
     if value is None:
         return Gate(name, False, f"{metric} is not recorded on the version", metric)
-    passed = bool(ok(value))
-    return Gate(name, passed, f"{metric} {describe(value, passed)}", metric)
+    low, high = band
+    inside = low <= value <= high
+    if metric.startswith("test_calibration_in_the_large"):
+        point = f"{value:+.3f}"
+        band_text = f"+/-{high:g}"
+        verdict = "within" if inside else "beyond"
+    else:
+        point = f"{value:.3f}"
+        band_text = f"[{low:g}, {high:g}]"
+        verdict = "within" if inside else "outside"
+    interval = interval_of(values, metric, value)
+    if interval is None:
+        return Gate(name, inside, f"{metric} {point} {verdict} {band_text}", metric, value)
+    lo, hi = interval
+    excludes = not lo <= ideal <= hi
+    passed = inside or not excludes
+    detail = f"{metric} {point} (95 % CI {lo:.3f} to {hi:.3f}) {verdict} {band_text}"
+    if not inside:
+        detail += (
+            f"; the interval excludes {ideal:g}: miscalibrated beyond the sample's noise"
+            if excludes
+            else f"; the interval includes {ideal:g}: not evidence of miscalibration"
+        )
+    return Gate(name, passed, detail, metric, value, lo, hi)
+
+
+def _half_width(values: dict[str, str], metric: str, estimate: float) -> float | None:
+    """Half the 95 % interval of ``metric`` (an approximate 1.96 standard errors), or None."""
+    interval = interval_of(values, metric, estimate)
+    return None if interval is None else (interval[1] - interval[0]) / 2
 
 
 def gate_values(version) -> dict[str, str]:
@@ -115,11 +171,65 @@ def gate_values(version) -> dict[str, str]:
     return {**{k: str(x) for k, x in run_metrics.items()}, **tags}
 
 
+def _discrimination_gate(
+    candidate: dict[str, str],
+    champion: dict[str, str],
+    cand: float,
+    champ: float,
+    policy: PromotionPolicy,
+) -> Gate:
+    """Candidate against champion: refused only when it is worse by more than the margin and
+    the 95 % interval of the difference excludes 0 (without intervals: the margin alone).
+
+    The interval of the difference combines the two recorded intervals as independent
+    (``sqrt(a^2 + b^2)`` of their half-widths; the champion's alone counts 0 when absent):
+    versions trained on different cohorts or folds are not paired, and treating them as
+    independent is conservative for the candidate.
+    """
+    metric = policy.discrimination_metric
+    margin = policy.discrimination_margin
+    diff = cand - champ
+    beyond = cand < champ - margin
+    text = f"{metric} {cand:.4f} vs champion {champ:.4f} (allowed margin {margin:g})"
+    a = _half_width(candidate, metric, cand)
+    if a is None:
+        return Gate(
+            "discrimination",
+            not beyond,
+            text + ("" if not beyond else ": worse beyond the margin"),
+            metric,
+            cand,
+        )
+    b = _half_width(champion, metric, champ) or 0.0
+    half = float((a**2 + b**2) ** 0.5)
+    lo, hi = diff - half, diff + half
+    excludes = hi < 0
+    passed = not (beyond and excludes)
+    text = (
+        f"{metric} {cand:.4f} vs champion {champ:.4f}: difference {diff:+.4f} (95 % CI "
+        f"{lo:+.4f} to {hi:+.4f}; allowed margin {margin:g})"
+    )
+    if beyond:
+        text += (
+            ": worse beyond the margin and beyond the noise"
+            if excludes
+            else ": below the margin but the interval includes 0: not evidence it is worse"
+        )
+    return Gate("discrimination", passed, text, metric, diff, lo, hi)
+
+
 def check_gates(
     candidate: dict[str, str], champion: dict[str, str] | None, policy: PromotionPolicy
 ) -> list[Gate]:
     """Evaluate the promotion gates on a version's values (:func:`gate_values`; the champion's
-    may be None)."""
+    may be None).
+
+    Each gate reads the estimate and, when recorded, its 95 % interval (``<metric>_lo``,
+    ``<metric>_hi``: the bootstrap of the out-of-fold or held-out predictions): a version is
+    refused when the evidence puts it outside the bounds (estimate beyond the tolerance *and*
+    interval excluding the ideal), not when a small sample wobbles. Without an interval the
+    point estimate is judged against the bounds.
+    """
     gates = []
     metric = policy.discrimination_metric
     cand = tag_float(candidate, metric)
@@ -129,7 +239,9 @@ def check_gates(
             Gate("discrimination", False, f"{metric} is not recorded on the version", metric)
         )
     elif champion is None:
-        gates.append(Gate("discrimination", True, f"{metric} {cand:.4f}; no champion yet", metric))
+        gates.append(
+            Gate("discrimination", True, f"{metric} {cand:.4f}; no champion yet", metric, cand)
+        )
     elif champ is None:
         gates.append(
             Gate(
@@ -137,83 +249,194 @@ def check_gates(
                 True,
                 f"{metric} {cand:.4f}; the champion has no {metric} to compare",
                 metric,
+                cand,
             )
         )
     else:
-        ok = cand >= champ - policy.discrimination_margin
-        gates.append(
-            Gate(
-                "discrimination",
-                ok,
-                f"{metric} {cand:.4f} vs champion {champ:.4f} (allowed margin "
-                f"{policy.discrimination_margin:g})" + ("" if ok else ": worse beyond the margin"),
-                metric,
-            )
-        )
-    lo, hi = policy.slope_band
+        gates.append(_discrimination_gate(candidate, champion, cand, champ, policy))
     for h in policy.horizons_months:
         gates.append(
-            _bounded_gate(
+            _judged_gate(
                 candidate,
                 f"calibration_slope_{h}m",
                 policy.slope_metric.format(h=h),
-                lambda v: lo <= v <= hi,
-                lambda v, ok: f"{v:.3f} " + ("within" if ok else "outside") + f" [{lo:g}, {hi:g}]",
+                policy.slope_band,
+                1.0,
             )
         )
         gates.append(
-            _bounded_gate(
+            _judged_gate(
                 candidate,
                 f"calibration_in_the_large_{h}m",
                 policy.citl_metric.format(h=h),
-                lambda v: abs(v) <= policy.citl_max,
-                lambda v, ok: (
-                    f"{v:+.3f} " + ("within" if ok else "beyond") + f" +/-{policy.citl_max:g}"
-                ),
+                (-policy.citl_max, policy.citl_max),
+                0.0,
             )
         )
     return gates
 
 
-def choose_challenger(
-    candidates: Sequence, selection_metric: str, policy: PromotionPolicy | None = None
-):
-    """Set ``challenger`` on :func:`select_challenger`'s choice and return it."""
-    best = select_challenger(candidates, selection_metric, policy)
-    set_alias(CHALLENGER, best.version)
-    return best
+@dataclass(frozen=True)
+class Selection:
+    """The challenger chosen among a run's candidates, and why, in words.
+
+    ``chosen`` and ``lowest`` are candidates (``version``, ``family``, ``metrics``);
+    ``reasons`` are the sentences ``bonemet train`` prints: the rule, why this version and,
+    when it is not the lowest score, why not that one.
+    """
+
+    chosen: Any
+    lowest: Any
+    reasons: tuple[str, ...]
+
+    @property
+    def version(self) -> str:
+        return self.chosen.version
 
 
-def select_challenger(
-    candidates: Sequence, selection_metric: str, policy: PromotionPolicy | None = None
-):
-    """The best candidate by ``selection_metric`` (each has ``metrics`` and ``version``).
+#: The rule of :func:`select`, as ``bonemet train`` prints it.
+SELECTION_RULE = (
+    "rule: among the candidates whose calibration is not refused by the gates, the simplest "
+    "family whose {metric} is within one paired standard error of the lowest (the "
+    "per-patient differences of the same out-of-fold predictions, same folds for every family)"
+)
 
-    Best is the lowest for Brier scores and ICI, the highest otherwise
-    (:func:`training.config.lower_is_better`). Discrimination and calibration are gates, not
-    the score: candidates that pass the calibration gates of ``policy`` at every headline
-    horizon come first (a miscalibrated model is not offered while a calibrated one exists),
-    and among those, only the ones whose nested-CV Uno's C is within
-    ``policy.discrimination_margin`` of the best of them. Ties go to the first listed.
+
+def paired_se(difference: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """Standard error of the mean of per-row ``difference`` (a paired comparison).
+
+    Rows of one patient (``groups``: a landmark dataset has one row per landmark) are summed
+    into one independent term (the cluster-robust standard error of a mean).
+    """
+    d = np.asarray(difference, dtype=float)
+    n = d.size
+    if n < 2:
+        return float("nan")
+    if groups is not None and len(np.unique(groups)) < n:
+        centred = pd.Series(d - d.mean()).groupby(np.asarray(groups)).sum().to_numpy()
+        g = centred.size
+        return float(np.sqrt(g / (g - 1) * np.sum(centred**2)) / n) if g > 1 else float("nan")
+    return float(d.std(ddof=1) / np.sqrt(n))
+
+
+def _simplicity(c) -> int:
+    family = getattr(c, "family", "")
+    return SIMPLEST_FIRST.index(family) if family in SIMPLEST_FIRST else len(SIMPLEST_FIRST)
+
+
+def _family(c) -> str:
+    return f"version {c.version} ({getattr(c, 'family', '') or 'unknown family'})"
+
+
+def select(
+    candidates: Sequence,
+    selection_metric: str,
+    policy: PromotionPolicy | None = None,
+    losses: Mapping[str, np.ndarray] | None = None,
+    groups: np.ndarray | None = None,
+) -> Selection:
+    """The challenger by the one-standard-error rule, and the reasons in words.
+
+    1. Candidates whose calibration gates (:func:`check_gates` without a champion, on their
+       recorded estimates and intervals) refuse them are left out, unless all are.
+    2. The lowest ``selection_metric`` among the others (highest for a higher-is-better one).
+    3. With per-row out-of-fold ``losses`` by version (the terms of the selection score on the
+       same rows for every candidate: :func:`training.fitting.family_run.brier_losses`), each
+       candidate's paired difference from the lowest and its standard error
+       (:func:`paired_se`); the simplest family (:data:`SIMPLEST_FIRST`) whose difference is at
+       most one standard error is chosen: a lower score by less than its noise is not evidence
+       that the more complex family predicts better. Without losses, the lowest is chosen.
+    Ties keep the first listed.
     """
     policy = policy or PromotionPolicy()
     scored = [c for c in candidates if math.isfinite(c.metrics.get(selection_metric, math.nan))]
     if not scored:
         raise RegistryError(f"no candidate has a finite {selection_metric}")
+    reasons = [SELECTION_RULE.format(metric=selection_metric)]
 
-    def calibrated(c) -> bool:
+    def refusal(c) -> list[Gate]:
         tags = {k: str(v) for k, v in c.metrics.items()}
-        gates = check_gates(tags, None, policy)
-        return all(g.passed for g in gates if g.name != "discrimination")
+        return [g for g in check_gates(tags, None, policy) if g.name != "discrimination"]
 
-    pool = [c for c in scored if calibrated(c)] or scored
-    c_index = [c.metrics.get(policy.selection_discrimination_metric, math.nan) for c in pool]
-    finite = [v for v in c_index if math.isfinite(v)]
-    if finite:
-        floor = max(finite) - policy.discrimination_margin
-        pool = [c for c, v in zip(pool, c_index, strict=True) if math.isfinite(v) and v >= floor]
+    refused = {c.version: [g for g in refusal(c) if not g.passed] for c in scored}
+    pool = [c for c in scored if not refused[c.version]] or scored
+    if len(pool) < len(scored):
+        for c in scored:
+            if refused[c.version]:
+                names = ", ".join(g.name for g in refused[c.version])
+                reasons.append(
+                    f"left out: {_family(c)}, refused by its calibration gates ({names})"
+                )
+    elif any(refused.values()):
+        reasons.append("every candidate fails a calibration gate: all are compared")
     sign = 1.0 if lower_is_better(selection_metric) else -1.0
-    return min(pool, key=lambda c: sign * c.metrics[selection_metric])
+    lowest = min(pool, key=lambda c: sign * c.metrics[selection_metric])
+    score = lowest.metrics[selection_metric]
+    usable = (
+        losses is not None
+        and sign > 0
+        and all(c.version in losses for c in pool)
+    )
+    if not usable:
+        reasons.append(f"{_family(lowest)} has the lowest {selection_metric} ({score:.4f})")
+        return Selection(lowest, lowest, tuple(reasons))
+    base = np.asarray(losses[lowest.version], dtype=float)
+    gaps = {}
+    for c in pool:
+        d = np.asarray(losses[c.version], dtype=float) - base
+        gaps[c.version] = (c.metrics[selection_metric] - score, paired_se(d, groups))
+    within = [
+        c
+        for c in pool
+        if c is lowest or gaps[c.version][0] <= gaps[c.version][1]  # NaN SE: never within
+    ]
+    chosen = min(within, key=_simplicity)
+    simpler = [c for c in pool if _simplicity(c) < _simplicity(chosen)]
+    if chosen is lowest:
+        text = f"{_family(chosen)} has the lowest {selection_metric} ({score:.4f})"
+        if simpler:
+            worse = "; ".join(
+                f"{_family(c)} +{gaps[c.version][0]:.4f} (SE {gaps[c.version][1]:.4f})"
+                for c in sorted(simpler, key=_simplicity)
+            )
+            text += f" and every simpler family is worse by more than its paired SE: {worse}"
+        reasons.append(text)
+    else:
+        gap, se = gaps[chosen.version]
+        reasons.append(
+            f"{_family(chosen)}: {selection_metric} {chosen.metrics[selection_metric]:.4f}, "
+            f"within noise of the lowest and the simplest such family"
+        )
+        reasons.append(
+            f"not {_family(lowest)}, the lowest ({score:.4f}): it is lower by {gap:.4f}, no more "
+            f"than the paired standard error of the difference ({se:.4f}), so the data do not "
+            "show that it predicts better"
+        )
+    return Selection(chosen, lowest, tuple(reasons))
+
+
+def choose_challenger(
+    candidates: Sequence,
+    selection_metric: str,
+    policy: PromotionPolicy | None = None,
+    losses: Mapping[str, np.ndarray] | None = None,
+    groups: np.ndarray | None = None,
+) -> Selection:
+    """Set ``challenger`` on :func:`select`'s choice and return the selection."""
+    chosen = select(candidates, selection_metric, policy, losses, groups)
+    set_alias(CHALLENGER, chosen.version)
+    return chosen
+
+
+def select_challenger(
+    candidates: Sequence,
+    selection_metric: str,
+    policy: PromotionPolicy | None = None,
+    losses: Mapping[str, np.ndarray] | None = None,
+    groups: np.ndarray | None = None,
+):
+    """The candidate :func:`select` chooses (each candidate has ``metrics`` and ``version``)."""
+    return select(candidates, selection_metric, policy, losses, groups).chosen
 
 
 @dataclass(frozen=True)
