@@ -112,6 +112,9 @@ def test_train_reports_candidates_and_challenger(trained_store):
     assert "cox_ridge" in text and "logistic_ipcw" in text and "* challenger" in text
     assert "gates" in text and "Uno C" in text and "[" in text  # verdicts, intervals
     assert "next: bonemet promote" in text or "next: bonemet compare" in text
+    # Every patient trains; why the challenger was chosen is said in words (issue 19).
+    assert "eligible patients; metrics (test_*) on the out-of-fold predictions" in text
+    assert "why: rule: " in text and "one paired standard error" in text
     # Quiet: no MLflow event log or third-party warning in normal output (issue 9, point 7).
     noise = ("Created version", "Add type hints", "Validating input example", "Warning")
     for line in text.splitlines() + trained_store["train"].stderr.splitlines():
