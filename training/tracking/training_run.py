@@ -46,7 +46,7 @@ class TrainResult:
     ``design`` says what the ``test_*`` metrics were measured on (``nested_cv_oof``: the
     out-of-fold predictions of every patient, who all train the registered model; or
     ``holdout``: a held-out split, ``n_test`` > 0); ``selection_reasons`` say why the
-    challenger was chosen (:func:`training.tracking.gates.select`). ``notes`` say how the
+    challenger was chosen (:func:`training.tracking.selection.select`). ``notes`` say how the
     cohort was modelled when it departs from the default (no competing deaths, no marker);
     ``skipped`` lists the families that could not be fitted.
     """
@@ -253,7 +253,7 @@ def train(
     out-of-fold predictions (or the held-out split), calibration, decision curve and
     subgroups, the same family without the osteocalcin features (incremental value), figures,
     a model card, and a registered version tagged with its headline metrics. The challenger
-    alias goes to :func:`training.tracking.gates.select`'s choice (one-standard-error rule on
+    alias goes to :func:`training.tracking.selection.select`'s choice (one-standard-error rule on
     ``config.selection_metric``), its reasons logged as ``selection.txt``.
 
     Parameters
@@ -282,7 +282,7 @@ def train(
     """
     import mlflow
 
-    from training.tracking import gates, registry
+    from training.tracking import registry, selection
     from training.tracking import model_card as mc
     from training.tracking import store as tracking
 
@@ -393,7 +393,7 @@ def train(
         else:
             ids = data.X_train["patient_id"] if "patient_id" in data.X_train.columns else None
             groups = ids.to_numpy() if ids is not None and ids.duplicated().any() else None
-            best = gates.choose_challenger(
+            best = selection.choose_challenger(
                 candidates, config.selection_metric, losses=losses or None, groups=groups
             )
             mlflow.set_tag("challenger_version", best.version)
