@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from training.config import MODEL_NAME
 from training.tracking.registry import (
+    CHALLENGER,
     CHAMPION,
     REQUIRED_VERSION_TAGS,
     RegistryError,
