@@ -183,3 +183,36 @@ def tcp_nodelay(pid: int, fd: int) -> bool:
         os.close(pidfd)
     with socket.socket(fileno=copy) as sock:  # closes the copy only
         return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+
+def train_and_select(cohort, config):
+    """What ``bonemet train`` fits and chooses, without MLflow: every family's run
+    (:func:`training.fitting.family_run.family_outcomes`, the final model on every training
+    patient) and the challenger by :func:`training.tracking.selection.select` on the paired
+    out-of-fold losses. Returns ``(outcomes by family, selection, candidates)``; a candidate's
+    ``version`` is its family's position (1-based) among the fitted ones."""
+    from dataclasses import dataclass
+
+    from training.fitting.data import prepare_training_data
+    from training.fitting.family_run import FamilyOutcome, SilentProgress, family_outcomes
+    from training.tracking import selection as choose
+
+    @dataclass
+    class Candidate:
+        version: str
+        family: str
+        metrics: dict
+
+    data = prepare_training_data(cohort, config)
+    outcomes = {
+        o.family: o
+        for o in family_outcomes(data, SilentProgress())
+        if isinstance(o, FamilyOutcome)
+    }
+    candidates = [
+        Candidate(str(i + 1), name, {**o.test.flat("test_"), **o.cv})
+        for i, (name, o) in enumerate(outcomes.items())
+    ]
+    losses = {c.version: outcomes[c.family].oof_loss for c in candidates}
+    selection = choose.select(candidates, config.selection_metric, losses=losses)
+    return outcomes, selection, candidates

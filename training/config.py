@@ -21,9 +21,9 @@ MODEL_NAME = "bone-metastasis-risk"
 #: Families trained when none are named; the names are defined in :mod:`training.models.names`.
 FAMILIES = DEFAULT_FAMILIES
 #: Lower is better. Nested-CV mean IPCW Brier score of the served probability at 12, 24 and 36
-#: months (a proper scoring rule of what the clinician reads, not a ranking alone), on the
-#: training split: the test split stays an unbiased check of the chosen version instead of the
-#: thing it was chosen on.
+#: months (a proper scoring rule of what the clinician reads, not a ranking alone), over the
+#: outer folds of every repeat; the challenger is chosen on it by the one-standard-error rule of
+#: :func:`training.tracking.selection.select` (paired per-patient differences).
 SELECTION_METRIC = "cv_brier_headline_mean"
 #: Smallest bound of the search subsample and of the bootstrap resamples: fewer patients hold
 #: too few events for a stratified inner fold or a stable interval.
@@ -59,19 +59,27 @@ class TrainConfig:
         MLflow experiment name.
     seed : int
         Seed of the split and of every stochastic estimator.
-    test_size : float
-        Share of patients held out for the test split (stratified by outcome).
+    holdout : float
+        0 (default): no held-out split; every eligible patient trains the registered model and
+        its performance is estimated on the out-of-fold predictions of the nested
+        cross-validation (``docs/modeling.md``, "Design"). Otherwise the share of patients
+        held out for a test split (0.05-0.5, stratified by outcome) that only evaluates.
     families : tuple of str
         Candidate model families, each registered as a version.
     horizons_months : tuple of int
         Horizons at which probabilities are reported and stored with the model.
     outer_folds, inner_folds : int
-        Nested cross-validation on the training split: outer folds estimate performance,
-        inner folds rank the hyperparameter configurations.
+        Nested cross-validation on the training patients: outer folds estimate performance
+        (their out-of-fold predictions), inner folds rank the hyperparameter configurations.
+    cv_repeats : int
+        Repeats of the outer cross-validation with new fold assignments (1-10): each adds
+        ``outer_folds`` nested searches; the paired differences the selection rests on are
+        averaged over the repeats (more repeats, smaller standard errors, longer training).
     max_grid : int
         At most this many configurations of each family's grid are searched (1 = defaults).
     n_bootstrap : int
-        Bootstrap resamples for the test-split confidence intervals (0 = none).
+        Bootstrap resamples for the 95 % intervals of the evaluation (held-out split, or the
+        out-of-fold predictions of every patient) and of the gates (0 = none).
     search_max_patients : int
         Large cohorts: the hyperparameter search (inner cross-validation) ranks the
         configurations on a stratified random subsample of at most this many patients of its
@@ -99,11 +107,12 @@ class TrainConfig:
 
     experiment: str = "bone-metastasis"
     seed: int = 42
-    test_size: float = 0.25
+    holdout: float = 0.0
     families: tuple[str, ...] = FAMILIES
     horizons_months: tuple[int, ...] = DEFAULT_HORIZONS_MONTHS
     outer_folds: int = 3
     inner_folds: int = 3
+    cv_repeats: int = 1
     max_grid: int = 4
     n_bootstrap: int = 200
     search_max_patients: int = 3000
@@ -120,8 +129,10 @@ class TrainConfig:
                 f"families must be a non-empty subset of {', '.join(FAMILY_NAMES)}; got "
                 f"{', '.join(self.families) or 'none'}"
             )
-        if not 0.05 <= self.test_size <= 0.5:
-            raise ConfigError(f"test_size must be between 0.05 and 0.5, got {self.test_size}")
+        if not (self.holdout == 0 or 0.05 <= self.holdout <= 0.5):
+            raise ConfigError(f"holdout must be 0 (none) or 0.05-0.5, got {self.holdout}")
+        if not 1 <= self.cv_repeats <= 10:
+            raise ConfigError(f"cv_repeats must be 1-10, got {self.cv_repeats}")
         if not self.horizons_months or any(not 1 <= h <= 120 for h in self.horizons_months):
             raise ConfigError("horizons_months must be 1-120 months each")
         if HEADLINE_HORIZON_MONTHS not in self.horizons_months:

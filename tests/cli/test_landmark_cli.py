@@ -132,9 +132,10 @@ def test_landmark_card_counts_patients(landmark_store, landmark_version):
     patients = int(re.search(r"\*\*Patients used \(eligible\)\*\*: (\d+)", card).group(1))
     n = landmark_version["n_train_patients"] + landmark_version["n_test_patients"]
     assert patients == n
-    rows = re.search(r"\*\*Landmark rows\*\*: train (\d+), test (\d+)", card)
+    # Every patient trains (no held-out split by default): the training rows only.
+    rows = re.search(r"\*\*Landmark rows\*\*: train (\d+) \(", card)
     assert rows and int(rows.group(1)) == landmark_version["n_train"]
-    assert int(rows.group(2)) == landmark_version["n_test"]
+    assert landmark_version["n_test"] == landmark_version["n_test_patients"] == 0
     sample = card.split("## Sample size and events")[1].split("##")[0]
     counts = re.search(r"\| train \| (\d+) \|", sample)
     assert counts and int(counts.group(1)) == landmark_version["n_train_patients"]

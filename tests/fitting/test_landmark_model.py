@@ -57,7 +57,7 @@ def test_serving_rows_equal_training_rows(cohort):
 
 def test_landmark_rows_split_by_patient_and_use_residual_time(cohort):
     rows, _ = time_to_event_rows(cohort)
-    cfg = TrainConfig(landmark_days=LANDMARKS)
+    cfg = TrainConfig(landmark_days=LANDMARKS, holdout=0.25)
     X_train, X_test, y_train, y_test = split(rows, cfg)
     S_train, t_train = landmark_rows(X_train, cohort.measurements, LANDMARKS)
     S_test, _ = landmark_rows(X_test, cohort.measurements, LANDMARKS)

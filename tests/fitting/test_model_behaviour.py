@@ -107,7 +107,7 @@ def test_predictions_identical_after_mlflow_and_bentoml_round_trip(store, tmp_pa
     from training.tracking.training_model import log_risk_model
 
     cohort = load_cohort(store["cohort"] / "patients.csv")
-    config = TrainConfig()
+    config = TrainConfig(holdout=0.25)
     rows_tte, _ = time_to_event_rows(cohort)
     X_train, X_test, y_train, _ = split(rows_tte, config)
     model = fit_risk_model("cox_ridge", {"alpha": 3.0}, config, X_train, y_train)

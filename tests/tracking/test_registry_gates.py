@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from training.config import lower_is_better
-from training.tracking.gates import PromotionPolicy, check_gates, select_challenger
+from training.tracking.gates import PromotionPolicy, check_gates
+from training.tracking.selection import paired_se, select, select_challenger
 
 HORIZONS = (12, 24, 36)
 GOOD = {
@@ -110,12 +112,101 @@ def test_challenger_is_the_lowest_brier_not_the_highest_c():
     assert select_challenger(pool, "cv_uno_c_mean").version == "1"
 
 
-def test_discrimination_is_a_gate_of_the_selection():
-    # Version 2 has the best Brier score but ranks worse than the best by more than 0.01.
-    pool = [candidate("1", 0.080, 0.800), candidate("2", 0.070, 0.785)]
-    assert select_challenger(pool, "cv_brier_headline_mean").version == "1"
-    loose = PromotionPolicy(discrimination_margin=0.02)
-    assert select_challenger(pool, "cv_brier_headline_mean", loose).version == "2"
+def test_discrimination_gate_judges_the_interval_of_the_difference():
+    # 0.02 below the champion, beyond the 0.01 margin: refused on the points alone, but with
+    # intervals the difference (-0.02, 95 % CI about -0.105 to +0.065) is noise.
+    wide = dict(GOOD, test_uno_c="0.76", test_uno_c_lo="0.70", test_uno_c_hi="0.82")
+    champ = dict(GOOD, test_uno_c="0.78", test_uno_c_lo="0.72", test_uno_c_hi="0.84")
+    assert verdicts(dict(GOOD, test_uno_c="0.76"), champ)["discrimination"] is False
+    gate = check_gates(wide, champ, PromotionPolicy())[0]
+    assert gate.passed and "not evidence it is worse" in gate.detail
+    assert gate.estimate == pytest.approx(-0.02) and gate.lo < 0 < gate.hi
+    # Clearly worse: refused, the interval of the difference below 0.
+    poor = dict(GOOD, test_uno_c="0.70", test_uno_c_lo="0.68", test_uno_c_hi="0.72")
+    sure = dict(GOOD, test_uno_c="0.80", test_uno_c_lo="0.79", test_uno_c_hi="0.81")
+    gate = check_gates(poor, sure, PromotionPolicy())[0]
+    assert not gate.passed and gate.hi < 0 and "beyond the noise" in gate.detail
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "lo", "hi", "passes"),
+    [
+        # Outside the band, interval includes the ideal: a small sample's wobble, passes.
+        ("test_calibration_slope_12m", "0.70", "0.45", "1.10", True),
+        ("test_calibration_slope_36m", "1.45", "0.95", "2.10", True),
+        ("test_calibration_in_the_large_24m", "0.07", "-0.01", "0.15", True),
+        # Outside the band and the interval excludes the ideal: refused.
+        ("test_calibration_slope_12m", "0.70", "0.55", "0.85", False),
+        ("test_calibration_slope_36m", "1.45", "1.15", "1.80", False),
+        ("test_calibration_in_the_large_24m", "0.07", "0.03", "0.11", False),
+        # Inside the band: passes whatever the interval.
+        ("test_calibration_slope_24m", "0.85", "0.70", "0.95", True),
+        # An interval that does not hold its estimate is not its interval: the point decides.
+        ("test_calibration_slope_24m", "0.55", "0.80", "1.30", False),
+    ],
+)
+def test_calibration_gates_judge_the_evidence(metric, value, lo, hi, passes):
+    values = dict(GOOD, **{metric: value, f"{metric}_lo": lo, f"{metric}_hi": hi})
+    gate = next(g for g in check_gates(values, None, PromotionPolicy()) if g.metric == metric)
+    assert gate.passed is passes
+    assert gate.estimate == float(value)
+    if float(lo) <= float(value) <= float(hi):
+        assert (gate.lo, gate.hi) == (float(lo), float(hi))
+        assert f"95 % CI {float(lo):.3f} to {float(hi):.3f}" in gate.detail
+    else:
+        assert gate.lo is None and "CI" not in gate.detail
+
+
+def named(version: str, family: str, brier: float) -> Candidate:
+    c = candidate(version, brier, 0.8)
+    c.family = family  # type: ignore[attr-defined]
+    return c
+
+
+def test_the_lowest_score_within_noise_is_not_chosen_and_the_reason_is_said():
+    # xgb_cox is 0.0005 lower than cox_ridge on average over the same patients, but the
+    # per-patient differences scatter (SD 0.05 over 800 patients: SE 0.0017).
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.0, 0.2, 800)
+    noise = rng.normal(0.0, 0.05, 800)
+    noise -= noise.mean() + 0.0005
+    losses = {"1": base, "2": base + noise}
+    pool = [
+        named("1", "cox_ridge", float(base.mean())),
+        named("2", "xgb_cox", float(losses["2"].mean())),
+    ]
+    choice = select(pool, "cv_brier_headline_mean", losses=losses)
+    assert choice.lowest.version == "2" and choice.version == "1"
+    text = "\n".join(choice.reasons)
+    assert "one paired standard error" in text
+    assert "not version 2 (xgb_cox), the lowest" in text and "lower by 0.0005" in text
+    assert "paired standard error of the difference (0.0017)" in text
+    # Without the per-patient losses the point score decides.
+    assert select_challenger(pool, "cv_brier_headline_mean").version == "2"
+
+
+def test_a_family_better_beyond_its_noise_is_chosen():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.0, 0.2, 800)
+    better = base - 0.004 + rng.normal(0.0, 0.01, 800)  # lower by 0.004, SE about 0.0004
+    losses = {"1": base, "2": better, "3": base + 0.001}
+    pool = [
+        named("1", "cox_ridge", float(base.mean())),
+        named("2", "cox_spline", float(better.mean())),
+        named("3", "rsf", float(base.mean() + 0.001)),
+    ]
+    choice = select(pool, "cv_brier_headline_mean", losses=losses)
+    assert choice.version == "2" == choice.lowest.version
+    assert "every simpler family is worse by more than its paired SE" in choice.reasons[-1]
+    assert "version 1 (cox_ridge) +0.004" in choice.reasons[-1]
+
+
+def test_paired_standard_error_counts_patients_not_rows():
+    rng = np.random.default_rng(2)
+    d = np.repeat(rng.normal(0.0, 1.0, 100), 4)  # 4 identical landmark rows per patient
+    groups = np.repeat(np.arange(100), 4)
+    assert paired_se(d, groups) == pytest.approx(np.std(d[::4], ddof=1) / 10, rel=0.02)
+    assert paired_se(d) == pytest.approx(np.std(d, ddof=1) / 20)
 
 
 def test_calibration_at_any_headline_horizon_is_a_gate_of_the_selection():
@@ -126,3 +217,58 @@ def test_calibration_at_any_headline_horizon_is_a_gate_of_the_selection():
     # When no candidate is calibrated, the score decides among all.
     worse = candidate("1", 0.080, 0.800, slope=0.5)
     assert select_challenger([worse, bad], "cv_brier_headline_mean").version == "2"
+
+
+# -- the gates on a cohort whose answer is known ---------------------------------------------
+
+
+def known_cohort(n: int, seed: int):
+    """Competing risks with known incidence: bone metastasis hazard 0.01 * exp(0.8 x) and death
+    0.004 per month, administrative censoring at 12-60 months; the true incidence by horizon."""
+    from training.models.competing import DAYS_PER_MONTH, make_target
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    lam, mu = 0.01 * np.exp(0.8 * x), 0.004
+    event_time = rng.exponential(1 / (lam + mu))
+    cause = np.where(rng.uniform(size=n) < lam / (lam + mu), "bone_metastasis", "death")
+    censor = rng.uniform(12, 60, n)
+    event = np.where(event_time <= censor, cause, "censored")
+    months = np.minimum(event_time, censor)
+    y = make_target(event, months * DAYS_PER_MONTH)
+    truth = {h: lam / (lam + mu) * (1 - np.exp(-(lam + mu) * h)) for h in (12, 24, 36, 60)}
+    return y, truth
+
+
+def gate_verdicts(y, cif) -> dict[str, bool]:
+    """The calibration gates on the suite's estimates and bootstrap intervals of ``cif``."""
+    from training.evaluation.suite import (
+        SplitEvaluation,
+        bootstrap_intervals,
+        calibration_intervals,
+        point_metrics,
+    )
+
+    at_24 = ("calibration_slope_24m", "calibration_in_the_large_24m")
+    intervals = {
+        **bootstrap_intervals(y, y, cif[24], cif[24], 50, 0, names=at_24),
+        **calibration_intervals(y, cif, 50, 0),
+    }
+    ev = SplitEvaluation(point_metrics(y, y, cif[24], cif), intervals)
+    values = {k: str(v) for k, v in ev.flat("test_").items()}
+    gates = [g for g in check_gates(values, None, PromotionPolicy()) if g.name != "discrimination"]
+    assert all(g.lo is not None for g in gates)  # every gate judged with its interval
+    return {g.name: g.passed for g in gates}
+
+
+def test_gates_pass_the_true_incidence_and_refuse_a_clear_miscalibration_on_400_patients():
+    from scipy.special import expit, logit
+
+    y, truth = known_cohort(400, seed=3)
+    assert all(gate_verdicts(y, truth).values())
+    doubled = {h: np.clip(2 * p, 0, 1) for h, p in truth.items()}
+    refused = [name for name, ok in gate_verdicts(y, doubled).items() if not ok]
+    assert {f"calibration_in_the_large_{h}m" for h in (24, 36)} <= set(refused)
+    extreme = {h: expit(2.5 * logit(p)) for h, p in truth.items()}  # slope about 0.4
+    refused = [name for name, ok in gate_verdicts(y, extreme).items() if not ok]
+    assert {f"calibration_slope_{h}m" for h in (12, 24, 36)} <= set(refused)

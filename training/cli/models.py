@@ -68,12 +68,22 @@ def train(
             "then (default: none: models predict from enrollment)",
         ),
     ] = None,
+    holdout: Annotated[
+        float | None,
+        typer.Option(
+            "--holdout",
+            help="share of patients (0.05-0.5) held out as a test split that only evaluates "
+            "(default: none: every eligible patient trains the registered model and the "
+            "metrics come from the out-of-fold predictions of the nested cross-validation)",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train every family, log to MLflow, register versions, set the challenger alias.
 
     Ends with a table of the candidates (selection metric, headline metrics with 95 %
-    intervals, promotion-gate verdicts, the challenger) and the next command to run.
+    intervals, promotion-gate verdicts, the challenger), why the challenger was chosen, and
+    the next command to run.
     Exits 2 when the input or the store cannot be used, 3 when everything was trained and
     logged but the tracking server refused to register versions (no EDIT on the model).
     """
@@ -85,7 +95,12 @@ def train(
     cohort = load(patients, measurements)
     try:
         cfg = load_config(
-            config, experiment=experiment, seed=seed, families=families, landmark_days=landmarks
+            config,
+            experiment=experiment,
+            seed=seed,
+            families=families,
+            landmark_days=landmarks,
+            holdout=holdout,
         )
         with Bars() as bars, library_output():
             result = run_train(
@@ -98,10 +113,22 @@ def train(
     if as_json:
         typer.echo(summary_json(result))
         return
-    patients_text = f"{result.n_train_patients} training and {result.n_test_patients} test patients"
-    if result.landmark_days:
-        patients_text += f" ({result.n_train} and {result.n_test} landmark rows)"
-    typer.echo(f"trained on {patients_text}; parent run {result.parent_run_id}")
+    if result.design == "holdout":
+        patients_text = (
+            f"{result.n_train_patients} training and {result.n_test_patients} test patients"
+        )
+        if result.landmark_days:
+            patients_text += f" ({result.n_train} and {result.n_test} landmark rows)"
+        design = "metrics (test_*) on the held-out test patients"
+    else:
+        patients_text = f"all {result.n_train_patients} eligible patients"
+        if result.landmark_days:
+            patients_text += f" ({result.n_train} landmark rows)"
+        design = (
+            "metrics (test_*) on the out-of-fold predictions of every patient "
+            "(nested cross-validation)"
+        )
+    typer.echo(f"trained on {patients_text}; {design}; parent run {result.parent_run_id}")
     for note in result.notes:
         typer.echo(f"note: {note}")
     for skipped in result.skipped:
@@ -112,6 +139,8 @@ def train(
     print_transposed(
         candidates, "family", title=f"candidates (selected by {result.selection_metric})"
     )
+    for reason in result.selection_reasons:
+        typer.echo(f"why: {reason}")
     version = result.challenger_version
     verdict = challenger.iloc[-1]  # the gates, against the champion of this moment
     if verdict == "pass":
@@ -292,18 +321,31 @@ def promote(
         typer.Option("--reason", help="why (recorded on the version; required with --force)"),
     ] = None,
 ) -> None:
-    """Move the champion alias (default: to the challenger) if the promotion gates pass."""
+    """Move the champion alias (default: to the challenger) if the promotion gates pass.
+
+    Prints each gate's estimate, 95 % interval and verdict. A gate refuses only on evidence:
+    the calibration slope (band 0.8-1.2) or calibration-in-the-large (+/-0.05) at 12, 24 and
+    36 months outside its band with an interval that excludes perfect calibration, or Uno's C
+    below the champion's by more than 0.01 with an interval of the difference that excludes 0
+    (docs/modeling.md, "Promotion gates").
+    """
     from training.tracking import gates, registry
     from training.tracking import store as tracking
+
+    def show(verdicts) -> None:
+        for gate in verdicts:
+            typer.echo(f"gate {gate.name}: {'pass' if gate.passed else 'FAIL'} ({gate.detail})")
 
     tracking.configure(store_settings())
     try:
         with library_output():
             done = gates.promote(version, force=force, reason=reason)
+    except gates.PromotionRefused as err:
+        show(err.gates)
+        fail(f"cannot promote: {err}")
     except registry.RegistryError as err:
         fail(f"cannot promote: {err}")
-    for gate in done.gates:
-        typer.echo(f"gate {gate.name}: {'pass' if gate.passed else 'FAIL'} ({gate.detail})")
+    show(done.gates)
     if done.forced_reason:
         typer.echo(f"forced: {done.forced_reason}")
     typer.echo(

@@ -180,6 +180,41 @@ def bootstrap_intervals(
     return out
 
 
+def calibration_intervals(
+    y_eval: np.ndarray,
+    cif: Mapping[int, np.ndarray],
+    n_boot: int,
+    seed: int,
+    max_resample: int | None = None,
+    horizons: Sequence[int] = SELECTION_HORIZONS_MONTHS,
+) -> dict[str, Interval]:
+    """Bootstrap 95 % intervals of the calibration slope and calibration-in-the-large at the
+    gates' horizons other than the headline one (which :func:`bootstrap_intervals` covers).
+
+    Patients are resampled as in :func:`bootstrap_intervals`; a horizon beyond the evaluated
+    follow-up (no interval can be fitted) is left out.
+    """
+    out = {}
+    for h in horizons:
+        if h == _H or h not in cif:
+            continue
+        p = np.asarray(cif[h], dtype=float)
+        fns = {
+            f"calibration_slope_{h}m": lambda y, q, h=h: calibration_slope_intercept(y, q, h).slope,
+            f"calibration_in_the_large_{h}m": (
+                lambda y, q, h=h: float(np.mean(q)) - observed_incidence(y, h)
+            ),
+        }
+        for name, fn in fns.items():
+            try:
+                out[name] = bootstrap_ci(
+                    fn, y_eval, p, n_boot=n_boot, seed=seed, max_resample=max_resample
+                )
+            except ValueError:
+                continue
+    return out
+
+
 def auc_curve(y_train: np.ndarray, y_eval: np.ndarray, risk: np.ndarray) -> tuple[list, list]:
     """Time-dependent AUC at 6-60 months (where the split has follow-up)."""
     months, values = [], []
@@ -228,14 +263,20 @@ def evaluate_split(
     seed: int,
     max_resample: int | None = None,
 ) -> SplitEvaluation:
-    """The full suite on a held-out split: metrics, intervals, calibration, DCA, subgroups.
+    """The full suite on a held-out split: metrics, intervals (the headline ones and the
+    calibration at every gated horizon), calibration, DCA, subgroups.
 
     ``max_resample`` bounds the patients of each bootstrap resample (:func:`bootstrap_intervals`).
     """
     point = point_metrics(y_train, y_eval, risk, cif)
     p24 = np.asarray(cif[_H], dtype=float)
     intervals = (
-        bootstrap_intervals(y_train, y_eval, risk, p24, n_boot, seed, max_resample=max_resample)
+        {
+            **bootstrap_intervals(
+                y_train, y_eval, risk, p24, n_boot, seed, max_resample=max_resample
+            ),
+            **calibration_intervals(y_eval, cif, n_boot, seed, max_resample),
+        }
         if n_boot
         else {}
     )

@@ -1,4 +1,5 @@
-"""One family's run, without MLflow: nested CV, final search and fit, the test evaluation and
+"""One family's run, without MLflow: repeated nested CV (out-of-fold predictions of every
+patient), the final fit on every training row, the evaluation (out-of-fold or held-out) and
 the marker's increment; every configured family in turn or in worker processes."""
 
 from __future__ import annotations
@@ -145,7 +146,14 @@ class FamilySkipped:
 
 @dataclass
 class FamilyOutcome:
-    """Everything a training run learned about one family."""
+    """Everything a training run learned about one family.
+
+    ``test`` is the evaluation of ``data.design``: the held-out split scored by the final
+    model, or every training row scored by its out-of-fold prediction (first repeat).
+    ``oof_loss`` holds each training row's out-of-fold Brier loss at the selection horizons
+    (averaged over the repeats; the selection's paired comparisons); ``test_groups`` the risk
+    group of each evaluated row (figure of incidence by group).
+    """
 
     family: str
     model: RiskModel
@@ -159,6 +167,8 @@ class FamilyOutcome:
     clinical_auc: tuple[list, list] | None
     importance: pd.Series
     test_risk: np.ndarray
+    oof_loss: np.ndarray | None = None
+    test_groups: np.ndarray | None = None
 
 
 def _risk_and_cif(pipe, X: pd.DataFrame, horizons):
@@ -166,104 +176,164 @@ def _risk_and_cif(pipe, X: pd.DataFrame, horizons):
     return risk, {h: cif[:, j] for j, h in enumerate(horizons)}
 
 
+def brier_losses(y: np.ndarray, cif: Mapping[int, np.ndarray]) -> np.ndarray:
+    """Each row's IPCW Brier loss averaged over the selection horizons (12, 24, 36 months).
+
+    Their mean is :func:`training.evaluation.suite.mean_brier` of the same rows (censoring
+    estimated on ``y``): the per-patient terms a paired comparison of two families needs.
+    """
+    from training.evaluation.ipcw import ipcw_status
+    from training.evaluation.suite import SELECTION_HORIZONS_MONTHS
+
+    months = [h for h in cif if h in SELECTION_HORIZONS_MONTHS] or list(cif)
+    total = np.zeros(len(y))
+    for h in months:
+        label, weight = ipcw_status(y, h)
+        total += weight * (label - np.asarray(cif[h], dtype=float)) ** 2
+    return total / len(months)
+
+
+def pooled_trials(grid, searches) -> tuple[Trial, ...]:
+    """Each configuration's inner-CV scores pooled over every outer fold's search."""
+    return tuple(
+        Trial(dict(params), tuple(sc for inner in searches for sc in inner.trials[i].scores))
+        for i, params in enumerate(grid)
+    )
+
+
+def tertile_groups(score: np.ndarray) -> np.ndarray:
+    """``low``/``intermediate``/``high`` by the tertiles of ``score``."""
+    from training.artifact.risk_model import RISK_GROUPS
+
+    cutoffs = np.quantile(score, [1 / 3, 2 / 3])
+    return np.asarray(RISK_GROUPS, dtype=object)[np.searchsorted(cutoffs, score, side="right")]
+
+
 def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutcome:
-    """Nested CV, final search, fit, test evaluation and marker increment of one family."""
+    """Nested CV (repeated), final fit, evaluation and marker increment of one family.
+
+    The outer folds are the same for every family of a run (same rows, same seeds): their
+    out-of-fold predictions are paired. The final configuration is the one with the lowest
+    inner-CV score pooled over every outer fold's search (no separate final search), and the
+    final model is fitted on every training row. Without a held-out split the evaluation,
+    the gates' intervals and the marker's increment read the out-of-fold predictions of every
+    row (the first repeat; the clinical-only model fitted in the same folds).
+    """
     from training.evaluation.accuracy import cumulative_dynamic_auc
     from training.evaluation.bootstrap import paired_bootstrap_difference
     from training.evaluation.concordance import censoring_estimator, fast_harrell_c, uno_c
     from training.evaluation.importance import feature_importance
 
     config = data.config
-    X_train, y_train, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
+    X_train, y_train = data.X_train, data.y_train
+    X_eval, y_eval = data.evaluation_rows()
     family = FAMILIES[name]
     horizons = tuple(config.horizons_months)
     grid = family.grid[: config.max_grid]
+    n = len(X_train)
+    marker = config.include_marker
+    oof_clinical = marker and not data.held_out
 
     def tick(what: str) -> None:
         progress.advance(f"{name}: {what}")
 
     fold_metrics = []
-    for k, (tr, te) in enumerate(folds(X_train, config.outer_folds, config.seed)):
-        inner = search(
-            family.make,
-            grid,
-            X_train.iloc[tr],
-            y_train[tr],
-            include_marker=config.include_marker,
-            n_folds=config.inner_folds,
-            seed=config.seed + k + 1,
-            tick=tick,
-            flexible=family.flexible,
-            max_patients=config.search_max_patients,
-        )
-        pipe = fit_pipeline(
-            family.make,
-            inner.best_params,
-            X_train.iloc[tr],
-            y_train[tr],
-            config.include_marker,
-            flexible=family.flexible,
-        )
-        tick(f"outer fold {k + 1}")
-        risk, cif = _risk_and_cif(pipe, X_train.iloc[te], horizons)
-        fold_metrics.append(point_metrics(y_train[tr], y_train[te], risk, cif))
-    final = search(
-        family.make,
-        grid,
-        X_train,
-        y_train,
-        include_marker=config.include_marker,
-        n_folds=config.inner_folds,
-        seed=config.seed,
-        tick=tick,
-        flexible=family.flexible,
-        max_patients=config.search_max_patients,
-    )
-    model = fit_risk_model(name, final.best_params, config, X_train, y_train)
+    searches = []
+    losses = np.zeros(n)
+    oof_risk, oof_cif = np.full(n, np.nan), np.full((n, len(horizons)), np.nan)
+    clin_risk, clin_cif = np.full(n, np.nan), np.full((n, len(horizons)), np.nan)
+    importance = None
+    for r in range(config.cv_repeats):
+        seed_r = config.seed + 1000 * r
+        for k, (tr, te) in enumerate(folds(X_train, config.outer_folds, seed_r)):
+            inner = search(
+                family.make,
+                grid,
+                X_train.iloc[tr],
+                y_train[tr],
+                include_marker=marker,
+                n_folds=config.inner_folds,
+                seed=seed_r + k + 1,
+                tick=tick,
+                flexible=family.flexible,
+                max_patients=config.search_max_patients,
+            )
+            searches.append(inner)
+            pipe = fit_pipeline(
+                family.make, inner.best_params, X_train.iloc[tr], y_train[tr], marker,
+                flexible=family.flexible,
+            )
+            tick(f"outer fold {k + 1}" + (f" (repeat {r + 1})" if config.cv_repeats > 1 else ""))
+            risk, cif = _risk_and_cif(pipe, X_train.iloc[te], horizons)
+            fold_metrics.append(point_metrics(y_train[tr], y_train[te], risk, cif))
+            losses[te] += brier_losses(y_train[te], cif)
+            if r:
+                continue
+            oof_risk[te] = cif[HEADLINE_HORIZON_MONTHS]  # comparable across the fold models
+            oof_cif[te] = np.column_stack([cif[h] for h in horizons])
+            if importance is None and not data.held_out:
+                Xt = pipe[:-1].transform(X_train.iloc[te])
+                names = pipe[0].get_feature_names_out()
+                importance = feature_importance(pipe[-1], Xt, y_train[te], names, seed=config.seed)
+            if oof_clinical:
+                clinical = fit_pipeline(
+                    family.make, inner.best_params, X_train.iloc[tr], y_train[tr], False,
+                    flexible=family.flexible,
+                )
+                tick(f"clinical-only fold {k + 1}")
+                _, cif_c = _risk_and_cif(clinical, X_train.iloc[te], horizons)
+                clin_risk[te] = cif_c[HEADLINE_HORIZON_MONTHS]
+                clin_cif[te] = np.column_stack([cif_c[h] for h in horizons])
+    trials = pooled_trials(grid, searches)
+    ranked = [t for t in trials if np.isfinite(t.mean)]
+    params = dict(min(ranked, key=lambda t: t.mean).params)  # min keeps the first of ties
+    model = fit_risk_model(name, params, config, X_train, y_train)
     tick("final fit")
-    risk, cif = _risk_and_cif(model.pipeline, X_test, horizons)
+    if data.held_out:
+        risk, cif = _risk_and_cif(model.pipeline, X_eval, horizons)
+        groups = model.risk_group(risk)
+    else:
+        risk, cif = oof_risk, {h: oof_cif[:, j] for j, h in enumerate(horizons)}
+        groups = tertile_groups(risk)
     bound = config.bootstrap_max_patients or None
     test = evaluate_split(
-        y_train,
-        y_test,
-        risk,
-        cif,
-        X_test,
-        n_boot=config.n_bootstrap,
-        seed=config.seed,
+        y_train, y_eval, risk, cif, X_eval, n_boot=config.n_bootstrap, seed=config.seed,
         max_resample=bound,
     )
-    Xt_test = model.pipeline[:-1].transform(X_test)
-    importance = feature_importance(
-        model.estimator,
-        Xt_test,
-        y_test,
-        model.pipeline[0].get_feature_names_out(),
-        seed=config.seed,
-    )
+    if importance is None or importance.name == "coefficient":
+        # Coefficients are the final model's; permutation importance needs unseen rows.
+        Xt_eval = model.pipeline[:-1].transform(X_eval)
+        importance = feature_importance(
+            model.estimator, Xt_eval, y_eval, model.pipeline[0].get_feature_names_out(),
+            seed=config.seed,
+        )
     outcome = FamilyOutcome(
         family=name,
         model=model,
-        params=dict(final.best_params),
+        params=params,
         cv=cv_summary(fold_metrics),
         fold_metrics=fold_metrics,
-        trials=final.trials,
+        trials=trials,
         test=test,
         clinical_test={},
         increments={},
         clinical_auc=None,
         importance=importance,
         test_risk=risk,
+        oof_loss=losses / config.cv_repeats,
+        test_groups=groups,
     )
-    if not config.include_marker:  # already clinical-only: no increment to measure
+    if not marker:  # already clinical-only: no increment to measure
         return outcome
-    clinical = fit_risk_model(
-        name, final.best_params, config, X_train, y_train, include_marker=False
-    )
-    tick("clinical-only fit")
-    risk_c, cif_c = _risk_and_cif(clinical.pipeline, X_test, horizons)
-    outcome.clinical_test = point_metrics(y_train, y_test, risk_c, cif_c)
-    outcome.clinical_auc = auc_curve(y_train, y_test, risk_c)
+    if oof_clinical:
+        risk_c = clin_risk
+        cif_c = {h: clin_cif[:, j] for j, h in enumerate(horizons)}
+    else:
+        clinical = fit_risk_model(name, params, config, X_train, y_train, include_marker=False)
+        tick("clinical-only fit")
+        risk_c, cif_c = _risk_and_cif(clinical.pipeline, X_eval, horizons)
+    outcome.clinical_test = point_metrics(y_train, y_eval, risk_c, cif_c)
+    outcome.clinical_auc = auc_curve(y_train, y_eval, risk_c)
     tau = 60 * DAYS_PER_MONTH
 
     def increment(fn) -> Interval:
@@ -271,7 +341,7 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
         if config.n_bootstrap:
             return paired_bootstrap_difference(
                 fn,
-                y_test,
+                y_eval,
                 risk,
                 risk_c,
                 n_boot=config.n_bootstrap,
@@ -279,7 +349,7 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
                 max_resample=bound,
             )
         nan = float("nan")
-        return Interval(fn(y_test, risk) - fn(y_test, risk_c), nan, nan, 0)
+        return Interval(fn(y_eval, risk) - fn(y_eval, risk_c), nan, nan, 0)
 
     increments = outcome.increments
     cens = censoring_estimator(y_train)  # once, not on every resample
@@ -288,7 +358,7 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
     # An interval at the clinical horizon only (the AUC is the costliest statistic to resample);
     # the AUC-over-time figure shows both feature sets at every horizon.
     headline = HEADLINE_HORIZON_MONTHS
-    if headline < float(y_test["time"].max()) / DAYS_PER_MONTH:
+    if headline < float(y_eval["time"].max()) / DAYS_PER_MONTH:
         increments[f"td_auc_{HEADLINE_SUFFIX}"] = increment(
             lambda yy, r: cumulative_dynamic_auc(y_train, yy, r, headline, cens)
         )
@@ -319,9 +389,17 @@ def family_outcomes(
     code with more threads than cores was erratically 10-100x slower.
     """
     config = data.config
+    clinical_fits = (
+        0 if not config.include_marker else 1 if data.held_out else config.outer_folds
+    )
     total = sum(
-        n_fits(min(len(FAMILIES[f].grid), config.max_grid), config.outer_folds, config.inner_folds)
-        + 1
+        n_fits(
+            min(len(FAMILIES[f].grid), config.max_grid),
+            config.outer_folds,
+            config.inner_folds,
+            config.cv_repeats,
+        )
+        + clinical_fits
         for f in config.families
     )
     progress.start(total, "training")

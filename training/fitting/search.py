@@ -228,9 +228,10 @@ def search(
     return SearchResult(tuple(trials), dict(best.params))
 
 
-def n_fits(grid_size: int, outer: int, inner: int) -> int:
-    """Number of model fits of a nested search (for progress bars)."""
-    return outer * (inner * grid_size + 1) + inner * grid_size + 1
+def n_fits(grid_size: int, outer: int, inner: int, repeats: int = 1) -> int:
+    """Number of model fits of a (repeated) nested cross-validation and the final fit (for
+    progress bars)."""
+    return repeats * outer * (inner * grid_size + 1) + 1
 
 
 def search_family(

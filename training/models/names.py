@@ -7,7 +7,7 @@ that listing the families does not import scikit-learn, scikit-survival or XGBoo
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_FAMILIES", "OPTIONAL_FAMILIES", "FAMILY_NAMES"]
+__all__ = ["DEFAULT_FAMILIES", "OPTIONAL_FAMILIES", "FAMILY_NAMES", "SIMPLEST_FIRST"]
 
 #: Families trained when none are named.
 DEFAULT_FAMILIES: tuple[str, ...] = (
@@ -25,3 +25,18 @@ DEFAULT_FAMILIES: tuple[str, ...] = (
 OPTIONAL_FAMILIES: tuple[str, ...] = ("stacked_ensemble",)
 #: Every family name (the keys of :data:`training.models.catalog.FAMILIES`).
 FAMILY_NAMES: tuple[str, ...] = DEFAULT_FAMILIES + OPTIONAL_FAMILIES
+#: Every family from the simplest to the most complex (linear, then splines and interactions,
+#: then tree ensembles, then the stacked ensemble of families): the selection's one-standard-error
+#: rule takes the first of those within noise of the lowest score.
+SIMPLEST_FIRST: tuple[str, ...] = (
+    "cox_ridge",
+    "cox_elasticnet",
+    "logistic_ipcw",
+    "cox_spline",
+    "logistic_ipcw_spline",
+    "xgb_cox",
+    "gbsa",
+    "rsf",
+    "xgb_ipcw",
+    "stacked_ensemble",
+)

@@ -3,18 +3,18 @@ moving the champion.
 
 :class:`PromotionPolicy` states the gates (discrimination against the champion, calibration
 slope and calibration-in-the-large at the headline horizons); :func:`check_gates` evaluates them
-on a version's values (:func:`gate_values`); :func:`select_challenger` prefers candidates that
-pass them; :func:`promote` moves ``champion`` only to a complete version that loads, predicts a
-synthetic case and passes the gates (or with ``force`` and a recorded reason).
+on a version's values and intervals (:func:`gate_values`; the challenger is chosen among the
+candidates they do not refuse by :mod:`training.tracking.selection`); :func:`promote` moves
+``champion`` only to a complete version that loads, predicts a synthetic case and passes the
+gates (or with ``force`` and a recorded reason).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from training.config import MODEL_NAME, lower_is_better
+from training.config import MODEL_NAME
 from training.tracking.registry import (
     CHALLENGER,
     CHAMPION,
@@ -67,12 +67,16 @@ class PromotionPolicy:
 
 @dataclass(frozen=True)
 class Gate:
-    """One gate's verdict: its name, whether it passed, why, and the metric it read."""
+    """One gate's verdict: its name, whether it passed, why, the metric it read, and the
+    estimate with its 95 % interval (None where not recorded)."""
 
     name: str
     passed: bool
     detail: str
     metric: str = ""
+    estimate: float | None = None
+    lo: float | None = None
+    hi: float | None = None
 
 
 class PromotionRefused(RegistryError):
@@ -96,13 +100,59 @@ def tag_float(tags: dict[str, str], name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _bounded_gate(candidate: dict[str, str], name: str, metric: str, ok, describe) -> Gate:
-    """A gate on one recorded value: fails when the value is absent or out of bounds."""
-    value = tag_float(candidate, metric)
+def interval_of(values: dict[str, str], metric: str, estimate: float) -> tuple | None:
+    """The recorded 95 % interval ``(lo, hi)`` of ``metric`` (``<metric>_lo``/``_hi``), or
+    None when absent or when it does not contain the estimate (then it is not this
+    estimate's interval: a value changed by hand, and the gate reads the point alone)."""
+    lo, hi = tag_float(values, f"{metric}_lo"), tag_float(values, f"{metric}_hi")
+    if lo is None or hi is None or not lo - 1e-9 <= estimate <= hi + 1e-9:
+        return None
+    return lo, hi
+
+
+def _judged_gate(
+    values: dict[str, str], name: str, metric: str, band: tuple[float, float], ideal: float
+) -> Gate:
+    """A calibration gate judged on the evidence (:func:`check_gates`).
+
+    With an interval: refused only when the estimate is outside ``band`` *and* the 95 %
+    interval excludes the ``ideal`` value (the miscalibration is both beyond the tolerance and
+    more than the sample's noise). Without one: the point estimate must lie in ``band``.
+    Absent (too few events to fit it): refused.
+    """
+    value = tag_float(values, metric)
     if value is None:
         return Gate(name, False, f"{metric} is not recorded on the version", metric)
-    passed = bool(ok(value))
-    return Gate(name, passed, f"{metric} {describe(value, passed)}", metric)
+    low, high = band
+    inside = low <= value <= high
+    if metric.startswith("test_calibration_in_the_large"):
+        point = f"{value:+.3f}"
+        band_text = f"+/-{high:g}"
+        verdict = "within" if inside else "beyond"
+    else:
+        point = f"{value:.3f}"
+        band_text = f"[{low:g}, {high:g}]"
+        verdict = "within" if inside else "outside"
+    interval = interval_of(values, metric, value)
+    if interval is None:
+        return Gate(name, inside, f"{metric} {point} {verdict} {band_text}", metric, value)
+    lo, hi = interval
+    excludes = not lo <= ideal <= hi
+    passed = inside or not excludes
+    detail = f"{metric} {point} (95 % CI {lo:.3f} to {hi:.3f}) {verdict} {band_text}"
+    if not inside:
+        detail += (
+            f"; the interval excludes {ideal:g}: miscalibrated beyond the sample's noise"
+            if excludes
+            else f"; the interval includes {ideal:g}: not evidence of miscalibration"
+        )
+    return Gate(name, passed, detail, metric, value, lo, hi)
+
+
+def _half_width(values: dict[str, str], metric: str, estimate: float) -> float | None:
+    """Half the 95 % interval of ``metric`` (an approximate 1.96 standard errors), or None."""
+    interval = interval_of(values, metric, estimate)
+    return None if interval is None else (interval[1] - interval[0]) / 2
 
 
 def gate_values(version) -> dict[str, str]:
@@ -118,11 +168,65 @@ def gate_values(version) -> dict[str, str]:
     return {**{k: str(x) for k, x in run_metrics.items()}, **tags}
 
 
+def _discrimination_gate(
+    candidate: dict[str, str],
+    champion: dict[str, str],
+    cand: float,
+    champ: float,
+    policy: PromotionPolicy,
+) -> Gate:
+    """Candidate against champion: refused only when it is worse by more than the margin and
+    the 95 % interval of the difference excludes 0 (without intervals: the margin alone).
+
+    The interval of the difference combines the two recorded intervals as independent
+    (``sqrt(a^2 + b^2)`` of their half-widths; the champion's alone counts 0 when absent):
+    versions trained on different cohorts or folds are not paired, and treating them as
+    independent is conservative for the candidate.
+    """
+    metric = policy.discrimination_metric
+    margin = policy.discrimination_margin
+    diff = cand - champ
+    beyond = cand < champ - margin
+    text = f"{metric} {cand:.4f} vs champion {champ:.4f} (allowed margin {margin:g})"
+    a = _half_width(candidate, metric, cand)
+    if a is None:
+        return Gate(
+            "discrimination",
+            not beyond,
+            text + ("" if not beyond else ": worse beyond the margin"),
+            metric,
+            cand,
+        )
+    b = _half_width(champion, metric, champ) or 0.0
+    half = float((a**2 + b**2) ** 0.5)
+    lo, hi = diff - half, diff + half
+    excludes = hi < 0
+    passed = not (beyond and excludes)
+    text = (
+        f"{metric} {cand:.4f} vs champion {champ:.4f}: difference {diff:+.4f} (95 % CI "
+        f"{lo:+.4f} to {hi:+.4f}; allowed margin {margin:g})"
+    )
+    if beyond:
+        text += (
+            ": worse beyond the margin and beyond the noise"
+            if excludes
+            else ": below the margin but the interval includes 0: not evidence it is worse"
+        )
+    return Gate("discrimination", passed, text, metric, diff, lo, hi)
+
+
 def check_gates(
     candidate: dict[str, str], champion: dict[str, str] | None, policy: PromotionPolicy
 ) -> list[Gate]:
     """Evaluate the promotion gates on a version's values (:func:`gate_values`; the champion's
-    may be None)."""
+    may be None).
+
+    Each gate reads the estimate and, when recorded, its 95 % interval (``<metric>_lo``,
+    ``<metric>_hi``: the bootstrap of the out-of-fold or held-out predictions): a version is
+    refused when the evidence puts it outside the bounds (estimate beyond the tolerance *and*
+    interval excluding the ideal), not when a small sample wobbles. Without an interval the
+    point estimate is judged against the bounds.
+    """
     gates = []
     metric = policy.discrimination_metric
     cand = tag_float(candidate, metric)
@@ -132,7 +236,9 @@ def check_gates(
             Gate("discrimination", False, f"{metric} is not recorded on the version", metric)
         )
     elif champion is None:
-        gates.append(Gate("discrimination", True, f"{metric} {cand:.4f}; no champion yet", metric))
+        gates.append(
+            Gate("discrimination", True, f"{metric} {cand:.4f}; no champion yet", metric, cand)
+        )
     elif champ is None:
         gates.append(
             Gate(
@@ -140,83 +246,31 @@ def check_gates(
                 True,
                 f"{metric} {cand:.4f}; the champion has no {metric} to compare",
                 metric,
+                cand,
             )
         )
     else:
-        ok = cand >= champ - policy.discrimination_margin
-        gates.append(
-            Gate(
-                "discrimination",
-                ok,
-                f"{metric} {cand:.4f} vs champion {champ:.4f} (allowed margin "
-                f"{policy.discrimination_margin:g})" + ("" if ok else ": worse beyond the margin"),
-                metric,
-            )
-        )
-    lo, hi = policy.slope_band
+        gates.append(_discrimination_gate(candidate, champion, cand, champ, policy))
     for h in policy.horizons_months:
         gates.append(
-            _bounded_gate(
+            _judged_gate(
                 candidate,
                 f"calibration_slope_{h}m",
                 policy.slope_metric.format(h=h),
-                lambda v: lo <= v <= hi,
-                lambda v, ok: f"{v:.3f} " + ("within" if ok else "outside") + f" [{lo:g}, {hi:g}]",
+                policy.slope_band,
+                1.0,
             )
         )
         gates.append(
-            _bounded_gate(
+            _judged_gate(
                 candidate,
                 f"calibration_in_the_large_{h}m",
                 policy.citl_metric.format(h=h),
-                lambda v: abs(v) <= policy.citl_max,
-                lambda v, ok: (
-                    f"{v:+.3f} " + ("within" if ok else "beyond") + f" +/-{policy.citl_max:g}"
-                ),
+                (-policy.citl_max, policy.citl_max),
+                0.0,
             )
         )
     return gates
-
-
-def choose_challenger(
-    candidates: Sequence, selection_metric: str, policy: PromotionPolicy | None = None
-):
-    """Set ``challenger`` on :func:`select_challenger`'s choice and return it."""
-    best = select_challenger(candidates, selection_metric, policy)
-    set_alias(CHALLENGER, best.version)
-    return best
-
-
-def select_challenger(
-    candidates: Sequence, selection_metric: str, policy: PromotionPolicy | None = None
-):
-    """The best candidate by ``selection_metric`` (each has ``metrics`` and ``version``).
-
-    Best is the lowest for Brier scores and ICI, the highest otherwise
-    (:func:`training.config.lower_is_better`). Discrimination and calibration are gates, not
-    the score: candidates that pass the calibration gates of ``policy`` at every headline
-    horizon come first (a miscalibrated model is not offered while a calibrated one exists),
-    and among those, only the ones whose nested-CV Uno's C is within
-    ``policy.discrimination_margin`` of the best of them. Ties go to the first listed.
-    """
-    policy = policy or PromotionPolicy()
-    scored = [c for c in candidates if math.isfinite(c.metrics.get(selection_metric, math.nan))]
-    if not scored:
-        raise RegistryError(f"no candidate has a finite {selection_metric}")
-
-    def calibrated(c) -> bool:
-        tags = {k: str(v) for k, v in c.metrics.items()}
-        gates = check_gates(tags, None, policy)
-        return all(g.passed for g in gates if g.name != "discrimination")
-
-    pool = [c for c in scored if calibrated(c)] or scored
-    c_index = [c.metrics.get(policy.selection_discrimination_metric, math.nan) for c in pool]
-    finite = [v for v in c_index if math.isfinite(v)]
-    if finite:
-        floor = max(finite) - policy.discrimination_margin
-        pool = [c for c, v in zip(pool, c_index, strict=True) if math.isfinite(v) and v >= floor]
-    sign = 1.0 if lower_is_better(selection_metric) else -1.0
-    return min(pool, key=lambda c: sign * c.metrics[selection_metric])
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,8 @@ def card_facts(
         for split, yy in patients_y.items()
     }
     landmark_rows = (
-        {"train": int(len(data.y_train)), "test": int(len(data.y_test))}
+        {"train": int(len(data.y_train))}
+        | ({"test": int(len(data.y_test))} if data.y_test is not None else {})
         if config.landmark_days
         else None
     )
@@ -118,18 +119,27 @@ def card_facts(
         missing_share=missing,
         split_counts=counts,
         hyperparameter_search=(
-            f"grid of {len(grid)} configurations, ranked by inner "
-            f"{config.inner_folds}-fold CV Uno's C (60 months)"
+            f"grid of {len(grid)} configurations, ranked by the inner "
+            f"{config.inner_folds}-fold CV mean IPCW Brier score at 12, 24 and 36 months, "
+            "pooled over every outer fold's search"
         ),
         search_space=space,
         selected_params=out.params,
         cv_scheme=(
-            f"nested CV on the training split: {config.outer_folds} outer folds x "
-            f"{config.inner_folds} inner folds, stratified by outcome and setting"
+            f"nested CV on {'the training split' if data.held_out else 'every patient'}: "
+            f"{config.outer_folds} outer folds x {config.inner_folds} inner folds"
+            + (f", repeated {config.cv_repeats} times" if config.cv_repeats > 1 else "")
+            + ", stratified by outcome and setting; the registered model is fitted on "
+            + ("the whole training split" if data.held_out else "every patient")
         ),
         evaluation=(
-            f"held-out test split ({config.test_size:.0%}, stratified), percentile "
+            f"held-out test split ({config.holdout:.0%}, stratified), percentile "
             f"bootstrap 95 % intervals ({config.n_bootstrap} resamples)"
+            if data.held_out
+            else "out-of-fold predictions of every patient (each patient predicted by the "
+            "outer-fold model that did not see them, first repeat), percentile bootstrap 95 % "
+            f"intervals ({config.n_bootstrap} resamples): the performance of the modelling "
+            "procedure, of which the registered model is the fit on all patients"
         ),
         risk_cutoffs=tuple(out.model.risk_cutoffs),
         performance=_performance(out, config),
@@ -148,7 +158,12 @@ def card_facts(
         ),
         marker_method=(
             "same family and hyperparameters refitted without the osteocalcin "
-            "features; paired bootstrap of the test split"
+            "features"
+            + (
+                "; paired bootstrap of the test split"
+                if data.held_out
+                else " in the same outer folds; paired bootstrap of the out-of-fold predictions"
+            )
             if out.model.include_marker
             else "not measured: the cohort has no marker values (clinical-only model)"
         ),

@@ -49,8 +49,12 @@ class CandidateResult:
 class TrainResult:
     """What ``train`` did: the parent run, each candidate, and the new challenger.
 
-    ``notes`` say how the cohort was modelled when it departs from the default (no competing
-    deaths, no marker); ``skipped`` lists the families that could not be fitted.
+    ``design`` says what the ``test_*`` metrics were measured on (``nested_cv_oof``: the
+    out-of-fold predictions of every patient, who all train the registered model; or
+    ``holdout``: a held-out split, ``n_test`` > 0); ``selection_reasons`` say why the
+    challenger was chosen (:func:`training.tracking.selection.select`). ``notes`` say how the
+    cohort was modelled when it departs from the default (no competing deaths, no marker);
+    ``skipped`` lists the families that could not be fitted.
     """
 
     parent_run_id: str
@@ -67,6 +71,8 @@ class TrainResult:
     n_train_patients: int | None = None
     n_test_patients: int | None = None
     landmark_days: tuple[float, ...] = field(default_factory=tuple)
+    selection_reasons: tuple[str, ...] = ()
+    design: str = "nested_cv_oof"
 
 
 #: Tag of a training run whose versions the tracking server refused to register.
@@ -164,6 +170,7 @@ def _log_trials(out: FamilyOutcome) -> None:
 
 
 def _log_family(out: FamilyOutcome, y_test: np.ndarray, X_test: pd.DataFrame) -> dict[str, float]:
+    # ``X_test``/``y_test``: the evaluated rows (held-out split, or every row out of fold).
     """Metrics, trial runs, tables and figures of one family into the active run."""
     import mlflow
 
@@ -196,7 +203,9 @@ def _log_family(out: FamilyOutcome, y_test: np.ndarray, X_test: pd.DataFrame) ->
     mlflow.log_figure(
         figures.calibration_figure(out.test.calibration, annotations), "figures/calibration.png"
     )
-    groups = out.model.risk_group(out.test_risk)
+    groups = out.test_groups
+    if groups is None:
+        groups = out.model.risk_group(out.test_risk)
     mlflow.log_figure(
         figures.incidence_by_group_figure(y_test, groups), "figures/incidence_by_risk_group.png"
     )
@@ -235,6 +244,7 @@ def _log_parent(data: TrainingData, dataset) -> dict[str, float] | None:
             "contract_version": str(CONTRACT_VERSION),
             "dataset_digest": dataset.digest,
             "seed": str(config.seed),
+            "evaluation_design": data.design,
             **model_notes(config, data.death_note),
         }
     )
@@ -243,14 +253,15 @@ def _log_parent(data: TrainingData, dataset) -> dict[str, float] | None:
     y_train, y_test = data.y_train, data.y_test
     counts = {
         "n_train": len(data.X_train),
-        "n_test": len(data.X_test),
+        "n_test": len(y_test) if y_test is not None else 0,
         "n_train_patients": len(data.patients_y["train"]),
-        "n_test_patients": len(data.patients_y["test"]),
+        "n_test_patients": len(data.patients_y.get("test", ())),
         "n_excluded_bone_met_at_enrollment": data.n_excluded,
         "n_bone_met_events_train": int(np.sum(y_train["cause"] == 1)),
         "n_death_events_train": int(np.sum(y_train["cause"] == 2)),
-        "n_bone_met_events_test": int(np.sum(y_test["cause"] == 1)),
     }
+    if y_test is not None:
+        counts["n_bone_met_events_test"] = int(np.sum(y_test["cause"] == 1))
     mlflow.log_metrics(counts)
     lr_test = marker_lr_test(data.X_train, y_train) if config.include_marker else None
     if lr_test:
@@ -270,12 +281,15 @@ def train(
 ) -> TrainResult:
     """Train every configured family and register each as a version of the model.
 
-    For each family: bounded hyperparameter search nested in cross-validation on the training
-    split (each final-search trial a child run), a final fit, the evaluation suite on the
-    held-out test split with bootstrap intervals, calibration, decision curve and subgroups,
-    the same family without the osteocalcin features (incremental value), figures, a model
-    card, and a registered version tagged with its headline metrics. The best version by
-    ``config.selection_metric`` gets the ``challenger`` alias.
+    For each family: bounded hyperparameter search nested in (repeated) cross-validation on
+    the training patients (every eligible patient unless ``config.holdout``; each
+    configuration a child run with its inner-CV scores pooled over the outer folds), a final
+    fit on every training patient, the evaluation suite with bootstrap intervals on the
+    out-of-fold predictions (or the held-out split), calibration, decision curve and
+    subgroups, the same family without the osteocalcin features (incremental value), figures,
+    a model card, and a registered version tagged with its headline metrics. The challenger
+    alias goes to :func:`training.tracking.selection.select`'s choice (one-standard-error rule on
+    ``config.selection_metric``), its reasons logged as ``selection.txt``.
 
     Parameters
     ----------
@@ -303,7 +317,7 @@ def train(
     """
     import mlflow
 
-    from training.tracking import gates, registry
+    from training.tracking import registry, selection
     from training.tracking import model_card as mc
     from training.tracking import store as tracking
 
@@ -312,7 +326,8 @@ def train(
     unregistered: list[str] = []  # "family (run id)" of the families logged, not registered
     data = prepare_training_data(cohort, config)
     config = data.config
-    X_test, y_test = data.X_test, data.y_test
+    X_test, y_test = data.evaluation_rows()
+    losses: dict[str, np.ndarray] = {}
 
     tracking.configure(settings)
     experiment_id = tracking.ensure_experiment(config.experiment, settings)
@@ -354,6 +369,7 @@ def train(
                         "family": name,
                         "git_commit": git_commit(),
                         "dataset_digest": dataset.digest,
+                        "evaluation_design": data.design,
                         **model_notes(config, data.death_note),
                     }
                 )
@@ -406,6 +422,8 @@ def train(
                 version, card, child.info.run_id, name, metrics, config.selection_metric
             )
             candidates.append(CandidateResult(name, child.info.run_id, version, metrics))
+            if out.oof_loss is not None:
+                losses[version] = out.oof_loss
         if skipped:
             mlflow.set_tag(
                 "skipped_families", "; ".join(f"{s.family}: {s.reason}" for s in skipped)[:4900]
@@ -419,8 +437,13 @@ def train(
                 + "; ".join(f"{s.family}: {s.reason}" for s in skipped)
             )
         else:
-            best = gates.choose_challenger(candidates, config.selection_metric)
+            ids = data.X_train["patient_id"] if "patient_id" in data.X_train.columns else None
+            groups = ids.to_numpy() if ids is not None and ids.duplicated().any() else None
+            best = selection.choose_challenger(
+                candidates, config.selection_metric, losses=losses or None, groups=groups
+            )
             mlflow.set_tag("challenger_version", best.version)
+            mlflow.log_text("\n".join(best.reasons) + "\n", "selection.txt")
             table = pd.DataFrame(
                 [
                     {
@@ -449,12 +472,14 @@ def train(
         challenger_version=best.version,
         selection_metric=config.selection_metric,
         n_train=len(data.X_train),
-        n_test=len(X_test),
+        n_test=len(data.y_test) if data.y_test is not None else 0,
         n_excluded_bone_met_at_enrollment=data.n_excluded,
         dataset_digest=dataset.digest,
         notes=data.notes,
         skipped=tuple(skipped),
         n_train_patients=len(data.patients_y["train"]),
-        n_test_patients=len(data.patients_y["test"]),
+        n_test_patients=len(data.patients_y.get("test", ())),
         landmark_days=tuple(config.landmark_days),
+        selection_reasons=best.reasons,
+        design=data.design,
     )

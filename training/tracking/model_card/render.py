@@ -387,7 +387,8 @@ def _limitations(f: ModelCardFacts) -> list[str]:
         "individual patients.",
         "Risk of overfitting: events per model feature in training "
         f"{_events_per_feature(f)}; hyperparameters were tuned on the development data and the "
-        "test estimates come from a single split, so performance in new patients may be lower.",
+        "test estimates come from the same cohort (held out or out of fold, as stated under "
+        "Test estimates), so performance in new patients may be lower.",
         "Transportability: no external validation. Calibration may not transfer to other "
         "settings, populations, eras or flow-cytometry protocols (gating, number of PBMC events "
         "counted); recalibrate before use elsewhere.",
