@@ -74,7 +74,7 @@ EXPECTED_GROUP = {
 def data():
     sim = simulate_cohort(600, seed=7)
     rows, _ = time_to_event_rows(validate_cohort(sim.patients, sim.measurements))
-    return split(rows, TrainConfig())
+    return split(rows, TrainConfig(holdout=0.25))
 
 
 _MODELS: dict[str, object] = {}

@@ -31,7 +31,7 @@ MONTHS = [24.0, 36.0]
 def cohort():
     sim = simulate_cohort(3000, seed=2024)
     rows, _ = time_to_event_rows(validate_cohort(sim.patients, sim.measurements))
-    X_train, X_test, y_train, _ = split(rows, TrainConfig())
+    X_train, X_test, y_train, _ = split(rows, TrainConfig(holdout=0.25))
     truth = sim.truth.set_index("patient_id").loc[X_test["patient_id"].astype(str)]
     columns = [c for c in truth_columns("", "death") if int(c.split("_")[-1][:-1]) in MONTHS]
     return {

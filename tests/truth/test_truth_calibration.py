@@ -33,7 +33,7 @@ def held_out():
     """Predictions, naive predictions and truth on the test split of a simulated cohort."""
     sim = simulate_cohort(4000, seed=2024)
     rows, _ = time_to_event_rows(validate_cohort(sim.patients, sim.measurements))
-    X_train, X_test, y_train, _ = split(rows, TrainConfig())
+    X_train, X_test, y_train, _ = split(rows, TrainConfig(holdout=0.25))
     pipeline = Pipeline(
         [("features", make_feature_pipeline()), ("model", FAMILIES["cox_ridge"].make({}))]
     ).fit(X_train, y_train)

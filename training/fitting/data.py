@@ -45,6 +45,8 @@ def split(
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
     """Held-out test split of ``config.holdout`` of the patients, stratified by outcome and
     disease setting (``config.holdout`` must be positive)."""
+    if not 0 < config.holdout < 1:
+        raise ValueError(f"a held-out split needs 0 < holdout < 1, got {config.holdout}")
     y = make_target(rows["event"].to_numpy(dtype=object), rows["time_days"].to_numpy(dtype=float))
     strata = search_strata(rows, min_count=2)
     idx = np.arange(len(rows))
