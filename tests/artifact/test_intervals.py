@@ -20,9 +20,10 @@ def fitted():
     from training.models.catalog import FAMILIES
 
     sim = simulate_cohort(500, seed=11)
-    data = prepare_training_data(validate_cohort(sim.patients, sim.measurements), TrainConfig())
+    config = TrainConfig(holdout=0.25)
+    data = prepare_training_data(validate_cohort(sim.patients, sim.measurements), config)
     model = fit_risk_model(
-        "cox_ridge", FAMILIES["cox_ridge"].grid[0], TrainConfig(), data.X_train, data.y_train
+        "cox_ridge", FAMILIES["cox_ridge"].grid[0], config, data.X_train, data.y_train
     )
     return model, data.X_test.reset_index(drop=True)
 
