@@ -214,7 +214,8 @@ def test_feedback_counted_without_patient_data(world):
     bad = ehr.call(SERVICE, {"feedback": [{"outcome": "maybe"}]}, token=ehr.jwt(aud),
                    path="/feedback")
     assert bad.status_code == 400
-    metrics = requests.get(f"{ehr.service}/metrics", timeout=10).text
+    metrics = requests.get(f"{ehr.service}/metrics", timeout=10,
+                           headers={"Authorization": f"Bearer {API_TOKEN}"}).text
     assert re.search(r'bonemet_cds_feedback_total\{outcome="accepted"\} 1\.0', metrics)
     # Nothing of the EHR's patients in the metrics or the server's log.
     log = world["log"].read_text()
