@@ -25,7 +25,10 @@ from features.contract import (
 )
 from features.schema import MEASUREMENT_SPECS, PATIENT_SPECS, PROVENANCE_COLUMNS
 
-_PATTERN = "must be 1-64 characters of A-Z a-z 0-9 _ -"
+_PATTERN = (
+    "must be 1-64 characters of A-Z a-z 0-9 _ -, not beginning with - (a spreadsheet reads it "
+    "as a formula)"
+)
 _BASE = {
     "patient_id": ["P1", "P2"],
     "age_years": [54.0, 61.0],

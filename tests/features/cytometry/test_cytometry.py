@@ -344,8 +344,8 @@ def test_draw_provenance_from_the_manifest_and_the_files(batch):
     rewrite_manifest(batch, lambda m: m.__setitem__("instrument_id", ["SN-41", "", "x y"]))
     assert problems_of(batch) == [
         "manifest row 3 (patient_id P2), column instrument_id, value 'x y': must be 1-64 "
-        "characters of "
-        "A-Z a-z 0-9 _ -",
+        "characters of A-Z a-z 0-9 _ -, not beginning with - (a spreadsheet reads it as a "
+        "formula)",
     ]
     rewrite_manifest(batch, lambda m: m.__setitem__("instrument_id", ["SN-41", "", ""]))
     assert problems_of(batch) == [
