@@ -14,6 +14,9 @@ from training.fitting.family_run import SilentProgress, family_outcomes
 
 
 @pytest.mark.slow
+# A fold's clinical-only Cox fit (700 patients, 2 x 2 folds) may stop at sksurv's iteration
+# limit; this test is about order and equality of the parallel run, not convergence.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_parallel_families_come_in_config_order_and_equal_the_serial_run():
     sim = simulate_cohort(700, seed=5)
     cohort = validate_cohort(sim.patients, sim.measurements)

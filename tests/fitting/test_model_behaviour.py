@@ -140,12 +140,12 @@ def test_horizons_parameter_and_contract_errors_through_pyfunc(store, rows):
 
     model = mlflow.pyfunc.load_model("models:/bone-metastasis-risk@champion")
     out = model.predict(rows.head(5), params={"horizons_months": [6.0, 18.0]})
-    assert [c for c in out.columns if c.startswith("p_")] == [
-        "p_bone_met_6m",
-        "p_bone_met_18m",
-        "p_death_6m",
-        "p_death_18m",
-    ]
+    points = ["p_bone_met_6m", "p_bone_met_18m", "p_death_6m", "p_death_18m"]
+    assert [c for c in out.columns if c.startswith("p_") and not c.endswith(("_low", "_high"))] == (
+        points
+    )
+    # Contract 1.2: every probability with its interval's bounds.
+    assert {f"{p}_{b}" for p in points for b in ("low", "high")} <= set(out.columns)
     bad = rows.head(2).copy()
     bad.loc[0, "age_years"] = 12
     with pytest.raises(MlflowException, match=r"column age_years, value 12(\.0)?: must be 18-100"):

@@ -286,7 +286,9 @@ class CauseSpecificHazards(BaseEstimator):
                 # sksurv's Newton-Raphson can overflow exp() in an early, overshooting step
                 # when a rare missing-value indicator has a large standardised value; it
                 # recovers (step halving) and warns ConvergenceWarning if it does not converge.
-                with np.errstate(over="ignore"):
+                # The overflowed step's inf/inf is the same event (invalid); coefficients that
+                # stay non-finite are refused just below.
+                with np.errstate(over="ignore", invalid="ignore"):
                     model.fit(X[rows], Surv.from_arrays(event[rows], time[rows]))
             self.models_[code] = model
             if self.base in ("coxph", "coxnet") and not np.all(np.isfinite(model.coef_)):
