@@ -24,7 +24,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from features.schema import MEASUREMENT_COLUMNS, OUTCOME_COLUMNS, PATIENT_COLUMNS, ColumnSpec
+from features.schema import (
+    MEASUREMENT_COLUMNS,
+    OUTCOME_COLUMNS,
+    PATIENT_COLUMNS,
+    PROVENANCE_COLUMNS,
+    ColumnSpec,
+)
 
 STATIC_DIR = Path(__file__).with_name("clinician_static")
 #: The files the page loads, with their content types; nothing else is served from the folder.
@@ -118,9 +124,16 @@ def field_spec(spec: ColumnSpec) -> dict[str, Any]:
 
 
 def page_fields() -> dict[str, Any]:
-    """The form's fields: every patient field of the contract and every draw field."""
-    patient = [field_spec(c) for c in PATIENT_COLUMNS if c.name not in OUTCOME_COLUMNS]
-    draw = [field_spec(c) for c in MEASUREMENT_COLUMNS if c.name != "patient_id"]
+    """The form's fields: every patient field of the contract and every draw field, but the
+    outcome and where the patient and the draw come from (contract 1.2 provenance: never a
+    predictor, nothing a clinician needs to type)."""
+    left_out = {*OUTCOME_COLUMNS, *PROVENANCE_COLUMNS}
+    patient = [field_spec(c) for c in PATIENT_COLUMNS if c.name not in left_out]
+    draw = [
+        field_spec(c)
+        for c in MEASUREMENT_COLUMNS
+        if c.name != "patient_id" and c.name not in left_out
+    ]
     return {
         "patient": [f for f in patient if f["name"] not in MARKER_FIELDS],
         "marker": [f for f in patient if f["name"] in MARKER_FIELDS],

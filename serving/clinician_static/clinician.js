@@ -334,9 +334,10 @@
     if ((m = /less than or equal to ([^\s,]+)/.exec(text))) return "Must be at most " + m[1] + ".";
     if ((m = /greater than ([^\s,]+)/.exec(text))) return "Must be more than " + m[1] + ".";
     if ((m = /less than ([^\s,]+)/.exec(text))) return "Must be less than " + m[1] + ".";
-    if (/Field required|Missing required/i.test(text)) return "Required: please fill this in.";
-    if (/^Input should be /.test(text)) return "Choose one of the options in the list.";
-    if (/Extra inputs/.test(text)) return "This is not a field of the form.";
+    // pydantic's words, or the service's contract words (serving/errors.py) for the same rule.
+    if (/Field required|Missing required|^required by data contract/i.test(text)) return "Required: please fill this in.";
+    if (/^(Input should be|must be) /.test(text)) return "Choose one of the options in the list.";
+    if (/Extra inputs|^unknown field/.test(text)) return "This is not a field of the form.";
     return plainWarning(text);
   }
 

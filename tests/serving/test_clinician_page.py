@@ -371,12 +371,14 @@ def test_screenshot_in_docs_is_what_the_page_shows(server, page, tmp_path):
 
 
 def test_page_fields_cover_the_contract():
-    from features.schema import OUTCOME_COLUMNS, PATIENT_COLUMNS
+    from features.schema import OUTCOME_COLUMNS, PATIENT_COLUMNS, PROVENANCE_COLUMNS
     from serving.clinician import LABELS, page_fields, render_page
 
     fields = page_fields()
     names = {f["name"] for f in fields["patient"] + fields["marker"]}
-    assert names == {c.name for c in PATIENT_COLUMNS if c.name not in OUTCOME_COLUMNS}
+    left_out = {*OUTCOME_COLUMNS, *PROVENANCE_COLUMNS}  # provenance: never a predictor
+    assert names == {c.name for c in PATIENT_COLUMNS if c.name not in left_out}
+    assert not {f["name"] for f in fields["draw"]} & set(PROVENANCE_COLUMNS)
     assert all(name in LABELS for name in names)
     assert fields["horizons_months"] == [12, 24, 36, 48, 60]
     page = render_page()
