@@ -568,13 +568,27 @@ class RiskModel:
             score, cif, death = predict_features(self.estimator, X, horizons, death_too)
             marker = {"bone": None, "death": None}
         X = np.asarray(X, dtype=float)[:n]
+        # Both events in one pass (stacked on a leading axis): the same arithmetic per event.
+        events = [(e, p) for e, p in (("bone", cif), ("death", death)) if p is not None]
+        P = np.stack([p for _, p in events])
+        L = logit(P)
+        covs = [self.uncertainty.cov.get(e) for e, _ in events]
+        if all(c is not None and c.shape == covs[0].shape for c in covs):
+            half = self.uncertainty.stacked_half_widths(np.stack(covs), L, X, horizons)
+        else:
+            half = np.stack(
+                [self.uncertainty.half_widths(e, L[j], X, horizons) for j, (e, _) in enumerate(events)]
+            )  # fmt: skip
+        marks = [marker[e] for e, _ in events]
+        stacked_marker = (
+            None if marks[0] is None else tuple(np.stack([m[i] for m in marks]) for i in (0, 1))
+        )
+        low, high = combine(P, (half, half), stacked_marker, L)
         out = []
-        for event, p in (("bone", cif), ("death", death)):
-            if p is None:
-                out += [None, None]
-                continue
-            half = self.uncertainty.half_widths(event, logit(p), X, horizons)
-            out += list(combine(p, (half, half), marker[event]))
+        for j in range(len(events)):
+            out += [low[j], high[j]]
+        if death is None:
+            out += [None, None]
         return score, cif, death, out
 
     def predict_frame(
