@@ -77,6 +77,8 @@ SMOKE_PATIENT = {
 #: A version that failed to load is tried again after this long (a damaged artifact stays
 #: damaged; a transient download failure does not).
 RETRY_FAILED_SECONDS = 60.0
+#: Paths BentoML's tracing middleware skips (a regular expression): all of them.
+UNTRACED = ".*"
 RULE_DEFAULT_PREDICTION_DAY = (
     f"must be 0-{MAX_PREDICTION_DAY}: not given, it defaults to the latest draw's day "
     "({day:g}), which is out of that range"
@@ -569,11 +571,15 @@ def _public_failure(err: BaseException) -> str:
 # model version and request id, and nothing of the patient), at less cost per request. The
 # workers (``BONEMET_WORKERS``, set by ``bonemet serve --workers``) are processes sharing the
 # listening socket, each running ``__init__``: its own model and its own alias follower.
+# BentoML's OpenTelemetry middleware is told every path is excluded (:data:`UNTRACED`): no
+# tracing exporter is configured, so its spans went nowhere, and building them (five per
+# request) cost more than the gateway.
 @bentoml.service(
     name="bonemet",
     workers=SETTINGS.workers,
     traffic={"timeout": 60},
     logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": UNTRACED},
     http={"cors": _cors_policy(SETTINGS.cors_origins)},
 )
 class BoneMetastasisService:
