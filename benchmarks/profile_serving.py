@@ -229,6 +229,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--top", action="store_true", help="print the costliest functions")
     parser.add_argument("--keep", type=Path, default=None, help="copy each tree's pstats here")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when the last tree's calls per request are >25%% above the stored figure "
+        "of the previous release (benchmarks/serving_release.json)",
+    )
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -264,6 +270,12 @@ def main() -> None:
             print(f"\n{name}: functions by own time per request\n" + "\n".join(r["top"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+    if args.check:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from benchmarks.regression import fail_on_regression
+
+        last = list(results.values())[-1]
+        fail_on_regression({"python_calls_per_request": last["calls_per_request"]})
 
 
 def _commit(tree: Path) -> str:
