@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -149,6 +150,12 @@ def _stack_marker(rows: Rows, counted: np.ndarray, pct_lo: np.ndarray, pct_hi: n
     if isinstance(rows, pd.DataFrame):
         return pd.DataFrame(stacked)
     return stacked
+
+
+def _positions(mask: Any) -> np.ndarray:
+    """The positions where a 1-D mask is true: :func:`numpy.flatnonzero` without its Python
+    wrappers (called a score of times per answer)."""
+    return np.asarray(mask, dtype=bool).nonzero()[0]
 
 
 def _column(typed: Rows, name: str, dtype: type = float) -> np.ndarray:
@@ -354,7 +361,7 @@ class RiskModel:
         day = _column(columns, "landmark_day")
         last = float(self.landmark_days[-1])
         late = day > last
-        for i in np.flatnonzero(late):
+        for i in _positions(late):
             warnings[i].append(
                 f"prediction_day {day[i]:g} is after the last training landmark (day {last:g}): "
                 f"predicted as at day {last:g} with the draws known by day {day[i]:g}"
@@ -386,18 +393,18 @@ class RiskModel:
         out: list[list[str]] = [[] for _ in range(n)]
         missing_inputs = raw_missing(typed)
         for column in MODEL_INPUTS:
-            for i in np.flatnonzero(missing_inputs[column]):
+            for i in _positions(missing_inputs[column]):
                 out[i].append(f"{column} missing: imputed")
         given = {c: ~is_missing(typed[c]) for c in MARKER_INPUTS}
         if self.include_marker:
             has_marker = given["oc_positive_percent"] | (
                 given["oc_positive_events"] & given["pbmc_events"]
             )
-            for i in np.flatnonzero(~has_marker):
+            for i in _positions(~has_marker):
                 out[i].append("oc_positive_percent missing: imputed")
         else:
             for column in MARKER_INPUTS:
-                for i in np.flatnonzero(given[column]):
+                for i in _positions(given[column]):
                     out[i].append(
                         f"{column} ignored: this model does not use the marker (clinical-only)"
                     )
@@ -405,7 +412,7 @@ class RiskModel:
             values = _column(typed, column)
             with np.errstate(invalid="ignore"):
                 outside = (values < lo) | (values > hi)
-            for i in np.flatnonzero(outside):
+            for i in _positions(outside):
                 out[i].append(f"{column} {values[i]:g} outside the training range {lo:g}-{hi:g}")
         long = [h for h in horizons_months if h > self.max_follow_up_months]
         if long:
@@ -470,17 +477,17 @@ class RiskModel:
                     bounds[2] = bounds[3] = None
         warnings = self.warnings_for(typed, horizons)
         if self.uncertainty is None:
-            for i in np.flatnonzero(free):
+            for i in _positions(free):
                 warnings[i].append(NO_INTERVAL_WARNING)
         if death is None:
-            for i in np.flatnonzero(free):
+            for i in _positions(free):
                 warnings[i].append(
                     "death_probability not available: this model version was trained before "
                     "contract 1.1 and does not estimate the competing death"
                 )
         for i, notes in enumerate(landmark_notes):
             warnings[i] = notes + warnings[i]
-        for i in np.flatnonzero(already):
+        for i in _positions(already):
             warnings[i] = [
                 "bone metastasis present at enrollment: no risk of a first bone metastasis "
                 "to predict"
