@@ -14,6 +14,8 @@ stderr). What it measures, per tree:
 
 * the in-process median CPU time of one request (no profiler; the thread's CPU time, which
   the machine's other work inflates much less than wall time, though it still shares caches);
+* with ``--floor``, BentoML's floor on the same stack: the same app, gateway and request
+  parsing with the handler answering a constant (the real answer, built once);
 * with cProfile over ``--requests`` requests: Python function calls per request (deterministic:
   it does not depend on the load) and each layer's share of the profiled time. A layer is
   the file a function belongs to; time spent in C built-ins (``json.loads``, numpy's ufuncs,
@@ -165,11 +167,32 @@ def worker(tmp: Path, n_patients: int, n: int) -> dict:
 
     app = svc.BoneMetastasisService.to_asgi(is_main=True)
     asyncio.run(run(app, body, 50, None))  # warm-up
+    out = measured(app, body, n, tmp / "profile.pstats")
+    # BentoML's floor on the same stack: the same app, gateway and request parsing, the
+    # handler answering a constant (the real answer, built once) instead of checking the
+    # contract and running the model.
+    inner = svc.BoneMetastasisService.inner
+    real = inner._answer
+    constant: dict = {}
+
+    def answer_constant(self, *args, **kwargs):
+        if "answer" not in constant:
+            constant["answer"] = real(self, *args, **kwargs)
+        return constant["answer"]
+
+    inner._answer = answer_constant
+    asyncio.run(run(app, body, 50, None))
+    out["floor"] = measured(app, body, n, tmp / "floor.pstats")
+    return out
+
+
+def measured(app, body: bytes, n: int, dump: Path) -> dict:
+    """Median CPU time of a request without the profiler, then calls and layer shares with."""
     plain = asyncio.run(run(app, body, n, None))
     prof = cProfile.Profile()
     asyncio.run(run(app, body, n, prof))
     stats = pstats.Stats(prof)
-    prof.dump_stats(tmp / "profile.pstats")
+    prof.dump_stats(dump)
     per_layer: dict[str, float] = {}
     layer_calls: dict[str, float] = {}
     calls = 0
@@ -235,6 +258,9 @@ def main() -> None:
         help="exit 1 when the last tree's calls per request are >25%% above the stored figure "
         "of the previous release (benchmarks/serving_release.json)",
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="also show each tree's constant-answer floor"
+    )
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -257,12 +283,17 @@ def main() -> None:
                 sys.exit(f"{tree}: worker failed:\n{(Path(tmp) / 'log').read_text()[-3000:]}")
             if args.keep:
                 args.keep.mkdir(parents=True, exist_ok=True)
-                (args.keep / f"{tree.name}.pstats").write_bytes(
-                    (Path(tmp) / "profile.pstats").read_bytes()
-                )
-            results[f"{tree.name}@{_commit(tree)}"] = json.loads(
-                (Path(tmp) / "profile.json").read_text()
-            )
+                for kind in ("profile", "floor"):
+                    if (Path(tmp) / f"{kind}.pstats").exists():
+                        (args.keep / f"{tree.name}.{kind}.pstats").write_bytes(
+                            (Path(tmp) / f"{kind}.pstats").read_bytes()
+                        )
+            found = json.loads((Path(tmp) / "profile.json").read_text())
+            name = f"{tree.name}@{_commit(tree)}"
+            floor = found.pop("floor", None)
+            results[name] = found
+            if floor is not None and args.floor:
+                results[f"{name} floor"] = floor
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(table(results))
     if args.top:
