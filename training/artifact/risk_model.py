@@ -120,6 +120,12 @@ def _take(typed: Rows, rows: np.ndarray) -> Rows:
     return {name: np.asarray(values)[rows] for name, values in typed.items()}
 
 
+#: The columns :func:`_stack_marker` moves to the marker's bounds.
+_MARKER_STACKED = frozenset(
+    {"oc_positive_percent", "oc_positive_events", "pbmc_events", "oc_latest_log2"}
+)
+
+
 def _stack_marker(rows: Rows, counted: np.ndarray, pct_lo: np.ndarray, pct_hi: np.ndarray) -> Rows:
     """``rows`` followed by the ``counted`` rows at ``pct_lo`` and again at ``pct_hi`` (the
     marker percent, and the latest draw of a landmark row, moved to the bound; the counts of
@@ -130,8 +136,14 @@ def _stack_marker(rows: Rows, counted: np.ndarray, pct_lo: np.ndarray, pct_hi: n
     point = marker_percent(
         *(np.asarray(columns[c], dtype=float)[counted] for c in MARKER_INPUTS)
     )
+    # Every other column: its rows, then the counted rows twice, by one index per column.
+    counted_rows = np.asarray(counted, dtype=bool).nonzero()[0]
+    take = np.concatenate([np.arange(len(counted)), counted_rows, counted_rows])
     stacked = {}
     for name, values in columns.items():
+        if name not in _MARKER_STACKED:
+            stacked[name] = values[take]
+            continue
         part = values[counted]
         if name == "oc_positive_percent":
             parts = [values, pct_lo, pct_hi]
@@ -144,8 +156,6 @@ def _stack_marker(rows: Rows, counted: np.ndarray, pct_lo: np.ndarray, pct_hi: n
                 shift_hi = np.log2(np.maximum(pct_hi, 1e-4) / np.maximum(point, 1e-4))
             base = part.astype(float)
             parts = [values, base + np.nan_to_num(shift_lo), base + np.nan_to_num(shift_hi)]
-        else:
-            parts = [values, part, part]
         stacked[name] = np.concatenate(parts)
     if isinstance(rows, pd.DataFrame):
         return pd.DataFrame(stacked)
@@ -408,12 +418,14 @@ class RiskModel:
                     out[i].append(
                         f"{column} ignored: this model does not use the marker (clinical-only)"
                     )
-        for column, (lo, hi) in self.training_ranges.items():
-            values = _column(typed, column)
-            with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"):  # once, not per column (NaN: not outside)
+            for column, (lo, hi) in self.training_ranges.items():
+                values = _column(typed, column)
                 outside = (values < lo) | (values > hi)
-            for i in _positions(outside):
-                out[i].append(f"{column} {values[i]:g} outside the training range {lo:g}-{hi:g}")
+                for i in _positions(outside):
+                    out[i].append(
+                        f"{column} {values[i]:g} outside the training range {lo:g}-{hi:g}"
+                    )
         long = [h for h in horizons_months if h > self.max_follow_up_months]
         if long:
             text = (
