@@ -36,7 +36,8 @@ def check(measured: dict[str, float], figures: Path = FIGURES) -> list[str]:
         bad = ratio > 1 + TOLERANCE
         lines.append(
             f"{'REGRESSION' if bad else 'ok'}: {name} {value:.4g} against {ref:.4g} of release "
-            f"{stored.get('release', '?')} ({(ratio - 1) * 100:+.0f} % worse; tolerance "
+            f"{stored.get('release', '?')} ({abs(ratio - 1) * 100:.0f} % "
+            f"{'worse' if ratio > 1 else 'better'}; tolerance "
             f"{TOLERANCE * 100:.0f} %; load average {os.getloadavg()[0]:.1f})"
         )
     return lines
