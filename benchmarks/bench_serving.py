@@ -493,6 +493,12 @@ def main() -> None:
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy server logs here")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument("--profile-store", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when bonemet's single-patient median is >25%% worse than the stored "
+        "figure of the previous release (benchmarks/serving_release.json)",
+    )
     args = parser.parse_args()
     if args.profile_store is not None:  # the profiling subprocess (run_profile)
         store = args.profile_store
@@ -574,6 +580,10 @@ def main() -> None:
     print(text)
     if not args.no_write:
         write_section(text)
+    if args.check:
+        from benchmarks.regression import fail_on_regression
+
+        fail_on_regression({"single_median_ms": statistics.median(results["bonemet"]["single_ms"])})
 
 
 def agreement(results: dict) -> str:

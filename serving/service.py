@@ -77,6 +77,8 @@ SMOKE_PATIENT = {
 #: A version that failed to load is tried again after this long (a damaged artifact stays
 #: damaged; a transient download failure does not).
 RETRY_FAILED_SECONDS = 60.0
+#: Paths BentoML's tracing middleware skips (a regular expression): all of them.
+UNTRACED = ".*"
 RULE_DEFAULT_PREDICTION_DAY = (
     f"must be 0-{MAX_PREDICTION_DAY}: not given, it defaults to the latest draw's day "
     "({day:g}), which is out of that range"
@@ -300,51 +302,54 @@ def _probabilities(
     ]
 
 
-def _treatment_benefit(
-    typed: dict[str, Any], batch: Any, horizons: list, k: int
-) -> tuple[list[TreatmentBenefit], str | None]:
-    """Patient ``k``'s trial-based treatment benefit (:mod:`training.artifact.treatment`) and,
-    when none applies, why."""
-    record = {
-        name: typed[name][k]
-        for name in (
-            "disease_setting",
-            "menopausal_status",
-            "bone_targeted_therapy",
-            "bone_metastasis_at_enrollment",
-        )
-    }
-    effects, reason = applicable(record)
-    if not effects or np.isnan(batch.probability[k]).any():
-        return [], reason
-    row = slice(k, k + 1)
+def _treatment_benefits(
+    typed: dict[str, Any], batch: Any, horizons: list
+) -> list[tuple[list[TreatmentBenefit], str | None]]:
+    """Each patient's trial-based treatment benefit (:mod:`training.artifact.treatment`) and,
+    when none applies, why. The patients an effect applies to are computed together (one
+    :func:`~training.artifact.treatment.benefit` call per effect, not per patient)."""
+    fields = (
+        "disease_setting",
+        "menopausal_status",
+        "bone_targeted_therapy",
+        "bone_metastasis_at_enrollment",
+    )
+    n = len(batch.patient_id)
+    found: list[tuple[list[Any], list[Any], str | None]] = []  # effects, benefits, reason
+    rows: dict[Any, list[int]] = {}  # effect -> patients it applies to
+    for k in range(n):
+        effects, reason = applicable({name: typed[name][k] for name in fields})
+        if effects and np.isnan(batch.probability[k]).any():
+            effects = []
+        found.append((effects, [None] * len(effects), reason))
+        for effect in effects:
+            rows.setdefault(effect, []).append(k)
 
-    def part(table: Any) -> Any:
-        return None if table is None else table[row]
+    def part(table: Any, at: list[int]) -> Any:
+        return None if table is None else table[at]
 
-    out = []
-    for effect in effects:
+    for effect, at in rows.items():
         treated = benefit(
             effect,
-            batch.probability[row],
-            part(batch.low),
-            part(batch.high),
-            part(batch.death_probability),
+            batch.probability[at],
+            part(batch.low, at),
+            part(batch.high, at),
+            part(batch.death_probability, at),
             horizons,
         )
-        out.append(
-            TreatmentBenefit(
+        for j, k in enumerate(at):
+            effects, slots, _ = found[k]
+            slots[effects.index(effect)] = TreatmentBenefit(
                 treatment=effect.treatment,
                 relative_risk=effect.relative_risk,
                 relative_risk_low=effect.relative_risk_low,
                 relative_risk_high=effect.relative_risk_high,
                 source=effect.source,
                 bone_metastasis_probability=_probabilities(
-                    horizons, treated["probability"], 0, treated["low"], treated["high"]
+                    horizons, treated["probability"], j, treated["low"], treated["high"]
                 ),
             )
-        )
-    return out, None
+    return [(benefits, None if benefits else reason) for _, benefits, reason in found]
 
 
 @dataclass(frozen=True)
@@ -569,11 +574,15 @@ def _public_failure(err: BaseException) -> str:
 # model version and request id, and nothing of the patient), at less cost per request. The
 # workers (``BONEMET_WORKERS``, set by ``bonemet serve --workers``) are processes sharing the
 # listening socket, each running ``__init__``: its own model and its own alias follower.
+# BentoML's OpenTelemetry middleware is told every path is excluded (:data:`UNTRACED`): no
+# tracing exporter is configured, so its spans went nowhere, and building them (five per
+# request) cost more than the gateway.
 @bentoml.service(
     name="bonemet",
     workers=SETTINGS.workers,
     traffic={"timeout": 60},
     logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": UNTRACED},
     http={"cors": _cors_policy(SETTINGS.cors_origins)},
 )
 class BoneMetastasisService:
@@ -787,10 +796,11 @@ def _predictions(
     # contract check per request.
     batch = state.risk_model.predict_batch(typed, horizons_months, explain=explain)
     predictions = []
+    treatment = _treatment_benefits(typed, batch, horizons_months)
     for k in range(len(patients)):
         score = float(batch.risk_score[k])
         has_probs = score == score  # NaN for bone metastasis at enrollment
-        benefits, why_not = _treatment_benefit(typed, batch, horizons_months, k)
+        benefits, why_not = treatment[k]
         answer = dict(
             patient_id=batch.patient_id[k],
             risk_score=score if has_probs else None,

@@ -58,7 +58,9 @@ _Z = float(ndtri((1 + INTERVAL_LEVEL) / 2))
 
 
 def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=float), _EPS, 1.0 - _EPS)
+    # np.minimum/np.maximum rather than np.clip: the same values (NaN stays NaN), without
+    # np.clip's Python wrapper, which costs more than the arithmetic on a single patient.
+    p = np.minimum(np.maximum(np.asarray(p, dtype=float), _EPS), 1.0 - _EPS)
     return np.log(p) - np.log1p(-p)
 
 
@@ -90,25 +92,50 @@ class Uncertainty:
         without stored covariance."""
         if event not in self.cov:
             return np.zeros_like(L)
-        cov = self.cov[event]  # (K, q, q), z = [1, L, x]
-        # z' S z = S00 + 2 x.S0x + x'Sxx x + 2 L (S01 + x.S1x) + L^2 S11, for every stored
-        # horizon k at once; the requested horizons interpolate the standard deviation.
-        fixed = cov[:, 0, 0][:, None] + 2 * (X @ cov[:, 0, 2:].T).T
-        fixed += np.einsum("np,kpr,nr->kn", X, cov[:, 2:, 2:], X)
-        linear = cov[:, 0, 1][:, None] + (X @ cov[:, 1, 2:].T).T  # (K, n)
-        known = np.asarray(self.horizons_months, dtype=float)
-        h = np.asarray(horizons_months, dtype=float)
-        hi = np.clip(np.searchsorted(known, h), 0, known.size - 1)
-        lo = np.clip(hi - 1, 0, known.size - 1)
-        span = known[hi] - known[lo]
-        at = np.clip(h, known[0], known[-1])
-        w = np.where(span > 0, (known[hi] - at) / np.where(span > 0, span, 1.0), 0.0)
+        return self.stacked_half_widths(self.cov[event][None], L[None], X, horizons_months)[0]
 
-        def sd(k: np.ndarray) -> np.ndarray:  # (n, horizons)
-            var = fixed[k].T + 2 * L * linear[k].T + L * L * cov[k, 1, 1]
+    def stacked_half_widths(
+        self, cov: np.ndarray, L: np.ndarray, X: np.ndarray, horizons_months: Sequence[float]
+    ) -> np.ndarray:
+        """As :meth:`half_widths` for several events at once: ``cov`` ``(E, K, q, q)`` (the
+        events' stored covariances, stacked), ``L`` ``(E, n, horizons)``; ``(E, n, horizons)``.
+        """
+        # z' S z = S00 + 2 x.S0x + x'Sxx x + 2 L (S01 + x.S1x) + L^2 S11, for every event and
+        # stored horizon k at once; the requested horizons interpolate the standard deviation.
+        fixed = cov[:, :, 0, 0, None] + 2 * np.einsum("ekp,np->ekn", cov[:, :, 0, 2:], X)
+        fixed += np.einsum("np,ekpr,nr->ekn", X, cov[:, :, 2:, 2:], X)
+        linear = cov[:, :, 0, 1, None] + np.einsum("ekp,np->ekn", cov[:, :, 1, 2:], X)
+        lo, hi, w = self._interpolation(tuple(horizons_months))
+        square = cov[:, :, 1, 1, None, None]  # (E, K, 1, 1)
+
+        def sd(k: np.ndarray) -> np.ndarray:  # (E, n, horizons)
+            var = fixed[:, k].transpose(0, 2, 1) + 2 * L * linear[:, k].transpose(0, 2, 1)
+            var += L * L * square[:, k, 0, 0][:, None, :]
             return np.sqrt(np.maximum(var, 0.0))
 
         return _Z * (w * sd(lo) + (1.0 - w) * sd(hi))
+
+    def _interpolation(self, horizons: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+        """Stored horizons below and above each requested one and the weight of the lower
+        (cached per tuple of horizons: a service sees few)."""
+        key = (self.horizons_months, horizons)
+        found = _WEIGHTS.get(key)
+        if found is None:
+            known = np.asarray(self.horizons_months, dtype=float)
+            h = np.asarray(horizons, dtype=float)
+            hi = np.clip(np.searchsorted(known, h), 0, known.size - 1)
+            lo = np.clip(hi - 1, 0, known.size - 1)
+            span = known[hi] - known[lo]
+            at = np.clip(h, known[0], known[-1])
+            w = np.where(span > 0, (known[hi] - at) / np.where(span > 0, span, 1.0), 0.0)
+            found = (lo, hi, w)
+            if len(_WEIGHTS) < 256:
+                _WEIGHTS[key] = found
+        return found
+
+
+#: Interpolation of requested horizons between stored ones, by (stored, requested) horizons.
+_WEIGHTS: dict[tuple[tuple[float, ...], tuple[float, ...]], tuple[np.ndarray, ...]] = {}
 
 
 def _recalibration_cov(
@@ -215,13 +242,15 @@ def combine(
     p: np.ndarray,
     estimation: tuple[np.ndarray, np.ndarray],
     marker: tuple[np.ndarray, np.ndarray] | None,
+    L: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``low``, ``high`` of ``(n, horizons)`` probabilities ``p``.
 
     ``estimation``: lower/upper logit half-widths (>= 0); ``marker``: the probabilities at the two
-    marker percentiles (NaN where no counts).
+    marker percentiles (NaN where no counts); ``L``: ``logit(p)`` when the caller has it.
+    Any shape, elementwise (several events may come stacked).
     """
-    L = logit(p)
+    L = logit(p) if L is None else L
     dlo, dhi = -estimation[0], estimation[1]
     if marker is not None:
         m1, m2 = logit(np.where(np.isnan(marker[0]), p, marker[0])), logit(
@@ -235,4 +264,4 @@ def combine(
     # answer at a horizon must not depend on which other horizons a request lists.
     low = np.minimum(expit(L + dlo), p)
     high = np.maximum(expit(L + dhi), p)
-    return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+    return np.minimum(np.maximum(low, 0.0), 1.0), np.minimum(np.maximum(high, 0.0), 1.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,12 @@ def _take(typed: Rows, rows: np.ndarray) -> Rows:
     return {name: np.asarray(values)[rows] for name, values in typed.items()}
 
 
+#: The columns :func:`_stack_marker` moves to the marker's bounds.
+_MARKER_STACKED = frozenset(
+    {"oc_positive_percent", "oc_positive_events", "pbmc_events", "oc_latest_log2"}
+)
+
+
 def _stack_marker(rows: Rows, counted: np.ndarray, pct_lo: np.ndarray, pct_hi: np.ndarray) -> Rows:
     """``rows`` followed by the ``counted`` rows at ``pct_lo`` and again at ``pct_hi`` (the
     marker percent, and the latest draw of a landmark row, moved to the bound; the counts of
@@ -129,8 +136,14 @@ def _stack_marker(rows: Rows, counted: np.ndarray, pct_lo: np.ndarray, pct_hi: n
     point = marker_percent(
         *(np.asarray(columns[c], dtype=float)[counted] for c in MARKER_INPUTS)
     )
+    # Every other column: its rows, then the counted rows twice, by one index per column.
+    counted_rows = np.asarray(counted, dtype=bool).nonzero()[0]
+    take = np.concatenate([np.arange(len(counted)), counted_rows, counted_rows])
     stacked = {}
     for name, values in columns.items():
+        if name not in _MARKER_STACKED:
+            stacked[name] = values[take]
+            continue
         part = values[counted]
         if name == "oc_positive_percent":
             parts = [values, pct_lo, pct_hi]
@@ -143,12 +156,16 @@ def _stack_marker(rows: Rows, counted: np.ndarray, pct_lo: np.ndarray, pct_hi: n
                 shift_hi = np.log2(np.maximum(pct_hi, 1e-4) / np.maximum(point, 1e-4))
             base = part.astype(float)
             parts = [values, base + np.nan_to_num(shift_lo), base + np.nan_to_num(shift_hi)]
-        else:
-            parts = [values, part, part]
         stacked[name] = np.concatenate(parts)
     if isinstance(rows, pd.DataFrame):
         return pd.DataFrame(stacked)
     return stacked
+
+
+def _positions(mask: Any) -> np.ndarray:
+    """The positions where a 1-D mask is true: :func:`numpy.flatnonzero` without its Python
+    wrappers (called a score of times per answer)."""
+    return np.asarray(mask, dtype=bool).nonzero()[0]
 
 
 def _column(typed: Rows, name: str, dtype: type = float) -> np.ndarray:
@@ -354,7 +371,7 @@ class RiskModel:
         day = _column(columns, "landmark_day")
         last = float(self.landmark_days[-1])
         late = day > last
-        for i in np.flatnonzero(late):
+        for i in _positions(late):
             warnings[i].append(
                 f"prediction_day {day[i]:g} is after the last training landmark (day {last:g}): "
                 f"predicted as at day {last:g} with the draws known by day {day[i]:g}"
@@ -386,27 +403,29 @@ class RiskModel:
         out: list[list[str]] = [[] for _ in range(n)]
         missing_inputs = raw_missing(typed)
         for column in MODEL_INPUTS:
-            for i in np.flatnonzero(missing_inputs[column]):
+            for i in _positions(missing_inputs[column]):
                 out[i].append(f"{column} missing: imputed")
         given = {c: ~is_missing(typed[c]) for c in MARKER_INPUTS}
         if self.include_marker:
             has_marker = given["oc_positive_percent"] | (
                 given["oc_positive_events"] & given["pbmc_events"]
             )
-            for i in np.flatnonzero(~has_marker):
+            for i in _positions(~has_marker):
                 out[i].append("oc_positive_percent missing: imputed")
         else:
             for column in MARKER_INPUTS:
-                for i in np.flatnonzero(given[column]):
+                for i in _positions(given[column]):
                     out[i].append(
                         f"{column} ignored: this model does not use the marker (clinical-only)"
                     )
-        for column, (lo, hi) in self.training_ranges.items():
-            values = _column(typed, column)
-            with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"):  # once, not per column (NaN: not outside)
+            for column, (lo, hi) in self.training_ranges.items():
+                values = _column(typed, column)
                 outside = (values < lo) | (values > hi)
-            for i in np.flatnonzero(outside):
-                out[i].append(f"{column} {values[i]:g} outside the training range {lo:g}-{hi:g}")
+                for i in _positions(outside):
+                    out[i].append(
+                        f"{column} {values[i]:g} outside the training range {lo:g}-{hi:g}"
+                    )
         long = [h for h in horizons_months if h > self.max_follow_up_months]
         if long:
             text = (
@@ -470,17 +489,17 @@ class RiskModel:
                     bounds[2] = bounds[3] = None
         warnings = self.warnings_for(typed, horizons)
         if self.uncertainty is None:
-            for i in np.flatnonzero(free):
+            for i in _positions(free):
                 warnings[i].append(NO_INTERVAL_WARNING)
         if death is None:
-            for i in np.flatnonzero(free):
+            for i in _positions(free):
                 warnings[i].append(
                     "death_probability not available: this model version was trained before "
                     "contract 1.1 and does not estimate the competing death"
                 )
         for i, notes in enumerate(landmark_notes):
             warnings[i] = notes + warnings[i]
-        for i in np.flatnonzero(already):
+        for i in _positions(already):
             warnings[i] = [
                 "bone metastasis present at enrollment: no risk of a first bone metastasis "
                 "to predict"
@@ -568,13 +587,27 @@ class RiskModel:
             score, cif, death = predict_features(self.estimator, X, horizons, death_too)
             marker = {"bone": None, "death": None}
         X = np.asarray(X, dtype=float)[:n]
+        # Both events in one pass (stacked on a leading axis): the same arithmetic per event.
+        events = [(e, p) for e, p in (("bone", cif), ("death", death)) if p is not None]
+        P = np.stack([p for _, p in events])
+        L = logit(P)
+        covs = [self.uncertainty.cov.get(e) for e, _ in events]
+        if all(c is not None and c.shape == covs[0].shape for c in covs):
+            half = self.uncertainty.stacked_half_widths(np.stack(covs), L, X, horizons)
+        else:
+            half = np.stack(
+                [self.uncertainty.half_widths(e, L[j], X, horizons) for j, (e, _) in enumerate(events)]
+            )  # fmt: skip
+        marks = [marker[e] for e, _ in events]
+        stacked_marker = (
+            None if marks[0] is None else tuple(np.stack([m[i] for m in marks]) for i in (0, 1))
+        )
+        low, high = combine(P, (half, half), stacked_marker, L)
         out = []
-        for event, p in (("bone", cif), ("death", death)):
-            if p is None:
-                out += [None, None]
-                continue
-            half = self.uncertainty.half_widths(event, logit(p), X, horizons)
-            out += list(combine(p, (half, half), marker[event]))
+        for j in range(len(events)):
+            out += [low[j], high[j]]
+        if death is None:
+            out += [None, None]
         return score, cif, death, out
 
     def predict_frame(

@@ -122,8 +122,8 @@ def treated_incidence(
         model has no competing death (taken as zero).
     horizons_months : sequence of float
         In any order (the output keeps it).
-    rr : float
-        Rate ratio of the cause-specific hazard of bone metastasis.
+    rr : float or numpy.ndarray
+        Rate ratio of the cause-specific hazard of bone metastasis, or one per row (``(n,)``).
     """
     bone = np.atleast_2d(np.asarray(bone, dtype=float))
     death = np.zeros_like(bone) if death is None else np.atleast_2d(np.asarray(death, float))
@@ -136,11 +136,13 @@ def treated_incidence(
     treated_surv = np.ones(f1.shape[0])
     treated = np.zeros(f1.shape[0])
     tiny = 1e-12
+    # np.maximum/np.minimum rather than np.clip: the same values (NaN stays NaN), without
+    # np.clip's Python wrapper (this loop runs on every answer).
     for j in range(f1.shape[1]):
-        d1 = np.clip(f1[:, j] - prev1, 0.0, None)
-        d2 = np.clip(f2[:, j] - prev2, 0.0, None)
-        surv = np.clip(1.0 - f1[:, j] - f2[:, j], tiny, 1.0)
-        total = np.log(np.clip(surv_prev, tiny, 1.0) / surv).clip(min=0.0)
+        d1 = np.maximum(f1[:, j] - prev1, 0.0)
+        d2 = np.maximum(f2[:, j] - prev2, 0.0)
+        surv = np.minimum(np.maximum(1.0 - f1[:, j] - f2[:, j], tiny), 1.0)
+        total = np.maximum(np.log(np.minimum(np.maximum(surv_prev, tiny), 1.0) / surv), 0.0)
         share = np.where(d1 + d2 > 0, d1 / np.maximum(d1 + d2, tiny), 0.0)
         h1 = rr * total * share
         h2 = total * (1.0 - share)
@@ -169,12 +171,16 @@ def benefit(
     ``low``/``high`` are the bounds of the untreated interval (None: the model has none); the
     treated bounds apply the trial's lower and upper rate ratio to them.
     """
-    return {
-        "probability": treated_incidence(bone, death, horizons_months, effect.relative_risk),
-        "low": None
-        if low is None
-        else treated_incidence(low, death, horizons_months, effect.relative_risk_low),
-        "high": None
-        if high is None
-        else treated_incidence(high, death, horizons_months, effect.relative_risk_high),
-    }
+    # The point and both bounds in one pass: their rows stacked, each with its rate ratio.
+    tables = [("probability", bone, effect.relative_risk)]
+    tables += [(k, t, r) for k, t, r in (("low", low, effect.relative_risk_low),
+                                         ("high", high, effect.relative_risk_high)) if t is not None]  # fmt: skip
+    parts = [np.atleast_2d(np.asarray(t, dtype=float)) for _, t, _ in tables]
+    n = parts[0].shape[0]
+    rr = np.repeat([r for _, _, r in tables], n)
+    deaths = None if death is None else np.concatenate([np.atleast_2d(death)] * len(tables))
+    treated = treated_incidence(np.concatenate(parts), deaths, horizons_months, rr)
+    out: dict[str, np.ndarray | None] = {"low": None, "high": None}
+    for k, (name, _, _) in enumerate(tables):
+        out[name] = treated[k * n : (k + 1) * n]
+    return out
