@@ -47,7 +47,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from serving.gateway import ROUTES
-from serving.schemas import PatientRecord
+from serving.schemas import MAX_PREDICTION_DAY, PatientRecord
 from tests.serving.test_hardening import endpoint_labels
 
 CASES = {"positive": 200, "negative": 100, "other media types": 60, "paths": 150}
@@ -121,6 +121,11 @@ def contract_violations(body: Any) -> list[tuple]:
             if has_pbmc and not has_events:
                 found.append((*at, "oc_positive_events"))
             found += _counts(draw, list(at))
+        draws = patient.get("oc_measurements") or []
+        if patient.get("prediction_day") is None and draws:
+            # Not given, the prediction day is the latest draw's, which must be in range too.
+            if max(d["day"] for d in draws) > MAX_PREDICTION_DAY:
+                found.append((*loc, "prediction_day"))
     return found
 
 

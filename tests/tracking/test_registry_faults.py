@@ -100,7 +100,7 @@ def test_killed_trainings_leave_nothing_incomplete_or_promotable(fault_cohort, t
     _kill_when(
         start_cli(train_args(fault_cohort, "cox_ridge", "faults"), env, tmp_path),
         data,
-        "SELECT count(*) FROM runs WHERE name = 'train'",
+        "SELECT count(*) FROM runs WHERE name LIKE 'train · %'",
     )
     # 2. Killed after its first family was registered, during the second family.
     _kill_when(
