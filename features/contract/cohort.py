@@ -120,6 +120,20 @@ def load_cohort(
     ContractError
         When a file cannot be read (both files are tried) or the cohort breaks the contract.
     """
+    return validate_cohort(*read_cohort_tables(patients_path, measurements_path))
+
+
+def read_cohort_tables(
+    patients_path: str | os.PathLike[str],
+    measurements_path: str | os.PathLike[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Read a cohort's files as raw tables, not yet validated (:func:`load_cohort` validates).
+
+    Raises
+    ------
+    ContractError
+        When a file cannot be read; both files are tried, every problem reported at once.
+    """
     unreadable: list[Violation] = []
     patients = measurements = None
     try:
@@ -133,4 +147,4 @@ def load_cohort(
             unreadable += exc.violations
     if unreadable or patients is None:
         raise ContractError(unreadable)
-    return validate_cohort(patients, measurements)
+    return patients, measurements

@@ -267,27 +267,10 @@ def load_monitor_cohort(patients_path, measurements_path=None):
     ------
     features.contract.ContractError, MonitorInputError
     """
-    from features.contract import (
-        MEASUREMENTS_TABLE,
-        PATIENTS_TABLE,
-        ContractError,
-        read_table,
-        validate_cohort,
-    )
+    from features.contract import validate_cohort
+    from features.contract.cohort import read_cohort_tables
 
-    problems = []
-    raw = measurements = None
-    try:
-        raw = read_table(patients_path, table=PATIENTS_TABLE)
-    except ContractError as err:
-        problems += err.violations
-    if measurements_path is not None:
-        try:
-            measurements = read_table(measurements_path, table=MEASUREMENTS_TABLE)
-        except ContractError as err:
-            problems += err.violations
-    if problems or raw is None:
-        raise ContractError(problems)
+    raw, measurements = read_cohort_tables(patients_path, measurements_path)
     raw, dates = split_enrollment(raw)
     return validate_cohort(raw, measurements), dates
 
