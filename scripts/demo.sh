@@ -26,7 +26,7 @@ if [ "$FCS_PATIENTS" -gt 0 ]; then
     --pbmc-gate PBMC --oc-gate OC_pos --out data/demo/fcs/oc_measurements_from_fcs.csv \
     --expect data/demo/oc_measurements.csv
 fi
-echo "== validate it against data contract v1"
+echo "== validate it against data contract v1.2"
 bonemet validate --patients data/demo/patients.csv --measurements data/demo/oc_measurements.csv
 echo "== the study report (aims 1 and 2, monitoring): data/demo/study/report.html"
 bonemet study --patients data/demo/patients.csv --measurements data/demo/oc_measurements.csv \
