@@ -97,7 +97,7 @@ def main() -> None:
     from training.config import TrainConfig
     from training.fitting.data import time_to_event_rows
     from training.models.competing import make_target
-    from training.tracking.gates import PromotionPolicy, check_gates
+    from training.registry.gates import PromotionPolicy, check_gates
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", type=int, default=5)

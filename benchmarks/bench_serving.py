@@ -68,9 +68,9 @@ def build_store(tmp: Path, n_patients: int):
     from features.schema import PREDICTOR_COLUMNS
     from features.simulate import simulate_cohort, write_cohort
     from training.config import Settings, TrainConfig
-    from training.tracking import gates
-    from training.tracking import store as tracking
-    from training.tracking.training_run import train
+    from training.registry import gates
+    from training.store import backend as tracking
+    from training.runs.train import train
 
     write_cohort(simulate_cohort(n_patients, seed=42), tmp / "cohort")
     cohort = load_cohort(tmp / "cohort" / "patients.csv", tmp / "cohort" / "oc_measurements.csv")
@@ -351,8 +351,8 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
     import pandas as pd
 
     from training.config import Settings
-    from training.tracking import bento
-    from training.tracking import store as tracking
+    from training.registry import bento
+    from training.store import backend as tracking
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # no registry-polling thread in this process
     settings = Settings(data_dir=tmp / "data")

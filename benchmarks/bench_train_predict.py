@@ -37,7 +37,7 @@ def main() -> None:
     from features.schema import PREDICTOR_COLUMNS
     from features.simulate import simulate_cohort, write_cohort
     from training.config import Settings, TrainConfig
-    from training.tracking.training_run import train
+    from training.runs.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -188,14 +188,14 @@ def tcp_nodelay(pid: int, fd: int) -> bool:
 def train_and_select(cohort, config):
     """What ``bonemet train`` fits and chooses, without MLflow: every family's run
     (:func:`training.fitting.family_run.family_outcomes`, the final model on every training
-    patient) and the challenger by :func:`training.tracking.selection.select` on the paired
+    patient) and the challenger by :func:`training.registry.selection.select` on the paired
     out-of-fold losses. Returns ``(outcomes by family, selection, candidates)``; a candidate's
     ``version`` is its family's position (1-based) among the fitted ones."""
     from dataclasses import dataclass
 
     from training.fitting.data import prepare_training_data
     from training.fitting.family_run import FamilyOutcome, SilentProgress, family_outcomes
-    from training.tracking import selection as choose
+    from training.registry import selection as choose
 
     @dataclass
     class Candidate:

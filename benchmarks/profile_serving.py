@@ -82,8 +82,8 @@ def import_for_serving(tmp: Path) -> None:
     from training.config import Settings
 
     try:
-        from training.tracking import bento
-        from training.tracking import store as tracking
+        from training.registry import bento
+        from training.store import backend as tracking
     except ImportError:  # the layout of a month ago
         from training import bento, tracking
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # no alias follower in this process

@@ -22,7 +22,7 @@ Variable                       Meaning                              Default
 ``BONEMET_SMART_LAUNCH_URL``   a SMART app offered on the card      none
 ============================== ==================================== ==========================
 
-``bonemet serve`` (:mod:`training.tracking.bento`) sets the first four for the server process,
+``bonemet serve`` (:mod:`training.registry.bento`) sets the first four for the server process,
 and ``BONEMET_WORKERS`` from its ``--workers`` option. Each worker is a process of its own that
 loads the model and follows the alias.
 An empty value counts as unset.

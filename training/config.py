@@ -23,7 +23,7 @@ FAMILIES = DEFAULT_FAMILIES
 #: Lower is better. Nested-CV mean IPCW Brier score of the served probability at 12, 24 and 36
 #: months (a proper scoring rule of what the clinician reads, not a ranking alone), over the
 #: outer folds of every repeat; the challenger is chosen on it by the one-standard-error rule of
-#: :func:`training.tracking.selection.select` (paired per-patient differences).
+#: :func:`training.registry.selection.select` (paired per-patient differences).
 SELECTION_METRIC = "cv_brier_headline_mean"
 #: Smallest bound of the search subsample and of the bootstrap resamples: fewer patients hold
 #: too few events for a stratified inner fold or a stable interval.

@@ -53,7 +53,7 @@ def versions() -> list[str]:
 
 
 def test_every_family_is_a_version_and_one_is_champion(store):
-    from training.tracking import registry
+    from training.registry import versions as registry
 
     assert versions() == ["1", "2"]
     champion = registry.alias_version("champion")
@@ -104,7 +104,7 @@ def test_predictions_identical_after_mlflow_and_bentoml_round_trip(store, tmp_pa
     from features.contract import check_patients
     from training.fitting.data import split, time_to_event_rows
     from training.fitting.family_run import fit_risk_model
-    from training.tracking.training_model import log_risk_model
+    from training.runs.log_model import log_risk_model
 
     cohort = load_cohort(store["cohort"] / "patients.csv")
     config = TrainConfig(holdout=0.25)

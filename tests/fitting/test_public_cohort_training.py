@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from training.tracking.training_run import train
+    from training.runs.train import train
 
     data = tmp_path_factory.mktemp("gbsg2") / "data"
     config = TrainConfig(
@@ -91,7 +91,7 @@ def test_card_and_served_metadata_say_the_death_hazard_is_zero(trained):
 
 def test_evaluate_and_predict_work_on_the_real_cohort(trained):
     from training.scoring.predict import score_cohort
-    from training.tracking.training_evaluation import evaluate_model
+    from training.runs.evaluate import evaluate_model
 
     result, settings = trained
     uri = f"models:/{MODEL_NAME}/{result.challenger_version}"

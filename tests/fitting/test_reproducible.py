@@ -6,7 +6,7 @@ import pytest
 
 from features.contract import load_cohort
 from training.config import Settings, TrainConfig
-from training.tracking.training_run import train
+from training.runs.train import train
 
 pytestmark = pytest.mark.slow
 

@@ -33,7 +33,7 @@ def registry_copy(trained_store, tmp_path, monkeypatch):
     import mlflow
 
     from training.config import Settings
-    from training.tracking import store as tracking
+    from training.store import backend as tracking
 
     db = tmp_path / "mlflow.db"
     shutil.copy(trained_store["dir"] / "data" / "mlflow.db", db)
@@ -55,8 +55,8 @@ def test_a_copy_left_by_another_registry_is_not_served(registry_copy):
     import bentoml
     import mlflow
 
-    from training.tracking.bento import BentoImportError, bento_tag, import_for_serving
-    from training.tracking.registry import resolve
+    from training.registry.bento import BentoImportError, bento_tag, import_for_serving
+    from training.registry.versions import resolve
 
     client = registry_copy["client"]
     one, two = (client.get_model_version(NAME, v) for v in ("1", "2"))

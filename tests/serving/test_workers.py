@@ -24,8 +24,8 @@ from serving import settings as serving_settings
 from serving.settings import ServingSettings, SettingsError
 from training.cli import app
 from training.cli import serving as cli_serving
-from training.tracking import bento
-from training.tracking.registry import ResolvedModel
+from training.registry import bento
+from training.registry.versions import ResolvedModel
 
 RESOLVED = ResolvedModel(
     name="bone-metastasis-risk",

@@ -218,7 +218,7 @@ def test_report_numbers_behind_every_figure_and_key_findings_first():
 
 
 def test_statistics_and_report_builder_import_no_mlflow(tmp_path):
-    # MLflow belongs to training.study.run only: a fresh interpreter that imports the statistics
+    # MLflow belongs to training.runs.study only: a fresh interpreter that imports the statistics
     # and the report builder has no mlflow module loaded, and importing does no work (no files).
     code = (
         "import sys\n"

@@ -11,7 +11,7 @@ from features.schema import PATIENT_SPECS
 from training.evaluation.bootstrap import Interval
 from training.evaluation.subgroups import subgroup_metrics
 from training.models.competing import DAYS_PER_MONTH, make_target
-from training.tracking.model_card import (
+from training.registry.card import (
     NOT_AVAILABLE,
     SECTION_HEADINGS,
     ModelCardFacts,

@@ -2,7 +2,7 @@
 environment holding only the model's own ``requirements.txt``, outside the project folder.
 
 One model per family is fitted (the first configuration of its grid, no search: the search is
-not what travels), logged with :func:`training.tracking.training_model.log_risk_model` to a file
+not what travels), logged with :func:`training.runs.log_model.log_risk_model` to a file
 store, copied to a folder outside the project, and loaded by a fresh ``python -m venv`` with only
 the union of the models' requirements installed (pip's configured wheelhouse makes this work
 offline). Its predictions must equal the in-project ones.
@@ -28,7 +28,7 @@ from tests.artifact.test_risk_model import training_rows
 from training.config import TrainConfig
 from training.fitting.family_run import fit_risk_model
 from training.models.catalog import FAMILIES
-from training.tracking.training_model import log_risk_model
+from training.runs.log_model import log_risk_model
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

@@ -24,7 +24,7 @@ LENIENT = dict(
 def store(trained_store, tmp_path):
     import mlflow
 
-    from training.tracking import registry
+    from training.registry import versions as registry
 
     shutil.copy(trained_store["dir"] / "data" / "mlflow.db", tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -67,7 +67,7 @@ def _dropped():
 
 @pytest.mark.parametrize("error", [_dropped(), KeyboardInterrupt()], ids=["dropped", "ctrl-c"])
 def test_a_failed_audit_leaves_the_alias_and_the_tags_as_they_were(store, monkeypatch, error):
-    from training.tracking import gates, registry
+    from training.registry import gates, registry
 
     client, champion, other = store
     tags_before = dict(client.get_model_version(NAME, other).tags)
@@ -82,7 +82,7 @@ def test_a_failed_audit_leaves_the_alias_and_the_tags_as_they_were(store, monkey
 
 
 def test_a_failed_alias_move_rolls_the_audit_back(store, monkeypatch):
-    from training.tracking import gates, registry
+    from training.registry import gates, registry
 
     client, champion, other = store
     tags_before = dict(client.get_model_version(NAME, other).tags)
@@ -94,7 +94,7 @@ def test_a_failed_alias_move_rolls_the_audit_back(store, monkeypatch):
 
 
 def test_a_second_promotion_replaces_the_first_ones_reason(store):
-    from training.tracking import gates, registry
+    from training.registry import gates, registry
 
     client, champion, other = store
     gates.promote(other, force=True, reason="first, forced")
@@ -117,7 +117,7 @@ def test_the_command_says_in_one_line_what_state_a_failed_promotion_left(
     from typer.testing import CliRunner
 
     from training.cli import app
-    from training.tracking import registry
+    from training.registry import versions as registry
 
     client, champion, other = store
     _fail_on(monkeypatch, "set_model_version_tag", 2, MlflowException("Connection aborted."))
@@ -136,8 +136,8 @@ def test_the_command_says_in_one_line_what_state_a_failed_promotion_left(
 
 
 def test_a_version_of_a_killed_training_is_incomplete_for_promote_and_compare(store):
-    from training.tracking import gates, registry
-    from training.tracking.compare import compare
+    from training.registry import gates, registry
+    from training.registry.compare import compare
 
     client, champion, other = store
     # The training that registered `other` ended FAILED, as bonemet's reaper marks a killed

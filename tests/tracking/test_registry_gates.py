@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from training.config import lower_is_better
-from training.tracking.gates import PromotionPolicy, check_gates
-from training.tracking.selection import paired_se, select, select_challenger
+from training.registry.gates import PromotionPolicy, check_gates
+from training.registry.selection import paired_se, select, select_challenger
 
 HORIZONS = (12, 24, 36)
 GOOD = {

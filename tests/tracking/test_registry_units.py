@@ -11,8 +11,8 @@ import pytest
 from features.contract import check_patients
 from features.examples import synthetic_patient_rows
 from features.schema import PREDICTOR_COLUMNS
-from training.tracking.server import ServerConfigError, tracking_server_command
-from training.tracking.store import database_uri, owner_tags
+from training.store.server import ServerConfigError, tracking_server_command
+from training.store.backend import database_uri, owner_tags
 
 
 def test_synthetic_rows_pass_the_contract_and_are_marked_synthetic():
@@ -124,7 +124,7 @@ def test_set_alias_retries_a_write_conflict_but_not_a_refusal(tmp_path, monkeypa
     from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
 
     from training.config import MODEL_NAME
-    from training.tracking.registry import set_alias
+    from training.registry.versions import set_alias
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(uri, uri)  # this store only, whatever another test configured

@@ -23,7 +23,7 @@ def store_failure(err: BaseException) -> str | None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from training.tracking.registry import (
+    from training.registry.versions import (
         AuthenticationFailed,
         authentication_failed,
         authentication_message,

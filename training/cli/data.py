@@ -137,7 +137,7 @@ def cytometry(
     """Gate FCS files with a GatingML 2.0 strategy (FlowKit) into the oc_measurements table."""
     from features.contract import ContractError, check_measurements, read_table
     from features.cytometry import CytometryError, compare_counts, gate_batch
-    from training.tracking.cytometry_run import write_and_log
+    from training.runs.cytometry import write_and_log
 
     if out.is_dir():
         fail(f"cannot write the table: --out {out} is a folder")

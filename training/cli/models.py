@@ -89,8 +89,8 @@ def train(
     """
     from training.config import ConfigError, load_config
     from training.fitting.data import TrainingDataError
-    from training.tracking.registry import RegistrationRefused, RegistryError
-    from training.tracking.training_run import train as run_train
+    from training.registry.versions import RegistrationRefused, RegistryError
+    from training.runs.train import train as run_train
 
     cohort = load(patients, measurements)
     try:
@@ -200,7 +200,7 @@ def evaluate(
     """
     from training.fitting.data import TrainingDataError
     from training.scoring.predict import ScoringError
-    from training.tracking.training_evaluation import evaluate_model
+    from training.runs.evaluate import evaluate_model
 
     if by is not None or out is not None:
         _evaluate_by(patients, measurements, model_uri, experiment, n_bootstrap, as_json, by,
@@ -275,7 +275,7 @@ def _evaluate_by(
         fail(f"--tau2 {tau2}: must be one of {', '.join(METHODS)}")
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: exists and is not a folder")
-    from training.tracking.validation_run import validate_by_group
+    from training.runs.validate import validate_by_group
 
     cohort = load(patients, measurements)
     try:
@@ -329,8 +329,8 @@ def promote(
     below the champion's by more than 0.01 with an interval of the difference that excludes 0
     (docs/modeling.md, "Promotion gates").
     """
-    from training.tracking import gates, registry
-    from training.tracking import store as tracking
+    from training.registry import gates, registry
+    from training.store import backend as tracking
 
     def show(verdicts) -> None:
         for gate in verdicts:
@@ -367,9 +367,9 @@ def compare(
     metric, gate verdicts and headline metrics with 95 % intervals; the table fits the
     terminal's width.
     """
-    from training.tracking import registry
-    from training.tracking import store as tracking
-    from training.tracking.compare import compare as compare_versions
+    from training.registry import versions as registry
+    from training.store import backend as tracking
+    from training.registry.compare import compare as compare_versions
 
     tracking.configure(store_settings())
     with library_output():

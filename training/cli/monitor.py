@@ -146,7 +146,7 @@ def monitor(
     )
     from training.monitoring.monitor import MonitorCohort, MonitorConfig
     from training.scoring.predict import ScoringError
-    from training.tracking.monitor_run import model_predictions, run_monitor
+    from training.runs.monitor import model_predictions, run_monitor
 
     if out.exists() and not out.is_dir():
         fail(f"cannot write the report: --out {out} is a file, not a folder")
@@ -208,7 +208,7 @@ def monitor(
             fail("\n".join(problems))
     elif not no_model:
         if model_uri.startswith(("models:/", "runs:/")):  # a path needs no store
-            from training.tracking import store as tracking
+            from training.store import backend as tracking
 
             tracking.configure(store_settings())
         try:

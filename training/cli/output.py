@@ -19,7 +19,7 @@ from training.evaluation.names import (
 )
 
 if TYPE_CHECKING:
-    from training.tracking.compare import VersionComparison
+    from training.registry.compare import VersionComparison
 
 #: Columns of the closing table of ``bonemet train`` (test split, with 95 % intervals).
 TABLE_METRICS = tuple((name, LABELS[name]) for name in HEADLINE_TEST)
@@ -335,9 +335,9 @@ def comparison_json(rows: Sequence[VersionComparison], history) -> dict:
 
 def candidate_gates(result) -> tuple[str | None, dict[str, list]]:
     """The champion of this moment and, per candidate version, the promotion gates' verdicts
-    against it (``training.tracking.gates.check_gates``)."""
+    against it (``training.registry.gates.check_gates``)."""
     from training.config import MODEL_NAME
-    from training.tracking import gates, registry
+    from training.registry import gates, registry
 
     champion = registry.alias_version(registry.CHAMPION)
     champion_tags = None

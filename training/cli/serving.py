@@ -22,7 +22,7 @@ from training.cli.app import (
     store_settings,
 )
 
-#: The bound of training.tracking.bento and serving.settings (a test keeps them equal), not
+#: The bound of training.registry.bento and serving.settings (a test keeps them equal), not
 #: imported from there: that would load the registry's modules for every ``bonemet --help``.
 MAX_WORKERS = 16
 
@@ -63,7 +63,7 @@ def predict(
     patients in chunks and writes the output only when every chunk is valid and scored.
     """
     from training.scoring.predict import ScoringError
-    from training.tracking import store as tracking
+    from training.store import backend as tracking
 
     if engine not in ("local", "spark"):
         fail(f"cannot predict: --engine must be local or spark, got {engine!r}")
@@ -94,7 +94,7 @@ def _predict_local(
     from features.contract import ContractError
     from training.scoring.chunked import score_files
     from training.scoring.predict import ScoringError
-    from training.tracking import store as tracking
+    from training.store import backend as tracking
 
     def configure() -> None:
         tracking.configure(store_settings())
@@ -151,8 +151,8 @@ def serve(
     With BONEMET_API_TOKEN set, every route but health, readiness, the API page and the
     clinician page needs Authorization: Bearer <token> (default: no token, all open).
     """
-    from training.tracking import store as tracking
-    from training.tracking.bento import BentoImportError, import_for_serving, smoke_load
+    from training.store import backend as tracking
+    from training.registry.bento import BentoImportError, import_for_serving, smoke_load
 
     settings = store_settings()
     tracking.configure(settings)

@@ -23,7 +23,7 @@ def study(
 ) -> None:
     """Write the study report (HTML with figures, JSON numbers) and log it to MLflow."""
     from training.study.report.config import StudyConfig
-    from training.study.run import run_study
+    from training.runs.study import run_study
 
     if out.exists() and not out.is_dir():
         fail(f"cannot write the report: --out {out} is a file, not a folder")

@@ -46,7 +46,7 @@ def tracking_server(
     ] = None,
 ) -> None:
     """Start an MLflow tracking server for a team (PostgreSQL store, served artifacts)."""
-    from training.tracking.server import ServerConfigError, tracking_server_command
+    from training.store.server import ServerConfigError, tracking_server_command
 
     settings = store_settings()
     destination = artifacts_destination or str(settings.data_dir / "server-artifacts")
@@ -74,6 +74,6 @@ def tracking_server(
 
 def ui_command() -> None:
     """Print the command that opens the MLflow UI on this project's store."""
-    from training.tracking.server import mlflow_ui_command
+    from training.store.server import mlflow_ui_command
 
     typer.echo(mlflow_ui_command(store_settings()))

@@ -10,6 +10,6 @@ a shift began), :mod:`~training.monitoring.westgard` (Levey-Jennings and Westgar
 :mod:`~training.monitoring.cusum` (the risk-adjusted CUSUM and its control limit),
 :mod:`~training.monitoring.curves` (predicted incidences to cause-specific hazards) and
 :mod:`~training.monitoring.monitor` (everything together: :func:`run_checks`). The MLflow run
-is :mod:`training.tracking.monitor_run`, the command ``bonemet monitor``
+is :mod:`training.runs.monitor`, the command ``bonemet monitor``
 (``docs/monitoring.md``).
 """

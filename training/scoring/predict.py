@@ -38,7 +38,7 @@ def load_model(model_uri: str):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from training.tracking.registry import authentication_failed, authentication_message
+    from training.registry.versions import authentication_failed, authentication_message
 
     try:
         return mlflow.pyfunc.load_model(model_uri)

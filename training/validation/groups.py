@@ -19,7 +19,7 @@ finds no heterogeneity where there is: benchmarks/bench_pooling.py.)
 
 A group is **flagged** when the O/E interval at the headline horizon excludes 1, or when the
 calibration slope's interval lies wholly outside the promotion band (0.8-1.2 by default:
-``training.tracking.gates.PromotionPolicy.slope_band``). What cannot be measured in a group (no bone
+``training.registry.gates.PromotionPolicy.slope_band``). What cannot be measured in a group (no bone
 metastasis, one patient, follow-up shorter than the horizon) is NaN with a ``note`` saying why,
 never a dropped row.
 """

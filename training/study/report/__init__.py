@@ -16,5 +16,5 @@ the reason, instead of failing. :mod:`~training.study.report.parts` holds the re
 :mod:`~training.study.report.figures` its figures, :mod:`~training.study.report.render` the
 HTML, and :func:`~training.study.report.build.write_study` writes ``report.html``,
 ``study.json`` and ``figures/*.png``. Logging the report as an MLflow run is
-:mod:`training.study.run`.
+:mod:`training.runs.study`.
 """

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.config import Settings
-from training.tracking.registry import RegistryError, ResolvedModel, resolve
+from training.registry.versions import RegistryError, ResolvedModel, resolve
 
 ENV_MODEL_TAG = "BONEMET_BENTO_MODEL"
 #: Worker processes of the service (read by serving/settings.py, bounded the same way there).

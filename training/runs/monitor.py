@@ -114,7 +114,7 @@ def log_monitor(
     the report, ``monitor.json`` and the figures."""
     import mlflow
 
-    from training.tracking import store as tracking
+    from training.store import backend as tracking
 
     tracking.configure(settings)
     experiment_id = tracking.ensure_experiment(experiment, settings)

@@ -2,9 +2,9 @@
 
 All candidates are versions of ``bone-metastasis-risk``. ``challenger`` marks the best candidate
 of the latest training run by the selection metric; ``champion`` is what serving answers with
-and moves only through :func:`training.tracking.gates.promote`. The promotion gates live in
-:mod:`training.tracking.gates`, the side-by-side comparison in :mod:`training.tracking.compare`,
-what a logged model declares (requirements, signature) in :mod:`training.tracking.logged_model`.
+and moves only through :func:`training.registry.gates.promote`. The promotion gates live in
+:mod:`training.registry.gates`, the side-by-side comparison in :mod:`training.registry.compare`,
+what a logged model declares (requirements, signature) in :mod:`training.registry.logged_model`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ CHALLENGER = "challenger"
 #: Metrics tagged on each version (with the selection metric): what a person scanning the
 #: registry needs. Every other metric, and every interval, stays in the version's training run
 #: (``run_id`` tag), where the promotion gates also read the other horizons
-#: (:func:`training.tracking.gates.gate_values`).
+#: (:func:`training.registry.gates.gate_values`).
 HEADLINE_METRICS = names.HEADLINE_TEST
 #: Description of the registered model itself (the registry's model page).
 MODEL_DESCRIPTION = (
@@ -42,7 +42,7 @@ class RegistryError(RuntimeError):
 class RegistrationRefused(RegistryError):
     """The tracking server refused this user a new version of the registered model.
 
-    Raised by :func:`register_version`; :func:`training.tracking.training_run.train` raises it
+    Raised by :func:`register_version`; :func:`training.runs.train.train` raises it
     again, once every family is logged and its run finished, with ``run_id`` (the training's
     parent run) and ``experiment_id`` set and the message saying what was kept.
     """
@@ -54,7 +54,7 @@ class RegistrationRefused(RegistryError):
 
 
 def mlflow_client():
-    """An ``MlflowClient`` on the configured store (:func:`training.tracking.store.configure`)."""
+    """An ``MlflowClient`` on the configured store (:func:`training.store.backend.configure`)."""
     from mlflow import MlflowClient
 
     return MlflowClient()
@@ -384,7 +384,7 @@ def training_history(limit: int = 10):
 
     import pandas as pd
 
-    from training.tracking.store import INTERRUPTED, OWNER_PID
+    from training.store.backend import INTERRUPTED, OWNER_PID
 
     client = mlflow_client()
     experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]

@@ -4,7 +4,7 @@ moving the champion.
 :class:`PromotionPolicy` states the gates (discrimination against the champion, calibration
 slope and calibration-in-the-large at the headline horizons); :func:`check_gates` evaluates them
 on a version's values and intervals (:func:`gate_values`; the challenger is chosen among the
-candidates they do not refuse by :mod:`training.tracking.selection`); :func:`promote` moves
+candidates they do not refuse by :mod:`training.registry.selection`); :func:`promote` moves
 ``champion`` only to a complete version that loads, predicts a synthetic case and passes the
 gates (or with ``force`` and a recorded reason).
 """
@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from training.config import MODEL_NAME
-from training.tracking.registry import (
+from training.registry.versions import (
     CHALLENGER,
     CHAMPION,
     AuthenticationFailed,
@@ -335,7 +335,7 @@ def smoke_check(version: str) -> None:
 def check_complete(version) -> None:
     """Refuse a version that a finished ``bonemet train`` did not fully register.
 
-    The rule is :func:`training.tracking.registry.incomplete_reason` (READY, the tags of
+    The rule is :func:`training.registry.versions.incomplete_reason` (READY, the tags of
     :data:`REQUIRED_VERSION_TAGS`, its run and its training run FINISHED): anything else (a
     version registered by hand, a training killed or failed, one still running) is refused
     whatever ``--force`` says.

@@ -13,13 +13,13 @@ reporting clinical prediction models that use regression or machine learning met
 BMJ 385:e078378.
 """
 
-from training.tracking.model_card.facts import (
+from training.registry.card.facts import (
     DEFAULT_INTENDED_USE,
     DEFAULT_INTENDED_USERS,
     ModelCardFacts,
 )
-from training.tracking.model_card.render import SECTION_HEADINGS, render_model_card
-from training.tracking.model_card.text import NOT_AVAILABLE, format_ci, format_estimate
+from training.registry.card.render import SECTION_HEADINGS, render_model_card
+from training.registry.card.text import NOT_AVAILABLE, format_ci, format_estimate
 
 __all__ = [
     "NOT_AVAILABLE",

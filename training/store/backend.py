@@ -2,7 +2,7 @@
 owner of a training run and the reaping of runs whose process was killed, dataset inputs.
 
 The commands that serve a store (team tracking server, local UI) are in
-:mod:`training.tracking.server`.
+:mod:`training.store.server`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from training.config import Settings
 #: model-training runs. MLflow 3.17.2's UI does not read it when it opens an experiment: it
 #: opens every experiment on the view of its sidebar's workflow switch (``?workflowType=`` in
 #: the address, else the choice remembered by the browser, GenAI by default), which
-#: :func:`training.tracking.server.mlflow_ui_address` sets (docs/comparing-versions.md).
+#: :func:`training.store.server.mlflow_ui_address` sets (docs/comparing-versions.md).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 

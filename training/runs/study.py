@@ -70,7 +70,7 @@ def log_study(study: Study, paths: dict[str, Path], settings: Settings, source: 
     """Log the report as an MLflow run (params, headline metrics, report, numbers, figures)."""
     import mlflow
 
-    from training.tracking import store as tracking
+    from training.store import backend as tracking
 
     tracking.configure(settings)
     experiment_id = tracking.ensure_experiment(study.config.experiment, settings)

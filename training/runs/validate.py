@@ -1,7 +1,7 @@
 """Multi-site external validation: per-group metrics, pooled evidence, report, MLflow run.
 
 ``bonemet evaluate --by COLUMN --out DIR`` calls :func:`validate_by_group`: the model is scored
-once on the cohort (as :func:`training.tracking.training_evaluation.evaluate_model` scores it),
+once on the cohort (as :func:`training.runs.evaluate.evaluate_model` scores it),
 :func:`training.validation.groups.group_metrics` measures it in each group,
 :func:`training.validation.pooling.pool_table` pools the groups, and everything is written to
 ``DIR`` (``by_<group>.csv``, ``pooled.json``, ``report.html``) and logged to one MLflow run
@@ -24,7 +24,7 @@ from training.evaluation.calibration import calibration_table
 from training.fitting.data import censor_deaths, time_to_event_rows
 from training.fitting.landmarks import landmark_rows
 from training.models.competing import make_target
-from training.tracking.training_run import cohort_dataset
+from training.runs.train import cohort_dataset
 from training.validation.groups import (
     VALIDATION_HORIZONS,
     check_group_column,
@@ -83,9 +83,9 @@ def validate_by_group(
     import mlflow
 
     from training.scoring.predict import ScoringError, load_model
-    from training.tracking import registry
-    from training.tracking import store as tracking
-    from training.tracking.gates import PromotionPolicy
+    from training.registry import versions as registry
+    from training.store import backend as tracking
+    from training.registry.gates import PromotionPolicy
 
     check_group_column(by)
     rows, _ = time_to_event_rows(cohort)

@@ -135,7 +135,7 @@ def log_cytometry_run(
     """
     import mlflow
 
-    from training.tracking import store as tracking
+    from training.store import backend as tracking
 
     if figures is None:
         figures = qc_figures(result, n_figures, seed)
@@ -161,7 +161,7 @@ def _log_run(result, paths, experiment_id, figures, started: list[str]) -> str:
     import flowkit as fk
     import mlflow
 
-    from training.tracking import store as tracking
+    from training.store import backend as tracking
 
     prov = result.provenance
     with mlflow.start_run(experiment_id=experiment_id, run_name="cytometry") as run:

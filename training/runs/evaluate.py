@@ -11,7 +11,7 @@ from training.evaluation.suite import evaluate_split
 from training.fitting.data import censor_deaths, check_events, time_to_event_rows
 from training.fitting.landmarks import landmark_rows, per_landmark_metrics
 from training.models.competing import make_target
-from training.tracking.training_run import (
+from training.runs.train import (
     cohort_dataset,
     log_decision_curve_figure,
     log_split_tables,
@@ -60,8 +60,8 @@ def evaluate_model(
     from training.config import TrainConfig
     from training.evaluation import figures
     from training.scoring.predict import ScoringError, load_model
-    from training.tracking import registry
-    from training.tracking import store as tracking
+    from training.registry import versions as registry
+    from training.store import backend as tracking
 
     rows, n_excluded = time_to_event_rows(cohort)
     n_patients = len(rows)

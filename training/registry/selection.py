@@ -14,8 +14,8 @@ import pandas as pd
 
 from training.config import lower_is_better
 from training.models.names import SIMPLEST_FIRST
-from training.tracking.gates import Gate, PromotionPolicy, check_gates
-from training.tracking.registry import CHALLENGER, RegistryError, set_alias
+from training.registry.gates import Gate, PromotionPolicy, check_gates
+from training.registry.versions import CHALLENGER, RegistryError, set_alias
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from training.tracking.registry import RegistryError
+from training.registry.versions import RegistryError
 
 REQUIREMENT_PACKAGES = (
     "numpy",

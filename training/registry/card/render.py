@@ -1,6 +1,6 @@
 """The model card's sections, in TRIPOD+AI order, and :func:`render_model_card`.
 
-Each section formats facts of :class:`~training.tracking.model_card.facts.ModelCardFacts`; none
+Each section formats facts of :class:`~training.registry.card.facts.ModelCardFacts`; none
 computes anything about the model.
 """
 
@@ -10,12 +10,12 @@ import pandas as pd
 
 from features.schema import PATIENT_SPECS, ColumnSpec
 from training.artifact.card import DEFAULT_INTENDED_USE, LANDMARK_INTENDED_USE
-from training.tracking.model_card.facts import (
+from training.registry.card.facts import (
     SPLIT_KEYS,
     ModelCardFacts,
     estimate_parts,
 )
-from training.tracking.model_card.text import (
+from training.registry.card.text import (
     NOT_AVAILABLE,
     ci_header,
     count_text,

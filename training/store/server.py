@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from training.config import Settings
-from training.tracking.store import database_uri
+from training.store.backend import database_uri
 
 
 def mlflow_ui_command(settings: Settings) -> str:

@@ -32,7 +32,7 @@ def log_risk_model(
     registered_model_name : str or None
         Register the logged model as a new version of this name (``train`` registers after
         the family's run finished instead, with all tags at once:
-        :func:`training.tracking.registry.register_version`).
+        :func:`training.registry.versions.register_version`).
     model_card : str, optional
         Markdown model card stored inside the model (``model_card`` artifact).
 
@@ -47,7 +47,7 @@ def log_risk_model(
     import features
     import training
     from training import artifact
-    from training.tracking import logged_model
+    from training.registry import logged_model
 
     model_code = str(Path(artifact.__file__).with_name("pyfunc_model.py"))
     if example is None:

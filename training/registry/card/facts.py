@@ -15,7 +15,7 @@ from features.schema import (
     PROVENANCE_COLUMNS,
 )
 from training.artifact.card import DEFAULT_INTENDED_USE, LANDMARK_INTENDED_USE  # noqa: F401
-from training.tracking.model_card.text import is_number
+from training.registry.card.text import is_number
 
 DEFAULT_INTENDED_USERS = (
     "Researchers and clinicians studying bone-metastasis risk and the osteocalcin marker. Not "

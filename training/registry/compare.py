@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from training.config import MODEL_NAME
 from training.evaluation import names
-from training.tracking.gates import Gate, PromotionPolicy, check_gates, gate_values, tag_float
-from training.tracking.registry import (
+from training.registry.gates import Gate, PromotionPolicy, check_gates, gate_values, tag_float
+from training.registry.versions import (
     CHAMPION,
     RegistryError,
     alias_version,
@@ -48,7 +48,7 @@ class VersionComparison:
         Its aliases, sorted.
     complete : bool
         Registered by a finished ``bonemet train``
-        (:func:`training.tracking.registry.incomplete_reason`: the rule ``promote`` applies).
+        (:func:`training.registry.versions.incomplete_reason`: the rule ``promote`` applies).
     selection_metric : str
         The metric that ranked its training run (empty when untagged).
     selection_value : float or None

@@ -30,9 +30,9 @@ from training.fitting.family_run import (
 from training.fitting.landmarks import landmark_metrics
 from training.fitting.marker import marker_lr_test
 from training.fitting.search import SEARCH_METRIC
-from training.tracking.store import git_commit
-from training.tracking.training_card import card_facts
-from training.tracking.training_model import log_risk_model
+from training.store.backend import git_commit
+from training.runs.card_facts import card_facts
+from training.runs.log_model import log_risk_model
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class TrainResult:
     ``design`` says what the ``test_*`` metrics were measured on (``nested_cv_oof``: the
     out-of-fold predictions of every patient, who all train the registered model; or
     ``holdout``: a held-out split, ``n_test`` > 0); ``selection_reasons`` say why the
-    challenger was chosen (:func:`training.tracking.selection.select`). ``notes`` say how the
+    challenger was chosen (:func:`training.registry.selection.select`). ``notes`` say how the
     cohort was modelled when it departs from the default (no competing deaths, no marker);
     ``skipped`` lists the families that could not be fitted.
     """
@@ -232,7 +232,7 @@ def _log_parent(data: TrainingData, dataset) -> dict[str, float] | None:
     parent run (active); returns the test's finite values (None if not run or none)."""
     import mlflow
 
-    from training.tracking import store as tracking
+    from training.store import backend as tracking
 
     config = data.config
     mlflow.log_params(config.to_params())
@@ -288,7 +288,7 @@ def train(
     out-of-fold predictions (or the held-out split), calibration, decision curve and
     subgroups, the same family without the osteocalcin features (incremental value), figures,
     a model card, and a registered version tagged with its headline metrics. The challenger
-    alias goes to :func:`training.tracking.selection.select`'s choice (one-standard-error rule on
+    alias goes to :func:`training.registry.selection.select`'s choice (one-standard-error rule on
     ``config.selection_metric``), its reasons logged as ``selection.txt``.
 
     Parameters
@@ -310,16 +310,16 @@ def train(
 
     Raises
     ------
-    training.tracking.registry.RegistrationRefused
+    training.registry.versions.RegistrationRefused
         The tracking server refused this user new versions (no EDIT on the registered model):
         raised after every family was logged and the training run ended FINISHED, tagged
         :data:`REGISTRATION_REFUSED`; nothing registered, no alias moved.
     """
     import mlflow
 
-    from training.tracking import registry, selection
-    from training.tracking import model_card as mc
-    from training.tracking import store as tracking
+    from training.registry import versions as registry, selection
+    from training.registry import card as mc
+    from training.store import backend as tracking
 
     progress = progress or SilentProgress()
     refused: registry.RegistrationRefused | None = None

@@ -1,4 +1,4 @@
-"""The model card's facts of one family trained by :func:`training.tracking.training_run.train`."""
+"""The model card's facts of one family trained by :func:`training.runs.train.train`."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from training.fitting.data import TrainingData
 from training.fitting.family_run import FamilyOutcome
 from training.models.catalog import FAMILIES
 from training.models.competing import DAYS_PER_MONTH
-from training.tracking.model_card import ModelCardFacts
-from training.tracking.store import git_commit
+from training.registry.card import ModelCardFacts
+from training.store.backend import git_commit
 
 
 def _performance(out: FamilyOutcome, config: TrainConfig) -> pd.DataFrame:
