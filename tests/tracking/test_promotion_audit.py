@@ -67,7 +67,7 @@ def _dropped():
 
 @pytest.mark.parametrize("error", [_dropped(), KeyboardInterrupt()], ids=["dropped", "ctrl-c"])
 def test_a_failed_audit_leaves_the_alias_and_the_tags_as_they_were(store, monkeypatch, error):
-    from training.registry import gates, registry
+    from training.registry import gates, versions as registry
 
     client, champion, other = store
     tags_before = dict(client.get_model_version(NAME, other).tags)
@@ -82,7 +82,7 @@ def test_a_failed_audit_leaves_the_alias_and_the_tags_as_they_were(store, monkey
 
 
 def test_a_failed_alias_move_rolls_the_audit_back(store, monkeypatch):
-    from training.registry import gates, registry
+    from training.registry import gates, versions as registry
 
     client, champion, other = store
     tags_before = dict(client.get_model_version(NAME, other).tags)
@@ -94,7 +94,7 @@ def test_a_failed_alias_move_rolls_the_audit_back(store, monkeypatch):
 
 
 def test_a_second_promotion_replaces_the_first_ones_reason(store):
-    from training.registry import gates, registry
+    from training.registry import gates, versions as registry
 
     client, champion, other = store
     gates.promote(other, force=True, reason="first, forced")
@@ -136,7 +136,7 @@ def test_the_command_says_in_one_line_what_state_a_failed_promotion_left(
 
 
 def test_a_version_of_a_killed_training_is_incomplete_for_promote_and_compare(store):
-    from training.registry import gates, registry
+    from training.registry import gates, versions as registry
     from training.registry.compare import compare
 
     client, champion, other = store

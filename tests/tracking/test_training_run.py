@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.conftest import CONTRACT_FILES, run_cli
@@ -200,6 +202,29 @@ def test_mlflow_run_entry_points(trained_store, tmp_path):
     assert "next: bonemet " in trained.stdout and "version 1" in trained.stdout
     promoted = mlflow_run("promote", "version=1")
     assert promoted.returncode == 0 or "fails the promotion gates" in promoted.stderr
+    model_uri = "model_uri=models:/bone-metastasis-risk/1"
+    # The same patients, from three sites and two labs (provenance columns of contract 1.2).
+    sited = tmp_path / "sited"
+    sited.mkdir()
+    patients = pd.read_csv(cohort / "patients.csv")
+    patients["site_id"] = [f"S{i % 3}" for i in range(len(patients))]
+    patients["lab_id"] = [f"L{i % 2}" for i in range(len(patients))]
+    patients.to_csv(sited / "patients.csv", index=False)
+    shutil.copy(cohort / "oc_measurements.csv", sited / "oc_measurements.csv")
+    by_site = mlflow_run(
+        "evaluate", f"patients={sited / 'patients.csv'}", model_uri, "by=site_id",
+        f"out={tmp_path / 'by-site'}",
+    )
+    assert by_site.returncode == 0, by_site.stderr[-3000:]
+    assert (tmp_path / "by-site" / "by_site.csv").is_file()
+    assert (tmp_path / "by-site" / "pooled.json").is_file()
+    watched = mlflow_run(
+        "monitor", f"reference={sited}", f"current={sited}", model_uri, "by=lab_id",
+        f"out={tmp_path / 'monitor'}",
+    )
+    # The same cohort twice: nothing drifted, so no alarm (exit 4 would fail the run).
+    assert watched.returncode == 0, watched.stderr[-3000:]
+    assert (tmp_path / "monitor" / "monitor.json").is_file()
 
     import mlflow
 

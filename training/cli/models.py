@@ -329,7 +329,7 @@ def promote(
     below the champion's by more than 0.01 with an interval of the difference that excludes 0
     (docs/modeling.md, "Promotion gates").
     """
-    from training.registry import gates, registry
+    from training.registry import gates, versions as registry
     from training.store import backend as tracking
 
     def show(verdicts) -> None:

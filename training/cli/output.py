@@ -337,7 +337,7 @@ def candidate_gates(result) -> tuple[str | None, dict[str, list]]:
     """The champion of this moment and, per candidate version, the promotion gates' verdicts
     against it (``training.registry.gates.check_gates``)."""
     from training.config import MODEL_NAME
-    from training.registry import gates, registry
+    from training.registry import gates, versions as registry
 
     champion = registry.alias_version(registry.CHAMPION)
     champion_tags = None

@@ -317,7 +317,7 @@ def train(
     """
     import mlflow
 
-    from training.registry import versions as registry, selection
+    from training.registry import selection, versions as registry
     from training.registry import card as mc
     from training.store import backend as tracking
 
