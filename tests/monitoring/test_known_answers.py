@@ -107,3 +107,33 @@ def test_the_cusum_signals_after_a_hazard_increase_and_not_before(scenario, tmp_
     assert cusum["signal"] is not None and cusum["signal"] > change
     assert cusum["began"] >= "2025-10-01"  # the excursion that signalled began near the change
     assert any(a["kind"] == "cusum" for a in result.alarms)
+
+
+def test_predictions_moved_in_one_site_are_flagged_there_and_nowhere_else(scenario, tmp_path):
+    """Known answer for the prediction-drift check: the current predictions of site S2 (its one
+    lab L2) moved by an odds ratio of 2 (as a model reading a shifted input would), S1's left
+    as they were. The check flags S2 and L2 and nothing else, with the current mean above the
+    reference's."""
+    from scipy.special import expit, logit
+
+    ref, cur = _cohorts(scenario, tmp_path, predictions=True)
+    site = cur.cohort.patients["site_id"].to_numpy(dtype=object)
+    moved = cur.predictions.copy()
+    in_s2 = moved["patient_id"].isin(cur.cohort.patients.loc[site == "S2", "patient_id"])
+    assert in_s2.sum() > 300 and (~in_s2).sum() > 300
+    for col in [c for c in moved.columns if c.startswith("p_bone_met_")]:
+        moved.loc[in_s2, col] = expit(logit(moved.loc[in_s2, col].clip(1e-6, 1 - 1e-6)) + np.log(2))
+    shifted = MonitorCohort(cur.cohort, cur.enrollment, moved)
+    result = run_checks(ref, shifted, None, CONFIG)
+    drift = [a for a in result.alarms if a["kind"] == "prediction_drift"]
+    assert sorted(f"{a.get('site_id')}/{a.get('lab_id')}" for a in drift) == [
+        "None/L2",
+        "S2/None",
+    ]
+    by_site = {r["site_id"]: r for r in result.numbers["prediction_drift"]["site_id"]}
+    assert by_site["S2"]["alarm"] and not by_site["S1"]["alarm"]
+    assert by_site["S2"]["current_mean"] > by_site["S1"]["current_mean"]
+    # The same predictions unmoved: no prediction-drift alarm (the null run checks every kind).
+    assert not [
+        a for a in run_checks(ref, cur, None, CONFIG).alarms if a["kind"] == "prediction_drift"
+    ]
