@@ -465,12 +465,19 @@ def run_profile(tmp: Path, body: bytes, repeats: int, env: dict) -> dict:
     """``profile_single`` in a fresh process: it imports the code the servers just ran."""
     (tmp / "one.json").write_bytes(body)
     out = tmp / "profile.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--profile-store", str(tmp)]
+    root = Path(__file__).resolve().parent.parent  # the tree whose `benchmarks` this is
+    cmd = [sys.executable, "-m", "benchmarks.bench_serving", "--profile-store", str(tmp)]
     cmd += ["--profile-repeats", str(repeats)]
+    path = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
     with open(tmp / "profile.log", "w") as log:
         try:
             proc = subprocess.run(
-                cmd, env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT, timeout=600
+                cmd,
+                env=dict(env, PYTHONPATH=path),
+                cwd=root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=600,
             )
         except subprocess.TimeoutExpired:
             return {"error": "timed out after 600 s"}
