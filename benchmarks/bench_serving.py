@@ -337,6 +337,11 @@ def p99(values: list[float]) -> float:
 # --------------------------------------------------------------------------- in-process profile
 
 
+#: The profile's step of the model's own arithmetic (RiskModel's features, estimator,
+#: incidences and their intervals).
+MODEL_STEP = "model: features, estimator, CIF, intervals"
+
+
 def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
     """Time the service's steps for one single-patient request, in this process.
 
@@ -406,7 +411,8 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
         (svc, "check_measurement_records", "service: draws check"),
         (svc, "_apply_draws", "service: draws applied"),
         (RiskModel, "predict_batch", "model predict_batch"),
-        (RiskModel, "predict_arrays", "model: features, estimator, CIF"),
+        (svc, "_treatment_benefits", "service: treatment benefit"),
+        (RiskModel, "_predict_with_bounds", MODEL_STEP),
         (RiskModel, "warnings_for", "model: warnings"),
     ]
     saved = [(obj, name, obj.__dict__[name]) for obj, name, _ in patches if name in obj.__dict__]
@@ -465,12 +471,19 @@ def run_profile(tmp: Path, body: bytes, repeats: int, env: dict) -> dict:
     """``profile_single`` in a fresh process: it imports the code the servers just ran."""
     (tmp / "one.json").write_bytes(body)
     out = tmp / "profile.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--profile-store", str(tmp)]
+    root = Path(__file__).resolve().parent.parent  # the tree whose `benchmarks` this is
+    cmd = [sys.executable, "-m", "benchmarks.bench_serving", "--profile-store", str(tmp)]
     cmd += ["--profile-repeats", str(repeats)]
+    path = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
     with open(tmp / "profile.log", "w") as log:
         try:
             proc = subprocess.run(
-                cmd, env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT, timeout=600
+                cmd,
+                env=dict(env, PYTHONPATH=path),
+                cwd=root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=600,
             )
         except subprocess.TimeoutExpired:
             return {"error": "timed out after 600 s"}
@@ -681,7 +694,7 @@ def profile_lines(prof: dict, http_median: float, server_median: float | None) -
         return [f"In-process profile of one request failed: {prof['error']}.", ""]
     ms = dict(prof["ms"])
     total = ms.pop("total")
-    model = ms.get("model: features, estimator, CIF", 0.0)
+    model = ms.get(MODEL_STEP, 0.0)
     checks = sum(v for n, v in ms.items() if "check" in n)
     steps = "; ".join(
         f"{n.replace('service: ', 'service ').replace('model: ', 'model ')} {v:.2f}"

@@ -13,7 +13,9 @@ the machine's load falls on all of them alike:
 * single patient: ``--requests`` rounds, each sending one request to every server in turn on
   its own keep-alive connection (median, p90);
 * throughput: ``--rounds`` rounds, each giving every server in turn ``--round-requests``
-  requests from ``--clients`` concurrent keep-alive clients (median of the rounds' req/s).
+  requests from ``--clients`` concurrent keep-alive clients (median of the rounds' req/s);
+* a 1,000-patient batch: ``--batch-rounds`` rounds, each sending the same batch (the first
+  ``--batch-size`` simulated patients) to every server in turn (median).
 
 Each tree trains ``cox_ridge`` on ``--n-patients`` simulated patients with its own code (its own
 ``benchmarks.bench_serving.build_store``: a release's model is pickled with that release's
@@ -94,6 +96,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--round-requests", type=int, default=400)
+    parser.add_argument("--batch-rounds", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args()
     venv_bin = Path(sys.executable).parent
     with tempfile.TemporaryDirectory(prefix="bench_releases_") as tmp, ExitStack() as stack:
@@ -116,7 +120,7 @@ def main() -> None:
             cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(port)]
             stack.enter_context(running_server(cmd, env, tree, port, "/readyz", store / "log"))
             name = f"bonemet serve, {tree.name}@{commit(tree)}"
-            servers.append((name, port, "/predict", bodies(records, 1)["bonemet"]["one"]))
+            servers.append((name, port, "/predict", bodies(records, args.batch_size)["bonemet"]))
         port = free_port()
         cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m",
                "models:/bone-metastasis-risk@champion", "--env-manager", "local",
@@ -124,7 +128,7 @@ def main() -> None:
         env = dict(base, MLFLOW_TRACKING_URI=f"sqlite:///{store / 'data' / 'mlflow.db'}")
         stack.enter_context(running_server(cmd, env, tmp, port, "/ping", tmp / "mlflow.log"))
         servers.append(("mlflow models serve (last tree's version)", port, "/invocations",
-                        bodies(records, 1)["mlflow"]["one"]))  # fmt: skip
+                        bodies(records, args.batch_size)["mlflow"]))  # fmt: skip
 
         clients = [Client(port) for _, port, _, _ in servers]
         single: list[list[float]] = [[] for _ in servers]
@@ -132,7 +136,7 @@ def main() -> None:
         for r in range(args.warmup + args.requests):
             for k, (name, _, path, body) in enumerate(servers):
                 t0 = time.perf_counter()
-                status, data = clients[k].post(path, body)
+                status, data = clients[k].post(path, body["one"])
                 dt = time.perf_counter() - t0
                 if status != 200:
                     raise RuntimeError(f"{name}: HTTP {status}: {data[:300]!r}")
@@ -140,12 +144,24 @@ def main() -> None:
                     single[k].append(dt * 1000)
             if r % 100 == 0:
                 loads.append(os.getloadavg()[0])
+        batch: list[list[float]] = [[] for _ in servers]
+        for r in range(1 + args.batch_rounds):  # the first round warms up
+            for k, (name, _, path, body) in enumerate(servers):
+                t0 = time.perf_counter()
+                status, data = clients[k].post(path, body["batch"])
+                if status != 200:
+                    raise RuntimeError(f"{name}: batch HTTP {status}: {data[:300]!r}")
+                if r:
+                    batch[k].append((time.perf_counter() - t0) * 1000)
+            loads.append(os.getloadavg()[0])
         for c in clients:
             c.close()
         rps: list[list[float]] = [[] for _ in servers]
         for _ in range(args.rounds):
             for k, (_, port, path, body) in enumerate(servers):
-                rps[k].append(throughput(port, path, body, args.clients, args.round_requests))
+                rps[k].append(
+                    throughput(port, path, body["one"], args.clients, args.round_requests)
+                )
             loads.append(os.getloadavg()[0])
 
     peer = statistics.median(rps[-1])
@@ -153,15 +169,18 @@ def main() -> None:
         f"\nload average during the run: {min(loads):.1f}-{max(loads):.1f} on "
         f"{os.cpu_count()} cores; {args.requests} interleaved single-patient requests per server, "
         f"{args.rounds} interleaved throughput rounds of {args.round_requests} requests from "
-        f"{args.clients} clients\n"
+        f"{args.clients} clients, {args.batch_rounds} interleaved rounds of a "
+        f"{args.batch_size}-patient batch\n"
     )
-    print("| server | single median | single p90 | throughput (median of rounds) | / mlflow |")
-    print("|---|---:|---:|---:|---:|")
+    print("| server | single median | single p90 | throughput (median of rounds) | / mlflow "
+          "| batch median |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|")
     for k, (name, _, _, _) in enumerate(servers):
         s = sorted(single[k])
         print(
             f"| {name} | {statistics.median(s):.2f} ms | {s[int(0.9 * (len(s) - 1))]:.2f} ms | "
-            f"{statistics.median(rps[k]):.0f} req/s | {statistics.median(rps[k]) / peer:.1f}x |"
+            f"{statistics.median(rps[k]):.0f} req/s | {statistics.median(rps[k]) / peer:.1f}x | "
+            f"{statistics.median(batch[k]):.0f} ms |"
         )
 
 

@@ -47,6 +47,8 @@ def is_missing(values: pd.Series | np.ndarray) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype.kind == "f":
         return np.isnan(values)
+    if values.dtype.kind == "O" and all(v is None or type(v) is str for v in values.flat):
+        return values == None  # noqa: E711 - text or None (a validated request): pd.isna's answer
     return pd.isna(values)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import bentoml
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from features.schema import CONTRACT_VERSION
@@ -41,8 +41,6 @@ from serving.schemas import (
     PatientRecord,
     Prediction,
     PredictionResponse,
-    ProbabilityAt,
-    TreatmentBenefit,
 )
 from serving.settings import ServingSettings
 
@@ -237,6 +235,7 @@ def _apply_draws(
     owner: list[int],
     patients: list[Any],
     risk_model: Any,
+    memo: bool = True,
 ) -> list[list[str]]:
     """Bring each patient's rows to ``prediction_day`` with the draws known by then.
 
@@ -250,9 +249,15 @@ def _apply_draws(
     columns, a model trained at enrollment answers with the latest marker and says so, a
     clinical-only model ignores the draws and says so.
 
+    A patient without draws gets what :func:`~features.draws.draws_at` answers for no draws at
+    that day, which for a model without the trajectory depends on nothing else: with ``memo``
+    (the default) it is computed once per day and reused (``memo=False``, the reference path,
+    calls it for every patient; the answers are the same).
+
     Returns the per-patient notes (warnings).
     """
     notes: list[list[str]] = []
+    no_draws: dict[float, Any] = {}  # day -> draws_at(no draws), models without trajectory
     landmark = bool(risk_model.landmark_days)
     uses_marker = bool(risk_model.include_marker)
     if landmark:
@@ -263,10 +268,21 @@ def _apply_draws(
     by_patient: dict[int, list[int]] = {}
     for k, i in enumerate(owner):
         by_patient.setdefault(i, []).append(k)
+    empty = {f: np.empty(0) for f in DRAW_FIELDS}
     for i, p in enumerate(patients):
-        rows = by_patient.get(i, [])
-        mine = {f: draws[f][rows] if rows else np.empty(0) for f in DRAW_FIELDS}
+        rows = by_patient.get(i)
         day = p.prediction_day
+        if rows is None and memo and not landmark:
+            day = 0.0 if day is None else day
+            used = no_draws.get(day)
+            if used is None:
+                used = no_draws[day] = draws_at(
+                    (math.nan,) * len(MARKER_FIELDS), empty, day, landmark=False,
+                    uses_marker=uses_marker,
+                )  # fmt: skip
+            notes.append(list(used.notes))
+            continue  # no trajectory, and no draw to take the marker from (latest is -1)
+        mine = {f: draws[f][rows] for f in DRAW_FIELDS} if rows else empty
         if day is None:
             day = float(mine["day"].max()) if rows else 0.0
         enrollment = tuple(float(typed[f][i]) for f in MARKER_FIELDS)
@@ -282,29 +298,41 @@ def _apply_draws(
     return notes
 
 
+def _rows(table: Any) -> list[list[float]] | None:
+    """An ``(n, horizons)`` table as Python rows (the same floats), or None."""
+    return None if table is None else table.tolist()
+
+
 def _probabilities(
     horizons: list, table: Any, k: int, low: Any = None, high: Any = None
-) -> list[ProbabilityAt]:
+) -> list[dict[str, Any]]:
     """Row ``k`` of an ``(n, horizons)`` probability table with its interval bounds (``low``,
     ``high``: tables alike, None when the version has no interval data); empty where there is
-    none (no table, or NaN: bone metastasis at enrollment)."""
-    if table is None or np.isnan(table[k]).any():
+    none (no table, or NaN: bone metastasis at enrollment). The tables are numpy arrays or
+    their rows as lists (:func:`_rows`: no numpy scalar per value, the same floats)."""
+    if table is None:
+        return []
+    row = table[k]
+    if any(v != v for v in row):  # NaN
         return []
     bounded = low is not None and high is not None
+    lo, hi = (low[k], high[k]) if bounded else ((None,) * len(horizons),) * 2
+    # Plain dicts, validated as ProbabilityAt (its bounds included) by the answer's model in
+    # one pass, rather than one model construction per value.
     return [
-        ProbabilityAt(
-            months=h,
-            probability=float(table[k, j]),
-            low=float(low[k, j]) if bounded else None,
-            high=float(high[k, j]) if bounded else None,
-        )
+        {
+            "months": h,
+            "probability": float(row[j]),
+            "low": None if lo[j] is None else float(lo[j]),
+            "high": None if hi[j] is None else float(hi[j]),
+        }
         for j, h in enumerate(horizons)
     ]
 
 
 def _treatment_benefits(
     typed: dict[str, Any], batch: Any, horizons: list
-) -> list[tuple[list[TreatmentBenefit], str | None]]:
+) -> list[tuple[list[dict[str, Any]], str | None]]:
     """Each patient's trial-based treatment benefit (:mod:`training.artifact.treatment`) and,
     when none applies, why. The patients an effect applies to are computed together (one
     :func:`~training.artifact.treatment.benefit` call per effect, not per patient)."""
@@ -317,9 +345,10 @@ def _treatment_benefits(
     n = len(batch.patient_id)
     found: list[tuple[list[Any], list[Any], str | None]] = []  # effects, benefits, reason
     rows: dict[Any, list[int]] = {}  # effect -> patients it applies to
+    unknown = np.isnan(batch.probability).any(axis=1).tolist()
     for k in range(n):
         effects, reason = applicable({name: typed[name][k] for name in fields})
-        if effects and np.isnan(batch.probability[k]).any():
+        if effects and unknown[k]:
             effects = []
         found.append((effects, [None] * len(effects), reason))
         for effect in effects:
@@ -337,17 +366,16 @@ def _treatment_benefits(
             part(batch.death_probability, at),
             horizons,
         )
+        tables = [_rows(treated[name]) for name in ("probability", "low", "high")]
         for j, k in enumerate(at):
             effects, slots, _ = found[k]
-            slots[effects.index(effect)] = TreatmentBenefit(
+            slots[effects.index(effect)] = dict(  # validated as TreatmentBenefit
                 treatment=effect.treatment,
                 relative_risk=effect.relative_risk,
                 relative_risk_low=effect.relative_risk_low,
                 relative_risk_high=effect.relative_risk_high,
                 source=effect.source,
-                bone_metastasis_probability=_probabilities(
-                    horizons, treated["probability"], j, treated["low"], treated["high"]
-                ),
+                bone_metastasis_probability=_probabilities(horizons, tables[0], j, *tables[1:]),
             )
     return [(benefits, None if benefits else reason) for _, benefits, reason in found]
 
@@ -797,36 +825,36 @@ def _predictions(
     batch = state.risk_model.predict_batch(typed, horizons_months, explain=explain)
     predictions = []
     treatment = _treatment_benefits(typed, batch, horizons_months)
+    bone = [_rows(t) for t in (batch.probability, batch.low, batch.high)]
+    death = [_rows(t) for t in (batch.death_probability, batch.death_low, batch.death_high)]
+    scores = batch.risk_score.tolist()
     for k in range(len(patients)):
-        score = float(batch.risk_score[k])
+        score = scores[k]
         has_probs = score == score  # NaN for bone metastasis at enrollment
         benefits, why_not = treatment[k]
         answer = dict(
             patient_id=batch.patient_id[k],
             risk_score=score if has_probs else None,
             risk_group=batch.risk_group[k] if has_probs else None,
-            bone_metastasis_probability=_probabilities(
-                horizons_months, batch.probability, k, batch.low, batch.high
-            ),
-            death_probability=_probabilities(
-                horizons_months, batch.death_probability, k, batch.death_low, batch.death_high
-            ),
+            bone_metastasis_probability=_probabilities(horizons_months, bone[0], k, *bone[1:]),
+            death_probability=_probabilities(horizons_months, death[0], k, *death[1:]),
             treatment_benefit=benefits,
             treatment_benefit_note=why_not,
             warnings=notes[k] + batch.warnings[k],
         )
         if explain:
-            predictions.append(
-                ExplainedPrediction(
-                    **answer,
-                    explanation=batch.explanation[k],
-                    missing_inputs=batch.missing[k]["ranges"] if batch.missing else [],
-                    too_uncertain=batch.missing[k]["too_uncertain"] if batch.missing else False,
-                )
+            answer.update(
+                explanation=batch.explanation[k],
+                missing_inputs=batch.missing[k]["ranges"] if batch.missing else [],
+                too_uncertain=batch.missing[k]["too_uncertain"] if batch.missing else False,
             )
-        else:
-            predictions.append(Prediction(**answer))
-    return predictions
+        predictions.append(answer)
+    # Every answer validated against its model (bounds included) in one call.
+    return (_EXPLAINED if explain else _PREDICTIONS).validate_python(predictions)
+
+
+_PREDICTIONS = TypeAdapter(list[Prediction])
+_EXPLAINED = TypeAdapter(list[ExplainedPrediction])
 
 
 BoneMetastasisService.mount_asgi_app(_model_app(), path="/")

@@ -339,11 +339,11 @@ def _validated_column(spec: ColumnSpec, raw: Records) -> Parsed:
     """A column whose values already passed its own rules: only typed (None/NaN missing)."""
     values = raw.values(spec.name)
     if spec.kind in ("category", "string"):
-        present = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+        present = values != None  # noqa: E711 - elementwise: the missing values are None
         return Parsed(values, values, present, present.copy())
-    numbers = np.fromiter(
-        (np.nan if v is None else float(v) for v in values), dtype=float, count=len(values)
-    )
+    # numpy converts the validated values (int, float, bool; None to NaN) as float() does, in
+    # one call rather than a Python generator.
+    numbers = values.astype(float)
     present = ~np.isnan(numbers)
     return Parsed(numbers, values, present, present.copy())
 

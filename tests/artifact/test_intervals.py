@@ -124,3 +124,56 @@ def test_plausible_values_from_the_training_rows(fitted):
     assert "age_years" not in model.plausible  # required: never missing
     assert model.development["patients"] > 0 and model.development["bone_metastases"] > 0
     assert isinstance(pd.Series(model.development["disease_setting"]).sum(), float)
+
+
+def test_half_widths_equal_the_reference_einsum(fitted):
+    """The matrix-product form of the interval's variance gives the same half-widths as the
+    direct sum over the coefficients' covariance (the reference, written out here)."""
+    from features.transformers import transform_rows
+    from scipy.special import ndtri
+
+    from training.artifact.intervals import INTERVAL_LEVEL, logit
+
+    model, X = fitted
+    rows = X[X["bone_metastasis_at_enrollment"] != 1.0]
+    Z = np.asarray(transform_rows(model.pipeline[:-1], rows), dtype=float)
+    batch = model.predict_batch(rows, [6, 12, 24, 60])
+    L = logit(np.stack([batch.probability, batch.death_probability]))
+    unc = model.uncertainty
+    cov = np.stack([unc.cov["bone"], unc.cov["death"]])
+    found = unc.stacked_half_widths(cov, L, Z, [6, 12, 24, 60])
+
+    fixed = cov[:, :, 0, 0, None] + 2 * np.einsum("ekp,np->ekn", cov[:, :, 0, 2:], Z)
+    fixed += np.einsum("np,ekpr,nr->ekn", Z, cov[:, :, 2:, 2:], Z)
+    linear = cov[:, :, 0, 1, None] + np.einsum("ekp,np->ekn", cov[:, :, 1, 2:], Z)
+    lo, hi, w = unc._interpolation((6.0, 12.0, 24.0, 60.0))
+
+    def sd(k):
+        var = fixed[:, k].transpose(0, 2, 1) + 2 * L * linear[:, k].transpose(0, 2, 1)
+        var += L * L * cov[:, k, 1, 1][:, None, :]
+        return np.sqrt(np.maximum(var, 0.0))
+
+    z = ndtri((1 + INTERVAL_LEVEL) / 2)
+    reference = z * (w * sd(lo) + (1.0 - w) * sd(hi))
+    assert found.shape == (2, len(rows), 4)
+    np.testing.assert_allclose(found, reference, rtol=1e-12, atol=1e-15)
+
+
+def test_each_row_is_answered_alike_alone_and_in_a_batch(fitted):
+    """The batch's stacked passes (marker percentiles, both events' intervals at once) give
+    each row what the row gets alone, counted draws included."""
+    model, X = fitted
+    rows = X.head(12).copy()
+    rows.loc[rows.index[:4], ["oc_positive_events", "pbmc_events"]] = [[5.0, 9000.0]] * 4
+    rows.loc[rows.index[:4], "oc_positive_percent"] = np.nan
+    together = model.predict_batch(rows, [6, 24, 60])
+    names = ("risk_score", "probability", "low", "high", "death_probability", "death_low",
+             "death_high")  # fmt: skip
+    for i in range(len(rows)):
+        alone = model.predict_batch(rows.iloc[[i]], [6, 24, 60])
+        for name in names:
+            np.testing.assert_allclose(
+                getattr(alone, name)[0], getattr(together, name)[i], rtol=1e-12, atol=1e-15,
+                err_msg=name,
+            )  # fmt: skip
+        assert alone.warnings[0] == together.warnings[i]

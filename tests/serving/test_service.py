@@ -387,3 +387,50 @@ def test_no_cors_headers_by_default(server):
     )
     assert preflight.status_code < 500
     assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_each_patient_is_answered_alike_alone_and_in_a_batch(server):
+    """The batch path's shortcuts (the no-draws rule computed once per day, intervals and
+    treatment benefit computed for all patients together, answers validated in one call) give
+    every patient of a batch the answer the same patient gets alone."""
+    early = dict(
+        P1, disease_setting="early", menopausal_status="post", bone_targeted_therapy="none"
+    )
+    no_draws = {k: v for k, v in P1.items() if k != "oc_measurements"}
+    counted = dict(no_draws, oc_positive_percent=None, oc_positive_events=12, pbmc_events=9000)
+    patients = [
+        dict(early, patient_id="E1"),
+        dict(no_draws, patient_id="N1"),
+        dict(no_draws, patient_id="N2", prediction_day=30),
+        dict(no_draws, patient_id="N3", age_years=71, er_status="negative"),
+        dict(counted, patient_id="C1"),
+        dict(counted, patient_id="C2", disease_setting="early", menopausal_status="post",
+             bone_targeted_therapy="none"),  # fmt: skip
+        dict(P1, patient_id="D1", prediction_day=30),
+        dict(no_draws, patient_id="B1", bone_metastasis_at_enrollment=True),
+        dict(early, patient_id="E2", menopausal_status="pre"),
+        dict(no_draws, patient_id="N4", prediction_day=30, oc_positive_percent=0.2),
+    ]
+    horizons = [6, 12, 24, 60]
+    r = post(server, {"patients": patients, "horizons_months": horizons})
+    assert r.status_code == 200, r.text
+    together = r.json()["predictions"]
+    assert [p["patient_id"] for p in together] == [p["patient_id"] for p in patients]
+    assert any(p["treatment_benefit"] for p in together)  # the stacked treatment path ran
+    assert any(p["risk_score"] is None for p in together)  # and bone metastasis at enrollment
+    for patient, in_batch in zip(patients, together, strict=True):
+        r = post(server, {"patients": [patient], "horizons_months": horizons})
+        assert r.status_code == 200, r.text
+        (alone,) = r.json()["predictions"]
+        assert _alike(in_batch, alone), (patient["patient_id"], in_batch, alone)
+
+
+def _alike(a, b) -> bool:
+    """Equal JSON values, numbers to 1e-12 (the batch sums in another order than one row)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_alike(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_alike, a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-12, abs=1e-15)
+    return a == b
