@@ -160,9 +160,10 @@ def make_base_estimator(base: str, params: dict[str, Any], n_samples: int):
         A scikit-survival estimator, or an ``xgboost.XGBRegressor`` for ``xgb_cox``.
     """
     if base == "coxph":
-        from sksurv.linear_model import CoxPHSurvivalAnalysis
+        # scikit-survival's CoxPHSurvivalAnalysis, its Newton-Raphson steps vectorised.
+        from training.models.coxph import FastCoxPH
 
-        return CoxPHSurvivalAnalysis(**{"ties": "breslow", "n_iter": 200, **params})
+        return FastCoxPH(**{"ties": "breslow", "n_iter": 200, **params})
     if base == "coxnet":
         from sksurv.linear_model import CoxnetSurvivalAnalysis
 
