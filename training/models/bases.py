@@ -174,9 +174,10 @@ def make_base_estimator(base: str, params: dict[str, Any], n_samples: int):
         alphas = float(params.pop("alpha")) * np.geomspace(COXNET_PATH_RATIO, 1.0, 8)
         return CoxnetSurvivalAnalysis(alphas=alphas, fit_baseline_model=False, **params)
     if base == "gbsa":
-        from sksurv.ensemble import GradientBoostingSurvivalAnalysis
+        # scikit-survival's GradientBoostingSurvivalAnalysis, its Cox loss in O(n log n).
+        from training.models.gbsa import FastGBSA
 
-        return GradientBoostingSurvivalAnalysis(loss="coxph", **params)
+        return FastGBSA(loss="coxph", **params)
     if base == "xgb_cox":
         from xgboost import XGBRegressor
 
