@@ -230,10 +230,15 @@ def main() -> None:
         return
     started = time.strftime("%Y-%m-%d %H:%M")
     t0 = time.perf_counter()
+    runs: list[tuple[str, str, dict]] = []
+    steps: dict[str, dict] = {}
+
+    def report() -> None:  # after every measurement: a cut-short run still leaves its results
+        write_section(render(args, started, time.perf_counter() - t0, runs, steps), SECTION)
+
     with tempfile.TemporaryDirectory(prefix="bench-train-demo-") as tmp:
         work = Path(tmp)
         cohort = simulate(args.patients, work / "cohort")
-        runs, steps = [], {}
         for mode in args.modes:
             trees = [("this tree", ROOT)]
             if args.baseline_tree:
@@ -242,15 +247,20 @@ def main() -> None:
                 found = train_run(cohort, work / f"run-{mode}-{len(runs)}", MODES[mode], tree)
                 runs.append((mode, label, found))
                 print(mode, label, found, flush=True)
+                report()
             if not args.no_steps:
                 steps[mode] = steps_run(cohort, work / f"steps-{mode}", MODES[mode])
-                print(mode, "steps", steps[mode]["total_cpu"], flush=True)
+                print(mode, "steps", steps[mode], flush=True)
+                report()
+
+
+def render(args, started: str, elapsed: float, runs, steps) -> str:
     lines = [
         SECTION,
         "",
         f"Machine: {machine()}, shared with other engineers' jobs (load averages below). "
-        f"Run {started}, {time.perf_counter() - t0:.0f} s in all. Command: `.venv/bin/python -m "
-        f"benchmarks.bench_train_demo --patients {args.patients}"
+        f"Run {started}, {elapsed:.0f} s in all. Command: `.venv/bin/python -m "
+        f"benchmarks.bench_train_demo --patients {args.patients} --modes {' '.join(args.modes)}"
         + (f" --baseline-tree {args.baseline_tree}" if args.baseline_tree else "")
         + "`. The demo cohort (simulate, seed 42), every default family, default configuration "
         "(nested 3 x 3 CV, grids of 4, 200 bootstrap resamples, 2 worker processes); "
@@ -274,7 +284,7 @@ def main() -> None:
             "",
             steps_table(found),
         ]
-    write_section("\n".join(lines) + "\n", SECTION)
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
