@@ -116,3 +116,27 @@ def test_cumulative_dynamic_auc_equals_sksurv_with_ties_and_reused_censoring(see
     else:
         assert got == pytest.approx(ref, abs=1e-12)
         assert again == pytest.approx(ref, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ipcw_auc_equals_scikit_learn_weighted_roc_auc_with_ties(seed):
+    # Reference: scikit-learn's roc_auc_score with sample weights, on the known statuses;
+    # scores rounded so that cases and controls tie.
+    from sklearn.metrics import roc_auc_score
+
+    from training.evaluation.accuracy import ipcw_auc, weighted_auc
+    from training.evaluation.ipcw import ipcw_status
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 600))
+    time = rng.exponential(900, n)
+    cause = rng.choice([0, 1, 2], n, p=[0.6, 0.25, 0.15])
+    y = target(cause, time)
+    p = np.round(rng.uniform(size=n) * (1 + cause), 1) / 3
+    label, weight = ipcw_status(y, 24)
+    known = weight > 0
+    expected = roc_auc_score(label[known], p[known], sample_weight=weight[known])
+    assert ipcw_auc(y, p, 24) == pytest.approx(expected, rel=1e-12)
+    w = rng.uniform(0.5, 2, n)
+    lab = rng.integers(0, 2, n)
+    assert weighted_auc(lab, p, w) == pytest.approx(roc_auc_score(lab, p, sample_weight=w))

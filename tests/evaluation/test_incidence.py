@@ -146,6 +146,25 @@ def test_sample_without_bone_metastasis_or_without_events_has_zero_incidence():
 
 
 def test_observed_incidence_is_the_aalen_johansen_estimate_at_the_horizon(cohort):
+    # Reference: scikit-survival's curve (aalen_johansen); observed_incidence computes the same
+    # sums with array operations, so equal to rounding.
     _, y, _ = cohort
-    expected = aalen_johansen(y, 24 * DAYS_PER_MONTH)[0][0]
-    assert observed_incidence(y, 24) == expected
+    for months in (1, 12, 24, 36, 60, 200):
+        expected = aalen_johansen(y, months * DAYS_PER_MONTH)[0][0]
+        assert observed_incidence(y, months) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_observed_incidence_matches_scikit_survival_with_ties_and_one_cause(seed):
+    # Reference: scikit-survival (aalen_johansen), on tied monthly times, on bootstrap-like
+    # resamples with repeated patients, and on samples with a single cause or no event.
+    _, y, _ = simulate(int(np.random.default_rng(seed).integers(20, 400)), seed=seed)
+    y["time"] = np.ceil(y["time"] / 30) * 30
+    rng = np.random.default_rng(seed)
+    samples = [y, y[rng.integers(0, len(y), len(y))], y[y["cause"] != 2], y[y["cause"] != 1]]
+    samples.append(y[y["cause"] == 0])
+    for sample in samples:
+        for months in (0.5, 12, 24, 60):
+            expected = aalen_johansen(sample, months * DAYS_PER_MONTH)[0][0]
+            found = observed_incidence(sample, months)
+            assert found == pytest.approx(expected, rel=1e-12, abs=1e-15)

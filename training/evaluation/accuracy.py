@@ -22,7 +22,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from training.evaluation.concordance import censoring_estimator
 from training.evaluation.incidence import aalen_johansen, observed_incidence
@@ -33,6 +32,7 @@ from training.models.competing import BONE_METASTASIS, DAYS_PER_MONTH
 __all__ = [
     "ipcw_auc",
     "ipcw_brier",
+    "weighted_auc",
     "cumulative_dynamic_auc",
     "brier_score",
     "integrated_brier_score",
@@ -50,7 +50,25 @@ def ipcw_auc(y: np.ndarray, prob: np.ndarray, months: float) -> float:
     known = weight > 0
     if np.unique(label[known]).size < 2:
         return float("nan")
-    return float(roc_auc_score(label[known], prob[known], sample_weight=weight[known]))
+    return weighted_auc(label[known], prob[known], weight[known])
+
+
+def weighted_auc(label: np.ndarray, score: np.ndarray, weight: np.ndarray) -> float:
+    """Weighted ROC AUC: scikit-learn's ``roc_auc_score(label, score, sample_weight=weight)``.
+
+    The probability that a case outranks a control, each pair weighted by the product of their
+    weights and tied scores counting one half (the trapezoidal area under the ROC curve whose
+    thresholds are the distinct scores, as scikit-learn computes it); by sums over the distinct
+    scores, without scikit-learn's per-call input validation (the bootstrap calls it on every
+    resample). Tested equal to scikit-learn's to 1e-12.
+    """
+    values, group = np.unique(np.asarray(score, dtype=float), return_inverse=True)
+    case = np.asarray(label) == 1
+    w = np.asarray(weight, dtype=float)
+    cases = np.bincount(group, weights=np.where(case, w, 0.0), minlength=values.size)
+    controls = np.bincount(group, weights=np.where(case, 0.0, w), minlength=values.size)
+    below = np.cumsum(controls) - controls  # control weight with a lower score
+    return float(np.sum(cases * (below + 0.5 * controls)) / (cases.sum() * controls.sum()))
 
 
 def ipcw_brier(y: np.ndarray, prob: np.ndarray, months: float) -> float:
