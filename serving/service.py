@@ -29,6 +29,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from features.schema import CONTRACT_VERSION
+from features.vocabulary import MAX_HORIZON_MONTHS, MIN_HORIZON_MONTHS, MODEL_NAME
 from serving.gateway import GatewayMiddleware
 from serving.openapi import EXAMPLE_REQUEST, api_routes
 from serving.schemas import (
@@ -96,11 +97,16 @@ class PredictRequest(IODescriptor):
         max_length=MAX_PATIENTS,
         description=f"1-{MAX_PATIENTS} patient records",
     )
-    horizons_months: list[Annotated[float, Field(ge=1, le=120, allow_inf_nan=False)]] = Field(
+    horizons_months: list[
+        Annotated[float, Field(ge=MIN_HORIZON_MONTHS, le=MAX_HORIZON_MONTHS, allow_inf_nan=False)]
+    ] = Field(
         default_factory=lambda: list(DEFAULT_HORIZONS),
         min_length=1,
         max_length=20,
-        description="horizons in months from prediction_day, each 1-120",
+        description=(
+            f"horizons in months from prediction_day, each {MIN_HORIZON_MONTHS}-"
+            f"{MAX_HORIZON_MONTHS}"
+        ),
     )
 
     @model_validator(mode="wrap")
@@ -594,7 +600,7 @@ class BoneMetastasisService:
         self.settings = SETTINGS
         meta = self.model_ref.info.metadata
         info = ModelInfo(
-            name=str(meta.get("name", "bone-metastasis-risk")),
+            name=str(meta.get("name", MODEL_NAME)),
             version=str(meta.get("version", "")),
             alias=str(meta.get("alias")) or None,
             run_id=str(meta.get("run_id", "")),

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import Cohort
+from features.vocabulary import BONE_METASTASIS
 
 
 def has_marker_values(cohort: Cohort) -> bool:
@@ -36,7 +37,7 @@ def marker_lr_test(X: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
     from features.transformers import make_feature_pipeline
     from training.evaluation.likelihood import cox_partial_loglik, likelihood_ratio_test
 
-    event = y["cause"] == 1
+    event = y["cause"] == BONE_METASTASIS
     lls, widths = [], []
     for marker in (True, False):
         Xt = make_feature_pipeline(include_marker=marker).fit_transform(X)

@@ -16,13 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from features.vocabulary import ENV_FOLLOW_ALIAS, ENV_MODEL_TAG, ENV_WORKERS, MAX_WORKERS
 from training.config import Settings
 from training.tracking.registry import RegistryError, ResolvedModel, resolve
 
-ENV_MODEL_TAG = "BONEMET_BENTO_MODEL"
-#: Worker processes of the service (read by serving/settings.py, bounded the same way there).
-ENV_WORKERS = "BONEMET_WORKERS"
-MAX_WORKERS = 16
 
 
 class BentoImportError(RuntimeError):
@@ -59,7 +56,7 @@ class ServingModel:
             ENV_WORKERS: str(workers),
         }
         if self.resolved.alias:
-            env["BONEMET_FOLLOW_ALIAS"] = self.resolved.alias
+            env[ENV_FOLLOW_ALIAS] = self.resolved.alias
         return env
 
 

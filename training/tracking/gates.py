@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from features.vocabulary import SELECTION_HORIZONS_MONTHS
 from training.config import MODEL_NAME
 from training.tracking.registry import (
     CHALLENGER,
@@ -61,7 +62,7 @@ class PromotionPolicy:
     slope_band: tuple[float, float] = (0.8, 1.2)
     citl_metric: str = "test_calibration_in_the_large_{h}m"
     citl_max: float = 0.05
-    horizons_months: tuple[int, ...] = (12, 24, 36)
+    horizons_months: tuple[int, ...] = SELECTION_HORIZONS_MONTHS
     selection_discrimination_metric: str = "cv_uno_c_mean"
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from features.csv_output import write_csv
 from features.contract import Cohort
+from features.vocabulary import BONE_METASTASIS
 from training.artifact.risk_model import predict_pipeline
 from training.config import Settings
 from training.evaluation.calibration import calibration_table
@@ -150,7 +151,7 @@ def validate_by_group(
     notes = {}
     for label, idx in _indices(labels).items():
         p = cif_by_h[24][idx]
-        if len(idx) >= 2 and np.any(y["cause"][idx] == 1):
+        if len(idx) >= 2 and np.any(y["cause"][idx] == BONE_METASTASIS):
             try:
                 calib[label] = calibration_table(y[idx], p, 24, n_groups=min(5, len(idx)))
             except ValueError:  # a group too small to split: its row in the table says so

@@ -33,8 +33,8 @@ from features.simulate import (
 )
 from features.simulate.hazards import bm_log_rate
 from features.simulate.truth import cif_direct, cif_table, interp_cif
+from features.vocabulary import DAYS_PER_MONTH
 
-DAYS_PER_MONTH = 365.25 / 12
 BOOLEAN_COLUMNS = [c.name for c in PATIENT_COLUMNS if c.kind == "boolean"]
 
 
