@@ -83,7 +83,7 @@ def validate_by_group(
     """
     import mlflow
 
-    from training.scoring.predict import ScoringError, load_model
+    from training.scoring.predict import ScoringError, load_risk_model
     from training.tracking import registry
     from training.tracking import store as tracking
     from training.tracking.gates import PromotionPolicy
@@ -100,7 +100,7 @@ def validate_by_group(
         except registry.RegistryError as err:
             raise ScoringError(str(err)) from err
         version, name = resolved.version, resolved.name
-    risk_model = load_model(model_uri).unwrap_python_model().risk_model
+    risk_model = load_risk_model(model_uri)
     if risk_model.landmark_days:
         rows, y = landmark_rows(rows, cohort.measurements, risk_model.landmark_days)
     else:
