@@ -142,7 +142,7 @@ def test_no_holder_for_a_connection_that_does_not_exist():
 def test_two_workers_each_answer_with_the_model_and_follow_the_alias(
     trained_store, tmp_path_factory
 ):
-    from tests.serving.test_service import P1, free_port, running_server
+    from tests.serving.servers import P1, free_port, running_server
 
     body = json.dumps({"patients": [P1], "horizons_months": [12, 24]})
     # Twenty patients: a request that keeps the worker that accepted it busy for a moment.
