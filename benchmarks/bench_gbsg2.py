@@ -93,10 +93,10 @@ def main() -> None:
     from benchmarks.common import train_and_select
     from features.contract import validate_cohort
     from features.public import gbsg2_patients
-    from training.config import FAMILIES as DEFAULT_FAMILIES
     from training.config import TrainConfig
     from training.fitting.data import time_to_event_rows
     from training.models.competing import make_target
+    from training.models.names import DEFAULT_FAMILIES
     from training.registry.gates import PromotionPolicy, check_gates
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

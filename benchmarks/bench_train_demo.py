@@ -102,9 +102,9 @@ def train_run(cohort: Path, work: Path, landmarks: str | None, tree: Path) -> di
 #: (module, function, step): the functions wrapped by the step timer, in the order of a run.
 STEPS = (
     ("features.contract", "load_cohort", "read and validate the cohort"),
-    ("training.tracking.training_run", "prepare_training_data",
+    ("training.runs.train", "prepare_training_data",
      "eligible rows, landmark rows stacked"),
-    ("training.tracking.training_run", "_log_parent",
+    ("training.runs.train", "_log_parent",
      "parent run: dataset, marker likelihood-ratio test"),
     ("training.fitting.family_run", "search", "hyperparameter search (inner-CV fits, scoring)"),
     ("training.fitting.family_run", "fit_pipeline",
@@ -122,13 +122,13 @@ STEPS = (
      "evaluation: point metrics, tables, subgroups, curves"),
     ("training.fitting.family_run", "auc_curve",
      "evaluation: point metrics, tables, subgroups, curves"),
-    ("training.tracking.training_run", "_log_family", "MLflow: metrics, tables, figures"),
-    ("training.tracking.training_run", "log_risk_model", "MLflow: log the model"),
-    ("training.tracking.training_run", "card_facts", "model card"),
-    ("training.tracking.model_card", "render_model_card", "model card"),
-    ("training.tracking.registry", "register_version", "MLflow registry: versions"),
-    ("training.tracking.registry", "describe_version", "MLflow registry: versions"),
-    ("training.tracking.selection", "choose_challenger", "selection of the challenger"),
+    ("training.runs.train", "_log_family", "MLflow: metrics, tables, figures"),
+    ("training.runs.train", "log_risk_model", "MLflow: log the model"),
+    ("training.runs.train", "card_facts", "model card"),
+    ("training.registry.card", "render_model_card", "model card"),
+    ("training.registry.versions", "register_version", "MLflow registry: versions"),
+    ("training.registry.versions", "describe_version", "MLflow registry: versions"),
+    ("training.registry.selection", "choose_challenger", "selection of the challenger"),
 )
 
 
@@ -170,7 +170,7 @@ def steps_child(cohort: Path, landmarks: str | None, out: Path) -> None:
         timer.wrap(module, name, step)
     import features.contract as contract
     from training.config import Settings, load_config
-    from training.tracking import training_run
+    from training.runs import train as training_run
 
     c0, w0 = time.process_time(), time.perf_counter()
     cohort_data = contract.load_cohort(cohort / "patients.csv", cohort / "oc_measurements.csv")

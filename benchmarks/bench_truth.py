@@ -120,13 +120,13 @@ def table(rows: list[dict]) -> list[str]:
 
 def main() -> None:
     from features.worlds import WORLDS
-    from training.config import FAMILIES  # the default families of bonemet train
+    from training.models.names import DEFAULT_FAMILIES  # the families of bonemet train
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=3000)
     parser.add_argument("--n-test", type=int, default=3000)
     parser.add_argument("--worlds", default=",".join(WORLDS))
-    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--families", default=",".join(DEFAULT_FAMILIES))
     parser.add_argument("--grid", type=int, default=2, help="configurations searched per family")
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--n-bootstrap", type=int, default=200, help="resamples of the gates")

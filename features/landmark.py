@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from features.marker import MARKER_COLUMNS, PERCENT_FLOOR, log2_percent, marker_percent
+from features.vocabulary import DAYS_PER_YEAR
 
 __all__ = [
     "TRAJECTORY_FEATURES",
@@ -50,7 +51,6 @@ TRAJECTORY_FEATURES = (
     "oc_n_draws",
     "oc_days_since_latest",
 )
-DAYS_PER_YEAR = 365.25
 
 _N_FEATURES = len(TRAJECTORY_FEATURES)
 

@@ -13,6 +13,9 @@ from typing import Literal
 
 import numpy as np
 
+from features.vocabulary import DEFAULT_HORIZONS_MONTHS as DEFAULT_HORIZONS_MONTHS
+from features.vocabulary import HEADLINE_HORIZON_MONTHS as HEADLINE_HORIZON_MONTHS
+
 #: The version of the tables and their rules (1.2 added the provenance columns
 #: :data:`PROVENANCE_COLUMNS`); a string, as every message and record formats it.
 CONTRACT_VERSION = "1.2"
@@ -26,11 +29,6 @@ CONTRACT_REVISION = "1.2"
 #: above it is out of range in files and requests alike (no contract count comes near it).
 MAX_INTEGER = 2**53
 
-#: Horizons (months from the prediction day) of the probabilities the API, the batch output, the
-#: simulator's truth and the model card report unless asked for others; the one definition.
-DEFAULT_HORIZONS_MONTHS: tuple[int, ...] = (12, 24, 36, 60)
-#: The horizon of the headline metrics, of the classifiers' risk score and of the risk groups.
-HEADLINE_HORIZON_MONTHS = 24
 
 Kind = Literal["string", "number", "integer", "category", "boolean"]
 

@@ -30,7 +30,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-__all__ = ["WORLDS", "BoneHazard", "World", "draw_bm_years", "get_world", "world_cif"]
+__all__ = [
+    "WORLDS",
+    "BoneHazard",
+    "World",
+    "draw_bm_years",
+    "get_world",
+    "piece_cumhaz",
+    "world_cif",
+]
 
 #: Reference time (years) at which a mixture state's cumulative hazard equals ``multiplier``
 #: times the baseline one, whatever its Weibull shape: keeps incidences near domain.md's figures.
@@ -214,7 +222,7 @@ def get_world(name: str) -> World:
     return WORLDS[name]
 
 
-def _piece_cumhaz(
+def piece_cumhaz(
     t: float, shape: np.ndarray, mult: np.ndarray | None, breaks: tuple[float, ...]
 ) -> np.ndarray:
     """Sum over pieces of mult_j * (clip(t, b_j, b_j+1)^k - b_j^k): H(t) / rate."""
@@ -287,7 +295,7 @@ def world_cif(
         cif = np.zeros(out_shape)
         prev = np.zeros(out_shape)
         for s in range(n_steps):
-            now = rate * _piece_cumhaz(grid[s + 1], state.shape, mult, world.breaks_years)
+            now = rate * piece_cumhaz(grid[s + 1], state.shape, mult, world.breaks_years)
             da = now - prev
             prev = now
             tot = da + q * (grid[s + 1] ** shape_death - grid[s] ** shape_death)

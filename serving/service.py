@@ -29,6 +29,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_vali
 from pydantic_core import PydanticCustomError
 
 from features.schema import CONTRACT_VERSION
+from features.vocabulary import MAX_HORIZON_MONTHS, MIN_HORIZON_MONTHS, MODEL_NAME
 from serving.gateway import GatewayMiddleware
 from serving.openapi import EXAMPLE_REQUEST, api_routes
 from serving.schemas import (
@@ -53,6 +54,7 @@ with bentoml.importing():
     from features.draws import DRAW_FIELDS, MARKER_FIELDS, draws_at
     from features.landmark import TRAJECTORY_FEATURES
     from training.artifact.intervals import INTERVAL_LEVEL
+    from training.artifact.smoke import smoke_check
     from training.artifact.treatment import applicable, benefit
 
 logger = logging.getLogger("bonemet.service")
@@ -63,15 +65,6 @@ logger = logging.getLogger("bonemet.service")
 SETTINGS = ServingSettings.from_env()
 _NOT_COLUMNS = ("oc_measurements", "prediction_day")  # request fields beside the contract row
 INLINE_PATIENTS = 20  # requests up to this size are answered on the event loop (see predict)
-#: A loaded version answers this synthetic patient (built from the contract, nobody's record)
-#: before it is served.
-SMOKE_PATIENT = {
-    "patient_id": "SMOKE-1",
-    "age_years": 60.0,
-    "disease_setting": "metastatic",
-    "bone_metastasis_at_enrollment": False,
-    "oc_positive_percent": 0.05,
-}
 #: A version that failed to load is tried again after this long (a damaged artifact stays
 #: damaged; a transient download failure does not).
 RETRY_FAILED_SECONDS = 60.0
@@ -94,11 +87,16 @@ class PredictRequest(IODescriptor):
         max_length=MAX_PATIENTS,
         description=f"1-{MAX_PATIENTS} patient records",
     )
-    horizons_months: list[Annotated[float, Field(ge=1, le=120, allow_inf_nan=False)]] = Field(
+    horizons_months: list[
+        Annotated[float, Field(ge=MIN_HORIZON_MONTHS, le=MAX_HORIZON_MONTHS, allow_inf_nan=False)]
+    ] = Field(
         default_factory=lambda: list(DEFAULT_HORIZONS),
         min_length=1,
         max_length=20,
-        description="horizons in months from prediction_day, each 1-120",
+        description=(
+            f"horizons in months from prediction_day, each {MIN_HORIZON_MONTHS}-"
+            f"{MAX_HORIZON_MONTHS}"
+        ),
     )
 
     @model_validator(mode="wrap")
@@ -622,7 +620,7 @@ class BoneMetastasisService:
         self.settings = SETTINGS
         meta = self.model_ref.info.metadata
         info = ModelInfo(
-            name=str(meta.get("name", "bone-metastasis-risk")),
+            name=str(meta.get("name", MODEL_NAME)),
             version=str(meta.get("version", "")),
             alias=str(meta.get("alias")) or None,
             run_id=str(meta.get("run_id", "")),
@@ -754,18 +752,14 @@ class BoneMetastasisService:
         return True
 
     def _load_version(self, name: str, alias: str, mv: Any) -> ModelState:
-        """Load a registry version and check it answers the smoke patient; its state."""
+        """Load a registry version and check it answers the synthetic patients (the smoke
+        check of promotion and ``bonemet serve``); its state."""
         import mlflow
 
         model = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+        smoke_check(model)  # a SmokeCheckError (ValueError) says what failed
         info = ModelInfo(name=name, version=str(mv.version), alias=alias, run_id=mv.run_id or "")
         state = ModelState(model, info, _details(model, info, dict(mv.tags or {})))
-        (smoke,) = _predictions(state, [PatientRecord(**SMOKE_PATIENT)], DEFAULT_HORIZONS, False)
-        probabilities = [p.probability for p in smoke.bone_metastasis_probability]
-        if len(probabilities) != len(DEFAULT_HORIZONS) or not all(
-            0.0 <= p <= 1.0 for p in probabilities
-        ):
-            raise ValueError(f"the smoke patient got probabilities {probabilities}")
         return state
 
     # The handlers are coroutines: a small request is answered on the event loop (about a

@@ -35,9 +35,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from features.vocabulary import (
+    ENV_FOLLOW_ALIAS,
+    ENV_MODEL_TAG,
+    ENV_WORKERS,
+    MAX_WORKERS,
+    MODEL_NAME,
+)
+
 __all__ = ["ServingSettings", "SettingsError"]
 
-DEFAULT_MODEL_TAG = "bone-metastasis-risk:latest"
+DEFAULT_MODEL_TAG = f"{MODEL_NAME}:latest"
 DEFAULT_RELOAD_SECONDS = 10.0
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 #: Below BentoML's traffic timeout (60 s, a 504): a client that stalls its body gets a 408.
@@ -45,9 +53,6 @@ DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
 #: A connection that has not sent a request's headers this long after opening or after its
 #: previous answer is closed (silent and slow-header connections).
 DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
-#: More worker processes than this only add memory (each holds the model) on any machine the
-#: service is meant for; ``bonemet serve --workers`` has the same bound.
-MAX_WORKERS = 16
 
 
 class SettingsError(ValueError):
@@ -131,9 +136,9 @@ class ServingSettings:
 
         origins = (o.strip() for o in (env.get("BONEMET_CORS_ORIGINS") or "").split(","))
         return cls(
-            model_tag=text("BONEMET_BENTO_MODEL") or DEFAULT_MODEL_TAG,
+            model_tag=text(ENV_MODEL_TAG) or DEFAULT_MODEL_TAG,
             cors_origins=tuple(o for o in origins if o),
-            follow_alias=text("BONEMET_FOLLOW_ALIAS"),
+            follow_alias=text(ENV_FOLLOW_ALIAS),
             tracking_uri=text("MLFLOW_TRACKING_URI"),
             reload_seconds=_positive(env, "BONEMET_RELOAD_SECONDS", DEFAULT_RELOAD_SECONDS),
             api_token=text("BONEMET_API_TOKEN"),
@@ -156,10 +161,10 @@ class ServingSettings:
 
 def _workers(env: Mapping[str, str]) -> int:
     """The number of worker processes in ``BONEMET_WORKERS`` (1 when unset or empty)."""
-    raw = env.get("BONEMET_WORKERS")
+    raw = env.get(ENV_WORKERS)
     if not raw:
         return 1
-    problem = f"BONEMET_WORKERS must be an integer from 1 to {MAX_WORKERS}, got {raw!r}"
+    problem = f"{ENV_WORKERS} must be an integer from 1 to {MAX_WORKERS}, got {raw!r}"
     try:
         value = int(raw)
     except ValueError:

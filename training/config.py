@@ -14,12 +14,11 @@ from typing import Any
 import yaml
 
 from features.schema import DEFAULT_HORIZONS_MONTHS, HEADLINE_HORIZON_MONTHS
+from features.vocabulary import MAX_HORIZON_MONTHS, MIN_HORIZON_MONTHS, horizons_in_range
+from features.vocabulary import MODEL_NAME as MODEL_NAME
 from training.models.names import DEFAULT_FAMILIES, FAMILY_NAMES
 from training.models.names import OPTIONAL_FAMILIES as OPTIONAL_FAMILIES  # for the command line
 
-MODEL_NAME = "bone-metastasis-risk"
-#: Families trained when none are named; the names are defined in :mod:`training.models.names`.
-FAMILIES = DEFAULT_FAMILIES
 #: Lower is better. Nested-CV mean IPCW Brier score of the served probability at 12, 24 and 36
 #: months (a proper scoring rule of what the clinician reads, not a ranking alone), over the
 #: outer folds of every repeat; the challenger is chosen on it by the one-standard-error rule of
@@ -108,7 +107,7 @@ class TrainConfig:
     experiment: str = "bone-metastasis"
     seed: int = 42
     holdout: float = 0.0
-    families: tuple[str, ...] = FAMILIES
+    families: tuple[str, ...] = DEFAULT_FAMILIES
     horizons_months: tuple[int, ...] = DEFAULT_HORIZONS_MONTHS
     outer_folds: int = 3
     inner_folds: int = 3
@@ -133,8 +132,10 @@ class TrainConfig:
             raise ConfigError(f"holdout must be 0 (none) or 0.05-0.5, got {self.holdout}")
         if not 1 <= self.cv_repeats <= 10:
             raise ConfigError(f"cv_repeats must be 1-10, got {self.cv_repeats}")
-        if not self.horizons_months or any(not 1 <= h <= 120 for h in self.horizons_months):
-            raise ConfigError("horizons_months must be 1-120 months each")
+        if not horizons_in_range(self.horizons_months):
+            raise ConfigError(
+                f"horizons_months must be {MIN_HORIZON_MONTHS}-{MAX_HORIZON_MONTHS} months each"
+            )
         if HEADLINE_HORIZON_MONTHS not in self.horizons_months:
             raise ConfigError(
                 f"horizons_months must include {HEADLINE_HORIZON_MONTHS} (the classifiers' risk "

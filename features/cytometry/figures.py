@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from features.cytometry.strategy import GateRef
 
 _IN, _OUT = "#D55E00", "#7F7F7F"  # Okabe-Ito vermillion and grey
-_MAX_POINTS = 20_000
+#: Most events drawn in a quality-control scatter (both sides of the gate kept).
+MAX_QC_POINTS = 20_000
 
 
 def _dimension_values(sample, strategy, dim) -> np.ndarray:
@@ -57,8 +58,8 @@ def _draw_gate(
     dims = list(getattr(gate, "dimensions", []))
     shown = np.flatnonzero(parent)
     n_in, n_out = int(members[shown].sum()), int((~members[shown]).sum())
-    if len(dims) > 1 and len(shown) > _MAX_POINTS:
-        shown = _subsample(shown, members[shown], rng)
+    if len(dims) > 1 and len(shown) > MAX_QC_POINTS:
+        shown = subsample_both_sides(shown, members[shown], rng)
     values = [_dimension_values(sample, strategy, d) for d in dims[:2]]
     # The axes span every event of the panel (drawn or not) and the gate, never only the gate.
     limits = [_span(v[np.flatnonzero(parent)]) for v in values]
@@ -103,16 +104,19 @@ def _draw_gate(
     ax.legend(loc="upper right", fontsize=7, markerscale=6)
 
 
-def _subsample(shown: np.ndarray, inside: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """At most :data:`_MAX_POINTS` of the ``shown`` events, both sides of the gate drawn: each
+def subsample_both_sides(
+    shown: np.ndarray, inside: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """At most :data:`MAX_QC_POINTS` of the ``shown`` events, both sides of the gate drawn: each
     side gets half of the points, or all its events when fewer (the rest go to the other
     side), so that rare events (the positives, or the few a wide gate leaves out) are all
     drawn."""
     sides = [shown[inside], shown[~inside]]
-    half = _MAX_POINTS // 2
+    half = MAX_QC_POINTS // 2
     quota = [min(len(side), half) for side in sides]
     quota = [
-        min(len(side), _MAX_POINTS - other) for side, other in zip(sides, quota[::-1], strict=True)
+        min(len(side), MAX_QC_POINTS - other)
+        for side, other in zip(sides, quota[::-1], strict=True)
     ]
     kept = [
         side if len(side) <= k else rng.choice(side, k, replace=False)

@@ -19,6 +19,7 @@ import yaml
 
 from features.marker import MARKER_COLUMNS
 from features.schema import PATIENT_SPECS
+from features.vocabulary import DAYS_PER_YEAR
 
 __all__ = [
     "DEFAULT_MAPPING",
@@ -45,7 +46,6 @@ VALUE_KINDS = {
 ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
 REFUTED = frozenset({"refuted", "entered-in-error"})
 SECONDS_PER_DAY = 86400.0
-DAYS_PER_YEAR = 365.25
 #: prediction_day is given to this many decimals (about 15 minutes).
 DAY_DECIMALS = 2
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from features.schema import DEFAULT_HORIZONS_MONTHS
+from features.vocabulary import DAYS_PER_YEAR as DAYS_PER_YEAR
+from features.vocabulary import DEFAULT_HORIZONS_MONTHS
 
-DAYS_PER_YEAR = 365.25
 #: Horizons of the truth table, months from enrollment (one month = 1/12 year).
 HORIZONS_MONTHS = DEFAULT_HORIZONS_MONTHS  # of the truth file
 #: Published cut-off of the study (domain.md: "a cut-off of about 0.045 %").
@@ -22,11 +22,10 @@ PATIENTS_FILE = "patients.csv"
 MEASUREMENTS_FILE = "oc_measurements.csv"
 TRUTH_FILE = "truth.csv"
 
-# Integer codes shared by the simulator's modules (menopause, bone-targeted therapy, outcome, how
-# the enrollment draw was observed).
+# Integer codes shared by the simulator's modules (menopause, bone-targeted therapy, how the
+# enrollment draw was observed); the outcome uses the cause codes of features.vocabulary.
 PRE, PERI, POST = 0, 1, 2
 BTT_NONE, BTT_BISPHOSPHONATE, BTT_DENOSUMAB = 0, 1, 2
-EV_BM, EV_DEATH, EV_CENSORED = 0, 1, 2
 OBS_NONE, OBS_COUNTS, OBS_PERCENT = 0, 1, 2
 
 

@@ -31,7 +31,8 @@ import pandas as pd
 from features.incidence import cause_specific_cumhaz, cumhaz_at
 from features.monitor_schema import ENROLLMENT_DATE
 from features.simulate.cohort import simulate_cohort
-from features.simulate.config import DAYS_PER_YEAR, HORIZONS_MONTHS
+from features.simulate.config import HORIZONS_MONTHS
+from features.vocabulary import DAYS_PER_MONTH, probability_column
 
 __all__ = [
     "Shift",
@@ -42,8 +43,6 @@ __all__ = [
     "qc_results",
     "split_at",
 ]
-
-_DAYS_PER_MONTH = DAYS_PER_YEAR / 12
 
 
 @dataclass(frozen=True)
@@ -252,7 +251,7 @@ def change_hazard(scn: MonitoringScenario, ratio: float, from_date: str) -> Moni
     months = [float(h) for h in HORIZONS_MONTHS]
     f1 = truth[[f"oracle_cif_bm_{h:g}m" for h in months]].to_numpy(dtype=float)
     f2 = truth[[f"oracle_cif_death_{h:g}m" for h in months]].to_numpy(dtype=float)
-    grid = np.concatenate([[0.0], np.asarray(months) * _DAYS_PER_MONTH])
+    grid = np.concatenate([[0.0], np.asarray(months) * DAYS_PER_MONTH])
     cumhaz = cause_specific_cumhaz(f1, f2)
     s = np.maximum(
         (np.datetime64(from_date) - p[ENROLLMENT_DATE].to_numpy(dtype="datetime64[D]")).astype(
@@ -377,12 +376,9 @@ def truth_predictions(scn: MonitoringScenario, patient_ids) -> pd.DataFrame:
     truth = scn.truth.set_index("patient_id").reindex(list(patient_ids))
     out = pd.DataFrame({"patient_id": list(patient_ids)})
     for h in HORIZONS_MONTHS:
-        out[f"p_bone_met_{float(h):g}m"] = truth[f"oracle_cif_bm_{float(h):g}m"].to_numpy(
-            dtype=float
-        )
-        out[f"p_death_{float(h):g}m"] = truth[f"oracle_cif_death_{float(h):g}m"].to_numpy(
-            dtype=float
-        )
+        for event, oracle in (("bone_met", "bm"), ("death", "death")):
+            column = truth[f"oracle_cif_{oracle}_{float(h):g}m"]
+            out[probability_column(h, event)] = column.to_numpy(dtype=float)
     return out
 
 

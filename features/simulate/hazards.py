@@ -12,13 +12,11 @@ from features.simulate.config import (
     BTT_DENOSUMAB,
     BTT_NONE,
     DAYS_PER_YEAR,
-    EV_BM,
-    EV_CENSORED,
-    EV_DEATH,
     POST,
     REFERENCE_AGE,
     SimulationConfig,
 )
+from features.vocabulary import BONE_METASTASIS, CENSORED, DEATH
 
 
 def marker_mean(cov: dict[str, np.ndarray], cfg: SimulationConfig) -> np.ndarray:
@@ -114,7 +112,7 @@ def draw_outcomes(
 
     bone = cov["bone"]
     t_end = np.minimum(np.minimum(t_bm, t_death), censor)
-    event = np.where(t_end == t_bm, EV_BM, np.where(t_end == t_death, EV_DEATH, EV_CENSORED))
+    event = np.where(t_end == t_bm, BONE_METASTASIS, np.where(t_end == t_death, DEATH, CENSORED))
     time_days = np.maximum(np.round(t_end * DAYS_PER_YEAR, 1), 0.1)
     # Patients with bone metastasis at enrollment have no outcome; their draws still stop at
     # death or censoring (hidden).

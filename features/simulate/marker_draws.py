@@ -9,12 +9,12 @@ import pandas as pd
 
 from features.simulate.config import (
     DAYS_PER_YEAR,
-    EV_BM,
     SimulationConfig,
 )
 from features.simulate.tables import (
     int_column,
 )
+from features.vocabulary import BONE_METASTASIS
 
 
 def positive_fraction(log_m: np.ndarray) -> np.ndarray:
@@ -86,7 +86,8 @@ def draw_measurements(
     keep[:, 0] = True
 
     # Confirmatory draw on the day of bone metastasis or shortly after.
-    extra = (out["event"][rows] == EV_BM) & (rng.random(n_rep) < cfg.p_draw_at_bone_metastasis)
+    at_bone = out["event"][rows] == BONE_METASTASIS
+    extra = at_bone & (rng.random(n_rep) < cfg.p_draw_at_bone_metastasis)
     extra_day = np.round(end + rng.uniform(0.0, cfg.post_event_draw_max_days, n_rep), 1)
     days = np.concatenate([days, extra_day[:, None]], axis=1)
     keep = np.concatenate([keep, extra[:, None]], axis=1)

@@ -12,6 +12,10 @@ from features.schema import PATIENT_COLUMNS, PROVENANCE_COLUMNS
 from features.simulate.config import (
     STR_DTYPE,
 )
+from features.vocabulary import CAUSE_CODES
+
+#: The contract's ``event`` words indexed by cause code.
+_EVENT_WORDS = tuple(sorted(CAUSE_CODES, key=CAUSE_CODES.__getitem__))
 
 
 def patient_ids(n: int) -> np.ndarray:
@@ -86,7 +90,7 @@ def patients_frame(
         **provenance_columns(n),
         "time_days": pd.Series(out["time_days"]),
         "event": _str_column(
-            np.maximum(out["event"], 0), ("bone_metastasis", "death", "censored"), event_missing
+            np.maximum(out["event"], 0), _EVENT_WORDS, event_missing
         ),
     }
     frame = pd.DataFrame(data)

@@ -24,7 +24,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from features.fhir import fhir_id, write_bundles
-from tests.serving.test_service import free_port, running_server
+from tests.serving.servers import free_port, running_server
 
 FHIR_TOKEN = "fhir-test-token"
 ISSUER = "https://ehr.test.invalid"

@@ -16,7 +16,7 @@ import yaml
 from features.fhir import fhir_id
 from tests.cds.ehr import ISSUER, MRN, PATIENT_NAME, Ehr, fhir_server, load_bundles, new_key
 from tests.conftest import cli_env, run_cli
-from tests.serving.test_service import bonemet_serve
+from tests.serving.servers import bonemet_serve
 
 pytestmark = pytest.mark.slow
 SERVICE = "bone-metastasis-risk"

@@ -58,8 +58,10 @@ def test_option_help_shows_defaults_and_valid_values():
 
 
 def test_family_names_are_the_family_registry():
-    from training.config import FAMILIES, TrainConfig
-    from training.models.catalog import FAMILIES as REGISTRY
+    from training.config import TrainConfig
+    from training.models.catalog import FAMILIES
+    from training.models.names import DEFAULT_FAMILIES
 
-    assert set(FAMILY_NAMES) == set(REGISTRY) and set(FAMILIES) < set(FAMILY_NAMES)
+    assert set(FAMILY_NAMES) == set(FAMILIES) and set(DEFAULT_FAMILIES) < set(FAMILY_NAMES)
+    assert TrainConfig().families == DEFAULT_FAMILIES
     assert TrainConfig(families=("stacked_ensemble",)).families == ("stacked_ensemble",)

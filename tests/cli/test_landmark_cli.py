@@ -23,7 +23,7 @@ from features.records import contract_rows
 from features.schema import PREDICTOR_COLUMNS
 from tests.cli.schemas import assert_schema
 from tests.conftest import LANDMARKS, run_cli
-from tests.serving.test_service import free_port, running_server
+from tests.serving.servers import free_port, running_server
 
 pytestmark = pytest.mark.slow
 

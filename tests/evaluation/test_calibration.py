@@ -112,3 +112,34 @@ def test_ici_near_zero_for_true_probabilities_and_larger_when_distorted(cohort):
     assert ici(y, expit(logit(p) - 0.7), 24) > 0.05
     # The smoothed curve of the true probabilities follows the identity.
     assert np.max(np.abs(smoothed_calibration(y, p, 24) - p)) < 0.06
+
+
+def test_statsmodels_fits_give_the_numbers_of_the_newton_fit_they_replaced():
+    # Reference: the hand-written Newton-Raphson logistic fit (step halving, tolerance 1e-9)
+    # that training.evaluation.calibration used before issue 21, on this seeded cohort.
+    from tests.evaluation.cohorts import simulate
+    from training.evaluation.truth import truth_agreement
+
+    _, y, true_cif = simulate(600, 5)
+    p = true_cif(24)
+    q = expit(2 * logit(p) + 0.3)
+    fit = calibration_slope_intercept(y, q, 24)
+    assert fit.slope == pytest.approx(0.46454541960604506, abs=1e-10)
+    assert fit.intercept == pytest.approx(0.25207508938212864, abs=1e-10)
+    assert ici(y, q, 24) == pytest.approx(0.11326234661003497, abs=1e-10)
+    assert ici(y, p, 36, n_knots=3) == pytest.approx(0.08146234668638565, abs=1e-10)
+    # Against the truth, q is p stretched: p = expit(-0.15 + 0.5 logit q) exactly.
+    agreement = truth_agreement(q, p)
+    assert agreement["calibration_slope"] == pytest.approx(0.5, abs=1e-10)
+    assert agreement["calibration_intercept"] == pytest.approx(-0.15, abs=1e-10)
+
+
+def test_a_logistic_fit_that_cannot_be_made_says_why():
+    from training.evaluation.calibration import fit_logistic
+
+    x = np.linspace(-1, 1, 40)
+    label = (x > 0).astype(float)  # perfectly separated
+    with pytest.raises(ValueError, match="^logistic fit did not converge in 100 iterations"):
+        fit_logistic(np.column_stack([np.ones(40), x]), label, np.ones(40))
+    with pytest.raises(ValueError, match="^logistic fit: singular information matrix"):
+        fit_logistic(np.column_stack([np.ones(40), np.ones(40)]), label, np.ones(40))

@@ -167,7 +167,7 @@ def test_gbsa_fits_on_a_bounded_subset_with_a_full_breslow_baseline(data):
     X, y = data
     bounded = CauseSpecificHazards(base="gbsa", params={"max_fit_rows": 300}).fit(X, y)
     full = CauseSpecificHazards(base="gbsa", params={"max_fit_rows": None}).fit(X, y)
-    t = np.array([12, 24, 36]) * 365.25 / 12
+    t = np.array([12, 24, 36]) * DAYS_PER_MONTH
     p_b = bounded.predict_cumulative_incidence(X[:100], t)
     p_f = full.predict_cumulative_incidence(X[:100], t)
     assert np.all((p_b >= 0) & (p_b <= 1)) and np.all(np.diff(p_b, axis=1) >= 0)

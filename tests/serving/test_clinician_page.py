@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from tests.serving.test_service import free_port, running_server
+from tests.serving.servers import free_port, running_server
 
 pytestmark = pytest.mark.slow
 

@@ -32,7 +32,7 @@ import pytest
 import requests
 
 from serving.gateway import PUBLIC_ROUTES, ROUTES, is_public
-from tests.serving.test_service import bonemet_serve, free_port
+from tests.serving.servers import bonemet_serve, free_port
 
 pytestmark = pytest.mark.slow
 TOKEN = "hardening-token"

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import LANDMARKS
-from tests.serving.test_service import free_port, running_server
+from tests.serving.servers import free_port, running_server
 
 pytestmark = pytest.mark.slow
 

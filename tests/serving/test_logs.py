@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from serving import logs
 from serving.schemas import PatientRecord
-from tests.serving.test_service import free_port, running_server
+from tests.serving.servers import free_port, running_server
 
 MARK = "Zq7Xv"  # in every marked string; never produced by the server itself
 NUMBERS = ["98765.4321", "17.0123", "0.123456789", "7777123"]

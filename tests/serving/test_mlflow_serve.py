@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.serving.test_service import free_port, running_server
+from tests.serving.servers import free_port, running_server
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.serving.test_service import bonemet_serve
+from tests.serving.servers import bonemet_serve
 
 pytestmark = pytest.mark.slow
 TOKEN = "test-token-123"
@@ -76,6 +76,8 @@ def test_model_metadata(secured):
     assert body["horizons_months"] == [12, 24, 36, 60]
     assert "test_uno_c" in body["headline_metrics"]
     assert "oc_log2_percent" in body["features"]
+    # The risk model's own sentence on the competing risk, served as it is.
+    assert body["competing_risk"] and isinstance(body["competing_risk"], str)
 
 
 def test_oversized_body_is_413_and_nothing_crashes(secured):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving.test_service import free_port
+from tests.serving.servers import free_port
 
 pytestmark = pytest.mark.slow
 NAME = "bone-metastasis-risk"

@@ -20,10 +20,9 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.common import accepted_socket, processes, tcp_nodelay
-from serving import settings as serving_settings
+from features.vocabulary import ENV_WORKERS, MAX_WORKERS
 from serving.settings import ServingSettings, SettingsError
 from training.cli import app
-from training.cli import serving as cli_serving
 from training.registry import bento
 from training.registry.versions import ResolvedModel
 
@@ -55,8 +54,15 @@ def test_unusable_workers_name_the_variable_and_the_range(value):
         ServingSettings.from_env({"BONEMET_WORKERS": value})
 
 
-def test_the_bound_is_the_same_for_the_cli_the_import_and_the_service():
-    assert cli_serving.MAX_WORKERS == bento.MAX_WORKERS == serving_settings.MAX_WORKERS == 16
+def test_the_service_and_the_import_refuse_one_above_the_one_bound(tmp_path):
+    # The bound and the variable are declared once (features.vocabulary); the CLI's
+    # ``--workers 17`` is refused below.
+    above = str(MAX_WORKERS + 1)
+    with pytest.raises(SettingsError, match=f"^{ENV_WORKERS} must be an integer from 1 to 16"):
+        ServingSettings.from_env({ENV_WORKERS: above})
+    model = bento.ServingModel(RESOLVED, "bone-metastasis-risk:v3", tmp_path, "sqlite:///x.db")
+    with pytest.raises(ValueError, match=f"^workers must be 1-16, got {above}$"):
+        model.environment(MAX_WORKERS + 1)
 
 
 def test_the_served_environment_carries_the_workers(tmp_path):
@@ -136,7 +142,7 @@ def test_no_holder_for_a_connection_that_does_not_exist():
 def test_two_workers_each_answer_with_the_model_and_follow_the_alias(
     trained_store, tmp_path_factory
 ):
-    from tests.serving.test_service import P1, free_port, running_server
+    from tests.serving.servers import P1, free_port, running_server
 
     body = json.dumps({"patients": [P1], "horizons_months": [12, 24]})
     # Twenty patients: a request that keeps the worker that accepted it busy for a moment.

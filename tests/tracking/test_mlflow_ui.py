@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from tests.serving.test_clinician_page import CHROMIUM_ARGS, chromium_path
-from tests.serving.test_service import free_port
+from tests.serving.servers import free_port
 
 pytestmark = pytest.mark.slow
 

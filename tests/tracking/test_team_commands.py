@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from tests.conftest import cli_env, run_cli
-from tests.serving.test_service import P1, bonemet_serve
+from tests.serving.servers import P1, bonemet_serve
 from tests.tracking.conftest import (
     FAST,
     start_tracking_server,

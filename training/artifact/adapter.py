@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from features.contract import CONTRACT_VERSION, ContractError, check_patients
+from features.vocabulary import MAX_HORIZON_MONTHS, MIN_HORIZON_MONTHS, horizons_in_range
 from training.artifact.risk_model import RiskModel
 
 
@@ -36,9 +37,13 @@ def horizons_from_params(params: Mapping[str, Any] | None, default: tuple[int, .
         horizons = [float(h) for h in values]
     except (TypeError, ValueError) as err:
         raise PredictionInputError([f"horizons_months: not a list of numbers ({raw!r})"]) from err
-    bad = [h for h in horizons if not 1 <= h <= 120]
-    if not horizons or bad:
-        raise PredictionInputError([f"horizons_months: each must be 1-120 months, got {raw!r}"])
+    if not horizons_in_range(horizons):
+        raise PredictionInputError(
+            [
+                f"horizons_months: each must be {MIN_HORIZON_MONTHS}-{MAX_HORIZON_MONTHS} months, "
+                f"got {raw!r}"
+            ]
+        )
     return horizons
 
 

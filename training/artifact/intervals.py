@@ -43,7 +43,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import expit, ndtri
+
+from training.models.link import logit
 
 #: Level of every interval of the API, the batch output and the page.
 INTERVAL_LEVEL = 0.9
@@ -52,20 +54,8 @@ NO_INTERVAL_WARNING = (
     "no interval: this model version was logged before intervals (contract 1.2) and carries "
     "no estimate of its uncertainty"
 )
-_EPS = 1e-6
 #: The standard normal quantile of the interval's upper end (1.645 for 90 %).
 _Z = float(ndtri((1 + INTERVAL_LEVEL) / 2))
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    # np.minimum/np.maximum rather than np.clip: the same values (NaN stays NaN), without
-    # np.clip's Python wrapper, which costs more than the arithmetic on a single patient.
-    p = np.minimum(np.maximum(np.asarray(p, dtype=float), _EPS), 1.0 - _EPS)
-    return np.log(p) - np.log1p(-p)
-
-
-def expit(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
 
 
 @dataclass(frozen=True)

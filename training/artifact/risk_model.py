@@ -24,6 +24,7 @@ from features.transformers import (
     raw_missing,
     transform_rows,
 )
+from features.vocabulary import BONE_METASTASIS, DEATH, probability_column
 from training.artifact.intervals import (
     NO_INTERVAL_WARNING,
     Uncertainty,
@@ -254,18 +255,12 @@ def development_facts(X: pd.DataFrame, y: np.ndarray) -> dict:
     settings = X.loc[first, "disease_setting"].astype(str).value_counts(normalize=True)
     return {
         "patients": int(first.sum()),
-        "bone_metastases": int((cause == 1).sum()),
-        "deaths_before_bone_metastasis": int((cause == 2).sum()),
+        "bone_metastases": int((cause == BONE_METASTASIS).sum()),
+        "deaths_before_bone_metastasis": int((cause == DEATH).sum()),
         "median_follow_up_years": float(np.median(years)) if years.size else None,
         "longest_follow_up_years": float(np.max(years)) if years.size else None,
         "disease_setting": {str(k): float(v) for k, v in settings.items()},
     }
-
-
-def probability_column(months: float, event: str = "bone_met") -> str:
-    """Name of the output column for a horizon, e.g. ``p_bone_met_24m`` (``event="death"``:
-    ``p_death_24m``)."""
-    return f"p_{event}_{float(months):g}m"
 
 
 @dataclass

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from features.vocabulary import MODEL_NAME
+
 
 def store_failure(err: BaseException) -> str | None:
     """One line for a failure of the MLflow store or tracking server that no command turned
@@ -65,7 +67,7 @@ app = _Bonemet(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_MODEL_URI = "models:/bone-metastasis-risk@champion"
+DEFAULT_MODEL_URI = f"models:/{MODEL_NAME}@champion"
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="print one JSON document for machines instead of tables")
 ]

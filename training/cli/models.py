@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from features.vocabulary import MODEL_NAME
 from training.cli.app import (
     DEFAULT_MODEL_URI,
     JsonOpt,
@@ -349,7 +350,7 @@ def promote(
     if done.forced_reason:
         typer.echo(f"forced: {done.forced_reason}")
     typer.echo(
-        f"champion: version {done.version} (was {done.previous or 'none'}) of bone-metastasis-risk"
+        f"champion: version {done.version} (was {done.previous or 'none'}) of {MODEL_NAME}"
     )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from features.vocabulary import ENV_WORKERS, MAX_WORKERS
 from training.cli.app import (
     DEFAULT_MODEL_URI,
     MeasurementsOpt,
@@ -22,9 +23,6 @@ from training.cli.app import (
     store_settings,
 )
 
-#: The bound of training.registry.bento and serving.settings (a test keeps them equal), not
-#: imported from there: that would load the registry's modules for every ``bonemet --help``.
-MAX_WORKERS = 16
 
 
 def predict(
@@ -125,7 +123,7 @@ def serve(
         int,
         typer.Option(
             "--workers",
-            envvar="BONEMET_WORKERS",
+            envvar=ENV_WORKERS,
             min=1,
             max=MAX_WORKERS,
             help=f"worker processes (1-{MAX_WORKERS}), each with the model loaded; a second one "

@@ -17,6 +17,7 @@ integrated calibration index (ICI) for competing risk models. Diagn Progn Res 6:
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -108,46 +109,54 @@ def fit_logistic(
     weight: np.ndarray,
     offset: np.ndarray | None = None,
     max_iter: int = 100,
-    tol: float = 1e-9,
+    tol: float = 1e-10,
 ) -> np.ndarray:
-    """Weighted maximum-likelihood logistic regression by Newton-Raphson with step halving.
+    """Weighted maximum-likelihood logistic regression (statsmodels ``GLM``, binomial family,
+    fitted by iteratively reweighted least squares).
 
     Maximises ``sum_i w_i [y_i eta_i - log(1 + exp(eta_i))]`` with ``eta = offset + X beta``
-    (no intercept is added: include a column of ones). Raises ValueError when the Hessian is
-    singular or Newton does not converge (typically perfect separation).
+    (no intercept is added: include a column of ones); ``label`` may be a fraction in [0, 1]
+    (quasi-likelihood). Raises ValueError when the design is rank-deficient (a constant
+    predictor) or the fit does not converge (typically perfect separation).
     """
-    off = np.zeros(X.shape[0]) if offset is None else offset
+    from statsmodels.genmod.families import Binomial
+    from statsmodels.genmod.generalized_linear_model import GLM
+    from statsmodels.tools.sm_exceptions import (
+        ConvergenceWarning,
+        PerfectSeparationError,
+        PerfectSeparationWarning,
+    )
 
-    def nll(beta: np.ndarray) -> float:
-        eta = off + X @ beta
-        return float(-np.sum(weight * (label * eta - np.logaddexp(0.0, eta))))
-
-    beta = np.zeros(X.shape[1])
-    current = nll(beta)
-    for _ in range(max_iter):
-        mu = expit(off + X @ beta)
-        grad = X.T @ (weight * (label - mu))
-        hess = (X * (weight * mu * (1.0 - mu))[:, None]).T @ X
-        try:
-            step = np.linalg.solve(hess, grad)
-        except np.linalg.LinAlgError as err:
-            raise ValueError(
-                "logistic fit: singular information matrix (constant predictor or separation)"
-            ) from err
-        scale = 1.0
-        while True:
-            candidate = beta + scale * step
-            new = nll(candidate)
-            if new <= current + 1e-12 * abs(current) or scale < 1e-8:
-                break
-            scale /= 2.0
-        beta, current = candidate, new
-        if np.max(np.abs(scale * step)) < tol:
-            return beta
-    raise ValueError(
-        f"logistic fit did not converge in {max_iter} Newton steps "
+    X = np.asarray(X, dtype=float)
+    if X.shape[1] and np.linalg.matrix_rank(X) < X.shape[1]:
+        raise ValueError(
+            "logistic fit: singular information matrix (constant predictor or separation)"
+        )
+    failed = ValueError(
+        f"logistic fit did not converge in {max_iter} iterations "
         "(the status may be perfectly separated by the predictions)"
     )
+    model = GLM(label, X, family=Binomial(), var_weights=weight, offset=offset)
+    # Separation drives the linear predictor to overflow before statsmodels says so.
+    with warnings.catch_warnings(), np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        warnings.simplefilter("error", ConvergenceWarning)
+        # With 0/1 labels, predictions equal to the labels mean separation (coefficients
+        # running off); with fractional labels (quasi-likelihood) they are an exact fit.
+        binary = bool(np.isin(label, (0.0, 1.0)).all())
+        warnings.simplefilter("error" if binary else "ignore", PerfectSeparationWarning)
+        try:
+            fit = model.fit(maxiter=max_iter, tol=tol)
+        except (
+            ConvergenceWarning,
+            PerfectSeparationWarning,
+            PerfectSeparationError,
+            np.linalg.LinAlgError,
+        ) as err:
+            raise failed from err
+    beta = np.asarray(fit.params, dtype=float)
+    if not (fit.converged and np.isfinite(beta).all()):
+        raise failed
+    return beta
 
 
 def _known_status(y: np.ndarray, months: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -178,7 +187,8 @@ def calibration_slope_intercept(y: np.ndarray, p: np.ndarray, months: float) -> 
         logit P(Y = 1) = a + b * logit(p)          -> slope b (ideal 1; < 1: too extreme)
         logit P(Y = 1) = a' + logit(p)  (offset)   -> intercept a' (ideal 0; > 0: p too low)
 
-    Both are fitted by Newton-Raphson. ``p`` is clipped to [1e-6, 1 - 1e-6] before the logit.
+    Both are fitted by :func:`fit_logistic` (statsmodels). ``p`` is clipped to [1e-6, 1 - 1e-6]
+    before the logit.
 
     Parameters
     ----------

@@ -11,12 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from training.models.competing import BONE_METASTASIS, CENSORED, DEATH
+from training.models.link import P_EPS, logit
 
 __all__ = ["P_EPS", "check_y", "check_prob", "check_months", "logit"]
 
-#: Predicted probabilities are clipped to [P_EPS, 1 - P_EPS] before taking log-odds, so that a
-#: prediction of exactly 0 or 1 has a finite (if large) leverage instead of an infinite one.
-P_EPS = 1e-6
 
 
 def check_y(y: np.ndarray) -> np.ndarray:
@@ -56,7 +54,3 @@ def check_months(months: float) -> float:
     return months
 
 
-def logit(p: np.ndarray) -> np.ndarray:
-    """Log-odds of ``p`` clipped to [P_EPS, 1 - P_EPS]."""
-    q = np.clip(p, P_EPS, 1.0 - P_EPS)
-    return np.log(q) - np.log1p(-q)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features import vocabulary
 from features.schema import HEADLINE_HORIZON_MONTHS
 from training.evaluation import names
 from training.evaluation.accuracy import (
@@ -41,7 +42,7 @@ HEADLINE = names.HEADLINE
 SUBGROUP_VARIABLES = ("disease_setting", "menopausal_status", "er_status")
 #: Headline horizons (months) of the selection score ``brier_headline``: the probabilities a
 #: clinician reads and the truth benchmark scores (60 months sits at the edge of follow-up).
-SELECTION_HORIZONS_MONTHS = (12, 24, 36)
+SELECTION_HORIZONS_MONTHS = vocabulary.SELECTION_HORIZONS_MONTHS
 AUC_CURVE_MONTHS = (6, 12, 18, 24, 30, 36, 42, 48, 54, 60)
 
 

@@ -15,6 +15,7 @@ from sklearn.model_selection import train_test_split
 
 from features.contract import Cohort
 from features.draws import enrollment_view
+from features.vocabulary import BONE_METASTASIS, CENSORED, DEATH
 from training.config import TrainConfig
 from training.fitting.landmarks import landmark_rows
 from training.fitting.marker import has_marker_values
@@ -64,7 +65,7 @@ def split(
 
 def check_events(y: np.ndarray, where: str, minimum: int = 5) -> None:
     """Refuse to train on too few bone metastasis events (deaths: :func:`competing_deaths`)."""
-    n = int(np.sum(y["cause"] == 1))
+    n = int(np.sum(y["cause"] == BONE_METASTASIS))
     if n < minimum:
         raise TrainingDataError(
             f"{where}: only {n} bone_metastasis event(s); at least {minimum} are needed to fit "
@@ -89,7 +90,7 @@ def competing_deaths(
     note : str or None
         None when deaths are modelled; else the sentence the run, the card and the CLI show.
     """
-    n = int(np.sum(y_train["cause"] == 2))
+    n = int(np.sum(y_train["cause"] == DEATH))
     if n >= minimum:
         return y_train, y_test, None
     note = (
@@ -104,7 +105,7 @@ def competing_deaths(
 def censor_deaths(y: np.ndarray) -> np.ndarray:
     """A copy of the target with every death (cause 2) recoded as censoring (cause 0)."""
     y = y.copy()
-    y["cause"][y["cause"] == 2] = 0
+    y["cause"][y["cause"] == DEATH] = CENSORED
     return y
 
 

@@ -24,6 +24,7 @@ from training.artifact.risk_model import (
     predict_pipeline,
 )
 from features.transformers import transform_rows
+from features.vocabulary import DEATH
 from training.config import TrainConfig
 from training.evaluation.bootstrap import Interval
 from training.evaluation.names import HEADLINE_SUFFIX
@@ -38,11 +39,6 @@ from training.fitting.data import TrainingData
 from training.fitting.search import Trial, fit_pipeline, folds, n_fits, search
 from training.models.catalog import FAMILIES
 from training.models.competing import DAYS_PER_MONTH
-
-#: Families whose run takes longest on large cohorts (gradient boosting's O(n^2) loss, the
-#: forests), handed to the worker processes first so that the others fill the second worker
-#: meanwhile (longest-processing-time-first scheduling); results still come in config order.
-SLOW_FAMILIES = ("gbsa", "rsf", "stacked_ensemble")
 
 NUMERIC_RANGE_INPUTS = (
     "age_years",
@@ -92,7 +88,7 @@ def fit_risk_model(
         uncertainty=uncertainty,
         plausible=plausible,
         development=development_facts(X, y),
-        competing_death=bool(np.any(y["cause"] == 2)),
+        competing_death=bool(np.any(y["cause"] == DEATH)),
         family=family,
         pipeline=pipeline,
         risk_cutoffs=cutoffs,  # type: ignore[arg-type]
@@ -412,9 +408,9 @@ def family_outcomes(
 
     from joblib import Parallel, delayed, parallel_config
 
-    # Slow families first; each result is yielded in config order as soon as it and the ones
-    # before it are done.
-    order = sorted(config.families, key=lambda f: f not in SLOW_FAMILIES)
+    # Slow families (``Family.slow``) first, so that the others fill the second worker meanwhile;
+    # each result is yielded in config order as soon as it and the ones before it are done.
+    order = sorted(config.families, key=lambda f: not FAMILIES[f].slow)
     done: dict[str, FamilyOutcome | FamilySkipped] = {}
     pending = list(config.families)
     # Workers report each fit through a managed queue; a thread here moves the bar.

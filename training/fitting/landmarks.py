@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from features.vocabulary import BONE_METASTASIS
 from training.evaluation.suite import point_metrics
 from training.models.competing import make_target
 
@@ -51,7 +52,7 @@ def per_landmark_metrics(
     for day in np.unique(days):
         rows = days == day
         key = f"{prefix}{day:g}"
-        events = int(np.sum(y["cause"][rows] == 1))
+        events = int(np.sum(y["cause"][rows] == BONE_METASTASIS))
         out[f"{key}_n"] = float(rows.sum())
         out[f"{key}_bone_met_events"] = float(events)
         if events < 2:
@@ -83,7 +84,7 @@ def landmark_metrics(X: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[s
     out: dict[str, float] = {}
     for day in np.unique(days):
         rows = days == day
-        events = int(np.sum(y["cause"][rows] == 1))
+        events = int(np.sum(y["cause"][rows] == BONE_METASTASIS))
         key = f"test_landmark_{day:g}"
         out[f"{key}_n"] = float(rows.sum())
         out[f"{key}_bone_met_events"] = float(events)

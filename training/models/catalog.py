@@ -25,6 +25,7 @@ from sklearn.base import BaseEstimator
 from training.models.cause_specific import CauseSpecificHazards
 from training.models.ensemble import StackedEnsemble
 from training.models.ipcw import IPCWHorizonClassifier, XGBIPCWClassifier
+from training.models.names import SIMPLEST_FIRST
 
 __all__ = ["Family", "FAMILIES", "ENSEMBLE_MEMBERS"]
 
@@ -52,6 +53,15 @@ class Family:
         Fitted on flexible features: restricted cubic splines and the pre-specified marker
         interactions (:class:`features.transformers.FlexibleFeatures`), degrees of freedom
         bounded by the events (:func:`training.fitting.search.flexible_df`).
+    is_cox : bool, default=False
+        A linear cause-specific Cox model on the standard features: its run also reports the
+        marker's likelihood-ratio test (:func:`training.fitting.marker.marker_lr_test`).
+    slow : bool, default=False
+        Its run takes longest on large cohorts (gradient boosting's O(n^2) loss, the forests):
+        handed to the worker processes first (longest-processing-time-first scheduling).
+    ensemble_member : bool, default=False
+        A member of the stacked ensemble (:data:`ENSEMBLE_MEMBERS`), with its grid's first
+        configuration.
     """
 
     name: str
@@ -60,6 +70,9 @@ class Family:
     grid: tuple[dict[str, Any], ...]
     description: str
     flexible: bool = False
+    is_cox: bool = False
+    slow: bool = False
+    ensemble_member: bool = False
 
 
 _WRAPPER_KEYS = ("time_grid_days", "score_horizon_months")
@@ -97,6 +110,8 @@ FAMILIES: dict[str, Family] = {
             make=_survival_maker("coxph"),
             grid=tuple({"alpha": a} for a in (1.0, 5.0, 25.0, 100.0)),
             description="cause-specific Cox models, ridge penalty (sksurv CoxPHSurvivalAnalysis)",
+            is_cox=True,
+            ensemble_member=True,
         ),
         Family(
             name="cox_elasticnet",
@@ -109,6 +124,7 @@ FAMILIES: dict[str, Family] = {
                 {"alpha": 0.01, "l1_ratio": 0.9},
             ),
             description="cause-specific Cox models, elastic net (sksurv CoxnetSurvivalAnalysis)",
+            is_cox=True,
         ),
         Family(
             name="rsf",
@@ -121,6 +137,8 @@ FAMILIES: dict[str, Family] = {
                 {"min_samples_leaf": 40, "max_features": 0.33},
             ),
             description="cause-specific random survival forests on a monthly time grid, bounded",
+            slow=True,
+            ensemble_member=True,
         ),
         Family(
             name="gbsa",
@@ -132,6 +150,7 @@ FAMILIES: dict[str, Family] = {
                 {"learning_rate": 0.2, "max_depth": 3},
             ),
             description="cause-specific gradient-boosted Cox models (sksurv, loss='coxph')",
+            slow=True,
         ),
         Family(
             name="xgb_cox",
@@ -144,6 +163,7 @@ FAMILIES: dict[str, Family] = {
                 {"n_estimators": 200, "learning_rate": 0.05, "max_depth": 1},
             ),
             description="cause-specific XGBoost Cox models (survival:cox) with Breslow baselines",
+            ensemble_member=True,
         ),
         Family(
             name="logistic_ipcw",
@@ -151,6 +171,7 @@ FAMILIES: dict[str, Family] = {
             make=_make_logistic_ipcw,
             grid=tuple({"C": c} for c in (1.0, 0.1, 0.01, 10.0)),
             description="IPCW logistic regression per horizon, death before h = no event",
+            ensemble_member=True,
         ),
         Family(
             name="xgb_ipcw",
@@ -174,9 +195,12 @@ def _flexible_variant(base: str, name: str, description: str) -> Family:
     return Family(name, fam.kind, fam.make, fam.grid, description, flexible=True)
 
 
-#: Members of the stacked ensemble: a linear PH model, a direct per-horizon model and two
-#: tree ensembles (one PH, one not), each with its family's first (most plausible) configuration.
-ENSEMBLE_MEMBERS = ("cox_ridge", "logistic_ipcw", "xgb_cox", "rsf")
+#: Members of the stacked ensemble (``ensemble_member``): a linear PH model, a direct per-horizon
+#: model and two tree ensembles (one PH, one not), each with its family's first (most plausible)
+#: configuration, from the simplest to the most complex.
+ENSEMBLE_MEMBERS = tuple(
+    n for n in SIMPLEST_FIRST if n in FAMILIES and FAMILIES[n].ensemble_member
+)
 
 
 def _make_stacked_ensemble(params: Mapping[str, Any]) -> StackedEnsemble:
@@ -202,6 +226,7 @@ FAMILIES.update(
             description="super learner: out-of-fold incidences of cox_ridge, logistic_ipcw, "
             "xgb_cox and rsf (flexible features) weighted to minimise the IPCW Brier score",
             flexible=True,
+            slow=True,
         ),
         _flexible_variant(
             "cox_ridge",

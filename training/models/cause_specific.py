@@ -35,6 +35,7 @@ from training.models.competing import (
     grid_steps_needed,
     step_values,
 )
+from training.models.link import logit
 
 __all__ = [
     "MAX_EXACT_GRID_TIMES",
@@ -114,11 +115,6 @@ def _continuous_cumhaz(nelson_aalen: np.ndarray) -> np.ndarray:
     """
     h = np.clip(np.diff(nelson_aalen, axis=1, prepend=0.0), 0.0, 1.0 - 1e-12)
     return np.cumsum(-np.log1p(-h), axis=1)
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, 1e-6, 1.0 - 1e-6)
-    return np.log(q) - np.log1p(-q)
 
 
 class CauseSpecificHazards(BaseEstimator):
@@ -469,7 +465,7 @@ class CauseSpecificHazards(BaseEstimator):
         if self.base in PH_BASES:
             return self._fast_linear_predictor(BONE_METASTASIS, X)
         horizon = float(self.score_horizon_months) * DAYS_PER_MONTH
-        return _logit(self.predict_cumulative_incidence(X, [horizon])[:, 0])
+        return logit(self.predict_cumulative_incidence(X, [horizon])[:, 0])
 
     def predict_with_incidence(
         self, X: np.ndarray, times_days: Sequence[float] | np.ndarray
@@ -503,4 +499,4 @@ class CauseSpecificHazards(BaseEstimator):
         # rsf reads its score horizon from the same forest pass as the requested times.
         horizon = float(self.score_horizon_months) * DAYS_PER_MONTH
         found = self._incidences(X, np.append(times, horizon), death)
-        return _logit(found[0][:, -1]), found[0][:, :-1], found[1][:, :-1] if death else None
+        return logit(found[0][:, -1]), found[0][:, :-1], found[1][:, :-1] if death else None

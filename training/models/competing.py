@@ -21,9 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-CENSORED, BONE_METASTASIS, DEATH = 0, 1, 2
-CAUSE_CODES = {"censored": CENSORED, "bone_metastasis": BONE_METASTASIS, "death": DEATH}
-DAYS_PER_MONTH = 365.25 / 12
+from features.vocabulary import BONE_METASTASIS, CAUSE_CODES, CENSORED, DAYS_PER_MONTH, DEATH
 
 __all__ = [
     "make_target",
@@ -35,6 +33,10 @@ __all__ = [
     "ipcw_labels",
     "step_values",
     "DAYS_PER_MONTH",
+    "CENSORED",
+    "BONE_METASTASIS",
+    "DEATH",
+    "CAUSE_CODES",
 ]
 
 

@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
+from features.vocabulary import SELECTION_HORIZONS_MONTHS
 from training.models.competing import DAYS_PER_MONTH, censoring_survival, check_target
 from training.models.ipcw import status_at_horizon
 
@@ -97,7 +98,7 @@ class StackedEnsemble(BaseEstimator):
     def __init__(
         self,
         members: Sequence[tuple[str, BaseEstimator]] = (),
-        horizons_months: Sequence[float] = (12, 24, 36),
+        horizons_months: Sequence[float] = SELECTION_HORIZONS_MONTHS,
         n_folds: int = 3,
         score_horizon_months: float = 24,
         random_state: int = 0,

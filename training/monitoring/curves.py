@@ -14,24 +14,23 @@ and 60 months (a coarse grid); a model gives :data:`MODEL_GRID_MONTHS`.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
 from features.incidence import cause_specific_cumhaz, cumhaz_at
+from features.vocabulary import PROBABILITY_COLUMN, probability_column
 from training.models.competing import DAYS_PER_MONTH
 
 __all__ = ["MODEL_GRID_MONTHS", "horizons_of", "cumulative_hazard", "cumhaz_at"]
 
 #: Horizons at which a model is asked for its incidences (months): monthly to 5 years.
 MODEL_GRID_MONTHS: tuple[float, ...] = tuple(float(m) for m in range(1, 61))
-_COLUMN = re.compile(r"^p_bone_met_(\d+(?:\.\d+)?)m$")
 
 
 def horizons_of(frame: pd.DataFrame) -> list[float]:
     """The horizons (months) of the ``p_bone_met_<h>m`` columns of a predictions frame."""
-    return sorted(float(m.group(1)) for c in frame.columns if (m := _COLUMN.match(str(c))))
+    matches = (PROBABILITY_COLUMN.match(str(c)) for c in frame.columns)
+    return sorted(float(m.group(2)) for m in matches if m and m.group(1) == "bone_met")
 
 
 def cumulative_hazard(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -46,8 +45,8 @@ def cumulative_hazard(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     months = horizons_of(frame)
     if not months:
         raise ValueError("the predictions have no p_bone_met_<h>m column")
-    f1 = np.column_stack([frame[f"p_bone_met_{m:g}m"].to_numpy(dtype=float) for m in months])
-    death = [f"p_death_{m:g}m" for m in months]
+    f1 = np.column_stack([frame[probability_column(m)].to_numpy(dtype=float) for m in months])
+    death = [probability_column(m, "death") for m in months]
     if all(c in frame.columns for c in death) and frame[death].notna().all().all():
         f2 = np.column_stack([frame[c].to_numpy(dtype=float) for c in death])
     else:

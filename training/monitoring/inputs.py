@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from features.monitor_schema import ENROLLMENT_DATE, QC_COLUMNS, QC_TABLE
+from features.vocabulary import PROBABILITY_COLUMN
 
 __all__ = [
     "ENROLLMENT_DATE",
@@ -290,7 +291,8 @@ def check_predictions(frame: pd.DataFrame, patient_ids, free, table: str) -> pd.
     """
     problems: list[Problem] = []
     columns = [str(c) for c in frame.columns]
-    horizons = [c for c in columns if re.match(r"^p_bone_met_\d+(\.\d+)?m$", c)]
+    event = {c: m.group(1) for c in columns if (m := PROBABILITY_COLUMN.match(c))}
+    horizons = [c for c in columns if event.get(c) == "bone_met"]
     if "patient_id" not in columns:
         problems.append(Problem(table, None, "patient_id", None, "required column missing"))
     if not horizons:
@@ -305,7 +307,7 @@ def check_predictions(frame: pd.DataFrame, patient_ids, free, table: str) -> pd.
         )
     if problems:
         raise MonitorInputError(problems)
-    prob_cols = horizons + [c for c in columns if re.match(r"^p_death_\d+(\.\d+)?m$", c)]
+    prob_cols = horizons + [c for c in columns if event.get(c) == "death"]
     out = pd.DataFrame({"patient_id": frame["patient_id"].astype(str).str.strip()})
     for c in prob_cols:
         values = pd.to_numeric(

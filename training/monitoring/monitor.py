@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import Cohort
+from features.vocabulary import probability_column
 from training.models.competing import BONE_METASTASIS, make_target
 from training.monitoring.curves import cumulative_hazard
 from training.monitoring.cusum import CusumResult, control_limit, cusum, run_lengths
@@ -236,7 +237,7 @@ def _predicted(mc: MonitorCohort, months: float) -> pd.DataFrame:
             p[c].to_numpy(dtype=object) if c in p.columns else np.full(len(p), None, dtype=object)
         )
         frame[c] = np.where(pd.isna(values), MISSING_GROUP, values)
-    column = f"p_bone_met_{months:g}m"
+    column = probability_column(months)
     frame["p"] = (
         pred[column].reindex(frame["patient_id"]).to_numpy(dtype=float)
         if column in pred
@@ -254,7 +255,7 @@ def _drift(
     r, c = _predicted(ref, months), _predicted(cur, months)
     if c["p"].isna().all() or r["p"].isna().all():
         result.not_computed["prediction_drift"] = (
-            f"the predictions have no p_bone_met_{months:g}m column"
+            f"the predictions have no {probability_column(months)} column"
         )
         return
     numbers = {
@@ -301,14 +302,14 @@ def _outcomes(cur: MonitorCohort, cfg: MonitorConfig, result: MonitorResult, ori
     scopes = [("all", np.ones(len(sub), bool))]
     if len(sites) > 1:
         scopes += [(s, site == s) for s in sites]
-    horizons = [h for h in cfg.oe_horizons_months if f"p_bone_met_{h:g}m" in pred]
+    horizons = [h for h in cfg.oe_horizons_months if probability_column(h) in pred]
     m = len(horizons) * len(scopes)
     rows = []
     for scope, mask in scopes:
         for h in horizons:
             row = observed_expected(
                 y[mask],
-                pred[f"p_bone_met_{h:g}m"].to_numpy(dtype=float)[mask],
+                pred[probability_column(h)].to_numpy(dtype=float)[mask],
                 h,
                 1 - cfg.alpha / max(m, 1),
             )
@@ -336,7 +337,7 @@ def _outcomes(cur: MonitorCohort, cfg: MonitorConfig, result: MonitorResult, ori
         return
     enroll = (cur.enrollment[free] - origin).astype(float)
     wm = cfg.window_months
-    col = f"p_bone_met_{wm:g}m"
+    col = probability_column(wm)
     if col in pred:
         windows = calibration_windows(
             y,

@@ -16,13 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from features.vocabulary import ENV_FOLLOW_ALIAS, ENV_MODEL_TAG, ENV_WORKERS, MAX_WORKERS
 from training.config import Settings
 from training.registry.versions import RegistryError, ResolvedModel, resolve
 
-ENV_MODEL_TAG = "BONEMET_BENTO_MODEL"
-#: Worker processes of the service (read by serving/settings.py, bounded the same way there).
-ENV_WORKERS = "BONEMET_WORKERS"
-MAX_WORKERS = 16
 
 
 class BentoImportError(RuntimeError):
@@ -59,7 +56,7 @@ class ServingModel:
             ENV_WORKERS: str(workers),
         }
         if self.resolved.alias:
-            env["BONEMET_FOLLOW_ALIAS"] = self.resolved.alias
+            env[ENV_FOLLOW_ALIAS] = self.resolved.alias
         return env
 
 
@@ -180,9 +177,7 @@ def smoke_load(model: ServingModel) -> None:
     BentoImportError
         Naming the version and what failed (the exception type and its first line).
     """
-    import numpy as np
-
-    from features.examples import synthetic_patient_rows
+    from training.artifact.smoke import SmokeCheckError, smoke_check
 
     name = f"{model.resolved.name} version {model.resolved.version}"
     with _bentoml_home(model.bentoml_home):
@@ -193,16 +188,9 @@ def smoke_load(model: ServingModel) -> None:
         except Exception as err:  # noqa: BLE001 - a damaged artifact fails in any way
             raise BentoImportError(f"{name} does not load ({_first_line(err)})") from err
         try:
-            out = loaded.predict(synthetic_patient_rows())
-        except Exception as err:  # noqa: BLE001 - whatever the loaded code raises
-            raise BentoImportError(
-                f"{name} loads but fails to predict a synthetic case ({_first_line(err)})"
-            ) from err
-    probabilities = out[[c for c in out.columns if c.startswith("p_bone_met_")]].to_numpy(float)
-    if probabilities.size == 0 or not (
-        np.isfinite(probabilities).all() and ((probabilities >= 0) & (probabilities <= 1)).all()
-    ):
-        raise BentoImportError(f"{name} predicts no probability in [0, 1] for a synthetic case")
+            smoke_check(loaded)
+        except SmokeCheckError as err:
+            raise BentoImportError(f"{name} {err}") from err
 
 
 def _first_line(err: BaseException) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from features.vocabulary import SELECTION_HORIZONS_MONTHS
 from training.config import MODEL_NAME
 from training.registry.versions import (
     CHALLENGER,
@@ -61,7 +62,7 @@ class PromotionPolicy:
     slope_band: tuple[float, float] = (0.8, 1.2)
     citl_metric: str = "test_calibration_in_the_large_{h}m"
     citl_max: float = 0.05
-    horizons_months: tuple[int, ...] = (12, 24, 36)
+    horizons_months: tuple[int, ...] = SELECTION_HORIZONS_MONTHS
     selection_discrimination_metric: str = "cv_uno_c_mean"
 
 
@@ -287,8 +288,8 @@ def smoke_check(version: str) -> None:
     """Load ``version`` and predict synthetic contract rows; raise if either fails.
 
     Serving follows ``champion``: a version whose artifact is damaged or whose predictions are
-    not finite probabilities must never get it. The rows come from the contract
-    (:func:`features.examples.synthetic_patient_rows`), not from any patient.
+    not finite probabilities must never get it. The check is the one serving makes
+    (:func:`training.artifact.smoke.smoke_check`).
 
     Raises
     ------
@@ -296,12 +297,11 @@ def smoke_check(version: str) -> None:
         Naming the version and what failed.
     """
     import mlflow
-    import numpy as np
 
-    from features.examples import synthetic_patient_rows
+    from training.artifact.smoke import SmokeCheckError
+    from training.artifact.smoke import smoke_check as check_answers
 
     uri = f"models:/{MODEL_NAME}/{version}"
-    rows = synthetic_patient_rows()
     try:
         model = mlflow.pyfunc.load_model(uri)
     except Exception as err:  # a damaged artifact fails in any way (pickle, IO)
@@ -310,26 +310,11 @@ def smoke_check(version: str) -> None:
             "served, so it is not promoted (not even with --force)"
         ) from err
     try:
-        out = model.predict(rows)
-    except Exception as err:  # whatever the loaded code raises, it cannot serve
+        check_answers(model)
+    except SmokeCheckError as err:
         raise RegistryError(
-            f"version {version} loads but fails to predict a synthetic case "
-            f"({type(err).__name__}: {err}); it is not promoted (not even with --force)"
+            f"version {version} {err}; it is not promoted (not even with --force)"
         ) from err
-    probabilities = [c for c in out.columns if str(c).startswith("p_bone_met_")]
-    values = out[["risk_score", *probabilities]].to_numpy(dtype=float) if len(out) else None
-    bad = (
-        values is None
-        or len(out) != len(rows)
-        or not probabilities
-        or not np.isfinite(values).all()
-        or not ((values[:, 1:] >= 0) & (values[:, 1:] <= 1)).all()
-    )
-    if bad:
-        raise RegistryError(
-            f"version {version} answers the synthetic case without a finite risk score and "
-            "probabilities in [0, 1] for every row; it is not promoted (not even with --force)"
-        )
 
 
 def check_complete(version) -> None:

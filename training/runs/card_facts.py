@@ -10,6 +10,7 @@ import pandas as pd
 
 from features.contract import Cohort
 from features.schema import CONTRACT_REVISION
+from features.vocabulary import BONE_METASTASIS, CENSORED, DEATH
 from training.config import MODEL_NAME, TrainConfig
 from training.evaluation.names import HEADLINE, PER_HORIZON
 from training.fitting.data import TrainingData
@@ -74,9 +75,9 @@ def card_facts(
     counts = {
         split: {
             "n": int(len(yy)),
-            "bone_metastasis": int(np.sum(yy["cause"] == 1)),
-            "death": int(np.sum(yy["cause"] == 2)),
-            "censored": int(np.sum(yy["cause"] == 0)),
+            "bone_metastasis": int(np.sum(yy["cause"] == BONE_METASTASIS)),
+            "death": int(np.sum(yy["cause"] == DEATH)),
+            "censored": int(np.sum(yy["cause"] == CENSORED)),
         }
         for split, yy in patients_y.items()
     }

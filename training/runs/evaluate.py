@@ -59,7 +59,7 @@ def evaluate_model(
 
     from training.config import TrainConfig
     from training.evaluation import figures
-    from training.scoring.predict import ScoringError, load_model
+    from training.scoring.predict import ScoringError, load_risk_model
     from training.registry import versions as registry
     from training.store import backend as tracking
 
@@ -72,7 +72,7 @@ def evaluate_model(
             version = registry.resolve(model_uri).version
         except registry.RegistryError as err:
             raise ScoringError(str(err)) from err
-    risk_model = load_model(model_uri).unwrap_python_model().risk_model
+    risk_model = load_risk_model(model_uri)
     horizons = tuple(risk_model.horizons_months)
     if risk_model.landmark_days:
         rows, y = landmark_rows(rows, cohort.measurements, risk_model.landmark_days)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from features.contract import Cohort
 from features.schema import CONTRACT_VERSION, HEADLINE_HORIZON_MONTHS
+from features.vocabulary import BONE_METASTASIS, DEATH
 from training.config import MODEL_NAME, Settings, TrainConfig
 from training.evaluation.names import (
     CANDIDATES,
@@ -30,6 +31,7 @@ from training.fitting.family_run import (
 from training.fitting.landmarks import landmark_metrics
 from training.fitting.marker import marker_lr_test
 from training.fitting.search import SEARCH_METRIC
+from training.models.catalog import FAMILIES
 from training.store.backend import git_commit
 from training.runs.card_facts import card_facts
 from training.runs.log_model import log_risk_model
@@ -257,11 +259,11 @@ def _log_parent(data: TrainingData, dataset) -> dict[str, float] | None:
         "n_train_patients": len(data.patients_y["train"]),
         "n_test_patients": len(data.patients_y.get("test", ())),
         "n_excluded_bone_met_at_enrollment": data.n_excluded,
-        "n_bone_met_events_train": int(np.sum(y_train["cause"] == 1)),
-        "n_death_events_train": int(np.sum(y_train["cause"] == 2)),
+        "n_bone_met_events_train": int(np.sum(y_train["cause"] == BONE_METASTASIS)),
+        "n_death_events_train": int(np.sum(y_train["cause"] == DEATH)),
     }
     if y_test is not None:
-        counts["n_bone_met_events_test"] = int(np.sum(y_test["cause"] == 1))
+        counts["n_bone_met_events_test"] = int(np.sum(y_test["cause"] == BONE_METASTASIS))
     mlflow.log_metrics(counts)
     lr_test = marker_lr_test(data.X_train, y_train) if config.include_marker else None
     if lr_test:
@@ -374,7 +376,7 @@ def train(
                     }
                 )
                 metrics = _log_family(out, y_test, X_test)
-                is_cox = name in ("cox_ridge", "cox_elasticnet")
+                is_cox = FAMILIES[name].is_cox
                 if lr_test and is_cox:
                     mlflow.log_metrics(lr_test)
                     metrics.update(lr_test)

@@ -18,6 +18,7 @@ import numpy as np
 
 from features.csv_output import write_csv
 from features.contract import Cohort
+from features.vocabulary import BONE_METASTASIS
 from training.artifact.risk_model import predict_pipeline
 from training.config import Settings
 from training.evaluation.calibration import calibration_table
@@ -82,7 +83,7 @@ def validate_by_group(
     """
     import mlflow
 
-    from training.scoring.predict import ScoringError, load_model
+    from training.scoring.predict import ScoringError, load_risk_model
     from training.registry import versions as registry
     from training.store import backend as tracking
     from training.registry.gates import PromotionPolicy
@@ -99,7 +100,7 @@ def validate_by_group(
         except registry.RegistryError as err:
             raise ScoringError(str(err)) from err
         version, name = resolved.version, resolved.name
-    risk_model = load_model(model_uri).unwrap_python_model().risk_model
+    risk_model = load_risk_model(model_uri)
     if risk_model.landmark_days:
         rows, y = landmark_rows(rows, cohort.measurements, risk_model.landmark_days)
     else:
@@ -150,7 +151,7 @@ def validate_by_group(
     notes = {}
     for label, idx in _indices(labels).items():
         p = cif_by_h[24][idx]
-        if len(idx) >= 2 and np.any(y["cause"][idx] == 1):
+        if len(idx) >= 2 and np.any(y["cause"][idx] == BONE_METASTASIS):
             try:
                 calib[label] = calibration_table(y[idx], p, 24, n_groups=min(5, len(idx)))
             except ValueError:  # a group too small to split: its row in the table says so

@@ -11,13 +11,13 @@ from features.contract import Cohort
 from features.draws import enrollment_view, rows_at
 from features.records import contract_rows
 from features.schema import DEFAULT_HORIZONS_MONTHS, PREDICTOR_COLUMNS
+from features.vocabulary import probability_column
+
 
 def output_columns(horizons_months: Sequence[float]) -> tuple[str, ...]:
     """The batch output's columns: id, score, group, then per event (bone metastasis, death)
     and horizon the probability and its interval bounds (contract 1.2, level
     :data:`training.artifact.intervals.INTERVAL_LEVEL`), then the warnings."""
-    from training.artifact.risk_model import probability_column
-
     columns = ["patient_id", "risk_score", "risk_group"]
     for event in ("bone_met", "death"):
         for h in horizons_months:

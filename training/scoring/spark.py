@@ -29,7 +29,7 @@ from training.scoring.predict import (
     OUTPUT_COLUMNS,
     output_columns,
     ScoringError,
-    load_model,
+    load_risk_model,
     predict_patients,
     scoring_rows,
 )
@@ -175,10 +175,7 @@ def score_at_day_spark(
     from features.records import contract_rows
 
     day = float(prediction_day)
-    try:
-        risk_model = load_model(model_uri).unwrap_python_model().risk_model
-    except AttributeError as err:
-        raise ScoringError(f"{model_uri} is not a bonemet risk model: {err}") from err
+    risk_model = load_risk_model(model_uri)
     horizons = [float(h) for h in DEFAULT_HORIZONS_MONTHS]
     spark = spark_session(master)
     # The outcome columns travel with the rows: predict_patients leaves out (or warns for) a

@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from features.schema import HEADLINE_HORIZON_MONTHS, PATIENT_COLUMNS, PATIENT_SPECS
+from features.vocabulary import SELECTION_HORIZONS_MONTHS
 from training.evaluation.accuracy import ipcw_auc, ipcw_brier
 from training.evaluation.bootstrap import bootstrap_ci
 from training.evaluation.calibration import calibration_slope_intercept, ici
@@ -54,7 +55,7 @@ __all__ = [
 _GROUPING_KINDS = ("string", "category", "boolean")
 
 #: Horizons (months) of the per-group calibration: 12, 24 and 36 where follow-up allows.
-VALIDATION_HORIZONS: tuple[int, ...] = (12, 24, 36)
+VALIDATION_HORIZONS: tuple[int, ...] = SELECTION_HORIZONS_MONTHS
 
 
 def check_group_column(by: str) -> None:

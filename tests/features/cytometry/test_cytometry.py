@@ -539,15 +539,15 @@ def test_qc_figure_draws_both_gates(batch):
 
 
 def test_qc_scatter_subsample_keeps_both_sides_of_a_gate():
-    from features.cytometry.figures import _MAX_POINTS, _subsample
+    from features.cytometry.figures import MAX_QC_POINTS, subsample_both_sides
 
     rng = np.random.default_rng(0)
     shown = np.arange(100_000)
     for n_in in (90_000, 30):  # a wide gate (few left out), a rare positive gate
         inside = shown < n_in
-        kept = _subsample(shown, inside, rng)
-        assert len(kept) == _MAX_POINTS and len(np.unique(kept)) == len(kept)
+        kept = subsample_both_sides(shown, inside, rng)
+        assert len(kept) == MAX_QC_POINTS and len(np.unique(kept)) == len(kept)
         rare = min(n_in, len(shown) - n_in)
         assert min(int(inside[kept].sum()), int((~inside[kept]).sum())) >= min(
-            rare, _MAX_POINTS // 2
+            rare, MAX_QC_POINTS // 2
         )

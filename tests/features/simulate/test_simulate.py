@@ -33,8 +33,9 @@ from features.simulate import (
 )
 from features.simulate.hazards import bm_log_rate
 from features.simulate.truth import cif_direct, cif_table, interp_cif
+from features.vocabulary import DAYS_PER_MONTH
+from tests.features.simulate.outcomes import aalen_johansen, outcome
 
-DAYS_PER_MONTH = 365.25 / 12
 BOOLEAN_COLUMNS = [c.name for c in PATIENT_COLUMNS if c.kind == "boolean"]
 
 
@@ -69,27 +70,6 @@ def _num(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 def _obj(frame: pd.DataFrame, column: str) -> np.ndarray:
     return frame[column].to_numpy(dtype=object, na_value=None)
-
-
-def _outcome(patients: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """time_days and event codes (0 censored, 1 bone metastasis, 2 death)."""
-    event = _obj(patients, "event")
-    code = np.select([event == "bone_metastasis", event == "death"], [1, 2], 0)
-    return _num(patients, "time_days"), code
-
-
-def aalen_johansen(time: np.ndarray, code: np.ndarray, at: float) -> float:
-    """Aalen-Johansen cumulative incidence of cause 1 at ``at`` (cause 2 competing)."""
-    times, inverse = np.unique(time, return_inverse=True)
-    d1 = np.bincount(inverse, weights=code == 1, minlength=len(times))
-    d2 = np.bincount(inverse, weights=code == 2, minlength=len(times))
-    leaving = np.bincount(inverse, minlength=len(times))
-    at_risk = len(time) - np.concatenate([[0], np.cumsum(leaving)[:-1]])
-    surv_after = np.cumprod(1.0 - (d1 + d2) / at_risk)
-    surv_before = np.concatenate([[1.0], surv_after[:-1]])
-    cif = np.cumsum(surv_before * d1 / at_risk)
-    k = np.searchsorted(times, at, side="right") - 1
-    return float(cif[k]) if k >= 0 else 0.0
 
 
 def cox_hazard_ratio(time: np.ndarray, event: np.ndarray, x: np.ndarray) -> float:
@@ -201,7 +181,7 @@ def test_bone_metastasis_share_among_metastatic_is_about_half(large):
 def test_outcome_present_exactly_when_free_of_bone_metastasis(cohort):
     p = cohort.patients
     bone = _obj(p, "bone_metastasis_at_enrollment").astype(bool)
-    time, _ = _outcome(p)
+    time, _ = outcome(p)
     event = _obj(p, "event")
     assert np.isnan(time[bone]).all() and all(e is None for e in event[bone])
     assert (time[~bone] > 0).all()
@@ -209,7 +189,7 @@ def test_outcome_present_exactly_when_free_of_bone_metastasis(cohort):
 
 
 def test_follow_up_reaches_the_five_year_horizon(large):
-    time, _ = _outcome(large.patients)
+    time, _ = outcome(large.patients)
     assert np.nanmax(time) > 60 * DAYS_PER_MONTH
     assert np.nanmax(time) <= SimulationConfig().max_follow_up_years * 365.25 + 0.1
 
@@ -264,7 +244,7 @@ def test_measurements_start_at_enrollment_and_repeat_the_enrollment_draw(cohort)
     assert 0.45 < share < 0.65  # 60 % of the ~90 % with an enrollment draw
 
 
-def test_draws_rarely_follow_the_outcome(cohort):
+def test_draws_rarely_follow_theoutcome(cohort):
     p = cohort.patients.set_index("patient_id")
     m = cohort.measurements
     later = m[_num(m, "day") > 0]
@@ -361,7 +341,7 @@ def test_marker_hazard_ratio_above_cut_off_in_metastatic_disease(large):
     ).astype(bool)
     pct = _num(p, "oc_positive_percent")
     use = met_free & ~np.isnan(pct)
-    time, code = _outcome(p)
+    time, code = outcome(p)
     hr = cox_hazard_ratio(time[use], code[use] == 1, pct[use] >= MARKER_CUTOFF_PERCENT)
     # Published 4.8 (95 % CI 2.2-10.6); the simulator is calibrated to ~4.8 on large cohorts.
     assert hr > 2.0
@@ -397,7 +377,7 @@ def test_observed_truth_differs_from_oracle_but_agrees_on_average(large):
 
 def test_truth_agrees_with_aalen_johansen_in_early_disease(large):
     p = large.patients
-    time, code = _outcome(p)
+    time, code = outcome(p)
     early = (p["disease_setting"] == "early").to_numpy()
     horizon = 60 * DAYS_PER_MONTH
     observed = aalen_johansen(time[early], code[early], horizon)
@@ -413,7 +393,7 @@ def test_truth_agrees_with_aalen_johansen_in_early_disease(large):
 
 def test_truth_agrees_with_aalen_johansen_in_metastatic_disease(large):
     p = large.patients
-    time, code = _outcome(p)
+    time, code = outcome(p)
     free = (p["disease_setting"] == "metastatic").to_numpy() & ~_obj(
         p, "bone_metastasis_at_enrollment"
     ).astype(bool)

@@ -10,8 +10,9 @@ import pytest
 
 from features.simulate import SimulationConfig, simulate_cohort
 from features.simulate.truth import cif_direct
-from features.worlds import WORLDS, _piece_cumhaz, draw_bm_years, get_world, world_cif
-from tests.features.simulate.test_simulate import DAYS_PER_MONTH, _outcome, aalen_johansen
+from features.vocabulary import DAYS_PER_MONTH
+from features.worlds import WORLDS, draw_bm_years, get_world, piece_cumhaz, world_cif
+from tests.features.simulate.outcomes import aalen_johansen, outcome
 
 HORIZONS = (1.0, 2.0, 3.0, 5.0)
 CFG = SimulationConfig()
@@ -95,7 +96,7 @@ def test_drawn_times_solve_the_cumulative_hazard(name):
         h = np.array(
             [
                 np.exp(s.log_rate[i])
-                * _piece_cumhaz(
+                * piece_cumhaz(
                     t[i], s.shape, None if mult is None else mult[i], world.breaks_years
                 )
                 for i in range(n)
@@ -166,7 +167,7 @@ def test_truth_agrees_with_aalen_johansen_in_every_world(name):
     # and 1.1 points at 24 months in metastatic disease; tolerances are about 4 SD.
     cohort = simulate_cohort(5000, seed=77, world=name)
     p = cohort.patients
-    time, code = _outcome(p)
+    time, code = outcome(p)
     early = (p["disease_setting"] == "early").to_numpy()
     free = ~early & ~p["bone_metastasis_at_enrollment"].to_numpy(dtype=bool)
     for rows, months, tol in ((early, 60, 0.03), (free, 24, 0.045)):

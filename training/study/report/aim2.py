@@ -10,6 +10,7 @@ import pandas as pd
 
 from features.contract import Cohort
 from features.simulate import MARKER_CUTOFF_PERCENT
+from features.vocabulary import BONE_METASTASIS, CENSORED, DEATH
 from training.models.competing import DAYS_PER_MONTH
 from training.study.report.config import StudyConfig
 from training.study.report.covariates import (
@@ -67,16 +68,17 @@ def aim2_part(
         return part
     time = numeric(sub, "time_days")
     cause = event_codes(sub)
-    n_ev = int((cause == 1).sum())
+    n_ev = int((cause == BONE_METASTASIS).sum())
     part.numbers["counts"] = {
         "n": len(sub),
         "n_bone_metastasis": n_ev,
-        "n_death": int((cause == 2).sum()),
-        "n_censored": int((cause == 0).sum()),
+        "n_death": int((cause == DEATH).sum()),
+        "n_censored": int((cause == CENSORED).sum()),
         "n_missing_marker": n_missing,
     }
     who = (
-        f"n = {len(sub)} ({n_ev} bone metastases, {int((cause == 2).sum())} deaths without bone "
+        f"n = {len(sub)} ({n_ev} bone metastases, {int((cause == DEATH).sum())} deaths without "
+        "bone "
         f"metastasis as competing events); {n_missing} without an enrollment marker left out"
     )
     part.text(f"Patients free of bone metastasis at enrollment with follow-up: {who}.")
@@ -141,7 +143,7 @@ def aim2_part(
         part.table(rows, f"Cumulative incidence (95 % CI) by {label}.{test_words}")
 
     part.heading("Cause-specific hazard ratio per doubling of the marker")
-    event = (cause == 1).astype(float)
+    event = (cause == BONE_METASTASIS).astype(float)
     clinical = clinical_design(sub)
     unadj = part.attempt(
         "Unadjusted Cox model", lambda: cox_fit(time, event, pd.DataFrame({"log2_marker": x}))

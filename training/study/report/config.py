@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from features.vocabulary import MAX_HORIZON_MONTHS, MIN_HORIZON_MONTHS, horizons_in_range
 from training.models.competing import DAYS_PER_MONTH
 
 __all__ = ["StudyConfig"]
@@ -48,8 +49,10 @@ class StudyConfig:
             raise ValueError(f"n_perm must be 99-100000, got {self.n_perm}")
         if not self.landmarks_months or any(not 1 <= m <= 60 for m in self.landmarks_months):
             raise ValueError("landmarks_months must be 1-60 months each")
-        if not self.horizons_months or any(not 1 <= m <= 120 for m in self.horizons_months):
-            raise ValueError("horizons_months must be 1-120 months each")
+        if not horizons_in_range(self.horizons_months):
+            raise ValueError(
+                f"horizons_months must be {MIN_HORIZON_MONTHS}-{MAX_HORIZON_MONTHS} months each"
+            )
 
     @property
     def landmark_days(self) -> tuple[float, ...]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from features.contract import Cohort
 from features.landmark import TRAJECTORY_FEATURES, landmark_dataset
+from features.vocabulary import BONE_METASTASIS, DEATH
 from training.study.report.config import StudyConfig
 from training.study.report.covariates import event_codes
 from training.study.report.figures import incidence_figure
@@ -31,8 +32,8 @@ def landmark_analysis(
     out: dict[str, Any] = {
         "landmark_day": day,
         "n_at_risk": len(ds),
-        "n_bone_metastasis_after": int((cause == 1).sum()),
-        "n_death_after": int((cause == 2).sum()),
+        "n_bone_metastasis_after": int((cause == BONE_METASTASIS).sum()),
+        "n_death_after": int((cause == DEATH).sum()),
         "n_without_draw": int((~with_draw).sum()),
         "n_with_two_or_more_draws": int(two.sum()),
     }
@@ -41,7 +42,7 @@ def landmark_analysis(
         part.missing(where, "no patient is still at risk at this landmark")
         return out
     time = ds["time_days"].to_numpy(dtype=float)
-    event = (cause == 1).astype(float)
+    event = (cause == BONE_METASTASIS).astype(float)
     feats = ds[list(TRAJECTORY_FEATURES)]
     models = {
         "latest": (with_draw, ["oc_latest_log2"]),
@@ -91,7 +92,7 @@ def landmark_analysis(
         out["gray_test_rising"] = test
         words = f" Gray-score permutation test {p_words(test.p_value)}."
     out["n_rising"] = int(np.sum(rising == "rising"))
-    if n_two and int((cause[two] == 1).sum()) > 0:
+    if n_two and int((cause[two] == BONE_METASTASIS).sum()) > 0:
         part.figure(
             f"monitoring_landmark_{months}m",
             incidence_figure(
@@ -103,7 +104,8 @@ def landmark_analysis(
             ),
             f"{where}: incidence of bone metastasis after the landmark among the {n_two} patients "
             f"at risk with two or more draws by then ({out['n_rising']} rising; "
-            f"{int((cause[two] == 1).sum())} bone metastases, {int((cause[two] == 2).sum())} "
+            f"{int((cause[two] == BONE_METASTASIS).sum())} bone metastases, "
+            f"{int((cause[two] == DEATH).sum())} "
             f"deaths competing); {len(ds) - n_two} at risk with fewer draws left out.{words}",
         )
     else:

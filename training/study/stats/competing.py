@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from training.evaluation.incidence import aalen_johansen_ci
-from training.models.competing import BONE_METASTASIS, CENSORED, DEATH, make_target
+from training.models.competing import BONE_METASTASIS, CAUSE_CODES, CENSORED, DEATH, make_target
 from training.study.stats.common import StudyError
 
 __all__ = [
@@ -59,9 +59,8 @@ def cause_codes(cause: np.ndarray) -> np.ndarray:
     """Integer cause codes 0 (censored), 1 (bone metastasis), 2 (death) from codes or names."""
     c = np.asarray(cause)
     if c.dtype.kind in "OUS":
-        mapping = {"censored": CENSORED, "bone_metastasis": BONE_METASTASIS, "death": DEATH}
         try:
-            return np.array([mapping[str(v)] for v in c], dtype=np.int64)
+            return np.array([CAUSE_CODES[str(v)] for v in c], dtype=np.int64)
         except KeyError as err:
             raise ValueError(f"unknown cause {err.args[0]!r}") from err
     c = c.astype(np.int64)
