@@ -204,7 +204,8 @@ def _discrimination_gate(
     passed = not (beyond and excludes)
     text = (
         f"{metric} {cand:.4f} vs champion {champ:.4f}: difference {diff:+.4f} (95 % CI "
-        f"{lo:+.4f} to {hi:+.4f}; allowed margin {margin:g})"
+        f"{lo:+.4f} to {hi:+.4f}, unpaired: the two versions' intervals combined as "
+        f"independent, conservative; allowed margin {margin:g})"
     )
     if beyond:
         text += (
