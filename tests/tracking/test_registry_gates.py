@@ -197,8 +197,9 @@ def test_a_family_better_beyond_its_noise_is_chosen():
     ]
     choice = select(pool, "cv_brier_headline_mean", losses=losses)
     assert choice.version == "2" == choice.lowest.version
-    assert "every simpler family is worse by more than its paired SE" in choice.reasons[-1]
-    assert "version 1 (cox_ridge) +0.004" in choice.reasons[-1]
+    assert "every simpler family is worse by more than its paired SE" in choice.reasons[-2]
+    assert "version 1 (cox_ridge) +0.004" in choice.reasons[-2]
+    assert choice.reasons[-1] == "version 2 (cox_spline): every calibration gate passes on its intervals"
 
 
 def test_paired_standard_error_counts_patients_not_rows():
@@ -209,14 +210,30 @@ def test_paired_standard_error_counts_patients_not_rows():
     assert paired_se(d) == pytest.approx(np.std(d, ddof=1) / 20)
 
 
-def test_calibration_at_any_headline_horizon_is_a_gate_of_the_selection():
-    bad = candidate("2", 0.070, 0.800)
+def test_calibration_does_not_filter_the_selection_but_the_output_says_what_promote_will_do():
+    # Version 2 scores better beyond its noise but its 36-month calibration-in-the-large is
+    # refused on its interval: it is still the challenger (the Brier score weighs calibration),
+    # and the reasons say that promote will refuse it and which version within noise passes.
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.0, 0.2, 800)
+    bad = candidate("2", float(base.mean() - 0.004), 0.800)
+    bad.family = "xgb_cox"  # type: ignore[attr-defined]
     bad.metrics["test_calibration_in_the_large_36m"] = 0.09
-    pool = [candidate("1", 0.080, 0.800), bad]
-    assert select_challenger(pool, "cv_brier_headline_mean").version == "1"
-    # When no candidate is calibrated, the score decides among all.
-    worse = candidate("1", 0.080, 0.800, slope=0.5)
-    assert select_challenger([worse, bad], "cv_brier_headline_mean").version == "2"
+    good = named("1", "cox_ridge", float(base.mean()))
+    losses = {"1": base, "2": base - 0.004 + rng.normal(0.0, 0.01, 800)}
+    choice = select([good, bad], "cv_brier_headline_mean", losses=losses)
+    assert choice.version == "2"
+    assert choice.reasons[-1] == (
+        "version 2 (xgb_cox): its calibration gates refuse it (calibration_in_the_large_36m); "
+        "`promote` will refuse it without --force"
+    )
+    # Within noise of each other, the simpler (and calibrated) one is chosen and said to pass.
+    within = {"1": base, "2": base + rng.normal(0.0, 0.05, 800)}
+    bad.metrics["cv_brier_headline_mean"] = float(within["2"].mean())
+    good.metrics["cv_brier_headline_mean"] = float(base.mean())
+    choice = select([good, bad], "cv_brier_headline_mean", losses=within)
+    assert choice.version == "1"
+    assert choice.reasons[-1].endswith("every calibration gate passes on its intervals")
 
 
 # -- the gates on a cohort whose answer is known ---------------------------------------------

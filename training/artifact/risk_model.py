@@ -32,6 +32,7 @@ from training.artifact.intervals import (
     logit,
     marker_bounds,
 )
+from training.artifact.recalibration import Recalibration
 from training.models.competing import DAYS_PER_MONTH
 from training.models.ipcw import IPCWHorizonBase
 
@@ -320,6 +321,33 @@ class RiskModel:
     #: Held-out metrics with their bootstrap bounds (``<metric>``, ``<metric>_lo``,
     #: ``<metric>_hi``), set by the training run before logging. None when not recorded.
     performance: dict[str, float] | None = None
+    #: Logistic recalibration of the incidence of bone metastasis, applied to every answer
+    #: (:mod:`training.artifact.recalibration`); None when the training run found no systematic
+    #: error to correct, and in versions logged before it existed.
+    recalibration: Recalibration | None = None
+
+    def recalibrate(
+        self, cif: np.ndarray, death: np.ndarray | None, horizons_months: Sequence[float]
+    ) -> np.ndarray:
+        """The stored recalibration applied to ``(n, horizons)`` incidences of bone metastasis
+        (as they are without one).
+
+        With the competing death's incidence ``death``, each answer is kept at most
+        ``1 - death`` (the two incidences never sum above 1), then at most every later
+        horizon's (the largest non-decreasing curve under the capped one): the recalibrated
+        curve stays non-decreasing in time and the death's is served as estimated.
+        """
+        fit = getattr(self, "recalibration", None)  # absent from versions pickled before
+        if fit is None:
+            return cif
+        out = fit.apply(cif)
+        if death is None:
+            return out
+        out = np.minimum(out, 1.0 - death)
+        order = np.argsort(np.asarray(horizons_months, dtype=float), kind="stable")
+        later_min = np.minimum.accumulate(out[:, order][:, ::-1], axis=1)[:, ::-1]
+        out[:, order] = later_min
+        return out
 
     @property
     def competing_risk(self) -> str:
@@ -388,8 +416,12 @@ class RiskModel:
     def predict_arrays(
         self, typed: Rows, horizons_months: Sequence[float]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Risk scores and an ``(n, horizons)`` array of cumulative incidences."""
-        return predict_pipeline(self.pipeline, typed, horizons_months)
+        """Risk scores and an ``(n, horizons)`` array of cumulative incidences (recalibrated
+        when the version stores a recalibration)."""
+        if getattr(self, "recalibration", None) is None:
+            return predict_pipeline(self.pipeline, typed, horizons_months)
+        score, cif, death = predict_competing(self.pipeline, typed, horizons_months)
+        return score, self.recalibrate(cif, death, horizons_months)
 
     def warnings_for(self, typed: Rows, horizons_months: Sequence[float]) -> list[list[str]]:
         """Per-patient warnings: imputed inputs, values outside training, inputs this model
@@ -471,6 +503,12 @@ class RiskModel:
             found_score, found_cif, found_death, found_bounds = self._predict_with_bounds(
                 rows, horizons
             )
+            found_cif = self.recalibrate(found_cif, found_death, horizons)
+            if found_bounds is not None:  # a monotone map: bounds map to bounds
+                found_bounds = [
+                    self.recalibrate(b, found_death, horizons) if j < 2 and b is not None else b
+                    for j, b in enumerate(found_bounds)
+                ]
             score[free], cif[free] = found_score, found_cif
             if death is not None:
                 death[free] = found_death

@@ -28,12 +28,14 @@ from features.vocabulary import DEATH
 from training.config import TrainConfig
 from training.evaluation.bootstrap import Interval
 from training.evaluation.names import HEADLINE_SUFFIX
+from training.evaluation.recalibration import choose_recalibration
 from training.evaluation.suite import (
     SplitEvaluation,
     auc_curve,
     cv_summary,
     evaluate_split,
     point_metrics,
+    SELECTION_HORIZONS_MONTHS,
 )
 from training.fitting.data import TrainingData
 from training.fitting.search import Trial, fit_pipeline, folds, n_fits, search
@@ -235,8 +237,12 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
 
     fold_metrics = []
     searches = []
-    losses = np.zeros(n)
     oof_risk, oof_cif = np.full(n, np.nan), np.full((n, len(horizons)), np.nan)
+    # Every repeat's out-of-fold incidences at the selection horizons and outer-fold index:
+    # the cross-fitted recalibration (training.evaluation.recalibration).
+    months = [h for h in horizons if h in SELECTION_HORIZONS_MONTHS] or list(horizons)
+    oof_sel = np.full((config.cv_repeats, n, len(months)), np.nan)
+    fold_of = np.full((config.cv_repeats, n), -1)
     clin_risk, clin_cif = np.full(n, np.nan), np.full((n, len(horizons)), np.nan)
     importance = None
     for r in range(config.cv_repeats):
@@ -262,7 +268,8 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
             tick(f"outer fold {k + 1}" + (f" (repeat {r + 1})" if config.cv_repeats > 1 else ""))
             risk, cif = _risk_and_cif(pipe, X_train.iloc[te], horizons)
             fold_metrics.append(point_metrics(y_train[tr], y_train[te], risk, cif))
-            losses[te] += brier_losses(y_train[te], cif)
+            oof_sel[r, te] = np.column_stack([cif[h] for h in months])
+            fold_of[r, te] = k
             if r:
                 continue
             oof_risk[te] = cif[HEADLINE_HORIZON_MONTHS]  # comparable across the fold models
@@ -285,10 +292,24 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
     params = dict(min(ranked, key=lambda t: t.mean).params)  # min keeps the first of ties
     model = fit_risk_model(name, params, config, X_train, y_train)
     tick("final fit")
+    ids = X_train["patient_id"] if "patient_id" in X_train.columns else None
+    recal = choose_recalibration(
+        y_train, oof_sel, fold_of, months,
+        groups=ids.to_numpy() if ids is not None and ids.duplicated().any() else None,
+    )
+    if recal.applied:
+        model.recalibration = recal.fit
     if data.held_out:
-        risk, cif = _risk_and_cif(model.pipeline, X_eval, horizons)
+        risk, cif_eval = model.predict_arrays(X_eval, horizons)
+        cif = {h: cif_eval[:, j] for j, h in enumerate(horizons)}
         groups = model.risk_group(risk)
     else:
+        if recal.applied:  # each fold recalibrated by the other folds only (cross-fitted)
+            crossed = dict(zip(months, recal.cif.T, strict=True))
+            oof_cif = np.column_stack(
+                [crossed[h] if h in crossed else recal.fit.apply(oof_cif[:, j])
+                 for j, h in enumerate(horizons)]
+            )  # fmt: skip
         risk, cif = oof_risk, {h: oof_cif[:, j] for j, h in enumerate(horizons)}
         groups = tertile_groups(risk)
     bound = config.bootstrap_max_patients or None
@@ -303,11 +324,17 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
             model.estimator, Xt_eval, y_eval, model.pipeline[0].get_feature_names_out(),
             seed=config.seed,
         )
+    cv = cv_summary(fold_metrics)
+    if recal.applied and "cv_brier_headline_mean" in cv:
+        # The selection score of the served (recalibrated) probability: the paired gain of
+        # the cross-fitted recalibration subtracted from the fold models' score.
+        cv["cv_brier_headline_mean"] -= recal.gain
+    cv.update(recal.summary())
     outcome = FamilyOutcome(
         family=name,
         model=model,
         params=params,
-        cv=cv_summary(fold_metrics),
+        cv=cv,
         fold_metrics=fold_metrics,
         trials=trials,
         test=test,
@@ -316,7 +343,7 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
         clinical_auc=None,
         importance=importance,
         test_risk=risk,
-        oof_loss=losses / config.cv_repeats,
+        oof_loss=recal.losses,
         test_groups=groups,
     )
     if not marker:  # already clinical-only: no increment to measure

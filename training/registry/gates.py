@@ -156,6 +156,73 @@ def _half_width(values: dict[str, str], metric: str, estimate: float) -> float |
     return None if interval is None else (interval[1] - interval[0]) / 2
 
 
+#: A training run's out-of-fold 24-month risk of every training row (in the order of
+#: :func:`training.fitting.data.prepare_training_data`), logged with each family's run of the
+#: out-of-fold design: what a later version trained on the same cohort is paired with.
+OOF_RISK_ARTIFACT = "oof_risk_24m.json"
+#: The candidate's discrimination minus the champion's on the same patients (paired), its
+#: 95 % interval (``_lo``, ``_hi``) and the champion version it was measured against.
+PAIRED_DELTA = "paired_delta_{metric}_vs_champion"
+PAIRED_VERSION = "paired_champion_version"
+
+
+def champion_pairing(dataset_digest: str, design: str, n_rows: int):
+    """``(version, out-of-fold risk)`` of the current champion when it can be paired with this
+    training's versions: trained on the same cohort (``dataset_digest``), evaluated out of fold
+    (as this training, ``design``), with its out-of-fold risk logged for the same ``n_rows``
+    rows. None otherwise (no champion, another cohort or design, an older version without the
+    artifact, the store unreachable): the gate then combines the two intervals unpaired."""
+    import mlflow
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+
+    if design != "nested_cv_oof":
+        return None
+    try:
+        version = alias_version(CHAMPION)
+        if version is None:
+            return None
+        champion = mlflow_client().get_model_version(MODEL_NAME, version)
+        if (champion.tags or {}).get("dataset_digest") != dataset_digest or not champion.run_id:
+            return None
+        risk = mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/{OOF_RISK_ARTIFACT}")
+    except (MlflowException, OSError, ValueError, RegistryError):
+        return None
+    risk = np.asarray(risk.get("risk_24m", []), dtype=float)
+    return (str(version), risk) if risk.shape == (n_rows,) else None
+
+
+def paired_discrimination(
+    pairing, y, risk, n_boot: int, seed: int, max_resample: int | None = None
+) -> dict[str, float]:
+    """The metrics of :data:`PAIRED_DELTA`: Uno's C (tau 60 months, as ``test_uno_c``) of the
+    out-of-fold ``risk`` minus the champion's (``pairing``, :func:`champion_pairing`) on the same
+    rows ``y``, with the paired bootstrap interval (same resamples for both)."""
+    import numpy as np
+
+    from training.evaluation.bootstrap import paired_bootstrap_difference
+    from training.evaluation.concordance import censoring_estimator, uno_c
+    from training.models.competing import DAYS_PER_MONTH
+
+    version, champion_risk = pairing
+    cens = censoring_estimator(y)
+    tau = 60 * DAYS_PER_MONTH
+
+    def fn(yy, r):
+        return uno_c(y, yy, r, tau, cens)
+
+    if n_boot:
+        iv = paired_bootstrap_difference(
+            fn, y, risk, champion_risk, n_boot=n_boot, seed=seed, max_resample=max_resample
+        )
+        estimate, lo, hi = iv.estimate, iv.lo, iv.hi
+    else:
+        estimate, lo, hi = fn(y, risk) - fn(y, champion_risk), float("nan"), float("nan")
+    name = PAIRED_DELTA.format(metric="test_uno_c")
+    out = {name: estimate, f"{name}_lo": lo, f"{name}_hi": hi, PAIRED_VERSION: float(version)}
+    return {k: float(v) for k, v in out.items() if np.isfinite(v)}
+
+
 def gate_values(version) -> dict[str, str]:
     """What the gates and ``compare`` read of a version: its training run's metrics (every
     horizon, intervals) under its tags (the headline values it was registered with)."""
@@ -166,7 +233,11 @@ def gate_values(version) -> dict[str, str]:
         run_metrics = mlflow_client().get_run(version.run_id).data.metrics if version.run_id else {}
     except MlflowException:
         run_metrics = {}
-    return {**{k: str(x) for k, x in run_metrics.items()}, **tags}
+    return {
+        **{k: str(x) for k, x in run_metrics.items()},
+        **tags,
+        "model_version": str(version.version),
+    }
 
 
 def _discrimination_gate(
@@ -186,6 +257,22 @@ def _discrimination_gate(
     """
     metric = policy.discrimination_metric
     margin = policy.discrimination_margin
+    paired = _paired(candidate, champion, metric)
+    if paired is not None:
+        diff, lo, hi = paired
+        beyond, excludes = diff < -margin, hi < 0
+        text = (
+            f"{metric} {cand:.4f} vs champion {champ:.4f}: difference on the same patients "
+            f"{diff:+.4f} (95 % CI {lo:+.4f} to {hi:+.4f}, paired: both versions' out-of-fold "
+            f"predictions, same bootstrap resamples; allowed margin {margin:g})"
+        )
+        if beyond:
+            text += (
+                ": worse beyond the margin and beyond the noise"
+                if excludes
+                else ": below the margin but the interval includes 0: not evidence it is worse"
+            )
+        return Gate("discrimination", not (beyond and excludes), text, metric, diff, lo, hi)
     diff = cand - champ
     beyond = cand < champ - margin
     text = f"{metric} {cand:.4f} vs champion {champ:.4f} (allowed margin {margin:g})"
@@ -205,7 +292,8 @@ def _discrimination_gate(
     passed = not (beyond and excludes)
     text = (
         f"{metric} {cand:.4f} vs champion {champ:.4f}: difference {diff:+.4f} (95 % CI "
-        f"{lo:+.4f} to {hi:+.4f}; allowed margin {margin:g})"
+        f"{lo:+.4f} to {hi:+.4f}, unpaired: the two versions' intervals combined as "
+        f"independent, conservative; allowed margin {margin:g})"
     )
     if beyond:
         text += (
@@ -214,6 +302,19 @@ def _discrimination_gate(
             else ": below the margin but the interval includes 0: not evidence it is worse"
         )
     return Gate("discrimination", passed, text, metric, diff, lo, hi)
+
+
+def _paired(candidate: dict[str, str], champion: dict[str, str], metric: str):
+    """``(difference, lo, hi)`` measured on the same patients against this champion version
+    (:func:`paired_discrimination`), or None."""
+    name = PAIRED_DELTA.format(metric=metric)
+    values = [tag_float(candidate, k) for k in (name, f"{name}_lo", f"{name}_hi")]
+    against = tag_float(candidate, PAIRED_VERSION)
+    version = tag_float(champion, "model_version")
+    if any(v is None for v in values) or against is None or against != version:
+        return None
+    diff, lo, hi = values
+    return (diff, lo, hi) if lo <= diff <= hi else None
 
 
 def check_gates(

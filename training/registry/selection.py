@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from training.config import lower_is_better
+from training.evaluation.recalibration import paired_se
 from training.models.names import SIMPLEST_FIRST
 from training.registry.gates import Gate, PromotionPolicy, check_gates
 from training.registry.versions import CHALLENGER, RegistryError, set_alias
@@ -38,27 +38,11 @@ class Selection:
 
 #: The rule of :func:`select`, as ``bonemet train`` prints it.
 SELECTION_RULE = (
-    "rule: among the candidates whose calibration is not refused by the gates, the simplest "
-    "family whose {metric} is within one paired standard error of the lowest (the "
-    "per-patient differences of the same out-of-fold predictions, same folds for every family)"
+    "rule: the simplest family whose {metric} (a proper score of the served probability, "
+    "calibration included) is within one paired standard error of the lowest (the per-patient "
+    "differences of the same out-of-fold predictions, same folds for every family); "
+    "calibration is judged again with its intervals by `promote`'s gates"
 )
-
-
-def paired_se(difference: np.ndarray, groups: np.ndarray | None = None) -> float:
-    """Standard error of the mean of per-row ``difference`` (a paired comparison).
-
-    Rows of one patient (``groups``: a landmark dataset has one row per landmark) are summed
-    into one independent term (the cluster-robust standard error of a mean).
-    """
-    d = np.asarray(difference, dtype=float)
-    n = d.size
-    if n < 2:
-        return float("nan")
-    if groups is not None and len(np.unique(groups)) < n:
-        centred = pd.Series(d - d.mean()).groupby(np.asarray(groups)).sum().to_numpy()
-        g = centred.size
-        return float(np.sqrt(g / (g - 1) * np.sum(centred**2)) / n) if g > 1 else float("nan")
-    return float(d.std(ddof=1) / np.sqrt(n))
 
 
 def _simplicity(c) -> int:
@@ -70,6 +54,15 @@ def _family(c) -> str:
     return f"version {c.version} ({getattr(c, 'family', '') or 'unknown family'})"
 
 
+def _refused(c, policy: PromotionPolicy) -> list[Gate]:
+    """The calibration gates (no champion) that refuse ``c`` on its recorded estimates and
+    intervals."""
+    tags = {k: str(v) for k, v in c.metrics.items()}
+    return [
+        g for g in check_gates(tags, None, policy) if g.name != "discrimination" and not g.passed
+    ]
+
+
 def select(
     candidates: Sequence,
     selection_metric: str,
@@ -79,48 +72,48 @@ def select(
 ) -> Selection:
     """The challenger by the one-standard-error rule, and the reasons in words.
 
-    1. Candidates whose calibration gates (:func:`check_gates` without a champion, on their
-       recorded estimates and intervals) refuse them are left out, unless all are.
-    2. The lowest ``selection_metric`` among the others (highest for a higher-is-better one).
-    3. With per-row out-of-fold ``losses`` by version (the terms of the selection score on the
+    1. The lowest ``selection_metric`` among the candidates (highest for a higher-is-better
+       one).
+    2. With per-row out-of-fold ``losses`` by version (the terms of the selection score on the
        same rows for every candidate: :func:`training.fitting.family_run.brier_losses`), each
        candidate's paired difference from the lowest and its standard error
        (:func:`paired_se`); the simplest family (:data:`SIMPLEST_FIRST`) whose difference is at
        most one standard error is chosen: a lower score by less than its noise is not evidence
        that the more complex family predicts better. Without losses, the lowest is chosen.
+    3. Calibration does not filter the candidates: the Brier score already weighs it, and the
+       out-of-fold calibration slope judges fold models fitted on two thirds of the patients,
+       more overfitted than the registered one (it left out the families closest to the truth,
+       ``docs/benchmarks.md``). The reasons say whether the chosen version's calibration
+       gates (:func:`check_gates` on its estimates and intervals, as ``promote`` judges them)
+       pass and, when they do not, which candidate within the noise passes them.
     Ties keep the first listed.
     """
     policy = policy or PromotionPolicy()
-    scored = [c for c in candidates if math.isfinite(c.metrics.get(selection_metric, math.nan))]
-    if not scored:
+    pool = [c for c in candidates if math.isfinite(c.metrics.get(selection_metric, math.nan))]
+    if not pool:
         raise RegistryError(f"no candidate has a finite {selection_metric}")
     reasons = [SELECTION_RULE.format(metric=selection_metric)]
-
-    def refusal(c) -> list[Gate]:
-        tags = {k: str(v) for k, v in c.metrics.items()}
-        return [g for g in check_gates(tags, None, policy) if g.name != "discrimination"]
-
-    refused = {c.version: [g for g in refusal(c) if not g.passed] for c in scored}
-    pool = [c for c in scored if not refused[c.version]] or scored
-    if len(pool) < len(scored):
-        for c in scored:
-            if refused[c.version]:
-                names = ", ".join(g.name for g in refused[c.version])
-                reasons.append(
-                    f"left out: {_family(c)}, refused by its calibration gates ({names})"
-                )
-    elif any(refused.values()):
-        reasons.append("every candidate fails a calibration gate: all are compared")
+    recalibrated = [c for c in pool if c.metrics.get("recalibration_applied", 0.0) == 1.0]
+    if recalibrated:
+        reasons.append(
+            "recalibrated (logit p' = a + b logit p, fitted on out-of-fold predictions, adopted "
+            "where the cross-fitted recalibration lowers the Brier score by more than its paired "
+            "SE; scores and gates read the cross-fitted predictions): "
+            + "; ".join(
+                f"{_family(c)} a {c.metrics.get('recalibration_intercept', math.nan):+.2f}, "
+                f"b {c.metrics.get('recalibration_slope', math.nan):.2f}, "
+                f"-{c.metrics.get('recalibration_brier_gain', math.nan):.4f} "
+                f"(SE {c.metrics.get('recalibration_brier_gain_se', math.nan):.4f})"
+                for c in recalibrated
+            )
+        )
     sign = 1.0 if lower_is_better(selection_metric) else -1.0
     lowest = min(pool, key=lambda c: sign * c.metrics[selection_metric])
     score = lowest.metrics[selection_metric]
-    usable = (
-        losses is not None
-        and sign > 0
-        and all(c.version in losses for c in pool)
-    )
+    usable = losses is not None and sign > 0 and all(c.version in losses for c in pool)
     if not usable:
         reasons.append(f"{_family(lowest)} has the lowest {selection_metric} ({score:.4f})")
+        reasons += _gate_reasons(lowest, [lowest], policy)
         return Selection(lowest, lowest, tuple(reasons))
     base = np.asarray(losses[lowest.version], dtype=float)
     gaps = {}
@@ -154,7 +147,28 @@ def select(
             f"than the paired standard error of the difference ({se:.4f}), so the data do not "
             "show that it predicts better"
         )
+    reasons += _gate_reasons(chosen, sorted(within, key=_simplicity), policy)
     return Selection(chosen, lowest, tuple(reasons))
+
+
+def _gate_reasons(chosen, within: Sequence, policy: PromotionPolicy) -> list[str]:
+    """Whether ``promote`` will pass the chosen version's calibration, in words; when not,
+    the simplest candidate among ``within`` (no worse beyond noise) that passes."""
+    refused = _refused(chosen, policy)
+    if not refused:
+        return [f"{_family(chosen)}: every calibration gate passes on its intervals"]
+    names = ", ".join(g.name for g in refused)
+    text = (
+        f"{_family(chosen)}: its calibration gates refuse it ({names}); `promote` will refuse "
+        "it without --force"
+    )
+    passing = [c for c in within if c is not chosen and not _refused(c, policy)]
+    if passing:
+        text += (
+            f"; {_family(passing[0])} is within one paired SE of the lowest score and passes "
+            "them"
+        )
+    return [text]
 
 
 def choose_challenger(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from features.contract import Cohort
-from training.artifact.risk_model import predict_pipeline
 from training.config import Settings
 from training.evaluation.suite import evaluate_split
 from training.fitting.data import censor_deaths, check_events, time_to_event_rows
@@ -83,7 +82,7 @@ def evaluate_model(
     check_events(y, "evaluation cohort", minimum=2)
     if not risk_model.competing_death:
         y = censor_deaths(y)  # evaluated as it was trained: death hazard zero
-    risk, cif = predict_pipeline(risk_model.pipeline, rows, horizons)
+    risk, cif = risk_model.predict_arrays(rows, horizons)  # recalibrated when stored
     cif_by_h = {h: cif[:, j] for j, h in enumerate(horizons)}
     if bootstrap_max_patients is None:
         bootstrap_max_patients = TrainConfig().bootstrap_max_patients

@@ -319,7 +319,7 @@ def train(
     """
     import mlflow
 
-    from training.registry import selection, versions as registry
+    from training.registry import gates, selection, versions as registry
     from training.registry import card as mc
     from training.store import backend as tracking
 
@@ -347,6 +347,8 @@ def train(
         experiment_id = parent.info.experiment_id
         tracking.mark_training_experiment(experiment_id)
         lr_test = _log_parent(data, dataset)
+        # The champion's out-of-fold risk on these patients, when it has one: paired gates.
+        pairing = gates.champion_pairing(dataset.digest, data.design, len(y_test))
         outcomes = family_outcomes(data, progress)
         skipped = []
         for name, out in zip(config.families, outcomes, strict=True):
@@ -376,6 +378,15 @@ def train(
                     }
                 )
                 metrics = _log_family(out, y_test, X_test)
+                if data.design == "nested_cv_oof":
+                    mlflow.log_dict({"risk_24m": out.test_risk.tolist()}, gates.OOF_RISK_ARTIFACT)
+                if pairing is not None:
+                    paired = gates.paired_discrimination(
+                        pairing, y_test, out.test_risk, config.n_bootstrap, config.seed,
+                        config.bootstrap_max_patients or None,
+                    )
+                    mlflow.log_metrics(paired)
+                    metrics.update(paired)
                 is_cox = FAMILIES[name].is_cox
                 if lr_test and is_cox:
                     mlflow.log_metrics(lr_test)

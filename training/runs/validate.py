@@ -19,7 +19,6 @@ import numpy as np
 from features.csv_output import write_csv
 from features.contract import Cohort
 from features.vocabulary import BONE_METASTASIS
-from training.artifact.risk_model import predict_pipeline
 from training.config import Settings
 from training.evaluation.calibration import calibration_table
 from training.fitting.data import censor_deaths, time_to_event_rows
@@ -110,7 +109,7 @@ def validate_by_group(
     if not risk_model.competing_death:
         y = censor_deaths(y)
     horizons = tuple(sorted(set(risk_model.horizons_months) | set(VALIDATION_HORIZONS)))
-    risk, cif = predict_pipeline(risk_model.pipeline, rows, horizons)
+    risk, cif = risk_model.predict_arrays(rows, horizons)  # recalibrated when stored
     cif_by_h = {h: cif[:, j] for j, h in enumerate(horizons)}
     band = PromotionPolicy().slope_band
     labels = rows[by].to_numpy(dtype=object)
