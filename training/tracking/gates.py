@@ -11,12 +11,16 @@ gates (or with ``force`` and a recorded reason).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
 from training.config import MODEL_NAME
+from training.evaluation.names import METRICS, key, parse
 from training.tracking.registry import (
     CHALLENGER,
+    PROMOTION_FIELDS,
+    PROMOTION_TAG,
     CHAMPION,
     AuthenticationFailed,
     RegistryError,
@@ -27,7 +31,9 @@ from training.tracking.registry import (
     incomplete_reason,
     mlflow_client,
     permission_denied,
+    run_metrics,
     set_alias,
+    version_facts,
 )
 
 
@@ -55,14 +61,14 @@ class PromotionPolicy:
         Candidate metric of the discrimination gate of :func:`choose_challenger`.
     """
 
-    discrimination_metric: str = "test_uno_c"
+    discrimination_metric: str = key("uno_c", "test_")
     discrimination_margin: float = 0.01
-    slope_metric: str = "test_calibration_slope_{h}m"
+    slope_metric: str = key("calibration_slope", "test_") + "_{h}m"
     slope_band: tuple[float, float] = (0.8, 1.2)
-    citl_metric: str = "test_calibration_in_the_large_{h}m"
+    citl_metric: str = key("calibration_in_the_large", "test_") + "_{h}m"
     citl_max: float = 0.05
     horizons_months: tuple[int, ...] = (12, 24, 36)
-    selection_discrimination_metric: str = "cv_uno_c_mean"
+    selection_discrimination_metric: str = key("uno_c", "cv_", statistic="_mean")
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,7 @@ def _judged_gate(
         return Gate(name, False, f"{metric} is not recorded on the version", metric)
     low, high = band
     inside = low <= value <= high
-    if metric.startswith("test_calibration_in_the_large"):
+    if (parsed := parse(metric)) is not None and parsed.metric.name == "calibration_in_the_large":
         point = f"{value:+.3f}"
         band_text = f"+/-{high:g}"
         verdict = "within" if inside else "beyond"
@@ -157,15 +163,12 @@ def _half_width(values: dict[str, str], metric: str, estimate: float) -> float |
 
 def gate_values(version) -> dict[str, str]:
     """What the gates and ``compare`` read of a version: its training run's metrics (every
-    horizon, intervals) under its tags (the headline values it was registered with)."""
-    from mlflow.exceptions import MlflowException
-
-    tags = dict(version.tags or {})
-    try:
-        run_metrics = mlflow_client().get_run(version.run_id).data.metrics if version.run_id else {}
-    except MlflowException:
-        run_metrics = {}
-    return {**{k: str(x) for k, x in run_metrics.items()}, **tags}
+    horizon, intervals: :func:`training.tracking.registry.run_metrics`) under the headline
+    values it was registered with (:func:`training.tracking.registry.version_facts`)."""
+    facts = version_facts(version.tags or {})
+    run_id = version.run_id or facts.get("run_id")
+    values = run_metrics(run_id) if run_id else {}
+    return {k: str(x) for k, x in {**values, **facts["metrics"]}.items()}
 
 
 def _discrimination_gate(
@@ -255,19 +258,19 @@ def check_gates(
         gates.append(
             _judged_gate(
                 candidate,
-                f"calibration_slope_{h}m",
+                key("calibration_slope", horizon=h),
                 policy.slope_metric.format(h=h),
                 policy.slope_band,
-                1.0,
+                METRICS["calibration_slope"].ideal,
             )
         )
         gates.append(
             _judged_gate(
                 candidate,
-                f"calibration_in_the_large_{h}m",
+                key("calibration_in_the_large", horizon=h),
                 policy.citl_metric.format(h=h),
                 (-policy.citl_max, policy.citl_max),
-                0.0,
+                METRICS["calibration_in_the_large"].ideal,
             )
         )
     return gates
@@ -410,7 +413,7 @@ def promote(
     gates = check_gates(gate_values(candidate), champion_tags, policy)
     if not all(g.passed for g in gates) and not force:
         raise PromotionRefused(str(version), gates)
-    audit = {
+    record = {
         "promoted_from": previous or "none",
         "promotion_gates": "; ".join(
             f"{g.name}: {'pass' if g.passed else 'FAIL'} ({g.detail})" for g in gates
@@ -418,9 +421,13 @@ def promote(
         "promoted_by": current_user(),
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "promotion_reason": reason or "promotion gates passed",
+        # A forced reason of an earlier promotion of this version does not outlive this one.
+        "forced_promotion_reason": reason if force else None,
     }
-    # A forced reason of an earlier promotion of this version does not outlive this one.
-    audit["forced_promotion_reason"] = reason if force else None
+    # One tag (a line of the registry's table); a record of a release before 0.2 (a tag per
+    # field) is replaced by it.
+    audit: dict[str, str | None] = {PROMOTION_TAG: json.dumps(record)}
+    audit.update({k: None for k in PROMOTION_FIELDS if k in (candidate.tags or {})})
     _record_then_move(client, candidate, audit, previous)
     return Promotion(
         version=str(version),

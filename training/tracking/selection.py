@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.config import lower_is_better
+from training.evaluation.names import lower_is_better
 from training.models.names import SIMPLEST_FIRST
 from training.tracking.gates import Gate, PromotionPolicy, check_gates
 from training.tracking.registry import CHALLENGER, RegistryError, set_alias
