@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from features.schema import DEFAULT_HORIZONS_MONTHS, HEADLINE_HORIZON_MONTHS
 
-HIGHER, LOWER, IDEAL = "higher", "lower", "ideal"
+HIGHER, LOWER, IDEAL, NEITHER = "higher", "lower", "ideal", "neither"
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class Metric:
         Its name in logged keys, without split prefix, horizon or statistic (``uno_c``).
     direction : str
         ``"higher"`` or ``"lower"`` is better, or ``"ideal"``: the closer to :attr:`ideal`
-        the better (calibration slope 1, calibration-in-the-large 0).
+        the better (calibration slope 1, calibration-in-the-large 0); ``"neither"`` for a
+        description (observed incidence).
     horizons : tuple of int
         The horizons (months) it is reported at by default (``<name>_<h>m``); empty for a
         metric of the whole follow-up (``uno_c``).
@@ -72,8 +73,8 @@ METRICS: dict[str, Metric] = {
         Metric("calibration_intercept", IDEAL, _H, "intercept", ideal=0.0),
         Metric("calibration_in_the_large", IDEAL, _H, "CITL", ideal=0.0),
         Metric("ici", LOWER, _H, "ICI"),
-        Metric("observed_incidence", IDEAL, _H, "observed incidence"),
-        Metric("mean_predicted", IDEAL, _H, "mean predicted"),
+        Metric("observed_incidence", NEITHER, _H, "observed incidence"),
+        Metric("mean_predicted", NEITHER, _H, "mean predicted"),
     )
 }
 
