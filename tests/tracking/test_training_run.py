@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from tests.conftest import CONTRACT_FILES, run_cli
 from training.config import SELECTION_METRIC
-from training.evaluation.names import LABELS, METRICS_TABLE
+from training.evaluation.names import LABELS, METRICS_TABLE, parse
 from training.tracking.registry import run_metrics, version_facts
 
 pytestmark = pytest.mark.slow
@@ -86,6 +87,9 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
         ):
             assert key in m, (name, key)
         assert m["test_harrell_c_lo"] <= m["test_harrell_c"] <= m["test_harrell_c_hi"]
+        # Every metric the suite logs is in the Metric table (counts and the marker's test aside).
+        other = re.compile(r"headline/.*|marker_lr_\w+|test_landmark_[\d.]+_(n|bone_met_events)")
+        assert not [k for k in m if parse(k) is None and not other.fullmatch(k)], name
         # The headline metrics under readable names in their own group, equal to their keys;
         # every metric rounded to 4 significant digits.
         for key, label in LABELS.items():
