@@ -117,3 +117,15 @@ def test_the_metrics_table_holds_every_metric_with_its_interval():
     logged = json.loads(table.to_json(orient="split", index=False))
     back = registry.metrics_from_table(logged)
     assert back == {k: v for k, v in METRICS.items() if math.isfinite(v)}
+
+
+def test_the_served_model_page_reads_both_layouts():
+    """``/model``'s headline metrics and data digest (serving reads tags without importing
+    the registry)."""
+    from serving.service import version_record
+
+    tags = registry.version_tags("cox_ridge", METRICS, "1a2b3c4d5e6f", "r1", SELECTION_METRIC)
+    new, old = version_record(tags), version_record(_legacy_tags())
+    assert new[1] == old[1] == "1a2b3c4d5e6f"
+    assert set(new[0]) == set(old[0]) == {SELECTION_METRIC, *names.HEADLINE_TEST}
+    assert version_record({"facts": "{"}) == ({}, None)
