@@ -49,7 +49,7 @@ def mlflow_ui(trained_store):
             try:
                 if requests.get(f"{base}/health", timeout=2).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or too busy to answer yet
                 pass
             time.sleep(0.5)
         else:
