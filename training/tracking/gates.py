@@ -19,9 +19,9 @@ from training.config import MODEL_NAME
 from training.evaluation.names import METRICS, key, parse
 from training.tracking.registry import (
     CHALLENGER,
+    CHAMPION,
     PROMOTION_FIELDS,
     PROMOTION_TAG,
-    CHAMPION,
     AuthenticationFailed,
     RegistryError,
     alias_version,
