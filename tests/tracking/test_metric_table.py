@@ -84,8 +84,10 @@ def test_three_tags_per_version_and_the_old_layout_read_alike():
     tags = registry.version_tags(
         "cox_ridge", METRICS, "1a2b3c4d5e6f", "r1", SELECTION_METRIC, training_run_id="p1"
     )
-    assert set(tags) == {"family", "summary", "facts"}
-    assert tags["summary"] == "Uno C 0.773 · AUC 24m 0.801 · Brier 24m 0.061 · data 1a2b3c4d"
+    assert set(tags) == {"summary", "facts"}
+    assert tags["summary"] == (
+        "cox_ridge · Uno C 0.773 · AUC 24m 0.801 · Brier 24m 0.061 · data 1a2b3c4d"
+    )
     new, old = registry.version_facts(tags), registry.version_facts(_legacy_tags())
     assert {k: v for k, v in new.items() if k != "metrics"} == {
         k: v for k, v in old.items() if k != "metrics"
@@ -95,18 +97,29 @@ def test_three_tags_per_version_and_the_old_layout_read_alike():
         assert old["metrics"][key] == pytest.approx(value, abs=1e-4)
     # A facts tag edited into something else reads as no facts: the version is incomplete.
     broken = registry.version_facts({**tags, "facts": "not json"})
-    assert broken == {"family": "cox_ridge", "metrics": {}}
+    assert broken == {"metrics": {}}
 
 
-def test_one_promotion_tag_and_the_old_layout_read_alike():
+def test_the_promotion_is_in_the_facts_and_the_old_layout_reads_alike():
+    tags = registry.version_tags("cox_ridge", METRICS, "1a2b3c4d5e6f", "r1", SELECTION_METRIC)
     record = {"promoted_by": "bob", "promotion_reason": "x", "forced_promotion_reason": None}
-    assert registry.promotion_record({"promotion": json.dumps(record)}) == {
-        "promoted_by": "bob",
-        "promotion_reason": "x",
-    }
+    writes = registry.promotion_tags(tags, record)
+    assert set(writes) == {"facts"}  # the row stays two tags
+    promoted = {**tags, **writes}
+    assert registry.promotion_record(promoted) == {"promoted_by": "bob", "promotion_reason": "x"}
+    assert registry.version_facts(promoted) == registry.version_facts(tags)
     old = registry.promotion_record(_legacy_tags())
     assert old["promoted_by"] == "alice" and "forced_promotion_reason" not in old
-    assert registry.promotion_record({"promotion": "[1]"}) == {}
+    assert registry.promotion_record({"facts": "[1]"}) == {}
+    # A 0.1 version promoted again moves to the two tags: facts first, then the old deleted.
+    legacy = {**_legacy_tags(), "validation_by_site_id_run_id": "v1"}
+    writes = registry.promotion_tags(legacy, record)
+    assert list(writes)[:2] == ["facts", "summary"]
+    assert writes["summary"].startswith("cox_ridge · Uno C 0.773")
+    after = {k: v for k, v in {**legacy, **writes}.items() if v is not None}
+    assert set(after) == {"facts", "summary", "validation_by_site_id_run_id"}
+    assert registry.version_facts(after) == registry.version_facts(_legacy_tags())
+    assert registry.promotion_record(after) == {"promoted_by": "bob", "promotion_reason": "x"}
 
 
 def test_the_metrics_table_holds_every_metric_with_its_interval():

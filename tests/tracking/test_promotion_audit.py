@@ -108,12 +108,7 @@ def test_a_second_promotion_replaces_the_first_ones_reason(store):
     done = gates.promote(other, policy=gates.PromotionPolicy(**LENIENT))
     assert done.forced_reason is None and registry.alias_version("champion") == other
     tags = record(other)
-    assert set(client.get_model_version(NAME, other).tags) == {
-        "family",
-        "summary",
-        "facts",
-        "promotion",
-    }
+    assert set(client.get_model_version(NAME, other).tags) == {"summary", "facts"}
     assert tags["promotion_reason"] == "promotion gates passed"
     assert "forced_promotion_reason" not in tags
     assert tags["promoted_from"] == champion
@@ -241,7 +236,10 @@ def test_versions_and_runs_of_an_earlier_release_read_alike(store):
     assert other in history.iloc[0]["versions"].split(",")
     gates.promote(other, force=True, reason="re-promoted")
     tags = client.get_model_version(NAME, other).tags
-    assert set(tags) == set(old) - set(registry.PROMOTION_FIELDS) | {"promotion"}
+    assert set(tags) == {"summary", "facts"} and len(old) > 12  # moved to the two tags
+    moved = registry.version_facts(tags)
+    assert moved["family"] == facts["family"] and moved["run_id"] == facts["run_id"]
+    assert moved["metrics"] == pytest.approx(facts["metrics"], abs=1e-4)
     record = registry.promotion_record(tags)
     assert record["promoted_by"] != "someone" and record["promotion_reason"] == "re-promoted"
     assert registry.alias_version("champion") == other

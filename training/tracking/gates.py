@@ -11,7 +11,6 @@ gates (or with ``force`` and a recorded reason).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -20,8 +19,6 @@ from training.evaluation.names import METRICS, key, parse
 from training.tracking.registry import (
     CHALLENGER,
     CHAMPION,
-    PROMOTION_FIELDS,
-    PROMOTION_TAG,
     AuthenticationFailed,
     RegistryError,
     alias_version,
@@ -31,6 +28,7 @@ from training.tracking.registry import (
     incomplete_reason,
     mlflow_client,
     permission_denied,
+    promotion_tags,
     run_metrics,
     set_alias,
     version_facts,
@@ -424,10 +422,8 @@ def promote(
         # A forced reason of an earlier promotion of this version does not outlive this one.
         "forced_promotion_reason": reason if force else None,
     }
-    # One tag (a line of the registry's table); a record of a release before 0.2 (a tag per
-    # field) is replaced by it.
-    audit: dict[str, str | None] = {PROMOTION_TAG: json.dumps(record)}
-    audit.update({k: None for k in PROMOTION_FIELDS if k in (candidate.tags or {})})
+    # In the version's facts tag (its row in the registry stays two lines).
+    audit = promotion_tags(candidate.tags or {}, record)
     _record_then_move(client, candidate, audit, previous)
     return Promotion(
         version=str(version),

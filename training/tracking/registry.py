@@ -25,11 +25,14 @@ CHALLENGER = "challenger"
 #: the version's training run (:func:`run_metrics`), where the promotion gates also read the
 #: other horizons (:func:`training.tracking.gates.gate_values`).
 HEADLINE_METRICS = names.HEADLINE_TEST
-#: The three tags of a version (one line in the registry's table): its family, a one-line
-#: ``summary`` for people and ``facts``, one JSON object for programs (:func:`version_facts`).
-FAMILY_TAG, SUMMARY_TAG, FACTS_TAG = "family", "summary", "facts"
-#: One JSON tag recording the latest promotion of a version (:func:`promotion_record`).
-PROMOTION_TAG = "promotion"
+#: The two tags of a version (MLflow 3.17's registry table shows a line per tag): a one-line
+#: ``summary`` for people (family, headline metrics, data) and ``facts``, one JSON object for
+#: programs (:func:`version_facts`; its ``promotion`` the latest promotion,
+#: :func:`promotion_record`). Versions of releases before 0.2 carry a tag per fact instead,
+#: among them :data:`FAMILY_TAG`.
+SUMMARY_TAG, FACTS_TAG, FAMILY_TAG = "summary", "facts", "family"
+#: Key of the latest promotion in a version's facts.
+PROMOTION_KEY = "promotion"
 #: The promotion record's fields; versions promoted by releases before 0.2 carry each as a
 #: tag of its own, read alike by :func:`promotion_record`.
 PROMOTION_FIELDS = (
@@ -45,8 +48,8 @@ MODEL_DESCRIPTION = (
     "Cumulative incidence of a first bone metastasis in breast cancer, death without bone "
     "metastasis competing, from clinical covariates and circulating osteocalcin-positive cells "
     "(data contract v1). Each version is one model family trained by `bonemet train`; its "
-    "description opens with a summary, then the model card; its tags hold its family, a "
-    "one-line summary and its facts (JSON), everything else is in its training run "
+    "description opens with a summary, then the model card; its two tags hold a one-line "
+    "summary and its facts (JSON), everything else is in its training run "
     "(tables/metrics.json). `champion` is served, `challenger` is "
     "the best candidate of the latest training. Research software, not a medical device."
 )
@@ -133,11 +136,11 @@ def version_tags(
     landmark_days: Sequence[float] = (),
     training_run_id: str | None = None,
 ) -> dict[str, str]:
-    """The three tags a version carries (:data:`FAMILY_TAG`, :data:`SUMMARY_TAG`,
-    :data:`FACTS_TAG`): one line in the registry's table.
+    """The two tags a version carries (:data:`SUMMARY_TAG`, :data:`FACTS_TAG`): two lines in
+    the registry's table.
 
-    ``facts`` is one JSON object: data digest, landmark days, its run, the training (parent)
-    run it came from, the selection metric and ``metrics``, the point estimates of the
+    ``facts`` is one JSON object: family, data digest, landmark days, its run, the training
+    (parent) run it came from, the selection metric and ``metrics``, the point estimates of the
     selection metric and :data:`HEADLINE_METRICS` (intervals stay in the run). Read it with
     :func:`version_facts`, which reads the versions of earlier releases (a tag per fact) alike.
     """
@@ -147,6 +150,7 @@ def version_tags(
         if name in metrics and math.isfinite(metrics[name])
     }
     facts = {
+        "family": family,
         "selection_metric": selection_metric,
         "dataset_digest": dataset_digest,
         "landmark_days": ",".join(f"{d:g}" for d in landmark_days) or "none",
@@ -155,8 +159,7 @@ def version_tags(
         "metrics": values,
     }
     return {
-        FAMILY_TAG: family,
-        SUMMARY_TAG: summary_line(values, dataset_digest),
+        SUMMARY_TAG: summary_line(family, values, dataset_digest),
         FACTS_TAG: json.dumps(facts, separators=(",", ":")),
     }
 
@@ -165,13 +168,14 @@ def version_tags(
 SUMMARY_METRICS = HEADLINE_METRICS[:3]
 
 
-def summary_line(metrics: Mapping[str, float], dataset_digest: str) -> str:
-    """``Uno C 0.773 · AUC 24m 0.801 · Brier 24m 0.061 · data 1a2b3c4d``: what a person
-    scanning the registry reads of a version (labels of :mod:`training.evaluation.names`)."""
+def summary_line(family: str, metrics: Mapping[str, float], dataset_digest: str) -> str:
+    """``cox_ridge · Uno C 0.773 · AUC 24m 0.801 · Brier 24m 0.061 · data 1a2b3c4d``: what a
+    person scanning the registry reads of a version (labels of
+    :mod:`training.evaluation.names`)."""
     parts = [
         f"{names.label(name)} {metrics[name]:.3f}" for name in SUMMARY_METRICS if name in metrics
     ]
-    return " · ".join([*parts, f"data {dataset_digest[:8]}"])
+    return " · ".join([family, *parts, f"data {dataset_digest[:8]}"])
 
 
 def version_facts(tags: Mapping[str, str]) -> dict:
@@ -194,7 +198,11 @@ def version_facts(tags: Mapping[str, str]) -> dict:
         except ValueError:
             facts = None
         if isinstance(facts, dict):
-            out = {k: str(v) for k, v in facts.items() if k != "metrics" and v is not None}
+            out = {
+                k: str(v)
+                for k, v in facts.items()
+                if k not in ("metrics", PROMOTION_KEY) and v is not None
+            }
             values = facts.get("metrics")
             out["metrics"] = {
                 k: float(v)
@@ -204,12 +212,7 @@ def version_facts(tags: Mapping[str, str]) -> dict:
         else:
             out["metrics"] = {}
     else:
-        out = {
-            k: tags[k]
-            for k in ("dataset_digest", "landmark_days", "run_id", "training_run_id")
-            + ("selection_metric",)
-            if tags.get(k)
-        }
+        out = {k: tags[k] for k in LEGACY_FACT_TAGS if tags.get(k)}
         out["metrics"] = {}
         for k, v in tags.items():
             if names.parse(k) is not None:
@@ -219,24 +222,57 @@ def version_facts(tags: Mapping[str, str]) -> dict:
                     continue
                 if math.isfinite(value):
                     out["metrics"][k] = value
-    if tags.get(FAMILY_TAG):
-        out["family"] = tags[FAMILY_TAG]
     return out
 
 
 def promotion_record(tags: Mapping[str, str]) -> dict[str, str]:
     """The latest promotion recorded on a version (:data:`PROMOTION_FIELDS` present), from
-    its :data:`PROMOTION_TAG` or, for a version promoted before 0.2, from a tag per field."""
+    the ``promotion`` of its facts or, for a version promoted before 0.2, from a tag per
+    field."""
     tags = dict(tags or {})
-    if PROMOTION_TAG in tags:
+    if FACTS_TAG in tags:
         try:
-            record = json.loads(tags[PROMOTION_TAG])
-        except ValueError:
-            return {}
-        if not isinstance(record, dict):
-            return {}
-        return {k: str(record[k]) for k in PROMOTION_FIELDS if record.get(k) is not None}
+            record = json.loads(tags[FACTS_TAG]).get(PROMOTION_KEY)
+        except (ValueError, AttributeError):
+            record = None
+        if isinstance(record, dict):
+            return {k: str(record[k]) for k in PROMOTION_FIELDS if record.get(k) is not None}
     return {k: tags[k] for k in PROMOTION_FIELDS if tags.get(k)}
+
+
+def promotion_tags(tags: Mapping[str, str], record: Mapping[str, str | None]) -> dict:
+    """The tag writes that record ``record`` (:data:`PROMOTION_FIELDS`) on a version with
+    ``tags``: its facts with ``promotion`` replaced (two lines in the registry's table, still).
+    A version of a release before 0.2 is moved to the two tags on the way: its facts written
+    from :func:`version_facts`, its tags per fact and per promotion field deleted (None)."""
+    tags = dict(tags or {})
+    try:
+        facts = json.loads(tags[FACTS_TAG]) if FACTS_TAG in tags else None
+    except ValueError:
+        facts = None
+    legacy: dict[str, str | None] = {}
+    if not isinstance(facts, dict):
+        facts = version_facts(tags)
+        legacy[SUMMARY_TAG] = summary_line(
+            facts.get("family", ""), facts["metrics"], facts.get("dataset_digest", "")
+        )
+        old = {*LEGACY_FACT_TAGS, *PROMOTION_FIELDS, *facts["metrics"]}
+        legacy.update({k: None for k in tags if k in old})
+    record = {k: v for k, v in record.items() if v is not None}
+    # The facts first: a reader between two writes finds the version complete.
+    facts_json = json.dumps({**facts, PROMOTION_KEY: record}, separators=(",", ":"))
+    return {FACTS_TAG: facts_json, **legacy}
+
+
+#: Tags per fact of the versions of releases before 0.2 (with one per headline metric).
+LEGACY_FACT_TAGS = (
+    FAMILY_TAG,
+    "selection_metric",
+    "dataset_digest",
+    "landmark_days",
+    "run_id",
+    "training_run_id",
+)
 
 
 def run_metrics(run_id: str, client=None) -> dict[str, float]:
