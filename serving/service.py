@@ -415,15 +415,11 @@ def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any
     from features.schema import CONTRACT_REVISION
 
     risk_model = model.unwrap_python_model().risk_model
-    metrics = {
-        k: float(v)
-        for k, v in tags.items()
-        if k.startswith(("test_", "cv_", "delta_")) and _is_float(v)
-    }
+    metrics, digest = version_record(tags)
     return {
         **info.model_dump(),
         "family": risk_model.family,
-        "training_data_digest": tags.get("dataset_digest"),
+        "training_data_digest": digest,
         "headline_metrics": metrics,
         "features": [str(f) for f in risk_model.pipeline[0].get_feature_names_out()],
         "inputs": list(risk_model.inputs),
@@ -460,6 +456,28 @@ def _performance(metrics: dict[str, float] | None) -> dict[str, dict[str, float]
                 "high": metrics.get(f"{name}_hi"),
             }
     return out
+
+
+def version_record(tags: dict[str, str]) -> tuple[dict[str, float], str | None]:
+    """The headline metrics and the training data's digest recorded on a registered version.
+
+    From its ``facts`` tag (one JSON object, bonemet 0.2 on), else from a tag per fact (the
+    versions of earlier releases); written by ``training.registry.versions.version_tags``.
+    """
+    try:
+        facts = json.loads(tags["facts"]) if "facts" in tags else None
+    except ValueError:
+        facts = None
+    facts = facts if isinstance(facts, dict) else {}
+    recorded = facts.get("metrics") if isinstance(facts.get("metrics"), dict) else tags
+    if "facts" in tags and not isinstance(facts.get("metrics"), dict):
+        recorded = {}
+    metrics = {
+        k: float(v)
+        for k, v in recorded.items()
+        if k.startswith(("test_", "cv_", "delta_")) and _is_float(v) and math.isfinite(float(v))
+    }
+    return metrics, facts.get("dataset_digest", tags.get("dataset_digest"))
 
 
 def _is_float(value: str) -> bool:

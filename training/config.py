@@ -16,6 +16,7 @@ import yaml
 from features.schema import DEFAULT_HORIZONS_MONTHS, HEADLINE_HORIZON_MONTHS
 from features.vocabulary import MAX_HORIZON_MONTHS, MIN_HORIZON_MONTHS, horizons_in_range
 from features.vocabulary import MODEL_NAME as MODEL_NAME
+from training.evaluation.names import SELECTION, metric_of
 from training.models.names import DEFAULT_FAMILIES, FAMILY_NAMES
 from training.models.names import OPTIONAL_FAMILIES as OPTIONAL_FAMILIES  # for the command line
 
@@ -23,25 +24,10 @@ from training.models.names import OPTIONAL_FAMILIES as OPTIONAL_FAMILIES  # for 
 #: months (a proper scoring rule of what the clinician reads, not a ranking alone), over the
 #: outer folds of every repeat; the challenger is chosen on it by the one-standard-error rule of
 #: :func:`training.registry.selection.select` (paired per-patient differences).
-SELECTION_METRIC = "cv_brier_headline_mean"
+SELECTION_METRIC = SELECTION
 #: Smallest bound of the search subsample and of the bootstrap resamples: fewer patients hold
 #: too few events for a stratified inner fold or a stable interval.
 MIN_BOUNDED_PATIENTS = 200
-
-
-def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` is better (Brier scores, ICI), else larger.
-
-    Parameters
-    ----------
-    metric : str
-        A metric name such as ``cv_brier_headline_mean``, ``test_ici_24m`` or ``cv_uno_c_mean``.
-
-    Returns
-    -------
-    bool
-    """
-    return ("brier" in metric and "scaled_brier" not in metric) or "ici_" in metric
 
 
 class ConfigError(ValueError):
@@ -94,7 +80,8 @@ class TrainConfig:
         False trains the clinical-only feature set.
     selection_metric : str
         Metric that picks the ``challenger`` among this run's candidates (lower is better for
-        Brier scores and ICI, higher otherwise: :func:`lower_is_better`).
+        Brier scores and ICI, higher otherwise:
+        :func:`training.evaluation.names.lower_is_better`).
     landmark_days : tuple of float
         Empty (default): models predict from enrollment. Otherwise a landmark *supermodel*:
         each patient still at risk at each landmark (days since enrollment, the first 0)
@@ -148,6 +135,10 @@ class TrainConfig:
             raise ConfigError(f"max_grid must be 1-20, got {self.max_grid}")
         if not 1 <= self.n_jobs <= 16:
             raise ConfigError(f"n_jobs must be 1-16, got {self.n_jobs}")
+        try:
+            metric_of(self.selection_metric)
+        except ValueError as err:
+            raise ConfigError(f"selection_metric: {err}") from None
         if not (self.n_bootstrap == 0 or 20 <= self.n_bootstrap <= 5000):
             raise ConfigError(f"n_bootstrap must be 0 or 20-5000, got {self.n_bootstrap}")
         for name in ("search_max_patients", "bootstrap_max_patients"):

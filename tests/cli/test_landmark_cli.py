@@ -127,7 +127,9 @@ def test_landmark_card_counts_patients(landmark_store, landmark_version):
     mv = mlflow.MlflowClient().get_model_version(
         "bone-metastasis-risk", landmark_version["challenger_version"]
     )
-    assert mv.tags["landmark_days"] == LANDMARKS
+    from training.registry.versions import version_facts
+
+    assert version_facts(mv.tags)["landmark_days"] == LANDMARKS
     card = mv.description
     patients = int(re.search(r"\*\*Patients used \(eligible\)\*\*: (\d+)", card).group(1))
     n = landmark_version["n_train_patients"] + landmark_version["n_test_patients"]

@@ -12,6 +12,7 @@ import pytest
 
 from features.contract import ContractError, load_cohort, read_table
 from tests.conftest import run_cli
+from tests.scoring.rules import assert_prediction_day_rule
 
 pytestmark = pytest.mark.slow
 
@@ -146,22 +147,4 @@ def test_prediction_day_leaves_out_patients_whose_outcome_came_by_then(trained_s
     out = tmp_path / "day365.csv"
     _predict(trained_store, out, "--prediction-day", "365", "--chunk-size", "100")
     scored = pd.read_csv(out, dtype={c: str for c in TEXT_COLUMNS})
-    patients = pd.read_csv(trained_store["cohort"] / "patients.csv", dtype={"patient_id": str})
-    merged = scored.merge(patients[["patient_id", "time_days", "event"]], on="patient_id")
-    assert len(merged) == len(scored) == len(patients)
-    by_then = merged["time_days"] <= 365
-    ended = by_then & merged["event"].isin(["bone_metastasis", "death"])
-    censored = by_then & (merged["event"] == "censored")
-    assert ended.sum() > 0 and censored.sum() > 0  # the cohort has both kinds
-    assert merged.loc[ended, ["risk_score", "p_bone_met_12m", "p_death_12m"]].isna().all().all()
-    assert merged.loc[ended, "risk_group"].isna().all()
-    for _, row in merged[ended].iterrows():
-        assert f"recorded on day {row['time_days']:g}, on or before prediction_day 365" in row[
-            "warnings"
-        ]
-        assert "no longer at risk, no prediction" in row["warnings"]
-    assert merged.loc[censored, "p_bone_met_12m"].notna().all()
-    assert merged.loc[censored, "warnings"].str.contains("follow-up ended on day").all()
-    at_risk = merged["time_days"] > 365  # (no time_days: bone metastasis at enrollment)
-    assert merged.loc[at_risk, "p_bone_met_12m"].notna().all()
-    assert not merged.loc[at_risk, "warnings"].str.contains("on or before prediction_day").any()
+    assert_prediction_day_rule(scored, trained_store["cohort"] / "patients.csv", 365)

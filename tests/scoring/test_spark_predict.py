@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli
+from tests.scoring.rules import assert_prediction_day_rule
 
 pytestmark = pytest.mark.slow
 
@@ -93,9 +94,11 @@ def same_predictions(local: pd.DataFrame, spark: pd.DataFrame) -> None:
 
 
 def test_spark_engine_scores_from_a_prediction_day_as_the_local_engine(trained_store, tmp_path):
+    """From a prediction day Spark answers as the local engine, the prediction-day rule
+    included: no prediction for a patient whose outcome came on or before it."""
     env, cwd, cohort = trained_store["env"], trained_store["dir"], trained_store["cohort"]
     inputs = ["--patients", str(cohort / "patients.csv")]
-    inputs += ["--measurements", str(cohort / "oc_measurements.csv"), "--prediction-day", "90"]
+    inputs += ["--measurements", str(cohort / "oc_measurements.csv"), "--prediction-day", "365"]
     local_out = tmp_path / "local.csv"
     run_cli(["predict", *inputs, "--out", str(local_out)], env, cwd)
     spark_out = tmp_path / "spark.parquet"
@@ -108,3 +111,5 @@ def test_spark_engine_scores_from_a_prediction_day_as_the_local_engine(trained_s
     # Later draws were used: some answer differs from the enrollment one and says so.
     assert local["warnings"].str.contains("draw").any()
     same_predictions(local, spark)
+    # Patients whose outcome came on or before the day: left out, or warned for (issue 23.4).
+    assert_prediction_day_rule(spark, cohort / "patients.csv", 365)

@@ -141,10 +141,11 @@ def test_the_run_records_metrics_per_landmark(landmark_server, landmark_store):
     from mlflow import MlflowClient
 
     from training.config import Settings
+    from training.registry.versions import run_metrics
 
     run_id = requests.get(f"{landmark_server}/model", timeout=10).json()["run_id"]
     uri = Settings(data_dir=Path(landmark_store["env"]["BONEMET_DATA_DIR"])).tracking_uri
-    metrics = MlflowClient(tracking_uri=uri).get_run(run_id).data.metrics
+    metrics = run_metrics(run_id, MlflowClient(tracking_uri=uri))
     for day in LANDMARKS.split(","):
         assert metrics[f"test_landmark_{day}_n"] > 0
     assert 0.5 < metrics["test_landmark_0_harrell_c"] <= 1.0

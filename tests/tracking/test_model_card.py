@@ -105,8 +105,9 @@ def test_card_formats_estimates_with_intervals(cohort):
     assert format_ci(0.71, np.nan, 0.76) == f"0.71 [{NOT_AVAILABLE}]"
     assert format_ci(None, 0.1, 0.2) == NOT_AVAILABLE
     card = render_model_card(full_facts(cohort))
-    assert "| harrell_c | 0.70 ± 0.03 | 0.71 [0.66, 0.76] |" in card
-    assert "| brier_24m | 0.061 ± 0.004 | 0.058 [0.049, 0.067] |" in card
+    # Each metric by its label, logged name and direction (the Metric table).
+    assert "| Harrell C (harrell_c) | higher | 0.70 ± 0.03 | 0.71 [0.66, 0.76] |" in card
+    assert "| Brier 24m (brier_24m) | lower | 0.061 ± 0.004 | 0.058 [0.049, 0.067] |" in card
     assert "| ΔC (Harrell) | 0.042 [0.011, 0.074] | yes |" in card
     assert "| ΔAUC 24 months | 0.030 [-0.010, 0.070] | no |" in card
     assert "chi2 = 14.20, df = 1, p < 0.001" in card

@@ -71,7 +71,7 @@ def test_a_failed_audit_leaves_the_alias_and_the_tags_as_they_were(store, monkey
 
     client, champion, other = store
     tags_before = dict(client.get_model_version(NAME, other).tags)
-    _fail_on(monkeypatch, "set_model_version_tag", 3, error)
+    _fail_on(monkeypatch, "set_model_version_tag", 1, error)
     with pytest.raises(registry.RegistryError) as refused:
         gates.promote(other, force=True, reason="clinical review")
     message = str(refused.value)
@@ -97,14 +97,18 @@ def test_a_second_promotion_replaces_the_first_ones_reason(store):
     from training.registry import gates, versions as registry
 
     client, champion, other = store
+    def record(version):
+        return registry.promotion_record(client.get_model_version(NAME, version).tags)
+
     gates.promote(other, force=True, reason="first, forced")
-    tags = client.get_model_version(NAME, other).tags
+    tags = record(other)
     assert tags["forced_promotion_reason"] == tags["promotion_reason"] == "first, forced"
     gates.promote(champion, force=True, reason="back")
-    assert client.get_model_version(NAME, other).tags["promotion_reason"] == "first, forced"
+    assert record(other)["promotion_reason"] == "first, forced"
     done = gates.promote(other, policy=gates.PromotionPolicy(**LENIENT))
     assert done.forced_reason is None and registry.alias_version("champion") == other
-    tags = client.get_model_version(NAME, other).tags
+    tags = record(other)
+    assert set(client.get_model_version(NAME, other).tags) == {"summary", "facts"}
     assert tags["promotion_reason"] == "promotion gates passed"
     assert "forced_promotion_reason" not in tags
     assert tags["promoted_from"] == champion
@@ -120,7 +124,7 @@ def test_the_command_says_in_one_line_what_state_a_failed_promotion_left(
     from training.registry import versions as registry
 
     client, champion, other = store
-    _fail_on(monkeypatch, "set_model_version_tag", 2, MlflowException("Connection aborted."))
+    _fail_on(monkeypatch, "set_model_version_tag", 1, MlflowException("Connection aborted."))
     res = CliRunner().invoke(
         app,
         ["promote", "--version", other, "--force", "--reason", "review"],
@@ -142,7 +146,8 @@ def test_a_version_of_a_killed_training_is_incomplete_for_promote_and_compare(st
     client, champion, other = store
     # The training that registered `other` ended FAILED, as bonemet's reaper marks a killed
     # one; its family run finished and the version carries every tag.
-    training_run = client.get_model_version(NAME, other).tags["training_run_id"]
+    tags = client.get_model_version(NAME, other).tags
+    training_run = registry.version_facts(tags)["training_run_id"]
     client.set_terminated(training_run, "FAILED")
     with pytest.raises(registry.RegistryError) as refused:
         gates.promote(other, force=True, reason="clinical review")
@@ -153,3 +158,88 @@ def test_a_version_of_a_killed_training_is_incomplete_for_promote_and_compare(st
     states = {row.version: row.complete for row in compare()}
     assert states[other] is False
     assert registry.alias_version("champion") == champion
+
+
+def _as_an_earlier_release_left_it(client, version: str) -> dict[str, str]:
+    """Rewrite ``version`` and its run as bonemet 0.1 recorded them: a tag per fact and per
+    headline metric (``%.4f``), a tag per promotion field, every metric of the run logged as
+    an MLflow metric (no metrics table). Returns the 0.1 tags."""
+    from mlflow.entities import Metric
+
+    from training.registry import versions as registry
+
+    mv = client.get_model_version(NAME, version)
+    facts = registry.version_facts(mv.tags)
+    metrics = registry.run_metrics(mv.run_id, client)
+    old = {k: facts[k] for k in ("family", "selection_metric", "dataset_digest", "landmark_days")}
+    old.update(run_id=facts["run_id"], training_run_id=facts["training_run_id"])
+    old.update({k: f"{v:.4f}" for k, v in facts["metrics"].items()})
+    old.update(
+        promoted_from="none",
+        promotion_gates="discrimination: pass (no champion yet)",
+        promoted_by="someone",
+        promoted_at="2026-01-01T00:00:00+00:00",
+        promotion_reason="promotion gates passed",
+    )
+    for key in mv.tags:
+        client.delete_model_version_tag(NAME, version, key)
+    for key, value in old.items():
+        client.set_model_version_tag(NAME, version, key, value)
+    client.delete_tag(mv.run_id, "metrics_table")
+    items = sorted(metrics.items())
+    for i in range(0, len(items), 500):
+        client.log_batch(mv.run_id, [Metric(k, v, 0, 0) for k, v in items[i : i + 500]])
+    return old
+
+
+def test_versions_and_runs_of_an_earlier_release_read_alike(store):
+    """A version registered by bonemet 0.1 (a tag per fact, its run's metrics all logged as
+    MLflow metrics, its promotion a tag per field) reads as it did (issue 23): facts, gate
+    values, compare, history; promoting it again replaces its promotion tags by one."""
+    from training.registry import gates, registry
+    from training.registry.compare import compare
+
+    client, champion, other = store
+    mv = client.get_model_version(NAME, other)
+    facts = registry.version_facts(mv.tags)
+    values = gates.gate_values(mv)
+    rows = {r.version: r for r in compare()}
+    old = _as_an_earlier_release_left_it(client, other)
+    legacy = client.get_model_version(NAME, other)
+    assert len(legacy.tags) > 12  # the 0.1 layout
+    read = registry.version_facts(legacy.tags)
+    assert {k: v for k, v in read.items() if k != "metrics"} == {
+        k: v for k, v in facts.items() if k != "metrics"
+    }
+    assert read["metrics"] == pytest.approx(facts["metrics"], abs=1e-4)
+    assert registry.promotion_record(legacy.tags)["promoted_by"] == "someone"
+    assert registry.incomplete_reason(legacy) is None
+    # 0.1 tagged the headline values at 4 decimals, 0.2 records 4 significant digits.
+    legacy_values = gates.gate_values(legacy)
+    assert set(legacy_values) == set(values)
+    for key, value in values.items():
+        assert float(legacy_values[key]) == pytest.approx(float(value), abs=1e-4), key
+    row, before = {r.version: r for r in compare()}[other], rows[other]
+    assert (row.family, row.data_digest, row.complete, row.selection_metric) == (
+        before.family,
+        before.data_digest,
+        before.complete,
+        before.selection_metric,
+    )
+    assert row.failed_gates == before.failed_gates
+    for key, metric in before.metrics.items():
+        assert (row.metrics[key] is None) == (metric is None), key
+        if metric is not None:
+            assert row.metrics[key].estimate == pytest.approx(metric.estimate, abs=1e-4)
+            assert (row.metrics[key].lo, row.metrics[key].hi) == (metric.lo, metric.hi)
+    history = registry.training_history()
+    assert other in history.iloc[0]["versions"].split(",")
+    gates.promote(other, force=True, reason="re-promoted")
+    tags = client.get_model_version(NAME, other).tags
+    assert set(tags) == {"summary", "facts"} and len(old) > 12  # moved to the two tags
+    moved = registry.version_facts(tags)
+    assert moved["family"] == facts["family"] and moved["run_id"] == facts["run_id"]
+    assert moved["metrics"] == pytest.approx(facts["metrics"], abs=1e-4)
+    record = registry.promotion_record(tags)
+    assert record["promoted_by"] != "someone" and record["promotion_reason"] == "re-promoted"
+    assert registry.alias_version("champion") == other

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.tracking.conftest import fast_env, kill_hard, start_cli, train_args, wait_for
+from training.registry.versions import promotion_record, version_facts
 
 pytestmark = pytest.mark.slow
 NAME = "bone-metastasis-risk"
@@ -62,9 +63,10 @@ def _assert_versions_complete(client) -> list:
     """Every registered version has its tags and a finished run; returns the versions."""
     versions = client.search_model_versions(f"name='{NAME}'")
     for v in versions:
-        tags = v.tags or {}
-        for tag in ("family", "dataset_digest", "run_id", "selection_metric", "test_uno_c"):
+        tags = version_facts(v.tags or {})
+        for tag in ("family", "dataset_digest", "run_id", "selection_metric"):
             assert tags.get(tag), f"version {v.version} lacks {tag}: {tags}"
+        assert "test_uno_c" in tags["metrics"], tags
         assert client.get_run(tags["run_id"]).info.status == "FINISHED"
     return versions
 
@@ -190,6 +192,6 @@ def test_killed_trainings_leave_nothing_incomplete_or_promotable(fault_cohort, t
         ["promote", "--version", good, "--force", "--reason", "first model"], env, tmp_path
     )
     assert f"champion: version {good}" in ok.stdout
-    tags = client.get_model_version(NAME, good).tags
+    tags = promotion_record(client.get_model_version(NAME, good).tags)
     assert tags["promoted_by"] and tags["promoted_at"].startswith("20")
     assert tags["promotion_reason"] == "first model"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from training.config import lower_is_better
+from training.evaluation.names import lower_is_better
 from training.registry.gates import PromotionPolicy, check_gates
 from training.registry.selection import paired_se, select, select_challenger
 

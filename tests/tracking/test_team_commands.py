@@ -223,7 +223,7 @@ def test_reader_trains_into_their_experiment_but_cannot_register(team):
         for family, run in families.items():
             assert f"{family} (run {run.info.run_id})" in message
             assert run.info.status == "FINISHED"
-            assert run.data.metrics["test_uno_c"] > 0.5
+            assert run.data.metrics["headline/Uno C"] > 0.5
         assert {m.source_run_id for m in models} == {r.info.run_id for r in families.values()}
         for logged in models:
             assert logged.status == LoggedModelStatus.READY

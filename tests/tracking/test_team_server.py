@@ -12,6 +12,7 @@ import json
 import pytest
 
 from tests.conftest import cli_env, run_cli
+from training.registry.versions import promotion_record
 from tests.tracking.conftest import (
     FAST,
     kill_hard,
@@ -97,7 +98,8 @@ def test_two_shells_and_a_killed_training_on_postgres(postgres, fault_cohort, tm
             ["promote", "--force", "--reason", "team test"], env, tmp_path, check=False
         )
         assert promoted.returncode == 0, promoted.stderr
-        assert client.get_model_version(NAME, str(challenger)).tags["promoted_by"]
+        tags = client.get_model_version(NAME, str(challenger)).tags
+        assert promotion_record(tags)["promoted_by"]
         out = tmp_path / "scores.csv"
         run_cli(
             [
@@ -178,11 +180,11 @@ def test_permissions_reader_cannot_promote(postgres, fault_cohort, tmp_path):
         assert "user 'reader' may not move 'champion'" in refused.stderr
         assert "permission denied" in refused.stderr
         client_tags = _admin_tags(uri, password)
-        assert "promoted_by" not in client_tags
+        assert "promoted_by" not in promotion_record(client_tags)
 
         done = run_cli(["promote", "--force", "--reason", "reviewed by admin"], admin, tmp_path)
         assert "champion: version 1" in done.stdout
-        tags = _admin_tags(uri, password)
+        tags = promotion_record(_admin_tags(uri, password))
         assert tags["promoted_by"] == "admin"
         assert tags["promotion_reason"] == "reviewed by admin"
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import pytest
 
 from tests.conftest import CONTRACT_FILES, run_cli
 from training.config import SELECTION_METRIC
-from training.evaluation.names import LABELS
+from training.evaluation.names import LABELS, METRICS_TABLE, parse
+from training.registry.versions import run_metrics, version_facts
 
 pytestmark = pytest.mark.slow
 FIGURES = {
@@ -58,7 +60,15 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
         assert len(trials) == 2  # max_grid 2 in the test environment
         assert sum(r.data.tags["selected"] == "true" for r in trials) == 1
         assert all("inner_cv_brier_headline_mean" in r.data.metrics for r in trials)
-        m = child.data.metrics
+        # The run's MLflow metrics are the headline set under readable names; every metric
+        # is in its table (issue 23: a compare view and a runs table a person can read).
+        top = child.data.metrics
+        assert set(top) <= {
+            f"headline/{label}{w}" for label in LABELS.values() for w in ("", " low", " high")
+        }
+        assert {"headline/Uno C", "headline/Uno C low", "headline/CV Brier 12-36m"} <= set(top)
+        assert child.data.tags["metrics_table"] == METRICS_TABLE
+        m = run_metrics(child.info.run_id, client)
         for key in (
             "test_harrell_c",
             "test_harrell_c_lo",
@@ -79,12 +89,18 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
         ):
             assert key in m, (name, key)
         assert m["test_harrell_c_lo"] <= m["test_harrell_c"] <= m["test_harrell_c_hi"]
+        # Every metric the suite logs is in the Metric table (counts and the marker's test aside).
+        other = re.compile(
+            r"headline/.*|marker_lr_\w+|test_landmark_[\d.]+_(n|bone_met_events)|paired_\w+"
+        )
+        assert not [k for k in m if parse(k) is None and not other.fullmatch(k)], name
         # The headline metrics under readable names in their own group, equal to their keys;
         # every metric rounded to 4 significant digits.
         for key, label in LABELS.items():
             assert m[f"headline/{label}"] == m[key], (name, key)
         assert m["headline/Uno C low"] == m["test_uno_c_lo"]
         assert all(float(f"{v:.4g}") == v for v in m.values()), name
+        assert all(float(f"{v:.4g}") == v for v in top.values()), name
         assert child.info.run_name.startswith(f"{name} · 600 patients · data ")
         files = {f.path for f in client.list_artifacts(child.info.run_id, "figures")}
         assert {Path(f).name for f in files} == FIGURES
@@ -92,6 +108,7 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
         assert "model_card.md" in names
         tables = {Path(f.path).name for f in client.list_artifacts(child.info.run_id, "tables")}
         assert {
+            "metrics.json",
             "calibration_24m.json",
             "subgroups.json",
             "trials.json",
@@ -100,19 +117,23 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
 
 
 def test_versions_carry_headline_tags_a_summary_and_a_model_card(client):
-    """A registry a person can read (issue 9, point 5): a handful of tags per version, the
-    rest (intervals included) in the run; a summary paragraph, then the card."""
+    """A registry a person can read (issues 9 and 23): two tags per version (a one-line
+    summary, the facts as one JSON object), the rest (intervals included) in the run; a
+    summary paragraph, then the card."""
     registered = client.get_registered_model("bone-metastasis-risk")
     assert registered.description.startswith("Cumulative incidence of a first bone metastasis")
     for mv in client.search_model_versions("name='bone-metastasis-risk'"):
-        tags = {k: v for k, v in mv.tags.items() if not k.startswith(("promot", "forced"))}
+        assert set(mv.tags) == {"summary", "facts"}, sorted(mv.tags)
+        assert " · Uno C 0." in mv.tags["summary"] and " · data " in mv.tags["summary"]
+        assert len(mv.tags["summary"]) <= 80
+        tags = version_facts(mv.tags)
         assert tags["family"] in {"cox_ridge", "logistic_ipcw"}
         assert tags["landmark_days"] == "none" and tags["selection_metric"] == SELECTION_METRIC
-        for key in ("dataset_digest", "run_id", SELECTION_METRIC, "test_uno_c"):
+        for key in ("dataset_digest", "run_id", "training_run_id"):
             assert tags[key]
-        assert len(tags) <= 12, sorted(tags)
-        run = client.get_run(tags["run_id"]).data.metrics
-        assert run["test_uno_c_lo"] <= float(tags["test_uno_c"]) <= run["test_uno_c_hi"]
+        assert {SELECTION_METRIC, "test_uno_c"} <= set(tags["metrics"])
+        run = run_metrics(tags["run_id"], client)
+        assert run["test_uno_c_lo"] <= tags["metrics"]["test_uno_c"] <= run["test_uno_c_hi"]
         summary, _, card = mv.description.partition("\n\n")
         assert summary.startswith(f"**{tags['family']}** candidate") and "Uno's C" in summary
         assert not summary.startswith("#") and card.startswith("# Model card")
@@ -141,7 +162,9 @@ def test_evaluate_command_logs_an_external_validation_run(trained_store, tmp_pat
     exp = client.get_experiment_by_name("bone-metastasis-evaluation")
     (run,) = client.search_runs([exp.experiment_id])
     assert run.data.tags["model_uri"] == "models:/bone-metastasis-risk@champion"
-    assert "eval_calibration_slope_24m" in run.data.metrics
+    assert "headline/slope 24m" in run.data.metrics and "n_eval" in run.data.metrics
+    assert not any(k.startswith("eval_") for k in run.data.metrics)
+    assert "eval_calibration_slope_24m_lo" in run_metrics(run.info.run_id, client)
     bad = run_cli(
         [
             "evaluate",

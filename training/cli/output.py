@@ -16,6 +16,7 @@ from training.evaluation.names import (
     HEADLINE_TEST,
     LABELS,
     PER_LANDMARK,
+    label,
 )
 
 if TYPE_CHECKING:
@@ -24,12 +25,12 @@ if TYPE_CHECKING:
 #: Columns of the closing table of ``bonemet train`` (test split, with 95 % intervals).
 TABLE_METRICS = tuple((name, LABELS[name]) for name in HEADLINE_TEST)
 
-#: Short names of the promotion gates in tables.
-GATE_LABELS = {
-    "discrimination": "C vs champion",
-    "calibration_slope": "slope",
-    "calibration_in_the_large": "CITL",
-}
+
+
+def gate_label(gate: str) -> str:
+    """Short name of a promotion gate in tables: ``C vs champion``, ``slope 12m``, ``CITL 24m``
+    (the metric's label, :func:`training.evaluation.names.label`)."""
+    return "C vs champion" if gate == "discrimination" else label(gate)
 
 
 def console():
@@ -342,7 +343,9 @@ def candidate_gates(result) -> tuple[str | None, dict[str, list]]:
     champion = registry.alias_version(registry.CHAMPION)
     champion_tags = None
     if champion is not None:
-        champion_tags = registry.resolve(f"models:/{MODEL_NAME}/{champion}").tags
+        champion_tags = gates.gate_values(
+            registry.mlflow_client().get_model_version(MODEL_NAME, champion)
+        )
     verdicts = {}
     for c in result.candidates:
         tags = {k: str(v) for k, v in c.metrics.items()}
@@ -381,7 +384,7 @@ def candidate_table(result):
         }
         row.update({label: cell(c.metrics, name) for name, label in TABLE_METRICS})
         row[gates_heading(champion)] = (
-            "FAIL:\n" + "\n".join(GATE_LABELS.get(f, f) for f in failed) if failed else "pass"
+            "FAIL:\n" + "\n".join(gate_label(f) for f in failed) if failed else "pass"
         )
         rows.append(row)
     return pd.DataFrame(rows)

@@ -15,6 +15,7 @@ import pandas as pd
 from features import vocabulary
 from features.schema import HEADLINE_HORIZON_MONTHS
 from training.evaluation import names
+from training.evaluation.names import key
 from training.evaluation.accuracy import (
     brier_score,
     cumulative_dynamic_auc,
@@ -78,37 +79,38 @@ def point_metrics(
     """
     censoring = censoring_estimator(y_train)
     out = {
-        "harrell_c": harrell_c(y_eval, risk),
-        "uno_c": uno_c(y_train, y_eval, risk, tau_months * DAYS_PER_MONTH, censoring),
+        key("harrell_c"): harrell_c(y_eval, risk),
+        key("uno_c"): uno_c(y_train, y_eval, risk, tau_months * DAYS_PER_MONTH, censoring),
     }
     horizons = sorted(cif)
     for h in horizons:
         p = np.asarray(cif[h], dtype=float)
         if h <= float(y_eval["time"].max()) / DAYS_PER_MONTH:
-            out[f"td_auc_{h}m"] = cumulative_dynamic_auc(y_train, y_eval, risk, h, censoring)
-        out[f"ipcw_auc_{h}m"] = ipcw_auc(y_eval, p, h)
-        out[f"brier_{h}m"] = ipcw_brier(y_eval, p, h)
+            auc = cumulative_dynamic_auc(y_train, y_eval, risk, h, censoring)
+            out[key("td_auc", horizon=h)] = auc
+        out[key("ipcw_auc", horizon=h)] = ipcw_auc(y_eval, p, h)
+        out[key("brier", horizon=h)] = ipcw_brier(y_eval, p, h)
         observed = observed_incidence(y_eval, h)
-        out[f"observed_incidence_{h}m"] = observed
-        out[f"mean_predicted_{h}m"] = float(np.mean(p))
-        out[f"calibration_in_the_large_{h}m"] = float(np.mean(p)) - observed
+        out[key("observed_incidence", horizon=h)] = observed
+        out[key("mean_predicted", horizon=h)] = float(np.mean(p))
+        out[key("calibration_in_the_large", horizon=h)] = float(np.mean(p)) - observed
     for h in horizons:
         p = np.asarray(cif[h], dtype=float)
         try:
             fit = calibration_slope_intercept(y_eval, p, h)
-            out[f"calibration_slope_{h}m"] = fit.slope
-            out[f"calibration_intercept_{h}m"] = fit.intercept
-            out[f"ici_{h}m"] = ici(y_eval, p, h)
+            out[key("calibration_slope", horizon=h)] = fit.slope
+            out[key("calibration_intercept", horizon=h)] = fit.intercept
+            out[key("ici", horizon=h)] = ici(y_eval, p, h)
         except ValueError:
-            out[f"calibration_slope_{h}m"] = float("nan")
+            out[key("calibration_slope", horizon=h)] = float("nan")
         try:
-            out[f"scaled_brier_{h}m"] = scaled_brier(y_eval, p, h)
+            out[key("scaled_brier", horizon=h)] = scaled_brier(y_eval, p, h)
         except ValueError:
-            out[f"scaled_brier_{h}m"] = float("nan")
+            out[key("scaled_brier", horizon=h)] = float("nan")
     if len(horizons) > 1:
         matrix = np.column_stack([cif[h] for h in horizons])
-        out["integrated_brier"] = integrated_brier_score(y_eval, matrix, horizons)
-    out["brier_headline"] = mean_brier(y_eval, cif)
+        out[key("integrated_brier")] = integrated_brier_score(y_eval, matrix, horizons)
+    out[key("brier_headline")] = mean_brier(y_eval, cif)
     return out
 
 

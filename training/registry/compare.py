@@ -19,6 +19,7 @@ from training.registry.versions import (
     alias_version,
     incomplete_reason,
     mlflow_client,
+    version_facts,
 )
 
 #: Metrics shown side by side: Harrell's C, the headline metrics, the marker's increment.
@@ -119,7 +120,7 @@ def compare(
     rows = []
     run_status: dict[str, str] = {}
     for v in sorted(found, key=lambda v: int(v.version), reverse=True):
-        tags = dict(v.tags or {})
+        tags = version_facts(v.tags or {})
         values = gate_values(v)
         selection = tags.get("selection_metric", "")
         other = champion_tags if str(v.version) != champion else None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from features.vocabulary import SELECTION_HORIZONS_MONTHS
 from training.config import MODEL_NAME
+from training.evaluation.names import METRICS, key, parse
 from training.registry.versions import (
     CHALLENGER,
     CHAMPION,
@@ -28,7 +29,10 @@ from training.registry.versions import (
     incomplete_reason,
     mlflow_client,
     permission_denied,
+    promotion_tags,
+    run_metrics,
     set_alias,
+    version_facts,
 )
 
 
@@ -56,14 +60,14 @@ class PromotionPolicy:
         Candidate metric of the discrimination gate of :func:`choose_challenger`.
     """
 
-    discrimination_metric: str = "test_uno_c"
+    discrimination_metric: str = key("uno_c", "test_")
     discrimination_margin: float = 0.01
-    slope_metric: str = "test_calibration_slope_{h}m"
+    slope_metric: str = key("calibration_slope", "test_") + "_{h}m"
     slope_band: tuple[float, float] = (0.8, 1.2)
-    citl_metric: str = "test_calibration_in_the_large_{h}m"
+    citl_metric: str = key("calibration_in_the_large", "test_") + "_{h}m"
     citl_max: float = 0.05
     horizons_months: tuple[int, ...] = SELECTION_HORIZONS_MONTHS
-    selection_discrimination_metric: str = "cv_uno_c_mean"
+    selection_discrimination_metric: str = key("uno_c", "cv_", statistic="_mean")
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def _judged_gate(
         return Gate(name, False, f"{metric} is not recorded on the version", metric)
     low, high = band
     inside = low <= value <= high
-    if metric.startswith("test_calibration_in_the_large"):
+    if (parsed := parse(metric)) is not None and parsed.metric.name == "calibration_in_the_large":
         point = f"{value:+.3f}"
         band_text = f"+/-{high:g}"
         verdict = "within" if inside else "beyond"
@@ -183,7 +187,7 @@ def champion_pairing(dataset_digest: str, design: str, n_rows: int):
         if version is None:
             return None
         champion = mlflow_client().get_model_version(MODEL_NAME, version)
-        if (champion.tags or {}).get("dataset_digest") != dataset_digest or not champion.run_id:
+        if version_facts(champion.tags or {}).get("dataset_digest") != dataset_digest or not champion.run_id:
             return None
         risk = mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/{OOF_RISK_ARTIFACT}")
     except (MlflowException, OSError, ValueError, RegistryError):
@@ -225,17 +229,13 @@ def paired_discrimination(
 
 def gate_values(version) -> dict[str, str]:
     """What the gates and ``compare`` read of a version: its training run's metrics (every
-    horizon, intervals) under its tags (the headline values it was registered with)."""
-    from mlflow.exceptions import MlflowException
-
-    tags = dict(version.tags or {})
-    try:
-        run_metrics = mlflow_client().get_run(version.run_id).data.metrics if version.run_id else {}
-    except MlflowException:
-        run_metrics = {}
+    horizon, intervals: :func:`training.registry.versions.run_metrics`) under the headline
+    values it was registered with (:func:`training.registry.versions.version_facts`)."""
+    facts = version_facts(version.tags or {})
+    run_id = version.run_id or facts.get("run_id")
+    values = run_metrics(run_id) if run_id else {}
     return {
-        **{k: str(x) for k, x in run_metrics.items()},
-        **tags,
+        **{k: str(x) for k, x in {**values, **facts["metrics"]}.items()},
         "model_version": str(version.version),
     }
 
@@ -357,19 +357,19 @@ def check_gates(
         gates.append(
             _judged_gate(
                 candidate,
-                f"calibration_slope_{h}m",
+                key("calibration_slope", horizon=h),
                 policy.slope_metric.format(h=h),
                 policy.slope_band,
-                1.0,
+                METRICS["calibration_slope"].ideal,
             )
         )
         gates.append(
             _judged_gate(
                 candidate,
-                f"calibration_in_the_large_{h}m",
+                key("calibration_in_the_large", horizon=h),
                 policy.citl_metric.format(h=h),
                 (-policy.citl_max, policy.citl_max),
-                0.0,
+                METRICS["calibration_in_the_large"].ideal,
             )
         )
     return gates
@@ -496,7 +496,7 @@ def promote(
     gates = check_gates(gate_values(candidate), champion_tags, policy)
     if not all(g.passed for g in gates) and not force:
         raise PromotionRefused(str(version), gates)
-    audit = {
+    record = {
         "promoted_from": previous or "none",
         "promotion_gates": "; ".join(
             f"{g.name}: {'pass' if g.passed else 'FAIL'} ({g.detail})" for g in gates
@@ -504,9 +504,11 @@ def promote(
         "promoted_by": current_user(),
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "promotion_reason": reason or "promotion gates passed",
+        # A forced reason of an earlier promotion of this version does not outlive this one.
+        "forced_promotion_reason": reason if force else None,
     }
-    # A forced reason of an earlier promotion of this version does not outlive this one.
-    audit["forced_promotion_reason"] = reason if force else None
+    # In the version's facts tag (its row in the registry stays two lines).
+    audit = promotion_tags(candidate.tags or {}, record)
     _record_then_move(client, candidate, audit, previous)
     return Promotion(
         version=str(version),

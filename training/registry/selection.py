@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from training.config import lower_is_better
+from training.evaluation.names import lower_is_better
 from training.evaluation.recalibration import paired_se
 from training.models.names import SIMPLEST_FIRST
 from training.registry.gates import Gate, PromotionPolicy, check_gates

@@ -9,8 +9,9 @@ what a logged model declares (requirements, signature) in :mod:`training.registr
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from features.schema import HEADLINE_HORIZON_MONTHS
@@ -19,18 +20,37 @@ from training.evaluation import names
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-#: Metrics tagged on each version (with the selection metric): what a person scanning the
-#: registry needs. Every other metric, and every interval, stays in the version's training run
-#: (``run_id`` tag), where the promotion gates also read the other horizons
-#: (:func:`training.registry.gates.gate_values`).
+#: Metrics recorded on each version (with the selection metric, in its :data:`FACTS_TAG`):
+#: what a person scanning the registry needs. Every other metric, and every interval, stays in
+#: the version's training run (:func:`run_metrics`), where the promotion gates also read the
+#: other horizons (:func:`training.registry.gates.gate_values`).
 HEADLINE_METRICS = names.HEADLINE_TEST
+#: The two tags of a version (MLflow 3.17's registry table shows a line per tag): a one-line
+#: ``summary`` for people (family, headline metrics, data) and ``facts``, one JSON object for
+#: programs (:func:`version_facts`; its ``promotion`` the latest promotion,
+#: :func:`promotion_record`). Versions of releases before 0.2 carry a tag per fact instead,
+#: among them :data:`FAMILY_TAG`.
+SUMMARY_TAG, FACTS_TAG, FAMILY_TAG = "summary", "facts", "family"
+#: Key of the latest promotion in a version's facts.
+PROMOTION_KEY = "promotion"
+#: The promotion record's fields; versions promoted by releases before 0.2 carry each as a
+#: tag of its own, read alike by :func:`promotion_record`.
+PROMOTION_FIELDS = (
+    "promoted_from",
+    "promotion_gates",
+    "promoted_by",
+    "promoted_at",
+    "promotion_reason",
+    "forced_promotion_reason",
+)
 #: Description of the registered model itself (the registry's model page).
 MODEL_DESCRIPTION = (
     "Cumulative incidence of a first bone metastasis in breast cancer, death without bone "
     "metastasis competing, from clinical covariates and circulating osteocalcin-positive cells "
     "(data contract v1). Each version is one model family trained by `bonemet train`; its "
-    "description opens with a summary, then the model card; its tags hold the headline "
-    "metrics, everything else is in its training run. `champion` is served, `challenger` is "
+    "description opens with a summary, then the model card; its two tags hold a one-line "
+    "summary and its facts (JSON), everything else is in its training run "
+    "(tables/metrics.json). `champion` is served, `challenger` is "
     "the best candidate of the latest training. Research software, not a medical device."
 )
 
@@ -60,8 +80,9 @@ def mlflow_client():
     return MlflowClient()
 
 
-#: Tags every version bonemet registers carries from its creation (one request): a version
-#: without them was not made by a finished ``bonemet train`` and is never promoted.
+#: Facts every version bonemet registers carries from its creation (one request, in its
+#: :data:`FACTS_TAG`; before 0.2 as tags of their own): a version without them was not made by
+#: a finished ``bonemet train`` and is never promoted.
 REQUIRED_VERSION_TAGS = ("family", "dataset_digest", "run_id", "selection_metric")
 
 
@@ -83,12 +104,12 @@ def incomplete_reason(version, run_status: dict[str, str] | None = None) -> str 
     """
     from mlflow.exceptions import MlflowException
 
-    tags = dict(version.tags or {})
+    tags = version_facts(version.tags or {})
     if str(version.status) != "READY":
         return f"it is {version.status}, not READY"
     missing = [t for t in REQUIRED_VERSION_TAGS if not tags.get(t)]
     if missing:
-        return f"it lacks the tag(s) {', '.join(missing)} a finished bonemet train records"
+        return f"it lacks the fact(s) {', '.join(missing)} a finished bonemet train records"
     cache = run_status if run_status is not None else {}
     runs = [("run", tags["run_id"])]
     if tags.get("training_run_id"):
@@ -115,22 +136,209 @@ def version_tags(
     landmark_days: Sequence[float] = (),
     training_run_id: str | None = None,
 ) -> dict[str, str]:
-    """The handful of tags a version carries: family, selection metric, headline metrics
-    (:data:`HEADLINE_METRICS`, point estimates; intervals stay in the run), data digest,
-    landmark or not, its run and the training (parent) run it came from."""
-    tags = {
+    """The two tags a version carries (:data:`SUMMARY_TAG`, :data:`FACTS_TAG`): two lines in
+    the registry's table.
+
+    ``facts`` is one JSON object: family, data digest, landmark days, its run, the training
+    (parent) run it came from, the selection metric and ``metrics``, the point estimates of the
+    selection metric and :data:`HEADLINE_METRICS` (intervals stay in the run). Read it with
+    :func:`version_facts`, which reads the versions of earlier releases (a tag per fact) alike.
+    """
+    values = {
+        name: float(metrics[name])
+        for name in dict.fromkeys((selection_metric, *HEADLINE_METRICS))
+        if name in metrics and math.isfinite(metrics[name])
+    }
+    facts = {
         "family": family,
         "selection_metric": selection_metric,
         "dataset_digest": dataset_digest,
         "landmark_days": ",".join(f"{d:g}" for d in landmark_days) or "none",
         "run_id": run_id,
+        **({"training_run_id": training_run_id} if training_run_id else {}),
+        "metrics": values,
     }
-    if training_run_id:
-        tags["training_run_id"] = training_run_id
-    for name in dict.fromkeys((selection_metric, *HEADLINE_METRICS)):
-        if name in metrics and math.isfinite(metrics[name]):
-            tags[name] = f"{metrics[name]:.4f}"
-    return tags
+    return {
+        SUMMARY_TAG: summary_line(family, values, dataset_digest),
+        FACTS_TAG: json.dumps(facts, separators=(",", ":")),
+    }
+
+
+#: Metrics of a version's one-line summary (its :data:`SUMMARY_TAG`).
+SUMMARY_METRICS = HEADLINE_METRICS[:3]
+
+
+def summary_line(family: str, metrics: Mapping[str, float], dataset_digest: str) -> str:
+    """``cox_ridge · Uno C 0.773 · AUC 24m 0.801 · Brier 24m 0.061 · data 1a2b3c4d``: what a
+    person scanning the registry reads of a version (labels of
+    :mod:`training.evaluation.names`)."""
+    parts = [
+        f"{names.label(name)} {metrics[name]:.3f}" for name in SUMMARY_METRICS if name in metrics
+    ]
+    return " · ".join([family, *parts, f"data {dataset_digest[:8]}"])
+
+
+def version_facts(tags: Mapping[str, str]) -> dict:
+    """What bonemet recorded on a version, from its tags, whichever release registered it.
+
+    Returns
+    -------
+    dict
+        ``family``, ``dataset_digest``, ``landmark_days``, ``run_id``, ``training_run_id``,
+        ``selection_metric`` (str, absent when not recorded) and ``metrics`` (name to float).
+        From the :data:`FACTS_TAG` (0.2 on), else from one tag per fact (earlier releases:
+        ``run_id``, ``test_uno_c``, ...). A facts tag that is not a JSON object (edited by
+        hand) reads as no facts: the version is then incomplete.
+    """
+    tags = dict(tags or {})
+    out: dict = {}
+    if FACTS_TAG in tags:
+        try:
+            facts = json.loads(tags[FACTS_TAG])
+        except ValueError:
+            facts = None
+        if isinstance(facts, dict):
+            out = {
+                k: str(v)
+                for k, v in facts.items()
+                if k not in ("metrics", PROMOTION_KEY) and v is not None
+            }
+            values = facts.get("metrics")
+            out["metrics"] = {
+                k: float(v)
+                for k, v in (values.items() if isinstance(values, dict) else ())
+                if isinstance(v, int | float) and math.isfinite(v)
+            }
+        else:
+            out["metrics"] = {}
+    else:
+        out = {k: tags[k] for k in LEGACY_FACT_TAGS if tags.get(k)}
+        out["metrics"] = {}
+        for k, v in tags.items():
+            if names.parse(k) is not None:
+                try:
+                    value = float(v)
+                except ValueError:
+                    continue
+                if math.isfinite(value):
+                    out["metrics"][k] = value
+    return out
+
+
+def promotion_record(tags: Mapping[str, str]) -> dict[str, str]:
+    """The latest promotion recorded on a version (:data:`PROMOTION_FIELDS` present), from
+    the ``promotion`` of its facts or, for a version promoted before 0.2, from a tag per
+    field."""
+    tags = dict(tags or {})
+    if FACTS_TAG in tags:
+        try:
+            record = json.loads(tags[FACTS_TAG]).get(PROMOTION_KEY)
+        except (ValueError, AttributeError):
+            record = None
+        if isinstance(record, dict):
+            return {k: str(record[k]) for k in PROMOTION_FIELDS if record.get(k) is not None}
+    return {k: tags[k] for k in PROMOTION_FIELDS if tags.get(k)}
+
+
+def promotion_tags(tags: Mapping[str, str], record: Mapping[str, str | None]) -> dict:
+    """The tag writes that record ``record`` (:data:`PROMOTION_FIELDS`) on a version with
+    ``tags``: its facts with ``promotion`` replaced (two lines in the registry's table, still).
+    A version of a release before 0.2 is moved to the two tags on the way: its facts written
+    from :func:`version_facts`, its tags per fact and per promotion field deleted (None)."""
+    tags = dict(tags or {})
+    try:
+        facts = json.loads(tags[FACTS_TAG]) if FACTS_TAG in tags else None
+    except ValueError:
+        facts = None
+    legacy: dict[str, str | None] = {}
+    if not isinstance(facts, dict):
+        facts = version_facts(tags)
+        legacy[SUMMARY_TAG] = summary_line(
+            facts.get("family", ""), facts["metrics"], facts.get("dataset_digest", "")
+        )
+        old = {*LEGACY_FACT_TAGS, *PROMOTION_FIELDS, *facts["metrics"]}
+        legacy.update({k: None for k in tags if k in old})
+    record = {k: v for k, v in record.items() if v is not None}
+    # The facts first: a reader between two writes finds the version complete.
+    facts_json = json.dumps({**facts, PROMOTION_KEY: record}, separators=(",", ":"))
+    return {FACTS_TAG: facts_json, **legacy}
+
+
+#: Tags per fact of the versions of releases before 0.2 (with one per headline metric).
+LEGACY_FACT_TAGS = (
+    FAMILY_TAG,
+    "selection_metric",
+    "dataset_digest",
+    "landmark_days",
+    "run_id",
+    "training_run_id",
+)
+
+
+def run_metrics(run_id: str, client=None) -> dict[str, float]:
+    """Every metric of a run: its :data:`~training.evaluation.names.METRICS_TABLE` (0.2 on:
+    the headline set alone is logged as MLflow metrics) over its logged metrics (all of them
+    in runs of earlier releases). ``{}`` for an unreadable run.
+    """
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    client = client or mlflow_client()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as err:
+        if authentication_failed(err):
+            raise AuthenticationFailed(authentication_message()) from err
+        return {}
+    values = dict(run.data.metrics)
+    if run.data.tags.get(METRICS_TABLE_TAG) != names.METRICS_TABLE:
+        return values
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(run_id, names.METRICS_TABLE, tmp)
+            with open(path, encoding="utf-8") as fh:
+                table = json.load(fh)
+    except (MlflowException, OSError, ValueError):
+        return values
+    return {**values, **metrics_from_table(table)}
+
+
+#: Run tag saying the run's metrics are in its :data:`~training.evaluation.names.METRICS_TABLE`.
+METRICS_TABLE_TAG = "metrics_table"
+
+
+def metrics_table(metrics: Mapping[str, float]):
+    """The :data:`~training.evaluation.names.METRICS_TABLE` of a run's metrics: one row per
+    metric (``metric``, ``estimate``, ``low``, ``high``: ``<key>_lo``/``<key>_hi`` become its
+    interval), sorted by key."""
+    import pandas as pd
+
+    rows: dict[str, dict] = {}
+    for k, v in metrics.items():
+        base, column = k, "estimate"
+        for suffix, name in (("_lo", "low"), ("_hi", "high")):
+            if k.endswith(suffix) and k[: -len(suffix)] in metrics:
+                base, column = k[: -len(suffix)], name
+        rows.setdefault(base, {"metric": base, "estimate": None, "low": None, "high": None})
+        rows[base][column] = float(v) if v is not None and math.isfinite(v) else None
+    columns = ["metric", "estimate", "low", "high"]
+    return pd.DataFrame([rows[k] for k in sorted(rows)], columns=columns)
+
+
+def metrics_from_table(table: Mapping) -> dict[str, float]:
+    """The flat metrics (``<key>``, ``<key>_lo``, ``<key>_hi``) of a logged
+    :func:`metrics_table` (MLflow's ``{"columns": [...], "data": [...]}``)."""
+    columns = list(table.get("columns") or [])
+    out: dict[str, float] = {}
+    for row in table.get("data") or []:
+        entry = dict(zip(columns, row, strict=False))
+        name = entry.get("metric")
+        for column, suffix in (("estimate", ""), ("low", "_lo"), ("high", "_hi")):
+            value = entry.get(column)
+            if isinstance(name, str) and isinstance(value, int | float) and math.isfinite(value):
+                out[name + suffix] = float(value)
+    return out
 
 
 def version_summary(family: str, metrics: dict[str, float], selection_metric: str) -> str:
@@ -155,8 +363,8 @@ def version_summary(family: str, metrics: dict[str, float], selection_metric: st
         f"calibration slope {value(slope, 2)}, calibration-in-the-large "
         f"{value(citl)}"
         + (
-            f"; the marker adds {value('delta_uno_c_marker')} to Uno's C"
-            if math.isfinite(metrics.get("delta_uno_c_marker", math.nan))
+            f"; the marker adds {value(names.MARKER_GAIN)} to Uno's C"
+            if math.isfinite(metrics.get(names.MARKER_GAIN, math.nan))
             else ""
         )
         + ". All metrics, figures and tables are in the training run; the model card follows."
@@ -398,7 +606,7 @@ def training_history(limit: int = 10):
     )
     by_run: dict[str, list[str]] = {}
     for v in client.search_model_versions(f"name='{MODEL_NAME}'"):
-        parent = (v.tags or {}).get("training_run_id")
+        parent = version_facts(v.tags or {}).get("training_run_id")
         if parent:
             by_run.setdefault(parent, []).append(str(v.version))
     rows = []

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from features.contract import Cohort
 from training.config import Settings
+from training.evaluation.names import EVALUATION
 from training.evaluation.suite import evaluate_split
 from training.fitting.data import censor_deaths, check_events, time_to_event_rows
 from training.fitting.landmarks import landmark_rows, per_landmark_metrics
@@ -13,6 +14,7 @@ from training.models.competing import make_target
 from training.runs.train import (
     cohort_dataset,
     log_decision_curve_figure,
+    log_run_metrics,
     log_split_tables,
 )
 
@@ -105,13 +107,14 @@ def evaluate_model(
                 "dataset_digest": dataset.digest,
             }
         )
-        mlflow.log_metrics(
-            {
-                **metrics,
+        metrics = log_run_metrics(
+            metrics,
+            headline=[f"eval_{name}" for name in EVALUATION],
+            counts={
                 "n_eval": len(rows),
                 "n_eval_patients": n_patients,
                 "n_excluded_bone_met_at_enrollment": n_excluded,
-            }
+            },
         )
         mlflow.log_params(
             {"n_bootstrap": n_bootstrap, "bootstrap_resample_size": bound or len(rows)}

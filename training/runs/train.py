@@ -4,6 +4,7 @@ as a child run with its figures, tables and model card, register it, pick the ch
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -18,7 +19,9 @@ from training.evaluation.names import (
     HEADLINE_SUFFIX,
     LABELS,
     LOGGED_DIGITS,
+    METRICS_TABLE,
     UI_GROUP,
+    label,
 )
 from training.fitting.data import TrainingData, TrainingDataError, prepare_training_data
 from training.fitting.family_run import (
@@ -140,16 +143,39 @@ def logged_value(value: float) -> float:
     return float(f"{value:.{LOGGED_DIGITS}g}")
 
 
-def headline_metrics(metrics: dict[str, float]) -> dict[str, float]:
-    """The headline metrics under readable names (:data:`LABELS`) in the UI's group, e.g.
-    ``headline/Uno C``, with their interval bounds (``... low``, ``... high``)."""
+def headline_metrics(
+    metrics: dict[str, float], keys: Sequence[str] = tuple(LABELS)
+) -> dict[str, float]:
+    """The headline metrics ``keys`` under readable names (:func:`label`) in the UI's group,
+    e.g. ``headline/Uno C``, with their interval bounds (``... low``, ``... high``)."""
     out = {}
-    for key, label in LABELS.items():
+    for key in keys:
         for suffix, words in (("", ""), ("_lo", " low"), ("_hi", " high")):
             value = metrics.get(key + suffix)
             if value is not None and np.isfinite(value):
-                out[f"{UI_GROUP}/{label}{words}"] = value
+                out[f"{UI_GROUP}/{label(key)}{words}"] = value
     return out
+
+
+def log_run_metrics(
+    metrics: dict[str, float],
+    headline: Sequence[str] = tuple(LABELS),
+    counts: dict[str, float] | None = None,
+) -> dict[str, float]:
+    """Log a run's metrics, rounded (:func:`logged_value`), into the active run: the headline
+    set ``headline`` (and ``counts``) as MLflow metrics under readable names
+    (:func:`headline_metrics`), every metric in the run's :data:`METRICS_TABLE` (tagged
+    :data:`~training.registry.versions.METRICS_TABLE_TAG`; read back with
+    :func:`training.registry.versions.run_metrics`). Returns the rounded metrics."""
+    import mlflow
+
+    from training.registry.versions import METRICS_TABLE_TAG, metrics_table
+
+    metrics = {k: logged_value(v) for k, v in metrics.items()}
+    mlflow.log_metrics({**headline_metrics(metrics, headline), **(counts or {})})
+    mlflow.log_table(metrics_table(metrics), METRICS_TABLE)
+    mlflow.set_tag(METRICS_TABLE_TAG, METRICS_TABLE)
+    return metrics
 
 
 def _log_trials(out: FamilyOutcome) -> None:
@@ -173,7 +199,8 @@ def _log_trials(out: FamilyOutcome) -> None:
 
 def _log_family(out: FamilyOutcome, y_test: np.ndarray, X_test: pd.DataFrame) -> dict[str, float]:
     # ``X_test``/``y_test``: the evaluated rows (held-out split, or every row out of fold).
-    """Metrics, trial runs, tables and figures of one family into the active run."""
+    """Trial runs, tables and figures of one family into the active run; returns its metrics
+    (logged by :func:`log_run_metrics`)."""
     import mlflow
 
     from training.evaluation import figures
@@ -187,9 +214,6 @@ def _log_family(out: FamilyOutcome, y_test: np.ndarray, X_test: pd.DataFrame) ->
             if np.isfinite(value):
                 metrics[f"delta_{k}_marker{suffix}"] = float(value)
     metrics.update(landmark_metrics(X_test, y_test, out.test_risk))
-    # Logged, tagged and shown rounded alike; the headline metrics also under readable names.
-    metrics = {k: logged_value(v) for k, v in metrics.items()}
-    mlflow.log_metrics({**metrics, **headline_metrics(metrics)})
     mlflow.log_params({f"selected_{k}": v for k, v in out.params.items()})
     _log_trials(out)
     mlflow.log_table(pd.DataFrame(out.fold_metrics), "tables/cv_outer_folds.json")
@@ -385,12 +409,12 @@ def train(
                         pairing, y_test, out.test_risk, config.n_bootstrap, config.seed,
                         config.bootstrap_max_patients or None,
                     )
-                    mlflow.log_metrics(paired)
                     metrics.update(paired)
                 is_cox = FAMILIES[name].is_cox
                 if lr_test and is_cox:
-                    mlflow.log_metrics(lr_test)
                     metrics.update(lr_test)
+                # Logged, recorded and shown rounded alike.
+                metrics = log_run_metrics(metrics)
                 card_args = dict(
                     run_id=child.info.run_id,
                     dataset_digest=dataset.digest,

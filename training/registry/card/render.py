@@ -10,6 +10,7 @@ import pandas as pd
 
 from features.schema import PATIENT_SPECS, ColumnSpec
 from training.artifact.card import DEFAULT_INTENDED_USE, LANDMARK_INTENDED_USE
+from training.evaluation.names import label, parse
 from training.registry.card.facts import (
     SPLIT_KEYS,
     ModelCardFacts,
@@ -276,6 +277,23 @@ def _row_value(row: pd.Series, column: str) -> object:
     return row[column] if column in row.index else None
 
 
+def _metric_cell(name: str) -> str:
+    """``Uno C (uno_c)``: the metric's label and logged name (the ``Metric`` table)."""
+    text = label(name)
+    return name if text == name else f"{text} ({name})"
+
+
+def better(name: str) -> str:
+    """Which values of a metric are better: ``higher``, ``lower``, ``near 1`` (the table)."""
+    parsed = parse(name)
+    if parsed is None:
+        return ""
+    metric = parsed.metric
+    if metric.ideal is not None:
+        return f"near {metric.ideal:g}"
+    return metric.direction if metric.direction in ("higher", "lower") else ""
+
+
 def _performance(f: ModelCardFacts) -> list[str]:
     lines = [f"Test estimates: {or_not_available(f.evaluation)}.", ""]
     if f.performance is None or f.performance.empty:
@@ -289,8 +307,8 @@ def _performance(f: ModelCardFacts) -> list[str]:
             else format_estimate(mean)
         )
         test = format_ci(row["estimate"], _row_value(row, "lo"), _row_value(row, "hi"))
-        rows.append((row["metric"], cv, test))
-    header = ("metric", "CV mean ± sd", f"test estimate [{ci_header(f.conf_level)}]")
+        rows.append((_metric_cell(str(row["metric"])), better(str(row["metric"])), cv, test))
+    header = ("metric", "better", "CV mean ± sd", f"test estimate [{ci_header(f.conf_level)}]")
     return lines + md_table(header, rows)
 
 
