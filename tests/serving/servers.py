@@ -1,5 +1,5 @@
 """Real servers on loopback for the tests: a free port, a process run until it is ready, and
-``bonemet serve`` of a trained store (the ``server`` fixture is in ``tests/serving/conftest.py``)."""
+``bonemet serve`` of a trained store (the ``server`` fixture: ``tests/serving/conftest.py``)."""
 
 from __future__ import annotations
 

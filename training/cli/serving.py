@@ -24,7 +24,6 @@ from training.cli.app import (
 )
 
 
-
 def predict(
     patients: PatientsOpt,
     out: Annotated[Path, typer.Option("--out", help="output CSV (a Parquet folder with spark)")],

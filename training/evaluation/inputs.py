@@ -16,7 +16,6 @@ from training.models.link import P_EPS, logit
 __all__ = ["P_EPS", "check_y", "check_prob", "check_months", "logit"]
 
 
-
 def check_y(y: np.ndarray) -> np.ndarray:
     """The structured target ``y``, or TypeError/ValueError naming what is wrong."""
     names = getattr(getattr(y, "dtype", None), "names", None)

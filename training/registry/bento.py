@@ -21,7 +21,6 @@ from training.config import Settings
 from training.registry.versions import RegistryError, ResolvedModel, resolve
 
 
-
 class BentoImportError(RuntimeError):
     """The model could not be resolved or imported into the BentoML store."""
 
