@@ -54,8 +54,13 @@ with bentoml.importing():
     from features.landmark import TRAJECTORY_FEATURES
     from training.artifact.intervals import INTERVAL_LEVEL
     from training.artifact.treatment import applicable, benefit
+    from threadpoolctl import threadpool_limits
 
 logger = logging.getLogger("bonemet.service")
+# One BLAS thread per API worker: a request's matrices are small (a 1,000-patient batch's
+# interval terms are 1,000 x p by p x p), a second BLAS thread only competes with the event loop
+# and the other worker for the two cores, and OpenBLAS's idle threads spin after each call.
+threadpool_limits(limits=1, user_api="blas")
 #: The environment, read once when BentoML imports this module to start the service: the model
 #: reference (``bentoml.models.BentoModel``, so the model travels with a built Bento) and the
 #: CORS policy are part of the class definition below, evaluated at import. The service and the
