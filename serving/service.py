@@ -48,13 +48,13 @@ with bentoml.importing():
     import numpy as np
     from _bentoml_sdk.io_models import IODescriptor
     from starlette.responses import JSONResponse
+    from threadpoolctl import threadpool_limits
 
     from features.contract import check_measurement_records, check_patient_records
     from features.draws import DRAW_FIELDS, MARKER_FIELDS, draws_at
     from features.landmark import TRAJECTORY_FEATURES
     from training.artifact.intervals import INTERVAL_LEVEL
     from training.artifact.treatment import applicable, benefit
-    from threadpoolctl import threadpool_limits
 
 logger = logging.getLogger("bonemet.service")
 # One BLAS thread per API worker: a request's matrices are small (a 1,000-patient batch's
