@@ -49,6 +49,7 @@ with bentoml.importing():
     import numpy as np
     from _bentoml_sdk.io_models import IODescriptor
     from starlette.responses import JSONResponse
+    from threadpoolctl import threadpool_limits
 
     from features.contract import check_measurement_records, check_patient_records
     from features.draws import DRAW_FIELDS, MARKER_FIELDS, draws_at
@@ -58,6 +59,10 @@ with bentoml.importing():
     from training.artifact.treatment import applicable, benefit
 
 logger = logging.getLogger("bonemet.service")
+# One BLAS thread per API worker: a request's matrices are small (a 1,000-patient batch's
+# interval terms are 1,000 x p by p x p), a second BLAS thread only competes with the event loop
+# and the other worker for the two cores, and OpenBLAS's idle threads spin after each call.
+threadpool_limits(limits=1, user_api="blas")
 #: The environment, read once when BentoML imports this module to start the service: the model
 #: reference (``bentoml.models.BentoModel``, so the model travels with a built Bento) and the
 #: CORS policy are part of the class definition below, evaluated at import. The service and the
