@@ -90,8 +90,10 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
             assert key in m, (name, key)
         assert m["test_harrell_c_lo"] <= m["test_harrell_c"] <= m["test_harrell_c_hi"]
         # Every metric the suite logs is in the Metric table (counts and the marker's test aside).
+        # (and the paired comparison with the champion and the recalibration's own numbers).
         other = re.compile(
-            r"headline/.*|marker_lr_\w+|test_landmark_[\d.]+_(n|bone_met_events)|paired_\w+"
+            r"headline/.*|marker_lr_\w+|test_landmark_[\d.]+_(n|bone_met_events)"
+            r"|paired_\w+|recalibration_\w+"
         )
         assert not [k for k in m if parse(k) is None and not other.fullmatch(k)], name
         # The headline metrics under readable names in their own group, equal to their keys;
