@@ -101,6 +101,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--seeds", default="", help="split seeds (default 100, 101, ...)")
     parser.add_argument("--grid", type=int, default=2)
     parser.add_argument("--families", default=",".join(DEFAULT_FAMILIES))
     parser.add_argument("--repeats", type=int, default=1, help="repeats of the outer CV")
@@ -116,8 +117,10 @@ def main() -> None:
     X_sk = sksurv_features(rows)
     results = []
     whys = []
-    for split in range(args.splits):
-        seed = 100 + split
+    seeds = (
+        [int(x) for x in args.seeds.split(",")] if args.seeds else [100 + k for k in range(args.splits)]
+    )
+    for seed in seeds:
         tr, te = train_test_split(
             np.arange(len(rows)), test_size=0.25, random_state=seed, stratify=y["cause"]
         )

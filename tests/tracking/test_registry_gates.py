@@ -210,30 +210,43 @@ def test_paired_standard_error_counts_patients_not_rows():
     assert paired_se(d) == pytest.approx(np.std(d, ddof=1) / 20)
 
 
-def test_calibration_does_not_filter_the_selection_but_the_output_says_what_promote_will_do():
-    # Version 2 scores better beyond its noise but its 36-month calibration-in-the-large is
-    # refused on its interval: it is still the challenger (the Brier score weighs calibration),
-    # and the reasons say that promote will refuse it and which version within noise passes.
+def test_calibration_breaks_ties_within_the_noise_and_never_more():
     rng = np.random.default_rng(3)
     base = rng.uniform(0.0, 0.2, 800)
-    bad = candidate("2", float(base.mean() - 0.004), 0.800)
-    bad.family = "xgb_cox"  # type: ignore[attr-defined]
-    bad.metrics["test_calibration_in_the_large_36m"] = 0.09
-    good = named("1", "cox_ridge", float(base.mean()))
-    losses = {"1": base, "2": base - 0.004 + rng.normal(0.0, 0.01, 800)}
-    choice = select([good, bad], "cv_brier_headline_mean", losses=losses)
+
+    def refused(version: str, family: str, brier: float) -> Candidate:
+        c = named(version, family, brier)
+        c.metrics["test_calibration_in_the_large_36m"] = 0.09  # its interval excludes 0
+        return c
+
+    # Better beyond its noise: chosen although its calibration gates refuse it (the Brier score
+    # weighs calibration already), and the reasons say promote will refuse it.
+    better = base - 0.004 + rng.normal(0.0, 0.01, 800)
+    pool = [named("1", "cox_ridge", float(base.mean())), refused("2", "xgb_cox", float(better.mean()))]
+    choice = select(pool, "cv_brier_headline_mean", losses={"1": base, "2": better})
     assert choice.version == "2"
     assert choice.reasons[-1] == (
         "version 2 (xgb_cox): its calibration gates refuse it (calibration_in_the_large_36m); "
-        "`promote` will refuse it without --force"
+        "`promote` will refuse it without --force; no candidate within one paired SE of the "
+        "lowest score passes them"
     )
-    # Within noise of each other, the simpler (and calibrated) one is chosen and said to pass.
-    within = {"1": base, "2": base + rng.normal(0.0, 0.05, 800)}
-    bad.metrics["cv_brier_headline_mean"] = float(within["2"].mean())
-    good.metrics["cv_brier_headline_mean"] = float(base.mean())
-    choice = select([good, bad], "cv_brier_headline_mean", losses=within)
-    assert choice.version == "1"
-    assert choice.reasons[-1].endswith("every calibration gate passes on its intervals")
+    # Within the noise of each other: the simplest whose gates pass, and why not the simplest.
+    noisy = base + rng.normal(0.0, 0.05, 800)
+    noisy -= noisy.mean() - base.mean() + 0.0005  # lower by 0.0005, SE about 0.0018
+    pool = [refused("1", "cox_ridge", float(base.mean())), named("2", "xgb_cox", float(noisy.mean()))]
+    choice = select(pool, "cv_brier_headline_mean", losses={"1": base, "2": noisy})
+    assert choice.version == "2" == choice.lowest.version
+    text = "\n".join(choice.reasons)
+    assert (
+        "not version 1 (cox_ridge), the simplest within one paired SE of the lowest: its "
+        "calibration gates refuse it (calibration_in_the_large_36m), and version 2 (xgb_cox) is "
+        "the simplest within that noise whose gates pass"
+    ) in text
+    assert "every simpler family is worse" not in text
+    assert choice.reasons[-1] == "version 2 (xgb_cox): every calibration gate passes on its intervals"
+    # The same pair with both calibrated: the simplest.
+    pool[0] = named("1", "cox_ridge", float(base.mean()))
+    assert select(pool, "cv_brier_headline_mean", losses={"1": base, "2": noisy}).version == "1"
 
 
 # -- the gates on a cohort whose answer is known ---------------------------------------------

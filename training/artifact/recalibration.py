@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 __all__ = ["Recalibration", "fit_recalibration"]
 
@@ -52,7 +53,7 @@ class Recalibration:
             return None
         p = np.asarray(p, dtype=float)
         z = self.intercept + self.slope * _logit(p)
-        out = 1.0 / (1.0 + np.exp(-z))
+        out = expit(z)
         return np.where(np.isnan(p), np.nan, out)
 
     def describe(self) -> str:
@@ -82,7 +83,7 @@ def fit_recalibration(
     X = np.column_stack([np.ones_like(x), x])
     beta = np.array([0.0, 1.0])
     for _ in range(max_iter):
-        q = 1.0 / (1.0 + np.exp(-(X @ beta)))
+        q = expit(X @ beta)
         grad = X.T @ (w * (yv - q))
         hess = (X * (w * q * (1 - q))[:, None]).T @ X
         try:

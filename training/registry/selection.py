@@ -38,10 +38,10 @@ class Selection:
 
 #: The rule of :func:`select`, as ``bonemet train`` prints it.
 SELECTION_RULE = (
-    "rule: the simplest family whose {metric} (a proper score of the served probability, "
+    "rule: among the families whose {metric} (a proper score of the served probability, "
     "calibration included) is within one paired standard error of the lowest (the per-patient "
-    "differences of the same out-of-fold predictions, same folds for every family); "
-    "calibration is judged again with its intervals by `promote`'s gates"
+    "differences of the same out-of-fold predictions, same folds for every family), the "
+    "simplest whose calibration gates pass on their intervals, or the simplest if none passes"
 )
 
 
@@ -80,12 +80,14 @@ def select(
        (:func:`paired_se`); the simplest family (:data:`SIMPLEST_FIRST`) whose difference is at
        most one standard error is chosen: a lower score by less than its noise is not evidence
        that the more complex family predicts better. Without losses, the lowest is chosen.
-    3. Calibration does not filter the candidates: the Brier score already weighs it, and the
-       out-of-fold calibration slope judges fold models fitted on two thirds of the patients,
-       more overfitted than the registered one (it left out the families closest to the truth,
-       ``docs/benchmarks.md``). The reasons say whether the chosen version's calibration
-       gates (:func:`check_gates` on its estimates and intervals, as ``promote`` judges them)
-       pass and, when they do not, which candidate within the noise passes them.
+    3. Calibration breaks ties within the noise, never more: among the candidates within one
+       standard error of the lowest, the simplest whose calibration gates (:func:`check_gates`
+       without a champion, on their estimates and intervals, as ``promote`` judges them) pass;
+       the simplest of them all when none passes. Calibration is not a filter before the
+       comparison: the Brier score already weighs it, and the out-of-fold calibration slope
+       judges fold models fitted on two thirds of the patients, more overfitted than the
+       registered one (as a filter it left out the families closest to the truth,
+       ``docs/benchmarks.md``). The reasons say whether the chosen version's gates pass.
     Ties keep the first listed.
     """
     policy = policy or PromotionPolicy()
@@ -125,11 +127,22 @@ def select(
         for c in pool
         if c is lowest or gaps[c.version][0] <= gaps[c.version][1]  # NaN SE: never within
     ]
-    chosen = min(within, key=_simplicity)
+    # Among the candidates the score cannot tell apart, those whose calibration the gates do
+    # not refute come first; then the simplest.
+    calibrated = [c for c in within if not _refused(c, policy)]
+    chosen = min(calibrated or within, key=_simplicity)
+    simplest = min(within, key=_simplicity)
     simpler = [c for c in pool if _simplicity(c) < _simplicity(chosen)]
+    if chosen is not simplest:
+        names = ", ".join(g.name for g in _refused(simplest, policy))
+        reasons.append(
+            f"not {_family(simplest)}, the simplest within one paired SE of the lowest: its "
+            f"calibration gates refuse it ({names}), and {_family(chosen)} is the simplest "
+            "within that noise whose gates pass"
+        )
     if chosen is lowest:
         text = f"{_family(chosen)} has the lowest {selection_metric} ({score:.4f})"
-        if simpler:
+        if simpler and chosen is simplest:
             worse = "; ".join(
                 f"{_family(c)} +{gaps[c.version][0]:.4f} (SE {gaps[c.version][1]:.4f})"
                 for c in sorted(simpler, key=_simplicity)
@@ -140,7 +153,8 @@ def select(
         gap, se = gaps[chosen.version]
         reasons.append(
             f"{_family(chosen)}: {selection_metric} {chosen.metrics[selection_metric]:.4f}, "
-            f"within noise of the lowest and the simplest such family"
+            "within noise of the lowest and the simplest such family"
+            + ("" if chosen is simplest else " whose calibration gates pass")
         )
         reasons.append(
             f"not {_family(lowest)}, the lowest ({score:.4f}): it is lower by {gap:.4f}, no more "
@@ -162,13 +176,7 @@ def _gate_reasons(chosen, within: Sequence, policy: PromotionPolicy) -> list[str
         f"{_family(chosen)}: its calibration gates refuse it ({names}); `promote` will refuse "
         "it without --force"
     )
-    passing = [c for c in within if c is not chosen and not _refused(c, policy)]
-    if passing:
-        text += (
-            f"; {_family(passing[0])} is within one paired SE of the lowest score and passes "
-            "them"
-        )
-    return [text]
+    return [text + "; no candidate within one paired SE of the lowest score passes them"]
 
 
 def choose_challenger(
