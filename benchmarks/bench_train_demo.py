@@ -38,7 +38,9 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, machine, write_section
 
-SECTION = "## Training the demo: every default family, step by step (benchmarks/bench_train_demo.py)"
+SECTION = (
+    "## Training the demo: every default family, step by step (benchmarks/bench_train_demo.py)"
+)
 LANDMARKS = "0,91,183,365"
 MODES = {"enrollment": None, "landmarks": LANDMARKS}
 

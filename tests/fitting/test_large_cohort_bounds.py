@@ -116,3 +116,29 @@ def test_bounds_are_checked_and_travel_through_the_config(monkeypatch):
     config = load_config(bootstrap_max_patients=1000)
     assert (config.search_max_patients, config.bootstrap_max_patients) == (5000, 1000)
     assert config.to_params()["search_max_patients"] == 5000
+
+
+@pytest.mark.parametrize(("family_name", "landmarks"), [("cox_spline", ()), ("xgb_cox", (0, 183))])
+def test_search_fitting_features_once_per_fold_scores_as_whole_pipelines(
+    cohort, family_name, landmarks
+):
+    # Reference: each configuration scored by a whole pipeline fitted on the fold
+    # (fit_pipeline, predict_pipeline), as the search did before it fitted the feature
+    # pipeline once per fold: the same scores, exactly.
+    from training.artifact.risk_model import predict_pipeline
+    from training.evaluation.suite import SELECTION_HORIZONS_MONTHS, mean_brier
+    from training.fitting.search import fit_pipeline, folds
+
+    data = prepare_training_data(cohort, TrainConfig(landmark_days=landmarks))
+    family = FAMILIES[family_name]
+    X, y, grid = data.X_train, data.y_train, family.grid[:2]
+    found = search(family.make, grid, X, y, include_marker=True, n_folds=3, seed=7,
+                   flexible=family.flexible)
+    for trial, params in zip(found.trials, grid, strict=True):
+        expected = []
+        for tr, te in folds(X, 3, 7):
+            pipe = fit_pipeline(family.make, params, X.iloc[tr], y[tr], True,
+                                flexible=family.flexible)
+            _, cif = predict_pipeline(pipe, X.iloc[te], SELECTION_HORIZONS_MONTHS)
+            expected.append(mean_brier(y[te], dict(zip(SELECTION_HORIZONS_MONTHS, cif.T))))
+        assert trial.scores == tuple(expected)

@@ -20,8 +20,8 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from features.transformers import make_feature_pipeline
-from training.artifact.risk_model import predict_pipeline
+from features.transformers import make_feature_pipeline, transform_rows
+from training.artifact.risk_model import predict_features
 from training.evaluation.suite import SELECTION_HORIZONS_MONTHS, mean_brier
 from training.models.competing import BONE_METASTASIS
 
@@ -128,15 +128,19 @@ def fit_pipeline(
     interactions (:class:`features.transformers.FlexibleFeatures`) with at most
     :func:`flexible_df` added degrees of freedom, counted on the rows the pipeline is fitted on.
     """
+    features = feature_pipeline(include_marker, X, y, flexible=flexible)
+    pipe = Pipeline([*features.steps, ("model", make_estimator(dict(params)))])
+    return pipe.fit(X, y)
+
+
+def feature_pipeline(
+    include_marker: bool, X: pd.DataFrame, y: np.ndarray, *, flexible: bool = False
+) -> Pipeline:
+    """The unfitted ``features`` step of :func:`fit_pipeline` for rows ``X`` and target ``y``,
+    as a one-step pipeline (what ``fit_pipeline(...)[:-1]`` is once fitted)."""
     trajectory = include_marker and "landmark_day" in X.columns
     df = flexible_df(y) if flexible else None
-    pipe = Pipeline(
-        [
-            ("features", make_feature_pipeline(include_marker, trajectory, df)),
-            ("model", make_estimator(dict(params))),
-        ]
-    )
-    return pipe.fit(X, y)
+    return Pipeline([("features", make_feature_pipeline(include_marker, trajectory, df))])
 
 
 @dataclass(frozen=True)
@@ -196,28 +200,32 @@ def search(
     if max_patients:
         X, y = subsample(X, y, max_patients, seed)
     splits = folds(X, n_folds, seed)
-    trials = []
+    # The feature pipeline does not depend on the configuration: fitted once per inner fold
+    # (the same fit every configuration's pipeline made), then each configuration's estimator
+    # on its output.
+    scores: list[list[float]] = [[] for _ in grid]
     last_error: ValueError | None = None
-    for params in grid:
-        scores = []
-        for train_idx, test_idx in splits:
+    for train_idx, test_idx in splits:
+        X_fit, y_fit = X.iloc[train_idx], y[train_idx]
+        try:
+            features = feature_pipeline(include_marker, X_fit, y_fit, flexible=flexible)
+            Xt_fit = features.fit_transform(X_fit, y_fit)
+            Xt_test = transform_rows(features, X.iloc[test_idx])
+        except ValueError as err:
+            last_error, features = err, None
+        for scored, params in zip(scores, grid, strict=True):
             try:
-                pipe = fit_pipeline(
-                    make_estimator,
-                    params,
-                    X.iloc[train_idx],
-                    y[train_idx],
-                    include_marker,
-                    flexible=flexible,
-                )
-                _, cif = predict_pipeline(pipe, X.iloc[test_idx], SELECTION_HORIZONS_MONTHS)
+                if features is None:
+                    raise last_error  # type: ignore[misc]
+                model = make_estimator(dict(params)).fit(Xt_fit, y_fit)
+                _, cif, _ = predict_features(model, Xt_test, SELECTION_HORIZONS_MONTHS, False)
                 by_month = {h: cif[:, j] for j, h in enumerate(SELECTION_HORIZONS_MONTHS)}
-                scores.append(mean_brier(y[test_idx], by_month))
+                scored.append(mean_brier(y[test_idx], by_month))
             except ValueError as err:
                 last_error = err
-                scores.append(float("nan"))
+                scored.append(float("nan"))
             tick(f"trial {dict(params)}")
-        trials.append(Trial(dict(params), tuple(scores)))
+    trials = [Trial(dict(params), tuple(sc)) for params, sc in zip(grid, scores, strict=True)]
     ranked = [t for t in trials if np.isfinite(t.mean)]
     if not ranked:
         raise ValueError(

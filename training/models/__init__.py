@@ -4,7 +4,8 @@
 distribution and the one competing-risk combination), ``bases`` (the survival bases: defaults,
 construction, bounds), ``cause_specific`` (cause-specific hazards, Breslow baselines), ``ipcw``
 (the "status known at the horizon" step and the IPCW classifiers), ``ensemble`` (the stacked
-ensemble) and ``catalog`` (the one family registry).
+ensemble), ``catalog`` (the one family registry), and ``coxph`` and ``gbsa`` (scikit-survival's
+ridge Cox and gradient-boosted Cox models with vectorised fits).
 
 Before 0.2 this package was the module ``training.models``; models logged then pickle
 ``training.models.IPCWHorizonClassifier``. :func:`__getattr__` resolves those names lazily
