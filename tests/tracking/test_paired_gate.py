@@ -63,7 +63,7 @@ def test_a_training_on_the_champions_cohort_finds_its_out_of_fold_risk(trained_s
     mlflow.set_registry_uri(uri)
     champion = registry.alias_version("champion")
     version = registry.mlflow_client().get_model_version(registry.MODEL_NAME, champion)
-    digest = version.tags["dataset_digest"]
+    digest = registry.version_facts(version.tags)["dataset_digest"]
     run = registry.mlflow_client().get_run(version.run_id)
     n = int(run.data.metrics["test_n"]) if "test_n" in run.data.metrics else None
     risk = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/oof_risk_24m.json")["risk_24m"]

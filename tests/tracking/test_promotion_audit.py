@@ -196,7 +196,7 @@ def test_versions_and_runs_of_an_earlier_release_read_alike(store):
     """A version registered by bonemet 0.1 (a tag per fact, its run's metrics all logged as
     MLflow metrics, its promotion a tag per field) reads as it did (issue 23): facts, gate
     values, compare, history; promoting it again replaces its promotion tags by one."""
-    from training.registry import gates, registry
+    from training.registry import gates, versions as registry
     from training.registry.compare import compare
 
     client, champion, other = store

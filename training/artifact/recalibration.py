@@ -19,17 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
+from training.models.link import logit
+
 __all__ = ["Recalibration", "fit_recalibration"]
 
-#: Predicted incidences are clipped to [EPS, 1 - EPS] before the logit.
-EPS = 1e-6
 #: Fewer weighted events than this (or non-events) at the stacked horizons: no fit.
 MIN_EVENTS = 10
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
-    return np.log(q) - np.log1p(-q)
 
 
 @dataclass(frozen=True)
@@ -52,7 +47,7 @@ class Recalibration:
         if p is None:
             return None
         p = np.asarray(p, dtype=float)
-        z = self.intercept + self.slope * _logit(p)
+        z = self.intercept + self.slope * logit(p)
         out = expit(z)
         return np.where(np.isnan(p), np.nan, out)
 
@@ -76,7 +71,7 @@ def fit_recalibration(
     if not (p.shape == label.shape == weight.shape):
         raise ValueError("predictions, labels and weights must have the same shape")
     keep = (weight > 0) & np.isfinite(p) & np.isfinite(weight)
-    x, yv, w = _logit(p[keep]), label[keep], weight[keep]
+    x, yv, w = logit(p[keep]), label[keep], weight[keep]
     if min(int((yv == 1).sum()), int((yv == 0).sum())) < MIN_EVENTS:
         return None
     w = w / w.mean()
