@@ -55,6 +55,7 @@ with bentoml.importing():
     from features.draws import DRAW_FIELDS, MARKER_FIELDS, draws_at
     from features.landmark import TRAJECTORY_FEATURES
     from training.artifact.intervals import INTERVAL_LEVEL
+    from training.artifact.served import ServedModel
     from training.artifact.smoke import smoke_check
     from training.artifact.treatment import applicable, benefit
 
@@ -237,7 +238,7 @@ def _apply_draws(
     draws: dict[str, Any],
     owner: list[int],
     patients: list[Any],
-    risk_model: Any,
+    risk_model: ServedModel,
     memo: bool = True,
 ) -> list[list[str]]:
     """Bring each patient's rows to ``prediction_day`` with the draws known by then.
@@ -396,8 +397,9 @@ class ModelState:
     details: dict[str, Any]
 
     @property
-    def risk_model(self) -> Any:
-        """The fitted RiskModel inside the MLflow pyfunc."""
+    def risk_model(self) -> ServedModel:
+        """The fitted RiskModel inside the MLflow pyfunc; serving reads only its
+        :class:`~training.artifact.served.ServedModel` members."""
         return self.model.unwrap_python_model().risk_model
 
     def diverged(
@@ -419,7 +421,7 @@ class ModelState:
 def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any]:
     from features.schema import CONTRACT_REVISION
 
-    risk_model = model.unwrap_python_model().risk_model
+    risk_model: ServedModel = model.unwrap_python_model().risk_model
     metrics, digest = version_record(tags)
     return {
         **info.model_dump(),
