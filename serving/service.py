@@ -17,7 +17,6 @@ import dataclasses
 import json
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -51,9 +50,10 @@ with bentoml.importing():
     from starlette.responses import JSONResponse
     from threadpoolctl import threadpool_limits
 
-    from features.contract import check_measurement_records, check_patient_records
+    from features.contract import check_measurement_records
     from features.draws import DRAW_FIELDS, MARKER_FIELDS, draws_at
     from features.landmark import TRAJECTORY_FEATURES
+    from training.artifact.inputs import check_prediction_rows, refusals, rule_at
     from training.artifact.intervals import INTERVAL_LEVEL
     from training.artifact.served import ServedModel
     from training.artifact.smoke import smoke_check
@@ -124,14 +124,6 @@ def _bad_request(detail: list[dict[str, Any]]) -> JSONResponse:
     )
 
 
-_FIRST_ROW = re.compile(r"already in row (\d+)$")
-
-
-def _api_rule(rule: str) -> str:
-    """A contract rule worded for a request: rows are the 0-based positions of ``loc``."""
-    return _FIRST_ROW.sub(lambda m: f"already at position {int(m.group(1)) - 1}", rule)
-
-
 def _check_request(
     patients: Sequence[Any], validated: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any], list[int], list[dict[str, Any]]]:
@@ -165,14 +157,9 @@ def _check_request(
                 draw_rows.append({**d, "patient_id": p.get("patient_id")})
                 owner.append(i)
                 where.append((i, j))
-    typed, found = check_patient_records(records, table="request", validated=validated)
-    bad = [
-        {
-            "loc": ["patients", (v.row - 1) if v.row else None] + ([v.column] if v.column else []),
-            "msg": _api_rule(v.rule),
-        }
-        for v in found
-    ]
+    # The pyfunc's check too (training.artifact.inputs): the same rules, the same words.
+    typed, found = check_prediction_rows(records, validated=validated)
+    bad = refusals(found)
     draws: dict[str, Any] = {}
     if draw_rows:
         ids = {r.get("patient_id") for r in records}
@@ -182,7 +169,7 @@ def _check_request(
         for v in found:
             i, j = where[v.row - 1] if v.row else (None, None)
             loc = ["patients", i, "oc_measurements", j] + ([v.column] if v.column else [])
-            bad.append({"loc": loc, "msg": _api_rule(v.rule)})
+            bad.append({"loc": loc, "msg": rule_at(v.rule)})
         bad += _default_day_violations(patients, draws["day"], owner)
     return typed, draws, owner, bad
 
