@@ -32,11 +32,14 @@ BAD = [
 ]
 #: What both refuse, in the API's form.
 EXPECTED = [
-    {"loc": ["patients", 0, "visceral_metastasis"], "msg": "must not be true when disease_setting is early"},
+    {
+        "loc": ["patients", 0, "visceral_metastasis"],
+        "msg": "must not be true when disease_setting is early",
+    },
     {"loc": ["patients", 1, "oc_positive_events"], "msg": "must be <= pbmc_events (40)"},
     {"loc": ["patients", 2, "patient_id"], "msg": "must be unique, already at position 0"},
     {"loc": ["patients", 3, "age_years"], "msg": "must be 18-100"},
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")
