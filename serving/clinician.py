@@ -213,7 +213,7 @@ def clinician_routes() -> list:
         from features.schema import CONTRACT_REVISION
         from training.artifact.card import card_html, served_card
 
-        landmark = bool(getattr(state.risk_model, "landmark_days", ()))
+        landmark = bool(state.risk_model.landmark_days)
         card = served_card(card, state.info.version, CONTRACT_REVISION, landmark)
         if _prefers_html(request.headers.get("accept", "")):
             title = f"Model card: {state.info.name} version {state.info.version}"

@@ -17,7 +17,6 @@ import dataclasses
 import json
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -51,10 +50,12 @@ with bentoml.importing():
     from starlette.responses import JSONResponse
     from threadpoolctl import threadpool_limits
 
-    from features.contract import check_measurement_records, check_patient_records
+    from features.contract import check_measurement_records
     from features.draws import DRAW_FIELDS, MARKER_FIELDS, draws_at
     from features.landmark import TRAJECTORY_FEATURES
+    from training.artifact.inputs import check_prediction_rows, refusals, rule_at
     from training.artifact.intervals import INTERVAL_LEVEL
+    from training.artifact.served import ServedModel
     from training.artifact.smoke import smoke_check
     from training.artifact.treatment import applicable, benefit
 
@@ -123,14 +124,6 @@ def _bad_request(detail: list[dict[str, Any]]) -> JSONResponse:
     )
 
 
-_FIRST_ROW = re.compile(r"already in row (\d+)$")
-
-
-def _api_rule(rule: str) -> str:
-    """A contract rule worded for a request: rows are the 0-based positions of ``loc``."""
-    return _FIRST_ROW.sub(lambda m: f"already at position {int(m.group(1)) - 1}", rule)
-
-
 def _check_request(
     patients: Sequence[Any], validated: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any], list[int], list[dict[str, Any]]]:
@@ -164,14 +157,9 @@ def _check_request(
                 draw_rows.append({**d, "patient_id": p.get("patient_id")})
                 owner.append(i)
                 where.append((i, j))
-    typed, found = check_patient_records(records, table="request", validated=validated)
-    bad = [
-        {
-            "loc": ["patients", (v.row - 1) if v.row else None] + ([v.column] if v.column else []),
-            "msg": _api_rule(v.rule),
-        }
-        for v in found
-    ]
+    # The pyfunc's check too (training.artifact.inputs): the same rules, the same words.
+    typed, found = check_prediction_rows(records, validated=validated)
+    bad = refusals(found)
     draws: dict[str, Any] = {}
     if draw_rows:
         ids = {r.get("patient_id") for r in records}
@@ -181,7 +169,7 @@ def _check_request(
         for v in found:
             i, j = where[v.row - 1] if v.row else (None, None)
             loc = ["patients", i, "oc_measurements", j] + ([v.column] if v.column else [])
-            bad.append({"loc": loc, "msg": _api_rule(v.rule)})
+            bad.append({"loc": loc, "msg": rule_at(v.rule)})
         bad += _default_day_violations(patients, draws["day"], owner)
     return typed, draws, owner, bad
 
@@ -237,7 +225,7 @@ def _apply_draws(
     draws: dict[str, Any],
     owner: list[int],
     patients: list[Any],
-    risk_model: Any,
+    risk_model: ServedModel,
     memo: bool = True,
 ) -> list[list[str]]:
     """Bring each patient's rows to ``prediction_day`` with the draws known by then.
@@ -396,8 +384,9 @@ class ModelState:
     details: dict[str, Any]
 
     @property
-    def risk_model(self) -> Any:
-        """The fitted RiskModel inside the MLflow pyfunc."""
+    def risk_model(self) -> ServedModel:
+        """The fitted RiskModel inside the MLflow pyfunc; serving reads only its
+        :class:`~training.artifact.served.ServedModel` members."""
         return self.model.unwrap_python_model().risk_model
 
     def diverged(
@@ -419,7 +408,7 @@ class ModelState:
 def _details(model: Any, info: ModelInfo, tags: dict[str, str]) -> dict[str, Any]:
     from features.schema import CONTRACT_REVISION
 
-    risk_model = model.unwrap_python_model().risk_model
+    risk_model: ServedModel = model.unwrap_python_model().risk_model
     metrics, digest = version_record(tags)
     return {
         **info.model_dump(),

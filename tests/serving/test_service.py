@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
 
@@ -357,3 +359,39 @@ def _alike(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return a == pytest.approx(b, rel=1e-12, abs=1e-15)
     return a == b
+
+
+def test_the_api_and_the_pyfunc_refuse_the_same_rows_with_the_same_words(server):
+    """One input check (issue 21, item 4): rows breaking the contract's rules across fields
+    get, from ``POST /predict`` and from the logged pyfunc's ``predict``, the same rules at
+    the same positions and columns. (A rule of one field is worded by pydantic in the API.)"""
+    import io
+    import lzma
+
+    import joblib
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from tests.artifact.test_inputs import FIXTURE
+    from training.artifact.adapter import predict_records_frame
+
+    base = {k: v for k, v in P1.items() if k != "oc_measurements"}
+    bad = [
+        dict(base, patient_id="E1", disease_setting="early", visceral_metastasis=True),
+        dict(base, patient_id="E2", oc_positive_percent=None, oc_positive_events=50,
+             pbmc_events=40),
+        dict(base, patient_id="E1"),
+    ]  # fmt: skip
+    r = post(server, {"patients": bad})
+    assert r.status_code == 400, r.text
+    api = sorted(f"{d['loc'][1]} {d['loc'][2]}: {d['msg']}" for d in r.json()["detail"])
+    model = joblib.load(io.BytesIO(lzma.decompress((FIXTURE / "cox_ridge.joblib.xz").read_bytes())))
+    with pytest.raises(MlflowException) as caught:
+        predict_records_frame(model, pd.DataFrame(bad, dtype=object))
+    _, *lines = caught.value.message.splitlines()
+    pyfunc = sorted(
+        re.sub(r"^patients position (\d+) \([^)]*\), column (\w+)(?:, value [^:]*)?: ", r"\1 \2: ",
+               x)
+        for x in lines
+    )
+    assert api == pyfunc and len(api) == 3, (api, pyfunc)

@@ -10,8 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from features.contract import CONTRACT_VERSION, ContractError, check_patients
+from features.contract import CONTRACT_VERSION, ContractError
 from features.vocabulary import MAX_HORIZON_MONTHS, MIN_HORIZON_MONTHS, horizons_in_range
+from training.artifact.inputs import check_prediction_rows, refusal_text
 from training.artifact.risk_model import RiskModel
 
 
@@ -67,11 +68,10 @@ def predict_records_frame(
             # OverflowError inferring a column from an integer beyond float range).
             model_input = pd.DataFrame(model_input, dtype=object)
         horizons = horizons_from_params(params, risk_model.horizons_months)
-        if model_input.empty:
-            raise PredictionInputError(["patients: at least one patient row is required"])
-        typed, violations = check_patients(model_input, table="input", allow_outcome=False)
+        # The API's check (training.artifact.inputs): the same rules, the same words.
+        typed, violations = check_prediction_rows(model_input)
         if violations:
-            raise PredictionInputError(violations)
+            raise MlflowException(refusal_text(violations), error_code=INVALID_PARAMETER_VALUE)
     except (PredictionInputError, ContractError) as err:
         raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from err
     explain = bool(params.get("explain", False)) if params else False
