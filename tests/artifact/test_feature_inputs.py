@@ -11,10 +11,11 @@ import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from tests.fixtures import MODELS_V0_1_0
 from features.transformers import MarkerFeatures, TrajectoryFeatures
 from training.artifact.feature_inputs import BUILT_FROM, feature_groups, feature_inputs
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "models_v0_1_0"
+FIXTURE = MODELS_V0_1_0
 MARKER = MarkerFeatures.columns_in
 
 

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
+from tests.fixtures import MODELS_V0_1_0
 from training.artifact.adapter import predict_records_frame
 from training.artifact.inputs import RULE_NO_PATIENTS, check_prediction_rows, refusals
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "models_v0_1_0"
+FIXTURE = MODELS_V0_1_0
 BASE = {
     "patient_id": "P0001",
     "age_years": 54,

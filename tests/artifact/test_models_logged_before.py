@@ -17,7 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "models_v0_1_0"
+from tests.fixtures import MODELS_V0_1_0
+
+FIXTURE = MODELS_V0_1_0
 NAMES = (
     "cox_ridge",
     "logistic_ipcw",

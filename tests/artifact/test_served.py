@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import MODELS_V0_1_0
 from training.artifact.risk_model import RiskModel
 from training.artifact.served import ServedModel
 
 ROOT = Path(__file__).parents[2]
 SERVING = ROOT / "serving"
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "models_v0_1_0"
+FIXTURE = MODELS_V0_1_0
 #: How serving names the loaded RiskModel: ``state.risk_model``, a ``risk_model`` variable or
 #: parameter, or any name annotated ``ServedModel``.
 MODEL_NAME = "risk_model"

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fixtures import MODELS_V0_1_0
 from training.artifact.adapter import predict_records_frame
 from training.artifact.smoke import SmokeCheckError, smoke_check
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "models_v0_1_0"
+FIXTURE = MODELS_V0_1_0
 
 
 class _Loaded:

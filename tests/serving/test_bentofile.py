@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures import MODELS_V0_1_0
+
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE = REPO / "tests" / "fixtures" / "models_v0_1_0"
+FIXTURE = MODELS_V0_1_0
 NOT_SHIPPED = (
     "training/cli",
     "training/config.py",

@@ -372,7 +372,7 @@ def test_the_api_and_the_pyfunc_refuse_the_same_rows_with_the_same_words(server)
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from tests.artifact.test_inputs import FIXTURE
+    from tests.fixtures import MODELS_V0_1_0 as FIXTURE
     from training.artifact.adapter import predict_records_frame
 
     base = {k: v for k, v in P1.items() if k != "oc_measurements"}
