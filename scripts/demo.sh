@@ -14,7 +14,8 @@ PORT="${PORT:-3000}"
 LANDMARKS="${LANDMARKS-0,91,183,365}"
 # Model families trained by the demo: three of different kinds (a Cox model, gradient-boosted
 # trees, an IPCW classifier) so that it ends in about 5 minutes on 2 cores
-# (docs/benchmarks.md). FAMILIES="" trains every default family (the full run, about 10 min).
+# (docs/benchmarks.md). FAMILIES="" trains every default family (the full run: about 2 min 10 s
+# of training on a quiet 2-core machine, docs/benchmarks.md "Training the demo").
 FAMILIES="${FAMILIES-cox_ridge,xgb_cox,logistic_ipcw}"
 # Patients whose draws are also written as FCS files (data/demo/fcs) and gated by FlowKit.
 FCS_PATIENTS="${FCS_PATIENTS:-3}"
