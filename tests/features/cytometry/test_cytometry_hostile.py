@@ -13,10 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from features.cytometry.problems import RULE_OUTSIDE_FOLDER
-from tests.features.cytometry.test_cytometry import (  # noqa: F401 - the fixture
+from tests.features.cytometry.batch import (
     CHANNELS,
     HEADER,
-    batch,
     make_events,
     problems_of,
     rewrite_manifest,
