@@ -100,7 +100,7 @@ def test_the_served_model_applies_its_recalibration(fitted):
 
 @pytest.fixture(scope="module")
 def fitted():
-    from tests.artifact.test_risk_model import training_rows
+    from tests.models.data import training_rows
     from training.config import TrainConfig
     from training.fitting.family_run import fit_risk_model
     from training.models.catalog import FAMILIES

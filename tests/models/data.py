@@ -7,6 +7,10 @@ import io
 import joblib
 import numpy as np
 
+from features.contract import validate_cohort
+from features.draws import enrollment_view
+from features.schema import PREDICTOR_COLUMNS
+from features.simulate import simulate_cohort
 from training.models.competing import make_target
 
 
@@ -41,3 +45,17 @@ def pickled(obj) -> bytes:
     buf = io.BytesIO()
     joblib.dump(obj, buf)
     return buf.getvalue()
+
+
+def training_rows(n: int, seed: int, world: str = "baseline", with_truth: bool = False):
+    """Rows free of bone metastasis at enrollment, their target, all predictor rows (and truth)."""
+    sim = simulate_cohort(n, seed=seed, world=world)
+    cohort = validate_cohort(sim.patients, sim.measurements)
+    rows = enrollment_view(cohort.patients, cohort.measurements)
+    free = rows["bone_metastasis_at_enrollment"].to_numpy(dtype=float) == 0
+    X = rows.loc[free].reset_index(drop=True)
+    y = make_target(X["event"].to_numpy(dtype=object), X["time_days"].to_numpy(dtype=float))
+    if with_truth:
+        truth = sim.truth.set_index("patient_id").loc[X["patient_id"].astype(str)]
+        return X, y, rows[list(PREDICTOR_COLUMNS)], truth.reset_index(drop=True)
+    return X, y, rows[list(PREDICTOR_COLUMNS)]

@@ -75,7 +75,7 @@ def test_a_cohort_without_any_marker_value():
 
 
 def test_a_family_that_cannot_be_fitted_is_skipped_with_its_reason(monkeypatch):
-    from tests.artifact.test_risk_model import training_rows
+    from tests.models.data import training_rows
     from training.config import TrainConfig
 
     X, y, _ = training_rows(300, seed=4)

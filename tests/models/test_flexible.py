@@ -13,7 +13,7 @@ from features.transformers import (
     rcs_basis,
     transform_rows,
 )
-from tests.artifact.test_risk_model import training_rows
+from tests.models.data import training_rows
 from training.fitting.search import EVENTS_PER_DF, fit_pipeline, flexible_df
 
 KNOTS = np.array([1.0, 2.0, 4.0, 7.0])

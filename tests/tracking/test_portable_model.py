@@ -24,7 +24,7 @@ import pytest
 from features.contract import check_patients
 from features.records import contract_rows
 from features.schema import PREDICTOR_COLUMNS
-from tests.artifact.test_risk_model import training_rows
+from tests.models.data import training_rows
 from training.config import TrainConfig
 from training.fitting.family_run import fit_risk_model
 from training.models.catalog import FAMILIES

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.artifact.test_risk_model import training_rows
+from tests.models.data import training_rows
 from training.config import TrainConfig
 from training.fitting.family_run import fit_risk_model
 from training.models.catalog import FAMILIES

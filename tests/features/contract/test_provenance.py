@@ -134,7 +134,7 @@ def test_request_models_accept_provenance_and_check_its_pattern() -> None:
 def test_no_model_learns_the_site() -> None:
     """Sites that say who has the event, and labs that say who dies: a model reading them would
     separate patients by them; every family predicts the same whatever the provenance."""
-    from tests.artifact.test_risk_model import training_rows
+    from tests.models.data import training_rows
     from training.config import TrainConfig
     from training.fitting.family_run import fit_risk_model
     from training.models.catalog import FAMILIES
