@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from benchmarks.bench_serving import build_store
     from features.simulate import simulate_cohort
-    from tests.cds.ehr import ISSUER, Ehr, fhir_server, load_patients, new_key, now_utc
-    from tests.cds.test_cds_hooks import record_of
+    from tests.cds.ehr import ISSUER, Ehr, fhir_server, load_patients, new_key, now_utc, record_of
     from tests.serving.servers import free_port, running_server
 
     with tempfile.TemporaryDirectory(prefix="bench_cds_") as tmp:

@@ -69,8 +69,8 @@ def build_store(tmp: Path, n_patients: int):
     from features.simulate import simulate_cohort, write_cohort
     from training.config import Settings, TrainConfig
     from training.registry import gates
-    from training.store import backend as tracking
     from training.runs.train import train
+    from training.store import backend as tracking
 
     write_cohort(simulate_cohort(n_patients, seed=42), tmp / "cohort")
     cohort = load_cohort(tmp / "cohort" / "patients.csv", tmp / "cohort" / "oc_measurements.csv")

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
 import time
-import re
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor

@@ -42,8 +42,8 @@ from features.simulate.marker_draws import (
 from features.simulate.tables import (
     DRAW_PROVENANCE,
     patient_ids,
-    provenance_columns,
     patients_frame,
+    provenance_columns,
     write_csv,
 )
 from features.simulate.truth import (

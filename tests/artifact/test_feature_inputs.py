@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import io
 import lzma
-from pathlib import Path
 
 import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from tests.fixtures import MODELS_V0_1_0
 from features.transformers import MarkerFeatures, TrajectoryFeatures
+from tests.fixtures import MODELS_V0_1_0
 from training.artifact.feature_inputs import BUILT_FROM, feature_groups, feature_inputs
 
 FIXTURE = MODELS_V0_1_0

@@ -129,9 +129,9 @@ def test_plausible_values_from_the_training_rows(fitted):
 def test_half_widths_equal_the_reference_einsum(fitted):
     """The matrix-product form of the interval's variance gives the same half-widths as the
     direct sum over the coefficients' covariance (the reference, written out here)."""
-    from features.transformers import transform_rows
     from scipy.special import ndtri
 
+    from features.transformers import transform_rows
     from training.artifact.intervals import INTERVAL_LEVEL, logit
 
     model, X = fitted

@@ -12,7 +12,6 @@ import io
 import json
 import lzma
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -54,9 +53,8 @@ def _as_written(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("day", [0, 200])
 def test_old_artifact_predicts_as_it_did(name, day, cohort):
-    from training.scoring.predict import predict_patients
-
     from training.artifact.intervals import NO_INTERVAL_WARNING
+    from training.scoring.predict import predict_patients
 
     model = _load(name)
     out = predict_patients(model, cohort.patients, cohort.measurements, float(day) if day else None)

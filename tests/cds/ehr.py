@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import jwt
 import requests
@@ -146,3 +148,22 @@ class Ehr:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def record_of(card: dict) -> dict:
+    """The record the card was computed from, read back from its clinician link."""
+    (link,) = [x for x in card["links"] if "/clinician?" in x["url"]]
+    record = {}
+    for k, v in parse_qsl(urlsplit(link["url"]).query):
+        if k == "horizon_months":
+            continue
+        if k == "oc_measurements":
+            record[k] = json.loads(v)
+        elif v in ("true", "false"):
+            record[k] = v == "true"
+        elif k in ("patient_id", "menopausal_status", "er_status", "pr_status", "her2_status",
+                   "disease_setting", "bone_targeted_therapy"):
+            record[k] = v
+        else:
+            record[k] = float(v) if re.search(r"[.eE]", v) else int(v)
+    return record

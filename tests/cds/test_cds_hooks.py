@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 import pytest
@@ -14,7 +13,16 @@ import requests
 import yaml
 
 from features.fhir import fhir_id
-from tests.cds.ehr import ISSUER, MRN, PATIENT_NAME, Ehr, fhir_server, load_bundles, new_key
+from tests.cds.ehr import (
+    ISSUER,
+    MRN,
+    PATIENT_NAME,
+    Ehr,
+    fhir_server,
+    load_bundles,
+    new_key,
+    record_of,
+)
 from tests.conftest import cli_env, run_cli
 from tests.serving.servers import bonemet_serve
 
@@ -50,25 +58,6 @@ def world(trained_store, tmp_path_factory):
             ehr = Ehr(srv["base"], fhir, key)
             yield {"ehr": ehr, "ids": {k: fhir_id(v) for k, v in chosen.items()},
                    "log": srv["log"], "patients": p.set_index("patient_id"), "chosen": chosen}
-
-
-def record_of(card: dict) -> dict:
-    """The record the card was computed from, read back from its clinician link."""
-    (link,) = [x for x in card["links"] if "/clinician?" in x["url"]]
-    record = {}
-    for k, v in parse_qsl(urlsplit(link["url"]).query):
-        if k == "horizon_months":
-            continue
-        if k == "oc_measurements":
-            record[k] = json.loads(v)
-        elif v in ("true", "false"):
-            record[k] = v == "true"
-        elif k in ("patient_id", "menopausal_status", "er_status", "pr_status", "her2_status",
-                   "disease_setting", "bone_targeted_therapy"):
-            record[k] = v
-        else:
-            record[k] = float(v) if re.search(r"[.eE]", v) else int(v)
-    return record
 
 
 def predict(ehr: Ehr, record: dict) -> dict:

@@ -146,7 +146,7 @@ def test_landmark_card_counts_patients(landmark_store, landmark_version):
 def test_spark_engine_scores_a_landmark_model_as_the_local_engine(
     landmark_store, landmark_version, tmp_path
 ):
-    from tests.scoring.test_spark_predict import same_predictions
+    from tests.scoring.compare import same_predictions
 
     env, work, cohort = landmark_store["env"], landmark_store["dir"], landmark_store["cohort"]
     uri = f"models:/bone-metastasis-risk/{landmark_version['challenger_version']}"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, logit
 
-from tests.tracking.test_registry_gates import known_cohort
+from tests.models.data import known_cohort
 from training.artifact.recalibration import Recalibration, fit_recalibration
 from training.evaluation.recalibration import choose_recalibration, cross_fitted, fit_on
 

@@ -87,8 +87,8 @@ def test_card_and_served_metadata_say_the_death_hazard_is_zero(trained):
 
 
 def test_evaluate_and_predict_work_on_the_real_cohort(trained):
-    from training.scoring.predict import score_cohort
     from training.runs.evaluate import evaluate_model
+    from training.scoring.predict import score_cohort
 
     result, settings = trained
     uri = f"models:/{MODEL_NAME}/{result.challenger_version}"

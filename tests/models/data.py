@@ -59,3 +59,21 @@ def training_rows(n: int, seed: int, world: str = "baseline", with_truth: bool =
         truth = sim.truth.set_index("patient_id").loc[X["patient_id"].astype(str)]
         return X, y, rows[list(PREDICTOR_COLUMNS)], truth.reset_index(drop=True)
     return X, y, rows[list(PREDICTOR_COLUMNS)]
+
+
+def known_cohort(n: int, seed: int):
+    """Competing risks with known incidence: bone metastasis hazard 0.01 * exp(0.8 x) and death
+    0.004 per month, administrative censoring at 12-60 months; the true incidence by horizon."""
+    from training.models.competing import DAYS_PER_MONTH, make_target
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    lam, mu = 0.01 * np.exp(0.8 * x), 0.004
+    event_time = rng.exponential(1 / (lam + mu))
+    cause = np.where(rng.uniform(size=n) < lam / (lam + mu), "bone_metastasis", "death")
+    censor = rng.uniform(12, 60, n)
+    event = np.where(event_time <= censor, cause, "censored")
+    months = np.minimum(event_time, censor)
+    y = make_target(event, months * DAYS_PER_MONTH)
+    truth = {h: lam / (lam + mu) * (1 - np.exp(-(lam + mu) * h)) for h in (12, 24, 36, 60)}
+    return y, truth

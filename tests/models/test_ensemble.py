@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.models.data import training_rows
-from tests.models.data import competing_data
+from tests.models.data import competing_data, training_rows
 from training.config import TrainConfig
 from training.fitting.family_run import fit_risk_model
 from training.models.catalog import ENSEMBLE_MEMBERS, FAMILIES

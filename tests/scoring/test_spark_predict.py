@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli
+from tests.scoring.compare import same_predictions
 from tests.scoring.rules import assert_prediction_day_rule
 
 pytestmark = pytest.mark.slow
@@ -76,21 +77,6 @@ def test_spark_engine_output_identical_to_local(trained_store, tmp_path):
         check=False,
     )
     assert unknown.returncode == 2 and "--engine must be local or spark" in unknown.stderr
-
-
-def same_predictions(local: pd.DataFrame, spark: pd.DataFrame) -> None:
-    assert list(spark.columns) == list(local.columns)
-    assert len(spark) == len(local)
-    local = local.sort_values("patient_id").reset_index(drop=True)
-    spark = spark.sort_values("patient_id").reset_index(drop=True)
-    for column in local.columns:
-        left, right = local[column], spark[column]
-        if column in ("patient_id", "risk_group", "warnings"):
-            assert left.fillna("").tolist() == right.fillna("").astype(str).tolist(), column
-        else:
-            np.testing.assert_allclose(
-                right.to_numpy(dtype=float), left.to_numpy(dtype=float), rtol=1e-12, atol=1e-15
-            )
 
 
 def test_spark_engine_scores_from_a_prediction_day_as_the_local_engine(trained_store, tmp_path):

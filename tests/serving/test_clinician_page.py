@@ -9,7 +9,6 @@ by ``scripts/test.sh``) installs chromium and the axe-core accessibility checker
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 from urllib.parse import urlencode
@@ -17,6 +16,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.serving.servers import free_port, running_server
 
 pytestmark = pytest.mark.slow
@@ -24,15 +24,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 AXE = REPO / ".cache" / "axe-core" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOT = REPO / "docs" / "clinician.png"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TABLET = {"width": 1024, "height": 1366}  # a 12.9-inch tablet, portrait
 PATIENT = {
     "patient_id": "P0001",
@@ -69,13 +60,6 @@ EARLY_POST = dict(
 )
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1366, "height": 768}
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail("chromium is not installed: run bash scripts/browser-test-deps.sh")
-    return path
 
 
 @pytest.fixture(scope="module")

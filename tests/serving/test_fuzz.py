@@ -48,7 +48,7 @@ from schemathesis.specs.openapi.checks import (
 
 from serving.gateway import ROUTES
 from serving.schemas import MAX_PREDICTION_DAY, PatientRecord
-from tests.serving.test_hardening import endpoint_labels
+from tests.serving.documents import as_draft4, endpoint_labels
 
 CASES = {"positive": 200, "negative": 100, "other media types": 60, "paths": 150}
 DEFAULT_HORIZONS = [12, 24, 36, 60]
@@ -333,16 +333,6 @@ def test_probability_at_a_horizon_does_not_depend_on_the_other_horizons(server):
     assert [c["months"] for c in together] == asked
     alone = [curve([h])[0]["probability"] for h in asked]
     assert [c["probability"] for c in together] == pytest.approx(alone, rel=1e-9, abs=1e-12)
-
-
-def as_draft4(schema: Any) -> Any:
-    """An OpenAPI 3.0 schema as plain JSON Schema draft 4 (``nullable`` spelled out)."""
-    if isinstance(schema, list):
-        return [as_draft4(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: as_draft4(v) for k, v in schema.items() if k != "nullable"}
-    return {"anyOf": [out, {"type": "null"}]} if schema.get("nullable") else out
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from serving.gateway import ROUTES, duplicate_keys, route_label
 from serving.openapi import EXAMPLE_REQUEST, VIOLATIONS_SCHEMA, complete
 from serving.schemas import PatientRecord
-from tests.serving.test_fuzz import as_draft4
+from tests.serving.documents import as_draft4
 
 
 @pytest.mark.parametrize(
@@ -56,11 +56,11 @@ def test_published_example_is_a_valid_patient_and_400_schema_is_openapi30():
 
 # --- Issue 20 (serving side) and 21.3: the gateway in front of a small real Starlette app ---
 
+import anyio  # noqa: E402
+import httpx  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
-import anyio  # noqa: E402
-import httpx  # noqa: E402
 
 from serving.errors import MAX_REPORTED, MAX_VALUE_CHARS, contract_words  # noqa: E402
 from serving.gateway import PUBLIC_ROUTES, GatewayMiddleware, is_public  # noqa: E402

@@ -32,6 +32,7 @@ import pytest
 import requests
 
 from serving.gateway import PUBLIC_ROUTES, ROUTES, is_public
+from tests.serving.documents import endpoint_labels
 from tests.serving.servers import bonemet_serve, free_port
 
 pytestmark = pytest.mark.slow
@@ -265,15 +266,6 @@ def test_cors_only_for_the_configured_origin(hard):
         assert preflight.headers.get("access-control-allow-origin") == (origin if allowed else None)
 
 
-def endpoint_labels(text: str) -> set[str]:
-    return {
-        part.split('"')[1]
-        for line in text.splitlines()
-        if not line.startswith("#")
-        for part in line.split("endpoint=")[1:]
-    }
-
-
 def test_unknown_paths_do_not_grow_metrics(hard):
     base = hard["base"]
     # Every (label, status) series the loop below can create exists before it is measured.
@@ -491,7 +483,7 @@ def test_api_page_loads_nothing_from_elsewhere(hard):
     """20.6 / 23.5: BentoML's page loaded Google Tag Manager into the token's origin."""
     from playwright.sync_api import sync_playwright
 
-    from tests.serving.test_clinician_page import CHROMIUM_ARGS, chromium_path
+    from tests.browser import CHROMIUM_ARGS, chromium_path
 
     base = hard["base"]
     r = requests.get(f"{base}/", timeout=5)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.serving.test_clinician_page import CHROMIUM_ARGS, chromium_path
+from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.serving.servers import free_port
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.tracking.test_registry_gates import GOOD, known_cohort
+from tests.models.data import known_cohort
+from tests.tracking.gate_values import GOOD
 from training.registry.gates import (
     PAIRED_DELTA,
     PAIRED_VERSION,

@@ -67,7 +67,8 @@ def _dropped():
 
 @pytest.mark.parametrize("error", [_dropped(), KeyboardInterrupt()], ids=["dropped", "ctrl-c"])
 def test_a_failed_audit_leaves_the_alias_and_the_tags_as_they_were(store, monkeypatch, error):
-    from training.registry import gates, versions as registry
+    from training.registry import gates
+    from training.registry import versions as registry
 
     client, champion, other = store
     tags_before = dict(client.get_model_version(NAME, other).tags)
@@ -82,7 +83,8 @@ def test_a_failed_audit_leaves_the_alias_and_the_tags_as_they_were(store, monkey
 
 
 def test_a_failed_alias_move_rolls_the_audit_back(store, monkeypatch):
-    from training.registry import gates, versions as registry
+    from training.registry import gates
+    from training.registry import versions as registry
 
     client, champion, other = store
     tags_before = dict(client.get_model_version(NAME, other).tags)
@@ -94,7 +96,8 @@ def test_a_failed_alias_move_rolls_the_audit_back(store, monkeypatch):
 
 
 def test_a_second_promotion_replaces_the_first_ones_reason(store):
-    from training.registry import gates, versions as registry
+    from training.registry import gates
+    from training.registry import versions as registry
 
     client, champion, other = store
     def record(version):
@@ -140,7 +143,8 @@ def test_the_command_says_in_one_line_what_state_a_failed_promotion_left(
 
 
 def test_a_version_of_a_killed_training_is_incomplete_for_promote_and_compare(store):
-    from training.registry import gates, versions as registry
+    from training.registry import gates
+    from training.registry import versions as registry
     from training.registry.compare import compare
 
     client, champion, other = store
@@ -196,7 +200,8 @@ def test_versions_and_runs_of_an_earlier_release_read_alike(store):
     """A version registered by bonemet 0.1 (a tag per fact, its run's metrics all logged as
     MLflow metrics, its promotion a tag per field) reads as it did (issue 23): facts, gate
     values, compare, history; promoting it again replaces its promotion tags by one."""
-    from training.registry import gates, versions as registry
+    from training.registry import gates
+    from training.registry import versions as registry
     from training.registry.compare import compare
 
     client, champion, other = store

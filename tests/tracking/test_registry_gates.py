@@ -7,16 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from tests.models.data import known_cohort
+from tests.tracking.gate_values import GOOD, HORIZONS
 from training.evaluation.names import lower_is_better
 from training.registry.gates import PromotionPolicy, check_gates
 from training.registry.selection import paired_se, select, select_challenger
 
-HORIZONS = (12, 24, 36)
-GOOD = {
-    "test_uno_c": "0.78",
-    **{f"test_calibration_slope_{h}m": "0.95" for h in HORIZONS},
-    **{f"test_calibration_in_the_large_{h}m": "-0.01" for h in HORIZONS},
-}
 CALIBRATION_GATES = [
     f"{kind}_{h}m" for h in HORIZONS for kind in ("calibration_slope", "calibration_in_the_large")
 ]
@@ -250,24 +246,6 @@ def test_calibration_breaks_ties_within_the_noise_and_never_more():
 
 
 # -- the gates on a cohort whose answer is known ---------------------------------------------
-
-
-def known_cohort(n: int, seed: int):
-    """Competing risks with known incidence: bone metastasis hazard 0.01 * exp(0.8 x) and death
-    0.004 per month, administrative censoring at 12-60 months; the true incidence by horizon."""
-    from training.models.competing import DAYS_PER_MONTH, make_target
-
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=n)
-    lam, mu = 0.01 * np.exp(0.8 * x), 0.004
-    event_time = rng.exponential(1 / (lam + mu))
-    cause = np.where(rng.uniform(size=n) < lam / (lam + mu), "bone_metastasis", "death")
-    censor = rng.uniform(12, 60, n)
-    event = np.where(event_time <= censor, cause, "censored")
-    months = np.minimum(event_time, censor)
-    y = make_target(event, months * DAYS_PER_MONTH)
-    truth = {h: lam / (lam + mu) * (1 - np.exp(-(lam + mu) * h)) for h in (12, 24, 36, 60)}
-    return y, truth
 
 
 def gate_verdicts(y, cif) -> dict[str, bool]:

@@ -11,8 +11,8 @@ import pytest
 from features.contract import check_patients
 from features.examples import synthetic_patient_rows
 from features.schema import PREDICTOR_COLUMNS
-from training.store.server import ServerConfigError, tracking_server_command
 from training.store.backend import database_uri, owner_tags
+from training.store.server import ServerConfigError, tracking_server_command
 
 
 def test_synthetic_rows_pass_the_contract_and_are_marked_synthetic():

@@ -12,7 +12,6 @@ import json
 import pytest
 
 from tests.conftest import cli_env, run_cli
-from training.registry.versions import promotion_record
 from tests.tracking.conftest import (
     FAST,
     kill_hard,
@@ -22,6 +21,7 @@ from tests.tracking.conftest import (
     train_args,
     wait_for,
 )
+from training.registry.versions import promotion_record
 
 pytestmark = pytest.mark.slow
 NAME = "bone-metastasis-risk"

@@ -200,8 +200,8 @@ def evaluate(
     each site, pooled across sites with a prediction interval for a new site.
     """
     from training.fitting.data import TrainingDataError
-    from training.scoring.predict import ScoringError
     from training.runs.evaluate import evaluate_model
+    from training.scoring.predict import ScoringError
 
     if by is not None or out is not None:
         _evaluate_by(patients, measurements, model_uri, experiment, n_bootstrap, as_json, by,
@@ -330,7 +330,8 @@ def promote(
     below the champion's by more than 0.01 with an interval of the difference that excludes 0
     (docs/modeling.md, "Promotion gates").
     """
-    from training.registry import gates, versions as registry
+    from training.registry import gates
+    from training.registry import versions as registry
     from training.store import backend as tracking
 
     def show(verdicts) -> None:
@@ -369,8 +370,8 @@ def compare(
     terminal's width.
     """
     from training.registry import versions as registry
-    from training.store import backend as tracking
     from training.registry.compare import compare as compare_versions
+    from training.store import backend as tracking
 
     tracking.configure(store_settings())
     with library_output():

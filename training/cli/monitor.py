@@ -145,8 +145,8 @@ def monitor(
         load_monitor_cohort,
     )
     from training.monitoring.monitor import MonitorCohort, MonitorConfig
-    from training.scoring.predict import ScoringError
     from training.runs.monitor import model_predictions, run_monitor
+    from training.scoring.predict import ScoringError
 
     if out.exists() and not out.is_dir():
         fail(f"cannot write the report: --out {out} is a file, not a folder")

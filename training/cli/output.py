@@ -338,7 +338,8 @@ def candidate_gates(result) -> tuple[str | None, dict[str, list]]:
     """The champion of this moment and, per candidate version, the promotion gates' verdicts
     against it (``training.registry.gates.check_gates``)."""
     from training.config import MODEL_NAME
-    from training.registry import gates, versions as registry
+    from training.registry import gates
+    from training.registry import versions as registry
 
     champion = registry.alias_version(registry.CHAMPION)
     champion_tags = None

@@ -148,8 +148,8 @@ def serve(
     With BONEMET_API_TOKEN set, every route but health, readiness, the API page and the
     clinician page needs Authorization: Bearer <token> (default: no token, all open).
     """
-    from training.store import backend as tracking
     from training.registry.bento import BentoImportError, import_for_serving, smoke_load
+    from training.store import backend as tracking
 
     settings = store_settings()
     tracking.configure(settings)

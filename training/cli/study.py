@@ -22,8 +22,8 @@ def study(
     n_perm: Annotated[int, typer.Option("--n-perm", min=99, max=100000)] = 2000,
 ) -> None:
     """Write the study report (HTML with figures, JSON numbers) and log it to MLflow."""
-    from training.study.report.config import StudyConfig
     from training.runs.study import run_study
+    from training.study.report.config import StudyConfig
 
     if out.exists() and not out.is_dir():
         fail(f"cannot write the report: --out {out} is a file, not a folder")

@@ -15,7 +15,6 @@ import pandas as pd
 from features import vocabulary
 from features.schema import HEADLINE_HORIZON_MONTHS
 from training.evaluation import names
-from training.evaluation.names import key
 from training.evaluation.accuracy import (
     brier_score,
     cumulative_dynamic_auc,
@@ -34,6 +33,7 @@ from training.evaluation.concordance import (
     uno_c,
 )
 from training.evaluation.incidence import observed_incidence
+from training.evaluation.names import key
 from training.evaluation.subgroups import subgroup_metrics
 from training.models.competing import DAYS_PER_MONTH
 

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from features.schema import HEADLINE_HORIZON_MONTHS
+from features.transformers import transform_rows
+from features.vocabulary import DEATH
 from training.artifact.explain import training_percentiles
 from training.artifact.intervals import fit_uncertainty
 from training.artifact.missing import plausible_values
@@ -23,19 +25,17 @@ from training.artifact.risk_model import (
     predict_features,
     predict_pipeline,
 )
-from features.transformers import transform_rows
-from features.vocabulary import DEATH
 from training.config import TrainConfig
 from training.evaluation.bootstrap import Interval
 from training.evaluation.names import HEADLINE_SUFFIX
 from training.evaluation.recalibration import choose_recalibration
 from training.evaluation.suite import (
+    SELECTION_HORIZONS_MONTHS,
     SplitEvaluation,
     auc_curve,
     cv_summary,
     evaluate_split,
     point_metrics,
-    SELECTION_HORIZONS_MONTHS,
 )
 from training.fitting.data import TrainingData
 from training.fitting.search import Trial, fit_pipeline, folds, n_fits, search

@@ -187,7 +187,8 @@ def champion_pairing(dataset_digest: str, design: str, n_rows: int):
         if version is None:
             return None
         champion = mlflow_client().get_model_version(MODEL_NAME, version)
-        if version_facts(champion.tags or {}).get("dataset_digest") != dataset_digest or not champion.run_id:
+        digest = version_facts(champion.tags or {}).get("dataset_digest")
+        if digest != dataset_digest or not champion.run_id:
             return None
         risk = mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/{OOF_RISK_ARTIFACT}")
     except (MlflowException, OSError, ValueError, RegistryError):
@@ -538,14 +539,14 @@ def _record_then_move(client, candidate, audit: dict[str, str | None], previous)
     from mlflow.exceptions import MlflowException
 
     version = str(candidate.version)
-    before = {key: (candidate.tags or {}).get(key) for key in audit}
+    before = {name: (candidate.tags or {}).get(name) for name in audit}
 
     def write(tags: dict[str, str | None]) -> None:
-        for key, value in tags.items():
+        for name, value in tags.items():
             if value is not None:
-                client.set_model_version_tag(MODEL_NAME, version, key, value)
+                client.set_model_version_tag(MODEL_NAME, version, name, value)
             else:  # deleting an absent tag is no error
-                client.delete_model_version_tag(MODEL_NAME, version, key)
+                client.delete_model_version_tag(MODEL_NAME, version, name)
 
     def restored() -> str:
         try:

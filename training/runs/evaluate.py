@@ -60,8 +60,8 @@ def evaluate_model(
 
     from training.config import TrainConfig
     from training.evaluation import figures
-    from training.scoring.predict import ScoringError, load_risk_model
     from training.registry import versions as registry
+    from training.scoring.predict import ScoringError, load_risk_model
     from training.store import backend as tracking
 
     rows, n_excluded = time_to_event_rows(cohort)

@@ -35,9 +35,9 @@ from training.fitting.landmarks import landmark_metrics
 from training.fitting.marker import marker_lr_test
 from training.fitting.search import SEARCH_METRIC
 from training.models.catalog import FAMILIES
-from training.store.backend import git_commit
 from training.runs.card_facts import card_facts
 from training.runs.log_model import log_risk_model
+from training.store.backend import git_commit
 
 
 @dataclass(frozen=True)
@@ -343,8 +343,9 @@ def train(
     """
     import mlflow
 
-    from training.registry import gates, selection, versions as registry
     from training.registry import card as mc
+    from training.registry import gates, selection
+    from training.registry import versions as registry
     from training.store import backend as tracking
 
     progress = progress or SilentProgress()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from features.csv_output import write_csv
 from features.contract import Cohort
+from features.csv_output import write_csv
 from features.vocabulary import BONE_METASTASIS
 from training.config import Settings
 from training.evaluation.calibration import calibration_table
@@ -82,10 +82,10 @@ def validate_by_group(
     """
     import mlflow
 
-    from training.scoring.predict import ScoringError, load_risk_model
     from training.registry import versions as registry
-    from training.store import backend as tracking
     from training.registry.gates import PromotionPolicy
+    from training.scoring.predict import ScoringError, load_risk_model
+    from training.store import backend as tracking
 
     check_group_column(by)
     rows, _ = time_to_event_rows(cohort)

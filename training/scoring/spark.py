@@ -27,9 +27,9 @@ from training.artifact.risk_model import RISK_GROUPS
 from training.scoring.predict import (
     DEFAULT_HORIZONS_MONTHS,
     OUTPUT_COLUMNS,
-    output_columns,
     ScoringError,
     load_risk_model,
+    output_columns,
     predict_patients,
     scoring_rows,
 )

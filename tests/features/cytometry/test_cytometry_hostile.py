@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from features.cytometry.problems import RULE_OUTSIDE_FOLDER
