@@ -143,7 +143,8 @@ def test_killed_trainings_leave_nothing_incomplete_or_promotable(fault_cohort, t
         check=False,
     )
     assert refused.returncode == 2
-    assert "lacks the tag(s) family" in refused.stderr and "not even with --force" in refused.stderr
+    assert "lacks the fact(s) family" in refused.stderr
+    assert "not even with --force" in refused.stderr
 
     # Version 1 came from a killed training (no description, no challenger chosen): it is
     # incomplete, refused even with --force, and compare says so (issue 20.2).
