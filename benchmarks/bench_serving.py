@@ -68,7 +68,7 @@ def build_store(tmp: Path, n_patients: int):
     from features.schema import PREDICTOR_COLUMNS
     from features.simulate import simulate_cohort, write_cohort
     from training.config import Settings, TrainConfig
-    from training.registry import gates
+    from training.registry import promotion
     from training.runs.train import train
     from training.store import backend as tracking
 
@@ -83,7 +83,7 @@ def build_store(tmp: Path, n_patients: int):
     train_s = time.perf_counter() - t0
     tracking.configure(settings)
     version = str(result.challenger_version)
-    gates.promote(version, force=True, reason="benchmark")
+    promotion.promote(version, force=True, reason="benchmark")
     rows = contract_rows(cohort.patients[list(PREDICTOR_COLUMNS)])
     records = [
         {k: v for k, v in r.items() if v is not None} for r in rows.to_dict(orient="records")

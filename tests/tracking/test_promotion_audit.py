@@ -67,14 +67,14 @@ def _dropped():
 
 @pytest.mark.parametrize("error", [_dropped(), KeyboardInterrupt()], ids=["dropped", "ctrl-c"])
 def test_a_failed_audit_leaves_the_alias_and_the_tags_as_they_were(store, monkeypatch, error):
-    from training.registry import gates
+    from training.registry import promotion
     from training.registry import versions as registry
 
     client, champion, other = store
     tags_before = dict(client.get_model_version(NAME, other).tags)
     _fail_on(monkeypatch, "set_model_version_tag", 1, error)
     with pytest.raises(registry.RegistryError) as refused:
-        gates.promote(other, force=True, reason="clinical review")
+        promotion.promote(other, force=True, reason="clinical review")
     message = str(refused.value)
     assert "could not be recorded" in message and "'champion' was not moved" in message
     assert f"still version {champion}" in message and "\n" not in message
@@ -83,32 +83,32 @@ def test_a_failed_audit_leaves_the_alias_and_the_tags_as_they_were(store, monkey
 
 
 def test_a_failed_alias_move_rolls_the_audit_back(store, monkeypatch):
-    from training.registry import gates
+    from training.registry import promotion
     from training.registry import versions as registry
 
     client, champion, other = store
     tags_before = dict(client.get_model_version(NAME, other).tags)
     _fail_on(monkeypatch, "set_registered_model_alias", 1, KeyboardInterrupt())
     with pytest.raises(registry.RegistryError, match="moving 'champion' to version .* failed"):
-        gates.promote(other, force=True, reason="clinical review")
+        promotion.promote(other, force=True, reason="clinical review")
     assert registry.alias_version("champion") == champion
     assert dict(client.get_model_version(NAME, other).tags) == tags_before
 
 
 def test_a_second_promotion_replaces_the_first_ones_reason(store):
-    from training.registry import gates
+    from training.registry import gates, promotion
     from training.registry import versions as registry
 
     client, champion, other = store
     def record(version):
         return registry.promotion_record(client.get_model_version(NAME, version).tags)
 
-    gates.promote(other, force=True, reason="first, forced")
+    promotion.promote(other, force=True, reason="first, forced")
     tags = record(other)
     assert tags["forced_promotion_reason"] == tags["promotion_reason"] == "first, forced"
-    gates.promote(champion, force=True, reason="back")
+    promotion.promote(champion, force=True, reason="back")
     assert record(other)["promotion_reason"] == "first, forced"
-    done = gates.promote(other, policy=gates.PromotionPolicy(**LENIENT))
+    done = promotion.promote(other, policy=gates.PromotionPolicy(**LENIENT))
     assert done.forced_reason is None and registry.alias_version("champion") == other
     tags = record(other)
     assert set(client.get_model_version(NAME, other).tags) == {"summary", "facts"}
@@ -143,7 +143,7 @@ def test_the_command_says_in_one_line_what_state_a_failed_promotion_left(
 
 
 def test_a_version_of_a_killed_training_is_incomplete_for_promote_and_compare(store):
-    from training.registry import gates
+    from training.registry import promotion
     from training.registry import versions as registry
     from training.registry.compare import compare
 
@@ -154,7 +154,7 @@ def test_a_version_of_a_killed_training_is_incomplete_for_promote_and_compare(st
     training_run = registry.version_facts(tags)["training_run_id"]
     client.set_terminated(training_run, "FAILED")
     with pytest.raises(registry.RegistryError) as refused:
-        gates.promote(other, force=True, reason="clinical review")
+        promotion.promote(other, force=True, reason="clinical review")
     assert str(refused.value) == (
         f"version {other} is incomplete: its training run {training_run} is FAILED, not "
         "FINISHED; it is not promoted (not even with --force)"
@@ -200,7 +200,7 @@ def test_versions_and_runs_of_an_earlier_release_read_alike(store):
     """A version registered by bonemet 0.1 (a tag per fact, its run's metrics all logged as
     MLflow metrics, its promotion a tag per field) reads as it did (issue 23): facts, gate
     values, compare, history; promoting it again replaces its promotion tags by one."""
-    from training.registry import gates
+    from training.registry import gates, promotion
     from training.registry import versions as registry
     from training.registry.compare import compare
 
@@ -239,7 +239,7 @@ def test_versions_and_runs_of_an_earlier_release_read_alike(store):
             assert (row.metrics[key].lo, row.metrics[key].hi) == (metric.lo, metric.hi)
     history = registry.training_history()
     assert other in history.iloc[0]["versions"].split(",")
-    gates.promote(other, force=True, reason="re-promoted")
+    promotion.promote(other, force=True, reason="re-promoted")
     tags = client.get_model_version(NAME, other).tags
     assert set(tags) == {"summary", "facts"} and len(old) > 12  # moved to the two tags
     moved = registry.version_facts(tags)

@@ -1,6 +1,6 @@
 """The one smoke check of a loaded model version: it must answer synthetic patients.
 
-Promotion (:func:`training.registry.gates.smoke_check`), ``bonemet serve``
+Promotion (:func:`training.registry.promotion.smoke_check`), ``bonemet serve``
 (:func:`training.registry.bento.smoke_load`) and the service, before it serves a version its
 alias moved to, all load the version their own way and then call :func:`smoke_check`: the
 same patients (:func:`features.examples.synthetic_patient_rows`, built from the contract,

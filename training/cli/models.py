@@ -330,7 +330,7 @@ def promote(
     below the champion's by more than 0.01 with an interval of the difference that excludes 0
     (docs/modeling.md, "Promotion gates").
     """
-    from training.registry import gates
+    from training.registry import promotion
     from training.registry import versions as registry
     from training.store import backend as tracking
 
@@ -341,8 +341,8 @@ def promote(
     tracking.configure(store_settings())
     try:
         with library_output():
-            done = gates.promote(version, force=force, reason=reason)
-    except gates.PromotionRefused as err:
+            done = promotion.promote(version, force=force, reason=reason)
+    except promotion.PromotionRefused as err:
         show(err.gates)
         fail(f"cannot promote: {err}")
     except registry.RegistryError as err:

@@ -2,7 +2,7 @@
 
 All candidates are versions of ``bone-metastasis-risk``. ``challenger`` marks the best candidate
 of the latest training run by the selection metric; ``champion`` is what serving answers with
-and moves only through :func:`training.registry.gates.promote`. The promotion gates live in
+and moves only through :func:`training.registry.promotion.promote`. The promotion gates live in
 :mod:`training.registry.gates`, the side-by-side comparison in :mod:`training.registry.compare`,
 what a logged model declares (requirements, signature) in :mod:`training.registry.logged_model`.
 """
