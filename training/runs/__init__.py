@@ -8,6 +8,7 @@
 - ``cytometry``: ``bonemet cytometry`` (a batch of FCS files gated into the marker).
 - ``monitor``: ``bonemet monitor`` (marker, outcomes and predictions watched over time).
 - ``study``: ``bonemet study`` (the osteocalcin study report).
+- ``logged``: what every run logs alike (name, dataset, tables, rounded metrics).
 
 A new run (a new command that logs to MLflow) goes here; what it decides about versions and
 aliases goes to :mod:`training.registry`, where it stores to :mod:`training.store`.

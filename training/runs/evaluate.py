@@ -11,7 +11,7 @@ from training.evaluation.suite import evaluate_split
 from training.fitting.data import censor_deaths, check_events, time_to_event_rows
 from training.fitting.landmarks import landmark_rows, per_landmark_metrics
 from training.models.competing import make_target
-from training.runs.train import (
+from training.runs.logged import (
     cohort_dataset,
     log_decision_curve_figure,
     log_run_metrics,

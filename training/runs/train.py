@@ -3,25 +3,17 @@ as a child run with its figures, tables and model card, register it, pick the ch
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from features.contract import Cohort
-from features.schema import CONTRACT_VERSION, HEADLINE_HORIZON_MONTHS
+from features.schema import CONTRACT_VERSION
 from features.vocabulary import BONE_METASTASIS, DEATH
 from training.config import MODEL_NAME, Settings, TrainConfig
 from training.evaluation.names import (
     CANDIDATES,
-    HEADLINE_SUFFIX,
-    LABELS,
-    LOGGED_DIGITS,
-    METRICS_TABLE,
-    UI_GROUP,
-    label,
 )
 from training.fitting.data import TrainingData, TrainingDataError, prepare_training_data
 from training.fitting.family_run import (
@@ -37,6 +29,14 @@ from training.fitting.search import SEARCH_METRIC
 from training.models.catalog import FAMILIES
 from training.runs.card_facts import card_facts
 from training.runs.log_model import log_risk_model
+from training.runs.logged import (
+    cohort_dataset,
+    log_decision_curve_figure,
+    log_run_metrics,
+    log_split_tables,
+    logged_value,
+    run_name,
+)
 from training.store.backend import git_commit
 
 
@@ -84,98 +84,12 @@ class TrainResult:
 REGISTRATION_REFUSED = "bonemet.registration_refused"
 
 
-def run_name(what: str, cohort: Cohort, digest: str) -> str:
-    """A run's name in the MLflow UI: what it is (``train`` or the family) and the data it
-    was trained on (patients, the dataset's digest), e.g. ``cox_ridge · 2000 patients ·
-    data 2981c147``."""
-    return f"{what} · {len(cohort.patients)} patients · data {digest}"
-
-
 def model_notes(config: TrainConfig, death_note: str | None) -> dict[str, str]:
     """Run tags saying how the outcome and the marker were modelled."""
     return {
         "competing_death": "zero hazard (incidence = 1 - S(t))" if death_note else "modelled",
         "marker": "used" if config.include_marker else "none (clinical-only model)",
     }
-
-
-def cohort_dataset(cohort: Cohort, source: str):
-    """The patients table as an MLflow dataset (name, digest, source, schema)."""
-    import mlflow
-
-    with warnings.catch_warnings():
-        # A local path matches two equivalent MLflow source types; MLflow picks one and warns.
-        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
-        return mlflow.data.from_pandas(cohort.patients, source=source, name="patients")
-
-
-def log_split_tables(evaluation) -> None:
-    """Calibration, decision-curve and subgroup tables of a split's evaluation, in the
-    active run (``tables/...``)."""
-    import mlflow
-
-    for h, table in evaluation.calibration.items():
-        mlflow.log_table(table, f"tables/calibration_{h}m.json")
-    if evaluation.decision_curve is not None:
-        mlflow.log_table(evaluation.decision_curve, f"tables/decision_curve_{HEADLINE_SUFFIX}.json")
-    if evaluation.subgroups is not None:
-        mlflow.log_table(evaluation.subgroups, "tables/subgroups.json")
-
-
-def log_decision_curve_figure(evaluation) -> None:
-    """The decision curve at the headline horizon, when there is one, in the active run."""
-    import mlflow
-
-    from training.evaluation import figures
-
-    if evaluation.decision_curve is not None:
-        mlflow.log_figure(
-            figures.decision_curve_figure(evaluation.decision_curve, HEADLINE_HORIZON_MONTHS),
-            f"figures/decision_curve_{HEADLINE_SUFFIX}.png",
-        )
-
-
-def logged_value(value: float) -> float:
-    """A metric as logged: :data:`LOGGED_DIGITS` significant digits (counts stay whole)."""
-    value = float(value)
-    if value.is_integer():
-        return value
-    return float(f"{value:.{LOGGED_DIGITS}g}")
-
-
-def headline_metrics(
-    metrics: dict[str, float], keys: Sequence[str] = tuple(LABELS)
-) -> dict[str, float]:
-    """The headline metrics ``keys`` under readable names (:func:`label`) in the UI's group,
-    e.g. ``headline/Uno C``, with their interval bounds (``... low``, ``... high``)."""
-    out = {}
-    for key in keys:
-        for suffix, words in (("", ""), ("_lo", " low"), ("_hi", " high")):
-            value = metrics.get(key + suffix)
-            if value is not None and np.isfinite(value):
-                out[f"{UI_GROUP}/{label(key)}{words}"] = value
-    return out
-
-
-def log_run_metrics(
-    metrics: dict[str, float],
-    headline: Sequence[str] = tuple(LABELS),
-    counts: dict[str, float] | None = None,
-) -> dict[str, float]:
-    """Log a run's metrics, rounded (:func:`logged_value`), into the active run: the headline
-    set ``headline`` (and ``counts``) as MLflow metrics under readable names
-    (:func:`headline_metrics`), every metric in the run's :data:`METRICS_TABLE` (tagged
-    :data:`~training.registry.versions.METRICS_TABLE_TAG`; read back with
-    :func:`training.registry.versions.run_metrics`). Returns the rounded metrics."""
-    import mlflow
-
-    from training.registry.versions import METRICS_TABLE_TAG, metrics_table
-
-    metrics = {k: logged_value(v) for k, v in metrics.items()}
-    mlflow.log_metrics({**headline_metrics(metrics, headline), **(counts or {})})
-    mlflow.log_table(metrics_table(metrics), METRICS_TABLE)
-    mlflow.set_tag(METRICS_TABLE_TAG, METRICS_TABLE)
-    return metrics
 
 
 def _log_trials(out: FamilyOutcome) -> None:
@@ -297,6 +211,120 @@ def _log_parent(data: TrainingData, dataset) -> dict[str, float] | None:
     return lr_test
 
 
+@dataclass
+class _Training:
+    """What every family's run of one training shares: the cohort, its data and dataset, the
+    parent run, the marker's test and the champion to pair with (:func:`train`)."""
+
+    cohort: Cohort
+    config: TrainConfig
+    data: TrainingData
+    dataset: object
+    source: str
+    experiment_id: str
+    parent_run_id: str
+    lr_test: dict[str, float] | None
+    pairing: object
+
+    def _child(self, name: str):
+        import mlflow
+
+        return mlflow.start_run(
+            experiment_id=self.experiment_id,
+            run_name=run_name(name, self.cohort, self.dataset.digest),
+            nested=True,
+        )
+
+    def log_skipped(self, name: str, out: FamilySkipped) -> None:
+        """A child run that says why the family could not be fitted."""
+        import mlflow
+
+        with self._child(name):
+            mlflow.set_tags({"family": name, "skipped": "true", "skip_reason": out.reason})
+
+    def log_candidate(self, name: str, out: FamilyOutcome):
+        """The family's child run: parameters, tags, metrics (with the paired comparison and
+        the marker's test), figures, tables, the model and its card. Returns the run id, the
+        logged (rounded) metrics, the logged model's URI and the card's arguments."""
+        import mlflow
+
+        from training.registry import card as mc
+        from training.registry import gates
+        from training.store import backend as tracking
+
+        config, data = self.config, self.data
+        X_test, y_test = data.evaluation_rows()
+        with self._child(name) as child:
+            mlflow.log_params({**config.to_params(), "family": name})
+            tracking.log_input(self.dataset, "training")
+            mlflow.set_tags(
+                {
+                    "family": name,
+                    "git_commit": git_commit(),
+                    "dataset_digest": self.dataset.digest,
+                    "evaluation_design": data.design,
+                    **model_notes(config, data.death_note),
+                }
+            )
+            metrics = _log_family(out, y_test, X_test)
+            if data.design == "nested_cv_oof":
+                mlflow.log_dict({"risk_24m": out.test_risk.tolist()}, gates.OOF_RISK_ARTIFACT)
+            if self.pairing is not None:
+                metrics.update(
+                    gates.paired_discrimination(
+                        self.pairing, y_test, out.test_risk, config.n_bootstrap, config.seed,
+                        config.bootstrap_max_patients or None,
+                    )
+                )
+            is_cox = FAMILIES[name].is_cox
+            if self.lr_test and is_cox:
+                metrics.update(self.lr_test)
+            # Logged, recorded and shown rounded alike.
+            metrics = log_run_metrics(metrics)
+            card_args = dict(
+                run_id=child.info.run_id,
+                dataset_digest=self.dataset.digest,
+                source=self.source,
+                cohort=self.cohort,
+                lr_test=self.lr_test if is_cox else None,
+            )
+            card = mc.render_model_card(card_facts(out, data, **card_args))
+            out.model.performance = out.test.flat("")  # the page's accuracy (contract 1.2)
+            info = log_risk_model(out.model, model_card=card)
+            mlflow.log_dict(
+                {
+                    "risk_cutoffs": list(out.model.risk_cutoffs),
+                    "selected_params": out.params,
+                    "feature_names": out.model.pipeline[0].get_feature_names_out().tolist(),
+                    "max_follow_up_months": out.model.max_follow_up_months,
+                },
+                "model_summary.json",
+            )
+        return child.info.run_id, metrics, info.model_uri, card_args
+
+    def register(self, name, out, run_id, metrics, model_uri, card_args) -> str:
+        """Register the family's finished run as a version, with every tag in the create
+        request (a training killed at any point leaves no version without its facts), then
+        its description and card. Raises ``RegistrationRefused`` for a user who may not."""
+        from training.registry import card as mc
+        from training.registry import versions as registry
+
+        config = self.config
+        tags = registry.version_tags(
+            name,
+            metrics,
+            self.dataset.digest,
+            run_id,
+            config.selection_metric,
+            landmark_days=config.landmark_days,
+            training_run_id=self.parent_run_id,
+        )
+        version = registry.register_version(model_uri, tags)
+        card = mc.render_model_card(card_facts(out, self.data, version=version, **card_args))
+        registry.describe_version(version, card, run_id, name, metrics, config.selection_metric)
+        return version
+
+
 def train(
     cohort: Cohort,
     config: TrainConfig,
@@ -343,7 +371,6 @@ def train(
     """
     import mlflow
 
-    from training.registry import card as mc
     from training.registry import gates, selection
     from training.registry import versions as registry
     from training.store import backend as tracking
@@ -376,90 +403,26 @@ def train(
         pairing = gates.champion_pairing(dataset.digest, data.design, len(y_test))
         outcomes = family_outcomes(data, progress)
         skipped = []
+        training = _Training(
+            cohort, config, data, dataset, source, experiment_id, parent.info.run_id, lr_test,
+            pairing,
+        )
         for name, out in zip(config.families, outcomes, strict=True):
             if isinstance(out, FamilySkipped):
                 skipped.append(out)
-                with mlflow.start_run(
-                    experiment_id=experiment_id,
-                    run_name=run_name(name, cohort, dataset.digest),
-                    nested=True,
-                ):
-                    mlflow.set_tags({"family": name, "skipped": "true", "skip_reason": out.reason})
+                training.log_skipped(name, out)
                 continue
-            with mlflow.start_run(
-                experiment_id=experiment_id,
-                run_name=run_name(name, cohort, dataset.digest),
-                nested=True,
-            ) as child:
-                mlflow.log_params({**config.to_params(), "family": name})
-                tracking.log_input(dataset, "training")
-                mlflow.set_tags(
-                    {
-                        "family": name,
-                        "git_commit": git_commit(),
-                        "dataset_digest": dataset.digest,
-                        "evaluation_design": data.design,
-                        **model_notes(config, data.death_note),
-                    }
-                )
-                metrics = _log_family(out, y_test, X_test)
-                if data.design == "nested_cv_oof":
-                    mlflow.log_dict({"risk_24m": out.test_risk.tolist()}, gates.OOF_RISK_ARTIFACT)
-                if pairing is not None:
-                    paired = gates.paired_discrimination(
-                        pairing, y_test, out.test_risk, config.n_bootstrap, config.seed,
-                        config.bootstrap_max_patients or None,
-                    )
-                    metrics.update(paired)
-                is_cox = FAMILIES[name].is_cox
-                if lr_test and is_cox:
-                    metrics.update(lr_test)
-                # Logged, recorded and shown rounded alike.
-                metrics = log_run_metrics(metrics)
-                card_args = dict(
-                    run_id=child.info.run_id,
-                    dataset_digest=dataset.digest,
-                    source=source,
-                    cohort=cohort,
-                    lr_test=lr_test if is_cox else None,
-                )
-                card = mc.render_model_card(card_facts(out, data, **card_args))
-                out.model.performance = out.test.flat("")  # the page's accuracy (contract 1.2)
-                info = log_risk_model(out.model, model_card=card)
-                mlflow.log_dict(
-                    {
-                        "risk_cutoffs": list(out.model.risk_cutoffs),
-                        "selected_params": out.params,
-                        "feature_names": out.model.pipeline[0].get_feature_names_out().tolist(),
-                        "max_follow_up_months": out.model.max_follow_up_months,
-                    },
-                    "model_summary.json",
-                )
-            # Registered only once the family's run finished, with every tag in the create
-            # request: a training killed at any point leaves no version without its metrics.
-            tags = registry.version_tags(
-                name,
-                metrics,
-                dataset.digest,
-                child.info.run_id,
-                config.selection_metric,
-                landmark_days=config.landmark_days,
-                training_run_id=parent.info.run_id,
-            )
+            run_id, metrics, model_uri, card_args = training.log_candidate(name, out)
             if refused is None:
                 try:
-                    version = registry.register_version(info.model_uri, tags)
+                    version = training.register(name, out, run_id, metrics, model_uri, card_args)
                 except registry.RegistrationRefused as err:
                     refused = err
             if refused is not None:
                 # Not allowed to register: the next families are still logged in full.
-                unregistered.append(f"{name} (run {child.info.run_id})")
+                unregistered.append(f"{name} (run {run_id})")
                 continue
-            card = mc.render_model_card(card_facts(out, data, version=version, **card_args))
-            registry.describe_version(
-                version, card, child.info.run_id, name, metrics, config.selection_metric
-            )
-            candidates.append(CandidateResult(name, child.info.run_id, version, metrics))
+            candidates.append(CandidateResult(name, run_id, version, metrics))
             if out.oof_loss is not None:
                 losses[version] = out.oof_loss
         if skipped:

@@ -24,7 +24,7 @@ from training.evaluation.calibration import calibration_table
 from training.fitting.data import censor_deaths, time_to_event_rows
 from training.fitting.landmarks import landmark_rows
 from training.models.competing import make_target
-from training.runs.train import cohort_dataset
+from training.runs.logged import cohort_dataset
 from training.validation.groups import (
     VALIDATION_HORIZONS,
     check_group_column,
