@@ -117,9 +117,16 @@ def test_the_promotion_is_in_the_facts_and_the_old_layout_reads_alike():
     assert list(writes)[:2] == ["facts", "summary"]
     assert writes["summary"].startswith("cox_ridge · Uno C 0.773")
     after = {k: v for k, v in {**legacy, **writes}.items() if v is not None}
-    assert set(after) == {"facts", "summary", "validation_by_site_id_run_id"}
+    assert set(after) == {"facts", "summary"}  # the validation moved into the facts
+    assert registry.version_validations(after) == {"site_id": "v1"}
     assert registry.version_facts(after) == registry.version_facts(_legacy_tags())
     assert registry.promotion_record(after) == {"promoted_by": "bob", "promotion_reason": "x"}
+    # A validation recorded later joins the others in the facts, the promotion kept.
+    validated = {**after, **registry.validation_tags(after, "lab_id", "v2")}
+    assert set(validated) == {"facts", "summary"}
+    assert registry.version_validations(validated) == {"site_id": "v1", "lab_id": "v2"}
+    assert registry.promotion_record(validated) == registry.promotion_record(after)
+    assert registry.version_facts(validated) == registry.version_facts(after)
 
 
 def test_the_metrics_table_holds_every_metric_with_its_interval():

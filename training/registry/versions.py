@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ HEADLINE_METRICS = names.HEADLINE_TEST
 SUMMARY_TAG, FACTS_TAG, FAMILY_TAG = "summary", "facts", "family"
 #: Key of the latest promotion in a version's facts.
 PROMOTION_KEY = "promotion"
+#: Key of the facts holding the external validations of a version: grouping column to the
+#: run of ``bonemet evaluate --by`` (tags ``validation_by_<column>_run_id`` before 0.2).
+VALIDATIONS_KEY = "validations"
 #: The promotion record's fields; versions promoted by releases before 0.2 carry each as a
 #: tag of its own, read alike by :func:`promotion_record`.
 PROMOTION_FIELDS = (
@@ -201,7 +205,7 @@ def version_facts(tags: Mapping[str, str]) -> dict:
             out = {
                 k: str(v)
                 for k, v in facts.items()
-                if k not in ("metrics", PROMOTION_KEY) and v is not None
+                if k not in ("metrics", PROMOTION_KEY, VALIDATIONS_KEY) and v is not None
             }
             values = facts.get("metrics")
             out["metrics"] = {
@@ -225,6 +229,26 @@ def version_facts(tags: Mapping[str, str]) -> dict:
     return out
 
 
+def version_validations(tags: Mapping[str, str]) -> dict[str, str]:
+    """The external validations recorded on a version: grouping column to the run id of its
+    ``bonemet evaluate --by`` run (in the facts' :data:`VALIDATIONS_KEY`, or a tag per column
+    ``validation_by_<column>_run_id`` before 0.2)."""
+    tags = dict(tags or {})
+    found = {
+        m.group(1): v
+        for k, v in tags.items()
+        if (m := re.fullmatch(r"validation_by_(.+)_run_id", k)) and v
+    }
+    try:
+        facts = json.loads(tags[FACTS_TAG]) if FACTS_TAG in tags else None
+    except ValueError:
+        facts = None
+    recorded = facts.get(VALIDATIONS_KEY) if isinstance(facts, dict) else None
+    if isinstance(recorded, dict):
+        found.update({str(k): str(v) for k, v in recorded.items() if v})
+    return found
+
+
 def promotion_record(tags: Mapping[str, str]) -> dict[str, str]:
     """The latest promotion recorded on a version (:data:`PROMOTION_FIELDS` present), from
     the ``promotion`` of its facts or, for a version promoted before 0.2, from a tag per
@@ -243,8 +267,23 @@ def promotion_record(tags: Mapping[str, str]) -> dict[str, str]:
 def promotion_tags(tags: Mapping[str, str], record: Mapping[str, str | None]) -> dict:
     """The tag writes that record ``record`` (:data:`PROMOTION_FIELDS`) on a version with
     ``tags``: its facts with ``promotion`` replaced (two lines in the registry's table, still).
-    A version of a release before 0.2 is moved to the two tags on the way: its facts written
-    from :func:`version_facts`, its tags per fact and per promotion field deleted (None)."""
+    A version of a release before 0.2 is moved to the two tags on the way
+    (:func:`facts_tags`)."""
+    return facts_tags(tags, PROMOTION_KEY, {k: v for k, v in record.items() if v is not None})
+
+
+def validation_tags(tags: Mapping[str, str], by: str, run_id: str) -> dict:
+    """The tag writes that record the validation run ``run_id`` grouped by ``by`` on a version
+    with ``tags``, in its facts (a version stays two lines in the registry's table)."""
+    validations = {**version_validations(tags), by: run_id}
+    return facts_tags(tags, VALIDATIONS_KEY, validations)
+
+
+def facts_tags(tags: Mapping[str, str], key: str, value) -> dict:
+    """The tag writes that set ``key`` of a version's facts to ``value`` (None: delete the
+    tag). A version of a release before 0.2 is moved to the two tags on the way: its facts
+    written from :func:`version_facts`, its tags per fact, per promotion field and per
+    validation deleted."""
     tags = dict(tags or {})
     try:
         facts = json.loads(tags[FACTS_TAG]) if FACTS_TAG in tags else None
@@ -258,9 +297,13 @@ def promotion_tags(tags: Mapping[str, str], record: Mapping[str, str | None]) ->
         )
         old = {*LEGACY_FACT_TAGS, *PROMOTION_FIELDS, *facts["metrics"]}
         legacy.update({k: None for k in tags if k in old})
-    record = {k: v for k, v in record.items() if v is not None}
+        if PROMOTION_KEY != key and (record := promotion_record(tags)):
+            facts[PROMOTION_KEY] = record
+    if key != VALIDATIONS_KEY and (validations := version_validations(tags)):
+        facts[VALIDATIONS_KEY] = validations
+    legacy.update({k: None for k in tags if re.fullmatch(r"validation_by_(.+)_run_id", k)})
     # The facts first: a reader between two writes finds the version complete.
-    facts_json = json.dumps({**facts, PROMOTION_KEY: record}, separators=(",", ":"))
+    facts_json = json.dumps({**facts, key: value}, separators=(",", ":"))
     return {FACTS_TAG: facts_json, **legacy}
 
 

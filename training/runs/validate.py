@@ -206,7 +206,13 @@ def validate_by_group(
             mlflow.log_figure(fig, f"validation/figures/{title.replace(' ', '_')}.png")
     if version and name:
         client = registry.mlflow_client()
-        client.set_model_version_tag(name, version, f"validation_by_{by}_run_id", run.info.run_id)
+        tags = client.get_model_version(name, version).tags or {}
+        # In the version's facts: its row in the registry's table stays two lines.
+        for key, value in registry.validation_tags(tags, by, run.info.run_id).items():
+            if value is None:
+                client.delete_model_version_tag(name, version, key)
+            else:
+                client.set_model_version_tag(name, version, key, value)
     return GroupValidation(run.info.run_id, model_uri, version, paths, table, pooled)
 
 
