@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, logit
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
@@ -174,7 +174,7 @@ class IPCWHorizonBase(BaseEstimator):
         if hasattr(classifier, "decision_function"):
             return classifier.decision_function(X)
         p = np.clip(classifier.predict_proba(X)[:, 1], 1e-12, 1.0 - 1e-12)
-        return np.log(p) - np.log1p(-p)
+        return logit(p)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> IPCWHorizonBase:
         """Fit one weighted classifier per horizon.
