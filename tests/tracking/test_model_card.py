@@ -196,3 +196,13 @@ def test_card_facts_fail_loudly_on_wrong_input():
         ModelCardFacts(
             model_name="m", family="cox_ridge", performance=pd.DataFrame({"metric": ["c"]})
         )
+
+
+def test_the_card_says_when_the_probabilities_are_recalibrated():
+    from training.artifact.recalibration import Recalibration
+    from training.runs.card_facts import recalibration_text
+
+    assert recalibration_text(None) == ""
+    text = recalibration_text(Recalibration(intercept=-0.25, slope=0.8, n_rows=900))
+    assert "recalibrated, logit p' = -0.250 + 0.800 logit p" in text
+    assert "out-of-fold" in text
