@@ -26,6 +26,11 @@
 - **Metric labels**: BentoML labels its request metrics with the request path; here the label is
   the route (:data:`ROUTES`) or ``"other"``, so no client-sent path reaches ``/metrics`` and its
   size does not grow with the paths asked for (:func:`bound_metric_labels`).
+- **Direct routes**: a route given in ``direct`` (the service's ``POST /predict``:
+  :func:`serving.service.answer_predict`) is answered by the gateway itself after every check
+  above and before the app, with the same 400 wording and audit line; BentoML's
+  per-request dispatch is skipped, not its metrics (outside the gateway). With CORS on, a
+  request carrying ``Origin`` still goes to BentoML (its CORS middleware is inside).
 - **Readiness**: ``GET /readyz`` answers BentoML's readiness with a JSON body from the service
   (the version served, the registry alias followed, the alias target it failed to load).
 - **Audit**: one JSON line per request on the ``bonemet.audit`` logger with request id, method,
@@ -49,7 +54,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import anyio
@@ -63,6 +68,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+#: A route answered by the gateway itself (``direct``): the checked body in; status, headers
+#: and body out, or None to hand the request to the app.
+DirectAnswer = Callable[[bytes], Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes] | None]]
 
 #: The only paths answered without the token when one is configured (``*``: any path under
 #: the prefix): health and readiness for orchestrators, the API document and its files, the
@@ -200,9 +208,11 @@ class GatewayMiddleware:
         app: Callable[..., Awaitable[None]],
         readiness: Callable[[], dict[str, Any] | None] | None = None,
         settings: ServingSettings | None = None,
+        direct: Mapping[str, DirectAnswer] | None = None,
     ) -> None:
         self.app = app
         self.readiness = readiness
+        self.direct = dict(direct or {})
         settings = ServingSettings.from_env() if settings is None else settings
         self.token = settings.api_token.encode() if settings.api_token else None
         self.cors = bool(settings.cors_origins)
@@ -311,8 +321,19 @@ class GatewayMiddleware:
                 answer = {"error": "duplicate key in the JSON body", "detail": detail}
                 await _json(send, 400, answer)
                 return
-            receive = _replay(body, receive)
             send = _worded_errors(send, body)
+            answer = self.direct.get(path) if method == "POST" else None
+            # With CORS on, a request from a browser (an Origin header) goes to BentoML, whose
+            # CORS middleware adds its headers; the direct answer has none to add.
+            if answer is not None and not (self.cors and b"origin" in heads):
+                answered = await answer(body)
+                if answered is not None:
+                    status, headers, payload = answered
+                    await send({"type": "http.response.start", "status": status,
+                                "headers": headers})  # fmt: skip
+                    await send({"type": "http.response.body", "body": payload})
+                    return
+            receive = _replay(body, receive)
         if method == "GET" and path == "/readyz" and self.readiness is not None:
             readiness = self.readiness
             await self._rewrite(
@@ -405,6 +426,7 @@ _READ_HEADERS = frozenset(
         b"content-length",
         b"content-encoding",
         b"access-control-request-method",
+        b"origin",
     }
 )
 

@@ -799,21 +799,27 @@ class BoneMetastasisService:
         return await anyio.to_thread.run_sync(self._answer, patients, horizons_months, ctx, explain)
 
     def _answer(self, patients: list, horizons_months: list, ctx: bentoml.Context, explain: bool):
+        headers, answer = self._respond(patients, horizons_months, explain)
+        ctx.response.headers.update(headers)
+        if isinstance(answer, JSONResponse):
+            ctx.response.status_code = 400  # BentoML applies the context's status to responses
+            answer.headers.update(headers)
+        return answer
+
+    def _respond(
+        self, patients: list, horizons_months: list, explain: bool
+    ) -> tuple[dict[str, str], Any]:
+        """The answer's headers and the answer: the response model, or the contract's 400
+        (the work of both routes, :meth:`_answer` and :func:`answer_predict`)."""
         state = self.state  # one model for the whole request, even if the alias moves now
         headers = {"X-Model-Version": state.info.version, "X-Patients": str(len(patients))}
         if state.info.alias_target is not None:
             headers["X-Model-Alias-Target"] = state.info.alias_target
-        ctx.response.headers.update(headers)
         answer = _predictions(state, patients, horizons_months, explain)
         if isinstance(answer, JSONResponse):
-            ctx.response.status_code = 400  # BentoML applies the context's status to responses
-            answer.headers.update(headers)
-            return answer
-        if explain:
-            return ExplanationResponse(
-                model=state.info, interval_level=INTERVAL_LEVEL, predictions=answer
-            )
-        return PredictionResponse(model=state.info, interval_level=INTERVAL_LEVEL, predictions=answer)
+            return headers, answer
+        kind = ExplanationResponse if explain else PredictionResponse
+        return headers, kind(model=state.info, interval_level=INTERVAL_LEVEL, predictions=answer)
 
 
 def _predictions(
@@ -863,7 +869,83 @@ _PREDICTIONS = TypeAdapter(list[Prediction])
 _EXPLAINED = TypeAdapter(list[ExplainedPrediction])
 
 
+#: The ``Server`` header BentoML puts on every answer of an API (``_add_response_headers``).
+SERVER_HEADER = (b"server", f"BentoML Service/{BoneMetastasisService.name}".encode())
+#: The logger and words of BentoML's line for a request its handler failed
+#: (``bentoml._internal.server.http_app.log_exception``), redacted by :mod:`serving.logs`.
+_BENTOML_HTTP_LOGGER = logging.getLogger("bentoml._internal.server.http_app")
+#: BentoML's 500 body (``api_endpoint_wrapper``).
+UNEXPECTED_ERROR = "An unexpected error has occurred, please check the server log."
+
+
+async def answer_predict(body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    """``POST /predict`` answered without BentoML's dispatch: status, headers, body.
+
+    Called by the gateway (:class:`serving.gateway.GatewayMiddleware`) after every check it
+    makes of a request (token, media type, size, deadline, duplicate keys); its answer then
+    goes through the same wording of a 400 and the same audit line. It does what BentoML does
+    for this route (``_bentoml_impl.server.app.ServiceApp.api_endpoint``, bentoml 1.4) with
+    the same objects: the body parsed by the same request model
+    (``PredictRequest.model_validate_json``), a rejected one answered with BentoML's 400 and
+    logged with BentoML's line, the same :meth:`BoneMetastasisService._respond` (on the event
+    loop up to :data:`INLINE_PATIENTS` patients, else in a worker thread), the answer
+    serialised by the same ``model_dump_json`` with the same headers in the same order. What
+    it skips is BentoML's generic machinery around that: the request object and context,
+    binding the API method's signature, the IO descriptor's lookups, the background tasks.
+    ``tests/serving/test_direct_route.py`` sends a corpus of valid and invalid bodies to both
+    routes and compares status, headers and bytes. None (the gateway then hands the request
+    to BentoML) before the service exists.
+    """
+    from bentoml.exceptions import BentoMLException
+
+    try:
+        service = bentoml.get_current_service()
+    except BentoMLException:
+        return None
+    try:
+        request = PredictRequest.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        _BENTOML_HTTP_LOGGER.error("Exception on %s [%s]", "/predict", "POST", exc_info=True)
+        data = {
+            "error": f"{exc.error_count()} validation error for {exc.title}",
+            "detail": exc.errors(include_context=False, include_input=False),
+        }
+        return _raw(JSONResponse(data, status_code=400), {})
+    patients, horizons = request.patients, request.horizons_months
+    try:
+        if len(patients) <= INLINE_PATIENTS:
+            headers, answer = service._respond(patients, horizons, False)
+        else:
+            import anyio
+
+            headers, answer = await anyio.to_thread.run_sync(
+                service._respond, patients, horizons, False
+            )
+    except Exception:  # noqa: BLE001 - BentoML's answer to a failing handler: logged, a 500
+        _BENTOML_HTTP_LOGGER.error("Exception on %s [%s]", "/predict", "POST", exc_info=True)
+        return _raw(JSONResponse({"error": UNEXPECTED_ERROR}, status_code=500), {})
+    if isinstance(answer, JSONResponse):
+        return _raw(answer, headers)
+    payload = answer.model_dump_json().encode("utf-8")
+    raw = [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json")]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw.append(SERVER_HEADER)
+    return 200, raw, payload
+
+
+def _raw(
+    response: JSONResponse, headers: dict[str, str]
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A JSON response with ``headers`` and BentoML's ``Server`` header, as ASGI parts."""
+    response.headers.update(headers)
+    response.headers.update({SERVER_HEADER[0].decode(): SERVER_HEADER[1].decode()})
+    return response.status_code, response.raw_headers, response.body
+
+
 BoneMetastasisService.mount_asgi_app(_model_app(), path="/")
 BoneMetastasisService.add_asgi_middleware(
-    GatewayMiddleware, readiness=_readiness, settings=SETTINGS
+    GatewayMiddleware,
+    readiness=_readiness,
+    settings=SETTINGS,
+    direct={"/predict": answer_predict} if SETTINGS.direct_predict else {},
 )

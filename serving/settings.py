@@ -20,6 +20,7 @@ Variable                       Meaning                              Default
 ``BONEMET_FHIR_MAPPING``       FHIR mapping table (YAML file)       the one shipped
 ``BONEMET_PUBLIC_URL``         the service's address seen by EHRs   the request's own
 ``BONEMET_SMART_LAUNCH_URL``   a SMART app offered on the card      none
+``BONEMET_DIRECT_PREDICT``     ``POST /predict`` answered directly  ``1`` (``0``: via BentoML)
 ============================== ==================================== ==========================
 
 ``bonemet serve`` (:mod:`training.registry.bento`) sets the first four for the server process,
@@ -93,6 +94,11 @@ class ServingSettings:
         CDS Hooks: the trusted EHRs and the FHIR mapping table (``docs/ehr.md``).
     public_url, smart_launch_url : str or None
         CDS Hooks: the address EHRs call (JWT audience, card links) and a SMART app link.
+    direct_predict : bool
+        ``POST /predict`` answered by the gateway with the service's own code, past BentoML's
+        dispatch (:func:`serving.service.answer_predict`: the same answers, headers and
+        errors); False (``BONEMET_DIRECT_PREDICT=0``) routes it through BentoML's IO
+        descriptor, the reference the direct route is tested against.
     """
 
     model_tag: str = DEFAULT_MODEL_TAG
@@ -109,6 +115,7 @@ class ServingSettings:
     fhir_mapping_file: str | None = None
     public_url: str | None = None
     smart_launch_url: str | None = None
+    direct_predict: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
@@ -156,7 +163,21 @@ class ServingSettings:
             fhir_mapping_file=text("BONEMET_FHIR_MAPPING"),
             public_url=text("BONEMET_PUBLIC_URL"),
             smart_launch_url=text("BONEMET_SMART_LAUNCH_URL"),
+            direct_predict=_switch(env, "BONEMET_DIRECT_PREDICT", True),
         )
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """The on/off value of variable ``name`` (``default`` when unset or empty)."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "on", "yes"):
+        return True
+    if value in ("0", "false", "off", "no"):
+        return False
+    raise SettingsError(f"{name} must be 1 or 0 (true/false, on/off, yes/no), got {raw!r}")
 
 
 def _workers(env: Mapping[str, str]) -> int:

@@ -210,3 +210,63 @@ def test_published_document_lists_no_server_error_and_marks_the_token():
             # Without a token nothing asks for one.
             unsecured = open_spec["paths"][path][method]
             assert "security" not in unsecured and "401" not in unsecured["responses"]
+
+
+def test_a_direct_route_is_answered_after_every_check_and_falls_back_when_it_declines():
+    """Issue 24: a ``direct`` route gets the body only after the token, media type, size and
+    duplicate-key checks; its 400 is worded like the app's; None, or a browser's request with
+    CORS on, goes to the app."""
+    seen: list[bytes] = []
+
+    async def direct(body: bytes):
+        seen.append(body)
+        if b"decline" in body:
+            return None
+        if b"bad" in body:
+            answer = {"error": "1 validation error for PredictRequest", "detail": [
+                {"type": "extra_forbidden", "loc": ["patients", 0, "bad"],
+                 "msg": "Extra inputs are not permitted"}]}  # fmt: skip
+            payload = json.dumps(answer).encode()
+            return 400, [(b"content-type", b"application/json")], payload
+        return 200, [(b"content-type", b"application/json"), (b"x-patients", b"1")], b'{"d":1}'
+
+    async def app_predict(request):
+        return JSONResponse({"app": True}, headers={"X-Patients": "1"})
+
+    app = Starlette(routes=[Route("/predict", app_predict, methods=["POST"])])
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    for cors in ((), ("https://clinic.example",)):
+        settings = ServingSettings(api_token=TOKEN, max_body_bytes=100, cors_origins=cors)
+        client = _Client(GatewayMiddleware(app, settings=settings, direct={"/predict": direct}))
+        seen.clear()
+        assert client.post("/predict", content=b"{}").status_code == 401
+        assert client.post("/predict", headers={**auth, "Content-Type": "text/plain"},
+                           content=b"{}").status_code == 415  # fmt: skip
+        assert client.post("/predict", headers=auth, content=b" " * 101).status_code == 413
+        assert client.post("/predict", headers=auth, content=b'{"a":1,"a":2}').status_code == 400
+        assert seen == []  # refused before the direct route
+        r = client.post("/predict", headers=auth, content=b'{"ok": 1}')
+        assert (r.status_code, r.json(), r.headers["x-patients"]) == (200, {"d": 1}, "1")
+        assert r.headers["x-request-id"]
+        r = client.post("/predict", headers=auth, content=b'{"patients": [{"bad": 1}]}')
+        assert r.status_code == 400 and r.json()["detail"][0]["rule"].startswith("unknown field")
+        assert r.json()["detail"][0]["value"] == 1
+        assert client.post("/predict", headers=auth, content=b'{"decline": 1}').json() == {
+            "app": True
+        }
+        browser = {**auth, "Origin": "https://clinic.example"}
+        answered = client.post("/predict", headers=browser, content=b'{"ok": 1}').json()
+        assert answered == ({"app": True} if cors else {"d": 1})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, True), ("", True), ("0", False), ("off", False), ("1", True), ("TRUE", True)],
+)
+def test_direct_predict_setting(raw, expected):
+    from serving.settings import SettingsError
+
+    env = {} if raw is None else {"BONEMET_DIRECT_PREDICT": raw}
+    assert ServingSettings.from_env(env).direct_predict is expected
+    with pytest.raises(SettingsError, match="BONEMET_DIRECT_PREDICT must be 1 or 0"):
+        ServingSettings.from_env({"BONEMET_DIRECT_PREDICT": "maybe"})
