@@ -15,7 +15,8 @@ stderr). What it measures, per tree:
 * the in-process median CPU time of one request (no profiler; the thread's CPU time, which
   the machine's other work inflates much less than wall time, though it still shares caches);
 * with ``--floor``, BentoML's floor on the same stack: the same app, gateway and request
-  parsing with the handler answering a constant (the real answer, built once);
+  parsing with the handler answering a constant (the real answer, built once; on a tree
+  whose gateway answers ``POST /predict`` directly, the floor of that route);
 * with cProfile over ``--requests`` requests: Python function calls per request (deterministic:
   it does not depend on the load) and each layer's share of the profiled time. A layer is
   the file a function belongs to; time spent in C built-ins (``json.loads``, numpy's ufuncs,
@@ -171,8 +172,11 @@ def worker(tmp: Path, n_patients: int, n: int) -> dict:
     # BentoML's floor on the same stack: the same app, gateway and request parsing, the
     # handler answering a constant (the real answer, built once) instead of checking the
     # contract and running the model.
+    # The handler is ``_respond`` where the gateway answers ``POST /predict`` itself (both
+    # routes call it), ``_answer`` in trees before that.
     inner = svc.BoneMetastasisService.inner
-    real = inner._answer
+    handler = "_respond" if hasattr(inner, "_respond") else "_answer"
+    real = getattr(inner, handler)
     constant: dict = {}
 
     def answer_constant(self, *args, **kwargs):
@@ -180,7 +184,7 @@ def worker(tmp: Path, n_patients: int, n: int) -> dict:
             constant["answer"] = real(self, *args, **kwargs)
         return constant["answer"]
 
-    inner._answer = answer_constant
+    setattr(inner, handler, answer_constant)
     asyncio.run(run(app, body, 50, None))
     out["floor"] = measured(app, body, n, tmp / "floor.pstats")
     return out

@@ -129,30 +129,31 @@ def treated_incidence(
     death = np.zeros_like(bone) if death is None else np.atleast_2d(np.asarray(death, float))
     order = np.argsort(np.asarray(horizons_months, dtype=float), kind="stable")
     f1, f2 = bone[:, order], death[:, order]
-    out = np.empty_like(f1)
-    prev1 = np.zeros(f1.shape[0])
-    prev2 = np.zeros(f1.shape[0])
-    surv_prev = np.ones(f1.shape[0])
-    treated_surv = np.ones(f1.shape[0])
-    treated = np.zeros(f1.shape[0])
+    n = f1.shape[0]
+    rr = np.asarray(rr, dtype=float)
+    rr = rr[:, None] if rr.ndim == 1 else rr
     tiny = 1e-12
-    # np.maximum/np.minimum rather than np.clip: the same values (NaN stays NaN), without
-    # np.clip's Python wrapper (this loop runs on every answer).
-    for j in range(f1.shape[1]):
-        d1 = np.maximum(f1[:, j] - prev1, 0.0)
-        d2 = np.maximum(f2[:, j] - prev2, 0.0)
-        surv = np.minimum(np.maximum(1.0 - f1[:, j] - f2[:, j], tiny), 1.0)
-        total = np.maximum(np.log(np.minimum(np.maximum(surv_prev, tiny), 1.0) / surv), 0.0)
-        share = np.where(d1 + d2 > 0, d1 / np.maximum(d1 + d2, tiny), 0.0)
-        h1 = rr * total * share
-        h2 = total * (1.0 - share)
-        new_surv = treated_surv * np.exp(-(h1 + h2))
-        treated = treated + np.where(
-            h1 + h2 > 0, (treated_surv - new_surv) * h1 / np.maximum(h1 + h2, tiny), 0.0
-        )
-        treated_surv = new_surv
-        out[:, j] = treated
-        prev1, prev2, surv_prev = f1[:, j], f2[:, j], surv
+    # Every interval at once (each one's quantities depend on the untreated incidences only);
+    # the treated survival is the running product of the intervals' factors and the treated
+    # incidence the running sum of its increments (np.cumprod/np.cumsum: the same operations
+    # in the same order as a loop over the horizons, so the same floats). np.maximum and
+    # np.minimum rather than np.clip: the same values (NaN stays NaN), without its wrapper.
+    prev1 = np.concatenate([np.zeros((n, 1)), f1[:, :-1]], axis=1)
+    prev2 = np.concatenate([np.zeros((n, 1)), f2[:, :-1]], axis=1)
+    d1 = np.maximum(f1 - prev1, 0.0)
+    d2 = np.maximum(f2 - prev2, 0.0)
+    surv = np.minimum(np.maximum(1.0 - f1 - f2, tiny), 1.0)
+    surv_prev = np.concatenate([np.ones((n, 1)), surv[:, :-1]], axis=1)
+    total = np.maximum(np.log(np.minimum(np.maximum(surv_prev, tiny), 1.0) / surv), 0.0)
+    both = d1 + d2
+    share = np.where(both > 0, d1 / np.maximum(both, tiny), 0.0)
+    h1 = rr * total * share
+    h2 = total * (1.0 - share)
+    h = h1 + h2
+    treated_surv = np.cumprod(np.exp(-h), axis=1)
+    before = np.concatenate([np.ones((n, 1)), treated_surv[:, :-1]], axis=1)
+    step = np.where(h > 0, (before - treated_surv) * h1 / np.maximum(h, tiny), 0.0)
+    out = np.cumsum(step, axis=1)
     result = np.empty_like(out)
     result[:, order] = np.minimum(out, f1)
     return result
