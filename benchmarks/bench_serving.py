@@ -407,7 +407,7 @@ def profile_single(tmp: Path, body: bytes, repeats: int) -> dict:
         return wrapper
 
     patches = [
-        (svc, "check_patient_records", "service: contract check"),
+        (svc, "check_prediction_rows", "service: contract check"),
         (svc, "check_measurement_records", "service: draws check"),
         (svc, "_apply_draws", "service: draws applied"),
         (RiskModel, "predict_batch", "model predict_batch"),
@@ -644,7 +644,8 @@ def report(args, version: str, results: dict, procs: dict, prof: dict) -> str:
         f"version ({version}, `cox_ridge` trained on {args.n_patients} simulated patients, "
         f"alias `champion`), one at a time on 127.0.0.1, with **one API worker each**: "
         f"`bonemet serve` (BentoML service workers = {workers}; {procs.get('bonemet', '?')} "
-        "processes in all: the CLI, BentoML's arbiter, its worker) and `mlflow models serve "
+        "processes in all: the CLI, BentoML's arbiter, its worker; `POST /predict` answered by "
+        "the gateway's direct route, the default) and `mlflow models serve "
         f"--env-manager local --workers 1` ({procs.get('mlflow', '?')} processes: the CLI and "
         f"one uvicorn process); {versions()}. Both servers set TCP_NODELAY on each accepted "
         "connection (checked once with strace for these versions), so no Nagle delay. Client: "

@@ -164,6 +164,28 @@ def _stack_marker(rows: Rows, counted: np.ndarray, pct_lo: np.ndarray, pct_hi: n
     return stacked
 
 
+#: The events' stored covariances stacked, per (Uncertainty, events): built once per version.
+_STACKED_COV: dict[tuple[int, tuple[str, ...]], tuple[Uncertainty, np.ndarray | None]] = {}
+
+
+def _stacked_cov(uncertainty: Uncertainty, events: tuple[str, ...]) -> np.ndarray | None:
+    """``(E, K, q, q)``: the covariances of ``events`` stacked (None unless each has one, of
+    one shape), kept for the version's :class:`Uncertainty` object (a service serves few)."""
+    key = (id(uncertainty), events)
+    found = _STACKED_COV.get(key)
+    if found is not None and found[0] is uncertainty:  # the same object, not a reused id
+        return found[1]
+    covs = [uncertainty.cov.get(e) for e in events]
+    stacked = None
+    if all(c is not None and c.shape == covs[0].shape for c in covs):
+        stacked = np.stack(covs)
+        stacked.flags.writeable = False
+    if len(_STACKED_COV) >= 64:
+        _STACKED_COV.clear()
+    _STACKED_COV[key] = (uncertainty, stacked)
+    return stacked
+
+
 def _positions(mask: Any) -> np.ndarray:
     """The positions where a 1-D mask is true: :func:`numpy.flatnonzero` without its Python
     wrappers (called a score of times per answer)."""
@@ -429,9 +451,11 @@ class RiskModel:
         n = len(typed["patient_id"])
         out: list[list[str]] = [[] for _ in range(n)]
         missing_inputs = raw_missing(typed)
-        for column in MODEL_INPUTS:
-            for i in _positions(missing_inputs[column]):
-                out[i].append(f"{column} missing: imputed")
+        # Every column's mask at once: nonzero of a (columns, n) table lists the places column
+        # by column, each in row order, so each patient's warnings keep the columns' order.
+        table = np.array([missing_inputs[c] for c in MODEL_INPUTS], dtype=bool).reshape(-1, n)
+        for c, i in zip(*table.nonzero(), strict=True):
+            out[i].append(f"{MODEL_INPUTS[c]} missing: imputed")
         given = {c: ~is_missing(typed[c]) for c in MARKER_INPUTS}
         if self.include_marker:
             has_marker = given["oc_positive_percent"] | (
@@ -445,14 +469,17 @@ class RiskModel:
                     out[i].append(
                         f"{column} ignored: this model does not use the marker (clinical-only)"
                     )
-        with np.errstate(invalid="ignore"):  # once, not per column (NaN: not outside)
-            for column, (lo, hi) in self.training_ranges.items():
-                values = _column(typed, column)
-                outside = (values < lo) | (values > hi)
-                for i in _positions(outside):
-                    out[i].append(
-                        f"{column} {values[i]:g} outside the training range {lo:g}-{hi:g}"
-                    )
+        ranges = list(self.training_ranges.items())
+        if ranges:
+            values = np.array([_column(typed, c) for c, _ in ranges], dtype=float).reshape(-1, n)
+            limits = np.array([bounds for _, bounds in ranges], dtype=float)
+            with np.errstate(invalid="ignore"):  # NaN: not outside
+                outside = (values < limits[:, :1]) | (values > limits[:, 1:])
+            for c, i in zip(*outside.nonzero(), strict=True):
+                column, (lo, hi) = ranges[c]
+                out[i].append(
+                    f"{column} {values[c, i]:g} outside the training range {lo:g}-{hi:g}"
+                )
         long = [h for h in horizons_months if h > self.max_follow_up_months]
         if long:
             text = (
@@ -491,35 +518,14 @@ class RiskModel:
         landmark_notes: list[list[str]] = [[] for _ in range(n)]
         if self.landmark_days:
             typed = self._landmark_rows(typed, landmark_notes)
-        score = np.full(n, np.nan)
-        cif = np.full((n, len(horizons)), np.nan)
-        death = np.full((n, len(horizons)), np.nan) if self.estimates_death else None
-        group = np.full(n, None, dtype=object)
         already = _column(typed, "bone_metastasis_at_enrollment") == 1.0
         free = ~already
-        bounds = None
-        if free.any():
-            rows = typed if free.all() else _take(typed, free)
-            found_score, found_cif, found_death, found_bounds = self._predict_with_bounds(
-                rows, horizons
-            )
-            found_cif = self.recalibrate(found_cif, found_death, horizons)
-            if found_bounds is not None:  # a monotone map: bounds map to bounds
-                found_bounds = [
-                    self.recalibrate(b, found_death, horizons) if j < 2 and b is not None else b
-                    for j, b in enumerate(found_bounds)
-                ]
-            score[free], cif[free] = found_score, found_cif
-            if death is not None:
-                death[free] = found_death
-            group[free] = self.risk_group(score[free])
-            if found_bounds is not None:
-                bounds = [np.full((n, len(horizons)), np.nan) for _ in range(4)]
-                for table, found in zip(bounds, found_bounds, strict=True):
-                    if found is not None:
-                        table[free] = found
-                if death is None:
-                    bounds[2] = bounds[3] = None
+        if n and free.all():
+            # The usual case (every row free): the predictions are the tables themselves.
+            score, cif, death, bounds = self._predict_recalibrated(typed, horizons)
+            group = self.risk_group(score)
+        else:
+            score, cif, death, group, bounds = self._predict_free(typed, free, horizons)
         warnings = self.warnings_for(typed, horizons)
         if self.uncertainty is None:
             for i in _positions(free):
@@ -584,6 +590,44 @@ class RiskModel:
             )
         return out
 
+    def _predict_recalibrated(self, rows: Rows, horizons: tuple[float, ...]):
+        """:meth:`_predict_with_bounds` with the stored recalibration applied to the incidence
+        of bone metastasis and its bounds (a monotone map: bounds map to bounds)."""
+        score, cif, death, bounds = self._predict_with_bounds(rows, horizons)
+        cif = self.recalibrate(cif, death, horizons)
+        if bounds is not None:
+            bounds = [
+                self.recalibrate(b, death, horizons) if j < 2 and b is not None else b
+                for j, b in enumerate(bounds)
+            ]
+        return score, cif, death, bounds
+
+    def _predict_free(self, typed: Rows, free: np.ndarray, horizons: tuple[float, ...]):
+        """:meth:`predict_batch`'s tables when some rows have bone metastasis at enrollment:
+        NaN (None for the group) there, the ``free`` rows' predictions elsewhere."""
+        n = len(free)
+        score = np.full(n, np.nan)
+        cif = np.full((n, len(horizons)), np.nan)
+        death = np.full((n, len(horizons)), np.nan) if self.estimates_death else None
+        group = np.full(n, None, dtype=object)
+        bounds = None
+        if free.any():
+            found_score, found_cif, found_death, found_bounds = self._predict_recalibrated(
+                _take(typed, free), horizons
+            )
+            score[free], cif[free] = found_score, found_cif
+            if death is not None:
+                death[free] = found_death
+            group[free] = self.risk_group(score[free])
+            if found_bounds is not None:
+                bounds = [np.full((n, len(horizons)), np.nan) for _ in range(4)]
+                for table, found in zip(bounds, found_bounds, strict=True):
+                    if found is not None:
+                        table[free] = found
+                if death is None:
+                    bounds[2] = bounds[3] = None
+        return score, cif, death, group, bounds
+
     def _predict_with_bounds(self, rows: Rows, horizons: tuple[float, ...]):
         """Score, incidences and their interval bounds (:mod:`training.artifact.intervals`).
 
@@ -600,18 +644,22 @@ class RiskModel:
                 _column(rows, "oc_positive_events"), _column(rows, "pbmc_events")
             )
             counted = ~np.isnan(pct_lo)
-        death_too = estimates_death(self.estimator)
+        death_too = self.estimates_death
         if counted.any():
             stacked = _stack_marker(rows, counted, pct_lo[counted], pct_hi[counted])
             X = transform_rows(self.pipeline[:-1], stacked)
             score, cif, death = predict_features(self.estimator, X, horizons, death_too)
             m = int(counted.sum())
-            at = [np.full((n, len(horizons)), np.nan) for _ in range(4)]
-            for k, table in enumerate((cif, death)):
-                if table is None:
-                    continue
-                at[2 * k][counted] = table[n : n + m]
-                at[2 * k + 1][counted] = table[n + m :]
+            if m == n:  # every row counted: the stacked rows are the tables
+                at = [None if t is None else t[a:b] for t in (cif, death)
+                      for a, b in ((n, n + m), (n + m, n + 2 * m))]  # fmt: skip
+            else:
+                at = [np.full((n, len(horizons)), np.nan) for _ in range(4)]
+                for k, table in enumerate((cif, death)):
+                    if table is None:
+                        continue
+                    at[2 * k][counted] = table[n : n + m]
+                    at[2 * k + 1][counted] = table[n + m :]
             score, cif = score[:n], cif[:n]
             death = None if death is None else death[:n]
             marker = {"bone": (at[0], at[1]), "death": (at[2], at[3])}
@@ -622,18 +670,20 @@ class RiskModel:
         X = np.asarray(X, dtype=float)[:n]
         # Both events in one pass (stacked on a leading axis): the same arithmetic per event.
         events = [(e, p) for e, p in (("bone", cif), ("death", death)) if p is not None]
-        P = np.stack([p for _, p in events])
+        # np.array of same-shape arrays is np.stack's result without its Python wrapper.
+        P = np.array([p for _, p in events])
         L = logit(P)
-        covs = [self.uncertainty.cov.get(e) for e, _ in events]
-        if all(c is not None and c.shape == covs[0].shape for c in covs):
-            half = self.uncertainty.stacked_half_widths(np.stack(covs), L, X, horizons)
+        names = tuple(e for e, _ in events)
+        cov = _stacked_cov(self.uncertainty, names)
+        if cov is not None:
+            half = self.uncertainty.stacked_half_widths(cov, L, X, horizons)
         else:
-            half = np.stack(
-                [self.uncertainty.half_widths(e, L[j], X, horizons) for j, (e, _) in enumerate(events)]
-            )  # fmt: skip
-        marks = [marker[e] for e, _ in events]
+            half = np.array(
+                [self.uncertainty.half_widths(e, L[j], X, horizons) for j, e in enumerate(names)]
+            )
+        marks = [marker[e] for e in names]
         stacked_marker = (
-            None if marks[0] is None else tuple(np.stack([m[i] for m in marks]) for i in (0, 1))
+            None if marks[0] is None else tuple(np.array([m[i] for m in marks]) for i in (0, 1))
         )
         low, high = combine(P, (half, half), stacked_marker, L)
         out = []
