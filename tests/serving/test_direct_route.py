@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import time
 
 import pytest
 import requests
@@ -186,9 +187,18 @@ def test_the_direct_route_answers_every_request_as_bentomls_route(servers):
         seen.add(got[0])
     # The corpus reaches every kind of answer: 200, each protection, and BentoML's own 400s.
     assert seen == {200, 400, 401, 413, 415}, seen
-    after = [audit_lines(s["log"])[n:] for s, n in zip(servers, before, strict=True)]
+    # The audit line is written once the answer is sent: wait for the last ones.
+    deadline = time.monotonic() + 10
+    while True:
+        after = [audit_lines(s["log"])[n:] for s, n in zip(servers, before, strict=True)]
+        if min(len(a) for a in after) >= len(CORPUS) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert after[0] == after[1] and len(after[0]) == len(CORPUS)
     assert rejected_lines(direct["log"]) == rejected_lines(reference["log"])
     assert rejected_lines(direct["log"]), "no rejected body was logged"
+    deadline = time.monotonic() + 10  # the metrics too are recorded once the answer is sent
+    while predict_counts(direct) != predict_counts(reference) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert predict_counts(direct) == predict_counts(reference)
 
