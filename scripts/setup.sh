@@ -12,6 +12,7 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade "pip>=24"
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
 # sekmet-fhir: the FHIR R4 server the CDS Hooks tests start on loopback (tests/cds). Without its
-# dependencies: it asks for uvicorn[standard], whose uvloop and httptools would change the event
-# loop and HTTP parser BentoML's server runs on; its other dependencies are in the test extra.
+# dependencies: it asks for uvicorn[standard], whose uvloop and httptools are the project's own
+# (pinned above) but whose other extras the project does not want; its other dependencies are
+# in the test extra.
 .venv/bin/python -m pip install --quiet --no-deps -c constraints.txt "sekmet-fhir==0.1.1"
