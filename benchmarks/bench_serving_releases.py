@@ -87,9 +87,8 @@ def throughput(port: int, path: str, body: bytes, clients: int, total: int) -> f
     return total / wall
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tree", action="append", type=Path, required=True)
+def add_interleaved_options(parser: argparse.ArgumentParser) -> None:
+    """The sizes of an interleaved run (also ``bench_serving_routes.py``'s)."""
     parser.add_argument("--n-patients", type=int, default=1500)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=30)
@@ -97,6 +96,20 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--round-requests", type=int, default=400)
     parser.add_argument("--batch-rounds", type=int, default=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", action="append", type=Path, required=True)
+    parser.add_argument(
+        "--extra-path",
+        action="append",
+        type=Path,
+        default=[],
+        help="a folder of packages put after each tree on PYTHONPATH, the peer's too "
+        "(e.g. a server package tried before it is a dependency; repeatable)",
+    )
+    add_interleaved_options(parser)
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args()
     venv_bin = Path(sys.executable).parent
@@ -110,7 +123,8 @@ def main() -> None:
         for i, tree in enumerate(t.resolve() for t in args.tree):
             store = tmp / f"tree{i}"
             store.mkdir()
-            env = dict(base, PYTHONPATH=str(tree), BONEMET_DATA_DIR=str(store / "data"),
+            path = os.pathsep.join([str(tree), *map(str, args.extra_path)])
+            env = dict(base, PYTHONPATH=path, BONEMET_DATA_DIR=str(store / "data"),
                        BENTOML_HOME=str(store / "data" / "bentoml"))  # fmt: skip
             print(f"training with {tree} ...", flush=True)
             subprocess.run([sys.executable, "-c", BUILD, str(store), str(args.n_patients)],
@@ -126,6 +140,8 @@ def main() -> None:
                "models:/bone-metastasis-risk@champion", "--env-manager", "local",
                "--host", HOST, "--port", str(port), "--workers", "1"]  # fmt: skip
         env = dict(base, MLFLOW_TRACKING_URI=f"sqlite:///{store / 'data' / 'mlflow.db'}")
+        if args.extra_path:
+            env["PYTHONPATH"] = path  # the last tree's, with the extra folders
         stack.enter_context(running_server(cmd, env, tmp, port, "/ping", tmp / "mlflow.log"))
         servers.append(("mlflow models serve (last tree's version)", port, "/invocations",
                         bodies(records, args.batch_size)["mlflow"]))  # fmt: skip
