@@ -921,12 +921,12 @@ async def answer_predict(body: bytes) -> tuple[int, list[tuple[bytes, bytes]], b
             headers, answer = await anyio.to_thread.run_sync(
                 service._respond, patients, horizons, False
             )
+        if isinstance(answer, JSONResponse):
+            return _raw(answer, headers)
+        payload = answer.model_dump_json().encode("utf-8")
     except Exception:  # noqa: BLE001 - BentoML's answer to a failing handler: logged, a 500
         _BENTOML_HTTP_LOGGER.error("Exception on %s [%s]", "/predict", "POST", exc_info=True)
         return _raw(JSONResponse({"error": UNEXPECTED_ERROR}, status_code=500), {})
-    if isinstance(answer, JSONResponse):
-        return _raw(answer, headers)
-    payload = answer.model_dump_json().encode("utf-8")
     raw = [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json")]
     raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     raw.append(SERVER_HEADER)
