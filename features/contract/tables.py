@@ -7,6 +7,7 @@ across the rows of a table (unique ids, unique draws); the cohort's rule across 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
@@ -163,10 +164,75 @@ def check_patient_records(
         :func:`check_patients` (float with NaN; object with str or None).
     violations : list of Violation
     """
+    if validated and not allow_outcome and len(records) == 1:
+        typed = _one_validated_row(records[0])
+        if typed is not None:
+            return typed, []
     parsed, specs, violations = _check_patient_table(
         Records(records, validated), table, allow_outcome
     )
     return {spec.name: parsed[spec.name].values for spec in specs}, violations
+
+
+#: The prediction row's columns (no outcome) as ``(name, is_text)``, in contract order: the
+#: rules of :func:`_one_validated_row`, precomputed once.
+_PREDICTION_SPECS: tuple[tuple[str, bool], ...] = tuple(
+    (s.name, s.kind in ("category", "string"))
+    for s in PATIENT_COLUMNS
+    if s.name not in OUTCOME_COLUMNS
+)
+_NUMBER_TYPES = (int, float, bool, type(None))
+
+
+def _one_validated_row(record: Mapping[str, object]) -> dict[str, np.ndarray] | None:
+    """:func:`check_patient_records`' answer for one validated prediction row, or None.
+
+    The serving hot path (one patient): the same typed columns as the full check (numbers as
+    float64 with NaN, text as object with None, the percent derived from the counts where
+    missing), computed with Python scalars. Returns None - the caller then runs the full check,
+    whose violations and messages are the only ones ever given - as soon as anything could be
+    reported (a value of an unexpected type, events above PBMC events, a percent disagreeing
+    with the counts, visceral or bone metastasis in early disease) or anything is unusual.
+    ``tests/features/contract/test_one_row_fast_path.py`` holds it equal to the full check.
+    """
+    if not isinstance(record, Mapping):
+        return None
+    values: dict[str, object] = {}
+    for name, is_text in _PREDICTION_SPECS:
+        v = record.get(name)
+        if is_text:
+            if v is not None and type(v) is not str:
+                return None
+            values[name] = v
+        else:
+            if type(v) not in _NUMBER_TYPES:
+                return None
+            values[name] = math.nan if v is None else float(v)
+    events, pbmc = values["oc_positive_events"], values["pbmc_events"]
+    percent = values["oc_positive_percent"]
+    if events == events and pbmc == pbmc:  # both present (not NaN)
+        if events > pbmc or pbmc == 0.0:
+            return None
+        expected = 100.0 * events / pbmc
+        if percent == percent:
+            tolerance = max(PERCENT_REL_TOL * abs(expected), PERCENT_ABS_TOL)
+            if not abs(percent - expected) <= tolerance:
+                return None
+        else:
+            values["oc_positive_percent"] = expected
+    if values["disease_setting"] == "early" and (
+        values["visceral_metastasis"] == 1.0 or values["bone_metastasis_at_enrollment"] == 1.0
+    ):
+        return None
+    return {name: _one(values[name], is_text) for name, is_text in _PREDICTION_SPECS}
+
+
+def _one(value: object, is_text: bool) -> np.ndarray:
+    if is_text:
+        out = np.empty(1, dtype=object)
+        out[0] = value
+        return out
+    return np.array([value], dtype=float)
 
 
 def _check_patient_table(
