@@ -198,17 +198,19 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
     def transform(self, X: Rows) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
         require_columns(X, self.columns_in, type(self).__name__)
+        # Each input's missingness once: the indicators and the categories' NaN share it.
+        missing = raw_missing(X)
         size = numeric(X, "tumor_size_mm")
         nodes = numeric(X, "positive_lymph_nodes")
-        er = equals(X, "er_status", "positive")
-        pr = equals(X, "pr_status", "positive")
-        her2 = equals(X, "her2_status", "positive")
-        metastatic = equals(X, "disease_setting", "metastatic")
+        er = equals(X, "er_status", "positive", missing["er_status"])
+        pr = equals(X, "pr_status", "positive", missing["pr_status"])
+        her2 = equals(X, "her2_status", "positive", missing["her2_status"])
+        metastatic = equals(X, "disease_setting", "metastatic", missing["disease_setting"])
         visceral = numeric(X, "visceral_metastasis")
         # Visceral disease cannot exist in early disease: known, not missing.
         visceral = np.where(metastatic == 0.0, 0.0, visceral)
-        post = equals(X, "menopausal_status", "post")
-        btt = 1.0 - equals(X, "bone_targeted_therapy", "none")
+        post = equals(X, "menopausal_status", "post", missing["menopausal_status"])
+        btt = 1.0 - equals(X, "bone_targeted_therapy", "none", missing["bone_targeted_therapy"])
         with np.errstate(invalid="ignore", divide="ignore"):
             hormone = np.fmax(er, pr)  # 1 if either positive; NaN only if both unknown
             hormone = np.where((er == 1) | (pr == 1), 1.0, hormone)
@@ -235,7 +237,6 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
                 btt * post,
                 btt * (1.0 - post),
             ]
-        missing = raw_missing(X)
         cols += [missing[c].astype(float) for c in self.indicator_inputs_]
         return np.column_stack([np.asarray(c, dtype=float) for c in cols])
 
