@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
 from features.marker import MARKER_COLUMNS, PERCENT_FLOOR, rows_log2_percent
-from features.typed_rows import Rows, equals, numeric, require_columns
+from features.typed_rows import Rows, equals, numeric, require_columns, require_fitted
 
 __all__ = [
     "FlexibleFeatures",
@@ -225,7 +224,7 @@ class FlexibleFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
         return self
 
     def transform(self, X: Rows) -> np.ndarray:
-        check_is_fitted(self, "feature_names_out_")
+        require_fitted(self)
         columns = self.columns_in if self.include_marker else self.columns_in[3:]
         require_columns(X, columns, type(self).__name__)
         values = self._inputs(X)
@@ -239,5 +238,5 @@ class FlexibleFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
         return np.hstack(parts) if parts else np.empty((n, 0))
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        check_is_fitted(self, "feature_names_out_")
+        require_fitted(self)
         return self.feature_names_out_.copy()

@@ -21,7 +21,6 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.validation import check_is_fitted
 
 from features.marker import (
     MARKER_COLUMNS,
@@ -38,7 +37,14 @@ from features.splines import (
     harrell_knots,
     rcs_basis,
 )
-from features.typed_rows import Rows, equals, is_missing, numeric, require_columns
+from features.typed_rows import (
+    Rows,
+    equals,
+    is_missing,
+    numeric,
+    require_columns,
+    require_fitted,
+)
 
 __all__ = [
     "MarkerFeatures",
@@ -103,7 +109,7 @@ class MarkerFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
         return rows_log2_percent(X, self.floor_percent)
 
     def transform(self, X: Rows) -> np.ndarray:
-        check_is_fitted(self, "feature_names_out_")
+        require_fitted(self)
         require_columns(X, self.columns_in, type(self).__name__)
         out = self._log_percent(X).reshape(-1, 1)
         if self.indicator_:
@@ -111,7 +117,7 @@ class MarkerFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
         return out
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        check_is_fitted(self, "feature_names_out_")
+        require_fitted(self)
         return self.feature_names_out_.copy()
 
 
@@ -196,7 +202,7 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
         return self
 
     def transform(self, X: Rows) -> np.ndarray:
-        check_is_fitted(self, "feature_names_out_")
+        require_fitted(self)
         require_columns(X, self.columns_in, type(self).__name__)
         # Each input's missingness once: the indicators and the categories' NaN share it.
         missing = raw_missing(X)
@@ -238,10 +244,11 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
                 btt * (1.0 - post),
             ]
         cols += [missing[c].astype(float) for c in self.indicator_inputs_]
-        return np.column_stack([np.asarray(c, dtype=float) for c in cols])
+        # np.column_stack's values and C order, in one call rather than one per column.
+        return np.array(cols, dtype=float).T.copy()
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        check_is_fitted(self, "feature_names_out_")
+        require_fitted(self)
         return self.feature_names_out_.copy()
 
 
@@ -290,7 +297,7 @@ class TrajectoryFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         return self
 
     def transform(self, X: Rows) -> np.ndarray:
-        check_is_fitted(self, "feature_names_out_")
+        require_fitted(self)
         require_columns(X, self.columns_in, type(self).__name__)
         out = self._values(X)
         if self.indicators_:
@@ -299,7 +306,7 @@ class TrajectoryFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
         return out
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        check_is_fitted(self, "feature_names_out_")
+        require_fitted(self)
         return self.feature_names_out_.copy()
 
 

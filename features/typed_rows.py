@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["Rows", "equals", "is_missing", "numeric", "require_columns"]
+__all__ = ["Rows", "equals", "is_missing", "numeric", "require_columns", "require_fitted"]
 
 
 #: Typed contract rows: a DataFrame, or a mapping of column name to a 1-D array (numbers and
@@ -30,6 +31,13 @@ def require_columns(X: Rows, columns: Sequence[str], who: str) -> None:
     missing = [c for c in columns if c not in X]
     if missing:
         raise KeyError(f"{who}: input lacks contract column(s): {', '.join(missing)}")
+
+
+def require_fitted(estimator: object, attribute: str = "feature_names_out_") -> None:
+    """scikit-learn's ``check_is_fitted(estimator, attribute)``, its tag lookups skipped when
+    the fitted attribute is there (the serving hot path); otherwise its own error."""
+    if not hasattr(estimator, attribute):
+        check_is_fitted(estimator, attribute)
 
 
 def numeric(X: Rows, column: str) -> np.ndarray:
