@@ -160,7 +160,12 @@ def audit_lines(log) -> list[dict]:
 
 
 def rejected_lines(log) -> list[str]:
-    return [line for line in log.read_text().splitlines() if "Exception on /predict" in line]
+    """The logged rejections without their timestamp (two servers' clocks may tick apart)."""
+    return [
+        line.split(" ", 1)[1]
+        for line in log.read_text().splitlines()
+        if "Exception on /predict" in line
+    ]
 
 
 def predict_counts(server: dict) -> dict[str, float]:
