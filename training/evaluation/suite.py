@@ -25,7 +25,12 @@ from training.evaluation.accuracy import (
     scaled_brier,
 )
 from training.evaluation.bootstrap import Interval, bootstrap_ci
-from training.evaluation.calibration import calibration_slope_intercept, calibration_table, ici
+from training.evaluation.calibration import (
+    calibration_slope,
+    calibration_slope_intercept,
+    calibration_table,
+    ici,
+)
 from training.evaluation.concordance import (
     censoring_estimator,
     fast_harrell_c,
@@ -148,7 +153,7 @@ def _headline_fn(name: str, y_train: np.ndarray, tau_days: float):
         f"td_auc_{_H}m": lambda y, r, p: cumulative_dynamic_auc(y_train, y, r, _H, cens),
         f"ipcw_auc_{_H}m": lambda y, r, p: ipcw_auc(y, p, _H),
         f"brier_{_H}m": lambda y, r, p: brier_score(y, p, _H),
-        f"calibration_slope_{_H}m": lambda y, r, p: calibration_slope_intercept(y, p, _H).slope,
+        f"calibration_slope_{_H}m": lambda y, r, p: calibration_slope(y, p, _H),
         f"calibration_in_the_large_{_H}m": (
             lambda y, r, p: float(np.mean(p)) - observed_incidence(y, _H)
         ),
@@ -203,7 +208,7 @@ def calibration_intervals(
             continue
         p = np.asarray(cif[h], dtype=float)
         fns = {
-            f"calibration_slope_{h}m": lambda y, q, h=h: calibration_slope_intercept(y, q, h).slope,
+            f"calibration_slope_{h}m": lambda y, q, h=h: calibration_slope(y, q, h),
             f"calibration_in_the_large_{h}m": (
                 lambda y, q, h=h: float(np.mean(q)) - observed_incidence(y, h)
             ),
