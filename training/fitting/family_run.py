@@ -257,9 +257,10 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
                 max_patients=config.search_max_patients,
             )
             searches.append(inner)
+            # Read for bone metastasis only (scores, incidences, importance): death=False.
             pipe = fit_pipeline(
                 family.make, inner.best_params, X_train.iloc[tr], y_train[tr], marker,
-                flexible=family.flexible,
+                flexible=family.flexible, death=False,
             )
             tick(f"outer fold {k + 1}" + (f" (repeat {r + 1})" if config.cv_repeats > 1 else ""))
             risk, cif = _risk_and_cif(pipe, X_train.iloc[te], horizons)
@@ -277,7 +278,7 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
             if oof_clinical:
                 clinical = fit_pipeline(
                     family.make, inner.best_params, X_train.iloc[tr], y_train[tr], False,
-                    flexible=family.flexible,
+                    flexible=family.flexible, death=False,
                 )
                 tick(f"clinical-only fold {k + 1}")
                 _, cif_c = _risk_and_cif(clinical, X_train.iloc[te], horizons)

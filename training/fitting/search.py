@@ -147,6 +147,7 @@ def fit_pipeline(
     include_marker: bool,
     *,
     flexible: bool = False,
+    death: bool = True,
 ) -> Pipeline:
     """Feature pipeline plus estimator, fitted on typed rows ``X``.
 
@@ -154,10 +155,24 @@ def fit_pipeline(
     features when the marker is included. ``flexible`` adds splines and the pre-specified
     interactions (:class:`features.transformers.FlexibleFeatures`) with at most
     :func:`flexible_df` added degrees of freedom, counted on the rows the pipeline is fitted on.
+    ``death=False``: a pipeline read for bone metastasis only (scores, incidences of bone
+    metastasis; the folds' fits), whose IPCW classifiers of the competing death are not
+    fitted (:meth:`training.models.ipcw.IPCWHorizonBase.fit`); the rest is the same.
     """
     features = feature_pipeline(include_marker, X, y, flexible=flexible)
-    pipe = Pipeline([*features.steps, ("model", make_estimator(dict(params)))])
-    return pipe.fit(X, y)
+    estimator = make_estimator(dict(params))
+    pipe = Pipeline([*features.steps, ("model", estimator)])
+    return pipe.fit(X, y, **{f"model__{k}": v for k, v in _fit_params(estimator, death).items()})
+
+
+def _fit_params(estimator, death: bool) -> dict[str, Any]:
+    """What to pass to ``estimator.fit``: without ``death``, an IPCW family skips its
+    competing-death classifiers (fitted apart from the bone-metastasis ones, which are the
+    same; nothing scored on bone metastasis reads them). A cause-specific family needs both
+    hazards for the incidence: it is fitted whole."""
+    from training.models.ipcw import IPCWHorizonBase
+
+    return {} if death or not isinstance(estimator, IPCWHorizonBase) else {"death": False}
 
 
 def feature_pipeline(
@@ -244,7 +259,8 @@ def search(
             try:
                 if features is None:
                     raise last_error  # type: ignore[misc]
-                model = make_estimator(dict(params)).fit(Xt_fit, y_fit)
+                model = make_estimator(dict(params))
+                model.fit(Xt_fit, y_fit, **_fit_params(model, death=False))  # scored on bone
                 _, cif, _ = predict_features(model, Xt_test, SELECTION_HORIZONS_MONTHS, False)
                 by_month = {h: cif[:, j] for j, h in enumerate(SELECTION_HORIZONS_MONTHS)}
                 scored.append(mean_brier(y[test_idx], by_month))
