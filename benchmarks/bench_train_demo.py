@@ -115,6 +115,10 @@ STEPS = (
     ("training.fitting.family_run", "_risk_and_cif", "out-of-fold predictions"),
     ("training.fitting.family_run", "point_metrics", "fold and clinical-only metrics"),
     ("training.evaluation.importance", "feature_importance", "feature importance"),
+    # One set of resamples for the headline intervals, the calibration at 12 and 36 months and
+    # the marker's paired increments (before issue 24's second pass: three bootstraps).
+    ("training.evaluation.suite", "joint_intervals",
+     "bootstrap: headline, calibration and marker-increment intervals"),
     ("training.evaluation.suite", "bootstrap_intervals", "bootstrap: headline intervals"),
     ("training.evaluation.suite", "calibration_intervals",
      "bootstrap: calibration at 12 and 36 months"),

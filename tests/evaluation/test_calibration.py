@@ -143,3 +143,58 @@ def test_a_logistic_fit_that_cannot_be_made_says_why():
         fit_logistic(np.column_stack([np.ones(40), x]), label, np.ones(40))
     with pytest.raises(ValueError, match="^logistic fit: singular information matrix"):
         fit_logistic(np.column_stack([np.ones(40), np.ones(40)]), label, np.ones(40))
+
+
+def test_numpy_irls_gives_statsmodels_numbers_on_bootstrap_resamples():
+    # The bootstraps fit the slope with engine="numpy" (statsmodels' IRLS iterations without its
+    # per-call overhead): the same coefficients as statsmodels' GLM on every resample, with and
+    # without an offset, and the same failures.
+    from tests.evaluation.cohorts import simulate
+    from training.evaluation.calibration import calibration_slope, fit_logistic
+    from training.models.ipcw import status_at_horizon
+    from training.models.link import logit as clipped_logit
+
+    _, y, true_cif = simulate(1500, 7)
+    rng = np.random.default_rng(0)
+    for h in (12, 24, 36):
+        p = true_cif(h)
+        for q in (p, expit(2 * logit(p) + 0.3), expit(0.5 * logit(p) - 1.0)):
+            for _ in range(15):
+                idx = rng.integers(0, len(y), len(y))
+                reference = calibration_slope_intercept(y[idx], q[idx], h)
+                assert calibration_slope(y[idx], q[idx], h) == pytest.approx(
+                    reference.slope, abs=1e-10
+                )
+                assert calibration_slope(y[idx], q[idx], h, engine="statsmodels") == (
+                    reference.slope
+                )
+                known, label, weight = status_at_horizon(
+                    y[idx], h * DAYS_PER_MONTH, require_both=True
+                )
+                lp = clipped_logit(q[idx][known])
+                ones = np.ones((lp.size, 1))
+                intercept = fit_logistic(
+                    ones, label[known].astype(float), weight[known], offset=lp, engine="numpy"
+                )[0]
+                assert intercept == pytest.approx(reference.intercept, abs=1e-10)
+    # Fractional labels (quasi-likelihood, as the truth agreement fits them).
+    x = np.linspace(-2, 2, 200)
+    design = np.column_stack([np.ones(200), x])
+    frac = expit(0.3 + 0.8 * x + 0.2 * np.sin(5 * x))
+    assert fit_logistic(design, frac, np.ones(200), engine="numpy") == pytest.approx(
+        fit_logistic(design, frac, np.ones(200)), abs=1e-10
+    )
+
+
+@pytest.mark.parametrize("engine", ["statsmodels", "numpy"])
+def test_both_engines_refuse_the_same_fits(engine):
+    from training.evaluation.calibration import fit_logistic
+
+    x = np.linspace(-1, 1, 40)
+    label = (x > 0).astype(float)  # perfectly separated
+    with pytest.raises(ValueError, match="^logistic fit did not converge in 100 iterations"):
+        fit_logistic(np.column_stack([np.ones(40), x]), label, np.ones(40), engine=engine)
+    with pytest.raises(ValueError, match="^logistic fit: singular information matrix"):
+        fit_logistic(np.column_stack([np.ones(40), np.ones(40)]), label, np.ones(40), engine=engine)
+    with pytest.raises(ValueError, match="^engine must be"):
+        fit_logistic(np.ones((40, 1)), label, np.ones(40), engine="R")

@@ -30,11 +30,13 @@ def test_the_registered_model_is_fitted_on_every_eligible_patient(cohort, monkey
     assert data.design == "nested_cv_oof" and data.X_test is None and data.y_test is None
     assert len(data.X_train) == len(rows) and set(data.patients_y) == {"train"}
     fitted: list[tuple[int, bool]] = []
+    deaths: list[bool] = []
     real = family_run.fit_pipeline
 
-    def spy(make, params, X, y, include_marker, *, flexible=False):
+    def spy(make, params, X, y, include_marker, *, flexible=False, death=True):
         fitted.append((len(X), include_marker))
-        return real(make, params, X, y, include_marker, flexible=flexible)
+        deaths.append(death)
+        return real(make, params, X, y, include_marker, flexible=flexible, death=death)
 
     monkeypatch.setattr(family_run, "fit_pipeline", spy)
     out = family_run.run_family("cox_ridge", data, family_run.SilentProgress())
@@ -42,6 +44,8 @@ def test_the_registered_model_is_fitted_on_every_eligible_patient(cohort, monkey
     # registered model on all of them.
     assert fitted[-1] == (len(rows), True)
     assert len(fitted) == 5 and all(n < len(rows) for n, _ in fitted[:-1])
+    # The folds' fits are read for bone metastasis only; the registered model answers death too.
+    assert deaths == [False, False, False, False, True]
     # Every patient is evaluated once, out of fold; the selection's losses cover them all.
     assert out.test_risk.shape == (len(rows),) and np.isfinite(out.test_risk).all()
     assert out.oof_loss.shape == (len(rows),) and np.isfinite(out.oof_loss).all()

@@ -83,6 +83,35 @@ def test_folds_keep_each_patients_landmark_rows_together(cohort):
     assert sorted(test_rows) == list(range(len(rows)))
 
 
+def test_remembered_folds_are_the_splitters_own(cohort):
+    # folds() remembers its splits by what determines them (rows' strata and patients, k,
+    # seed): a second call gives scikit-learn's splits again, and changing the rows, the seed
+    # or k is a different split, never a remembered one.
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    from training.fitting.search import strata
+
+    rows, _ = time_to_event_rows(cohort)
+    stacked, _ = landmark_rows(rows, cohort.measurements, LANDMARKS)
+    for frame, splitter in ((stacked, StratifiedGroupKFold), (rows, StratifiedKFold)):
+        for k, seed in ((3, 1), (3, 2), (4, 1)):
+            groups = {"groups": frame["patient_id"].to_numpy()} if frame is stacked else {}
+            fresh = list(
+                splitter(n_splits=k, shuffle=True, random_state=seed).split(
+                    np.zeros(len(frame)), strata(frame), **groups
+                )
+            )
+            for _ in range(2):  # the first call may split, the second remembers
+                found = folds(frame, k, seed)
+                assert len(found) == k
+                for (tr, te), (tr0, te0) in zip(found, fresh, strict=True):
+                    np.testing.assert_array_equal(tr, tr0)
+                    np.testing.assert_array_equal(te, te0)
+                found[0][1][:] = -1  # a caller changing its copy changes nothing remembered
+    fewer = stacked.iloc[10:]  # other rows: their own split, over their own positions
+    assert sorted(np.concatenate([te for _, te in folds(fewer, 3, 1)])) == list(range(len(fewer)))
+
+
 def test_trajectory_features_and_pipeline(cohort):
     rows, _ = time_to_event_rows(cohort)
     stacked, _ = landmark_rows(rows, cohort.measurements, LANDMARKS)

@@ -198,3 +198,44 @@ def test_many_distinct_event_times_are_put_on_a_bounded_grid():
         CauseSpecificHazards("rsf", time_grid_days=0).fit(small_X, small_y)
     with pytest.raises(ValueError, match="time_grid_days must be >= 0"):
         CauseSpecificHazards("coxph", time_grid_days=-1.0).fit(small_X, small_y)
+
+
+def test_forest_cumulative_hazard_is_scikit_survivals_exactly(data):
+    # forest_cumulative_hazard replaces the forest's own prediction in the rsf family: the same
+    # sum over the trees in the same order (scikit-survival as the reference), and the family's
+    # incidences and scores as computed from scikit-survival's curves.
+    from training.models.cause_specific import forest_cumulative_hazard
+    from training.models.competing import step_values
+
+    def continuous(nelson_aalen):  # the family's step hazards -log(1 - h) (its docstring)
+        h = np.clip(np.diff(nelson_aalen, axis=1, prepend=0.0), 0.0, 1.0 - 1e-12)
+        return np.cumsum(-np.log1p(-h), axis=1)
+
+    X, y = data[:2]
+    model = CauseSpecificHazards(base="rsf", params={"min_samples_leaf": 20}).fit(
+        X[:1000], y[:1000]
+    )
+    X_new = X[1000:]
+    for forest in model.models_.values():
+        reference = forest.predict_cumulative_hazard_function(X_new, return_array=True)
+        np.testing.assert_array_equal(forest_cumulative_hazard(forest, X_new), reference)
+        np.testing.assert_array_equal(forest_cumulative_hazard(forest, X_new, 7), reference[:, :7])
+    grid = model.grid_days_
+    hazards = [
+        continuous(
+            step_values(
+                f.unique_times_,
+                f.predict_cumulative_hazard_function(X_new, return_array=True),
+                grid,
+            )
+        )
+        for f in (model.models_[1], model.models_[2])
+    ]
+    times = np.array([12, 24, 36]) * DAYS_PER_MONTH
+    expected = competing_cumulative_incidence(grid, *hazards, times)
+    np.testing.assert_array_equal(model.predict_cumulative_incidence(X_new, times), expected)
+    score, cif = model.predict_with_incidence(X_new, times)
+    np.testing.assert_array_equal(cif, expected)
+    np.testing.assert_array_equal(score, model.predict(X_new))
+    with pytest.raises(ValueError, match="X must be 2-D with"):
+        forest_cumulative_hazard(model.models_[1], X_new[:, :1])

@@ -79,3 +79,49 @@ def test_censoring_survival_equals_sksurv_kaplan_meier(seed):
     ref_times, ref_surv = kaplan_meier_estimator(cause == 0, time.astype(float))
     np.testing.assert_array_equal(times, ref_times)
     np.testing.assert_allclose(surv, ref_surv, rtol=0, atol=1e-15)
+
+
+def _incidences_with_temporaries(grid, a1, a2, times, death):
+    """The combination formula as written before it ran in place (issue 24): the reference."""
+    d1 = np.maximum(np.diff(a1, axis=1, prepend=0.0), 0.0)
+    d2 = np.maximum(np.diff(a2, axis=1, prepend=0.0), 0.0)
+    d_all = d1 + d2
+    cum_before = np.zeros_like(d_all)
+    np.cumsum(d_all[:, :-1], axis=1, out=cum_before[:, 1:])
+    any_event = np.exp(-cum_before) * -np.expm1(-d_all)
+    idx = np.searchsorted(grid, times, side="right") - 1
+    out = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for d in (d1, d2) if death else (d1,):
+            cif = np.cumsum(any_event * np.where(d_all > 0, d / d_all, 0.0), axis=1)
+            read = np.where(idx[None, :] >= 0, cif[:, np.clip(idx, 0, None)], 0.0)
+            out.append(np.clip(read, 0.0, 1.0))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_in_place_combination_gives_the_formulas_numbers_exactly(seed):
+    from training.models.competing import (
+        competing_cumulative_incidence,
+        competing_cumulative_incidences,
+    )
+
+    rng = np.random.default_rng(seed)
+    n, m = 300, 400
+    grid = np.sort(rng.uniform(1, 3000, m))
+    h1 = np.cumsum(rng.exponential(1e-3, m))
+    h2 = np.cumsum(rng.exponential(2e-3, m))
+    a1 = np.exp(rng.normal(size=n))[:, None] * h1
+    a2 = np.exp(rng.normal(size=n))[:, None] * h2
+    a1[:, 7] = a1[:, 6]  # steps without an event of one cause, then of either
+    a2[:, 7] = a2[:, 6]
+    a2[:, 20] -= 1e-9  # a negative increment (noise), treated as 0
+    # Before the first grid time, inside, on grid times, after the last.
+    times = np.r_[0.5, rng.uniform(1, 3200, 5), grid[10], grid[-1], 4000.0]
+    expected = _incidences_with_temporaries(grid, a1, a2, times, death=True)
+    found = competing_cumulative_incidences(grid, a1, a2, times)
+    for a, b in zip(found, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(competing_cumulative_incidence(grid, a1, a2, times), expected[0])
+    early = np.array([0.1, 0.5])  # every time before the grid: zeros
+    assert not competing_cumulative_incidence(grid, a1, a2, early).any()

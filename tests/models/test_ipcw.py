@@ -151,3 +151,42 @@ def test_status_needs_both_outcomes_when_asked():
         "with known status",
     ):
         status_at_horizon(y, 24 * DAYS_PER_MONTH, require_both=True)
+
+
+@pytest.mark.parametrize("name", ["logistic_ipcw", "xgb_ipcw"])
+def test_fitting_without_death_gives_the_same_bone_metastasis_model(data, name):
+    # The search and the folds fit IPCW families with death=False (they read bone metastasis
+    # only): the bone-metastasis classifiers, scores and incidences must be those of the full
+    # fit exactly; the death is then not answered.
+    import pickle
+
+    from tests.models.data import training_rows
+    from training.artifact.risk_model import estimates_death, predict_pipeline
+    from training.fitting.search import fit_pipeline
+
+    X, y = data[:2]
+    family = FAMILIES[name]
+    full = family.make(family.grid[1]).fit(X, y)
+    bone = family.make(family.grid[1]).fit(X, y, death=False)
+    times = np.array([6, 12, 24, 36, 60]) * 30.4375
+    np.testing.assert_array_equal(bone.predict(X), full.predict(X))
+    np.testing.assert_array_equal(
+        bone.predict_cumulative_incidence(X, times), full.predict_cumulative_incidence(X, times)
+    )
+    for a, b in zip(bone.classifiers_, full.classifiers_, strict=True):
+        assert pickle.dumps(a) == pickle.dumps(b)
+    assert estimates_death(full) and not estimates_death(bone)
+    with pytest.raises(AttributeError):
+        bone.predict_incidences(X, times)
+    # Through the pipeline (the folds' fits): the option reaches the IPCW step only.
+    rows, target, _ = training_rows(600, seed=3)
+    for fam in (family, FAMILIES["cox_ridge"]):
+        whole = fit_pipeline(fam.make, fam.grid[0], rows, target, True)
+        read = fit_pipeline(fam.make, fam.grid[0], rows, target, True, death=False)
+        for got, expected in zip(
+            predict_pipeline(read, rows, (12, 24, 36)),
+            predict_pipeline(whole, rows, (12, 24, 36)),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(got, expected)
+        assert estimates_death(read[-1]) == (fam.kind == "survival")

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-__all__ = ["Interval", "bootstrap_ci", "paired_bootstrap_difference"]
+__all__ = ["Interval", "bootstrap_ci", "joint_bootstrap", "paired_bootstrap_difference"]
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,19 @@ def _resampled(
     ``rng=seed`` gives ``numpy.random.default_rng(seed).integers(0, n, (n_boot, n))``: the
     resamples the hand-written bootstrap drew before scipy did it (same seed, same intervals).
     """
+    result = _scipy_bootstrap(statistic, n, n_boot, seed, alpha)
+    replicates = np.asarray(result.bootstrap_distribution, dtype=float)
+    ci = result.confidence_interval
+    return _percentile_bounds(replicates, ci.low, ci.high, alpha)
+
+
+def _scipy_bootstrap(statistic, n: int, n_boot: int, seed: int, alpha: float):
+    """scipy's percentile bootstrap of ``statistic(indices)`` (one or several values)."""
     _check_settings(n_boot, alpha)
     with warnings.catch_warnings():
         # scipy warns that its interval is NaN when a replicate is; the defined ones are used.
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        result = stats.bootstrap(
+        return stats.bootstrap(
             (np.arange(n),),
             statistic,
             n_resamples=int(n_boot),
@@ -106,13 +114,17 @@ def _resampled(
             vectorized=False,
             rng=seed,
         )
-    replicates = np.asarray(result.bootstrap_distribution, dtype=float)
+
+
+def _percentile_bounds(
+    replicates: np.ndarray, ci_low: float, ci_high: float, alpha: float
+) -> tuple[float, float, int]:
+    """scipy's bounds when every replicate is defined, else the quantiles of the defined ones."""
     used = replicates[np.isfinite(replicates)]
     if used.size == 0:
         return float("nan"), float("nan"), 0
     if used.size == replicates.size:
-        ci = result.confidence_interval
-        return float(ci.low), float(ci.high), int(used.size)
+        return float(ci_low), float(ci_high), int(used.size)
     lo, hi = np.quantile(used, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(lo), float(hi), int(used.size)
 
@@ -139,6 +151,13 @@ def _m_out_of_n(
     replicates = np.array(
         [statistic(rng.integers(0, n, m)) for _ in range(int(n_boot))], dtype=float
     )
+    return _rescaled_bounds(replicates, estimate, n, m, alpha)
+
+
+def _rescaled_bounds(
+    replicates: np.ndarray, estimate: float, n: int, m: int, alpha: float
+) -> tuple[float, float, int]:
+    """The m-out-of-n bounds (module docstring) from the replicates of m-patient resamples."""
     used = replicates[np.isfinite(replicates)]
     if used.size == 0 or not np.isfinite(estimate):
         return float("nan"), float("nan"), int(used.size)
@@ -257,3 +276,69 @@ def paired_bootstrap_difference(
         return _defined(fn, [y[idx], a[idx]]) - _defined(fn, [y[idx], b[idx]])
 
     return _interval(statistic, estimate, n, n_boot, seed, alpha, max_resample)
+
+
+def joint_bootstrap(
+    statistic: Callable[[np.ndarray], Sequence[float]],
+    estimates: Sequence[float],
+    n: int,
+    n_boot: int = 200,
+    seed: int = 0,
+    alpha: float = 0.05,
+    max_resample: int | None = None,
+) -> list[Interval]:
+    """Intervals of several statistics of the same patients from one set of resamples.
+
+    ``statistic(indices)`` returns one value per statistic on the patients ``indices`` (NaN
+    where a statistic is undefined), so that what the statistics share (a resample, counts of
+    pairs, censoring weights) is drawn and computed once per resample. Statistic ``j`` gets
+    the interval :func:`bootstrap_ci` (or :func:`paired_bootstrap_difference`) gives it alone
+    with the same ``n``, ``n_boot``, ``seed``, ``alpha`` and ``max_resample``: the resamples
+    depend on those only, and the bounds are taken statistic by statistic.
+
+    Parameters
+    ----------
+    statistic : callable
+        ``statistic(indices) -> values``, one value per estimate.
+    estimates : sequence of float
+        The statistics on all ``n`` patients.
+    n : int
+        Number of patients.
+    n_boot, seed, alpha, max_resample
+        As in :func:`bootstrap_ci`.
+
+    Returns
+    -------
+    list of Interval
+        One per estimate, in order.
+    """
+    estimates = [float(e) for e in estimates]
+    k = len(estimates)
+    if max_resample is not None and max_resample < 2:
+        raise ValueError(f"max_resample must be at least 2, got {max_resample}")
+
+    def values(idx: np.ndarray) -> np.ndarray:
+        found = np.asarray(statistic(idx), dtype=float).reshape(k)
+        return np.where(np.isfinite(found), found, np.nan)
+
+    if max_resample is None or n <= max_resample:
+        result = _scipy_bootstrap(values, n, n_boot, seed, alpha)
+        replicates = np.asarray(result.bootstrap_distribution, dtype=float).reshape(k, -1)
+        low = np.broadcast_to(result.confidence_interval.low, (k,))
+        high = np.broadcast_to(result.confidence_interval.high, (k,))
+        return [
+            Interval(estimates[j], *_percentile_bounds(replicates[j], low[j], high[j], alpha))
+            for j in range(k)
+        ]
+    _check_settings(n_boot, alpha)
+    m = int(max_resample)
+    rng = np.random.default_rng(seed)
+    replicates = np.array([values(rng.integers(0, n, m)) for _ in range(int(n_boot))])
+    return [
+        Interval(
+            estimates[j],
+            *_rescaled_bounds(replicates[:, j], estimates[j], n, m, alpha),
+            resample_size=m,
+        )
+        for j in range(k)
+    ]

@@ -34,6 +34,7 @@ __all__ = [
     "CalibrationFit",
     "calibration_table",
     "fit_logistic",
+    "calibration_slope",
     "calibration_slope_intercept",
     "restricted_cubic_spline",
     "smoothed_calibration",
@@ -110,6 +111,7 @@ def fit_logistic(
     offset: np.ndarray | None = None,
     max_iter: int = 100,
     tol: float = 1e-10,
+    engine: str = "statsmodels",
 ) -> np.ndarray:
     """Weighted maximum-likelihood logistic regression (statsmodels ``GLM``, binomial family,
     fitted by iteratively reweighted least squares).
@@ -118,7 +120,14 @@ def fit_logistic(
     (no intercept is added: include a column of ones); ``label`` may be a fraction in [0, 1]
     (quasi-likelihood). Raises ValueError when the design is rank-deficient (a constant
     predictor) or the fit does not converge (typically perfect separation).
+
+    ``engine="numpy"`` runs statsmodels' own iterations (:func:`_glm_irls`: the same start,
+    weighted least-squares steps, deviance stopping rule and failures) without its per-call
+    overhead, about 10x faster on 2,000 rows; tested equal to statsmodels to 1e-10
+    (``tests/evaluation/test_calibration.py``). The bootstraps use it (hundreds of fits).
     """
+    if engine not in ("statsmodels", "numpy"):
+        raise ValueError(f"engine must be 'statsmodels' or 'numpy', got {engine!r}")
     from statsmodels.genmod.families import Binomial
     from statsmodels.genmod.generalized_linear_model import GLM
     from statsmodels.tools.sm_exceptions import (
@@ -136,6 +145,16 @@ def fit_logistic(
         f"logistic fit did not converge in {max_iter} iterations "
         "(the status may be perfectly separated by the predictions)"
     )
+    if engine == "numpy":
+        return _glm_irls(
+            X,
+            np.asarray(label, dtype=float),
+            np.asarray(weight, dtype=float),
+            offset,
+            max_iter,
+            tol,
+            failed,
+        )
     model = GLM(label, X, family=Binomial(), var_weights=weight, offset=offset)
     # Separation drives the linear predictor to overflow before statsmodels says so.
     with warnings.catch_warnings(), np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -155,6 +174,70 @@ def fit_logistic(
             raise failed from err
     beta = np.asarray(fit.params, dtype=float)
     if not (fit.converged and np.isfinite(beta).all()):
+        raise failed
+    return beta
+
+
+_FLOAT_EPS = np.finfo(float).eps
+
+
+def _binomial_deviance(label: np.ndarray, mu: np.ndarray, weight: np.ndarray) -> float:
+    """statsmodels' ``Binomial().deviance`` with variance weights (its clipping included)."""
+    endog_mu = np.clip(label / (mu + 1e-20), _FLOAT_EPS, np.inf)
+    n_endog_mu = np.clip((1.0 - label) / (1.0 - mu + 1e-20), _FLOAT_EPS, np.inf)
+    resid = 2 * (label * np.log(endog_mu) + (1 - label) * np.log(n_endog_mu))
+    return float(np.sum(resid * weight))
+
+
+def _glm_irls(
+    X: np.ndarray,
+    label: np.ndarray,
+    weight: np.ndarray,
+    offset: np.ndarray | None,
+    max_iter: int,
+    tol: float,
+    failed: ValueError,
+) -> np.ndarray:
+    """statsmodels' ``GLM(..., family=Binomial(), var_weights=weight).fit()`` (IRLS), step by
+    step: start at ``mu = (y + 1/2) / 2``, weighted least-squares steps (``lstsq``) with the
+    logit link's clipped derivative, stop when two successive deviances differ by at most
+    ``tol``, the final coefficients from the last step's system by pseudo-inverse (as
+    statsmodels' final ``WLS(method="pinv")``); separation (fitted equal to 0/1 labels) and
+    non-convergence raise ``failed``. statsmodels 0.14-0.15, ``GLM._fit_irls``."""
+    off = 0.0 if offset is None else np.asarray(offset, dtype=float)
+    binary = bool(np.isin(label, (0.0, 1.0)).all())
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        mu = (label + 0.5) / 2
+        clipped = np.clip(mu, _FLOAT_EPS, 1.0 - _FLOAT_EPS)
+        lin_pred = np.log(clipped / (1.0 - clipped))
+        deviance = _binomial_deviance(label, mu, weight)
+        for _ in range(max_iter):
+            clipped = np.clip(mu, _FLOAT_EPS, 1.0 - _FLOAT_EPS)
+            deriv = 1.0 / (clipped * (1 - clipped))
+            w = weight * (1.0 / (deriv**2 * (clipped * (1 - clipped))))
+            z = lin_pred + deriv * (label - mu) - off
+            w_half = np.sqrt(w)
+            if not (np.all(np.isfinite(w_half)) and np.all(np.isfinite(z))):
+                raise failed
+            wx, wz = w_half[:, None] * X, w_half * z
+            try:
+                beta = np.linalg.lstsq(wx, wz, rcond=-1)[0]
+            except np.linalg.LinAlgError as err:
+                raise failed from err
+            lin_pred = X @ beta + off
+            mu = 1.0 / (1.0 + np.exp(-lin_pred))
+            previous, deviance = deviance, _binomial_deviance(label, mu, weight)
+            if binary and np.allclose(mu - label, 0):
+                raise failed  # statsmodels' PerfectSeparationWarning
+            if np.allclose(previous, deviance, atol=tol, rtol=0.0):
+                break
+        else:
+            raise failed
+        try:
+            beta = np.linalg.pinv(wx).dot(wz)
+        except np.linalg.LinAlgError as err:
+            raise failed from err
+    if not np.isfinite(beta).all():
         raise failed
     return beta
 
@@ -209,15 +292,39 @@ def calibration_slope_intercept(y: np.ndarray, p: np.ndarray, months: float) -> 
     ValueError
         No events or no non-events among the known statuses, or a fit that does not converge.
     """
-    y = check_y(y)
-    p = check_prob(p, y.shape[0])
-    months = check_months(months)
-    known, label, weight = _known_status(y, months)
-    lp, lab, w = logit(p[known]), label[known], weight[known]
+    lp, lab, w = _recalibration_data(y, p, months)
     ones = np.ones((lp.size, 1))
     slope = fit_logistic(np.column_stack([ones, lp]), lab, w)[1]
     intercept = fit_logistic(ones, lab, w, offset=lp)[0]
     return CalibrationFit(float(slope), float(intercept))
+
+
+def _recalibration_data(
+    y: np.ndarray, p: np.ndarray, months: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """logit(p), status and IPCW weight of the patients of known status at the horizon."""
+    y = check_y(y)
+    p = check_prob(p, y.shape[0])
+    months = check_months(months)
+    known, label, weight = _known_status(y, months)
+    return logit(p[known]), label[known], weight[known]
+
+
+def calibration_slope(y: np.ndarray, p: np.ndarray, months: float, engine: str = "numpy") -> float:
+    """The calibration slope of :func:`calibration_slope_intercept` alone (one logistic fit,
+    not two): what the bootstrap intervals resample.
+
+    ``engine`` as in :func:`fit_logistic`: by default statsmodels' iterations without its
+    per-call overhead (equal to ``calibration_slope_intercept(y, p, months).slope`` to 1e-10).
+
+    Raises
+    ------
+    ValueError
+        As :func:`calibration_slope_intercept`.
+    """
+    lp, lab, w = _recalibration_data(y, p, months)
+    design = np.column_stack([np.ones(lp.size), lp])
+    return float(fit_logistic(design, lab, w, engine=engine)[1])
 
 
 def restricted_cubic_spline(x: np.ndarray, knots: np.ndarray) -> np.ndarray:

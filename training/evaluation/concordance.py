@@ -31,7 +31,14 @@ from sksurv.util import Surv
 from training.evaluation.inputs import check_y
 from training.models.competing import BONE_METASTASIS
 
-__all__ = ["censoring_estimator", "death_censored", "harrell_c", "uno_c", "fast_harrell_c"]
+__all__ = [
+    "censoring_estimator",
+    "concordance_pair",
+    "death_censored",
+    "harrell_c",
+    "uno_c",
+    "fast_harrell_c",
+]
 
 
 def death_censored(y: np.ndarray) -> np.ndarray:
@@ -80,10 +87,17 @@ def uno_c(
     ValueError
         No comparable pairs, or a censoring survival of zero at an event time.
     """
+    censoring = censoring_estimator(y_train) if censoring is None else censoring
+    return _uno_from_counts(
+        y_train, y_test, _case_counts(check_y(y_test), risk), tau_days, censoring
+    )
+
+
+def _uno_from_counts(y_train, y_test, counts, tau_days: float, censoring) -> float:
+    """Uno's C (:func:`uno_c`) from the per-case counts of :func:`_case_counts`."""
     tau = min(tau_days, float(y_test["time"].max()), float(y_train["time"].max()))
     tau = np.nextafter(tau, 0)
-    censoring = censoring_estimator(y_train) if censoring is None else censoring
-    cases, comparable, concordant, ties = _case_counts(check_y(y_test), risk)
+    cases, comparable, concordant, ties = counts
     if int(comparable.sum()) == 0:
         raise ValueError("no comparable pairs: Uno's C is undefined")
     time = y_test["time"][cases].astype(float)
@@ -162,11 +176,52 @@ def fast_harrell_c(y: np.ndarray, risk: np.ndarray, tied_tol: float = 1e-8) -> f
     ValueError
         No comparable pairs (for example no bone metastasis event).
     """
-    cases, comparable, concordant, ties = _case_counts(check_y(y), risk, tied_tol)
+    return _harrell_from_counts(_case_counts(check_y(y), risk, tied_tol))
+
+
+def _harrell_from_counts(counts) -> float:
+    """Harrell's C (:func:`fast_harrell_c`) from the per-case counts of :func:`_case_counts`."""
+    _, comparable, concordant, ties = counts
     total = int(comparable.sum())
     if total == 0:
         raise ValueError("no comparable pairs: Harrell's C is undefined")
     return float((concordant.sum() + 0.5 * ties.sum()) / total)
+
+
+def concordance_pair(
+    y_train: np.ndarray,
+    y: np.ndarray,
+    risk: np.ndarray,
+    tau_days: float,
+    censoring: CensoringDistributionEstimator,
+) -> tuple[float, float]:
+    """Harrell's C (:func:`fast_harrell_c`) and Uno's C (:func:`uno_c`) of the same scores
+    from one count of their pairs (both count the same comparable, concordant and tied pairs):
+    what a bootstrap resamples.
+
+    Each is the same number as its own function gives, NaN where that function raises
+    ValueError or returns a non-finite value.
+
+    Returns
+    -------
+    tuple of float
+        ``(harrell, uno)``.
+    """
+    try:
+        counts = _case_counts(check_y(y), risk)
+    except ValueError:
+        return float("nan"), float("nan")
+    out = []
+    for statistic in (
+        lambda: _harrell_from_counts(counts),
+        lambda: _uno_from_counts(y_train, y, counts, tau_days, censoring),
+    ):
+        try:
+            value = float(statistic())
+        except ValueError:
+            value = float("nan")
+        out.append(value if np.isfinite(value) else float("nan"))
+    return out[0], out[1]
 
 
 def _case_counts(

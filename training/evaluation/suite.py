@@ -24,10 +24,16 @@ from training.evaluation.accuracy import (
     ipcw_brier,
     scaled_brier,
 )
-from training.evaluation.bootstrap import Interval, bootstrap_ci
-from training.evaluation.calibration import calibration_slope_intercept, calibration_table, ici
+from training.evaluation.bootstrap import Interval, bootstrap_ci, joint_bootstrap
+from training.evaluation.calibration import (
+    calibration_slope,
+    calibration_slope_intercept,
+    calibration_table,
+    ici,
+)
 from training.evaluation.concordance import (
     censoring_estimator,
+    concordance_pair,
     fast_harrell_c,
     harrell_c,
     uno_c,
@@ -148,7 +154,7 @@ def _headline_fn(name: str, y_train: np.ndarray, tau_days: float):
         f"td_auc_{_H}m": lambda y, r, p: cumulative_dynamic_auc(y_train, y, r, _H, cens),
         f"ipcw_auc_{_H}m": lambda y, r, p: ipcw_auc(y, p, _H),
         f"brier_{_H}m": lambda y, r, p: brier_score(y, p, _H),
-        f"calibration_slope_{_H}m": lambda y, r, p: calibration_slope_intercept(y, p, _H).slope,
+        f"calibration_slope_{_H}m": lambda y, r, p: calibration_slope(y, p, _H),
         f"calibration_in_the_large_{_H}m": (
             lambda y, r, p: float(np.mean(p)) - observed_incidence(y, _H)
         ),
@@ -202,13 +208,7 @@ def calibration_intervals(
         if h == _H or h not in cif:
             continue
         p = np.asarray(cif[h], dtype=float)
-        fns = {
-            f"calibration_slope_{h}m": lambda y, q, h=h: calibration_slope_intercept(y, q, h).slope,
-            f"calibration_in_the_large_{h}m": (
-                lambda y, q, h=h: float(np.mean(q)) - observed_incidence(y, h)
-            ),
-        }
-        for name, fn in fns.items():
+        for name, fn in _calibration_fns(h).items():
             try:
                 out[name] = bootstrap_ci(
                     fn, y_eval, p, n_boot=n_boot, seed=seed, max_resample=max_resample
@@ -216,6 +216,144 @@ def calibration_intervals(
             except ValueError:
                 continue
     return out
+
+
+#: The marker's increments (:func:`joint_intervals`): marker model minus clinical-only model.
+INCREMENTS = ("harrell_c", "uno_c", f"td_auc_{_H}m")
+
+
+def _nan_if_undefined(fn, *args) -> float:
+    try:
+        value = float(fn(*args))
+    except ValueError:
+        return float("nan")
+    return value if np.isfinite(value) else float("nan")
+
+
+def joint_intervals(
+    y_train: np.ndarray,
+    y_eval: np.ndarray,
+    risk: np.ndarray,
+    cif: Mapping[int, np.ndarray],
+    n_boot: int,
+    seed: int,
+    *,
+    reference_risk: np.ndarray | None = None,
+    max_resample: int | None = None,
+    tau_months: float = 60,
+) -> tuple[dict[str, Interval], dict[str, Interval]]:
+    """:func:`bootstrap_intervals` (the headline metrics), :func:`calibration_intervals` and,
+    with ``reference_risk``, the paired increments of :data:`INCREMENTS` (``risk``'s
+    statistic minus ``reference_risk``'s, :func:`~training.evaluation.bootstrap.
+    paired_bootstrap_difference`), from one set of resamples.
+
+    The same intervals as those functions called one by one with the same ``seed`` and
+    ``max_resample`` (their resamples depend on the number of patients and the seed only),
+    with each statistic computed once per resample (the increments' first terms are the
+    headline concordances) and Harrell's and Uno's C from one count of pairs
+    (:func:`~training.evaluation.concordance.concordance_pair`): about a third of the work
+    (``tests/evaluation/test_suite.py`` checks equality). The time-dependent AUC's increment is
+    left out when the headline horizon is beyond the follow-up; with ``n_boot`` = 0 the
+    increments have no bounds and there are no intervals.
+
+    Returns
+    -------
+    intervals, increments : dict of str to Interval
+    """
+    tau_days = tau_months * DAYS_PER_MONTH
+    cens = censoring_estimator(y_train)
+    p24 = np.asarray(cif[_H], dtype=float)
+    extra = {
+        h: np.asarray(cif[h], dtype=float)
+        for h in SELECTION_HORIZONS_MONTHS
+        if h != _H and h in cif
+    }
+    paired = reference_risk is not None
+    increments = [
+        n
+        for n in INCREMENTS
+        if n != f"td_auc_{_H}m" or _H < float(y_eval["time"].max()) / DAYS_PER_MONTH
+    ]
+    increment_fns = {
+        "harrell_c": lambda yy, r: fast_harrell_c(yy, r),
+        "uno_c": lambda yy, r: uno_c(y_train, yy, r, tau_days, cens),
+        f"td_auc_{_H}m": lambda yy, r: cumulative_dynamic_auc(y_train, yy, r, _H, cens),
+    }
+    # Estimates on every patient, as the one-by-one functions compute (and fail) them.
+    names, estimates = [], []
+    for name in HEADLINE if n_boot else ():
+        names.append(name)
+        estimates.append(float(_headline_fn(name, y_train, tau_days)(y_eval, risk, p24)))
+    for h, p in extra.items() if n_boot else ():
+        for name, fn in _calibration_fns(h).items():
+            try:
+                estimate = float(fn(y_eval, p))
+            except ValueError:
+                continue  # as calibration_intervals: no interval at this horizon
+            names.append(name)
+            estimates.append(estimate)
+    if paired:
+        ref = np.asarray(reference_risk, dtype=float)
+        for name in increments:
+            fn = increment_fns[name]
+            names.append(f"increment:{name}")
+            estimates.append(float(fn(y_eval, risk)) - float(fn(y_eval, ref)))
+    if not n_boot:
+        nan = float("nan")
+        return {}, {
+            n.split(":", 1)[1]: Interval(e, nan, nan, 0)
+            for n, e in zip(names, estimates, strict=True)
+            if n.startswith("increment:")
+        }
+
+    def statistic(idx: np.ndarray) -> list[float]:
+        y, r, p = y_eval[idx], risk[idx], p24[idx]
+        harrell, uno = concordance_pair(y_train, y, r, tau_days, cens)
+        found = {
+            "harrell_c": harrell,
+            "uno_c": uno,
+            f"td_auc_{_H}m": _nan_if_undefined(cumulative_dynamic_auc, y_train, y, r, _H, cens),
+            f"ipcw_auc_{_H}m": _nan_if_undefined(ipcw_auc, y, p, _H),
+            f"brier_{_H}m": _nan_if_undefined(brier_score, y, p, _H),
+            f"calibration_slope_{_H}m": _nan_if_undefined(calibration_slope, y, p, _H),
+            f"calibration_in_the_large_{_H}m": _nan_if_undefined(
+                lambda: float(np.mean(p)) - observed_incidence(y, _H)
+            ),
+        }
+        for h, ph in extra.items():
+            for name, fn in _calibration_fns(h).items():
+                if name in names:
+                    found[name] = _nan_if_undefined(fn, y, ph[idx])
+        if paired:
+            rr = ref[idx]
+            ref_harrell, ref_uno = concordance_pair(y_train, y, rr, tau_days, cens)
+            reference = {"harrell_c": ref_harrell, "uno_c": ref_uno}
+            if f"td_auc_{_H}m" in increments:
+                reference[f"td_auc_{_H}m"] = _nan_if_undefined(
+                    cumulative_dynamic_auc, y_train, y, rr, _H, cens
+                )
+            for name in increments:
+                found[f"increment:{name}"] = found[name] - reference[name]
+        return [found[name] for name in names]
+
+    found = joint_bootstrap(
+        statistic, estimates, len(y_eval), n_boot=n_boot, seed=seed, max_resample=max_resample
+    )
+    intervals, paired_out = {}, {}
+    for name, interval in zip(names, found, strict=True):
+        if name.startswith("increment:"):
+            paired_out[name.split(":", 1)[1]] = interval
+        else:
+            intervals[name] = interval
+    return intervals, paired_out
+
+
+def _calibration_fns(h: int) -> dict:
+    """The calibration statistics of :func:`calibration_intervals` at horizon ``h``."""
+    return {
+        f"calibration_slope_{h}m": lambda y, q: calibration_slope(y, q, h),
+        f"calibration_in_the_large_{h}m": lambda y, q: float(np.mean(q)) - observed_incidence(y, h),
+    }
 
 
 def auc_curve(y_train: np.ndarray, y_eval: np.ndarray, risk: np.ndarray) -> tuple[list, list]:
@@ -245,6 +383,7 @@ class SplitEvaluation:
     subgroups: pd.DataFrame | None = None
     auc_months: list = field(default_factory=list)
     auc_values: list = field(default_factory=list)
+    increments: dict[str, Interval] = field(default_factory=dict)
 
     def flat(self, prefix: str) -> dict[str, float]:
         """Metrics and interval bounds as finite MLflow metrics with ``prefix``."""
@@ -265,24 +404,21 @@ def evaluate_split(
     n_boot: int,
     seed: int,
     max_resample: int | None = None,
+    reference_risk: np.ndarray | None = None,
 ) -> SplitEvaluation:
     """The full suite on a held-out split: metrics, intervals (the headline ones and the
-    calibration at every gated horizon), calibration, DCA, subgroups.
+    calibration at every gated horizon), calibration, DCA, subgroups; with ``reference_risk``
+    (the clinical-only model's risk of the same patients) the marker's paired increments.
 
-    ``max_resample`` bounds the patients of each bootstrap resample (:func:`bootstrap_intervals`).
+    ``max_resample`` bounds the patients of each bootstrap resample (:func:`bootstrap_intervals`);
+    the intervals and increments come from one set of resamples (:func:`joint_intervals`).
     """
     point = point_metrics(y_train, y_eval, risk, cif)
     p24 = np.asarray(cif[_H], dtype=float)
-    intervals = (
-        {
-            **bootstrap_intervals(
-                y_train, y_eval, risk, p24, n_boot, seed, max_resample=max_resample
-            ),
-            **calibration_intervals(y_eval, cif, n_boot, seed, max_resample),
-        }
-        if n_boot
-        else {}
-    )
+    intervals, increments = joint_intervals(
+        y_train, y_eval, risk, cif, n_boot, seed,
+        reference_risk=reference_risk, max_resample=max_resample,
+    )  # fmt: skip
     tables = {}
     for h, p in sorted(cif.items()):
         try:
@@ -303,6 +439,7 @@ def evaluate_split(
         subgroups=subgroups,
         auc_months=months,
         auc_values=values,
+        increments=increments,
     )
 
 

@@ -27,7 +27,6 @@ from training.artifact.risk_model import (
 )
 from training.config import TrainConfig
 from training.evaluation.bootstrap import Interval
-from training.evaluation.names import HEADLINE_SUFFIX
 from training.evaluation.recalibration import choose_recalibration
 from training.evaluation.suite import (
     SELECTION_HORIZONS_MONTHS,
@@ -217,9 +216,6 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
     the gates' intervals and the marker's increment read the out-of-fold predictions of every
     row (the first repeat; the clinical-only model fitted in the same folds).
     """
-    from training.evaluation.accuracy import cumulative_dynamic_auc
-    from training.evaluation.bootstrap import paired_bootstrap_difference
-    from training.evaluation.concordance import censoring_estimator, fast_harrell_c, uno_c
     from training.evaluation.importance import feature_importance
 
     config = data.config
@@ -261,9 +257,10 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
                 max_patients=config.search_max_patients,
             )
             searches.append(inner)
+            # Read for bone metastasis only (scores, incidences, importance): death=False.
             pipe = fit_pipeline(
                 family.make, inner.best_params, X_train.iloc[tr], y_train[tr], marker,
-                flexible=family.flexible,
+                flexible=family.flexible, death=False,
             )
             tick(f"outer fold {k + 1}" + (f" (repeat {r + 1})" if config.cv_repeats > 1 else ""))
             risk, cif = _risk_and_cif(pipe, X_train.iloc[te], horizons)
@@ -281,7 +278,7 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
             if oof_clinical:
                 clinical = fit_pipeline(
                     family.make, inner.best_params, X_train.iloc[tr], y_train[tr], False,
-                    flexible=family.flexible,
+                    flexible=family.flexible, death=False,
                 )
                 tick(f"clinical-only fold {k + 1}")
                 _, cif_c = _risk_and_cif(clinical, X_train.iloc[te], horizons)
@@ -312,10 +309,19 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
             )  # fmt: skip
         risk, cif = oof_risk, {h: oof_cif[:, j] for j, h in enumerate(horizons)}
         groups = tertile_groups(risk)
+    risk_c = cif_c = None
+    if marker and oof_clinical:
+        risk_c = clin_risk
+        cif_c = {h: clin_cif[:, j] for j, h in enumerate(horizons)}
+    elif marker:
+        clinical = fit_risk_model(name, params, config, X_train, y_train, include_marker=False)
+        tick("clinical-only fit")
+        risk_c, cif_c = _risk_and_cif(clinical.pipeline, X_eval, horizons)
     bound = config.bootstrap_max_patients or None
+    # The marker's paired increments come from the evaluation's own resamples.
     test = evaluate_split(
         y_train, y_eval, risk, cif, X_eval, n_boot=config.n_bootstrap, seed=config.seed,
-        max_resample=bound,
+        max_resample=bound, reference_risk=risk_c,
     )
     if importance is None or importance.name == "coefficient":
         # Coefficients are the final model's; permutation importance needs unseen rows.
@@ -348,43 +354,9 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
     )
     if not marker:  # already clinical-only: no increment to measure
         return outcome
-    if oof_clinical:
-        risk_c = clin_risk
-        cif_c = {h: clin_cif[:, j] for j, h in enumerate(horizons)}
-    else:
-        clinical = fit_risk_model(name, params, config, X_train, y_train, include_marker=False)
-        tick("clinical-only fit")
-        risk_c, cif_c = _risk_and_cif(clinical.pipeline, X_eval, horizons)
     outcome.clinical_test = point_metrics(y_train, y_eval, risk_c, cif_c)
     outcome.clinical_auc = auc_curve(y_train, y_eval, risk_c)
-    tau = 60 * DAYS_PER_MONTH
-
-    def increment(fn) -> Interval:
-        """Marker minus clinical-only, paired bootstrap interval on the same resamples."""
-        if config.n_bootstrap:
-            return paired_bootstrap_difference(
-                fn,
-                y_eval,
-                risk,
-                risk_c,
-                n_boot=config.n_bootstrap,
-                seed=config.seed,
-                max_resample=bound,
-            )
-        nan = float("nan")
-        return Interval(fn(y_eval, risk) - fn(y_eval, risk_c), nan, nan, 0)
-
-    increments = outcome.increments
-    cens = censoring_estimator(y_train)  # once, not on every resample
-    increments["harrell_c"] = increment(lambda yy, r: fast_harrell_c(yy, r))
-    increments["uno_c"] = increment(lambda yy, r: uno_c(y_train, yy, r, tau, cens))
-    # An interval at the clinical horizon only (the AUC is the costliest statistic to resample);
-    # the AUC-over-time figure shows both feature sets at every horizon.
-    headline = HEADLINE_HORIZON_MONTHS
-    if headline < float(y_eval["time"].max()) / DAYS_PER_MONTH:
-        increments[f"td_auc_{HEADLINE_SUFFIX}"] = increment(
-            lambda yy, r: cumulative_dynamic_auc(y_train, yy, r, headline, cens)
-        )
+    outcome.increments = dict(test.increments)
     return outcome
 
 

@@ -55,11 +55,38 @@ def folds(rows: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.nd
     if k < 2:
         raise ValueError(f"need at least 2 folds, got {k}")
     ids = rows["patient_id"] if "patient_id" in rows.columns else None
-    if ids is not None and ids.duplicated().any():
-        sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        return list(sgkf.split(np.zeros(len(rows)), strata(rows), groups=ids.to_numpy()))
-    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(skf.split(np.zeros(len(rows)), strata(rows)))
+    grouped = ids is not None and ids.duplicated().any()
+    labels = strata(rows)
+    groups = ids.to_numpy() if grouped else None
+    # Every family of a run splits the same rows with the same seeds, and scikit-learn's
+    # stratified group split is a Python loop over the patients (0.3 s per call on the
+    # demo's landmark rows): the splits are remembered by what determines them.
+    key = (k, seed, len(rows), _digest(labels), None if groups is None else _digest(groups))
+    found = _FOLDS.get(key)
+    if found is None:
+        if grouped:
+            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+            found = list(splitter.split(np.zeros(len(rows)), labels, groups=groups))
+        else:
+            splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+            found = list(splitter.split(np.zeros(len(rows)), labels))
+        if len(_FOLDS) >= _FOLDS_KEPT:
+            _FOLDS.pop(next(iter(_FOLDS)))
+        _FOLDS[key] = found
+    return [(train.copy(), test.copy()) for train, test in found]
+
+
+#: Splits of :func:`folds` already made in this process (oldest dropped first).
+_FOLDS: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = {}
+_FOLDS_KEPT = 64
+
+
+def _digest(values: np.ndarray) -> str:
+    """A digest of an array of labels (strings or numbers), equal for equal contents."""
+    import hashlib
+
+    text = "\x1f".join(map(str, values.tolist()))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def subsample(
@@ -120,6 +147,7 @@ def fit_pipeline(
     include_marker: bool,
     *,
     flexible: bool = False,
+    death: bool = True,
 ) -> Pipeline:
     """Feature pipeline plus estimator, fitted on typed rows ``X``.
 
@@ -127,10 +155,24 @@ def fit_pipeline(
     features when the marker is included. ``flexible`` adds splines and the pre-specified
     interactions (:class:`features.transformers.FlexibleFeatures`) with at most
     :func:`flexible_df` added degrees of freedom, counted on the rows the pipeline is fitted on.
+    ``death=False``: a pipeline read for bone metastasis only (scores, incidences of bone
+    metastasis; the folds' fits), whose IPCW classifiers of the competing death are not
+    fitted (:meth:`training.models.ipcw.IPCWHorizonBase.fit`); the rest is the same.
     """
     features = feature_pipeline(include_marker, X, y, flexible=flexible)
-    pipe = Pipeline([*features.steps, ("model", make_estimator(dict(params)))])
-    return pipe.fit(X, y)
+    estimator = make_estimator(dict(params))
+    pipe = Pipeline([*features.steps, ("model", estimator)])
+    return pipe.fit(X, y, **{f"model__{k}": v for k, v in _fit_params(estimator, death).items()})
+
+
+def _fit_params(estimator, death: bool) -> dict[str, Any]:
+    """What to pass to ``estimator.fit``: without ``death``, an IPCW family skips its
+    competing-death classifiers (fitted apart from the bone-metastasis ones, which are the
+    same; nothing scored on bone metastasis reads them). A cause-specific family needs both
+    hazards for the incidence: it is fitted whole."""
+    from training.models.ipcw import IPCWHorizonBase
+
+    return {} if death or not isinstance(estimator, IPCWHorizonBase) else {"death": False}
 
 
 def feature_pipeline(
@@ -217,7 +259,8 @@ def search(
             try:
                 if features is None:
                     raise last_error  # type: ignore[misc]
-                model = make_estimator(dict(params)).fit(Xt_fit, y_fit)
+                model = make_estimator(dict(params))
+                model.fit(Xt_fit, y_fit, **_fit_params(model, death=False))  # scored on bone
                 _, cif, _ = predict_features(model, Xt_test, SELECTION_HORIZONS_MONTHS, False)
                 by_month = {h: cif[:, j] for j, h in enumerate(SELECTION_HORIZONS_MONTHS)}
                 scored.append(mean_brier(y[test_idx], by_month))

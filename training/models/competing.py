@@ -251,21 +251,39 @@ def _competing_incidences(
         )
     if grid.size == 0:
         return (np.zeros((a1.shape[0], times.size)),) * (2 if death else 1)
-    d1 = np.maximum(np.diff(a1, axis=1, prepend=0.0), 0.0)
-    d2 = np.maximum(np.diff(a2, axis=1, prepend=0.0), 0.0)
+    idx = np.searchsorted(grid, times, side="right") - 1
+    # Only the steps up to the latest time read matter (the sums run forwards in time).
+    steps = int(idx.max(initial=-1)) + 1
+    if steps == 0:
+        return (np.zeros((a1.shape[0], times.size)),) * (2 if death else 1)
+    a1, a2 = a1[:, :steps], a2[:, :steps]
+    # In place, one (n, m) buffer per quantity: the same operations on the same numbers as
+    # the formula written with temporaries (tests/models/test_competing.py keeps that one).
+    d1 = np.diff(a1, axis=1, prepend=0.0)
+    np.maximum(d1, 0.0, out=d1)
+    d2 = np.diff(a2, axis=1, prepend=0.0)
+    np.maximum(d2, 0.0, out=d2)
     d_all = d1 + d2
-    cum_before = np.zeros_like(d_all)  # exclusive cumulative sum: A(t_{j-1})
-    np.cumsum(d_all[:, :-1], axis=1, out=cum_before[:, 1:])
+    any_event = np.zeros_like(d_all)  # exclusive cumulative sum first: A(t_{j-1})
+    np.cumsum(d_all[:, :-1], axis=1, out=any_event[:, 1:])
     # Each step's probability of any event, 1 - exp(-dA), shared in proportion to the
     # cause-specific increments: the two incidences then add up to 1 - S exactly.
-    any_event = np.exp(-cum_before) * -np.expm1(-d_all)
-    idx = np.searchsorted(grid, times, side="right") - 1
+    np.negative(any_event, out=any_event)
+    np.exp(any_event, out=any_event)  # S(t_{j-1})
+    step = np.negative(d_all)
+    np.expm1(step, out=step)
+    np.negative(step, out=step)  # 1 - exp(-dA_j)
+    any_event *= step
+    positive = d_all > 0
+    read_at = np.clip(idx, 0, None)
     out = []
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for d in (d1, d2) if death else (d1,):
-            cif = np.cumsum(any_event * np.where(d_all > 0, d / d_all, 0.0), axis=1)
-            read = np.where(idx[None, :] >= 0, cif[:, np.clip(idx, 0, None)], 0.0)
-            out.append(np.clip(read, 0.0, 1.0))
+    for d in (d1, d2) if death else (d1,):
+        share = np.zeros_like(d_all)
+        np.divide(d, d_all, out=share, where=positive)
+        share *= any_event
+        np.cumsum(share, axis=1, out=share)
+        read = np.where(idx[None, :] >= 0, share[:, read_at], 0.0)
+        out.append(np.clip(read, 0.0, 1.0))
     return tuple(out)
 
 

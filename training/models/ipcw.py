@@ -176,7 +176,7 @@ class IPCWHorizonBase(BaseEstimator):
         p = np.clip(classifier.predict_proba(X)[:, 1], 1e-12, 1.0 - 1e-12)
         return logit(p)
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> IPCWHorizonBase:
+    def fit(self, X: np.ndarray, y: np.ndarray, *, death: bool = True) -> IPCWHorizonBase:
         """Fit one weighted classifier per horizon.
 
         Parameters
@@ -185,6 +185,10 @@ class IPCWHorizonBase(BaseEstimator):
             Feature matrix, one row per target.
         y : numpy.ndarray
             Structured target from :func:`training.models.competing.make_target`.
+        death : bool, default=True
+            Also fit the competing death's classifiers. False: bone metastasis only (the
+            search's and the folds' fits, scored on it alone); its classifiers are the same,
+            fitted separately, and the model cannot answer :meth:`predict_incidences`.
 
         Returns
         -------
@@ -204,6 +208,8 @@ class IPCWHorizonBase(BaseEstimator):
             clf = self._make_classifier()
             clf.fit(X[known], label[known], sample_weight=weight[known])
             self.classifiers_.append(clf)
+            if not death:
+                continue
             died = status_at_horizon(y, h, cause=DEATH, censoring=censoring).label
             if np.unique(died[known]).size < 2:
                 # No death (or only deaths) among the known: the weighted proportion.
@@ -214,6 +220,8 @@ class IPCWHorizonBase(BaseEstimator):
             clf = self._make_classifier()
             clf.fit(X[known], died[known], sample_weight=weight[known])
             self.death_classifiers_.append(clf)
+        if not death:
+            del self.death_classifiers_  # no competing death: estimates_death() is False
         self.fitted_horizons_months_ = horizons
         self.n_features_in_ = X.shape[1]
         return self
