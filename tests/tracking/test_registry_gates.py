@@ -280,3 +280,83 @@ def test_gates_pass_the_true_incidence_and_refuse_a_clear_miscalibration_on_400_
     extreme = {h: expit(2.5 * logit(p)) for h, p in truth.items()}  # slope about 0.4
     refused = [name for name, ok in gate_verdicts(y, extreme).items() if not ok]
     assert {f"calibration_slope_{h}m" for h in (12, 24, 36)} <= set(refused)
+
+
+def _stack_pool(family_losses: dict[str, tuple[str, np.ndarray]], stack: np.ndarray):
+    """Candidates named by family with their losses, the run's stack last."""
+    pool, losses = [], {}
+    for version, (family, loss) in family_losses.items():
+        pool.append(named(version, family, float(loss.mean())))
+        losses[version] = loss
+    version = str(len(pool) + 1)
+    c = named(version, "stacked_oof", float(stack.mean()))
+    c.metrics.update(stack_weight_cox_ridge=0.4, stack_weight_cox_spline=0.6)
+    pool.append(c)
+    losses[version] = stack
+    return pool, losses
+
+
+def test_the_stack_is_chosen_where_families_tie_within_noise_and_the_output_says_why():
+    # cox_ridge and cox_spline differ by 0.0003 with a paired SE of about 0.0018: a tie. The
+    # stack is lower than both by about 0.0005, within its noise: not worse beyond noise.
+    rng = np.random.default_rng(2)
+    base = rng.uniform(0.0, 0.2, 800)
+    noise = rng.normal(0.0, 0.05, 800)
+    spline = base + noise - noise.mean() - 0.0003
+    stack = 0.5 * (base + spline) - 0.0002
+    pool, losses = _stack_pool({"1": ("cox_ridge", base), "2": ("cox_spline", spline)}, stack)
+    choice = select(pool, "cv_brier_headline_mean", losses=losses)
+    assert choice.version == "3" and choice.lowest.family == "cox_spline"
+    text = "\n".join(choice.reasons)
+    assert "version 3 (stacked_oof) (members cox_spline 0.60, cox_ridge 0.40)" in text
+    assert "no family is clearly best: 2 are within one paired SE of the lowest" in text
+    assert "not version 2 (cox_spline), the lowest family" in text
+    assert "not version 1 (cox_ridge), the simplest family within noise of the lowest" in text
+    assert choice.reasons[-1] == "version 3 (stacked_oof): every calibration gate passes on its intervals"
+    # The other rule (the stack as one more candidate, the most complex): the simplest within
+    # noise of the lowest, cox_ridge.
+    other = select(pool, "cv_brier_headline_mean", losses=losses, rule="stack_as_candidate")
+    assert other.version == "1"
+
+
+def test_a_family_clearly_best_is_chosen_over_the_stack_and_the_output_says_why():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.0, 0.2, 800)
+    spline = base - 0.004 + rng.normal(0.0, 0.01, 800)  # lower by 0.004, SE about 0.0004
+    stack = spline + 0.0001 + rng.normal(0.0, 0.01, 800)  # not lower than the best beyond noise
+    pool, losses = _stack_pool({"1": ("cox_ridge", base), "2": ("cox_spline", spline)}, stack)
+    choice = select(pool, "cv_brier_headline_mean", losses=losses)
+    assert choice.version == "2"
+    text = "\n".join(choice.reasons)
+    assert "not version 3 (stacked_oof) (members cox_spline 0.60, cox_ridge 0.40): one family " \
+        "is clearly best" in text
+
+
+def test_a_stack_worse_beyond_noise_or_miscalibrated_is_not_chosen():
+    rng = np.random.default_rng(4)
+    base = rng.uniform(0.0, 0.2, 800)
+    noise = rng.normal(0.0, 0.05, 800)
+    spline = base + noise - noise.mean() - 0.0003
+    worse = base + 0.01 + rng.normal(0.0, 0.01, 800)
+    pool, losses = _stack_pool({"1": ("cox_ridge", base), "2": ("cox_spline", spline)}, worse)
+    choice = select(pool, "cv_brier_headline_mean", losses=losses)
+    assert choice.version == "1"
+    assert "it is worse than the lowest family by" in "\n".join(choice.reasons)
+    stack = 0.5 * (base + spline)
+    pool, losses = _stack_pool({"1": ("cox_ridge", base), "2": ("cox_spline", spline)}, stack)
+    pool[-1].metrics["test_calibration_slope_24m"] = 0.5  # refused by its gate
+    choice = select(pool, "cv_brier_headline_mean", losses=losses)
+    assert choice.version == "1"
+    assert "its calibration gates refuse it (calibration_slope_24m)" in "\n".join(choice.reasons)
+
+
+def test_the_stack_lower_beyond_noise_than_a_clearly_best_family_is_chosen():
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0.0, 0.2, 800)
+    spline = base - 0.004 + rng.normal(0.0, 0.01, 800)
+    stack = spline - 0.003 + rng.normal(0.0, 0.005, 800)
+    pool, losses = _stack_pool({"1": ("cox_ridge", base), "2": ("cox_spline", spline)}, stack)
+    choice = select(pool, "cv_brier_headline_mean", losses=losses)
+    assert choice.version == "3"
+    assert "lower beyond noise" in "\n".join(choice.reasons)
+    assert select(pool, "cv_brier_headline_mean", losses=losses, rule="stack_as_candidate").version == "3"
