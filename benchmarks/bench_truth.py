@@ -71,6 +71,7 @@ def score_world(world: str, families, args, seed: int) -> tuple[list[dict], obje
         seed=seed,
         n_bootstrap=args.n_bootstrap,
         cv_repeats=args.repeats,
+        outer_folds=args.outer_folds,
     )
     t0 = time.perf_counter()
     outcomes, selection, _, by_rule = train_and_select(cohort, config)
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--n-bootstrap", type=int, default=200, help="resamples of the gates")
     parser.add_argument("--repeats", type=int, default=1, help="repeats of the outer CV")
+    parser.add_argument("--outer-folds", type=int, default=3, help="folds of the outer CV")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
     worlds = args.worlds.split(",")
@@ -199,7 +201,7 @@ def main() -> None:
         f"Machine: {machine()}, shared with other jobs while it ran. Command: "
         f"`.venv/bin/python -m benchmarks.bench_truth --n-train {args.n_train} --n-test "
         f"{args.n_test} --grid {args.grid} --n-bootstrap {args.n_bootstrap} --repeats "
-        f"{args.repeats}` ({minutes:.1f} min). Per world: a training cohort of {args.n_train} "
+        f"{args.repeats} --outer-folds {args.outer_folds}` ({minutes:.1f} min). Per world: a training cohort of {args.n_train} "
         f"simulated patients (about {first['n_train']} free of bone metastasis at enrollment, "
         f"{first['events']} bone-metastasis events in the first world) trained as `bonemet "
         "train` trains it (every family's nested CV on every patient, the final model on all of "
