@@ -36,36 +36,40 @@ class Selection:
         return self.chosen.version
 
 
-#: The rules :func:`select` knows: the run's stack chosen where no family is clearly best
-#: (the default), or the stack as one more candidate of the simplest-first rule.
-STACK_WHEN_TIED = "stack_when_tied"
+#: The rules :func:`select` knows: the run's stack as one more candidate of the simplest-first
+#: rule, the most complex (the default, chosen by measurement: ``docs/modeling.md``), or the stack
+#: chosen where no family is clearly best.
 STACK_AS_CANDIDATE = "stack_as_candidate"
-RULES = (STACK_WHEN_TIED, STACK_AS_CANDIDATE)
+STACK_WHEN_TIED = "stack_when_tied"
+RULES = (STACK_AS_CANDIDATE, STACK_WHEN_TIED)
 
-#: The rule of :func:`select`, as ``bonemet train`` prints it (by rule).
+#: The rule of :func:`select` (the default), as ``bonemet train`` prints it.
 SELECTION_RULE = (
+    "rule: among the versions whose {metric} (a proper score of the served probability, "
+    "calibration included) is within one paired standard error of the lowest (the per-patient "
+    "differences of the same out-of-fold predictions, same folds for every version), the "
+    "simplest whose calibration gates pass on their intervals, or the simplest if none passes; "
+    "the stack of the families (their out-of-fold predictions combined with simplex weights, "
+    "cross-fitted) is a candidate like them, the most complex: chosen when every family is "
+    "worse than it beyond noise, or when it is the simplest candidate within noise whose "
+    "calibration gates pass"
+)
+_TIED_RULE = (
     "rule: among the families whose {metric} (a proper score of the served probability, "
     "calibration included) is within one paired standard error of the lowest (the per-patient "
     "differences of the same out-of-fold predictions, same folds for every family), the "
     "simplest whose calibration gates pass on their intervals, or the simplest if none passes; "
-    "but when two families or more are within that noise (no family clearly best), or when "
-    "the stack of the families (their out-of-fold predictions combined with simplex weights, "
-    "cross-fitted) is lower than the lowest family by more than its paired SE, the stack, "
-    "provided its own {metric} is not worse than the lowest family's by more than its paired "
-    "SE and its calibration gates pass"
-)
-_CANDIDATE_RULE = (
-    "rule: among the versions (the stack of the families included, as the most complex) whose "
-    "{metric} (a proper score of the served probability, calibration included) is within one "
-    "paired standard error of the lowest (the per-patient differences of the same out-of-fold "
-    "predictions, same folds for every version), the simplest whose calibration gates pass on "
-    "their intervals, or the simplest if none passes"
+    "but the stack of the families (their out-of-fold predictions combined with simplex "
+    "weights, cross-fitted) when two families or more are within that noise (no family clearly "
+    "best), when it is lower than the lowest family by more than its paired SE, or when the "
+    "family chosen fails its calibration gates, provided the stack's own {metric} is not worse "
+    "than the lowest family's by more than its paired SE and its calibration gates pass"
 )
 
 
-def rule_text(metric: str, rule: str = STACK_WHEN_TIED) -> str:
+def rule_text(metric: str, rule: str = STACK_AS_CANDIDATE) -> str:
     """The rule of :func:`select` in words, as ``bonemet train`` prints it."""
-    return (SELECTION_RULE if rule == STACK_WHEN_TIED else _CANDIDATE_RULE).format(metric=metric)
+    return (SELECTION_RULE if rule == STACK_AS_CANDIDATE else _TIED_RULE).format(metric=metric)
 
 
 def _is_stack(c) -> bool:
@@ -88,7 +92,10 @@ def _simplicity(c) -> int:
 
 
 def _family(c) -> str:
-    return f"version {c.version} ({getattr(c, 'family', '') or 'unknown family'})"
+    text = f"version {c.version} ({getattr(c, 'family', '') or 'unknown family'}"
+    if _is_stack(c) and _members(c):
+        text += f": {_members(c)}"
+    return text + ")"
 
 
 def _refused(c, policy: PromotionPolicy) -> list[Gate]:
@@ -106,7 +113,7 @@ def select(
     policy: PromotionPolicy | None = None,
     losses: Mapping[str, np.ndarray] | None = None,
     groups: np.ndarray | None = None,
-    rule: str = STACK_WHEN_TIED,
+    rule: str = STACK_AS_CANDIDATE,
 ) -> Selection:
     """The challenger by the one-standard-error rule, and the reasons in words.
 
@@ -127,13 +134,14 @@ def select(
        registered one (as a filter it left out the families closest to the truth,
        ``docs/benchmarks.md``). The reasons say whether the chosen version's gates pass.
     4. The run's stack (family :data:`STACK_FAMILY`, :mod:`training.fitting.stack`), by
-       ``rule``. :data:`STACK_WHEN_TIED` (the default): steps 1-3 among the single families;
-       the stack is chosen instead when no family is clearly best (two or more within one
-       paired SE of the lowest) or when it is lower than the lowest family by more than its
-       paired SE, provided it is not worse than the lowest family by more than its paired SE
-       and its calibration gates pass. :data:`STACK_AS_CANDIDATE`: the stack is one more
-       candidate of steps 1-3, the most complex (chosen only when every family is worse than
-       it beyond noise). ``docs/modeling.md`` says why the default, and
+       ``rule``. :data:`STACK_AS_CANDIDATE` (the default): the stack is one more candidate of
+       steps 1-3, the most complex: chosen when every family is worse than it beyond noise, or
+       when it is the simplest candidate within noise whose calibration gates pass.
+       :data:`STACK_WHEN_TIED`: steps 1-3 among the single families; the stack instead when
+       no family is clearly best (two or more within one paired SE of the lowest), when it
+       is lower than the lowest family by more than its paired SE, or when the family chosen
+       fails its calibration gates, provided it is not worse than the lowest family by more
+       than its paired SE and its gates pass. ``docs/modeling.md`` says why the default, and
        ``docs/benchmarks.md`` what each rule did on the truth benchmark and GBSG2.
     Ties keep the first listed.
     """
@@ -190,11 +198,18 @@ def select(
         d = np.asarray(losses[stack.version], dtype=float) - base
         gap, se = stack.metrics[selection_metric] - score, paired_se(d, groups)
         tied = len(within) > 1
-        # NaN SE: the stack is never taken
-        if (tied or gap < -se) and gap <= se and not _refused(stack, policy):
+        # NaN SE: the stack is never taken; within noise, calibration breaks the tie with it too
+        reason = tied or gap < -se or bool(_refused(chosen, policy))
+        if reason and gap <= se and not _refused(stack, policy):
             reasons += _stack_reasons(
                 stack, lowest, chosen, within, (gap, se), gaps, selection_metric
             )
+            if _refused(chosen, policy):
+                names = ", ".join(g.name for g in _refused(chosen, policy))
+                reasons.append(
+                    f"not {_family(chosen)}, the family the rule would take: its calibration "
+                    f"gates refuse it ({names}), and the stack, within noise, passes them"
+                )
             reasons += _gate_reasons(stack, [stack], policy)
             return Selection(stack, lowest, tuple(reasons))
         reasons.append(_stack_not_reason(stack, tied, (gap, se), _refused(stack, policy)))
@@ -228,15 +243,35 @@ def select(
             f"than the paired standard error of the difference ({se:.4f}), so the data do not "
             "show that it predicts better"
         )
+    candidate_stack = next((c for c in pool if _is_stack(c)), None)
+    if candidate_stack is not None and candidate_stack is not chosen:
+        reasons.append(_stack_as_candidate_not(candidate_stack, chosen, gaps, policy))
     reasons += _gate_reasons(chosen, sorted(within, key=_simplicity), policy)
     return Selection(chosen, lowest, tuple(reasons))
+
+
+def _stack_as_candidate_not(stack, chosen, gaps, policy: PromotionPolicy) -> str:
+    """Why the stack, one more candidate, was not chosen (rule :data:`STACK_AS_CANDIDATE`)."""
+    gap, se = gaps[stack.version]
+    refused = _refused(stack, policy)
+    if not gap <= se:  # NaN SE: never within
+        why = f"it is worse than the lowest by {gap:+.4f}, more than its paired SE {se:.4f}"
+    elif refused:
+        why = f"its calibration gates refuse it ({', '.join(g.name for g in refused)})"
+    else:
+        why = (
+            f"it is within noise of the lowest ({gap:+.4f}, SE {se:.4f}) but the most complex: "
+            f"{_family(chosen)} is simpler and the data do not show that the combination "
+            "predicts better"
+        )
+    return f"not {_family(stack)}, the stack of the families: {why}"
 
 
 def _stack_reasons(stack, lowest, single, within, stack_gap, gaps, metric: str) -> list[str]:
     """Why the stack, and why not the lowest family nor the simplest within noise, in words."""
     gap, se = stack_gap
     out = [
-        f"{_family(stack)} (members {_members(stack)}): {metric} "
+        f"{_family(stack)}: {metric} "
         f"{stack.metrics[metric]:.4f}, {gap:+.4f} from the lowest family (paired SE {se:.4f}): "
         + ("lower beyond noise" if gap < -se else "not worse beyond noise")
         + (
@@ -255,6 +290,8 @@ def _stack_reasons(stack, lowest, single, within, stack_gap, gaps, metric: str) 
             if gap < -se
             else "its lead over the others is within their noise, so it is not shown to "
             "predict better than the combination"
+            if len(within) > 1
+            else f"the stack is within noise of it ({gap:+.4f}, SE {se:.4f})"
         )
     )
     if single is not lowest:
@@ -282,7 +319,7 @@ def _stack_not_reason(stack, tied: bool, stack_gap, refused) -> str:
             f"one family is clearly best (every other is worse by more than its paired SE) "
             f"and the stack is not lower beyond noise ({gap:+.4f}, SE {se:.4f})"
         )
-    return f"not {_family(stack)} (members {_members(stack)}): {why}"
+    return f"not {_family(stack)}: {why}"
 
 
 def _gate_reasons(chosen, within: Sequence, policy: PromotionPolicy) -> list[str]:
@@ -312,7 +349,7 @@ def choose_challenger(
     policy: PromotionPolicy | None = None,
     losses: Mapping[str, np.ndarray] | None = None,
     groups: np.ndarray | None = None,
-    rule: str = STACK_WHEN_TIED,
+    rule: str = STACK_AS_CANDIDATE,
 ) -> Selection:
     """Set ``challenger`` on :func:`select`'s choice and return the selection."""
     chosen = select(candidates, selection_metric, policy, losses, groups, rule)
