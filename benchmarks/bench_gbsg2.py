@@ -192,8 +192,8 @@ def main() -> None:
         "quarter. Champion: the training three quarters given to what `bonemet train` runs "
         "(every family's nested CV, the final model on all those patients, the stack of the "
         "families on their cross-fitted out-of-fold predictions, the challenger by `bonemet "
-        "train`'s rule: `benchmarks.common.train_and_select`; other rule: the stack as one more "
-        "candidate of the simplest-first rule); gates: the "
+        "train`'s rule: `benchmarks.common.train_and_select`; other rule: `stack_when_tied`, the "
+        "stack where no family is clearly best, docs/modeling.md); gates: the "
         "calibration gates `bonemet promote` applies (no champion yet), judged with the "
         "out-of-fold intervals.",
         "",

@@ -159,7 +159,7 @@ def main() -> None:
     summary = [
         "| world | champion | MAE 24 m (target <= 0.025) | best single family by MAE 24 m | "
         "selection regret (target <= 0.003) | stack's MAE 24 m (weights) | other rule: its "
-        "choice (MAE 24 m, regret) | lowest family score (its MAE 24 m) | C gap | train s |",
+        "choice (MAE 24 m, regret) | lowest score (its MAE 24 m) | C gap | train s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     reasons = []
@@ -215,9 +215,9 @@ def main() -> None:
         "(`truth.csv`); selection regret: the champion's MAE at 24 months minus the best "
         "single family's (the stack, `stacked_oof`, is scored like a family and its own MAE "
         "shown apart); other rule: the choice of the selection rule not adopted "
-        "(`stack_as_candidate`: the stack as one more candidate of the simplest-first rule); "
-        "lowest family score: the family with the lowest out-of-fold Brier score, the "
-        "choice a rule without the noise would make. Slope: `truth = expit(a + b logit p)`; "
+        "(`stack_when_tied`: the stack where no family is clearly best, docs/modeling.md); "
+        "lowest score: the version (the stack included) with the lowest out-of-fold Brier "
+        "score, the choice a rule without the noise would make. Slope: `truth = expit(a + b logit p)`; "
         "C gap: Harrell's C of the truth's 24-month risk minus the model's, on the observed "
         "held-out outcomes.",
         "",

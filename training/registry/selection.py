@@ -242,9 +242,16 @@ def select(
             f"not {_family(lowest)}, the lowest ({score:.4f}): it is lower by {gap:.4f}, no more "
             f"than the paired standard error of the difference ({se:.4f}), so the data do not "
             "show that it predicts better"
+            + (
+                f"; and its calibration gates refuse it "
+                f"({', '.join(g.name for g in _refused(lowest, policy))})"
+                if _refused(lowest, policy)
+                else ""
+            )
         )
     candidate_stack = next((c for c in pool if _is_stack(c)), None)
-    if candidate_stack is not None and candidate_stack is not chosen:
+    if candidate_stack is not None and candidate_stack not in (chosen, lowest):
+        # (the lowest's line above already says why not the stack when it is the lowest)
         reasons.append(_stack_as_candidate_not(candidate_stack, chosen, gaps, policy))
     reasons += _gate_reasons(chosen, sorted(within, key=_simplicity), policy)
     return Selection(chosen, lowest, tuple(reasons))
