@@ -207,7 +207,7 @@ def main() -> None:
         "train` trains it (every family's nested CV on every patient, the final model on all of "
         "them, the stack of the families on their cross-fitted out-of-fold predictions, the "
         "challenger by the rule of `bonemet train` on the paired out-of-fold losses (the stack "
-        "where no family is clearly best), a family recalibrated where the cross-fitted "
+        "a candidate, the most complex), a family recalibrated where the cross-fitted "
         "recalibration beats it by more than one paired SE: "
         "`benchmarks.common.train_and_select`), and an independent held-out cohort of "
         f"{args.n_test} (about {first['n_test']} scored). MAE: mean absolute error of the "

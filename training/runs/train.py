@@ -350,7 +350,7 @@ def train(
     with simplex weights, cross-fitted; no new fit), logged, evaluated and registered the same
     way (family ``stacked_oof``). The challenger alias goes to
     :func:`training.registry.selection.select`'s choice (one-standard-error rule on
-    ``config.selection_metric``, the stack where no family is clearly best), its reasons logged
+    ``config.selection_metric``, the stack a candidate, the most complex), its reasons logged
     as ``selection.txt``.
 
     Parameters
