@@ -96,7 +96,7 @@ def main() -> None:
     from training.config import TrainConfig
     from training.fitting.data import time_to_event_rows
     from training.models.competing import make_target
-    from training.models.names import DEFAULT_FAMILIES
+    from training.models.names import DEFAULT_FAMILIES, STACK_FAMILY
     from training.registry.gates import PromotionPolicy, check_gates
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -118,7 +118,9 @@ def main() -> None:
     results = []
     whys = []
     seeds = (
-        [int(x) for x in args.seeds.split(",")] if args.seeds else [100 + k for k in range(args.splits)]
+        [int(x) for x in args.seeds.split(",")]
+        if args.seeds
+        else [100 + k for k in range(args.splits)]
     )
     for seed in seeds:
         tr, te = train_test_split(
@@ -131,11 +133,9 @@ def main() -> None:
             cv_repeats=args.repeats,
         )
         training = validate_cohort(patients.iloc[np.sort(tr)].reset_index(drop=True))
-        outcomes, selection, candidates = train_and_select(training, config)
+        outcomes, selection, candidates, by_rule = train_and_select(training, config)
         chosen = next(c for c in candidates if c.version == selection.version)
-        gates = check_gates(
-            {k: str(v) for k, v in chosen.metrics.items()}, None, PromotionPolicy()
-        )
+        gates = check_gates({k: str(v) for k, v in chosen.metrics.items()}, None, PromotionPolicy())
         failed = [g.name for g in gates if not g.passed]
         model = outcomes[selection.chosen.family].model
         risk, _ = model.predict_arrays(rows.iloc[te], (24,))
@@ -148,16 +148,32 @@ def main() -> None:
         for name, o in outcomes.items():
             r_f, _ = o.model.predict_arrays(rows.iloc[te], (24,))
             family_c[name] = concordance_index_censored(y_sk["cens"][te], y_sk["time"][te], r_f)[0]
-        top = max(family_c, key=family_c.get)
+        singles = {f: v for f, v in family_c.items() if f != STACK_FAMILY}
+        top = max(singles, key=singles.get)
+        alt = {
+            r: sel.chosen.family for r, sel in by_rule.items() if sel.chosen is not selection.chosen
+        }
+        other_rule = "; ".join(f"{r}: {f} {family_c[f]:.3f}" for r, f in alt.items()) or "same"
+        stack_c = f"{family_c[STACK_FAMILY]:.3f}" if STACK_FAMILY in family_c else "not built"
         label = selection.chosen.family + (
             " (recalibrated)" if chosen.metrics.get("recalibration_applied") == 1.0 else ""
         )
         whys.append(f"- {seed}: " + " ".join(selection.reasons[1:]))
         other = peers(X_sk.iloc[tr], y_sk[tr], X_sk.iloc[te], y_sk[te], seed)
         results.append(
-            (seed, label, c_champion, other["coxnet"], other["rsf"], slopes,
-             "pass" if not failed else "FAIL " + ", ".join(failed),
-             f"{top} {family_c[top]:.3f}")
+            (
+                seed,
+                label,
+                c_champion,
+                other["coxnet"],
+                other["rsf"],
+                slopes,
+                "pass" if not failed else "FAIL " + ", ".join(failed),
+                f"{top} {family_c[top]:.3f}",
+                stack_c,
+                other_rule,
+                family_c.get(next(iter(alt.values()), selection.chosen.family), c_champion),
+            )
         )
         print(results[-1], " | ".join(selection.reasons[1:]), flush=True)
     minutes = (time.perf_counter() - t0) / 60
@@ -174,19 +190,24 @@ def main() -> None:
         "recurrence-free survival mapped to the contract's event, see the script), seeded "
         "outcome-stratified 75/25 splits; test Harrell's C of each model's risk score on the "
         "quarter. Champion: the training three quarters given to what `bonemet train` runs "
-        "(every family's nested CV, the final model on all those patients, the challenger by "
-        "the one-standard-error rule, no calibration pre-filter: `benchmarks.common.train_and_select`); gates: the "
+        "(every family's nested CV, the final model on all those patients, the stack of the "
+        "families on their cross-fitted out-of-fold predictions, the challenger by `bonemet "
+        "train`'s rule: `benchmarks.common.train_and_select`; other rule: `stack_when_tied`, the "
+        "stack where no family is clearly best, docs/modeling.md); gates: the "
         "calibration gates `bonemet promote` applies (no champion yet), judged with the "
         "out-of-fold intervals.",
         "",
         "| split seed | champion (family) | champion C | sksurv Coxnet (tuned) C | "
-        "sksurv RSF (tuned) C | OOF slope 12/24/36 m | promotion gates | best family on the "
-        "quarter (hindsight) |",
-        "|---|---|---|---|---|---|---|---|",
-        *(f"| {s} | {f} | {a:.3f} | {b:.3f} | {d:.3f} | {sl} | {g} | {t} |"
-          for s, f, a, b, d, sl, g, t in results),
+        "sksurv RSF (tuned) C | OOF slope 12/24/36 m | promotion gates | best single family on "
+        "the quarter (hindsight) | stack C | other rule: its choice, C |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {s} | {f} | {a:.3f} | {b:.3f} | {d:.3f} | {sl} | {g} | {t} | {sc} | {o} |"
+            for s, f, a, b, d, sl, g, t, sc, o, _ in results
+        ),
         f"| **mean** | | **{c[:, 0].mean():.3f}** | **{c[:, 1].mean():.3f}** | "
-        f"**{c[:, 2].mean():.3f}** | | {promoted} of {len(results)} pass | |",
+        f"**{c[:, 2].mean():.3f}** | | {promoted} of {len(results)} pass | | | "
+        f"**{np.mean([r[10] for r in results]):.3f}** (the other rule's mean C) |",
         "",
         "Target (issue 19): the champion's mean C at least the best peer's minus 0.005: "
         f"{'met' if c[:, 0].mean() >= best_peer - 0.005 else 'not met'} "

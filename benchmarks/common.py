@@ -188,13 +188,17 @@ def tcp_nodelay(pid: int, fd: int) -> bool:
 def train_and_select(cohort, config):
     """What ``bonemet train`` fits and chooses, without MLflow: every family's run
     (:func:`training.fitting.family_run.family_outcomes`, the final model on every training
-    patient) and the challenger by :func:`training.registry.selection.select` on the paired
-    out-of-fold losses. Returns ``(outcomes by family, selection, candidates)``; a candidate's
-    ``version`` is its family's position (1-based) among the fitted ones."""
+    patient), the run's stack (:func:`training.fitting.stack.stack_or_skip`) and the challenger
+    by :func:`training.registry.selection.select` on the paired out-of-fold losses with
+    ``train``'s groups and default rule. Returns ``(outcomes by family, selection, candidates,
+    by_rule)``: ``by_rule`` the selection of every rule :func:`select` knows (the default's is
+    ``selection``); a candidate's ``version`` is its family's position (1-based) among the
+    fitted ones, the stack last."""
     from dataclasses import dataclass
 
     from training.fitting.data import prepare_training_data
     from training.fitting.family_run import FamilyOutcome, SilentProgress, family_outcomes
+    from training.fitting.stack import stack_or_skip
     from training.registry import selection as choose
 
     @dataclass
@@ -205,14 +209,22 @@ def train_and_select(cohort, config):
 
     data = prepare_training_data(cohort, config)
     outcomes = {
-        o.family: o
-        for o in family_outcomes(data, SilentProgress())
-        if isinstance(o, FamilyOutcome)
+        o.family: o for o in family_outcomes(data, SilentProgress()) if isinstance(o, FamilyOutcome)
     }
+    stacked = stack_or_skip(list(outcomes.values()), data)
+    if isinstance(stacked, FamilyOutcome):
+        outcomes[stacked.family] = stacked
     candidates = [
         Candidate(str(i + 1), name, {**o.test.flat("test_"), **o.cv})
         for i, (name, o) in enumerate(outcomes.items())
     ]
     losses = {c.version: outcomes[c.family].oof_loss for c in candidates}
-    selection = choose.select(candidates, config.selection_metric, losses=losses)
-    return outcomes, selection, candidates
+    groups = choose.patient_groups(data.X_train)
+    selection = choose.select(candidates, config.selection_metric, losses=losses, groups=groups)
+    by_rule = {
+        rule: choose.select(
+            candidates, config.selection_metric, losses=losses, groups=groups, rule=rule
+        )
+        for rule in choose.RULES
+    }
+    return outcomes, selection, candidates, by_rule

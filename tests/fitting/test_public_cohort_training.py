@@ -44,7 +44,8 @@ def test_the_run_says_how_the_cohort_was_modelled(trained):
     import mlflow
 
     result, _ = trained
-    assert [c.family for c in result.candidates] == ["cox_ridge", "logistic_ipcw"]
+    # The two fitted families, then the run's stack of them (issue 19).
+    assert [c.family for c in result.candidates] == ["cox_ridge", "logistic_ipcw", "stacked_oof"]
     assert [s.family for s in result.skipped] == ["rsf"]
     assert "rsf" in result.skipped[0].reason
     assert any("1 - S(t)" in n for n in result.notes)

@@ -195,7 +195,10 @@ def test_a_family_better_beyond_its_noise_is_chosen():
     assert choice.version == "2" == choice.lowest.version
     assert "every simpler family is worse by more than its paired SE" in choice.reasons[-2]
     assert "version 1 (cox_ridge) +0.004" in choice.reasons[-2]
-    assert choice.reasons[-1] == "version 2 (cox_spline): every calibration gate passes on its intervals"
+    assert (
+        choice.reasons[-1]
+        == "version 2 (cox_spline): every calibration gate passes on its intervals"
+    )
 
 
 def test_paired_standard_error_counts_patients_not_rows():
@@ -218,7 +221,10 @@ def test_calibration_breaks_ties_within_the_noise_and_never_more():
     # Better beyond its noise: chosen although its calibration gates refuse it (the Brier score
     # weighs calibration already), and the reasons say promote will refuse it.
     better = base - 0.004 + rng.normal(0.0, 0.01, 800)
-    pool = [named("1", "cox_ridge", float(base.mean())), refused("2", "xgb_cox", float(better.mean()))]
+    pool = [
+        named("1", "cox_ridge", float(base.mean())),
+        refused("2", "xgb_cox", float(better.mean())),
+    ]
     choice = select(pool, "cv_brier_headline_mean", losses={"1": base, "2": better})
     assert choice.version == "2"
     assert choice.reasons[-1] == (
@@ -229,7 +235,10 @@ def test_calibration_breaks_ties_within_the_noise_and_never_more():
     # Within the noise of each other: the simplest whose gates pass, and why not the simplest.
     noisy = base + rng.normal(0.0, 0.05, 800)
     noisy -= noisy.mean() - base.mean() + 0.0005  # lower by 0.0005, SE about 0.0018
-    pool = [refused("1", "cox_ridge", float(base.mean())), named("2", "xgb_cox", float(noisy.mean()))]
+    pool = [
+        refused("1", "cox_ridge", float(base.mean())),
+        named("2", "xgb_cox", float(noisy.mean())),
+    ]
     choice = select(pool, "cv_brier_headline_mean", losses={"1": base, "2": noisy})
     assert choice.version == "2" == choice.lowest.version
     text = "\n".join(choice.reasons)
@@ -239,7 +248,9 @@ def test_calibration_breaks_ties_within_the_noise_and_never_more():
         "the simplest within that noise whose gates pass"
     ) in text
     assert "every simpler family is worse" not in text
-    assert choice.reasons[-1] == "version 2 (xgb_cox): every calibration gate passes on its intervals"
+    assert (
+        choice.reasons[-1] == "version 2 (xgb_cox): every calibration gate passes on its intervals"
+    )
     # The same pair with both calibrated: the simplest.
     pool[0] = named("1", "cox_ridge", float(base.mean()))
     assert select(pool, "cv_brier_headline_mean", losses={"1": base, "2": noisy}).version == "1"
@@ -280,3 +291,116 @@ def test_gates_pass_the_true_incidence_and_refuse_a_clear_miscalibration_on_400_
     extreme = {h: expit(2.5 * logit(p)) for h, p in truth.items()}  # slope about 0.4
     refused = [name for name, ok in gate_verdicts(y, extreme).items() if not ok]
     assert {f"calibration_slope_{h}m" for h in (12, 24, 36)} <= set(refused)
+
+
+def _stack_pool(family_losses: dict[str, tuple[str, np.ndarray]], stack: np.ndarray):
+    """Candidates named by family with their losses, the run's stack last."""
+    pool, losses = [], {}
+    for version, (family, loss) in family_losses.items():
+        pool.append(named(version, family, float(loss.mean())))
+        losses[version] = loss
+    version = str(len(pool) + 1)
+    c = named(version, "stacked_oof", float(stack.mean()))
+    c.metrics.update(stack_weight_cox_ridge=0.4, stack_weight_cox_spline=0.6)
+    pool.append(c)
+    losses[version] = stack
+    return pool, losses
+
+
+def _tie():
+    """cox_ridge and cox_spline differ by 0.0003 with a paired SE of about 0.0018 (a tie); the
+    stack is lower than both by about 0.0002, within its noise."""
+    rng = np.random.default_rng(2)
+    base = rng.uniform(0.0, 0.2, 800)
+    noise = rng.normal(0.0, 0.05, 800)
+    spline = base + noise - noise.mean() - 0.0003
+    stack = 0.5 * (base + spline) - 0.0002
+    return _stack_pool({"1": ("cox_ridge", base), "2": ("cox_spline", spline)}, stack)
+
+
+def test_a_stack_within_noise_is_not_chosen_over_a_simpler_family_and_the_output_says_why():
+    # The default rule: the stack is one more candidate, the most complex.
+    pool, losses = _tie()
+    choice = select(pool, "cv_brier_headline_mean", losses=losses)
+    assert choice.version == "1" and choice.lowest.version == "3"
+    text = "\n".join(choice.reasons)
+    assert "stack of the families" in choice.reasons[0]
+    assert "the stack of the families: it is within noise" not in text  # said once, below
+    assert "not version 3 (stacked_oof: cox_spline 0.60, cox_ridge 0.40), the lowest" in text
+
+
+def test_the_stack_is_chosen_where_families_tie_under_the_tied_rule_and_the_output_says_why():
+    pool, losses = _tie()
+    choice = select(pool, "cv_brier_headline_mean", losses=losses, rule="stack_when_tied")
+    assert choice.version == "3" and choice.lowest.family == "cox_spline"
+    text = "\n".join(choice.reasons)
+    assert "version 3 (stacked_oof: cox_spline 0.60, cox_ridge 0.40): cv_brier" in text
+    assert "no family is clearly best: 2 are within one paired SE of the lowest" in text
+    assert "not version 2 (cox_spline), the lowest family" in text
+    assert "not version 1 (cox_ridge), the simplest family within noise of the lowest" in text
+    assert choice.reasons[-1] == (
+        "version 3 (stacked_oof: cox_spline 0.60, cox_ridge 0.40): every calibration gate "
+        "passes on its intervals"
+    )
+
+
+def test_the_stack_breaks_a_calibration_tie_under_both_rules():
+    # cox_ridge is lowest, but its gates refuse it; the stack is within noise and passes.
+    rng = np.random.default_rng(6)
+    base = rng.uniform(0.0, 0.2, 800)
+    spline = base + 0.004 + rng.normal(0.0, 0.01, 800)  # clearly worse
+    stack = base + 0.00005 + rng.normal(0.0, 0.01, 800)
+    pool, losses = _stack_pool({"1": ("cox_ridge", base), "2": ("cox_spline", spline)}, stack)
+    pool[0].metrics["test_calibration_slope_12m"] = 0.5
+    for rule in ("stack_as_candidate", "stack_when_tied"):
+        choice = select(pool, "cv_brier_headline_mean", losses=losses, rule=rule)
+        assert choice.version == "3", rule
+        assert "calibration_slope_12m" in "\n".join(choice.reasons), rule
+
+
+def test_a_family_clearly_best_is_chosen_over_the_stack_and_the_output_says_why():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.0, 0.2, 800)
+    spline = base - 0.004 + rng.normal(0.0, 0.01, 800)  # lower by 0.004, SE about 0.0004
+    stack = spline + 0.0001 + rng.normal(0.0, 0.01, 800)  # not lower than the best beyond noise
+    pool, losses = _stack_pool({"1": ("cox_ridge", base), "2": ("cox_spline", spline)}, stack)
+    choice = select(pool, "cv_brier_headline_mean", losses=losses)
+    assert choice.version == "2"
+    assert "but the most complex: version 2 (cox_spline) is simpler" in "\n".join(choice.reasons)
+    tied = select(pool, "cv_brier_headline_mean", losses=losses, rule="stack_when_tied")
+    assert tied.version == "2"
+    assert (
+        "not version 3 (stacked_oof: cox_spline 0.60, cox_ridge 0.40): one family is clearly "
+        "best" in "\n".join(tied.reasons)
+    )
+
+
+@pytest.mark.parametrize("rule", ["stack_as_candidate", "stack_when_tied"])
+def test_a_stack_worse_beyond_noise_or_miscalibrated_is_not_chosen(rule):
+    rng = np.random.default_rng(4)
+    base = rng.uniform(0.0, 0.2, 800)
+    noise = rng.normal(0.0, 0.05, 800)
+    spline = base + noise - noise.mean() - 0.0003
+    worse = base + 0.01 + rng.normal(0.0, 0.01, 800)
+    pool, losses = _stack_pool({"1": ("cox_ridge", base), "2": ("cox_spline", spline)}, worse)
+    choice = select(pool, "cv_brier_headline_mean", losses=losses, rule=rule)
+    assert choice.version == "1"
+    assert "worse than the lowest" in "\n".join(choice.reasons)
+    stack = 0.5 * (base + spline) - 0.0002
+    pool, losses = _stack_pool({"1": ("cox_ridge", base), "2": ("cox_spline", spline)}, stack)
+    pool[-1].metrics["test_calibration_slope_24m"] = 0.5  # refused by its gate
+    choice = select(pool, "cv_brier_headline_mean", losses=losses, rule=rule)
+    assert choice.version == "1"
+    assert "its calibration gates refuse it (calibration_slope_24m)" in "\n".join(choice.reasons)
+
+
+@pytest.mark.parametrize("rule", ["stack_as_candidate", "stack_when_tied"])
+def test_the_stack_lower_beyond_noise_than_a_clearly_best_family_is_chosen(rule):
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0.0, 0.2, 800)
+    spline = base - 0.004 + rng.normal(0.0, 0.01, 800)
+    stack = spline - 0.003 + rng.normal(0.0, 0.005, 800)
+    pool, losses = _stack_pool({"1": ("cox_ridge", base), "2": ("cox_spline", spline)}, stack)
+    choice = select(pool, "cv_brier_headline_mean", losses=losses, rule=rule)
+    assert choice.version == "3"
+    assert choice.reasons[-1].startswith("version 3 (stacked_oof: cox_spline 0.60")

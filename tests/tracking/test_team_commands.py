@@ -219,7 +219,7 @@ def test_reader_trains_into_their_experiment_but_cannot_register(team):
         assert parent.info.status == "FINISHED"
         note = parent.data.tags["bonemet.registration_refused"]
         assert "user 'reader' may not register" in note
-        assert set(families) == {"cox_ridge", "logistic_ipcw"}
+        assert set(families) == {"cox_ridge", "logistic_ipcw", "stacked_oof"}  # and the stack
         for family, run in families.items():
             assert f"{family} (run {run.info.run_id})" in message
             assert run.info.status == "FINISHED"

@@ -54,11 +54,13 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
         for r in runs
         if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     }
-    assert set(children) == {"cox_ridge", "logistic_ipcw"}
+    # Each family, and the run's stack of them (issue 19: no search, no fit of its own).
+    assert set(children) == {"cox_ridge", "logistic_ipcw", "stacked_oof"}
     for name, child in children.items():
         trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == child.info.run_id]
-        assert len(trials) == 2  # max_grid 2 in the test environment
-        assert sum(r.data.tags["selected"] == "true" for r in trials) == 1
+        stack = name == "stacked_oof"
+        assert len(trials) == (0 if stack else 2)  # max_grid 2 in the test environment
+        assert sum(r.data.tags["selected"] == "true" for r in trials) == (0 if stack else 1)
         assert all("inner_cv_brier_headline_mean" in r.data.metrics for r in trials)
         # The run's MLflow metrics are the headline set under readable names; every metric
         # is in its table (issue 23: a compare view and a runs table a person can read).
@@ -83,22 +85,29 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
             "cv_uno_c_sd",
             "cv_brier_headline_mean",
             "test_brier_headline",
-            "delta_uno_c_marker",
-            "delta_uno_c_marker_lo",
-            "clinical_test_uno_c",
+            *(
+                ("stack_weight_cox_ridge", "stack_weight_logistic_ipcw")
+                if stack
+                else ("delta_uno_c_marker", "delta_uno_c_marker_lo", "clinical_test_uno_c")
+            ),
         ):
             assert key in m, (name, key)
+        if stack:  # weights on the simplex
+            weights = [m["stack_weight_cox_ridge"], m["stack_weight_logistic_ipcw"]]
+            assert min(weights) >= 0 and abs(sum(weights) - 1) < 1e-3
         assert m["test_harrell_c_lo"] <= m["test_harrell_c"] <= m["test_harrell_c_hi"]
         # Every metric the suite logs is in the Metric table (counts and the marker's test aside).
         # (and the paired comparison with the champion and the recalibration's own numbers).
         other = re.compile(
             r"headline/.*|marker_lr_\w+|test_landmark_[\d.]+_(n|bone_met_events)"
-            r"|paired_\w+|recalibration_\w+"
+            r"|paired_\w+|recalibration_\w+|stack_weight_\w+"
         )
         assert not [k for k in m if parse(k) is None and not other.fullmatch(k)], name
         # The headline metrics under readable names in their own group, equal to their keys;
         # every metric rounded to 4 significant digits.
         for key, label in LABELS.items():
+            if stack and key.startswith("delta_"):
+                continue  # the stack has no marker increment of its own
             assert m[f"headline/{label}"] == m[key], (name, key)
         assert m["headline/Uno C low"] == m["test_uno_c_lo"]
         assert all(float(f"{v:.4g}") == v for v in m.values()), name
@@ -113,9 +122,8 @@ def test_parent_child_and_trial_runs_with_lab_notebook_content(client):
             "metrics.json",
             "calibration_24m.json",
             "subgroups.json",
-            "trials.json",
             "decision_curve_24m.json",
-        } <= tables
+        } | (set() if stack else {"trials.json"}) <= tables
 
 
 def test_versions_carry_headline_tags_a_summary_and_a_model_card(client):
@@ -129,7 +137,7 @@ def test_versions_carry_headline_tags_a_summary_and_a_model_card(client):
         assert " · Uno C 0." in mv.tags["summary"] and " · data " in mv.tags["summary"]
         assert len(mv.tags["summary"]) <= 80
         tags = version_facts(mv.tags)
-        assert tags["family"] in {"cox_ridge", "logistic_ipcw"}
+        assert tags["family"] in {"cox_ridge", "logistic_ipcw", "stacked_oof"}
         assert tags["landmark_days"] == "none" and tags["selection_metric"] == SELECTION_METRIC
         for key in ("dataset_digest", "run_id", "training_run_id"):
             assert tags[key]
@@ -149,6 +157,11 @@ def test_versions_carry_headline_tags_a_summary_and_a_model_card(client):
         ):
             assert section in mv.description
         assert f"version {mv.version}" in mv.description
+        if tags["family"] == "stacked_oof":  # the card says what the version is
+            assert "This version is the stack of the run's families" in mv.description
+            assert "cox_ridge (weight 0." in mv.description or "logistic_ipcw (weight 1" in (
+                mv.description
+            )
 
 
 def test_evaluate_command_logs_an_external_validation_run(trained_store, tmp_path, client):

@@ -92,7 +92,10 @@ class RecalibrationChoice:
     of the unrecalibrated minus the cross-fitted recalibrated predictions (positive: the
     recalibration helps), ``se`` its paired standard error; ``cif``: the out-of-fold
     incidences the evaluation reads (cross-fitted recalibrated when applied, of the first
-    repeat); ``losses``: the per-row losses of the selection (averaged over the repeats).
+    repeat); ``losses``: the per-row losses of the selection (averaged over the repeats);
+    ``served``: ``(repeats, n, horizons)`` the out-of-fold incidences of every repeat as the
+    version serves them (cross-fitted recalibrated when applied): what the run's stack
+    combines (:mod:`training.fitting.stack`).
     """
 
     applied: bool
@@ -101,6 +104,7 @@ class RecalibrationChoice:
     se: float
     cif: np.ndarray
     losses: np.ndarray
+    served: np.ndarray | None = None
 
     def summary(self) -> dict[str, float]:
         """Logged with the family's metrics (``recalibration_*``)."""
@@ -132,11 +136,10 @@ def choose_recalibration(
     fold = np.asarray(fold)
     raw = np.zeros(cif.shape[1])
     recal = np.zeros(cif.shape[1])
-    first = None
+    every = np.empty_like(cif)
     for r in range(cif.shape[0]):
         crossed, _ = cross_fitted(y, cif[r], fold[r], horizons)
-        if first is None:
-            first = crossed
+        every[r] = crossed
         for k in np.unique(fold[r]):
             rows = fold[r] == k  # censoring per scored fold, as the selection's losses
             raw[rows] += brier_terms(y[rows], cif[r][rows], horizons)
@@ -152,6 +155,7 @@ def choose_recalibration(
         fit=fit,
         gain=gain,
         se=se,
-        cif=first if applied else cif[0],
+        cif=every[0] if applied else cif[0],
         losses=recal if applied else raw,
+        served=every if applied else cif,
     )

@@ -166,6 +166,25 @@ class FamilyOutcome:
     test_risk: np.ndarray
     oof_loss: np.ndarray | None = None
     test_groups: np.ndarray | None = None
+    oof: OutOfFold | None = None
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """A family's out-of-fold predictions as its version serves them (cross-fitted
+    recalibrated when the version is recalibrated): what the run's stack combines
+    (:mod:`training.fitting.stack`).
+
+    ``served``: ``(repeats, n, months)`` incidences at the selection ``months``; ``fold``:
+    ``(repeats, n)`` outer-fold index of each row (the same for every family of a run);
+    ``cif``: ``(n, horizons)`` the first repeat at every training ``horizons``.
+    """
+
+    served: np.ndarray
+    fold: np.ndarray
+    months: tuple[int, ...]
+    cif: np.ndarray
+    horizons: tuple[int, ...]
 
 
 def _risk_and_cif(pipe, X: pd.DataFrame, horizons):
@@ -296,17 +315,17 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
     )
     if recal.applied:
         model.recalibration = recal.fit
+    if recal.applied:  # each fold recalibrated by the other folds only (cross-fitted)
+        crossed = dict(zip(months, recal.cif.T, strict=True))
+        oof_cif = np.column_stack(
+            [crossed[h] if h in crossed else recal.fit.apply(oof_cif[:, j])
+             for j, h in enumerate(horizons)]
+        )  # fmt: skip
     if data.held_out:
         risk, cif_eval = model.predict_arrays(X_eval, horizons)
         cif = {h: cif_eval[:, j] for j, h in enumerate(horizons)}
         groups = model.risk_group(risk)
     else:
-        if recal.applied:  # each fold recalibrated by the other folds only (cross-fitted)
-            crossed = dict(zip(months, recal.cif.T, strict=True))
-            oof_cif = np.column_stack(
-                [crossed[h] if h in crossed else recal.fit.apply(oof_cif[:, j])
-                 for j, h in enumerate(horizons)]
-            )  # fmt: skip
         risk, cif = oof_risk, {h: oof_cif[:, j] for j, h in enumerate(horizons)}
         groups = tertile_groups(risk)
     risk_c = cif_c = None
@@ -351,6 +370,7 @@ def run_family(name: str, data: TrainingData, progress: Progress) -> FamilyOutco
         test_risk=risk,
         oof_loss=recal.losses,
         test_groups=groups,
+        oof=OutOfFold(recal.served, fold_of, tuple(months), oof_cif, horizons),
     )
     if not marker:  # already clinical-only: no increment to measure
         return outcome

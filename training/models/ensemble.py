@@ -22,7 +22,7 @@ from features.vocabulary import SELECTION_HORIZONS_MONTHS
 from training.models.competing import DAYS_PER_MONTH, censoring_survival, check_target
 from training.models.ipcw import status_at_horizon
 
-__all__ = ["StackedEnsemble", "brier_weights"]
+__all__ = ["StackedEnsemble", "brier_weights", "combine_incidences"]
 
 
 def brier_weights(predictions: np.ndarray, y: np.ndarray, horizons_days: Sequence[float]):
@@ -74,6 +74,31 @@ def brier_weights(predictions: np.ndarray, y: np.ndarray, horizons_days: Sequenc
     )
     a = np.clip(result.x, 0.0, None)
     return a / a.sum()
+
+
+def combine_incidences(
+    weights: Sequence[float],
+    bone: Sequence[np.ndarray],
+    death: Sequence[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The weighted combination of members' cumulative incidences (the one code path of every
+    stacked model: :class:`StackedEnsemble` and the run's out-of-fold stack,
+    :class:`training.artifact.stacked.StackedRiskModel`).
+
+    ``bone`` (and ``death``): one array per member, all of the same shape. Bone metastasis is
+    ``sum_m w_m P_m`` clipped to [0, 1]; death without it the same sum, capped at ``1 - bone``
+    (each member's pair sums to at most 1, so the cap only acts on rounding or on weights that
+    do not sum to exactly 1). ``death`` is None when not given.
+    """
+    w = np.asarray(weights, dtype=float)
+    if len(bone) != w.size or (death is not None and len(death) != w.size):
+        raise ValueError("one weight per member's incidences")
+    bm = sum(wi * np.asarray(b, dtype=float) for wi, b in zip(w, bone, strict=True))
+    bm = np.clip(bm, 0.0, 1.0)
+    if death is None:
+        return bm, None
+    dd = sum(wi * np.asarray(d, dtype=float) for wi, d in zip(w, death, strict=True))
+    return bm, np.clip(np.minimum(dd, 1.0 - bm), 0.0, 1.0)
 
 
 class StackedEnsemble(BaseEstimator):
@@ -137,10 +162,8 @@ class StackedEnsemble(BaseEstimator):
         """Weighted sum of the members' cumulative incidences, ``(n, len(times_days))``."""
         check_is_fitted(self, "members_")
         times = np.asarray(times_days, dtype=float)
-        out = np.zeros((np.asarray(X).shape[0], times.size))
-        for w, member in zip(self.weights_, self.members_, strict=True):
-            out += w * member.predict_cumulative_incidence(X, times)
-        return np.clip(out, 0.0, 1.0)
+        parts = [member.predict_cumulative_incidence(X, times) for member in self.members_]
+        return combine_incidences(self.weights_, parts)[0]
 
     def predict_incidences(self, X: np.ndarray, times_days) -> tuple[np.ndarray, np.ndarray]:
         """Cumulative incidences of bone metastasis and of death without it, by each time.
@@ -155,14 +178,8 @@ class StackedEnsemble(BaseEstimator):
         """
         check_is_fitted(self, "members_")
         times = np.asarray(times_days, dtype=float)
-        n = np.asarray(X).shape[0]
-        bm, death = np.zeros((n, times.size)), np.zeros((n, times.size))
-        for w, member in zip(self.weights_, self.members_, strict=True):
-            member_bm, member_death = member.predict_incidences(X, times)
-            bm += w * member_bm
-            death += w * member_death
-        bm = np.clip(bm, 0.0, 1.0)
-        return bm, np.clip(np.minimum(death, 1.0 - bm), 0.0, 1.0)
+        pairs = [member.predict_incidences(X, times) for member in self.members_]
+        return combine_incidences(self.weights_, [b for b, _ in pairs], [d for _, d in pairs])
 
     def predict_with_incidence(self, X: np.ndarray, times_days) -> tuple[np.ndarray, np.ndarray]:
         """Risk score and incidences in one pass over the members."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from training.evaluation.names import lower_is_better
 from training.evaluation.recalibration import paired_se
-from training.models.names import SIMPLEST_FIRST
+from training.models.names import SIMPLEST_FIRST, STACK_FAMILY
 from training.registry.gates import Gate, PromotionPolicy, check_gates
 from training.registry.versions import CHALLENGER, RegistryError, set_alias
 
@@ -36,13 +36,54 @@ class Selection:
         return self.chosen.version
 
 
-#: The rule of :func:`select`, as ``bonemet train`` prints it.
+#: The rules :func:`select` knows: the run's stack as one more candidate of the simplest-first
+#: rule, the most complex (the default, chosen by measurement: ``docs/modeling.md``), or the stack
+#: chosen where no family is clearly best.
+STACK_AS_CANDIDATE = "stack_as_candidate"
+STACK_WHEN_TIED = "stack_when_tied"
+RULES = (STACK_AS_CANDIDATE, STACK_WHEN_TIED)
+
+#: The rule of :func:`select` (the default), as ``bonemet train`` prints it.
 SELECTION_RULE = (
+    "rule: among the versions whose {metric} (a proper score of the served probability, "
+    "calibration included) is within one paired standard error of the lowest (the per-patient "
+    "differences of the same out-of-fold predictions, same folds for every version), the "
+    "simplest whose calibration gates pass on their intervals, or the simplest if none passes; "
+    "the stack of the families (their out-of-fold predictions combined with simplex weights, "
+    "cross-fitted) is a candidate like them, the most complex: chosen when every family is "
+    "worse than it beyond noise, or when it is the simplest candidate within noise whose "
+    "calibration gates pass"
+)
+_TIED_RULE = (
     "rule: among the families whose {metric} (a proper score of the served probability, "
     "calibration included) is within one paired standard error of the lowest (the per-patient "
     "differences of the same out-of-fold predictions, same folds for every family), the "
-    "simplest whose calibration gates pass on their intervals, or the simplest if none passes"
+    "simplest whose calibration gates pass on their intervals, or the simplest if none passes; "
+    "but the stack of the families (their out-of-fold predictions combined with simplex "
+    "weights, cross-fitted) when two families or more are within that noise (no family clearly "
+    "best), when it is lower than the lowest family by more than its paired SE, or when the "
+    "family chosen fails its calibration gates, provided the stack's own {metric} is not worse "
+    "than the lowest family's by more than its paired SE and its calibration gates pass"
 )
+
+
+def rule_text(metric: str, rule: str = STACK_AS_CANDIDATE) -> str:
+    """The rule of :func:`select` in words, as ``bonemet train`` prints it."""
+    return (SELECTION_RULE if rule == STACK_AS_CANDIDATE else _TIED_RULE).format(metric=metric)
+
+
+def _is_stack(c) -> bool:
+    return getattr(c, "family", "") == STACK_FAMILY
+
+
+def _members(c) -> str:
+    """The stack's members and weights from its metrics (``stack_weight_<family>``)."""
+    found = sorted(
+        ((k.removeprefix("stack_weight_"), v) for k, v in c.metrics.items()
+         if k.startswith("stack_weight_") and v >= 0.001),
+        key=lambda kv: -kv[1],
+    )  # fmt: skip
+    return ", ".join(f"{f} {w:.2f}" for f, w in found)
 
 
 def _simplicity(c) -> int:
@@ -51,7 +92,10 @@ def _simplicity(c) -> int:
 
 
 def _family(c) -> str:
-    return f"version {c.version} ({getattr(c, 'family', '') or 'unknown family'})"
+    text = f"version {c.version} ({getattr(c, 'family', '') or 'unknown family'}"
+    if _is_stack(c) and _members(c):
+        text += f": {_members(c)}"
+    return text + ")"
 
 
 def _refused(c, policy: PromotionPolicy) -> list[Gate]:
@@ -69,6 +113,7 @@ def select(
     policy: PromotionPolicy | None = None,
     losses: Mapping[str, np.ndarray] | None = None,
     groups: np.ndarray | None = None,
+    rule: str = STACK_AS_CANDIDATE,
 ) -> Selection:
     """The challenger by the one-standard-error rule, and the reasons in words.
 
@@ -88,13 +133,25 @@ def select(
        judges fold models fitted on two thirds of the patients, more overfitted than the
        registered one (as a filter it left out the families closest to the truth,
        ``docs/benchmarks.md``). The reasons say whether the chosen version's gates pass.
+    4. The run's stack (family :data:`STACK_FAMILY`, :mod:`training.fitting.stack`), by
+       ``rule``. :data:`STACK_AS_CANDIDATE` (the default): the stack is one more candidate of
+       steps 1-3, the most complex: chosen when every family is worse than it beyond noise, or
+       when it is the simplest candidate within noise whose calibration gates pass.
+       :data:`STACK_WHEN_TIED`: steps 1-3 among the single families; the stack instead when
+       no family is clearly best (two or more within one paired SE of the lowest), when it
+       is lower than the lowest family by more than its paired SE, or when the family chosen
+       fails its calibration gates, provided it is not worse than the lowest family by more
+       than its paired SE and its gates pass. ``docs/modeling.md`` says why the default, and
+       ``docs/benchmarks.md`` what each rule did on the truth benchmark and GBSG2.
     Ties keep the first listed.
     """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     policy = policy or PromotionPolicy()
     pool = [c for c in candidates if math.isfinite(c.metrics.get(selection_metric, math.nan))]
     if not pool:
         raise RegistryError(f"no candidate has a finite {selection_metric}")
-    reasons = [SELECTION_RULE.format(metric=selection_metric)]
+    reasons = [rule_text(selection_metric, rule)]
     recalibrated = [c for c in pool if c.metrics.get("recalibration_applied", 0.0) == 1.0]
     if recalibrated:
         reasons.append(
@@ -110,9 +167,15 @@ def select(
             )
         )
     sign = 1.0 if lower_is_better(selection_metric) else -1.0
+    stack = next((c for c in pool if _is_stack(c)), None)
+    if rule == STACK_WHEN_TIED and stack is not None and len(pool) > 1:
+        pool = [c for c in pool if c is not stack]  # the families first (steps 1-3)
+    else:
+        stack = None
     lowest = min(pool, key=lambda c: sign * c.metrics[selection_metric])
     score = lowest.metrics[selection_metric]
     usable = losses is not None and sign > 0 and all(c.version in losses for c in pool)
+    usable = usable and (stack is None or stack.version in losses)
     if not usable:
         reasons.append(f"{_family(lowest)} has the lowest {selection_metric} ({score:.4f})")
         reasons += _gate_reasons(lowest, [lowest], policy)
@@ -131,6 +194,25 @@ def select(
     # not refute come first; then the simplest.
     calibrated = [c for c in within if not _refused(c, policy)]
     chosen = min(calibrated or within, key=_simplicity)
+    if stack is not None:
+        d = np.asarray(losses[stack.version], dtype=float) - base
+        gap, se = stack.metrics[selection_metric] - score, paired_se(d, groups)
+        tied = len(within) > 1
+        # NaN SE: the stack is never taken; within noise, calibration breaks the tie with it too
+        reason = tied or gap < -se or bool(_refused(chosen, policy))
+        if reason and gap <= se and not _refused(stack, policy):
+            reasons += _stack_reasons(
+                stack, lowest, chosen, within, (gap, se), gaps, selection_metric
+            )
+            if _refused(chosen, policy):
+                names = ", ".join(g.name for g in _refused(chosen, policy))
+                reasons.append(
+                    f"not {_family(chosen)}, the family the rule would take: its calibration "
+                    f"gates refuse it ({names}), and the stack, within noise, passes them"
+                )
+            reasons += _gate_reasons(stack, [stack], policy)
+            return Selection(stack, lowest, tuple(reasons))
+        reasons.append(_stack_not_reason(stack, tied, (gap, se), _refused(stack, policy)))
     simplest = min(within, key=_simplicity)
     simpler = [c for c in pool if _simplicity(c) < _simplicity(chosen)]
     if chosen is not simplest:
@@ -160,9 +242,91 @@ def select(
             f"not {_family(lowest)}, the lowest ({score:.4f}): it is lower by {gap:.4f}, no more "
             f"than the paired standard error of the difference ({se:.4f}), so the data do not "
             "show that it predicts better"
+            + (
+                f"; and its calibration gates refuse it "
+                f"({', '.join(g.name for g in _refused(lowest, policy))})"
+                if _refused(lowest, policy)
+                else ""
+            )
         )
+    candidate_stack = next((c for c in pool if _is_stack(c)), None)
+    if candidate_stack is not None and candidate_stack not in (chosen, lowest):
+        # (the lowest's line above already says why not the stack when it is the lowest)
+        reasons.append(_stack_as_candidate_not(candidate_stack, chosen, gaps, policy))
     reasons += _gate_reasons(chosen, sorted(within, key=_simplicity), policy)
     return Selection(chosen, lowest, tuple(reasons))
+
+
+def _stack_as_candidate_not(stack, chosen, gaps, policy: PromotionPolicy) -> str:
+    """Why the stack, one more candidate, was not chosen (rule :data:`STACK_AS_CANDIDATE`)."""
+    gap, se = gaps[stack.version]
+    refused = _refused(stack, policy)
+    if not gap <= se:  # NaN SE: never within
+        why = f"it is worse than the lowest by {gap:+.4f}, more than its paired SE {se:.4f}"
+    elif refused:
+        why = f"its calibration gates refuse it ({', '.join(g.name for g in refused)})"
+    else:
+        why = (
+            f"it is within noise of the lowest ({gap:+.4f}, SE {se:.4f}) but the most complex: "
+            f"{_family(chosen)} is simpler and the data do not show that the combination "
+            "predicts better"
+        )
+    return f"not {_family(stack)}, the stack of the families: {why}"
+
+
+def _stack_reasons(stack, lowest, single, within, stack_gap, gaps, metric: str) -> list[str]:
+    """Why the stack, and why not the lowest family nor the simplest within noise, in words."""
+    gap, se = stack_gap
+    out = [
+        f"{_family(stack)}: {metric} "
+        f"{stack.metrics[metric]:.4f}, {gap:+.4f} from the lowest family (paired SE {se:.4f}): "
+        + ("lower beyond noise" if gap < -se else "not worse beyond noise")
+        + (
+            f", and no family is clearly best: {len(within)} are within one paired SE of the "
+            f"lowest ({', '.join(c.family for c in sorted(within, key=_simplicity))}), so "
+            "the stack combines them instead of betting on one the data cannot single out"
+            if len(within) > 1
+            else ""
+        )
+    ]
+    g, s = gaps[lowest.version]
+    out.append(
+        f"not {_family(lowest)}, the lowest family ({lowest.metrics[metric]:.4f}): "
+        + (
+            "the stack is lower by more than its paired SE"
+            if gap < -se
+            else "its lead over the others is within their noise, so it is not shown to "
+            "predict better than the combination"
+            if len(within) > 1
+            else f"the stack is within noise of it ({gap:+.4f}, SE {se:.4f})"
+        )
+    )
+    if single is not lowest:
+        g, s = gaps[single.version]
+        out.append(
+            f"not {_family(single)}, the simplest family within noise of the lowest "
+            f"(+{g:.4f}, SE {s:.4f}): the one-standard-error rule among families the data "
+            "cannot tell apart picks one by simplicity; the stack uses them all, weighted by "
+            "their out-of-fold accuracy"
+        )
+    return out
+
+
+def _stack_not_reason(stack, tied: bool, stack_gap, refused) -> str:
+    """Why the stack was not chosen, in words."""
+    gap, se = stack_gap
+    if refused:
+        why = "its calibration gates refuse it (" + ", ".join(g.name for g in refused) + ")"
+    elif not math.isfinite(se):
+        why = "its paired SE could not be estimated"
+    elif gap > se:
+        why = f"it is worse than the lowest family by {gap:+.4f}, more than its paired SE {se:.4f}"
+    else:
+        why = (
+            f"one family is clearly best (every other is worse by more than its paired SE) "
+            f"and the stack is not lower beyond noise ({gap:+.4f}, SE {se:.4f})"
+        )
+    return f"not {_family(stack)}: {why}"
 
 
 def _gate_reasons(chosen, within: Sequence, policy: PromotionPolicy) -> list[str]:
@@ -179,15 +343,23 @@ def _gate_reasons(chosen, within: Sequence, policy: PromotionPolicy) -> list[str
     return [text + "; no candidate within one paired SE of the lowest score passes them"]
 
 
+def patient_groups(rows) -> np.ndarray | None:
+    """The patient of each row when a patient has several (a landmark dataset's rows), for the
+    cluster-robust paired SEs of :func:`select`; None when every row is its own patient."""
+    ids = rows["patient_id"] if "patient_id" in rows.columns else None
+    return ids.to_numpy() if ids is not None and ids.duplicated().any() else None
+
+
 def choose_challenger(
     candidates: Sequence,
     selection_metric: str,
     policy: PromotionPolicy | None = None,
     losses: Mapping[str, np.ndarray] | None = None,
     groups: np.ndarray | None = None,
+    rule: str = STACK_AS_CANDIDATE,
 ) -> Selection:
     """Set ``challenger`` on :func:`select`'s choice and return the selection."""
-    chosen = select(candidates, selection_metric, policy, losses, groups)
+    chosen = select(candidates, selection_metric, policy, losses, groups, rule)
     set_alias(CHALLENGER, chosen.version)
     return chosen
 

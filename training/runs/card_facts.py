@@ -88,7 +88,8 @@ def card_facts(
         else None
     )
     settings_seen = ", ".join(sorted(set(cohort.patients["disease_setting"].dropna())))
-    grid = FAMILIES[out.family].grid[: config.max_grid]
+    grid = FAMILIES[out.family].grid[: config.max_grid] if out.family in FAMILIES else ()
+    stack = getattr(out.model, "member_families", ())  # the run's stack (training.fitting.stack)
     space: dict[str, list] = {}
     for g in grid:
         for k, v in g.items():
@@ -114,7 +115,7 @@ def card_facts(
         landmark_days=tuple(config.landmark_days),
         landmark_rows=landmark_rows,
         competing_death=out.model.competing_death,
-        modelling_notes=data.notes,
+        modelling_notes=data.notes + ((stack_text(out.model),) if stack else ()),
         input_columns=tuple(inputs),
         engineered_features=tuple(str(n) for n in out.model.pipeline[0].get_feature_names_out()),
         missing_share=missing,
@@ -123,6 +124,10 @@ def card_facts(
             f"grid of {len(grid)} configurations, ranked by the inner "
             f"{config.inner_folds}-fold CV mean IPCW Brier score at 12, 24 and 36 months, "
             "pooled over every outer fold's search"
+            if not stack
+            else "none of its own: each member's version was searched as its family is; the "
+            "weights minimise the IPCW Brier score at 12, 24 and 36 months of the members' "
+            "out-of-fold predictions"
         ),
         search_space=space,
         selected_params=out.params,
@@ -166,7 +171,9 @@ def card_facts(
                 if data.held_out
                 else " in the same outer folds; paired bootstrap of the out-of-fold predictions"
             )
-            if out.model.include_marker
+            if out.model.include_marker and not stack
+            else "not measured for the stack: see its members' versions"
+            if stack
             else "not measured: the cohort has no marker values (clinical-only model)"
         ),
     )
@@ -183,3 +190,22 @@ def recalibration_text(recalibration) -> str:
         "score by more than its paired standard error"
     )
 
+
+def stack_text(model) -> str:
+    """What the card says of the run's stack: what the version is, its members and weights."""
+    members = ", ".join(
+        f"{f} (weight {w:.3f})" for f, w in zip(model.member_families, model.weights, strict=True)
+    )
+    lead = model.member_families[int(max(range(len(model.weights)), key=model.weights.__getitem__))]
+    return (
+        "This version is the stack of the run's families: its probabilities are the weighted sum "
+        f"of its members' registered (all-patient) models' answers, {members}; the weights are "
+        "non-negative, sum to 1 and minimise the IPCW Brier score at 12, 24 and 36 months of "
+        "the members' out-of-fold predictions (its reported performance: cross-fitted, each "
+        "outer fold's predictions weighted by the other folds only). Death without bone "
+        "metastasis is combined with the same weights, capped so that the two sum to at most 1. "
+        "Each interval is the same weighted combination of the members' bounds (conservative: "
+        "never narrower than the combination's own under any correlation of the members). The "
+        f"risk score is the log-odds of the 24-month probability; explanations and engineered "
+        f"features are those of the heaviest member ({lead})."
+    )

@@ -26,7 +26,9 @@ from training.fitting.family_run import (
 from training.fitting.landmarks import landmark_metrics
 from training.fitting.marker import marker_lr_test
 from training.fitting.search import SEARCH_METRIC
+from training.fitting.stack import stack_or_skip
 from training.models.catalog import FAMILIES
+from training.models.names import STACK_FAMILY
 from training.runs.card_facts import card_facts
 from training.runs.log_model import log_risk_model
 from training.runs.logged import (
@@ -98,6 +100,8 @@ def _log_trials(out: FamilyOutcome) -> None:
 
     experiment_id = mlflow.active_run().info.experiment_id
     mean, sd = f"inner_cv_{SEARCH_METRIC}_mean", f"inner_cv_{SEARCH_METRIC}_sd"
+    if not out.trials:  # the run's stack: no search of its own
+        return
     for i, trial in enumerate(out.trials):
         with mlflow.start_run(
             experiment_id=experiment_id, run_name=f"{out.family}-trial-{i + 1}", nested=True
@@ -276,7 +280,7 @@ class _Training:
                         config.bootstrap_max_patients or None,
                     )
                 )
-            is_cox = FAMILIES[name].is_cox
+            is_cox = name in FAMILIES and FAMILIES[name].is_cox  # the stack is in none
             if self.lr_test and is_cox:
                 metrics.update(self.lr_test)
             # Logged, recorded and shown rounded alike.
@@ -341,9 +345,13 @@ def train(
     fit on every training patient, the evaluation suite with bootstrap intervals on the
     out-of-fold predictions (or the held-out split), calibration, decision curve and
     subgroups, the same family without the osteocalcin features (incremental value), figures,
-    a model card, and a registered version tagged with its headline metrics. The challenger
-    alias goes to :func:`training.registry.selection.select`'s choice (one-standard-error rule on
-    ``config.selection_metric``), its reasons logged as ``selection.txt``.
+    a model card, and a registered version tagged with its headline metrics. Then the stack of
+    the fitted families (:mod:`training.fitting.stack`: their out-of-fold predictions combined
+    with simplex weights, cross-fitted; no new fit), logged, evaluated and registered the same
+    way (family ``stacked_oof``). The challenger alias goes to
+    :func:`training.registry.selection.select`'s choice (one-standard-error rule on
+    ``config.selection_metric``, the stack a candidate, the most complex), its reasons logged
+    as ``selection.txt``.
 
     Parameters
     ----------
@@ -407,11 +415,21 @@ def train(
             cohort, config, data, dataset, source, experiment_id, parent.info.run_id, lr_test,
             pairing,
         )
-        for name, out in zip(config.families, outcomes, strict=True):
+        fitted: list[FamilyOutcome] = []
+
+        def with_stack():
+            """The families' outcomes, then the stack of the fitted ones (when two or more)."""
+            yield from zip(config.families, outcomes, strict=True)
+            stacked = stack_or_skip(fitted, data)
+            if stacked is not None:
+                yield STACK_FAMILY, stacked
+
+        for name, out in with_stack():
             if isinstance(out, FamilySkipped):
                 skipped.append(out)
                 training.log_skipped(name, out)
                 continue
+            fitted.append(out)
             run_id, metrics, model_uri, card_args = training.log_candidate(name, out)
             if refused is None:
                 try:
@@ -438,11 +456,10 @@ def train(
                 + "; ".join(f"{s.family}: {s.reason}" for s in skipped)
             )
         else:
-            ids = data.X_train["patient_id"] if "patient_id" in data.X_train.columns else None
-            groups = ids.to_numpy() if ids is not None and ids.duplicated().any() else None
             best = selection.choose_challenger(
-                candidates, config.selection_metric, losses=losses or None, groups=groups
-            )
+                candidates, config.selection_metric, losses=losses or None,
+                groups=selection.patient_groups(data.X_train),
+            )  # fmt: skip
             mlflow.set_tag("challenger_version", best.version)
             mlflow.log_text("\n".join(best.reasons) + "\n", "selection.txt")
             table = pd.DataFrame(
