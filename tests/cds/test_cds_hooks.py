@@ -134,7 +134,7 @@ def test_partial_prefetch_rest_from_server_gives_the_same_numbers(world):
     answer = ehr.call(SERVICE, ehr.body(patient, prefetch, server=True))
     assert answer.status_code == 200, answer.text
     (card,) = answer.json()["cards"]
-    pred = assert_card_equals_predict(ehr, card)
+    assert_card_equals_predict(ehr, card)
     assert "fetched from the FHIR server for: alp, conditions" in card["detail"]
     full = world.get("full_card")
     if full is not None:  # the same record whichever way the data came (but the time)
