@@ -279,7 +279,7 @@ def test_compare_prints_versions_side_by_side(trained_store):
         assert label in labels
     assert "champion" in out.stdout and f"({SELECTION_METRIC})" in out.stdout
     assert "complete" in out.stdout and "incomplete" not in out.stdout
-    # The training run that registered both versions, finished (wide enough to read it).
+    # The training run that registered the versions, finished (wide enough to read it).
     wide_text = run_cli(["compare"], {**env, "COLUMNS": "200"}, trained_store["dir"]).stdout
     assert "training runs (newest first)" in wide_text and "FINISHED" in wide_text
     assert "[" in out.stdout  # intervals
@@ -287,7 +287,9 @@ def test_compare_prints_versions_side_by_side(trained_store):
     document = json.loads(wide.stdout)
     rows = document["versions"]
     assert [r["status"] for r in document["training_runs"]] == ["FINISHED"]
-    assert len(rows) == 2 and all(r["state"] == "complete" for r in rows)
+    # The two families trained and the run's stack of them, each a complete version.
+    assert sorted(r["family"] for r in rows) == ["cox_ridge", "logistic_ipcw", "stacked_oof"]
+    assert all(r["state"] == "complete" for r in rows)
     assert_schema(document, "compare")
     champion = document["champion_version"]
     assert champion in {r["version"] for r in rows}
