@@ -268,6 +268,7 @@ def render(args, started: str, elapsed: float, runs, steps) -> str:
         f"Run {started}, {elapsed:.0f} s in all. Command: `.venv/bin/python -m "
         f"benchmarks.bench_train_demo --patients {args.patients} --modes {' '.join(args.modes)}"
         + (f" --baseline-tree {args.baseline_tree}" if args.baseline_tree else "")
+        + (" --no-steps" if args.no_steps else "")
         + "`. The demo cohort (simulate, seed 42), every default family, default configuration "
         "(nested 3 x 3 CV, grids of 4, 200 bootstrap resamples, 2 worker processes); "
         f"`landmarks`: `--landmarks {LANDMARKS}`.",
