@@ -130,7 +130,7 @@ def check_patients(
     violations : list of Violation
         Every violation found, table-level ones first, then by row; empty when valid.
     """
-    parsed, specs, violations = _check_patient_table(raw, table, allow_outcome)
+    parsed, specs, violations = check_patient_table(raw, table, allow_outcome)
     return table_frame(parsed, specs), violations
 
 
@@ -165,17 +165,17 @@ def check_patient_records(
     violations : list of Violation
     """
     if validated and not allow_outcome and len(records) == 1:
-        typed = _one_validated_row(records[0])
+        typed = one_validated_row(records[0])
         if typed is not None:
             return typed, []
-    parsed, specs, violations = _check_patient_table(
+    parsed, specs, violations = check_patient_table(
         Records(records, validated), table, allow_outcome
     )
     return {spec.name: parsed[spec.name].values for spec in specs}, violations
 
 
 #: The prediction row's columns (no outcome) as ``(name, is_text)``, in contract order: the
-#: rules of :func:`_one_validated_row`, precomputed once.
+#: rules of :func:`one_validated_row`, precomputed once.
 _PREDICTION_SPECS: tuple[tuple[str, bool], ...] = tuple(
     (s.name, s.kind in ("category", "string"))
     for s in PATIENT_COLUMNS
@@ -184,7 +184,7 @@ _PREDICTION_SPECS: tuple[tuple[str, bool], ...] = tuple(
 _NUMBER_TYPES = (int, float, bool, type(None))
 
 
-def _one_validated_row(record: Mapping[str, object]) -> dict[str, np.ndarray] | None:
+def one_validated_row(record: Mapping[str, object]) -> dict[str, np.ndarray] | None:
     """:func:`check_patient_records`' answer for one validated prediction row, or None.
 
     The serving hot path (one patient): the same typed columns as the full check (numbers as
@@ -235,7 +235,7 @@ def _one(value: object, is_text: bool) -> np.ndarray:
     return np.array([value], dtype=float)
 
 
-def _check_patient_table(
+def check_patient_table(
     raw: pd.DataFrame | Records, table: str, allow_outcome: bool
 ) -> tuple[dict[str, Parsed], list[ColumnSpec], list[Violation]]:
     specs = [s for s in PATIENT_COLUMNS if allow_outcome or s.name not in OUTCOME_COLUMNS]

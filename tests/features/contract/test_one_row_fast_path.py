@@ -1,7 +1,7 @@
 """The one-row fast path of ``check_patient_records`` answers exactly what the full check does.
 
 A validated single prediction row (the serving hot path) is typed with Python scalars
-(``features.contract.tables._one_validated_row``) and falls back to the full check whenever
+(``features.contract.tables.one_validated_row``) and falls back to the full check whenever
 anything could be reported. Here many random rows, valid and broken (rules across columns,
 values of the wrong type, edge values), go through both; typed columns must be bitwise equal
 and the violations the same.
@@ -16,7 +16,7 @@ import numpy as np
 
 from features.contract import check_patient_records, check_patients, read_table
 from features.contract.columns import Records
-from features.contract.tables import _check_patient_table, _one_validated_row
+from features.contract.tables import check_patient_table, one_validated_row
 from features.records import contract_rows
 from features.schema import OUTCOME_COLUMNS, PATIENT_COLUMNS
 
@@ -31,7 +31,7 @@ def _base_rows() -> list[dict[str, object]]:
 
 
 def _full(record: dict[str, object]):
-    parsed, specs, violations = _check_patient_table(Records([record], True), "request", False)
+    parsed, specs, violations = check_patient_table(Records([record], True), "request", False)
     return {s.name: parsed[s.name].values for s in specs}, violations
 
 
@@ -107,7 +107,7 @@ def test_fast_path_equals_the_full_check_on_random_rows() -> None:
         fast = check_patient_records([row], validated=True)
         assert [str(v) for v in fast[1]] == [str(v) for v in full[1]], row
         _same(fast[0], full[0])
-        if _one_validated_row(row) is None:
+        if one_validated_row(row) is None:
             fell_back += 1
         else:
             taken += 1
@@ -120,7 +120,7 @@ def test_every_valid_base_row_takes_the_fast_path() -> None:
     for row in _base_rows():
         if row["disease_setting"] == "early" and row.get("visceral_metastasis"):
             continue
-        typed = _one_validated_row(row)
+        typed = one_validated_row(row)
         full = _full(row)
         if full[1]:
             assert typed is None
@@ -136,7 +136,7 @@ def test_percent_is_derived_as_the_full_check_derives_it() -> None:
         "pbmc_events": 3,
     }
     row["oc_positive_events"], row["pbmc_events"] = 3, 7
-    typed = _one_validated_row(row)
+    typed = one_validated_row(row)
     assert typed is not None
     _same(typed, _full(row)[0])
     assert typed["oc_positive_percent"][0] == 100.0 * 3 / 7
