@@ -23,7 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
 import bentoml
+from bentoml.exceptions import BentoMLException
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -584,15 +586,18 @@ def _cors_policy(origins: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _readiness() -> dict[str, Any] | None:
-    """The running service's readiness report (None before the service exists)."""
-    from bentoml.exceptions import BentoMLException
-
+def _current_service() -> BoneMetastasisService | None:
+    """The running service, or None before it exists (the gateway is built first)."""
     try:
-        service = bentoml.get_current_service()
+        return bentoml.get_current_service()
     except BentoMLException:
         return None
-    return service.readiness()
+
+
+def _readiness() -> dict[str, Any] | None:
+    """The running service's readiness report (None before the service exists)."""
+    service = _current_service()
+    return None if service is None else service.readiness()
 
 
 def _failure(err: BaseException) -> str:
@@ -794,8 +799,6 @@ class BoneMetastasisService:
     async def _dispatch(self, patients: list, horizons_months: list, ctx, explain: bool):
         if len(patients) <= INLINE_PATIENTS and not explain:
             return self._answer(patients, horizons_months, ctx, explain)
-        import anyio
-
         return await anyio.to_thread.run_sync(self._answer, patients, horizons_months, ctx, explain)
 
     def _answer(self, patients: list, horizons_months: list, ctx: bentoml.Context, explain: bool):
@@ -896,11 +899,8 @@ async def answer_predict(body: bytes) -> tuple[int, list[tuple[bytes, bytes]], b
     routes and compares status, headers and bytes. None (the gateway then hands the request
     to BentoML) before the service exists.
     """
-    from bentoml.exceptions import BentoMLException
-
-    try:
-        service = bentoml.get_current_service()
-    except BentoMLException:
+    service = _current_service()
+    if service is None:
         return None
     try:
         request = PredictRequest.model_validate_json(body or b"{}")
@@ -916,8 +916,6 @@ async def answer_predict(body: bytes) -> tuple[int, list[tuple[bytes, bytes]], b
         if len(patients) <= INLINE_PATIENTS:
             headers, answer = service._respond(patients, horizons, False)
         else:
-            import anyio
-
             headers, answer = await anyio.to_thread.run_sync(
                 service._respond, patients, horizons, False
             )

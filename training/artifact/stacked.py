@@ -71,11 +71,7 @@ class StackedRiskModel(RiskModel):
         hz, col = self._horizons(horizons_months)
         parts = [m.predict_arrays(typed, hz)[1] for m in self.members]
         bone, _ = combine_incidences(self.weights, parts)
-        return self._score(bone[:, col]), bone[:, : len(horizons_months)]
-
-    @staticmethod
-    def _score(p: np.ndarray) -> np.ndarray:
-        return logit(np.clip(p, 1e-9, 1 - 1e-9))
+        return logit(bone[:, col]), bone[:, : len(horizons_months)]
 
     def _predict_with_bounds(self, rows, horizons: tuple[float, ...]):
         """Score, combined incidences and the combined members' bounds (module docstring)."""
@@ -93,7 +89,7 @@ class StackedRiskModel(RiskModel):
                 bounds[j].append(None if b is None else b[j])
         with_death = all(d is not None for d in death)
         p_bone, p_death = combine_incidences(self.weights, bone, death if with_death else None)
-        score = self._score(p_bone[:, col])
+        score = logit(p_bone[:, col])
         out = None
         if all(x is not None for x in bounds[0] + bounds[1]):
             low, high = (combine_incidences(self.weights, bounds[j])[0] for j in (0, 1))
